@@ -1,0 +1,50 @@
+# Slipway: every target installs what it needs first (a Python venv and the pinned CDK CLI).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+STAGE ?= dev
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE :=
+
+.PHONY: install run test bench lint synth deploy destroy smoke clean
+
+$(STAMP): pyproject.toml requirements.lock package.json package-lock.json
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
+	$(VENV)/bin/pip install --quiet -r requirements.lock
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP)
+
+run: install  ## Serve the example model on http://127.0.0.1:8080 against the embedded local stack.
+	$(VENV)/bin/slipway up
+
+test: install  ## Every offline test: unit, handler, local stack, CDK assertions, synth, cfn-lint, cdk-nag.
+	$(PY) -m pytest
+
+bench: install  ## Speed, memory and size figures against a naive baseline, measured in one run.
+	$(PY) -m benchmarks
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+synth: install  ## Templates for every stage in cdk.out/, with the Lambda packages built.
+	$(CDK) synth --quiet -c stage=$(STAGE)
+
+deploy: install
+	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
+
+destroy: install
+	$(CDK) destroy -c stage=$(STAGE) --force
+
+smoke: install  ## Call the deployed endpoint of $(STAGE) with its API key.
+	$(VENV)/bin/slipway smoke --stage $(STAGE)
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .slipway

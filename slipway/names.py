@@ -1,0 +1,73 @@
+"""Resource names, derived once from the stage settings.
+
+The CDK app and the local stack both build their resources from
+`ResourceNames`, so a bucket or parameter has the same name in both places.
+`account` and `region` are CDK tokens at synth time and plain strings locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slipway.settings import StageSettings
+
+# The account moto uses, so the local stack's names look like real ones.
+LOCAL_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceNames:
+    """Physical names of one stage's resources."""
+
+    project: str
+    stage: str
+    account: str
+    region: str
+
+    @classmethod
+    def of(cls, settings: StageSettings, *, account: str, region: str) -> ResourceNames:
+        return cls(project=settings.project, stage=settings.stage, account=account, region=region)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.project}-{self.stage}"
+
+    @property
+    def stack(self) -> str:
+        return self.prefix
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return f"{self.prefix}-artifacts-{self.account}-{self.region}"
+
+    @property
+    def access_logs_bucket(self) -> str:
+        return f"{self.prefix}-access-logs-{self.account}-{self.region}"
+
+    @property
+    def live_pointer_parameter(self) -> str:
+        return f"/{self.project}/{self.stage}/live-model"
+
+    @property
+    def inference_function(self) -> str:
+        return f"{self.prefix}-inference"
+
+    @property
+    def api(self) -> str:
+        return f"{self.prefix}-api"
+
+    @property
+    def metrics_namespace(self) -> str:
+        return f"Slipway/{self.stage}"
+
+    @property
+    def inference_service(self) -> str:
+        return f"{self.project}-inference"
+
+    @property
+    def alarm_topic(self) -> str:
+        return f"{self.prefix}-alarms"
+
+    @property
+    def dashboard(self) -> str:
+        return f"{self.prefix}-dashboard"

@@ -1,0 +1,196 @@
+"""Stage settings: one source of truth, read from `cdk.json` and validated once.
+
+`cdk.json` holds `slipway:defaults` and per-stage overrides under
+`slipway:stages`. The CDK app, the local stack and the CLI all call
+`load_settings(stage)`; constructs and handlers receive the parsed values as
+arguments or environment variables, never by reading `cdk.json` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CDK_JSON = PROJECT_ROOT / "cdk.json"
+
+# The values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+_SCHEDULE = re.compile(r"^(cron\(.+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InferenceSettings(_Section):
+    """The inference function."""
+
+    memory_mb: int = Field(1024, ge=128, le=10240)
+    timeout_seconds: int = Field(10, ge=1, le=29, description="API Gateway stops waiting at 29 s.")
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    runtime: Literal["python3.12", "python3.13"] = "python3.12"
+    reserved_concurrency: int | None = Field(None, ge=1)
+    max_instances: int = Field(1000, ge=1, le=10000, description="Rows one /predict request may carry.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=10_485_760)
+    pointer_refresh_seconds: int = Field(30, ge=1, le=3600)
+
+
+class ScheduledScaling(_Section):
+    """Provisioned-concurrency bounds applied on a schedule (e.g. business hours)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9-]+$")
+    schedule: str
+    min: int = Field(ge=0)
+    max: int = Field(ge=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not value.startswith(("cron(", "rate(", "at(")):
+            raise ValueError("must be cron(...), rate(...) or at(...)")
+        return value
+
+
+class ProvisionedConcurrencySettings(_Section):
+    """Provisioned concurrency on the `live` alias, autoscaled on utilisation."""
+
+    enabled: bool = False
+    min: int = Field(1, ge=1)
+    max: int = Field(10, ge=1)
+    target_utilization: float = Field(0.7, gt=0.1, le=0.9)
+    schedules: tuple[ScheduledScaling, ...] = ()
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ProvisionedConcurrencySettings:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class ApiSettings(_Section):
+    """API Gateway: authentication and throttling."""
+
+    auth: Literal["api_key", "iam"] = "api_key"
+    throttle_rate: float = Field(100, gt=0, description="Steady-state requests per second.")
+    throttle_burst: int = Field(200, ge=1)
+    quota_per_day: int = Field(1_000_000, ge=1)
+
+
+class LogSettings(_Section):
+    """CloudWatch log groups."""
+
+    retention_days: int = 30
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of {LOG_RETENTION_DAYS}")
+        return value
+
+
+class AlarmSettings(_Section):
+    """Alarm thresholds and where alarms are sent."""
+
+    email: EmailStr | None = None
+    error_5xx_rate_percent: float = Field(1.0, gt=0, le=100)
+    p99_latency_ms: float = Field(500, gt=0)
+    throttles_per_5min: int = Field(10, ge=1)
+    fallback_rate_percent: float = Field(1.0, gt=0, le=100)
+    invalid_request_rate_percent: float = Field(10.0, gt=0, le=100)
+
+
+class RetrainSettings(_Section):
+    """The retrain pipeline's schedule."""
+
+    schedule: str = "cron(0 3 ? * MON *)"
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not _SCHEDULE.match(value):
+            raise ValueError("must be an EventBridge expression: cron(...) or rate(N unit)")
+        return value
+
+
+class CaptureSettings(_Section):
+    """Data capture for drift monitoring."""
+
+    sampling_rate: float = Field(1.0, ge=0, le=1)
+
+
+class StorageSettings(_Section):
+    """The artifacts bucket."""
+
+    retain_data: bool = Field(False, description="Keep the bucket and its objects on `cdk destroy`.")
+
+
+class StageSettings(_Section):
+    """Every deployment setting of one stage."""
+
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
+    stage: str = Field(pattern=r"^[a-z][a-z0-9]{1,10}$")
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    inference: InferenceSettings = InferenceSettings()
+    provisioned_concurrency: ProvisionedConcurrencySettings = ProvisionedConcurrencySettings()
+    api: ApiSettings = ApiSettings()
+    logs: LogSettings = LogSettings()
+    alarms: AlarmSettings = AlarmSettings()
+    retrain: RetrainSettings = RetrainSettings()
+    capture: CaptureSettings = CaptureSettings()
+    storage: StorageSettings = StorageSettings()
+
+
+class SettingsError(ValueError):
+    """A stage's settings are missing or invalid; the message names the setting."""
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def settings_from_context(context: dict[str, Any], stage: str) -> StageSettings:
+    """Validate the settings of `stage` from a CDK context mapping."""
+    stages: dict[str, Any] = context.get("slipway:stages", {})
+    if stage not in stages:
+        raise SettingsError(f"unknown stage {stage!r}: cdk.json defines {sorted(stages)} under 'slipway:stages'")
+    raw = _merge(context.get("slipway:defaults", {}), stages[stage] or {})
+    raw.update(project=context.get("slipway:project", "slipway"), stage=stage)
+    try:
+        return StageSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsError(f"invalid settings for stage {stage!r}: {problems}") from exc
+
+
+def load_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The `context` block of cdk.json."""
+    return dict(json.loads(path.read_text())["context"])
+
+
+def load_settings(stage: str = "dev", path: Path = CDK_JSON) -> StageSettings:
+    """The validated settings of `stage` as declared in cdk.json."""
+    return settings_from_context(load_context(path), stage)
