@@ -1,0 +1,50 @@
+"""Build the CDK app of one stage: settings from the app's context, cdk-nag, the stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cdk_nag
+from aws_cdk import App, Aws, Environment, Validations
+
+from infra.stack import SlipwayStack
+from slipway.names import ResourceNames
+from slipway.settings import StageSettings, settings_from_context
+
+DEFAULT_STAGE = "dev"
+CONTEXT_KEYS = ("slipway:project", "slipway:defaults", "slipway:stages")
+
+# Feature flags this app relies on, whatever cdk.json says.
+FEATURE_FLAGS = {
+    # Server access logs are delivered through a bucket policy, not the legacy ACL.
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+}
+
+
+def stage_settings(app: App) -> StageSettings:
+    """The validated settings of the stage named by `-c stage=...` (default dev)."""
+    context: dict[str, Any] = {}
+    for key in CONTEXT_KEYS:
+        value = app.node.try_get_context(key)
+        if value is not None:
+            context[key] = value
+    stage = app.node.try_get_context("stage") or DEFAULT_STAGE
+    return settings_from_context(context, str(stage))
+
+
+def build_app(app: App | None = None) -> tuple[App, SlipwayStack]:
+    """Add the stage's stack and the cdk-nag checks to `app` (a new App by default)."""
+    app = app or App(post_cli_context=FEATURE_FLAGS)
+    settings = stage_settings(app)
+    names = ResourceNames.of(settings, account=Aws.ACCOUNT_ID, region=Aws.REGION)
+    stack = SlipwayStack(
+        app,
+        names.stack,
+        stack_name=names.stack,
+        description=f"Slipway {settings.stage}: model serving, storage and alarms",
+        env=Environment(region=settings.region),
+        settings=settings,
+        names=names,
+    )
+    Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
+    return app, stack

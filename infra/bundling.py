@@ -1,0 +1,209 @@
+"""The inference function's deployment package, built locally without Docker.
+
+`build_inference_package` is a plain function so that the CDK bundling hook
+(`LocalPythonBundling`) and the benchmarks build exactly the same folder.
+Dependencies are installed by pip for the Lambda platform (manylinux wheels for
+the function's architecture and Python version), trimmed of what never runs on
+Lambda, and compiled to bytecode when this machine has the runtime's Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = PROJECT_ROOT / "functions"
+
+# The packages of `functions/` that the inference function imports; training stays out.
+INFERENCE_SOURCES = ("__init__.py", "core", "adapters", "inference")
+INFERENCE_REQUIREMENTS = FUNCTIONS_DIR / "inference" / "requirements.txt"
+
+_PIP_ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}
+# Folders that are never imported at run time (test suites, caches, type-stub-only packages,
+# ONNX Runtime's offline tooling).
+_TRIM_DIR_NAMES = frozenset({"tests", "test", "__pycache__"})
+_TRIM_PACKAGE_DIRS = ("onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/transformers")
+_TRIM_SUFFIXES = (".pyi", ".pyc")
+_SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test")
+
+
+class BundlingError(RuntimeError):
+    """The deployment package could not be built; the message says which step failed."""
+
+
+def python_version_of(runtime: str) -> str:
+    """'python3.12' -> '3.12'."""
+    match = re.fullmatch(r"python(\d+\.\d+)", runtime)
+    if not match:
+        raise BundlingError(f"unsupported Lambda runtime {runtime!r}: expected pythonX.Y")
+    return match.group(1)
+
+
+def find_runtime_interpreter(version: str) -> Path | None:
+    """A Python interpreter of exactly `version` (e.g. '3.12') on this machine, or None.
+
+    Looks on PATH (`python3.12`), then in pyenv's versions folder. Each candidate is
+    run once to confirm its version, because a pyenv shim may exist without the version.
+    """
+    candidates: list[Path] = []
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(Path(on_path))
+    pyenv_versions = Path.home() / ".pyenv" / "versions"
+    candidates.extend(sorted(pyenv_versions.glob(f"{version}*/bin/python{version}"), reverse=True))
+    for candidate in candidates:
+        try:
+            reported = subprocess.run(
+                [str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if reported == version:
+            return candidate
+    return None
+
+
+def _pip_platform_args(architecture: str) -> list[str]:
+    try:
+        arch = _PIP_ARCH[architecture]
+    except KeyError as exc:
+        raise BundlingError(f"unsupported architecture {architecture!r}: expected one of {sorted(_PIP_ARCH)}") from exc
+    # Name every compatible tag: with only one, pip silently picks older pure-Python releases.
+    tags = (f"manylinux_2_28_{arch}", f"manylinux_2_17_{arch}", f"manylinux2014_{arch}")
+    return [arg for tag in tags for arg in ("--platform", tag)]
+
+
+def _run(step: str, command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BundlingError(f"{step} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr[-4000:]}")
+
+
+def _copy_sources(out_dir: Path) -> None:
+    package_dir = out_dir / "functions"
+    package_dir.mkdir(parents=True, exist_ok=True)
+    for name in INFERENCE_SOURCES:
+        source = FUNCTIONS_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, package_dir / name, ignore=_SOURCE_IGNORE, dirs_exist_ok=True)
+        elif source.is_file():
+            shutil.copy2(source, package_dir / name)
+        else:
+            raise BundlingError(f"missing inference source {source}")
+
+
+def _install_requirements(out_dir: Path, *, architecture: str, python_version: str) -> None:
+    _run(
+        "pip install",
+        [
+            sys.executable, "-m", "pip", "install",
+            "--quiet", "--disable-pip-version-check",
+            "--requirement", str(INFERENCE_REQUIREMENTS),
+            "--no-deps", "--only-binary=:all:",
+            "--implementation", "cp", "--python-version", python_version,
+            *_pip_platform_args(architecture),
+            "--no-compile", "--target", str(out_dir),
+        ],
+    )  # fmt: skip
+
+
+def _trim(out_dir: Path) -> None:
+    """Remove what Lambda never imports. Only whole test folders, caches, stubs and offline tools."""
+    for relative in _TRIM_PACKAGE_DIRS:
+        shutil.rmtree(out_dir / relative, ignore_errors=True)
+    # Walk deepest first so that removing a folder never hides one still to visit.
+    for path in sorted(out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink() and (path.name in _TRIM_DIR_NAMES or path.name.endswith("-stubs")):
+            shutil.rmtree(path)
+        elif path.is_file() and path.suffix in _TRIM_SUFFIXES:
+            path.unlink()
+
+
+def _compile(out_dir: Path, interpreter: Path) -> None:
+    # unchecked-hash: Lambda's code folder is read-only and its mtimes are reset, so
+    # timestamp-checked caches would be ignored and recompiled at every cold start.
+    _run(
+        "bytecode compilation",
+        [str(interpreter), "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash", str(out_dir)],
+    )
+
+
+def folder_size(path: Path) -> int:
+    """Total size in bytes of the files under `path` (what Lambda counts as unzipped size)."""
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file() and not file.is_symlink())
+
+
+def build_inference_package(out_dir: Path, *, architecture: str, runtime: str) -> int:
+    """Build the inference function's package into `out_dir`; return its unzipped size in bytes."""
+    out_dir = Path(out_dir)
+    python_version = python_version_of(runtime)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _install_requirements(out_dir, architecture=architecture, python_version=python_version)
+    _copy_sources(out_dir)
+    _trim(out_dir)
+    interpreter = find_runtime_interpreter(python_version)
+    if interpreter is not None:
+        _compile(out_dir, interpreter)
+    else:
+        print(
+            f"slipway: no Python {python_version} interpreter found; the package ships without bytecode "
+            "(slower cold starts)",
+            file=sys.stderr,
+        )
+    return folder_size(out_dir)
+
+
+def _files_of(paths: Iterable[Path]) -> Iterable[Path]:
+    for path in paths:
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            yield from sorted(
+                file
+                for file in path.rglob("*")
+                if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc"
+            )
+
+
+def inference_package_hash(*, architecture: str, runtime: str) -> str:
+    """Content hash of everything the package is built from, so CDK rebuilds only when it changes."""
+    digest = hashlib.sha256(f"{architecture}|{runtime}".encode())
+    sources = [FUNCTIONS_DIR / name for name in INFERENCE_SOURCES] + [Path(__file__)]
+    for file in _files_of(sources):
+        digest.update(str(file.relative_to(PROJECT_ROOT)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@jsii.implements(ILocalBundling)
+class LocalPythonBundling:
+    """CDK's local bundling hook: builds the package on this machine, never in Docker."""
+
+    def __init__(self, *, architecture: str, runtime: str) -> None:
+        self.architecture = architecture
+        self.runtime = runtime
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: object) -> bool:
+        build_inference_package(Path(output_dir), architecture=self.architecture, runtime=self.runtime)
+        return True
+
+
+def inference_bundling(*, architecture: str, runtime: str) -> BundlingOptions:
+    """Bundling options whose Docker image is required by CDK but never used."""
+    return BundlingOptions(
+        image=DockerImage.from_registry(f"public.ecr.aws/sam/build-{runtime}"),
+        local=LocalPythonBundling(architecture=architecture, runtime=runtime),
+    )

@@ -1,0 +1,207 @@
+"""Alarms, the alarm topic and the dashboard; other components add theirs through `add_alarm`."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from functions.core import telemetry
+from slipway.names import ResourceNames
+from slipway.settings import AlarmSettings
+
+PERIOD = Duration.minutes(5)
+
+
+class Observability(Construct):
+    """SNS alarm topic, the serving alarms and the stage's dashboard.
+
+    Later components call `add_alarm(alarm, *widgets)` (the alarm notifies the topic and
+    gets a widget) or `add_widgets(*widgets)`; nothing here needs rewriting.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        alarms: AlarmSettings,
+        api: apigw.RestApi,
+        function: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.names = names
+        # A customer-managed key: CloudWatch alarms cannot publish to a topic encrypted with the
+        # AWS-managed aws/sns key, whose policy does not let the CloudWatch service use it.
+        self.topic_key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"Encrypts the {names.alarm_topic} SNS topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        self.topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToUseKey",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy, "*" means this key
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=names.alarm_topic,
+            display_name=f"Slipway {names.stage} alarms",
+            master_key=self.topic_key,
+            enforce_ssl=True,
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        if alarms.email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(str(alarms.email)))
+        self._action = cw_actions.SnsAction(self.topic)
+
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=names.dashboard, default_interval=Duration.hours(3)
+        )
+        self.alarms: list[cloudwatch.Alarm] = []
+        self._serving_alarms(alarms=alarms, api=api, function=function)
+
+    # -- the interface other components use ------------------------------------------
+
+    def add_alarm(self, alarm: cloudwatch.Alarm, *widgets: cloudwatch.IWidget) -> cloudwatch.Alarm:
+        """Send `alarm` (and its return to OK) to the topic and show it on the dashboard."""
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms.append(alarm)
+        self.dashboard.add_widgets(*(widgets or (cloudwatch.AlarmWidget(alarm=alarm, title=alarm.node.id, width=8),)))
+        return alarm
+
+    def add_widgets(self, *widgets: cloudwatch.IWidget) -> None:
+        """Add a row of widgets to the dashboard."""
+        self.dashboard.add_widgets(*widgets)
+
+    def emf_metric(self, metric_name: str, *, statistic: str = "Sum") -> cloudwatch.Metric:
+        """A metric the functions publish as EMF in the stage namespace with the `service` dimension."""
+        return cloudwatch.Metric(
+            namespace=self.names.metrics_namespace,
+            metric_name=metric_name,
+            dimensions_map={telemetry.SERVICE_DIMENSION: self.names.inference_service},
+            statistic=statistic,
+            period=PERIOD,
+        )
+
+    # -- the serving alarms ------------------------------------------------------------
+
+    def _rate_alarm(
+        self, construct_id: str, *, numerator: cloudwatch.IMetric, denominator: cloudwatch.IMetric,
+        threshold: float, label: str, description: str,
+    ) -> cloudwatch.Alarm:  # fmt: skip
+        rate = cloudwatch.MathExpression(
+            expression="100 * n / d",
+            using_metrics={"n": numerator, "d": denominator},
+            period=PERIOD,
+            label=label,
+        )
+        return rate.create_alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+    def _serving_alarms(self, *, alarms: AlarmSettings, api: apigw.RestApi, function: lambda_.IFunction) -> None:
+        stage = api.deployment_stage
+        server_errors = stage.metric_server_error(statistic="Sum", period=PERIOD)
+        requests = stage.metric_count(statistic="SampleCount", period=PERIOD)
+        latency_p99 = stage.metric_latency(statistic="p99", period=PERIOD)
+        throttles = function.metric_throttles(statistic="Sum", period=PERIOD)
+        predictions = self.emf_metric(telemetry.PREDICTIONS)
+        fallbacks = self.emf_metric(telemetry.FALLBACKS)
+        predict_requests = self.emf_metric(telemetry.PREDICT_REQUESTS)
+        invalid_requests = self.emf_metric(telemetry.INVALID_REQUESTS)
+
+        self.api_5xx_alarm = self._rate_alarm(
+            "Api5xxRate", numerator=server_errors, denominator=requests,
+            threshold=alarms.error_5xx_rate_percent, label="5XX rate (%)",
+            description=f"API 5XX responses above {alarms.error_5xx_rate_percent}% of requests over 5 minutes",
+        )  # fmt: skip
+        self.latency_alarm = latency_p99.create_alarm(
+            self,
+            "ApiLatencyP99",
+            alarm_description=f"API p99 latency above {alarms.p99_latency_ms} ms over 5 minutes",
+            threshold=alarms.p99_latency_ms,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.throttles_alarm = throttles.create_alarm(
+            self,
+            "FunctionThrottles",
+            alarm_description=f"Inference function throttled more than {alarms.throttles_per_5min} times in 5 minutes",
+            threshold=alarms.throttles_per_5min,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.fallback_alarm = self._rate_alarm(
+            "FallbackRate", numerator=fallbacks, denominator=predictions,
+            threshold=alarms.fallback_rate_percent, label="Fallback rate (%)",
+            description=f"Rows answered by the fallback above {alarms.fallback_rate_percent}% over 5 minutes",
+        )  # fmt: skip
+        self.invalid_request_alarm = self._rate_alarm(
+            "InvalidRequestRate", numerator=invalid_requests, denominator=predict_requests,
+            threshold=alarms.invalid_request_rate_percent, label="Invalid request rate (%)",
+            description=f"Invalid /predict requests above {alarms.invalid_request_rate_percent}% over 5 minutes",
+        )  # fmt: skip
+
+        self.add_widgets(
+            cloudwatch.GraphWidget(title="API requests and 5XX", left=[requests, server_errors], width=8),
+            cloudwatch.GraphWidget(title="API latency p99 (ms)", left=[latency_p99], width=8),
+            cloudwatch.GraphWidget(
+                title="Inference function",
+                left=[function.metric_invocations(period=PERIOD), function.metric_errors(period=PERIOD), throttles],
+                width=8,
+            ),
+        )
+        self.add_widgets(
+            cloudwatch.GraphWidget(title="Predictions and fallbacks (rows)", left=[predictions, fallbacks], width=8),
+            cloudwatch.GraphWidget(
+                title="/predict requests and invalid ones", left=[predict_requests, invalid_requests], width=8
+            ),
+            cloudwatch.GraphWidget(
+                title="Scoring latency in the handler (ms)",
+                left=[self.emf_metric(telemetry.SCORING_LATENCY, statistic="p99")],
+                width=8,
+            ),
+        )
+        for alarm in (
+            self.api_5xx_alarm, self.latency_alarm, self.throttles_alarm, self.fallback_alarm, self.invalid_request_alarm,
+        ):  # fmt: skip
+            alarm.add_alarm_action(self._action)
+            alarm.add_ok_action(self._action)
+            self.alarms.append(alarm)
+        self.add_widgets(
+            cloudwatch.AlarmStatusWidget(alarms=list(self.alarms), title="Alarms", width=24),
+        )

@@ -1,0 +1,286 @@
+"""The inference function, its `live` alias and the REST API in front of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+from infra.bundling import FUNCTIONS_DIR, inference_bundling, inference_package_hash
+from infra.log_retention import retention
+from slipway.names import ResourceNames
+from slipway.settings import ApiSettings, InferenceSettings, ProvisionedConcurrencySettings
+
+HANDLER = "functions.inference.handler.lambda_handler"
+LIVE_ALIAS = "live"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API route, proxied to the inference function's `live` alias."""
+
+    method: str
+    path: str
+
+
+# Every route the API serves. Later components add theirs here
+# (e.g. Route("POST", "feedback"), Route("POST", "predict/async")).
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "predict"),
+    Route("GET", "model"),
+    Route("GET", "health"),
+    Route("GET", "openapi.json"),
+)
+
+_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+class Serving(Construct):
+    """Inference Lambda (alias `live`, optional autoscaled provisioned concurrency) behind API Gateway.
+
+    The function's role starts with only its own logging and tracing rights; the stack
+    grants it read access to the model bundles and the live pointer.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        inference: InferenceSettings,
+        provisioned_concurrency: ProvisionedConcurrencySettings,
+        api: ApiSettings,
+        log_retention_days: int,
+        capture_sampling_rate: float,
+        artifacts_bucket_name: str,
+        live_pointer_parameter_name: str,
+        retain_logs: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_removal = RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY
+
+        self.log_group = logs.LogGroup(
+            self,
+            "FunctionLogs",
+            log_group_name=f"/aws/lambda/{names.inference_function}",
+            retention=retention(log_retention_days),
+            removal_policy=log_removal,
+        )
+        self.role = iam.Role(
+            self,
+            "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{names.inference_function}: logs, traces, model bundles and the live pointer only",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=names.inference_function,
+            description="Slipway inference: scores rows with the live ONNX model bundle",
+            runtime=_RUNTIMES[inference.runtime],
+            architecture=_ARCHITECTURES[inference.architecture],
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(
+                str(FUNCTIONS_DIR),
+                asset_hash=inference_package_hash(architecture=inference.architecture, runtime=inference.runtime),
+                bundling=inference_bundling(architecture=inference.architecture, runtime=inference.runtime),
+            ),
+            memory_size=inference.memory_mb,
+            timeout=Duration.seconds(inference.timeout_seconds),
+            reserved_concurrent_executions=inference.reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=self.role,
+            log_group=self.log_group,
+            environment={
+                # Exactly the aliases of functions/inference/config.py InferenceConfig.
+                "ARTIFACTS_BUCKET": artifacts_bucket_name,
+                "LIVE_POINTER_PARAMETER": live_pointer_parameter_name,
+                "POINTER_REFRESH_SECONDS": str(inference.pointer_refresh_seconds),
+                "MAX_INSTANCES": str(inference.max_instances),
+                "MAX_BODY_BYTES": str(inference.max_body_bytes),
+                "CAPTURE_SAMPLING_RATE": str(capture_sampling_rate),
+                "POWERTOOLS_SERVICE_NAME": names.inference_service,
+                "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        # X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions.
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
+            "support no resource-level permissions, so AWS requires Resource '*'.",
+        )
+
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "The runtime is a pinned stage setting (inference.runtime: python3.12 or python3.13) matched to the "
+            "manylinux wheels bundled for it; moving to a newer runtime is a settings change once the pinned "
+            "onnxruntime/numpy wheels exist and pass the tests for it.",
+        )
+
+        self.alias = lambda_.Alias(
+            self,
+            "LiveAlias",
+            alias_name=LIVE_ALIAS,
+            version=self.function.current_version,
+            provisioned_concurrent_executions=(
+                provisioned_concurrency.min if provisioned_concurrency.enabled else None
+            ),
+        )
+        if provisioned_concurrency.enabled:
+            self._autoscale(provisioned_concurrency)
+
+        self.api = self._rest_api(names=names, api=api, log_retention_days=log_retention_days, log_removal=log_removal)
+        self.api_key: apigw.IApiKey | None = None
+        if api.auth == "api_key":
+            self.api_key = self._usage_plan(names=names, api=api)
+
+    def allow_model_reads(self, *, bucket_objects_arn: str) -> None:
+        """Let the function read model bundles (s3:GetObject on `bucket_objects_arn`, e.g. `<bucket>/models/*`)."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="ReadModelBundles", actions=["s3:GetObject"], resources=[bucket_objects_arn])
+        )
+
+    def allow_pointer_reads(self, *, parameter_arn: str) -> None:
+        """Let the function read the live-model pointer parameter."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="ReadLivePointer", actions=["ssm:GetParameter"], resources=[parameter_arn])
+        )
+
+    def _autoscale(self, settings: ProvisionedConcurrencySettings) -> None:
+        scaling = self.alias.add_auto_scaling(min_capacity=settings.min, max_capacity=settings.max)
+        scaling.scale_on_utilization(utilization_target=settings.target_utilization)
+        for scheduled in settings.schedules:
+            scaling.scale_on_schedule(
+                scheduled.name,
+                schedule=appscaling.Schedule.expression(scheduled.schedule),
+                min_capacity=scheduled.min,
+                max_capacity=scheduled.max,
+            )
+
+    def _rest_api(
+        self, *, names: ResourceNames, api: ApiSettings, log_retention_days: int, log_removal: RemovalPolicy
+    ) -> apigw.RestApi:
+        self.access_log_group = logs.LogGroup(
+            self,
+            "ApiAccessLogs",
+            retention=retention(log_retention_days),
+            removal_policy=log_removal,
+        )
+        if api.auth == "iam":
+            method_options = apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM)
+        else:
+            method_options = apigw.MethodOptions(api_key_required=True, authorization_type=apigw.AuthorizationType.NONE)
+        rest_api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=names.api,
+            description="Slipway inference API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # API Gateway writes execution and access logs through one account-wide role per region.
+            # The stack sets it (and keeps it on destroy, other APIs in the account may rely on it).
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            default_method_options=method_options,
+            deploy_options=apigw.StageOptions(
+                stage_name=names.stage,
+                throttling_rate_limit=api.throttle_rate,
+                throttling_burst_limit=api.throttle_burst,
+                method_options={
+                    "/*/*": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=api.throttle_rate,
+                        throttling_burst_limit=api.throttle_burst,
+                    )
+                },
+                access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                tracing_enabled=True,
+                metrics_enabled=True,
+                data_trace_enabled=False,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+            ),
+        )
+        # Requests are proxied unchanged. No request model is attached, so the validator checks only
+        # declared parameters; the handler validates bodies (pydantic, 422 with field locations) and
+        # enforces MAX_BODY_BYTES (API Gateway's own cap of 10 MB cannot be lowered).
+        validator = rest_api.add_request_validator(
+            "RequestValidator", validate_request_parameters=True, validate_request_body=True
+        )
+        integration = apigw.LambdaIntegration(self.alias, proxy=True, allow_test_invoke=False)
+        for route in ROUTES:
+            resource = rest_api.root.resource_for_path(route.path)
+            resource.add_method(route.method, integration, request_validator=validator)
+
+        account_role = rest_api.node.try_find_child("CloudWatchRole")
+        if account_role is not None:
+            acknowledge(
+                account_role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+                "The account-level role API Gateway assumes to write execution and access logs; "
+                "AWS documents this managed policy for it and it grants only CloudWatch Logs writes.",
+            )
+        acknowledge(
+            rest_api,
+            "AwsSolutions-APIG3",
+            "No AWS WAF web ACL: the stage is throttled per method and per API key (usage plan with quota), "
+            "and WAF costs a fixed monthly fee per stage; attach one with a CfnWebACLAssociation if needed.",
+        )
+        if api.auth == "api_key":
+            for method in rest_api.methods:
+                acknowledge(
+                    method,
+                    "AwsSolutions-APIG4",
+                    "api.auth=api_key: every method requires an API key tied to a usage plan with throttle "
+                    "and quota; stages that need caller identity set api.auth=iam (SigV4).",
+                )
+        for method in rest_api.methods:
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                "The API serves machine clients, authenticated by API key or SigV4 (api.auth); "
+                "there is no end-user directory, so no Cognito user pool.",
+            )
+        return rest_api
+
+    def _usage_plan(self, *, names: ResourceNames, api: ApiSettings) -> apigw.IApiKey:
+        plan = self.api.add_usage_plan(
+            "UsagePlan",
+            name=f"{names.prefix}-usage-plan",
+            description="Throttle and daily quota of the inference API's key",
+            throttle=apigw.ThrottleSettings(rate_limit=api.throttle_rate, burst_limit=api.throttle_burst),
+            quota=apigw.QuotaSettings(limit=api.quota_per_day, period=apigw.Period.DAY),
+        )
+        plan.add_api_stage(stage=self.api.deployment_stage)
+        key = self.api.add_api_key("ApiKey", api_key_name=f"{names.prefix}-client", description="Inference client key")
+        plan.add_api_key(key)
+        return key

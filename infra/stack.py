@@ -1,0 +1,89 @@
+"""The one stack of a stage: wires the components, grants access between them, owns the outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Stack
+from constructs import Construct
+
+from functions.core.layout import MODELS_PREFIX
+from infra.nag import acknowledge
+from infra.observability import Observability
+from infra.serving import Serving
+from infra.storage import Storage
+from slipway.names import ResourceNames
+from slipway.settings import StageSettings
+
+
+class SlipwayStack(Stack):
+    """Storage, serving and observability of one stage."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: StageSettings, names: ResourceNames, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        self.storage = Storage(self, "Storage", names=names, retain_data=settings.storage.retain_data)
+
+        self.serving = Serving(
+            self,
+            "Serving",
+            names=names,
+            inference=settings.inference,
+            provisioned_concurrency=settings.provisioned_concurrency,
+            api=settings.api,
+            log_retention_days=settings.logs.retention_days,
+            capture_sampling_rate=settings.capture.sampling_rate,
+            artifacts_bucket_name=self.storage.bucket.bucket_name,
+            live_pointer_parameter_name=self.storage.live_pointer.parameter_name,
+            retain_logs=settings.storage.retain_data,
+        )
+        # Grants: read-only, and only the model bundles and the pointer.
+        self.serving.allow_model_reads(bucket_objects_arn=self.storage.bucket.arn_for_objects(f"{MODELS_PREFIX}*"))
+        self.serving.allow_pointer_reads(parameter_arn=self.storage.live_pointer.parameter_arn)
+        bucket_id = self.resolve(self.get_logical_id(self.storage.bucket.node.default_child))
+        acknowledge(
+            self.serving.role,
+            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{MODELS_PREFIX}*]",
+            f"Read-only s3:GetObject on the {MODELS_PREFIX} prefix: model bundles are stored under their content "
+            "hash, unknown until training runs, so the keys can only be named by prefix.",
+        )
+
+        self.observability = Observability(
+            self,
+            "Observability",
+            names=names,
+            alarms=settings.alarms,
+            api=self.serving.api,
+            function=self.serving.function,
+        )
+
+        # Extension point: later components are added here, each as one construct that takes
+        # its settings as keyword arguments, gets its grants here, and registers its alarms and
+        # widgets with `self.observability.add_alarm(...)` / `add_widgets(...)`:
+        #   - Monitoring (capture subscription, hourly drift monitor)
+        #   - Retrain (EventBridge Scheduler + Step Functions pipeline)
+        #   - AsyncInference (SQS queue, worker, dead-letter queue, fallback processor);
+        #     its routes go into infra.serving.ROUTES.
+
+        CfnOutput(self, "EndpointUrl", value=self.serving.api.url, description="Base URL of the inference API")
+        if self.serving.api_key is not None:
+            CfnOutput(
+                self,
+                "ApiKeyId",
+                value=self.serving.api_key.key_id,
+                description="aws apigateway get-api-key --api-key <id> --include-value",
+            )
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=(
+                f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}"
+                f"#dashboards:name={names.dashboard}"
+            ),
+            description="CloudWatch dashboard of this stage",
+        )
+        CfnOutput(self, "ArtifactsBucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "LivePointerParameter", value=self.storage.live_pointer.parameter_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)

@@ -1,0 +1,101 @@
+"""The artifacts bucket (model bundles, capture, reports) and the live-model pointer."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+from functions.core.layout import CAPTURE_PREFIX, REPORTS_PREFIX
+from slipway.names import ResourceNames
+
+# The pointer's value before the first promotion; the runtime writes the real one.
+INITIAL_POINTER = json.dumps({"version": None})
+
+
+class Storage(Construct):
+    """Artifacts bucket with lifecycle rules and server access logs, plus the live-model pointer.
+
+    The pointer is an SSM String parameter created with `{"version": null}`. CloudFormation
+    rewrites it only when its CDK definition changes (name, description, tier, initial
+    value), so an ordinary redeploy leaves a promoted pointer alone; changing the definition
+    resets it, and the model must be promoted again (see docs/deploy.md).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        retain_data: bool,
+        capture_expiry_days: int = 90,
+        reports_expiry_days: int = 365,
+        noncurrent_expiry_days: int = 30,
+        access_logs_expiry_days: int = 365,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        auto_delete = not retain_data
+
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            bucket_name=names.access_logs_bucket,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(access_logs_expiry_days))],
+            removal_policy=removal,
+            auto_delete_objects=auto_delete,
+        )
+        acknowledge(
+            self.access_logs_bucket,
+            "AwsSolutions-S1",
+            "This bucket is the destination of the artifacts bucket's server access logs; "
+            "logging it into itself would loop and logging it elsewhere only moves the problem.",
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "ArtifactsBucket",
+            bucket_name=names.artifacts_bucket,
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="artifacts/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-capture", prefix=CAPTURE_PREFIX, expiration=Duration.days(capture_expiry_days)
+                ),
+                s3.LifecycleRule(
+                    id="expire-reports", prefix=REPORTS_PREFIX, expiration=Duration.days(reports_expiry_days)
+                ),
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(noncurrent_expiry_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                ),
+            ],
+            removal_policy=removal,
+            auto_delete_objects=auto_delete,
+        )
+
+        self.live_pointer = ssm.StringParameter(
+            self,
+            "LivePointer",
+            parameter_name=names.live_pointer_parameter,
+            string_value=INITIAL_POINTER,
+            description="Live model version of this stage; written by promotion and rollback, read by inference.",
+            tier=ssm.ParameterTier.STANDARD,
+        )
+        self.live_pointer.apply_removal_policy(removal)
