@@ -204,14 +204,9 @@ class Serving(Construct):
             default_method_options=method_options,
             deploy_options=apigw.StageOptions(
                 stage_name=names.stage,
+                # Stage-wide values become the method settings of `/*/*` (every method).
                 throttling_rate_limit=api.throttle_rate,
                 throttling_burst_limit=api.throttle_burst,
-                method_options={
-                    "/*/*": apigw.MethodDeploymentOptions(
-                        throttling_rate_limit=api.throttle_rate,
-                        throttling_burst_limit=api.throttle_burst,
-                    )
-                },
                 access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=True,

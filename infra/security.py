@@ -1,0 +1,29 @@
+"""The IAM exceptions this project accepts; docs/security.md mirrors this module, a test checks both.
+
+Every Allow statement in every synthesized template is checked against these lists:
+no action may be a wildcard (`*`, `service:*`) and no resource may be `*`, except as listed
+here with the reason AWS leaves no narrower choice.
+"""
+
+from __future__ import annotations
+
+# Statements allowed to use Resource "*", keyed by their exact set of actions.
+WILDCARD_RESOURCE_STATEMENTS: dict[frozenset[str], str] = {
+    frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}): (
+        "X-Ray trace upload (inference role, active tracing): these actions support no resource-level "
+        "permissions, AWS requires Resource '*'."
+    ),
+    frozenset({"kms:Decrypt", "kms:GenerateDataKey"}): (
+        "Alarm topic key policy, CloudWatch service principal, condition aws:SourceAccount: in a key policy "
+        "'*' means the key the policy is attached to, nothing else."
+    ),
+}
+
+# Resource-policy statements allowed a wildcard action, keyed by (resource type, action).
+WILDCARD_ACTION_RESOURCE_POLICIES: dict[tuple[str, str], str] = {
+    ("AWS::KMS::Key", "kms:*"): (
+        "Alarm topic key policy, principal the account root: AWS's default key policy statement, which grants "
+        "nothing by itself but lets IAM policies in this account manage and use the key; without it the key "
+        "becomes unmanageable."
+    ),
+}

@@ -1,0 +1,54 @@
+"""Helpers of the infrastructure tests: synthesize a stage in-process, pick resources."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from aws_cdk import App  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+from infra.app import FEATURE_FLAGS, build_app  # noqa: E402
+from slipway.settings import load_context  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STAGES = ("dev", "prod")
+
+
+
+def cdk_context(**overrides: Any) -> dict[str, Any]:
+    """cdk.json's context, deep-copied, with top-level `overrides`."""
+    context = copy.deepcopy(load_context())
+    context.update(overrides)
+    return context
+
+
+def iam_context() -> dict[str, Any]:
+    """cdk.json's context with dev switched to IAM auth, as `-c` would do it."""
+    context = cdk_context()
+    context["slipway:stages"]["dev"] = {**context["slipway:stages"]["dev"], "api": {"auth": "iam"}}
+    return context
+
+
+def synth(context: dict[str, Any], stage: str, outdir: Path) -> Template:
+    app = App(
+        context={**context, "stage": stage, "aws:cdk:bundling-stacks": []},
+        post_cli_context=FEATURE_FLAGS,
+        outdir=str(outdir),
+    )
+    _, stack = build_app(app)
+    return Template.from_stack(stack)
+
+
+def resources(template: Template, type_: str) -> dict[str, dict[str, Any]]:
+    return template.find_resources(type_)
+
+
+def only(template: Template, type_: str) -> dict[str, Any]:
+    found = resources(template, type_)
+    assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+    return next(iter(found.values()))

@@ -1,0 +1,85 @@
+"""The alarm topic, the five serving alarms and the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Template
+from synth_support import only, resources
+
+from functions.core import telemetry
+from slipway.settings import StageSettings
+
+
+def _alarms(template: Template) -> dict[str, dict[str, Any]]:
+    return {key: alarm["Properties"] for key, alarm in resources(template, "AWS::CloudWatch::Alarm").items()}
+
+
+def _alarm(template: Template, prefix: str) -> dict[str, Any]:
+    [alarm] = [props for key, props in _alarms(template).items() if key.startswith(f"Observability{prefix}")]
+    return alarm
+
+
+def _metric_names(alarm: dict[str, Any]) -> set[str]:
+    return {m["MetricStat"]["Metric"]["MetricName"] for m in alarm.get("Metrics", []) if "MetricStat" in m}
+
+
+def test_topic_is_encrypted_and_tls_only(templates: dict[str, Template]) -> None:
+    template = templates["dev"]
+    topic = only(template, "AWS::SNS::Topic")["Properties"]
+    assert topic["TopicName"] == "slipway-dev-alarms"
+    assert topic["KmsMasterKeyId"]["Fn::GetAtt"][0].startswith("ObservabilityAlarmTopicKey")
+    statements = only(template, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+    assert only(template, "AWS::KMS::Key")["Properties"]["EnableKeyRotation"] is True
+    assert not resources(template, "AWS::SNS::Subscription")  # no email configured
+
+
+def test_five_alarms_with_thresholds_from_settings_notify_the_topic(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    for stage in ("dev", "prod"):
+        template, thresholds = templates[stage], settings[stage].alarms
+        alarms = _alarms(template)
+        assert len(alarms) == 5
+        topic_id = next(iter(resources(template, "AWS::SNS::Topic")))
+        for props in alarms.values():
+            assert props["AlarmActions"] == [{"Ref": topic_id}]
+            assert props["OKActions"] == [{"Ref": topic_id}]
+            assert props["TreatMissingData"] == "notBreaching"
+            assert props["ComparisonOperator"] == "GreaterThanThreshold"
+
+        errors = _alarm(template, "Api5xxRate")
+        assert errors["Threshold"] == thresholds.error_5xx_rate_percent
+        assert _metric_names(errors) == {"5XXError", "Count"}
+        assert any(m.get("Expression") == "100 * n / d" for m in errors["Metrics"])
+
+        latency = _alarm(template, "ApiLatencyP99")
+        assert latency["Threshold"] == thresholds.p99_latency_ms
+        assert latency["MetricName"] == "Latency" and latency["ExtendedStatistic"] == "p99"
+        assert latency["Period"] == 300
+
+        throttles = _alarm(template, "FunctionThrottles")
+        assert throttles["Threshold"] == thresholds.throttles_per_5min
+        assert throttles["MetricName"] == "Throttles" and throttles["Statistic"] == "Sum"
+        assert throttles["Namespace"] == "AWS/Lambda"
+
+        for prefix, threshold, names in (
+            ("FallbackRate", thresholds.fallback_rate_percent, {telemetry.FALLBACKS, telemetry.PREDICTIONS}),
+            ("InvalidRequestRate", thresholds.invalid_request_rate_percent,
+             {telemetry.INVALID_REQUESTS, telemetry.PREDICT_REQUESTS}),
+        ):  # fmt: skip
+            alarm = _alarm(template, prefix)
+            assert alarm["Threshold"] == threshold
+            assert _metric_names(alarm) == names
+            for metric in (m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m):
+                assert metric["Namespace"] == f"Slipway/{stage}"
+                assert metric["Dimensions"] == [{"Name": "service", "Value": "slipway-inference"}]
+
+
+def test_dashboard(templates: dict[str, Template]) -> None:
+    dashboard = only(templates["prod"], "AWS::CloudWatch::Dashboard")["Properties"]
+    assert dashboard["DashboardName"] == "slipway-prod-dashboard"
+    body = str(dashboard["DashboardBody"])
+    for name in (telemetry.FALLBACKS, telemetry.INVALID_REQUESTS, "5XXError", "Throttles", "Latency"):
+        assert name in body

@@ -1,0 +1,148 @@
+"""The inference function, its alias and scaling, and the REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+from synth_support import only, resources
+
+from infra.serving import ROUTES
+from slipway.settings import StageSettings
+
+
+def _function(template: Template) -> dict[str, Any]:
+    functions = resources(template, "AWS::Lambda::Function")
+    [inference] = [fn for key, fn in functions.items() if key.startswith("ServingFunction")]
+    return inference["Properties"]
+
+
+def test_function_runtime_architecture_memory_tracing(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    for stage in ("dev", "prod"):
+        fn, inference = _function(templates[stage]), settings[stage].inference
+        assert fn["Runtime"] == inference.runtime
+        assert fn["Architectures"] == ["arm64"]
+        assert fn["MemorySize"] == inference.memory_mb
+        assert fn["Timeout"] == inference.timeout_seconds
+        assert fn["Handler"] == "functions.inference.handler.lambda_handler"
+        assert fn["TracingConfig"] == {"Mode": "Active"}
+        assert fn["FunctionName"] == f"slipway-{stage}-inference"
+    assert "ReservedConcurrentExecutions" not in _function(templates["dev"])
+    assert _function(templates["prod"])["ReservedConcurrentExecutions"] == 100
+
+
+def test_environment_is_exactly_the_config_aliases_plus_powertools(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    from functions.inference.config import InferenceConfig
+
+    env = _function(templates["prod"])["Environment"]["Variables"]
+    aliases = {field.alias for field in InferenceConfig.model_fields.values()}
+    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    assert set(env) == aliases | powertools
+    assert env["LIVE_POINTER_PARAMETER"] == {"Ref": Match.string_like_regexp("StorageLivePointer")} or env[
+        "LIVE_POINTER_PARAMETER"
+    ]["Ref"].startswith("StorageLivePointer")
+    assert env["ARTIFACTS_BUCKET"]["Ref"].startswith("StorageArtifactsBucket")
+    assert env["CAPTURE_SAMPLING_RATE"] == "0.1"
+    assert env["MAX_BODY_BYTES"] == str(settings["prod"].inference.max_body_bytes)
+    assert env["POWERTOOLS_SERVICE_NAME"] == "slipway-inference"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Slipway/prod"
+
+
+def test_function_log_group_has_the_stage_retention(templates: dict[str, Template]) -> None:
+    for stage, days in (("dev", 30), ("prod", 365)):
+        groups = resources(templates[stage], "AWS::Logs::LogGroup")
+        assert len(groups) == 2  # function logs and API access logs, no LogRetention custom resource
+        assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {days}
+        fn = _function(templates[stage])
+        assert fn["LoggingConfig"]["LogGroup"]["Ref"].startswith("ServingFunctionLogs")
+        assert not resources(templates[stage], "Custom::LogRetention")
+
+
+def test_live_alias_everywhere_provisioned_concurrency_only_in_prod(templates: dict[str, Template]) -> None:
+    dev_alias = only(templates["dev"], "AWS::Lambda::Alias")["Properties"]
+    assert dev_alias["Name"] == "live" and "ProvisionedConcurrencyConfig" not in dev_alias
+    assert not resources(templates["dev"], "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert not resources(templates["dev"], "AWS::ApplicationAutoScaling::ScalingPolicy")
+
+    prod = templates["prod"]
+    prod_alias = only(prod, "AWS::Lambda::Alias")["Properties"]
+    assert prod_alias["Name"] == "live"
+    assert prod_alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+    prod.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {"MinCapacity": 2, "MaxCapacity": 20, "ScalableDimension": "lambda:function:ProvisionedConcurrency"},
+    )
+    prod.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "LambdaProvisionedConcurrencyUtilization"},
+                "TargetValue": 0.7,
+            },
+        },
+    )
+
+
+def test_routes_proxy_to_the_live_alias(templates: dict[str, Template]) -> None:
+    template = templates["dev"]
+    paths = {r["Properties"]["PathPart"] for r in resources(template, "AWS::ApiGateway::Resource").values()}
+    assert paths == {route.path for route in ROUTES}
+    methods = resources(template, "AWS::ApiGateway::Method").values()
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods) == sorted(route.method for route in ROUTES)
+    for method in methods:
+        integration = method["Properties"]["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        uri = str(integration["Uri"])
+        assert "ServingLiveAlias" in uri
+
+
+def test_stage_throttling_logging_and_tracing(templates: dict[str, Template], settings: dict[str, StageSettings]) -> None:
+    for stage in ("dev", "prod"):
+        props = only(templates[stage], "AWS::ApiGateway::Stage")["Properties"]
+        api = settings[stage].api
+        assert props["StageName"] == stage
+        assert props["TracingEnabled"] is True
+        [method_settings] = props["MethodSettings"]
+        assert method_settings["HttpMethod"] == "*" and method_settings["ResourcePath"] == "/*"
+        assert method_settings["ThrottlingRateLimit"] == api.throttle_rate
+        assert method_settings["ThrottlingBurstLimit"] == api.throttle_burst
+        assert method_settings["MetricsEnabled"] is True and method_settings["DataTraceEnabled"] is False
+        assert method_settings["LoggingLevel"] == "ERROR"
+        access = props["AccessLogSetting"]
+        assert access["DestinationArn"]["Fn::GetAtt"][0].startswith("ServingApiAccessLogs")
+        assert '"requestId":"$context.requestId"' in access["Format"] and '"status":"$context.status"' in access["Format"]
+
+
+def test_api_key_mode_usage_plan_and_key(templates: dict[str, Template], settings: dict[str, StageSettings]) -> None:
+    template, api = templates["dev"], settings["dev"].api
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        assert method["Properties"]["ApiKeyRequired"] is True
+        assert method["Properties"]["AuthorizationType"] == "NONE"
+    plan = only(template, "AWS::ApiGateway::UsagePlan")["Properties"]
+    assert plan["Throttle"] == {"RateLimit": api.throttle_rate, "BurstLimit": api.throttle_burst}
+    assert plan["Quota"] == {"Limit": api.quota_per_day, "Period": "DAY"}
+    only(template, "AWS::ApiGateway::ApiKey")
+    only(template, "AWS::ApiGateway::UsagePlanKey")
+
+
+def test_iam_mode_signs_every_method_and_has_no_key(templates: dict[str, Template]) -> None:
+    template = templates["dev-iam"]
+    methods = resources(template, "AWS::ApiGateway::Method").values()
+    assert len(methods) == len(ROUTES)
+    for method in methods:
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        assert not method["Properties"].get("ApiKeyRequired", False)
+    assert not resources(template, "AWS::ApiGateway::ApiKey")
+    assert not resources(template, "AWS::ApiGateway::UsagePlan")
+    assert "ApiKeyId" not in template.to_json()["Outputs"]
+
+
+def test_outputs(templates: dict[str, Template]) -> None:
+    outputs = templates["dev"].to_json()["Outputs"]
+    assert {"EndpointUrl", "ApiKeyId", "DashboardUrl"} <= set(outputs)
+    assert "dashboards:name=slipway-dev-dashboard" in str(outputs["DashboardUrl"]["Value"])
