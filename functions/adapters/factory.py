@@ -1,0 +1,38 @@
+"""One cached place that builds the boto3 clients and the adapters over them.
+
+Clients honour the standard `AWS_ENDPOINT_URL` variable, which is how the
+local stack points every function and command at moto.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from functions.adapters.live_pointer import SsmPointerStore
+from functions.adapters.model_store import S3ModelStore
+from functions.core.registry import Registry
+
+# Fail fast and let plan B answer, rather than hold a request on a slow dependency.
+_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+
+
+@cache
+def client(service: str) -> Any:
+    """A boto3 client, created once per process."""
+    return boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def model_store(bucket: str) -> S3ModelStore:
+    return S3ModelStore(client("s3"), bucket)
+
+
+def pointer_store(parameter: str) -> SsmPointerStore:
+    return SsmPointerStore(client("ssm"), parameter)
+
+
+def registry(bucket: str, parameter: str) -> Registry:
+    return Registry(model_store(bucket), pointer_store(parameter))

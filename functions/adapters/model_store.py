@@ -1,0 +1,73 @@
+"""Model bundles in S3: `models/<version>/model.onnx` and `models/<version>/manifest.json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.core import layout
+from functions.core.errors import BundleError
+from functions.core.manifest import Manifest
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3ModelStore:
+    """Reads and writes bundles in the artifacts bucket."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def put_bundle(self, manifest: Manifest, onnx_bytes: bytes) -> bool:
+        """Write a bundle; False (and no write) when the version already exists."""
+        if self._exists(layout.manifest_key(manifest.version)):
+            return False
+        # The graph first: a manifest is only ever visible beside its graph.
+        self._s3.put_object(Bucket=self._bucket, Key=layout.model_key(manifest.version), Body=onnx_bytes)
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=layout.manifest_key(manifest.version),
+            Body=manifest.to_json(),
+            ContentType="application/json",
+        )
+        return True
+
+    def get_manifest(self, version: str) -> Manifest:
+        """A version's manifest; KeyError when there is none."""
+        raw = self._get(layout.manifest_key(version))
+        try:
+            return Manifest.model_validate_json(raw)
+        except ValueError as exc:
+            raise BundleError(f"manifest of {version} is malformed: {exc}") from exc
+
+    def get_bundle(self, version: str) -> tuple[Manifest, bytes]:
+        """A version's manifest and graph; KeyError when either is missing."""
+        return self.get_manifest(version), self._get(layout.model_key(version))
+
+    def list_versions(self) -> list[str]:
+        """Registered versions, sorted."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        versions = []
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=layout.MODELS_PREFIX, Delimiter="/"):
+            for prefix in page.get("CommonPrefixes", []):
+                versions.append(prefix["Prefix"][len(layout.MODELS_PREFIX) :].rstrip("/"))
+        return sorted(versions)
+
+    def _get(self, key: str) -> bytes:
+        try:
+            return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                raise KeyError(key) from exc
+            raise
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return False
+            raise
+        return True

@@ -1,0 +1,41 @@
+"""The project's exceptions, each mapped to one HTTP status (or to plan B) in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One broken rule at one location of the request body."""
+
+    loc: tuple[str | int, ...]
+    type: str
+    msg: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"loc": list(self.loc), "type": self.type, "msg": self.msg}
+
+
+@dataclass
+class InvalidRequest(Exception):
+    """The request body breaks the input contract (HTTP 422, or `status` when set)."""
+
+    message: str
+    errors: list[FieldError] = field(default_factory=list)
+    status: int = 422
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ModelUnavailable(Exception):
+    """The live model cannot answer (no live version, bundle missing or corrupt): plan B answers."""
+
+
+class BundleError(Exception):
+    """A model bundle is malformed or fails its contract (parity, schema, hash)."""
+
+
+class RegistryError(Exception):
+    """The model registry cannot be read or moved as asked."""

@@ -1,0 +1,114 @@
+"""The model bundle's manifest: the contract between training and serving.
+
+A bundle is `model.onnx` plus `manifest.json`; nothing in it is a pickle. Its
+version is a content hash over the ONNX bytes and everything in the manifest
+that shapes an answer, so the same data and seed give the same version, and
+lineage (who built it, when, with what code) never changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from functions.core.features import FeatureSpec
+
+SCHEMA_VERSION = 1
+VERSION_LENGTH = 16
+
+Task = Literal["classification", "regression"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureBaseline(_Frozen):
+    """The training distribution of one feature, in frozen bins."""
+
+    name: str
+    edges: tuple[float, ...] = Field(default=(), description="Inner bin edges; the outer bins are open.")
+    categories: tuple[str, ...] = Field(default=(), description="Category bins; one more bin holds unseen values.")
+    proportions: tuple[float, ...] = Field(description="Training share per bin (len(edges)+1, or len(categories)+1).")
+    missing_rate: float = Field(ge=0, le=1)
+    mean: float | None = None
+    std: float | None = None
+
+
+class Baseline(_Frozen):
+    """Training distributions for drift detection: every feature and the prediction."""
+
+    rows: int = Field(ge=1)
+    features: tuple[FeatureBaseline, ...]
+    prediction: FeatureBaseline
+
+
+class FallbackAnswer(_Frozen):
+    """Plan B: what is answered when the model cannot answer."""
+
+    label: str | None = None
+    probabilities: dict[str, float] | None = None
+    value: float | None = None
+
+
+class Parity(_Frozen):
+    """How closely the ONNX graph matches scikit-learn on the holdout set."""
+
+    rows: int
+    labels_equal: bool | None = None
+    max_abs_diff: float
+    tolerance: float
+
+
+class Lineage(_Frozen):
+    """Where the bundle came from. Not part of the version hash."""
+
+    data_hash: str
+    rows: int
+    seed: int
+    recipe: str
+    code_revision: str | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+
+
+class Manifest(_Frozen):
+    """Everything serving and monitoring need to know about one model version."""
+
+    schema_version: int = SCHEMA_VERSION
+    version: str = ""
+    task: Task
+    classes: tuple[str, ...] | None = None
+    feature_spec: FeatureSpec
+    metric: str = Field(description="The holdout metric the retrain gate compares.")
+    metrics: dict[str, float]
+    fallback: FallbackAnswer
+    baseline: Baseline
+    parity: Parity
+    onnx_input: str = "input"
+    lineage: Lineage
+
+    @model_validator(mode="after")
+    def _task_shape(self) -> Manifest:
+        if self.task == "classification" and not self.classes:
+            raise ValueError("a classification manifest needs its classes")
+        if self.metric not in self.metrics:
+            raise ValueError(f"the gate metric {self.metric!r} is missing from metrics")
+        return self
+
+    def content_version(self, onnx_bytes: bytes) -> str:
+        """The version this manifest and graph hash to."""
+        contract = self.model_dump(mode="json", exclude={"version", "lineage"})
+        digest = hashlib.sha256(onnx_bytes)
+        digest.update(json.dumps(contract, sort_keys=True, separators=(",", ":")).encode())
+        return digest.hexdigest()[:VERSION_LENGTH]
+
+    def with_version(self, onnx_bytes: bytes) -> Manifest:
+        """A copy stamped with its content version."""
+        return self.model_copy(update={"version": self.content_version(onnx_bytes)})
+
+    def to_json(self) -> bytes:
+        """Canonical bytes: the same manifest always serialises identically."""
+        return (json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2) + "\n").encode()

@@ -1,0 +1,149 @@
+"""The model registry: which version is live, and how it moves (promote, rollback).
+
+The live pointer is one small document; promotion and rollback are one write
+each, and every write records the time, the reason and the version it
+replaced. The pointer also carries the live model's fallback answer, so plan
+B never depends on the bundle it stands in for.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.core.errors import RegistryError
+from functions.core.manifest import FallbackAnswer, Manifest
+
+Action = Literal["init", "promote", "rollback"]
+
+
+class LivePointer(BaseModel):
+    """The live version and how it got there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str | None = None
+    previous: str | None = None
+    action: Action = "init"
+    reason: str = ""
+    at: datetime | None = None
+    fallback: FallbackAnswer | None = None
+
+
+class ModelStore(Protocol):
+    """Where bundles live, keyed by version."""
+
+    def put_bundle(self, manifest: Manifest, onnx_bytes: bytes) -> bool: ...
+    def get_bundle(self, version: str) -> tuple[Manifest, bytes]: ...
+    def get_manifest(self, version: str) -> Manifest: ...
+    def list_versions(self) -> list[str]: ...
+
+
+class PointerStore(Protocol):
+    """Where the live pointer lives, with its history (oldest first)."""
+
+    def read(self) -> LivePointer: ...
+    def write(self, pointer: LivePointer) -> None: ...
+    def history(self) -> list[LivePointer]: ...
+
+
+class Registry:
+    """Registers bundles and moves the live pointer."""
+
+    def __init__(self, store: ModelStore, pointer: PointerStore) -> None:
+        self.store = store
+        self.pointer = pointer
+
+    def register(self, manifest: Manifest, onnx_bytes: bytes) -> bool:
+        """Store a bundle under its version; False when that version was already there."""
+        if manifest.content_version(onnx_bytes) != manifest.version:
+            raise RegistryError(f"bundle {manifest.version!r} does not match its content hash")
+        return self.store.put_bundle(manifest, onnx_bytes)
+
+    def live(self) -> LivePointer:
+        return self.pointer.read()
+
+    def promote(self, version: str, reason: str, *, now: datetime | None = None) -> LivePointer:
+        """Make `version` live. Promoting the live version again changes nothing."""
+        current = self.pointer.read()
+        if current.version == version:
+            return current
+        manifest = self._manifest(version)
+        return self._write(
+            LivePointer(
+                version=version,
+                previous=current.version,
+                action="promote",
+                reason=reason,
+                at=now or datetime.now(UTC),
+                fallback=manifest.fallback,
+            )
+        )
+
+    def rollback(self, reason: str, *, now: datetime | None = None) -> LivePointer:
+        """Restore the version that was live before the current one."""
+        current = self.pointer.read()
+        if current.previous is None:
+            raise RegistryError("nothing to roll back to: the live version has no predecessor")
+        target = current.previous
+        manifest = self._manifest(target)
+        return self._write(
+            LivePointer(
+                version=target,
+                previous=self._predecessor_of(target),
+                action="rollback",
+                reason=reason,
+                at=now or datetime.now(UTC),
+                fallback=manifest.fallback,
+            )
+        )
+
+    def _predecessor_of(self, version: str) -> str | None:
+        """What was live before `version` last became live, so repeated rollbacks walk back in time."""
+        for entry in reversed(self.pointer.history()):
+            if entry.version == version and entry.action != "init":
+                return entry.previous
+        return None
+
+    def _manifest(self, version: str) -> Manifest:
+        try:
+            return self.store.get_manifest(version)
+        except KeyError as exc:
+            known = ", ".join(self.store.list_versions()) or "none"
+            raise RegistryError(f"unknown model version {version!r}; registered: {known}") from exc
+
+    def _write(self, pointer: LivePointer) -> LivePointer:
+        self.pointer.write(pointer)
+        return pointer
+
+
+class ModelSummary(BaseModel):
+    """One row of `slipway models`."""
+
+    version: str
+    live: bool
+    metric: str
+    score: float = Field(description="The gate metric on the holdout set.")
+    rows: int
+    data_hash: str
+
+
+def summarise(registry: Registry) -> list[ModelSummary]:
+    """Every registered version, with the live one marked."""
+    live = registry.live().version
+    summaries = []
+    for version in registry.store.list_versions():
+        manifest = registry.store.get_manifest(version)
+        summaries.append(
+            ModelSummary(
+                version=version,
+                live=version == live,
+                metric=manifest.metric,
+                score=manifest.metrics[manifest.metric],
+                rows=manifest.lineage.rows,
+                data_hash=manifest.lineage.data_hash[:12],
+            )
+        )
+    return summaries

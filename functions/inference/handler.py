@@ -1,0 +1,180 @@
+"""The inference Lambda: /predict, /model, /health and /openapi.json behind API Gateway (REST).
+
+Built once per cold start: configuration, Powertools, the resolver and the
+live model. Each route parses its input, calls one domain function and
+returns a pydantic model; errors become HTTP answers in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing_extensions import Annotated
+
+from functions.adapters import factory
+from functions.core import telemetry
+from functions.core.errors import FieldError, InvalidRequest
+from functions.inference import service
+from functions.inference.config import InferenceConfig
+from functions.inference.live_model import LiveModel
+from functions.inference.schemas import ErrorBody, Health, ModelInfo, PredictResponse, dump_json, parse_json, predict_request_model
+
+config = InferenceConfig.from_environ()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json, serializer=dump_json)
+live_model = LiveModel(
+    store=factory.model_store(config.artifacts_bucket),
+    pointer=factory.pointer_store(config.live_pointer_parameter),
+    refresh_seconds=config.pointer_refresh_seconds,
+)
+PredictRequest = predict_request_model(config.max_instances)
+OPENAPI_TITLE = "Slipway inference API"
+JSON = content_types.APPLICATION_JSON
+PREDICT_PATH = "/predict"
+
+
+@app.post(
+    PREDICT_PATH,
+    summary="Score rows with the live model",
+    responses={
+        200: {"description": "One prediction per instance", "content": {JSON: {"model": PredictResponse}}},
+        422: {"description": "Instances that break the feature spec", "content": {JSON: {"model": ErrorBody}}},
+    },
+)
+def predict(request: Annotated[PredictRequest, Body()]):  # type: ignore[no-untyped-def,valid-type]
+    # The body is PredictResponse, serialised directly: validating a response we just
+    # built would cost more than scoring 1,000 rows (tests check it against the model).
+    started = time.perf_counter()
+    outcome = service.predict(live_model.current(), request.instances)  # type: ignore[attr-defined]
+    _record(outcome, started)
+    body = {"model_version": outcome.version, "predictions": outcome.predictions}
+    return Response(status_code=200, content_type=JSON, body=dump_json(body))
+
+
+def _record(outcome: service.Outcome, started: float) -> None:
+    rows = len(outcome.predictions)
+    metrics.add_metadata(key="model_version", value=outcome.version or "none")
+    metrics.add_metric(name=telemetry.PREDICTIONS, unit=MetricUnit.Count, value=rows)
+    metrics.add_metric(name=telemetry.IMPUTATIONS, unit=MetricUnit.Count, value=outcome.imputations)
+    metrics.add_metric(name=telemetry.OUT_OF_RANGE, unit=MetricUnit.Count, value=outcome.out_of_range)
+    metrics.add_metric(name=telemetry.FALLBACKS, unit=MetricUnit.Count, value=rows if outcome.fallback_reason else 0)
+    if outcome.fallback_reason:
+        dimensions = {**metrics.default_dimensions, telemetry.REASON_DIMENSION: outcome.fallback_reason}
+        with metrics.single_metric(
+            name=telemetry.FALLBACKS_BY_REASON, unit=MetricUnit.Count, value=rows, default_dimensions=dimensions
+        ):
+            pass
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.add_metric(name=telemetry.SCORING_LATENCY, unit=MetricUnit.Milliseconds, value=elapsed_ms)
+
+
+@app.get("/model", summary="The live model: version, task, classes, feature spec, holdout metrics")
+def model_info() -> ModelInfo:
+    serving = live_model.current()
+    if serving.predictor is None:
+        raise InvalidRequest(f"no live model is loaded ({serving.reason})", status=503)
+    manifest = serving.predictor.manifest
+    return ModelInfo(
+        version=manifest.version,
+        task=manifest.task,
+        classes=list(manifest.classes) if manifest.classes else None,
+        metric=manifest.metric,
+        metrics=manifest.metrics,
+        parity=manifest.parity,
+        feature_spec=manifest.feature_spec,
+    )
+
+
+@app.get("/health", summary="ready, or degraded with the reason")
+def health() -> Health:
+    serving = live_model.current()
+    status = "ready" if serving.predictor is not None else "degraded"
+    return Health(status=status, model_version=serving.version, reason=serving.reason)
+
+
+@app.get("/openapi.json", summary="This document", include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=JSON,
+        body=app.get_openapi_json_schema(title=OPENAPI_TITLE, version="1"),
+    )
+
+
+def _error(status: int, message: str, errors: list[dict[str, Any]]) -> Response[str]:
+    body = ErrorBody(message=message, errors=errors).model_dump_json()
+    return Response(status_code=status, content_type=JSON, body=body)
+
+
+def _count_invalid(path: str) -> None:
+    # Counted for /predict only, so that InvalidRequests / PredictRequests is a rate.
+    if path == PREDICT_PATH:
+        metrics.add_metric(name=telemetry.INVALID_REQUESTS, unit=MetricUnit.Count, value=1)
+
+
+@app.exception_handler(InvalidRequest)
+def invalid_request(exc: InvalidRequest) -> Response[str]:
+    if exc.status < 500:
+        _count_invalid(app.current_event.path)
+    return _error(exc.status, exc.message, [error.as_dict() for error in exc.errors])
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_body(exc: RequestValidationError) -> Response[str]:
+    _count_invalid(app.current_event.path)
+    errors = [_describe(error) for error in exc.errors()]
+    status = 415 if any(e["type"] == "unsupported_content_type" for e in errors) else 422
+    if any(e["type"] == "json_invalid" for e in errors):
+        status = 400
+    summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3])
+    return _error(status, f"invalid request body: {summary}", errors)
+
+
+def _describe(error: dict[str, Any]) -> dict[str, Any]:
+    loc = [part for part in error.get("loc", ()) if part != "body"] or ["body"]
+    msg = str(error.get("msg", "invalid"))
+    if error.get("type") == "json_invalid":
+        msg = f"malformed JSON at character {loc[-1]}: {error.get('ctx', {}).get('error', 'decode error')}"
+        loc = ["body"]
+    return FieldError(tuple(loc), str(error.get("type", "invalid")), msg).as_dict()
+
+
+def _too_large(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 413 proxy response when the body is over the limit (checked before any parsing)."""
+    body = event.get("body") or ""
+    size = len(body) if event.get("isBase64Encoded") else len(body.encode())
+    if event.get("isBase64Encoded"):
+        size = size * 3 // 4
+    if size <= config.max_body_bytes:
+        return None
+    _count_invalid(event.get("path", ""))
+    message = f"request body is {size} bytes; the limit is {config.max_body_bytes}"
+    body = ErrorBody(message=message, errors=[{"loc": ["body"], "type": "too_large", "msg": message}])
+    return {
+        "statusCode": 413,
+        "headers": {"Content-Type": JSON},
+        "body": body.model_dump_json(),
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("path") == PREDICT_PATH:
+        metrics.add_metric(name=telemetry.PREDICT_REQUESTS, unit=MetricUnit.Count, value=1)
+    too_large = _too_large(event)
+    if too_large is not None:
+        return too_large
+    return app.resolve(event, context)

@@ -1,0 +1,90 @@
+"""Request and response bodies of the inference API; the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from functions.core.features import FeatureSpec, NonFiniteLiteral
+from functions.core.manifest import Parity, Task
+
+
+
+def parse_json(text: str) -> Any:
+    """Parse a request body fast (orjson); on failure re-parse with the standard library so that a
+    NaN/Infinity literal or an overflowing number is refused by its field name, not as malformed JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text, parse_constant=NonFiniteLiteral)
+
+
+def dump_json(payload: Any) -> str:
+    """Serialise a response body."""
+    return orjson.dumps(payload).decode()
+
+
+class _Rows(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def __repr__(self) -> str:
+        # The resolver formats route arguments into a debug message on every call, log level
+        # notwithstanding; the default repr of 1,000 rows costs more than scoring them.
+        return f"{type(self).__name__}(instances=<{len(getattr(self, 'instances', ()))} rows>)"
+
+
+def predict_request_model(max_instances: int) -> type[BaseModel]:
+    """The /predict body, with the row limit of this deployment."""
+    return create_model(
+        "PredictRequest",
+        __base__=_Rows,
+        instances=(
+            list[dict[str, Any]],
+            Field(
+                min_length=1,
+                max_length=max_instances,
+                description="Rows to score: feature name to value. See GET /model for the features.",
+                json_schema_extra={"items": {"type": "object", "additionalProperties": {}}},
+            ),
+        ),
+    )
+
+
+class PredictionOut(BaseModel):
+    """One row's answer."""
+
+    label: str | None = Field(None, description="Predicted class (classification).")
+    probabilities: dict[str, float] | None = Field(None, description="Class to probability (classification).")
+    value: float | None = Field(None, description="Predicted value (regression).")
+    imputed: list[str] = Field(description="Features that were missing and filled with their training value.")
+    out_of_range: list[str] = Field(description="Features outside their training range (served, but flagged).")
+    fallback: str | None = Field(description="Null, or why plan B answered instead of the model.")
+
+
+class PredictResponse(BaseModel):
+    model_version: str | None = Field(description="The live version that answered (or that plan B stood in for).")
+    predictions: list[PredictionOut]
+
+
+class ModelInfo(BaseModel):
+    version: str
+    task: Task
+    classes: list[str] | None
+    metric: str
+    metrics: dict[str, float]
+    parity: Parity
+    feature_spec: FeatureSpec
+
+
+class Health(BaseModel):
+    status: Literal["ready", "degraded"]
+    model_version: str | None
+    reason: str | None = Field(description="Why the service is degraded (plan B is answering).")
+
+
+class ErrorBody(BaseModel):
+    message: str
+    errors: list[dict[str, Any]] = Field(default_factory=list, description="Each broken rule: loc, type, msg.")

@@ -1,0 +1,39 @@
+"""The /predict use case: validate and score rows, or answer with plan B."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from functions.core.errors import ModelUnavailable
+from functions.core.predictor import Prediction, fallback_predictions
+from functions.inference.live_model import Serving
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one /predict request, with what the metrics count."""
+
+    version: str | None
+    predictions: list[Prediction]
+    fallback_reason: str | None
+    imputations: int
+    out_of_range: int
+
+
+def predict(serving: Serving, rows: Sequence[Mapping[str, Any]]) -> Outcome:
+    """Score `rows` with the live model; plan B when it cannot answer. Raises InvalidRequest."""
+    predictor = serving.predictor
+    if predictor is None:
+        # Without a loaded spec the rows cannot be checked feature by feature; plan B answers them all.
+        reason = serving.reason or "model_unavailable"
+        return Outcome(serving.version, fallback_predictions(serving.fallback, reason, len(rows)), reason, 0, 0)
+    batch = predictor.encode(rows)
+    try:
+        predictions = predictor.score(batch)
+        reason = None
+    except ModelUnavailable as exc:
+        reason = str(exc)
+        predictions = fallback_predictions(serving.fallback, reason, len(rows), batch)
+    return Outcome(predictor.version, predictions, reason, batch.imputation_count, batch.out_of_range_count)

@@ -1,0 +1,111 @@
+"""Train the recipe in `model/` into a model bundle: fit, derive, export, check parity, stamp."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from functions.core.features import encode_columns
+from functions.core.manifest import Lineage, Manifest
+from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
+from functions.training.export import ONNX_INPUT, check_parity, export_onnx
+from functions.training.metrics import check_metric, holdout_metrics
+
+DEFAULT_RECIPE = "model.recipe"
+DEFAULT_PARITY_TOLERANCE = 1e-4
+HOLDOUT_SHARE = 0.2
+_LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A trained model: its manifest (stamped with its version) and its ONNX graph."""
+
+    manifest: Manifest
+    onnx_bytes: bytes
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def load_recipe(name: str = DEFAULT_RECIPE) -> ModuleType:
+    """Import a recipe module and check that it declares what training needs."""
+    recipe = importlib.import_module(name)
+    missing = [attr for attr in ("SEED", "TASK", "METRIC", "load_data", "build") if not hasattr(recipe, attr)]
+    if missing:
+        raise ValueError(f"recipe {name} lacks {missing}; see model/recipe.py for the expected names")
+    if recipe.TASK not in ("classification", "regression"):
+        raise ValueError(f"recipe TASK must be 'classification' or 'regression', got {recipe.TASK!r}")
+    check_metric(recipe.METRIC, recipe.TASK)
+    return recipe
+
+
+def data_hash(columns: dict[str, np.ndarray], target: np.ndarray) -> str:
+    """A hash of the training table (names, values and target), for lineage."""
+    digest = hashlib.sha256()
+    for name, values in columns.items():
+        digest.update(name.encode())
+        digest.update(np.asarray(values).astype(str).tobytes())
+    digest.update(np.asarray(target).astype(str).tobytes())
+    return digest.hexdigest()
+
+
+def train_bundle(
+    recipe: ModuleType,
+    columns: dict[str, np.ndarray] | None = None,
+    target: np.ndarray | None = None,
+    *,
+    code_revision: str | None = None,
+) -> Bundle:
+    """Fit the recipe on its data (or on `columns`/`target` when given) into a bundle."""
+    if columns is None or target is None:
+        columns, target = recipe.load_data()
+    columns = {name: np.asarray(values) for name, values in columns.items()}
+    target = np.asarray(target)
+    task, seed = recipe.TASK, int(recipe.SEED)
+    if task == "classification":
+        target = target.astype(str)
+
+    spec = derive_feature_spec(columns, getattr(recipe, "FEATURES", None))
+    encoded = encode_columns(spec, columns)
+    stratify = target if task == "classification" else None
+    x_train, x_holdout, y_train, y_holdout = train_test_split(
+        encoded, target, test_size=HOLDOUT_SHARE, random_state=seed, stratify=stratify
+    )
+    pipeline = recipe.build(seed).fit(x_train, y_train)
+
+    classes = [str(c) for c in pipeline.classes_] if task == "classification" else []
+    probabilities = pipeline.predict_proba(x_holdout) if task == "classification" else None
+    metrics = holdout_metrics(task, y_holdout, pipeline.predict(x_holdout), probabilities, classes)
+
+    onnx_bytes = export_onnx(pipeline, encoded.shape[1], task)
+    tolerance = float(getattr(recipe, "PARITY_TOLERANCE", DEFAULT_PARITY_TOLERANCE))
+    parity = check_parity(pipeline, onnx_bytes, x_holdout, task, tolerance)
+
+    manifest = Manifest(
+        task=task,
+        classes=tuple(classes) or None,
+        feature_spec=spec,
+        metric=recipe.METRIC,
+        metrics=metrics,
+        fallback=derive_fallback(task, y_train, tuple(classes) or None),
+        baseline=derive_baseline(spec, columns, encoded, pipeline.predict(encoded), task),
+        parity=parity,
+        onnx_input=ONNX_INPUT,
+        lineage=Lineage(
+            data_hash=data_hash(columns, target),
+            rows=int(encoded.shape[0]),
+            seed=seed,
+            recipe=recipe.__name__,
+            code_revision=code_revision,
+            libraries={name: importlib.metadata.version(name) for name in _LIBRARIES},
+        ),
+    )
+    return Bundle(manifest.with_version(onnx_bytes), onnx_bytes)

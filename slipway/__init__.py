@@ -1,0 +1,1 @@
+"""Slipway's command line and local stack (developer side; nothing here is deployed)."""

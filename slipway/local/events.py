@@ -1,0 +1,75 @@
+"""API Gateway REST proxy events and a Lambda context, as AWS builds them.
+
+The local gateway, the tests and the benchmarks all drive the real handler
+through these, so they exercise exactly what API Gateway would send.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes of a LambdaContext that Powertools reads."""
+
+    function_name: str = "slipway-local-inference"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:slipway-local-inference:live"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/slipway-local-inference"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def proxy_event(
+    method: str,
+    path: str,
+    *,
+    body: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    source_ip: str = "127.0.0.1",
+    stage: str = "local",
+) -> dict[str, Any]:
+    """A REST API (v1) Lambda proxy event for one request."""
+    request_id = str(uuid.uuid4())
+    is_base64 = False
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            body, is_base64 = base64.b64encode(body).decode("ascii"), True
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method.upper(),
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": method.upper(),
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "requestId": request_id,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+            "protocol": "HTTP/1.1",
+            "accountId": "123456789012",
+            "apiId": "local",
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    }

@@ -1,0 +1,106 @@
+"""Shared fixtures: moto-backed AWS with the stage's resources, a trained example bundle, the handler."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.adapters import factory
+from functions.core.registry import LivePointer, Registry
+from functions.training.train import Bundle, load_recipe, train_bundle
+from slipway.local.events import FakeLambdaContext, proxy_event
+from slipway.names import LOCAL_ACCOUNT, ResourceNames
+from slipway.settings import load_settings
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def names() -> ResourceNames:
+    return ResourceNames.of(load_settings("dev"), account=LOCAL_ACCOUNT, region=REGION)
+
+
+@pytest.fixture(scope="session")
+def bundle() -> Bundle:
+    """The example recipe trained once for the whole session."""
+    return train_bundle(load_recipe())
+
+
+@pytest.fixture
+def aws(names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto with the stage's bucket and an empty live pointer, as the CDK app creates them."""
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    factory.client.cache_clear()
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=names.artifacts_bucket)
+        boto3.client("ssm").put_parameter(
+            Name=names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String"
+        )
+        yield
+    factory.client.cache_clear()
+
+
+@pytest.fixture
+def registry(aws: None, names: ResourceNames) -> Registry:
+    return factory.registry(names.artifacts_bucket, names.live_pointer_parameter)
+
+
+@pytest.fixture
+def live_bundle(registry: Registry, bundle: Bundle) -> Bundle:
+    """The example bundle registered and promoted."""
+    registry.register(bundle.manifest, bundle.onnx_bytes)
+    registry.promote(bundle.version, "test")
+    return bundle
+
+
+@pytest.fixture
+def handler_env(names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTIFACTS_BUCKET", names.artifacts_bucket)
+    monkeypatch.setenv("LIVE_POINTER_PARAMETER", names.live_pointer_parameter)
+    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "30")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", names.inference_service)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", names.metrics_namespace)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+
+
+Invoke = Callable[..., tuple[int, Any]]
+
+
+@pytest.fixture
+def handler_module(aws: None, handler_env: None) -> Any:
+    """The inference handler module, imported fresh: a cold container."""
+    import functions.inference.handler as module
+
+    return importlib.reload(module)
+
+
+@pytest.fixture
+def invoke(handler_module: Any) -> Invoke:
+    """Send one request through the real handler; returns (status, parsed body)."""
+
+    def call(method: str, path: str, body: Any = None, *, raw: str | bytes | None = None, **kwargs: Any) -> Any:
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = handler_module.lambda_handler(proxy_event(method, path, body=payload, **kwargs), FakeLambdaContext())
+        return response["statusCode"], json.loads(response["body"])
+
+    return call
+
+
+def example_row(bundle: Bundle, index: int = 0) -> dict[str, float]:
+    """Row `index` of the example data, as a client would send it."""
+    columns, _ = load_recipe().load_data()
+    return {name: float(values[index]) for name, values in columns.items()}
+
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
