@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import cdk_nag
@@ -9,7 +10,7 @@ from aws_cdk import App, Aws, Environment, Validations
 
 from infra.stack import SlipwayStack
 from slipway.names import ResourceNames
-from slipway.settings import StageSettings, settings_from_context
+from slipway.settings import SettingsError, StageSettings, settings_from_context
 
 DEFAULT_STAGE = "dev"
 CONTEXT_KEYS = ("slipway:project", "slipway:defaults", "slipway:stages")
@@ -26,6 +27,12 @@ def stage_settings(app: App) -> StageSettings:
     context: dict[str, Any] = {}
     for key in CONTEXT_KEYS:
         value = app.node.try_get_context(key)
+        if isinstance(value, str) and key != "slipway:project":
+            # `cdk -c key=value` passes strings; structured settings arrive as JSON.
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"context {key!r} given with -c is not valid JSON: {exc}") from exc
         if value is not None:
             context[key] = value
     stage = app.node.try_get_context("stage") or DEFAULT_STAGE
