@@ -8,6 +8,7 @@ returns a pydantic model; errors become HTTP answers in one place.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -26,6 +27,9 @@ from functions.inference import service
 from functions.inference.config import InferenceConfig
 from functions.inference.live_model import LiveModel
 from functions.inference.schemas import ErrorBody, Health, ModelInfo, PredictResponse, dump_json, parse_json, predict_request_model
+
+# /model, /health and /openapi.json publish no metric; that is expected, not worth a warning per call.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 config = InferenceConfig.from_environ()
 logger = Logger()

@@ -1,0 +1,198 @@
+"""`slipway`: train, register, promote and roll back models; run the local stack; smoke-test a stage.
+
+Every command acts on real AWS with the usual credentials, or on the local
+stack when AWS_ENDPOINT_URL points at it (`slipway up` prints the line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.core.errors import BundleError, RegistryError
+from functions.core.registry import LivePointer, summarise
+from slipway.settings import SettingsError
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.command(args) or 0)
+    except (SettingsError, RegistryError, BundleError, ValueError) as exc:
+        print(f"slipway: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (BotoCoreError, ClientError) as exc:
+        where = os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        print(f"slipway: {where} refused or could not be reached: {exc}", file=sys.stderr)
+        print("  (for the local stack: run `make run` and export the AWS_ENDPOINT_URL it prints)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slipway", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--stage", default="dev", help="stage from cdk.json (default: dev)")
+        sub.set_defaults(command=handler)
+        return sub
+
+    up = command("up", cmd_up, "Run the whole system locally against moto and serve the example model.")
+    up.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    up.add_argument("--port", type=int, default=8080, help="gateway port (default: 8080)")
+    up.add_argument("--aws-port", type=int, default=None, help="moto port (default: 5050)")
+
+    train = command("train", cmd_train, "Train model/recipe.py, export to ONNX, check parity, register the bundle.")
+    train.add_argument("--promote", action="store_true", help="make the new version live")
+    train.add_argument("--reason", default="trained by hand", help="recorded with the promotion")
+
+    models = command("models", cmd_models, "List registered versions and which one is live.")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+
+    promote = command("promote", cmd_promote, "Make VERSION the live model.")
+    promote.add_argument("version")
+    promote.add_argument("--reason", required=True, help="why (recorded in the registry)")
+
+    rollback = command("rollback", cmd_rollback, "Restore the version that was live before the current one.")
+    rollback.add_argument("--reason", default="rolled back by hand", help="why (recorded in the registry)")
+
+    smoke = command("smoke", cmd_smoke, "Call a deployed stage (or --url) end to end and check the answers.")
+    smoke.add_argument("--url", help="endpoint base URL (default: the stage's stack output)")
+    smoke.add_argument("--api-key", help="API key (default: read from the stage's stack)")
+    return parser
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from slipway.local.stack import DEFAULT_AWS_PORT, LocalStack
+
+    stack = LocalStack(stage=args.stage, host=args.host, port=args.port, aws_port=args.aws_port or DEFAULT_AWS_PORT)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"Starting the Slipway local stack (stage {args.stage}): moto, example model, gateway ...", flush=True)
+    try:
+        stack.start(access_log=lambda line: print(f"  {line}", flush=True))
+    except OSError as exc:
+        stack.stop()
+        print(f"slipway: cannot listen: {exc}. Choose other ports with --port / --aws-port.", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        _print_banner(stack)
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping ...", flush=True)
+        stack.stop()
+    print("Stopped.")
+    return 0
+
+
+def _print_banner(stack: Any) -> None:
+    from slipway.target import resolve
+
+    manifest = resolve(stack.stage).registry().store.get_manifest(stack.live_version)
+    example = {f.name: f.impute for f in manifest.feature_spec.features if f.required}
+    body = json.dumps({"instances": [example]})
+    score = manifest.metrics[manifest.metric]
+    print(
+        f"""
+Slipway is serving model {manifest.version} ({manifest.task}, {manifest.metric} {score:.3f} on holdout).
+
+  API    {stack.url}   POST /predict  GET /model  GET /health  GET /openapi.json
+  AWS    export AWS_ENDPOINT_URL={stack.aws_endpoint}   (moto: other slipway commands use it)
+  logs   {stack.function_log_path}
+
+Try it:
+  curl -s {stack.url}/predict -H 'Content-Type: application/json' -d '{body}'
+
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from functions.training.train import load_recipe, train_bundle
+    from slipway.target import resolve
+
+    target = resolve(args.stage)
+    bundle = train_bundle(load_recipe(), code_revision=_code_revision())
+    manifest = bundle.manifest
+    registry = target.registry()
+    created = registry.register(manifest, bundle.onnx_bytes)
+    print(f"trained {manifest.version}: {manifest.metric} {manifest.metrics[manifest.metric]:.4f} on holdout, "
+          f"ONNX parity {manifest.parity.max_abs_diff:.2g} (tolerance {manifest.parity.tolerance:g})")
+    print(f"{'registered' if created else 'already registered'} in s3://{target.names.artifacts_bucket}")
+    if args.promote:
+        _print_pointer(registry.promote(manifest.version, args.reason))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from slipway.target import resolve
+
+    registry = resolve(args.stage).registry()
+    rows = summarise(registry)
+    pointer = registry.live()
+    if args.json:
+        print(json.dumps({"live": pointer.model_dump(mode="json"), "models": [r.model_dump() for r in rows]}, indent=2))
+        return 0
+    if not rows:
+        print("no registered models: run `slipway train`")
+        return 0
+    print(f"{'':2}{'version':18}{'metric':10}{'score':>8}{'rows':>8}  data")
+    for row in rows:
+        print(f"{'*' if row.live else '':2}{row.version:18}{row.metric:10}{row.score:8.4f}{row.rows:8d}  {row.data_hash}")
+    _print_pointer(pointer)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from slipway.target import resolve
+
+    _print_pointer(resolve(args.stage).registry().promote(args.version, args.reason))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from slipway.target import resolve
+
+    _print_pointer(resolve(args.stage).registry().rollback(args.reason))
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from slipway.smoke import smoke_test
+
+    return smoke_test(stage=args.stage, url=args.url, api_key=args.api_key)
+
+
+def _print_pointer(pointer: LivePointer) -> None:
+    when = pointer.at.isoformat(timespec="seconds") if pointer.at else "-"
+    print(f"live: {pointer.version or 'none'} (previous {pointer.previous or 'none'}; "
+          f"{pointer.action} at {when}: {pointer.reason or '-'})")
+
+
+def _code_revision() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

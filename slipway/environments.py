@@ -1,0 +1,22 @@
+"""Function environments, built once from settings and names for both the CDK app and the local stack."""
+
+from __future__ import annotations
+
+from slipway.names import ResourceNames
+from slipway.settings import StageSettings
+
+
+def inference_environment(settings: StageSettings, names: ResourceNames) -> dict[str, str]:
+    """The inference function's variables: the aliases of functions.inference.config.InferenceConfig."""
+    inference = settings.inference
+    return {
+        "ARTIFACTS_BUCKET": names.artifacts_bucket,
+        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
+        "POINTER_REFRESH_SECONDS": str(inference.pointer_refresh_seconds),
+        "MAX_INSTANCES": str(inference.max_instances),
+        "MAX_BODY_BYTES": str(inference.max_body_bytes),
+        "CAPTURE_SAMPLING_RATE": str(settings.capture.sampling_rate),
+        "POWERTOOLS_SERVICE_NAME": names.inference_service,
+        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }

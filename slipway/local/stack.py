@@ -1,0 +1,137 @@
+"""The local stack: moto on loopback holding the stage's resources, the example model live, the gateway.
+
+The bucket and the live-pointer parameter carry the names the CDK app gives
+them (same settings, same `ResourceNames`), and the handler runs with the
+environment the CDK app gives the function, so local and AWS differ only in
+wiring.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from moto.server import ThreadedMotoServer
+
+from functions.adapters import factory
+from functions.core.registry import LivePointer
+from functions.training.train import load_recipe, train_bundle
+from slipway.environments import inference_environment
+from slipway.local.gateway import Gateway
+from slipway.names import LOCAL_ACCOUNT, ResourceNames
+from slipway.settings import PROJECT_ROOT, load_settings
+
+DEFAULT_AWS_PORT = 5050
+STATE_DIR = PROJECT_ROOT / ".slipway"
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+@dataclass
+class LocalStack:
+    """Starts, seeds and stops the whole system on one machine."""
+
+    stage: str = "dev"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    aws_port: int = DEFAULT_AWS_PORT
+    log_dir: Path = STATE_DIR / "logs"
+    live_version: str | None = None
+    _moto: ThreadedMotoServer | None = field(default=None, repr=False)
+    _gateway: Gateway | None = field(default=None, repr=False)
+    _function_log: IO[str] | None = field(default=None, repr=False)
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def url(self) -> str:
+        assert self._gateway is not None, "the stack is not started"
+        return self._gateway.url
+
+    @property
+    def function_log_path(self) -> Path:
+        return self.log_dir / "inference.log"
+
+    def start(self, access_log: Any = None) -> LocalStack:
+        """Start moto, create the stage's resources, train and promote the example model, serve."""
+        settings = load_settings(self.stage)
+        names = ResourceNames.of(settings, account=LOCAL_ACCOUNT, region=settings.region)
+        for port in (self.port, self.aws_port):
+            _check_free(self.host, port)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
+        self._moto.start()
+        os.environ.update(
+            AWS_ENDPOINT_URL=self.aws_endpoint, AWS_DEFAULT_REGION=settings.region, **LOCAL_CREDENTIALS
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        factory.client.cache_clear()
+        self._create_resources(names)
+        self.live_version = self._seed_model(names)
+        os.environ.update(inference_environment(settings, names), POWERTOOLS_TRACE_DISABLED="1")
+        handler = _fresh_handler()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._function_log = self.function_log_path.open("a", encoding="utf-8")
+        self._gateway = Gateway(
+            handler, host=self.host, port=self.port, function_log=self._function_log, access_log=access_log
+        )
+        self._gateway.start()
+        return self
+
+    def stop(self) -> None:
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        if self._function_log is not None:
+            self._function_log.close()
+            self._function_log = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @staticmethod
+    def _create_resources(names: ResourceNames) -> None:
+        s3 = factory.client("s3")
+        s3.create_bucket(Bucket=names.artifacts_bucket)
+        s3.put_bucket_versioning(Bucket=names.artifacts_bucket, VersioningConfiguration={"Status": "Enabled"})
+        factory.client("ssm").put_parameter(
+            Name=names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String"
+        )
+
+    @staticmethod
+    def _seed_model(names: ResourceNames) -> str:
+        bundle = train_bundle(load_recipe())
+        registry = factory.registry(names.artifacts_bucket, names.live_pointer_parameter)
+        registry.register(bundle.manifest, bundle.onnx_bytes)
+        registry.promote(bundle.version, "local stack: example model")
+        return bundle.version
+
+
+def _check_free(host: str, port: int) -> None:
+    """Fail at once with the port's number, rather than hang in a server thread that cannot bind."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"{host}:{port} is already in use") from exc
+
+
+def _fresh_handler() -> Any:
+    """The inference handler, imported after its environment is set (a cold start)."""
+    name = "functions.inference.handler"
+    module = importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+    return module.lambda_handler

@@ -1,0 +1,78 @@
+"""End-to-end check of a running endpoint: health, model, one prediction, one bad request."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+from functions.adapters import factory
+
+TIMEOUT_SECONDS = 30
+
+
+def stack_endpoint(stack_name: str) -> tuple[str, str | None]:
+    """The stack's endpoint URL and API key value (None under IAM auth)."""
+    stacks = factory.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    url = outputs["EndpointUrl"]
+    key_id = outputs.get("ApiKeyId")
+    key = None
+    if key_id:
+        key = factory.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
+    return url, key
+
+
+def _call(method: str, url: str, body: Any, api_key: str | None, sign: bool) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["x-api-key"] = api_key
+    if sign:
+        session_credentials = factory.client("sts")._request_signer._credentials  # noqa: SLF001
+        request = AWSRequest(method=method, url=url, data=data, headers=headers)
+        SigV4Auth(session_credentials, "execute-api", factory.client("sts").meta.region_name).add_auth(request)
+        headers = dict(request.headers)
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - our endpoint
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def smoke_test(*, stage: str, url: str | None = None, api_key: str | None = None) -> int:
+    """Exit code 0 when the endpoint answers as the contract says; prints each check."""
+    sign = False
+    if url is None:
+        from slipway.target import resolve
+
+        url, stored_key = stack_endpoint(resolve(stage).names.stack)
+        api_key = api_key or stored_key
+        sign = api_key is None
+    base = url.rstrip("/")
+    failures = 0
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        nonlocal failures
+        failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+
+    status, health = _call("GET", f"{base}/health", None, api_key, sign)
+    check("GET /health", status == 200 and health.get("status") == "ready", f"{status} {health}")
+    status, model = _call("GET", f"{base}/model", None, api_key, sign)
+    check("GET /model", status == 200, f"{status} version {model.get('version') if status == 200 else model}")
+    if status != 200:
+        return 1
+    row = {f["name"]: f["impute"] for f in model["feature_spec"]["features"]}
+    status, answer = _call("POST", f"{base}/predict", {"instances": [row]}, api_key, sign)
+    ok = status == 200 and answer.get("model_version") == model["version"] and answer["predictions"][0]["fallback"] is None
+    check("POST /predict", ok, f"{status} {json.dumps(answer)[:200]}")
+    status, error = _call("POST", f"{base}/predict", {"instances": [{"no_such_feature": 1}]}, api_key, sign)
+    check("POST /predict (bad input)", status == 422, f"{status} {error.get('message', '')[:120]}")
+    print("smoke test passed" if failures == 0 else f"smoke test failed: {failures} check(s)")
+    return 0 if failures == 0 else 1

@@ -1,0 +1,42 @@
+"""Where a `slipway` command acts: real AWS, or the local stack when AWS_ENDPOINT_URL is set."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from functions.adapters import factory
+from functions.core.registry import Registry
+from slipway.names import ResourceNames
+from slipway.settings import StageSettings, load_settings
+
+
+@dataclass(frozen=True)
+class Target:
+    """One stage's settings, resource names and registry."""
+
+    settings: StageSettings
+    names: ResourceNames
+
+    @property
+    def local(self) -> bool:
+        return bool(os.environ.get("AWS_ENDPOINT_URL"))
+
+    def registry(self) -> Registry:
+        return factory.registry(self.names.artifacts_bucket, self.names.live_pointer_parameter)
+
+
+def resolve(stage: str) -> Target:
+    """The stage's target; boto3 clients are pointed at the stage's region.
+
+    The account comes from STS, so names match what `cdk deploy` created (moto
+    answers with its own account, which the local stack's names use too).
+    """
+    settings = load_settings(stage)
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        # moto accepts any credentials; a laptop without AWS ones must still reach the local stack.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    account = factory.client("sts").get_caller_identity()["Account"]
+    return Target(settings, ResourceNames.of(settings, account=account, region=settings.region))
