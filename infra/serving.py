@@ -61,9 +61,7 @@ class Serving(Construct):
         provisioned_concurrency: ProvisionedConcurrencySettings,
         api: ApiSettings,
         log_retention_days: int,
-        capture_sampling_rate: float,
-        artifacts_bucket_name: str,
-        live_pointer_parameter_name: str,
+        environment: dict[str, str],
         retain_logs: bool,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -109,18 +107,7 @@ class Serving(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             role=self.role,
             log_group=self.log_group,
-            environment={
-                # Exactly the aliases of functions/inference/config.py InferenceConfig.
-                "ARTIFACTS_BUCKET": artifacts_bucket_name,
-                "LIVE_POINTER_PARAMETER": live_pointer_parameter_name,
-                "POINTER_REFRESH_SECONDS": str(inference.pointer_refresh_seconds),
-                "MAX_INSTANCES": str(inference.max_instances),
-                "MAX_BODY_BYTES": str(inference.max_body_bytes),
-                "CAPTURE_SAMPLING_RATE": str(capture_sampling_rate),
-                "POWERTOOLS_SERVICE_NAME": names.inference_service,
-                "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
+            environment=environment,
         )
         # X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions.
         acknowledge(

@@ -12,6 +12,7 @@ from infra.nag import acknowledge
 from infra.observability import Observability
 from infra.serving import Serving
 from infra.storage import Storage
+from slipway.environments import inference_environment
 from slipway.names import ResourceNames
 from slipway.settings import StageSettings
 
@@ -34,9 +35,7 @@ class SlipwayStack(Stack):
             provisioned_concurrency=settings.provisioned_concurrency,
             api=settings.api,
             log_retention_days=settings.logs.retention_days,
-            capture_sampling_rate=settings.capture.sampling_rate,
-            artifacts_bucket_name=self.storage.bucket.bucket_name,
-            live_pointer_parameter_name=self.storage.live_pointer.parameter_name,
+            environment=inference_environment(settings, names),
             retain_logs=settings.storage.retain_data,
         )
         # Grants: read-only, and only the model bundles and the pointer.

@@ -42,10 +42,11 @@ def test_environment_is_exactly_the_config_aliases_plus_powertools(
     aliases = {field.alias for field in InferenceConfig.model_fields.values()}
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
     assert set(env) == aliases | powertools
-    assert env["LIVE_POINTER_PARAMETER"] == {"Ref": Match.string_like_regexp("StorageLivePointer")} or env[
-        "LIVE_POINTER_PARAMETER"
-    ]["Ref"].startswith("StorageLivePointer")
-    assert env["ARTIFACTS_BUCKET"]["Ref"].startswith("StorageArtifactsBucket")
+    # The same names the storage construct gives the bucket and the parameter (one names module).
+    bucket = _artifacts_bucket(templates["prod"])
+    assert env["ARTIFACTS_BUCKET"] == bucket["Properties"]["BucketName"]
+    parameter = only(templates["prod"], "AWS::SSM::Parameter")["Properties"]
+    assert env["LIVE_POINTER_PARAMETER"] == parameter["Name"] == "/slipway/prod/live-model"
     assert env["CAPTURE_SAMPLING_RATE"] == "0.1"
     assert env["MAX_BODY_BYTES"] == str(settings["prod"].inference.max_body_bytes)
     assert env["POWERTOOLS_SERVICE_NAME"] == "slipway-inference"
@@ -146,3 +147,8 @@ def test_outputs(templates: dict[str, Template]) -> None:
     outputs = templates["dev"].to_json()["Outputs"]
     assert {"EndpointUrl", "ApiKeyId", "DashboardUrl"} <= set(outputs)
     assert "dashboards:name=slipway-dev-dashboard" in str(outputs["DashboardUrl"]["Value"])
+
+
+def _artifacts_bucket(template: Template) -> dict[str, Any]:
+    (bucket,) = [b for name, b in resources(template, "AWS::S3::Bucket").items() if "Artifacts" in name]
+    return bucket
