@@ -6,7 +6,6 @@ CDK := node_modules/.bin/cdk
 STAGE ?= dev
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: install run test bench lint synth deploy destroy smoke clean
 

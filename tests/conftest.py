@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -78,23 +79,38 @@ Invoke = Callable[..., tuple[int, Any]]
 
 
 @pytest.fixture
-def handler_module(aws: None, handler_env: None) -> Any:
-    """The inference handler module, imported fresh: a cold container."""
-    import functions.inference.handler as module
+def invoke_factory(aws: None, handler_env: None) -> Callable[[], Invoke]:
+    """Makes a cold container: the handler module imported afresh with the current environment.
 
-    return importlib.reload(module)
+    The returned callable sends one request through the real handler and answers (status, parsed body).
+    """
+
+    def cold_start() -> Invoke:
+        import functions.inference.handler as module
+
+        module = importlib.reload(module)
+
+        def call(method: str, path: str, body: Any = None, *, raw: str | bytes | None = None, **kwargs: Any) -> Any:
+            payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+            event = proxy_event(method, path, body=payload, **kwargs)
+            response = module.lambda_handler(event, FakeLambdaContext())
+            return response["statusCode"], json.loads(response["body"])
+
+        return call
+
+    return cold_start
 
 
 @pytest.fixture
-def invoke(handler_module: Any) -> Invoke:
-    """Send one request through the real handler; returns (status, parsed body)."""
+def invoke(invoke_factory: Callable[[], Invoke]) -> Invoke:
+    """One cold container for the test."""
+    return invoke_factory()
 
-    def call(method: str, path: str, body: Any = None, *, raw: str | bytes | None = None, **kwargs: Any) -> Any:
-        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        response = handler_module.lambda_handler(proxy_event(method, path, body=payload, **kwargs), FakeLambdaContext())
-        return response["statusCode"], json.loads(response["body"])
 
-    return call
+@pytest.fixture
+def handler_module(invoke: Invoke) -> Any:
+    """The handler module behind `invoke` (to reach its live model or configuration)."""
+    return sys.modules["functions.inference.handler"]
 
 
 def example_row(bundle: Bundle, index: int = 0) -> dict[str, float]:

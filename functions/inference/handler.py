@@ -13,10 +13,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from typing_extensions import Annotated
 
@@ -73,11 +76,12 @@ def _record(outcome: service.Outcome, started: float) -> None:
     metrics.add_metric(name=telemetry.OUT_OF_RANGE, unit=MetricUnit.Count, value=outcome.out_of_range)
     metrics.add_metric(name=telemetry.FALLBACKS, unit=MetricUnit.Count, value=rows if outcome.fallback_reason else 0)
     if outcome.fallback_reason:
-        dimensions = {**metrics.default_dimensions, telemetry.REASON_DIMENSION: outcome.fallback_reason}
-        with metrics.single_metric(
-            name=telemetry.FALLBACKS_BY_REASON, unit=MetricUnit.Count, value=rows, default_dimensions=dimensions
-        ):
-            pass
+        # A separate EMF document, so the reason dimension does not split the alarms' metrics.
+        with single_metric(
+            name=telemetry.FALLBACKS_BY_REASON, unit=MetricUnit.Count, value=rows, namespace=metrics.namespace
+        ) as metric:
+            metric.add_dimension(name=telemetry.SERVICE_DIMENSION, value=metrics.service or "")
+            metric.add_dimension(name=telemetry.REASON_DIMENSION, value=outcome.fallback_reason)
     elapsed_ms = (time.perf_counter() - started) * 1000
     metrics.add_metric(name=telemetry.SCORING_LATENCY, unit=MetricUnit.Milliseconds, value=elapsed_ms)
 
@@ -133,13 +137,12 @@ def invalid_request(exc: InvalidRequest) -> Response[str]:
     return _error(exc.status, exc.message, [error.as_dict() for error in exc.errors])
 
 
-@app.exception_handler(RequestValidationError)
-def invalid_body(exc: RequestValidationError) -> Response[str]:
+@app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
+def invalid_body(exc: RequestValidationError | RequestUnsupportedContentType) -> Response[str]:
     _count_invalid(app.current_event.path)
     errors = [_describe(error) for error in exc.errors()]
-    status = 415 if any(e["type"] == "unsupported_content_type" for e in errors) else 422
-    if any(e["type"] == "json_invalid" for e in errors):
-        status = 400
+    types = {error["type"] for error in errors}
+    status = 415 if "unsupported_content_type" in types else 400 if "json_invalid" in types else 422
     summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3])
     return _error(status, f"invalid request body: {summary}", errors)
 

@@ -8,6 +8,7 @@ wiring.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -76,9 +77,11 @@ class LocalStack:
         self._create_resources(names)
         self.live_version = self._seed_model(names)
         os.environ.update(inference_environment(settings, names), POWERTOOLS_TRACE_DISABLED="1")
-        handler = _fresh_handler()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._function_log = self.function_log_path.open("a", encoding="utf-8")
+        # Powertools' Logger binds sys.stdout when the module is imported: import it facing the log file.
+        with contextlib.redirect_stdout(self._function_log):
+            handler = _fresh_handler()
         self._gateway = Gateway(
             handler, host=self.host, port=self.port, function_log=self._function_log, access_log=access_log
         )
