@@ -32,6 +32,9 @@ _PIP_ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}
 # ONNX Runtime's offline tooling).
 _TRIM_DIR_NAMES = frozenset({"tests", "test", "__pycache__"})
 _TRIM_PACKAGE_DIRS = ("onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/transformers")
+# ONNX Runtime's C-API library: the Python binding links the runtime statically and does not
+# load it (its ELF header needs only libc/libstdc++; checked with readelf -d), 27 MB on arm64.
+_TRIM_FILE_GLOBS = ("onnxruntime/capi/libonnxruntime.so*",)
 _TRIM_SUFFIXES = (".pyi", ".pyc")
 _SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test")
 
@@ -124,6 +127,9 @@ def _trim(out_dir: Path) -> None:
     """Remove what Lambda never imports. Only whole test folders, caches, stubs and offline tools."""
     for relative in _TRIM_PACKAGE_DIRS:
         shutil.rmtree(out_dir / relative, ignore_errors=True)
+    for pattern in _TRIM_FILE_GLOBS:
+        for file in out_dir.glob(pattern):
+            file.unlink()
     # Walk deepest first so that removing a folder never hides one still to visit.
     for path in sorted(out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and not path.is_symlink() and (path.name in _TRIM_DIR_NAMES or path.name.endswith("-stubs")):
