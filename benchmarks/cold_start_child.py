@@ -1,0 +1,74 @@
+# ruff: noqa: E402  (the clock must start before any other import)
+"""One cold start, run as a fresh process by benchmarks/cold_start.py (never imported).
+
+argv: handler module, events file (a JSON list: first the one-row event, then
+the 1,000-row event), result file. Imports the handler, answers the first
+event (Slipway's handler loads its bundle there), then answers the 1,000-row
+event a few times and reads the peak resident set size.
+"""
+
+import time
+
+STARTED = time.perf_counter()
+
+import importlib
+import json
+import resource
+import sys
+
+BATCH_REPEATS = 3
+
+
+class Context:
+    """What Powertools reads from the LambdaContext that the runtime passes."""
+
+    function_name = "slipway-bench-inference"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:slipway-bench-inference:live"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    function_version = "$LATEST"
+    log_group_name = "/aws/lambda/slipway-bench-inference"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set size. ru_maxrss is not used where /proc is: Linux keeps it
+    across fork and exec, so a child spawned by a large parent reports the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def main() -> None:
+    module_name, events_path, result_path = sys.argv[1:4]
+    with open(events_path) as file:
+        first_event, batch_event = json.load(file)
+    handler = importlib.import_module(module_name)
+    imported = time.perf_counter()
+    first = handler.lambda_handler(first_event, Context())
+    answered_monotonic_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    answered = time.perf_counter()
+    statuses = [first["statusCode"]]
+    for _ in range(BATCH_REPEATS):
+        statuses.append(handler.lambda_handler(batch_event, Context())["statusCode"])
+    result = {
+        "import_s": imported - STARTED,
+        "first_answer_s": answered - STARTED,
+        "first_answer_monotonic_ns": answered_monotonic_ns,
+        "max_rss_kb": peak_rss_kb(),
+        "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "statuses": statuses,
+    }
+    with open(result_path, "w") as file:
+        json.dump(result, file)
+
+
+main()

@@ -1,0 +1,113 @@
+"""What every section measures on: one trained bundle, the naive pipeline, and the request bodies.
+
+Built once per run so that every figure comes from the same model and the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from functions.adapters.live_pointer import SsmPointerStore
+from functions.adapters.model_store import S3ModelStore
+from functions.core.features import encode_columns
+from functions.core.registry import LivePointer, Registry
+from functions.training.train import HOLDOUT_SHARE, Bundle, load_recipe, train_bundle
+from slipway.names import LOCAL_ACCOUNT, ResourceNames
+from slipway.settings import load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+STAGE = "dev"
+BATCH_ROWS = 1000
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The bundle, the naive baseline's pickle and the request bodies every section uses."""
+
+    bundle: Bundle
+    names: ResourceNames
+    handler_env: dict[str, str]
+    naive_model_path: Path
+    one_row_bodies: list[str]  # one body per row of the example data
+    batch_bodies: list[str]  # BATCH_ROWS rows each, cycling through the example data
+    workdir: Path
+
+
+def build_workload(workdir: Path | None = None) -> Workload:
+    """Train the example recipe once, fit the naive pipeline on the same split, and write the bodies."""
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="slipway-bench-"))
+    recipe = load_recipe()
+    bundle = train_bundle(recipe)
+    columns, target = recipe.load_data()
+    naive_model_path = workdir / "naive_pipeline.joblib"
+    _fit_naive(recipe, bundle, columns, target, naive_model_path)
+
+    feature_names = bundle.manifest.feature_spec.names
+    rows = [{name: float(columns[name][index]) for name in feature_names} for index in range(len(target))]
+    one_row_bodies = [json.dumps({"instances": [row]}) for row in rows]
+    batch_bodies = [
+        json.dumps({"instances": [rows[(offset + i) % len(rows)] for i in range(BATCH_ROWS)]})
+        for offset in (0, 137, 274, 411)
+    ]
+
+    settings = load_settings(STAGE)
+    names = ResourceNames.of(settings, account=LOCAL_ACCOUNT, region=REGION)
+    return Workload(
+        bundle=bundle,
+        names=names,
+        handler_env=_handler_env(names, settings.inference.pointer_refresh_seconds),
+        naive_model_path=naive_model_path,
+        one_row_bodies=one_row_bodies,
+        batch_bodies=batch_bodies,
+        workdir=workdir,
+    )
+
+
+def _fit_naive(recipe, bundle: Bundle, columns, target, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The recipe's pipeline fitted on the same training split as the bundle, pickled with joblib."""
+    spec = bundle.manifest.feature_spec
+    encoded = encode_columns(spec, columns)
+    target = np.asarray(target).astype(str)
+    x_train, _, y_train, _ = train_test_split(
+        encoded, target, test_size=HOLDOUT_SHARE, random_state=int(recipe.SEED), stratify=target
+    )
+    pipeline = recipe.build(int(recipe.SEED)).fit(x_train, y_train)
+    joblib.dump((pipeline, spec.names), path)
+
+
+def _handler_env(names: ResourceNames, pointer_refresh_seconds: int) -> dict[str, str]:
+    """The inference function's environment as infra/serving.py sets it, with X-Ray off (no daemon here)."""
+    return {
+        "ARTIFACTS_BUCKET": names.artifacts_bucket,
+        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
+        "POINTER_REFRESH_SECONDS": str(pointer_refresh_seconds),
+        "POWERTOOLS_SERVICE_NAME": names.inference_service,
+        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+    }
+
+
+def seed_registry(s3: object, ssm: object, workload: Workload) -> None:
+    """Create the bucket and live pointer as the CDK app does, then register and promote the bundle."""
+    names = workload.names
+    s3.create_bucket(Bucket=names.artifacts_bucket)  # type: ignore[attr-defined]
+    ssm.put_parameter(  # type: ignore[attr-defined]
+        Name=names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String"
+    )
+    registry = Registry(S3ModelStore(s3, names.artifacts_bucket), SsmPointerStore(ssm, names.live_pointer_parameter))
+    registry.register(workload.bundle.manifest, workload.bundle.onnx_bytes)
+    registry.promote(workload.bundle.version, "benchmark")

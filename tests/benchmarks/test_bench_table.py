@@ -1,0 +1,62 @@
+"""The benchmark table and the naive baseline handler: correctness only, no timing."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from benchmarks.table import Row, format_value, render_markdown
+from slipway.local.events import proxy_event
+
+
+def test_ratio_is_baseline_over_ours() -> None:
+    assert Row("x", "ms", 0.5, 5.0).ratio == pytest.approx(10.0)
+    assert Row("x", "ms", 0.5).ratio is None
+    assert Row("x", "ms", None, 5.0).ratio is None
+
+
+def test_format_value_never_uses_exponents() -> None:
+    assert format_value(0.2141, "ms") == "0.214 ms"
+    assert format_value(12.34, "ms") == "12.3 ms"
+    assert format_value(1234.5, "MB") == "1234 MB"
+    assert format_value(None, "MB") == "not measured"
+
+
+def test_table_is_aligned_markdown_with_notes() -> None:
+    rows = [
+        Row("warm, 1 row, p50", "ms", 0.25, 2.5, target="≤ 0.3 ms", met=True, note="how it was measured"),
+        Row("package", "MB", None, 208.0, target="≤ 120 MB"),
+    ]
+    lines = render_markdown(rows).splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    assert len({len(line) for line in table}) == 1
+    assert table[0].split("|")[1].strip() == "figure"
+    assert "10.0x" in table[2] and "yes" in table[2] and "[1]" in table[2]
+    assert "not measured" in table[3]
+    assert lines[-1] == "[1] how it was measured"
+
+
+def test_naive_baseline_answers_a_proxy_event(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    pipeline = LogisticRegression().fit(x, np.where(x[:, 0] > 0, "yes", "no"))
+    path = tmp_path / "naive.joblib"
+    joblib.dump((pipeline, ["a", "b"]), path)
+    monkeypatch.setenv("NAIVE_MODEL_PATH", str(path))
+    sys.modules.pop("benchmarks.naive_baseline", None)
+    naive = importlib.import_module("benchmarks.naive_baseline")
+
+    body = json.dumps({"instances": [{"a": 2.0, "b": 0.0}, {"a": -2.0, "b": 0.0}]})
+    response = naive.lambda_handler(proxy_event("POST", "/predict", body=body), None)
+
+    assert response["statusCode"] == 200
+    predictions = json.loads(response["body"])["predictions"]
+    assert [p["label"] for p in predictions] == ["yes", "no"]
+    assert sum(predictions[0]["probabilities"].values()) == pytest.approx(1.0)
+    sys.modules.pop("benchmarks.naive_baseline", None)
