@@ -1,0 +1,117 @@
+"""The bundle manifest: content version, canonical JSON, validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from functions.core.manifest import VERSION_LENGTH, FallbackAnswer, Manifest
+from functions.training.train import Bundle
+
+
+def test_content_version_is_stable_and_is_the_stamped_version(bundle: Bundle) -> None:
+    manifest = bundle.manifest
+
+    version = manifest.content_version(bundle.onnx_bytes)
+
+    assert version == manifest.content_version(bundle.onnx_bytes) == bundle.version
+    assert len(version) == VERSION_LENGTH
+    assert manifest.with_version(bundle.onnx_bytes) == manifest
+
+
+def test_content_version_ignores_the_version_field(bundle: Bundle) -> None:
+    unstamped = bundle.manifest.model_copy(update={"version": ""})
+
+    assert unstamped.content_version(bundle.onnx_bytes) == bundle.version
+    assert unstamped.with_version(bundle.onnx_bytes).version == bundle.version
+
+
+def test_content_version_changes_with_the_onnx_bytes(bundle: Bundle) -> None:
+    manifest = bundle.manifest
+
+    assert manifest.content_version(bundle.onnx_bytes + b"\x00") != bundle.version
+    assert manifest.content_version(bundle.onnx_bytes[:-1]) != bundle.version
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"fallback": FallbackAnswer(label="malignant", probabilities={"benign": 0.4, "malignant": 0.6})},
+        {"metrics": {"accuracy": 0.5, "roc_auc": 0.5, "f1_macro": 0.5, "log_loss": 1.0}},
+        {"metric": "accuracy"},
+        {"onnx_input": "x"},
+    ],
+    ids=["fallback", "metrics", "metric", "onnx_input"],
+)
+def test_content_version_changes_with_a_contract_field(bundle: Bundle, update: dict[str, object]) -> None:
+    changed = bundle.manifest.model_copy(update=update)
+
+    assert changed.content_version(bundle.onnx_bytes) != bundle.version
+
+
+def test_content_version_changes_with_the_feature_spec(bundle: Bundle) -> None:
+    spec = bundle.manifest.feature_spec
+    first = spec.features[0].model_copy(update={"precision": 1})
+    changed = bundle.manifest.model_copy(
+        update={"feature_spec": spec.model_copy(update={"features": (first, *spec.features[1:])})}
+    )
+
+    assert changed.content_version(bundle.onnx_bytes) != bundle.version
+
+
+def test_content_version_ignores_lineage(bundle: Bundle) -> None:
+    lineage = bundle.manifest.lineage.model_copy(
+        update={"code_revision": "deadbeef", "libraries": {"scikit-learn": "0.0.1"}, "recipe": "elsewhere"}
+    )
+    relabelled = bundle.manifest.model_copy(update={"lineage": lineage})
+
+    assert relabelled != bundle.manifest
+    assert relabelled.content_version(bundle.onnx_bytes) == bundle.version
+
+
+def test_to_json_is_canonical_and_round_trips(bundle: Bundle) -> None:
+    manifest = bundle.manifest
+
+    first, second = manifest.to_json(), manifest.to_json()
+    parsed = Manifest.model_validate_json(first)
+
+    assert first == second
+    assert first.endswith(b"\n")
+    assert parsed == manifest
+    assert parsed.to_json() == first
+    assert parsed.content_version(bundle.onnx_bytes) == bundle.version
+
+
+def test_to_json_does_not_depend_on_field_order(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    reordered = Manifest.model_validate(dict(reversed(list(data.items()))))
+
+    assert reordered.to_json() == bundle.manifest.to_json()
+    assert list(json.loads(bundle.manifest.to_json())) == sorted(data)
+
+
+def test_classification_manifest_needs_its_classes(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    data["classes"] = None
+
+    with pytest.raises(ValidationError, match="a classification manifest needs its classes"):
+        Manifest.model_validate(data)
+
+
+def test_gate_metric_must_be_among_the_metrics(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    data["metrics"] = {"accuracy": 0.9}
+    data["metric"] = "roc_auc"
+
+    with pytest.raises(ValidationError, match="the gate metric 'roc_auc' is missing from metrics"):
+        Manifest.model_validate(data)
+
+
+def test_manifest_refuses_unknown_fields(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    data["pickle"] = "gASV"
+
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        Manifest.model_validate(data)

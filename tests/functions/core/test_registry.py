@@ -1,0 +1,238 @@
+"""The registry over moto S3 and SSM: register, promote, rollback, summarise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from functions.core import layout
+from functions.core.errors import RegistryError
+from functions.core.manifest import FallbackAnswer, Manifest
+from functions.core.registry import LivePointer, Registry, summarise
+from functions.training.train import Bundle
+from slipway.names import ResourceNames
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def variant(bundle: Bundle, score: float, label: str = "benign") -> Manifest:
+    """A distinct, correctly stamped version over the same graph."""
+    fallback = FallbackAnswer(label=label, probabilities={"benign": 0.5, "malignant": 0.5})
+    metrics = {**bundle.manifest.metrics, "roc_auc": score}
+    return bundle.manifest.model_copy(update={"metrics": metrics, "fallback": fallback}).with_version(bundle.onnx_bytes)
+
+
+@pytest.fixture
+def three(registry: Registry, bundle: Bundle) -> list[str]:
+    """Three registered versions, A, B and C."""
+    versions = []
+    for score, label in ((0.91, "benign"), (0.92, "malignant"), (0.93, "benign")):
+        manifest = variant(bundle, score, label)
+        assert registry.register(manifest, bundle.onnx_bytes)
+        versions.append(manifest.version)
+    assert len(set(versions)) == 3
+    return versions
+
+
+def bucket_keys(names: ResourceNames) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=names.artifacts_bucket)
+    return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+def test_register_stores_the_graph_and_manifest_under_the_layout_keys(
+    registry: Registry, bundle: Bundle, names: ResourceNames
+) -> None:
+    assert registry.register(bundle.manifest, bundle.onnx_bytes) is True
+
+    version = bundle.version
+    assert bucket_keys(names) == sorted([layout.model_key(version), layout.manifest_key(version)])
+    assert layout.model_key(version) == f"models/{version}/model.onnx"
+    assert layout.manifest_key(version) == f"models/{version}/manifest.json"
+    s3 = boto3.client("s3")
+    stored_graph = s3.get_object(Bucket=names.artifacts_bucket, Key=layout.model_key(version))["Body"].read()
+    stored_manifest = s3.get_object(Bucket=names.artifacts_bucket, Key=layout.manifest_key(version))["Body"].read()
+    assert stored_graph == bundle.onnx_bytes
+    assert stored_manifest == bundle.manifest.to_json()
+    assert registry.store.get_bundle(version) == (bundle.manifest, bundle.onnx_bytes)
+    assert registry.store.list_versions() == [version]
+
+
+def test_register_is_idempotent(registry: Registry, bundle: Bundle, names: ResourceNames) -> None:
+    registry.register(bundle.manifest, bundle.onnx_bytes)
+    keys = bucket_keys(names)
+
+    assert registry.register(bundle.manifest, bundle.onnx_bytes) is False
+
+    assert bucket_keys(names) == keys
+    assert registry.store.list_versions() == [bundle.version]
+
+
+def test_register_refuses_a_manifest_that_does_not_match_its_bytes(
+    registry: Registry, bundle: Bundle, names: ResourceNames
+) -> None:
+    stale = bundle.manifest.model_copy(update={"metrics": {**bundle.manifest.metrics, "roc_auc": 0.1}})
+
+    with pytest.raises(RegistryError, match=f"bundle '{bundle.version}' does not match its content hash"):
+        registry.register(stale, bundle.onnx_bytes)
+    with pytest.raises(RegistryError, match="does not match its content hash"):
+        registry.register(bundle.manifest, bundle.onnx_bytes + b"\x00")
+
+    assert bucket_keys(names) == []
+
+
+def test_unknown_version_is_a_key_error_in_the_store(registry: Registry) -> None:
+    with pytest.raises(KeyError):
+        registry.store.get_manifest("0123456789abcdef")
+
+
+def test_promote_records_the_move_in_the_pointer(registry: Registry, bundle: Bundle, three: list[str]) -> None:
+    a, b, _ = three
+    registry.promote(a, "first", now=T0)
+
+    pointer = registry.promote(b, "better roc_auc", now=T0.replace(hour=13))
+
+    assert pointer == LivePointer(
+        version=b,
+        previous=a,
+        action="promote",
+        reason="better roc_auc",
+        at=T0.replace(hour=13),
+        fallback=registry.store.get_manifest(b).fallback,
+    )
+    assert pointer.fallback is not None and pointer.fallback.label == "malignant"
+    assert registry.live() == pointer
+
+
+def test_first_promotion_has_no_previous_version(registry: Registry, three: list[str]) -> None:
+    pointer = registry.promote(three[0], "first")
+
+    assert pointer.previous is None
+    assert pointer.at is not None and pointer.at.tzinfo is not None
+    assert [entry.action for entry in registry.pointer.history()] == ["init", "promote"]
+
+
+def test_promoting_the_live_version_again_writes_nothing(registry: Registry, three: list[str]) -> None:
+    first = registry.promote(three[0], "first", now=T0)
+    length = len(registry.pointer.history())
+
+    again = registry.promote(three[0], "again", now=T0.replace(hour=14))
+
+    assert again == first
+    assert registry.live() == first
+    assert len(registry.pointer.history()) == length
+
+
+def test_promote_of_an_unknown_version_names_the_registered_ones(registry: Registry, three: list[str]) -> None:
+    registered = ", ".join(sorted(three))
+
+    with pytest.raises(RegistryError, match=f"unknown model version 'nope'; registered: {registered}"):
+        registry.promote("nope", "typo")
+
+    assert registry.live().version is None
+
+
+def test_promote_with_nothing_registered_says_none(registry: Registry) -> None:
+    with pytest.raises(RegistryError, match="registered: none"):
+        registry.promote("nope", "typo")
+
+
+def test_rollback_restores_the_previous_version(registry: Registry, three: list[str]) -> None:
+    a, b, _ = three
+    registry.promote(a, "first", now=T0)
+    registry.promote(b, "second", now=T0)
+
+    pointer = registry.rollback("b is worse", now=T0.replace(hour=15))
+
+    assert pointer == LivePointer(
+        version=a,
+        previous=None,
+        action="rollback",
+        reason="b is worse",
+        at=T0.replace(hour=15),
+        fallback=registry.store.get_manifest(a).fallback,
+    )
+    assert registry.live() == pointer
+
+
+def test_repeated_rollbacks_walk_back_in_time(registry: Registry, three: list[str]) -> None:
+    a, b, c = three
+    for version in (a, b, c):
+        registry.promote(version, f"promote {version}")
+
+    first = registry.rollback("c is bad")
+    second = registry.rollback("b is bad too")
+
+    assert (first.version, first.previous) == (b, a)
+    assert (second.version, second.previous) == (a, None)
+    assert registry.live().version == a
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback("and again")
+    assert registry.live() == second
+
+
+def test_rollback_with_no_predecessor_is_refused(registry: Registry, three: list[str]) -> None:
+    with pytest.raises(RegistryError, match="nothing to roll back to: the live version has no predecessor"):
+        registry.rollback("nothing live yet")
+
+    registry.promote(three[0], "first")
+    length = len(registry.pointer.history())
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback("only one version")
+    assert len(registry.pointer.history()) == length
+
+
+def test_predecessor_is_what_was_live_before_the_version_last_became_live(registry: Registry, three: list[str]) -> None:
+    a, b, c = three
+    registry.promote(a, "1")
+    registry.promote(b, "2")
+    registry.promote(c, "3")
+    registry.promote(b, "4")  # b again, now after c
+
+    assert registry._predecessor_of(b) == c
+    assert registry._predecessor_of(a) is None
+    assert registry._predecessor_of("never-live") is None
+    assert registry.rollback("undo 4").version == c
+
+
+def test_every_write_is_kept_in_the_history(registry: Registry, three: list[str]) -> None:
+    a, b, _ = three
+    registry.promote(a, "1")
+    registry.promote(b, "2")
+    registry.rollback("3")
+
+    history = registry.pointer.history()
+
+    assert [(entry.action, entry.version, entry.reason) for entry in history] == [
+        ("init", None, ""),
+        ("promote", a, "1"),
+        ("promote", b, "2"),
+        ("rollback", a, "3"),
+    ]
+
+
+def test_summarise_marks_the_live_version(registry: Registry, bundle: Bundle, three: list[str]) -> None:
+    registry.promote(three[1], "live")
+
+    summaries = summarise(registry)
+
+    assert [s.version for s in summaries] == sorted(three)
+    assert [s.version for s in summaries if s.live] == [three[1]]
+    by_version = {s.version: s for s in summaries}
+    assert [by_version[v].score for v in three] == [0.91, 0.92, 0.93]
+    for summary in summaries:
+        assert summary.metric == "roc_auc"
+        assert summary.rows == bundle.manifest.lineage.rows == 569
+        assert summary.data_hash == bundle.manifest.lineage.data_hash[:12]
+
+
+def test_summarise_with_nothing_live(registry: Registry, three: list[str]) -> None:
+    assert not any(summary.live for summary in summarise(registry))
+
+
+def test_missing_pointer_parameter_is_a_registry_error(registry: Registry, names: ResourceNames) -> None:
+    boto3.client("ssm").delete_parameter(Name=names.live_pointer_parameter)
+
+    with pytest.raises(RegistryError, match="does not exist; is the stack deployed"):
+        registry.live()

@@ -1,0 +1,236 @@
+"""Training a recipe into a bundle: determinism, parity refusal, recipe checks, other tasks and feature types."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_diabetes, make_classification
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from functions.core.errors import BundleError
+from functions.core.features import FeatureType, encode_columns
+from functions.core.predictor import Predictor
+from functions.training.train import DEFAULT_PARITY_TOLERANCE, Bundle, data_hash, load_recipe, train_bundle
+
+
+def recipe_module(name: str, **attributes: Any) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for key, value in attributes.items():
+        setattr(module, key, value)
+    return module
+
+
+class Capture:
+    """A build(seed) that remembers the pipeline it handed out (fitted in place by training)."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+        self.pipelines: list[Pipeline] = []
+
+    def __call__(self, seed: int) -> Pipeline:
+        pipeline = self.make(seed)
+        self.pipelines.append(pipeline)
+        return pipeline
+
+
+# Determinism
+
+
+def test_training_twice_gives_the_same_bundle(bundle: Bundle) -> None:
+    again = train_bundle(load_recipe())
+
+    assert again.version == bundle.version
+    assert again.onnx_bytes == bundle.onnx_bytes
+    assert again.manifest.to_json() == bundle.manifest.to_json()
+
+
+def test_one_changed_row_gives_a_new_version(bundle: Bundle) -> None:
+    recipe = load_recipe()
+    columns, target = recipe.load_data()
+    same = train_bundle(recipe, columns, target)
+    changed_columns = {name: values.copy() for name, values in columns.items()}
+    changed_columns["mean_radius"][0] += 1.0
+
+    changed = train_bundle(recipe, changed_columns, target)
+
+    assert same.version == bundle.version
+    assert changed.version != bundle.version
+    assert changed.manifest.lineage.data_hash != bundle.manifest.lineage.data_hash
+    assert changed.manifest.lineage.data_hash == data_hash(changed_columns, target)
+
+
+def test_lineage_records_the_recipe_and_revision_without_changing_the_version(bundle: Bundle) -> None:
+    lineage = bundle.manifest.lineage
+
+    assert (lineage.recipe, lineage.seed, lineage.rows, lineage.code_revision) == ("model.recipe", 42, 569, None)
+    assert set(lineage.libraries) == {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"}
+    assert bundle.manifest.parity.tolerance == DEFAULT_PARITY_TOLERANCE
+    assert bundle.manifest.parity.labels_equal is True
+    assert bundle.manifest.parity.max_abs_diff <= DEFAULT_PARITY_TOLERANCE
+
+
+# Parity refusal
+
+
+def test_a_parity_miss_refuses_the_export() -> None:
+    x, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    recipe = types.SimpleNamespace(
+        SEED=0,
+        TASK="classification",
+        METRIC="accuracy",
+        PARITY_TOLERANCE=0.0,
+        load_data=lambda: ({f"f{i}": x[:, i] for i in range(x.shape[1])}, y),
+        build=lambda seed: Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(random_state=seed))]),
+    )
+
+    with pytest.raises(BundleError, match=r"ONNX export refused: .* over tolerance 0 on 40 holdout rows"):
+        train_bundle(recipe)  # type: ignore[arg-type]
+
+
+# load_recipe
+
+
+def test_load_recipe_refuses_a_recipe_lacking_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        sys.modules, "tmp_recipe_lacking", recipe_module("tmp_recipe_lacking", SEED=1, TASK="regression")
+    )
+
+    with pytest.raises(ValueError, match=r"recipe tmp_recipe_lacking lacks \['METRIC', 'load_data', 'build'\]"):
+        load_recipe("tmp_recipe_lacking")
+
+
+def test_load_recipe_refuses_a_metric_that_does_not_fit_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = recipe_module(
+        "tmp_recipe_metric", SEED=1, TASK="regression", METRIC="accuracy", load_data=lambda: None, build=lambda s: None
+    )
+    monkeypatch.setitem(sys.modules, "tmp_recipe_metric", module)
+
+    with pytest.raises(
+        ValueError, match=r"METRIC 'accuracy' does not fit a regression task: choose one of \['mae', 'r2', 'rmse'\]"
+    ):
+        load_recipe("tmp_recipe_metric")
+
+
+def test_load_recipe_refuses_an_unknown_task_and_metric(monkeypatch: pytest.MonkeyPatch) -> None:
+    common = {"SEED": 1, "load_data": lambda: None, "build": lambda s: None}
+    monkeypatch.setitem(
+        sys.modules, "tmp_recipe_task", recipe_module("tmp_recipe_task", TASK="ranking", METRIC="r2", **common)
+    )
+    monkeypatch.setitem(
+        sys.modules,
+        "tmp_recipe_unknown",
+        recipe_module("tmp_recipe_unknown", TASK="regression", METRIC="mape", **common),
+    )
+
+    with pytest.raises(ValueError, match="recipe TASK must be 'classification' or 'regression', got 'ranking'"):
+        load_recipe("tmp_recipe_task")
+    with pytest.raises(ValueError, match=r"unknown METRIC 'mape': choose one of \["):
+        load_recipe("tmp_recipe_unknown")
+
+
+def test_load_recipe_accepts_the_example_recipe() -> None:
+    recipe = load_recipe()
+
+    assert (recipe.TASK, recipe.METRIC, recipe.SEED) == ("classification", "roc_auc", 42)
+
+
+# A regression recipe
+
+
+def test_a_regression_recipe_serves_values_matching_scikit_learn() -> None:
+    data = load_diabetes()
+    columns = {name: data.data[:, i] for i, name in enumerate(data.feature_names)}
+    build = Capture(lambda seed: Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=1.0))]))
+    recipe = recipe_module(
+        "tmp_regression", SEED=3, TASK="regression", METRIC="r2", load_data=lambda: (columns, data.target), build=build
+    )
+
+    trained = train_bundle(recipe)
+
+    manifest = trained.manifest
+    assert (manifest.task, manifest.classes, manifest.metric) == ("regression", None, "r2")
+    assert set(manifest.metrics) == {"r2", "rmse", "mae"}
+    assert manifest.fallback.value == pytest.approx(float(np.median(data.target)), rel=0.2)
+    assert manifest.baseline.prediction.edges  # numeric prediction bins
+    predictor = Predictor(manifest, trained.onnx_bytes)
+    rows = [{name: float(values[i]) for name, values in columns.items()} for i in range(60)]
+    predictions = predictor.score(predictor.encode(rows))
+    (pipeline,) = build.pipelines
+    expected = pipeline.predict(encode_columns(manifest.feature_spec, columns)[:60])
+    actual = np.array([p["value"] for p in predictions])
+    assert all(p["label"] is None and p["probabilities"] is None and p["fallback"] is None for p in predictions)
+    assert np.max(np.abs(actual - expected) / np.maximum(np.abs(expected), 1.0)) <= DEFAULT_PARITY_TOLERANCE
+
+
+# Categories and booleans end to end
+
+
+@pytest.fixture(scope="module")
+def mixed_bundle() -> Bundle:
+    rng = np.random.default_rng(0)
+    n = 300
+    colour = rng.choice(["red", "green", "blue"], n)
+    flag = rng.random(n) < 0.4
+    size = np.round(rng.normal(10, 2, n), 2)
+    count = rng.integers(0, 20, n)
+    target = np.where((colour == "red") ^ flag ^ (size > 10), "yes", "no")
+    recipe = recipe_module(
+        "tmp_mixed",
+        SEED=1,
+        TASK="classification",
+        METRIC="accuracy",
+        load_data=lambda: ({"colour": colour, "flag": flag, "size": size, "count": count}, target),
+        build=lambda seed: Pipeline(
+            [
+                (
+                    "columns",
+                    ColumnTransformer(
+                        [("colour", OneHotEncoder(handle_unknown="ignore"), [0])], remainder=StandardScaler()
+                    ),
+                ),
+                ("clf", LogisticRegression(random_state=seed)),
+            ]
+        ),
+    )
+    return train_bundle(recipe)
+
+
+def test_a_recipe_with_categories_and_booleans_trains(mixed_bundle: Bundle) -> None:
+    features = {f.name: f for f in mixed_bundle.manifest.feature_spec.features}
+
+    assert [f.type for f in features.values()] == [
+        FeatureType.CATEGORY,
+        FeatureType.BOOLEAN,
+        FeatureType.NUMBER,
+        FeatureType.INTEGER,
+    ]
+    assert features["colour"].categories == ("blue", "green", "red")
+    assert features["size"].precision == 2
+    baseline = {b.name: b for b in mixed_bundle.manifest.baseline.features}
+    assert baseline["colour"].categories == ("blue", "green", "red")
+    assert baseline["flag"].categories == ("false", "true")
+    assert baseline["colour"].proportions[-1] == 0.0  # no unseen category in training
+
+
+def test_serving_an_unseen_category_is_flagged_not_refused(mixed_bundle: Bundle) -> None:
+    predictor = Predictor(mixed_bundle.manifest, mixed_bundle.onnx_bytes)
+    rows: list[dict[str, Any]] = [
+        {"colour": "purple", "flag": True, "size": 10.5, "count": 3},
+        {"colour": "red", "flag": False, "size": 10.5, "count": 3},
+        {"size": 10.5},
+    ]
+
+    predictions = predictor.score(predictor.encode(rows))
+
+    assert [p["out_of_range"] for p in predictions] == [["colour"], [], []]
+    assert predictions[2]["imputed"] == ["colour", "flag", "count"]
+    for prediction in predictions:
+        assert prediction["label"] in ("no", "yes")
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
