@@ -196,9 +196,8 @@ class Observability(Construct):
                 width=8,
             ),
         )
-        for alarm in (
-            self.api_5xx_alarm, self.latency_alarm, self.throttles_alarm, self.fallback_alarm, self.invalid_request_alarm,
-        ):  # fmt: skip
+        api_alarms = (self.api_5xx_alarm, self.latency_alarm, self.throttles_alarm)
+        for alarm in (*api_alarms, self.fallback_alarm, self.invalid_request_alarm):
             alarm.add_alarm_action(self._action)
             alarm.add_ok_action(self._action)
             self.alarms.append(alarm)

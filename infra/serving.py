@@ -12,10 +12,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.nag import acknowledge
-
 from infra.bundling import FUNCTIONS_DIR, inference_bundling, inference_package_hash
 from infra.log_retention import retention
+from infra.nag import acknowledge
 from slipway.names import ResourceNames
 from slipway.settings import ApiSettings, InferenceSettings, ProvisionedConcurrencySettings
 

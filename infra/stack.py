@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import Aws, CfnElement, CfnOutput, Stack
 from constructs import Construct
 
 from functions.core.layout import MODELS_PREFIX
@@ -41,7 +41,9 @@ class SlipwayStack(Stack):
         # Grants: read-only, and only the model bundles and the pointer.
         self.serving.allow_model_reads(bucket_objects_arn=self.storage.bucket.arn_for_objects(f"{MODELS_PREFIX}*"))
         self.serving.allow_pointer_reads(parameter_arn=self.storage.live_pointer.parameter_arn)
-        bucket_id = self.resolve(self.get_logical_id(self.storage.bucket.node.default_child))
+        bucket_resource = self.storage.bucket.node.default_child
+        assert isinstance(bucket_resource, CfnElement)
+        bucket_id = self.resolve(self.get_logical_id(bucket_resource))
         acknowledge(
             self.serving.role,
             f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{MODELS_PREFIX}*]",

@@ -9,9 +9,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from infra.nag import acknowledge
-
 from functions.core.layout import CAPTURE_PREFIX, REPORTS_PREFIX
+from infra.nag import acknowledge
 from slipway.names import ResourceNames
 
 # The pointer's value before the first promotion; the runtime writes the real one.
@@ -51,7 +50,9 @@ class Storage(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(access_logs_expiry_days))],
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(access_logs_expiry_days))
+            ],
             removal_policy=removal,
             auto_delete_objects=auto_delete,
         )

@@ -133,8 +133,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     manifest = bundle.manifest
     registry = target.registry()
     created = registry.register(manifest, bundle.onnx_bytes)
-    print(f"trained {manifest.version}: {manifest.metric} {manifest.metrics[manifest.metric]:.4f} on holdout, "
-          f"ONNX parity {manifest.parity.max_abs_diff:.2g} (tolerance {manifest.parity.tolerance:g})")
+    print(
+        f"trained {manifest.version}: {manifest.metric} {manifest.metrics[manifest.metric]:.4f} on holdout, "
+        f"ONNX parity {manifest.parity.max_abs_diff:.2g} (tolerance {manifest.parity.tolerance:g})"
+    )
     print(f"{'registered' if created else 'already registered'} in s3://{target.names.artifacts_bucket}")
     if args.promote:
         _print_pointer(registry.promote(manifest.version, args.reason))
@@ -155,7 +157,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     print(f"{'':2}{'version':18}{'metric':10}{'score':>8}{'rows':>8}  data")
     for row in rows:
-        print(f"{'*' if row.live else '':2}{row.version:18}{row.metric:10}{row.score:8.4f}{row.rows:8d}  {row.data_hash}")
+        print(
+            f"{'*' if row.live else '':2}{row.version:18}{row.metric:10}{row.score:8.4f}{row.rows:8d}  {row.data_hash}"
+        )
     _print_pointer(pointer)
     return 0
 
@@ -182,8 +186,10 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def _print_pointer(pointer: LivePointer) -> None:
     when = pointer.at.isoformat(timespec="seconds") if pointer.at else "-"
-    print(f"live: {pointer.version or 'none'} (previous {pointer.previous or 'none'}; "
-          f"{pointer.action} at {when}: {pointer.reason or '-'})")
+    print(
+        f"live: {pointer.version or 'none'} (previous {pointer.previous or 'none'}; "
+        f"{pointer.action} at {when}: {pointer.reason or '-'})"
+    )
 
 
 def _code_revision() -> str | None:

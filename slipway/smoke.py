@@ -33,13 +33,13 @@ def _call(method: str, url: str, body: Any, api_key: str | None, sign: bool) -> 
     if api_key:
         headers["x-api-key"] = api_key
     if sign:
-        session_credentials = factory.client("sts")._request_signer._credentials  # noqa: SLF001
+        session_credentials = factory.client("sts")._request_signer._credentials
         request = AWSRequest(method=method, url=url, data=data, headers=headers)
         SigV4Auth(session_credentials, "execute-api", factory.client("sts").meta.region_name).add_auth(request)
         headers = dict(request.headers)
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - our endpoint
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
@@ -70,7 +70,11 @@ def smoke_test(*, stage: str, url: str | None = None, api_key: str | None = None
         return 1
     row = {f["name"]: f["impute"] for f in model["feature_spec"]["features"]}
     status, answer = _call("POST", f"{base}/predict", {"instances": [row]}, api_key, sign)
-    ok = status == 200 and answer.get("model_version") == model["version"] and answer["predictions"][0]["fallback"] is None
+    ok = (
+        status == 200
+        and answer.get("model_version") == model["version"]
+        and answer["predictions"][0]["fallback"] is None
+    )
     check("POST /predict", ok, f"{status} {json.dumps(answer)[:200]}")
     status, error = _call("POST", f"{base}/predict", {"instances": [{"no_such_feature": 1}]}, api_key, sign)
     check("POST /predict (bad input)", status == 422, f"{status} {error.get('message', '')[:120]}")

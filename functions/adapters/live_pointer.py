@@ -33,7 +33,7 @@ class SsmPointerStore:
 
     def history(self) -> list[LivePointer]:
         paginator = self._ssm.get_paginator("get_parameter_history")
-        entries = []
+        entries: list[LivePointer] = []
         for page in paginator.paginate(Name=self._name):
             entries.extend(LivePointer.model_validate_json(item["Value"]) for item in page["Parameters"])
         return entries

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from itertools import chain
 from operator import itemgetter
-from enum import Enum
 from typing import Any
 
 import numpy as np

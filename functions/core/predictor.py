@@ -93,7 +93,9 @@ class Predictor:
         rows = probabilities.tolist()
         return [
             _answer(str(label), dict(zip(classes, row, strict=True)), None, imputed, outside, None)
-            for label, row, imputed, outside in zip(labels.tolist(), rows, batch.imputed, batch.out_of_range)
+            for label, row, imputed, outside in zip(
+                labels.tolist(), rows, batch.imputed, batch.out_of_range, strict=True
+            )
         ]
 
     def _regression(self, outputs: list[Any], batch: EncodedBatch) -> list[Prediction]:
@@ -102,7 +104,7 @@ class Predictor:
             raise ModelUnavailable(REASON_NON_FINITE_OUTPUT)
         return [
             _answer(None, None, value, imputed, outside, None)
-            for value, imputed, outside in zip(values.tolist(), batch.imputed, batch.out_of_range)
+            for value, imputed, outside in zip(values.tolist(), batch.imputed, batch.out_of_range, strict=True)
         ]
 
 
@@ -114,6 +116,4 @@ def fallback_predictions(
     value = answer.value if answer.value is not None and math.isfinite(answer.value) else None
     imputed = batch.imputed if batch else [[] for _ in range(count)]
     outside = batch.out_of_range if batch else [[] for _ in range(count)]
-    return [
-        _answer(answer.label, answer.probabilities, value, imputed[i], outside[i], reason) for i in range(count)
-    ]
+    return [_answer(answer.label, answer.probabilities, value, imputed[i], outside[i], reason) for i in range(count)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -21,7 +21,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from typing_extensions import Annotated
 
 from functions.adapters import factory
 from functions.core import telemetry
@@ -29,7 +28,15 @@ from functions.core.errors import FieldError, InvalidRequest
 from functions.inference import service
 from functions.inference.config import InferenceConfig
 from functions.inference.live_model import LiveModel
-from functions.inference.schemas import ErrorBody, Health, ModelInfo, PredictResponse, dump_json, parse_json, predict_request_model
+from functions.inference.schemas import (
+    ErrorBody,
+    Health,
+    ModelInfo,
+    PredictResponse,
+    dump_json,
+    parse_json,
+    predict_request_model,
+)
 
 # /model, /health and /openapi.json publish no metric; that is expected, not worth a warning per call.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -106,8 +113,9 @@ def model_info() -> ModelInfo:
 @app.get("/health", summary="ready, or degraded with the reason")
 def health() -> Health:
     serving = live_model.current()
-    status = "ready" if serving.predictor is not None else "degraded"
-    return Health(status=status, model_version=serving.version, reason=serving.reason)
+    if serving.predictor is None:
+        return Health(status="degraded", model_version=serving.version, reason=serving.reason)
+    return Health(status="ready", model_version=serving.version, reason=None)
 
 
 @app.get("/openapi.json", summary="This document", include_in_schema=False)

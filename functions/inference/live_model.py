@@ -83,7 +83,9 @@ class LiveModel:
             logger.error("live bundle unusable; plan B answers", extra={"version": pointer.version, "error": str(exc)})
             return Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
         except Exception as exc:  # S3 unreachable and the like: plan B, retried at the next refresh
-            logger.error("live bundle unreachable; plan B answers", extra={"version": pointer.version, "error": str(exc)})
+            logger.error(
+                "live bundle unreachable; plan B answers", extra={"version": pointer.version, "error": str(exc)}
+            )
             return Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
         logger.info("live model loaded", extra={"version": pointer.version})
         return Serving(predictor, pointer.version, pointer.fallback, None)

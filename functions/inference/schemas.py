@@ -12,7 +12,6 @@ from functions.core.features import FeatureSpec, NonFiniteLiteral
 from functions.core.manifest import Parity, Task
 
 
-
 def parse_json(text: str) -> Any:
     """Parse a request body fast (orjson); on failure re-parse with the standard library so that a
     NaN/Infinity literal or an overflowing number is refused by its field name, not as malformed JSON."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.errors import ModelUnavailable
-from functions.core.predictor import Prediction, fallback_predictions
+from functions.core.predictor import REASON_MODEL_UNAVAILABLE, Prediction, fallback_predictions
 from functions.inference.live_model import Serving
 
 
@@ -27,12 +27,12 @@ def predict(serving: Serving, rows: Sequence[Mapping[str, Any]]) -> Outcome:
     predictor = serving.predictor
     if predictor is None:
         # Without a loaded spec the rows cannot be checked feature by feature; plan B answers them all.
-        reason = serving.reason or "model_unavailable"
-        return Outcome(serving.version, fallback_predictions(serving.fallback, reason, len(rows)), reason, 0, 0)
+        why = serving.reason or REASON_MODEL_UNAVAILABLE
+        return Outcome(serving.version, fallback_predictions(serving.fallback, why, len(rows)), why, 0, 0)
     batch = predictor.encode(rows)
+    reason: str | None = None
     try:
         predictions = predictor.score(batch)
-        reason = None
     except ModelUnavailable as exc:
         reason = str(exc)
         predictions = fallback_predictions(serving.fallback, reason, len(rows), batch)

@@ -47,13 +47,13 @@ def _derive_feature(name: str, raw: np.ndarray, declared_type: str | None) -> di
             "impute": str(values[np.argmax(counts)]),
         }
     column = raw.astype(np.float64)
-    present = column[~np.isnan(column)]
-    if present.size == 0:
+    values = column[~np.isnan(column)]
+    if values.size == 0:
         raise ValueError(f"feature {name!r} has no values in the training data")
-    low, high = float(present.min()), float(present.max())
+    low, high = float(values.min()), float(values.max())
     span = max(high - low, abs(high), 1.0)
     valid_min = 0.0 if low >= 0 else low - VALID_RANGE_SPANS * span
-    precision = 0 if kind is FeatureType.INTEGER else _precision(present)
+    precision = 0 if kind is FeatureType.INTEGER else _precision(values)
     return {
         "name": name,
         "type": kind,
@@ -62,7 +62,7 @@ def _derive_feature(name: str, raw: np.ndarray, declared_type: str | None) -> di
         "valid_max": high + VALID_RANGE_SPANS * span,
         "train_min": low,
         "train_max": high,
-        "impute": float(np.round(np.median(present), precision)),
+        "impute": float(np.round(np.median(values), precision)),
     }
 
 

@@ -31,9 +31,7 @@ def export_onnx(pipeline: Pipeline, n_features: int, task: str) -> bytes:
     return bytes(graph.SerializeToString())
 
 
-def check_parity(
-    pipeline: Pipeline, onnx_bytes: bytes, holdout: np.ndarray, task: str, tolerance: float
-) -> Parity:
+def check_parity(pipeline: Pipeline, onnx_bytes: bytes, holdout: np.ndarray, task: str, tolerance: float) -> Parity:
     """Compare ONNX Runtime with scikit-learn on the holdout set; raise BundleError on a mismatch."""
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     outputs = session.run(None, {ONNX_INPUT: holdout.astype(np.float32)})

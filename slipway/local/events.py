@@ -43,10 +43,11 @@ def proxy_event(
     request_id = str(uuid.uuid4())
     is_base64 = False
     if isinstance(body, bytes):
+        raw = body
         try:
-            body = body.decode("utf-8")
+            body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            body, is_base64 = base64.b64encode(body).decode("ascii"), True
+            body, is_base64 = base64.b64encode(raw).decode("ascii"), True
     headers = {"Content-Type": "application/json", **(headers or {})}
     return {
         "resource": path,

@@ -41,7 +41,7 @@ class Gateway:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         """Call the handler with one event; its stdout (logs, EMF metrics) goes to the function log."""
@@ -110,7 +110,7 @@ class Gateway:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _relay  # noqa: N815
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 gateway._log(f"{self.address_string()} {format % args}")
 
         return Request

@@ -8,12 +8,12 @@ wiring.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import os
 import socket
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -69,9 +69,8 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
         self._moto.start()
-        os.environ.update(
-            AWS_ENDPOINT_URL=self.aws_endpoint, AWS_DEFAULT_REGION=settings.region, **LOCAL_CREDENTIALS
-        )
+        reset_moto(self.aws_endpoint)
+        os.environ.update(AWS_ENDPOINT_URL=self.aws_endpoint, AWS_DEFAULT_REGION=settings.region, **LOCAL_CREDENTIALS)
         os.environ.pop("AWS_PROFILE", None)
         factory.client.cache_clear()
         self._create_resources(names)
@@ -79,9 +78,12 @@ class LocalStack:
         os.environ.update(inference_environment(settings, names), POWERTOOLS_TRACE_DISABLED="1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._function_log = self.function_log_path.open("a", encoding="utf-8")
-        # Powertools' Logger binds sys.stdout when the module is imported: import it facing the log file.
-        with contextlib.redirect_stdout(self._function_log):
-            handler = _fresh_handler()
+        module = _fresh_handler_module()
+        # Powertools' Logger writes to the stream it bound at first import; point it at the log file.
+        stream_handler = module.logger.registered_handler
+        if isinstance(stream_handler, logging.StreamHandler):
+            stream_handler.setStream(self._function_log)
+        handler = module.lambda_handler
         self._gateway = Gateway(
             handler, host=self.host, port=self.port, function_log=self._function_log, access_log=access_log
         )
@@ -123,6 +125,13 @@ class LocalStack:
         return bundle.version
 
 
+def reset_moto(endpoint: str) -> None:
+    """Start from empty state: moto keeps its backends per process, across server instances."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
 def _check_free(host: str, port: int) -> None:
     """Fail at once with the port's number, rather than hang in a server thread that cannot bind."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -133,8 +142,7 @@ def _check_free(host: str, port: int) -> None:
             raise OSError(f"{host}:{port} is already in use") from exc
 
 
-def _fresh_handler() -> Any:
-    """The inference handler, imported after its environment is set (a cold start)."""
+def _fresh_handler_module() -> Any:
+    """The inference handler module, imported after its environment is set (a cold start)."""
     name = "functions.inference.handler"
-    module = importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
-    return module.lambda_handler
+    return importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)

@@ -24,5 +24,3 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Te
 def settings() -> dict[str, StageSettings]:
     context = cdk_context()
     return {stage: settings_from_context(context, stage) for stage in STAGES}
-
-

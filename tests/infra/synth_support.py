@@ -9,15 +9,14 @@ from typing import Any
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk import App  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk import App
+from aws_cdk.assertions import Template
 
-from infra.app import FEATURE_FLAGS, build_app  # noqa: E402
-from slipway.settings import load_context  # noqa: E402
+from infra.app import FEATURE_FLAGS, build_app
+from slipway.settings import load_context
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")
-
 
 
 def cdk_context(**overrides: Any) -> dict[str, Any]:

@@ -56,11 +56,10 @@ def test_no_wildcard_action_and_only_documented_wildcard_resources(templates: di
             for action in filter(_is_wildcard_action, actions):
                 if (kind, action) not in WILDCARD_ACTION_RESOURCE_POLICIES or kind in IDENTITY_POLICY_TYPES:
                     problems.append(f"{name}/{logical_id}: wildcard action {action}")
-            if "*" in _as_list(statement.get("Resource", [])) and not any(
-                (kind, a) in WILDCARD_ACTION_RESOURCE_POLICIES for a in actions
-            ):
-                if frozenset(actions) not in WILDCARD_RESOURCE_STATEMENTS:
-                    problems.append(f"{name}/{logical_id}: undocumented Resource '*' for {sorted(actions)}")
+            wildcard_resource = "*" in _as_list(statement.get("Resource", []))
+            resource_policy = any((kind, a) in WILDCARD_ACTION_RESOURCE_POLICIES for a in actions)
+            if wildcard_resource and not resource_policy and frozenset(actions) not in WILDCARD_RESOURCE_STATEMENTS:
+                problems.append(f"{name}/{logical_id}: undocumented Resource '*' for {sorted(actions)}")
             assert "NotAction" not in statement and "NotResource" not in statement, f"{name}/{logical_id}"
     assert checked > 10
     assert not problems, "\n".join(problems)

@@ -30,7 +30,9 @@ def test_topic_is_encrypted_and_tls_only(templates: dict[str, Template]) -> None
     assert topic["TopicName"] == "slipway-dev-alarms"
     assert topic["KmsMasterKeyId"]["Fn::GetAtt"][0].startswith("ObservabilityAlarmTopicKey")
     statements = only(template, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"]
-    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
     assert only(template, "AWS::KMS::Key")["Properties"]["EnableKeyRotation"] is True
     assert not resources(template, "AWS::SNS::Subscription")  # no email configured
 

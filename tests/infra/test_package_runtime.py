@@ -27,6 +27,7 @@ from functions.core.registry import LivePointer, Registry
 from functions.training.train import Bundle
 from infra.bundling import build_inference_package, find_runtime_interpreter
 from slipway.environments import inference_environment
+from slipway.local.stack import reset_moto
 from slipway.names import LOCAL_ACCOUNT, ResourceNames
 from slipway.settings import load_settings
 from tests.conftest import example_row
@@ -50,7 +51,9 @@ def moto_endpoint() -> Iterator[str]:
         port = probe.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    endpoint = f"http://127.0.0.1:{port}"
+    reset_moto(endpoint)
+    yield endpoint
     server.stop()
 
 
@@ -76,9 +79,12 @@ def test_package_scores_rows_under_the_runtime_python(
         for service in ("s3", "ssm")
     }  # fmt: skip
     clients["s3"].create_bucket(Bucket=names.artifacts_bucket)
-    clients["ssm"].put_parameter(Name=names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String")
+    clients["ssm"].put_parameter(
+        Name=names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String"
+    )
     registry = Registry(
-        S3ModelStore(clients["s3"], names.artifacts_bucket), SsmPointerStore(clients["ssm"], names.live_pointer_parameter)
+        S3ModelStore(clients["s3"], names.artifacts_bucket),
+        SsmPointerStore(clients["ssm"], names.live_pointer_parameter),
     )
     registry.register(bundle.manifest, bundle.onnx_bytes)
     registry.promote(bundle.version, "package test")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Template
 from synth_support import only, resources
 
 from infra.serving import ROUTES
@@ -102,7 +102,9 @@ def test_routes_proxy_to_the_live_alias(templates: dict[str, Template]) -> None:
         assert "ServingLiveAlias" in uri
 
 
-def test_stage_throttling_logging_and_tracing(templates: dict[str, Template], settings: dict[str, StageSettings]) -> None:
+def test_stage_throttling_logging_and_tracing(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
     for stage in ("dev", "prod"):
         props = only(templates[stage], "AWS::ApiGateway::Stage")["Properties"]
         api = settings[stage].api
@@ -116,7 +118,9 @@ def test_stage_throttling_logging_and_tracing(templates: dict[str, Template], se
         assert method_settings["LoggingLevel"] == "ERROR"
         access = props["AccessLogSetting"]
         assert access["DestinationArn"]["Fn::GetAtt"][0].startswith("ServingApiAccessLogs")
-        assert '"requestId":"$context.requestId"' in access["Format"] and '"status":"$context.status"' in access["Format"]
+        assert (
+            '"requestId":"$context.requestId"' in access["Format"] and '"status":"$context.status"' in access["Format"]
+        )
 
 
 def test_api_key_mode_usage_plan_and_key(templates: dict[str, Template], settings: dict[str, StageSettings]) -> None:

@@ -55,11 +55,20 @@ def test_retention_follows_storage_retain_data(templates: dict[str, Template]) -
 def test_live_pointer_parameter_starts_empty(templates: dict[str, Template]) -> None:
     templates["dev"].has_resource_properties(
         "AWS::SSM::Parameter",
-        {"Name": "/slipway/dev/live-model", "Type": "String", "Tier": "Standard", "Value": json.dumps({"version": None})},
+        {
+            "Name": "/slipway/dev/live-model",
+            "Type": "String",
+            "Tier": "Standard",
+            "Value": json.dumps({"version": None}),
+        },
     )
     templates["prod"].has_resource_properties("AWS::SSM::Parameter", {"Name": "/slipway/prod/live-model"})
     templates["dev"].has_resource_properties(
         "AWS::S3::Bucket",
-        {"BucketName": {"Fn::Join": ["", ["slipway-dev-artifacts-", {"Ref": "AWS::AccountId"}, "-", {"Ref": "AWS::Region"}]]}},
+        {
+            "BucketName": {
+                "Fn::Join": ["", ["slipway-dev-artifacts-", {"Ref": "AWS::AccountId"}, "-", {"Ref": "AWS::Region"}]]
+            }
+        },
     )
     assert Match  # imported for readers extending these checks
