@@ -109,8 +109,12 @@ def encode_columns(spec: FeatureSpec, columns: Mapping[str, Sequence[Any] | np.n
     encoded = []
     for feature in spec.features:
         raw = columns[feature.name]
-        if feature.type in (FeatureType.CATEGORY, FeatureType.BOOLEAN):
-            values = [feature.impute if _is_missing(v) else v for v in raw]
+        if feature.type is FeatureType.BOOLEAN:
+            values = [feature.impute if _is_missing(v) else bool(v) for v in raw]
+            encoded.append(np.array([_encode_scalar(feature, v) for v in values]))
+        elif feature.type is FeatureType.CATEGORY:
+            # Training data may hold a category as a number; the spec keeps categories as text.
+            values = [feature.impute if _is_missing(v) else str(v) for v in raw]
             encoded.append(np.array([_encode_scalar(feature, v) for v in values]))
         else:
             column = np.asarray(raw, dtype=np.float64)
@@ -187,6 +191,8 @@ class CompiledSpec:
 
     def encode(self, rows: Sequence[Mapping[str, Any]], *, loc: str = "instances") -> EncodedBatch:
         """Turn request rows into model input; raise InvalidRequest naming every broken field."""
+        if not rows:
+            raise InvalidRequest(f"{loc} must hold at least one row", [FieldError((loc,), "too_short", "no rows")])
         errors: list[FieldError] = []
         known = self._known
         for index, row in enumerate(rows):
@@ -258,58 +264,64 @@ class CompiledSpec:
     def _encode_column(
         self, feature: Feature, values: list[Any], loc: str, errors: list[FieldError]
     ) -> np.ndarray | None:
+        """The column's encoding, or None after appending an error for every broken value."""
         name = feature.name
         first_error = len(errors)
+        broken: set[int] = set()
         is_category = feature.type is FeatureType.CATEGORY
         is_boolean = feature.type is FeatureType.BOOLEAN
         for index, value in enumerate(values):
-            where = (loc, index, name)
-            if value is None:
-                if feature.required:
-                    errors.append(FieldError(where, "missing", f"'{name}' is required"))
-                continue
-            kind = type(value)
-            if isinstance(value, float) and not math.isfinite(value):
-                errors.append(FieldError(where, "finite", f"'{name}' must be a finite number, got {value}"))
-            elif is_category:
-                if kind is not str:
-                    errors.append(FieldError(where, "type", f"'{name}' must be a string category"))
-            elif is_boolean:
-                if kind is not bool:
-                    errors.append(FieldError(where, "type", f"'{name}' must be true or false"))
-            elif kind not in _NUMERIC_TYPES:
-                errors.append(FieldError(where, "type", f"'{name}' must be a number, got {_json_type(value)}"))
-            elif kind is int and abs(value) > _MAX_ABS:
-                errors.append(FieldError(where, "finite", f"'{name}' is too large to be a number"))
-        if len(errors) > first_error:
-            return None
+            problem = self._value_problem(feature, value, is_category, is_boolean)
+            if problem is not None:
+                errors.append(FieldError((loc, index, name), *problem))
+                broken.add(index)
 
         if is_category or is_boolean:
+            if broken:
+                return None
             return np.array([_encode_scalar(feature, v if v is not None else feature.impute) for v in values])
         impute = float(feature.impute)
-        column = np.array([impute if v is None else v for v in values], dtype=np.float64)
+        column = np.array([impute if v is None or i in broken else v for i, v in enumerate(values)], dtype=np.float64)
         column = np.round(column, feature.decimals)
-        self._check_valid_range(feature, column, values, loc, errors)
-        return column
+        # Range-check the well-typed values too, so one answer names every broken field.
+        checked = [i for i, v in enumerate(values) if v is not None and i not in broken]
+        self._check_valid_range(feature, column, values, checked, loc, errors)
+        return None if len(errors) > first_error else column
+
+    @staticmethod
+    def _value_problem(feature: Feature, value: Any, is_category: bool, is_boolean: bool) -> tuple[str, str] | None:
+        """(type, message) of the rule `value` breaks, or None."""
+        name = feature.name
+        if value is None:
+            return ("missing", f"'{name}' is required") if feature.required else None
+        kind = type(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return "finite", f"'{name}' must be a finite number, got {value}"
+        if is_category:
+            return None if kind is str else ("type", f"'{name}' must be a string category")
+        if is_boolean:
+            return None if kind is bool else ("type", f"'{name}' must be true or false")
+        if kind not in _NUMERIC_TYPES:
+            return "type", f"'{name}' must be a number, got {_json_type(value)}"
+        if kind is int and abs(value) > _MAX_ABS:
+            return "finite", f"'{name}' is too large to be a number"
+        return None
 
     @staticmethod
     def _check_valid_range(
-        feature: Feature, column: np.ndarray, values: list[Any], loc: str, errors: list[FieldError]
+        feature: Feature, column: np.ndarray, values: list[Any], checked: list[int], loc: str, errors: list[FieldError]
     ) -> None:
         low, high = feature.valid_min, feature.valid_max
-        bad = np.zeros(column.shape, dtype=bool)
-        if low is not None:
-            bad |= column < low
-        if high is not None:
-            bad |= column > high
-        for index in np.flatnonzero(bad):
-            errors.append(
-                FieldError(
-                    (loc, int(index), feature.name),
-                    "range",
-                    f"'{feature.name}' must be between {low} and {high}, got {values[index]}",
+        for index in checked:
+            value = column[index]
+            if (low is not None and value < low) or (high is not None and value > high):
+                errors.append(
+                    FieldError(
+                        (loc, index, feature.name),
+                        "range",
+                        f"'{feature.name}' must be between {low} and {high}, got {values[index]}",
+                    )
                 )
-            )
 
     @staticmethod
     def _outside_training(feature: Feature, column: np.ndarray) -> np.ndarray:

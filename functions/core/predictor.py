@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,8 +11,13 @@ import numpy as np
 import onnxruntime as ort
 
 from functions.core.errors import BundleError, ModelUnavailable
-from functions.core.features import CompiledSpec, EncodedBatch
+from functions.core.features import CompiledSpec, EncodedBatch, FeatureSpec, FeatureType
 from functions.core.manifest import FallbackAnswer, Manifest
+
+logger = logging.getLogger(__name__)
+
+# Rows per block of the padded model call (see Predictor._run).
+PAD_ROWS = 8
 
 # Why a fallback answered, as reported per row and counted in the FallbacksByReason metric.
 REASON_NO_LIVE_MODEL = "no_live_model"
@@ -70,6 +76,9 @@ class Predictor:
         self._input = manifest.onnx_input
         self._classes = list(manifest.classes or ())
         self._outputs = [output.name for output in self._session.get_outputs()]
+        self.batch_invariant = self._is_batch_invariant()
+        if not self.batch_invariant:
+            logger.warning("model %s answers differently in batches on this CPU; scoring row by row", self.version)
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> EncodedBatch:
         """Validate and encode rows (raises InvalidRequest)."""
@@ -78,12 +87,45 @@ class Predictor:
     def score(self, batch: EncodedBatch) -> list[Prediction]:
         """Answer every row of an encoded batch; raises ModelUnavailable with a reason on failure."""
         try:
-            outputs = self._session.run(self._outputs, {self._input: batch.matrix})
+            outputs = self._run(batch.matrix)
         except Exception as exc:  # any runtime failure must become plan B, never a 500
             raise ModelUnavailable(REASON_RUNTIME_ERROR) from exc
         if self.manifest.task == "classification":
             return self._classification(outputs, batch)
         return self._regression(outputs, batch)
+
+    def _run(self, matrix: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for `matrix`, the same for a row whatever batch it arrives in.
+
+        ONNX Runtime takes another kernel for a single row than for a block of
+        rows, and the two round differently in the last bits of float32. Every
+        call is therefore padded to a multiple of PAD_ROWS (with copies of the
+        first row), so each row goes through the same block kernel. Should a
+        model still vary with the batch (checked at load), rows are scored one
+        by one.
+        """
+        if not self.batch_invariant:
+            parts = [self._run_padded(matrix[i : i + 1]) for i in range(matrix.shape[0])]
+            return [np.concatenate(column) for column in zip(*parts, strict=True)]
+        return self._run_padded(matrix)
+
+    def _run_padded(self, matrix: np.ndarray) -> list[np.ndarray]:
+        rows = matrix.shape[0]
+        padding = -rows % PAD_ROWS
+        if padding:
+            matrix = np.concatenate([matrix, np.repeat(matrix[:1], padding, axis=0)])
+        outputs = self._session.run(self._outputs, {self._input: matrix})
+        return [np.asarray(output)[:rows] for output in outputs]
+
+    def _is_batch_invariant(self) -> bool:
+        """Whether probe rows score identically alone and together on this CPU."""
+        probe = probe_rows(self.manifest.feature_spec)
+        together = self._run_padded(probe)
+        for index in range(probe.shape[0]):
+            alone = self._run_padded(probe[index : index + 1])
+            if any(not np.array_equal(a[0], t[index]) for a, t in zip(alone, together, strict=True)):
+                return False
+        return True
 
     def _classification(self, outputs: list[Any], batch: EncodedBatch) -> list[Prediction]:
         labels, probabilities = outputs[0], np.asarray(outputs[1], dtype=np.float64)
@@ -106,6 +148,22 @@ class Predictor:
             _answer(None, None, value, imputed, outside, None)
             for value, imputed, outside in zip(values.tolist(), batch.imputed, batch.out_of_range, strict=True)
         ]
+
+
+def probe_rows(spec: FeatureSpec, count: int = 2 * PAD_ROWS + 3) -> np.ndarray:
+    """Synthetic, valid model input spread over each feature's training range (no training data needed)."""
+    rng = np.random.default_rng(0)
+    columns = []
+    for feature in spec.features:
+        if feature.categories:
+            columns.append(rng.integers(0, len(feature.categories), count).astype(np.float64))
+        elif feature.type is FeatureType.BOOLEAN:
+            columns.append(rng.integers(0, 2, count).astype(np.float64))
+        else:
+            low = feature.train_min if feature.train_min is not None else feature.encode_impute() - 1
+            high = feature.train_max if feature.train_max is not None else feature.encode_impute() + 1
+            columns.append(np.round(rng.uniform(low, high, count), feature.decimals))
+    return np.column_stack(columns).astype(np.float32)
 
 
 def fallback_predictions(

@@ -182,3 +182,46 @@ def test_fallback_value_is_served_only_when_finite(value: float, expected: float
 
     assert prediction["value"] == expected
     assert prediction["fallback"] == "model_unavailable"
+
+
+class _BatchSensitiveSession:
+    """Stands in for a graph whose float32 results drift with the batch size (as kernels can)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.get_outputs = real.get_outputs
+
+    def run(self, outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        labels, probabilities = self._real.run(outputs, feeds)
+        rows = next(iter(feeds.values())).shape[0]
+        return [labels, probabilities + np.float32(1e-7) * (rows > 8)]
+
+
+def test_probe_rows_are_valid_input_for_the_spec(bundle: Bundle) -> None:
+    from functions.core.predictor import probe_rows
+
+    probe = probe_rows(bundle.manifest.feature_spec)
+    features = bundle.manifest.feature_spec.features
+    assert probe.dtype == np.float32 and probe.shape == (19, len(features))
+    for column, feature in enumerate(features):
+        assert probe[:, column].min() >= np.float32(feature.train_min) - 1e-3
+        assert probe[:, column].max() <= np.float32(feature.train_max) + 1e-3
+
+
+def test_a_batch_sensitive_model_is_scored_row_by_row(bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    real_session = ort.InferenceSession
+    monkeypatch.setattr(
+        ort, "InferenceSession", lambda *args, **kwargs: _BatchSensitiveSession(real_session(*args, **kwargs))
+    )
+    predictor = Predictor(bundle.manifest, bundle.onnx_bytes)
+    assert predictor.batch_invariant is False
+    columns, _ = load_recipe().load_data()
+    rows = [{name: float(values[i]) for name, values in columns.items()} for i in range(20)]
+    together = predictor.score(predictor.encode(rows))
+    assert [predictor.score(predictor.encode([row]))[0] for row in rows] == together
+
+
+def test_the_example_model_is_batch_invariant_on_this_cpu(predictor: Predictor) -> None:
+    assert predictor.batch_invariant is True
