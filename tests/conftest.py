@@ -102,8 +102,10 @@ def invoke_factory(aws: None, handler_env: None) -> Callable[[], Invoke]:
 
 
 @pytest.fixture
-def invoke(invoke_factory: Callable[[], Invoke]) -> Invoke:
-    """One cold container for the test."""
+def invoke(invoke_factory: Callable[[], Invoke], request: pytest.FixtureRequest) -> Invoke:
+    """One cold container for the test, started after the test's model (if any) is live."""
+    if "live_bundle" in request.fixturenames:
+        request.getfixturevalue("live_bundle")  # the container loads the live model at init
     return invoke_factory()
 
 

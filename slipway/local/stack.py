@@ -8,6 +8,7 @@ wiring.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -78,11 +79,13 @@ class LocalStack:
         os.environ.update(inference_environment(settings, names), POWERTOOLS_TRACE_DISABLED="1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._function_log = self.function_log_path.open("a", encoding="utf-8")
-        module = _fresh_handler_module()
-        # Powertools' Logger writes to the stream it bound at first import; point it at the log file.
-        stream_handler = module.logger.registered_handler
-        if isinstance(stream_handler, logging.StreamHandler):
-            stream_handler.setStream(self._function_log)
+        # The handler logs while it initialises, through a Powertools Logger that binds stdout at its
+        # first import and is reused (by service name) on a re-import: face both towards the log file.
+        for existing in logging.getLogger(names.inference_service).handlers:
+            if isinstance(existing, logging.StreamHandler):
+                existing.setStream(self._function_log)
+        with contextlib.redirect_stdout(self._function_log):
+            module = _fresh_handler_module()
         handler = module.lambda_handler
         self._gateway = Gateway(
             handler, host=self.host, port=self.port, function_log=self._function_log, access_log=access_log

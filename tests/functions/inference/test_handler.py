@@ -338,16 +338,17 @@ def test_promotion_reaches_a_warm_container_after_the_refresh_interval(
     assert invoke("POST", "/predict", {"instances": rows(live_bundle, 1)})[1]["model_version"] == other.version
 
 
-def test_bundle_is_loaded_once_per_container(
+def test_bundle_is_loaded_at_init_not_per_request(
     invoke: Invoke, live_bundle: Bundle, handler_module: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert handler_module.live_model.current().version == live_bundle.version  # loaded during init
     store = handler_module.live_model._store
-    calls = []
+    calls: list[str] = []
     original = store.get_bundle
     monkeypatch.setattr(store, "get_bundle", lambda version: calls.append(version) or original(version))
     for _ in range(5):
-        invoke("POST", "/predict", {"instances": rows(live_bundle, 1)})
-    assert calls == [live_bundle.version]
+        assert invoke("POST", "/predict", {"instances": rows(live_bundle, 1)})[0] == 200
+    assert calls == []
 
 
 # --- metrics ---------------------------------------------------------------------------------
