@@ -19,8 +19,9 @@ from functions.adapters.model_store import S3ModelStore
 from functions.core.features import encode_columns
 from functions.core.registry import LivePointer, Registry
 from functions.training.train import HOLDOUT_SHARE, Bundle, load_recipe, train_bundle
+from slipway.environments import inference_environment
 from slipway.names import LOCAL_ACCOUNT, ResourceNames
-from slipway.settings import load_settings
+from slipway.settings import StageSettings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -68,7 +69,7 @@ def build_workload(workdir: Path | None = None) -> Workload:
     return Workload(
         bundle=bundle,
         names=names,
-        handler_env=_handler_env(names, settings.inference.pointer_refresh_seconds),
+        handler_env=_handler_env(settings, names),
         naive_model_path=naive_model_path,
         one_row_bodies=one_row_bodies,
         batch_bodies=batch_bodies,
@@ -88,17 +89,9 @@ def _fit_naive(recipe, bundle: Bundle, columns, target, path: Path) -> None:  # 
     joblib.dump((pipeline, spec.names), path)
 
 
-def _handler_env(names: ResourceNames, pointer_refresh_seconds: int) -> dict[str, str]:
-    """The inference function's environment as infra/serving.py sets it, with X-Ray off (no daemon here)."""
-    return {
-        "ARTIFACTS_BUCKET": names.artifacts_bucket,
-        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
-        "POINTER_REFRESH_SECONDS": str(pointer_refresh_seconds),
-        "POWERTOOLS_SERVICE_NAME": names.inference_service,
-        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-    }
+def _handler_env(settings: StageSettings, names: ResourceNames) -> dict[str, str]:
+    """The inference function's environment as the CDK app sets it, with X-Ray off (no daemon here)."""
+    return {**inference_environment(settings, names), "POWERTOOLS_TRACE_DISABLED": "1"}
 
 
 def seed_registry(s3: object, ssm: object, workload: Workload) -> None:

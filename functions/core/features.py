@@ -69,6 +69,11 @@ class Feature(BaseModel):
             return self.precision if self.precision is not None else MAX_PRECISION
         return 0
 
+    @property
+    def scale(self) -> float:
+        """10 ** decimals: a value is canonical when value * scale is a whole number."""
+        return 10.0**self.decimals
+
     def encode_impute(self) -> float:
         """The imputation value as model input."""
         return _encode_scalar(self, self.impute)
@@ -97,6 +102,16 @@ class FeatureSpec(BaseModel):
         return CompiledSpec(self)
 
 
+def canonical(values: Any, scale: Any) -> Any:
+    """Round to the precision(s) whose 10**decimals is `scale` (a number, or one per column).
+
+    Bit for bit what np.round(values, decimals) computes (rint(values * 10**d) / 10**d),
+    but for every column's precision in one pass. Every path that canonicalises a value
+    (request rows, training tables, imputation values) goes through here.
+    """
+    return np.rint(values * scale) / scale
+
+
 def encode_columns(spec: FeatureSpec, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> np.ndarray:
     """Encode a whole table (training data, batch files) the way serving encodes rows.
 
@@ -119,7 +134,7 @@ def encode_columns(spec: FeatureSpec, columns: Mapping[str, Sequence[Any] | np.n
         else:
             column = np.asarray(raw, dtype=np.float64)
             column = np.where(np.isnan(column), float(feature.impute), column)
-            encoded.append(np.round(column, feature.decimals))
+            encoded.append(canonical(column, feature.scale))
     return np.column_stack(encoded)
 
 
@@ -133,7 +148,7 @@ def _encode_scalar(feature: Feature, value: Any) -> float:
         return float(feature.categories.index(value)) if value in feature.categories else -1.0
     if feature.type is FeatureType.BOOLEAN:
         return 1.0 if value else 0.0
-    return float(round(float(value), feature.decimals))
+    return float(canonical(np.float64(value), feature.scale))
 
 
 class NonFiniteLiteral(float):
@@ -184,10 +199,7 @@ class CompiledSpec:
         self._valid_max = np.array([_or(f.valid_max, np.inf) for f in features])
         self._train_min = np.array([_or(f.train_min, -np.inf) for f in features])
         self._train_max = np.array([_or(f.train_max, np.inf) for f in features])
-        by_decimals: dict[int, list[int]] = {}
-        for index, feature in enumerate(features):
-            by_decimals.setdefault(feature.decimals, []).append(index)
-        self._decimal_groups = [(decimals, np.array(columns)) for decimals, columns in by_decimals.items()]
+        self._scale = np.array([f.scale for f in features])
 
     def encode(self, rows: Sequence[Mapping[str, Any]], *, loc: str = "instances") -> EncodedBatch:
         """Turn request rows into model input; raise InvalidRequest naming every broken field."""
@@ -228,8 +240,7 @@ class CompiledSpec:
             return None
         if missing.any():
             matrix = np.where(missing, self._impute, matrix)
-        for decimals, columns in self._decimal_groups:
-            matrix[:, columns] = np.round(matrix[:, columns], decimals)
+        matrix = canonical(matrix, self._scale)
         if ((matrix < self._valid_min) | (matrix > self._valid_max)).any():
             return None
         outside = ((matrix < self._train_min) | (matrix > self._train_max)) & ~missing
@@ -282,7 +293,7 @@ class CompiledSpec:
             return np.array([_encode_scalar(feature, v if v is not None else feature.impute) for v in values])
         impute = float(feature.impute)
         column = np.array([impute if v is None or i in broken else v for i, v in enumerate(values)], dtype=np.float64)
-        column = np.round(column, feature.decimals)
+        column = canonical(column, feature.scale)
         # Range-check the well-typed values too, so one answer names every broken field.
         checked = [i for i, v in enumerate(values) if v is not None and i not in broken]
         self._check_valid_range(feature, column, values, checked, loc, errors)

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from functions.core.errors import BundleError, ModelUnavailable
-from functions.core.features import CompiledSpec, EncodedBatch, FeatureSpec, FeatureType
+from functions.core.features import CompiledSpec, EncodedBatch, FeatureSpec, FeatureType, canonical
 from functions.core.manifest import FallbackAnswer, Manifest
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def probe_rows(spec: FeatureSpec, count: int = 2 * PAD_ROWS + 3) -> np.ndarray:
         else:
             low = feature.train_min if feature.train_min is not None else feature.encode_impute() - 1
             high = feature.train_max if feature.train_max is not None else feature.encode_impute() + 1
-            columns.append(np.round(rng.uniform(low, high, count), feature.decimals))
+            columns.append(canonical(rng.uniform(low, high, count), feature.scale))
     return np.column_stack(columns).astype(np.float32)
 
 

@@ -451,3 +451,19 @@ def test_compiled_spec_of_a_single_feature_encodes_rows() -> None:
 
     assert batch.matrix.tolist() == [[2.0], [0.0]]
     assert batch.imputed == [[], ["only"]]
+
+
+@pytest.mark.parametrize("decimals", range(7))
+def test_canonical_is_bit_for_bit_numpy_round(decimals: int) -> None:
+    from functions.core.features import canonical
+
+    rng = np.random.default_rng(decimals)
+    values = np.concatenate([rng.normal(0, 1e3, 50_000), np.arange(-5000, 5000) * 0.0005 + 1e-9])
+    assert np.array_equal(canonical(values, 10.0**decimals), np.round(values, decimals))
+
+
+def test_canonical_rounds_each_column_to_its_own_precision() -> None:
+    from functions.core.features import canonical
+
+    matrix = np.array([[1.23456, 1.23456, 1.23456]])
+    assert canonical(matrix, np.array([1.0, 100.0, 10_000.0])).tolist() == [[1.0, 1.23, 1.2346]]
