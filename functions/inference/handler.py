@@ -54,6 +54,9 @@ live_model = LiveModel(
 )
 PredictRequest = predict_request_model(config.max_instances)
 
+# Routes of later components are added here, each by one call such as
+# `feedback_routes.register(app, live_model=live_model, metrics=metrics)`, before the freeze below.
+
 # Load the live model during init (boosted CPU, and done before traffic under provisioned
 # concurrency), then exempt everything built so far from garbage collection, so that the
 # objects a 1,000-row request allocates never trigger a scan of the whole init-time heap.

@@ -26,6 +26,7 @@ from functions.core.registry import LivePointer
 from functions.training.train import load_recipe, train_bundle
 from slipway.environments import inference_environment
 from slipway.local.gateway import Gateway
+from slipway.local.services import LocalContext, LocalService, local_services
 from slipway.names import LOCAL_ACCOUNT, ResourceNames
 from slipway.settings import PROJECT_ROOT, load_settings
 
@@ -47,6 +48,7 @@ class LocalStack:
     _moto: ThreadedMotoServer | None = field(default=None, repr=False)
     _gateway: Gateway | None = field(default=None, repr=False)
     _function_log: IO[str] | None = field(default=None, repr=False)
+    _services: list[LocalService] = field(default_factory=list, repr=False)
 
     @property
     def aws_endpoint(self) -> str:
@@ -76,6 +78,10 @@ class LocalStack:
         factory.client.cache_clear()
         self._create_resources(names)
         self.live_version = self._seed_model(names)
+        context = LocalContext(settings=settings, names=names, aws_endpoint=self.aws_endpoint, log_dir=self.log_dir)
+        for service in local_services():
+            service.start(context)
+            self._services.append(service)
         os.environ.update(inference_environment(settings, names), POWERTOOLS_TRACE_DISABLED="1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._function_log = self.function_log_path.open("a", encoding="utf-8")
@@ -94,6 +100,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        while self._services:
+            self._services.pop().stop()
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None

@@ -1,0 +1,31 @@
+"""Labelled rows gathered from production: the contract between monitoring and retraining.
+
+The monitor stores ground truth sent to POST /feedback and joins it with the
+captured features of the same request; retraining reads the result through
+`LabelledRowSource` and appends it to the base training data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class LabelledRow(BaseModel):
+    """One served row whose true label (or value) arrived later."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    row: int
+    time: datetime
+    features: dict[str, float | int | str | bool | None]
+    label: str | float
+
+
+class LabelledRowSource(Protocol):
+    """Where retraining finds the labelled rows gathered since a point in time."""
+
+    def labelled_rows(self, since: datetime | None = None) -> list[LabelledRow]: ...
