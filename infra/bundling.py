@@ -1,10 +1,14 @@
-"""The inference function's deployment package, built locally without Docker.
+"""Lambda deployment packages, built locally without Docker.
 
-`build_inference_package` is a plain function so that the CDK bundling hook
-(`LocalPythonBundling`) and the benchmarks build exactly the same folder.
-Dependencies are installed by pip for the Lambda platform (manylinux wheels for
-the function's architecture and Python version), trimmed of what never runs on
-Lambda, and compiled to bytecode when this machine has the runtime's Python.
+A `PackageSpec` names what goes into one function's package (which packages of
+`functions/`, which requirements file, what extra is safe to trim). `build_package`
+is a plain function so that the CDK bundling hook (`LocalPythonBundling`) and the
+benchmarks build exactly the same folder. Dependencies are installed by pip for the
+Lambda platform (manylinux wheels for the function's architecture and Python
+version), trimmed of what never runs on Lambda, compiled to bytecode when this
+machine has the runtime's Python, and refused with their size when over Lambda's
+250 MB unzipped limit. `build_inference_package` and friends are the inference
+function's spec applied to these.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsii
@@ -37,6 +42,28 @@ _TRIM_PACKAGE_DIRS = ("onnxruntime/tools", "onnxruntime/quantization", "onnxrunt
 _TRIM_FILE_GLOBS = ("onnxruntime/capi/libonnxruntime.so*",)
 _TRIM_SUFFIXES = (".pyi", ".pyc")
 _SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test")
+# Lambda's limit on a function's unzipped code (the package, layers included).
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    """What one function's package is built from.
+
+    `sources` are entries of `functions/` copied as they are; `root_sources` are other
+    project folders copied to the package root under their own name (e.g. `model/`);
+    `requirements` is a complete closure installed with --no-deps; `trim_dirs` are extra
+    folders (relative to the package root) that the function never imports.
+    """
+
+    name: str
+    sources: tuple[str, ...]
+    requirements: Path
+    trim_dirs: tuple[str, ...] = ()
+    root_sources: tuple[Path, ...] = ()
+
+
+INFERENCE_PACKAGE = PackageSpec(name="inference", sources=INFERENCE_SOURCES, requirements=INFERENCE_REQUIREMENTS)
 
 
 class BundlingError(RuntimeError):
@@ -95,26 +122,28 @@ def _run(step: str, command: list[str]) -> None:
         raise BundlingError(f"{step} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr[-4000:]}")
 
 
-def _copy_sources(out_dir: Path) -> None:
+def _copy_sources(out_dir: Path, sources: tuple[str, ...] = INFERENCE_SOURCES) -> None:
     package_dir = out_dir / "functions"
     package_dir.mkdir(parents=True, exist_ok=True)
-    for name in INFERENCE_SOURCES:
+    for name in sources:
         source = FUNCTIONS_DIR / name
         if source.is_dir():
             shutil.copytree(source, package_dir / name, ignore=_SOURCE_IGNORE, dirs_exist_ok=True)
         elif source.is_file():
             shutil.copy2(source, package_dir / name)
         else:
-            raise BundlingError(f"missing inference source {source}")
+            raise BundlingError(f"missing package source {source}")
 
 
-def _install_requirements(out_dir: Path, *, architecture: str, python_version: str) -> None:
+def _install_requirements(
+    out_dir: Path, *, architecture: str, python_version: str, requirements: Path = INFERENCE_REQUIREMENTS
+) -> None:
     _run(
         "pip install",
         [
             sys.executable, "-m", "pip", "install",
             "--quiet", "--disable-pip-version-check",
-            "--requirement", str(INFERENCE_REQUIREMENTS),
+            "--requirement", str(requirements),
             "--no-deps", "--only-binary=:all:",
             "--implementation", "cp", "--python-version", python_version,
             *_pip_platform_args(architecture),
@@ -123,9 +152,9 @@ def _install_requirements(out_dir: Path, *, architecture: str, python_version: s
     )  # fmt: skip
 
 
-def _trim(out_dir: Path) -> None:
+def _trim(out_dir: Path, extra_dirs: tuple[str, ...] = ()) -> None:
     """Remove what Lambda never imports. Only whole test folders, caches, stubs and offline tools."""
-    for relative in _TRIM_PACKAGE_DIRS:
+    for relative in (*_TRIM_PACKAGE_DIRS, *extra_dirs):
         shutil.rmtree(out_dir / relative, ignore_errors=True)
     for pattern in _TRIM_FILE_GLOBS:
         for file in out_dir.glob(pattern):
@@ -154,12 +183,30 @@ def folder_size(path: Path) -> int:
 
 def build_inference_package(out_dir: Path, *, architecture: str, runtime: str) -> int:
     """Build the inference function's package into `out_dir`; return its unzipped size in bytes."""
+    return build_package(INFERENCE_PACKAGE, out_dir, architecture=architecture, runtime=runtime)
+
+
+def check_size(spec: PackageSpec, size: int, *, limit: int = LAMBDA_UNZIPPED_LIMIT) -> None:
+    """Refuse a package over Lambda's unzipped limit, naming its size, so synth fails before deploy does."""
+    if size > limit:
+        raise BundlingError(
+            f"the {spec.name} package is {size / 2**20:.1f} MiB unzipped, over Lambda's "
+            f"{limit / 2**20:.0f} MiB limit: trim {spec.requirements.name} or move the work to a larger engine"
+        )
+
+
+def build_package(spec: PackageSpec, out_dir: Path, *, architecture: str, runtime: str) -> int:
+    """Build `spec`'s package into `out_dir`; return its unzipped size in bytes (refused when over the limit)."""
     out_dir = Path(out_dir)
     python_version = python_version_of(runtime)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _install_requirements(out_dir, architecture=architecture, python_version=python_version)
-    _copy_sources(out_dir)
-    _trim(out_dir)
+    _install_requirements(
+        out_dir, architecture=architecture, python_version=python_version, requirements=spec.requirements
+    )
+    _copy_sources(out_dir, spec.sources)
+    for source in spec.root_sources:
+        shutil.copytree(source, out_dir / source.name, ignore=_SOURCE_IGNORE, dirs_exist_ok=True)
+    _trim(out_dir, spec.trim_dirs)
     interpreter = find_runtime_interpreter(python_version)
     if interpreter is not None:
         _compile(out_dir, interpreter)
@@ -169,7 +216,9 @@ def build_inference_package(out_dir: Path, *, architecture: str, runtime: str) -
             "(slower cold starts)",
             file=sys.stderr,
         )
-    return folder_size(out_dir)
+    size = folder_size(out_dir)
+    check_size(spec, size)
+    return size
 
 
 def _files_of(paths: Iterable[Path]) -> Iterable[Path]:
@@ -186,8 +235,15 @@ def _files_of(paths: Iterable[Path]) -> Iterable[Path]:
 
 def inference_package_hash(*, architecture: str, runtime: str) -> str:
     """Content hash of everything the package is built from, so CDK rebuilds only when it changes."""
+    return package_hash(INFERENCE_PACKAGE, architecture=architecture, runtime=runtime)
+
+
+def package_hash(spec: PackageSpec, *, architecture: str, runtime: str) -> str:
+    """Content hash of everything `spec`'s package is built from (sources, requirements, this builder)."""
     digest = hashlib.sha256(f"{architecture}|{runtime}".encode())
-    sources = [FUNCTIONS_DIR / name for name in INFERENCE_SOURCES] + [Path(__file__)]
+    sources = [FUNCTIONS_DIR / name for name in spec.sources] + [*spec.root_sources, Path(__file__)]
+    if not any(spec.requirements.is_relative_to(source) for source in sources):
+        sources.append(spec.requirements)
     for file in _files_of(sources):
         digest.update(str(file.relative_to(PROJECT_ROOT)).encode())
         digest.update(file.read_bytes())
@@ -198,18 +254,24 @@ def inference_package_hash(*, architecture: str, runtime: str) -> str:
 class LocalPythonBundling:
     """CDK's local bundling hook: builds the package on this machine, never in Docker."""
 
-    def __init__(self, *, architecture: str, runtime: str) -> None:
+    def __init__(self, *, architecture: str, runtime: str, spec: PackageSpec = INFERENCE_PACKAGE) -> None:
         self.architecture = architecture
         self.runtime = runtime
+        self.spec = spec
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: object) -> bool:
-        build_inference_package(Path(output_dir), architecture=self.architecture, runtime=self.runtime)
+        build_package(self.spec, Path(output_dir), architecture=self.architecture, runtime=self.runtime)
         return True
 
 
 def inference_bundling(*, architecture: str, runtime: str) -> BundlingOptions:
     """Bundling options whose Docker image is required by CDK but never used."""
+    return python_bundling(INFERENCE_PACKAGE, architecture=architecture, runtime=runtime)
+
+
+def python_bundling(spec: PackageSpec, *, architecture: str, runtime: str) -> BundlingOptions:
+    """Bundling options for `spec`'s package; the Docker image is required by CDK but never used."""
     return BundlingOptions(
         image=DockerImage.from_registry(f"public.ecr.aws/sam/build-{runtime}"),
-        local=LocalPythonBundling(architecture=architecture, runtime=runtime),
+        local=LocalPythonBundling(architecture=architecture, runtime=runtime, spec=spec),
     )
