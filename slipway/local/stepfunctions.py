@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -128,8 +128,9 @@ def install_dispatch() -> None:
     """Route moto's Docker-free Lambda invocations to the registered handlers (idempotent)."""
     with _lock:
         LambdaSimpleBackend.invoke = _dispatching_invoke  # type: ignore[method-assign]
+        config = cast(dict[str, dict[str, bool]], default_user_config)
         for service, values in MOTO_CONFIG.items():
-            default_user_config.setdefault(service, {}).update(values)
+            config.setdefault(service, {}).update(values)
 
 
 class LocalStepFunctions:
