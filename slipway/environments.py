@@ -16,7 +16,20 @@ def inference_environment(settings: StageSettings, names: ResourceNames) -> dict
         "MAX_INSTANCES": str(inference.max_instances),
         "MAX_BODY_BYTES": str(inference.max_body_bytes),
         "CAPTURE_SAMPLING_RATE": str(settings.capture.sampling_rate),
+        "REQUESTS_QUEUE_URL": names.queue_url(names.requests_queue),
         "POWERTOOLS_SERVICE_NAME": names.inference_service,
+        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def worker_environment(settings: StageSettings, names: ResourceNames, *, service: str) -> dict[str, str]:
+    """Variables of the async worker, the dead-letter fallback and the batch functions (WorkerConfig)."""
+    return {
+        "ARTIFACTS_BUCKET": names.artifacts_bucket,
+        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
+        "POINTER_REFRESH_SECONDS": str(settings.inference.pointer_refresh_seconds),
+        "POWERTOOLS_SERVICE_NAME": service,
         "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }

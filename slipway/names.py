@@ -71,3 +71,35 @@ class ResourceNames:
     @property
     def dashboard(self) -> str:
         return f"{self.prefix}-dashboard"
+
+    @property
+    def requests_queue(self) -> str:
+        return f"{self.prefix}-async-requests"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.prefix}-async-dead-letters"
+
+    def queue_url(self, queue_name: str) -> str:
+        """A queue's URL (the local stack's clients send it to moto through AWS_ENDPOINT_URL)."""
+        return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{queue_name}"
+
+    @property
+    def async_worker_function(self) -> str:
+        return f"{self.prefix}-async-worker"
+
+    @property
+    def async_fallback_function(self) -> str:
+        return f"{self.prefix}-async-fallback"
+
+    @property
+    def batch_plan_function(self) -> str:
+        return f"{self.prefix}-batch-plan"
+
+    @property
+    def batch_score_function(self) -> str:
+        return f"{self.prefix}-batch-score"
+
+    @property
+    def batch_state_machine(self) -> str:
+        return f"{self.prefix}-batch-scoring"

@@ -140,6 +140,27 @@ class StorageSettings(_Section):
     retain_data: bool = Field(False, description="Keep the bucket and its objects on `cdk destroy`.")
 
 
+class AsyncSettings(_Section):
+    """Async predictions: the requests queue, its worker, the dead-letter queue and its fallback."""
+
+    worker_memory_mb: int = Field(1024, ge=128, le=10240)
+    worker_timeout_seconds: int = Field(60, ge=5, le=900)
+    batch_size: int = Field(10, ge=1, le=10, description="Messages per worker invocation.")
+    max_batching_window_seconds: int = Field(1, ge=0, le=300)
+    max_receive_count: int = Field(3, ge=1, le=1000, description="Receives before a job goes to the dead letters.")
+    visibility_timeout_factor: int = Field(6, ge=2, le=12, description="Queue visibility = factor x worker timeout.")
+    dead_letter_alarm_threshold: int = Field(1, ge=1, description="Dead letters that fire the DLQ-depth alarm.")
+    result_retention_days: int = Field(7, ge=1, le=3650, description="Days async requests and results are kept.")
+
+
+class BatchSettings(_Section):
+    """Batch scoring of files: the Distributed Map and its scoring function."""
+
+    scoring_memory_mb: int = Field(2048, ge=128, le=10240)
+    scoring_timeout_seconds: int = Field(900, ge=30, le=900)
+    max_concurrency: int = Field(10, ge=1, le=10000, description="Objects scored at once.")
+
+
 class StageSettings(_Section):
     """Every deployment setting of one stage."""
 
@@ -154,6 +175,8 @@ class StageSettings(_Section):
     retrain: RetrainSettings = RetrainSettings()
     capture: CaptureSettings = CaptureSettings()
     storage: StorageSettings = StorageSettings()
+    async_jobs: AsyncSettings = AsyncSettings()
+    batch: BatchSettings = BatchSettings()
 
 
 class SettingsError(ValueError):

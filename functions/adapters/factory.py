@@ -12,6 +12,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from functions.adapters.job_queue import SqsJobQueue
+from functions.adapters.job_store import S3JobStore
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.core.registry import Registry
@@ -36,3 +38,11 @@ def pointer_store(parameter: str) -> SsmPointerStore:
 
 def registry(bucket: str, parameter: str) -> Registry:
     return Registry(model_store(bucket), pointer_store(parameter))
+
+
+def job_store(bucket: str) -> S3JobStore:
+    return S3JobStore(client("s3"), bucket)
+
+
+def job_queue(queue_url: str) -> SqsJobQueue:
+    return SqsJobQueue(client("sqs"), queue_url)

@@ -7,6 +7,12 @@ CAPTURE_PREFIX = "capture/"
 REPORTS_PREFIX = "reports/"
 FEEDBACK_PREFIX = "feedback/"
 DATA_PREFIX = "data/"
+# Async jobs: the request a client posted and the one result it gets (claim-check: SQS carries only the id).
+ASYNC_REQUESTS_PREFIX = "async/requests/"
+ASYNC_RESULTS_PREFIX = "async/results/"
+# Batch scoring: inputs, outputs, the delta ledger and run manifests all live under this prefix.
+BATCH_PREFIX = "batch/"
+BATCH_RUNS_PREFIX = "batch/_runs/"
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -20,3 +26,13 @@ def model_key(version: str) -> str:
 def manifest_key(version: str) -> str:
     """Key of a version's manifest."""
     return f"{MODELS_PREFIX}{version}/{MANIFEST_FILE}"
+
+
+def async_request_key(job_id: str) -> str:
+    """Key of an async job's request body."""
+    return f"{ASYNC_REQUESTS_PREFIX}{job_id}.json"
+
+
+def async_result_key(job_id: str) -> str:
+    """Key of an async job's one result."""
+    return f"{ASYNC_RESULTS_PREFIX}{job_id}.json"

@@ -26,3 +26,18 @@ class InferenceConfig(BaseModel):
 
 
 _ENV_NAMES = {field.alias for field in InferenceConfig.model_fields.values()}
+
+
+class WorkerConfig(BaseModel):
+    """Environment of the async worker, the dead-letter fallback and the batch functions."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
+    live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
+    pointer_refresh_seconds: float = Field(30, alias="POINTER_REFRESH_SECONDS", gt=0)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> WorkerConfig:
+        names = {field.alias for field in cls.model_fields.values()}
+        return cls.model_validate({key: value for key, value in environ.items() if key in names})

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters import factory
 from functions.core import telemetry
 from functions.core.errors import FieldError, InvalidRequest
-from functions.inference import service
+from functions.inference import async_routes, service
 from functions.inference.config import InferenceConfig
 from functions.inference.live_model import LiveModel
 from functions.inference.schemas import (
@@ -56,6 +56,7 @@ PredictRequest = predict_request_model(config.max_instances)
 
 # Routes of later components are added here, each by one call such as
 # `feedback_routes.register(app, live_model=live_model, metrics=metrics)`, before the freeze below.
+async_routes.register(app, live_model=live_model, metrics=metrics, request_model=PredictRequest)
 
 # Load the live model during init (boosted CPU, and done before traffic under provisioned
 # concurrency), then exempt everything built so far from garbage collection, so that the

@@ -1,0 +1,75 @@
+"""Async job requests and results as S3 objects; one result per job through a conditional write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.core import layout
+from functions.core.jobs import JobRequest, JobResult
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_ALREADY_WRITTEN = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+
+
+class S3JobStore:
+    """`async/requests/<id>.json` and `async/results/<id>.json` in the artifacts bucket."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def put_request(self, request: JobRequest) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=layout.async_request_key(request.job_id),
+            Body=request.model_dump_json(),
+            ContentType="application/json",
+        )
+
+    def get_request(self, job_id: str) -> JobRequest | None:
+        raw = self._get(layout.async_request_key(job_id))
+        return None if raw is None else JobRequest.model_validate_json(raw)
+
+    def has_request(self, job_id: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=layout.async_request_key(job_id))
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def put_result(self, result: JobResult) -> bool:
+        # If-None-Match: "*" makes S3 refuse the write when a result exists: a redelivered
+        # message, or the worker and the dead-letter fallback racing, still leave one result.
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=layout.async_result_key(result.job_id),
+                Body=result.model_dump_json(),
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _code(exc) in _ALREADY_WRITTEN:
+                return False
+            raise
+        return True
+
+    def get_result(self, job_id: str) -> JobResult | None:
+        raw = self._get(layout.async_result_key(job_id))
+        return None if raw is None else JobResult.model_validate_json(raw)
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                return None
+            raise
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,126 @@
+"""The async use cases: accept a job, score it (worker), answer it with plan B (dead letters), report it.
+
+Scoring is `service.predict`, the /predict use case, so an async answer equals
+the synchronous one for the same rows and live model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from functions.core.jobs import (
+    REASON_WORKER_FAILED,
+    JobMessage,
+    JobQueue,
+    JobRequest,
+    JobResult,
+    JobStore,
+    new_job_id,
+    now,
+)
+from functions.core.manifest import FallbackAnswer
+from functions.core.predictor import fallback_predictions
+from functions.inference import service
+from functions.inference.live_model import Serving
+
+
+class JobNotFound(KeyError):
+    """No job has this id (never submitted, or expired)."""
+
+
+class JobRequestMissing(RuntimeError):
+    """A queued job's stored request is gone: nothing can score it, the message stays a dead letter."""
+
+
+def submit(serving: Serving, rows: Sequence[Mapping[str, Any]], *, store: JobStore, queue: JobQueue) -> str:
+    """Validate `rows` as /predict does (raises InvalidRequest: nothing is queued), store and queue the job."""
+    if serving.predictor is not None:
+        serving.predictor.encode(rows)
+    job_id = new_job_id()
+    store.put_request(
+        JobRequest(
+            job_id=job_id, instances=[dict(row) for row in rows], submitted_at=now(), validated_by=serving.version
+        )
+    )
+    queue.send(JobMessage(job_id=job_id))
+    return job_id
+
+
+def process(message: JobMessage, serving: Serving, *, store: JobStore) -> JobResult:
+    """Score one job with the live model (plan B if it cannot answer) and store the result once.
+
+    Returns the stored result: a redelivered message finds it and does no work. Anything
+    that raises (the request unreadable, rows the live spec now refuses, S3 failing) fails
+    this receive; after the redrive policy's receives the dead-letter fallback answers.
+    """
+    existing = store.get_result(message.job_id)
+    if existing is not None:
+        return existing
+    request = store.get_request(message.job_id)
+    if request is None:
+        raise JobRequestMissing(f"job {message.job_id} has no stored request")
+    outcome = service.predict(serving, request.instances)
+    result = JobResult(
+        job_id=message.job_id,
+        status="fallback" if outcome.fallback_reason else "done",
+        model_version=outcome.version,
+        predictions=outcome.predictions,
+        reason=outcome.fallback_reason,
+        answered_by="worker",
+        completed_at=now(),
+    )
+    return result if store.put_result(result) else _stored(store, message.job_id)
+
+
+def answer_dead_letter(
+    message: JobMessage, *, store: JobStore, fallback: FallbackAnswer | None, version: str | None
+) -> JobResult:
+    """Store plan B for a job the worker could not score: the declared fallback answer, flagged with the reason.
+
+    Raises JobRequestMissing when the request is gone (the row count is unknown): such a
+    message stays in the dead-letter queue, where the DLQ-depth alarm sees it.
+    """
+    existing = store.get_result(message.job_id)
+    if existing is not None:
+        return existing
+    request = store.get_request(message.job_id)
+    if request is None:
+        raise JobRequestMissing(f"job {message.job_id} has no stored request")
+    result = JobResult(
+        job_id=message.job_id,
+        status="fallback",
+        model_version=version,
+        predictions=fallback_predictions(fallback, REASON_WORKER_FAILED, len(request.instances)),
+        reason=REASON_WORKER_FAILED,
+        answered_by="dead_letter_fallback",
+        completed_at=now(),
+    )
+    return result if store.put_result(result) else _stored(store, message.job_id)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What GET /predict/async/{job_id} answers."""
+
+    job_id: str
+    status: Literal["pending", "done", "fallback"]
+    result: JobResult | None
+
+
+def status(job_id: str, *, store: JobStore) -> JobStatus:
+    """The job's state; raises JobNotFound for an id that was never accepted (or has expired)."""
+    result = store.get_result(job_id)
+    if result is not None:
+        return JobStatus(job_id, result.status, result)
+    if store.has_request(job_id):
+        return JobStatus(job_id, "pending", None)
+    raise JobNotFound(job_id)
+
+
+def _stored(store: JobStore, job_id: str) -> JobResult:
+    stored = store.get_result(job_id)
+    if stored is None:  # the conditional write refused, so a result exists; S3 reads are strongly consistent
+        raise RuntimeError(f"job {job_id}: the result store refused a write but holds no result")
+    return stored

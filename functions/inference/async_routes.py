@@ -1,0 +1,121 @@
+"""POST /predict/async and GET /predict/async/{job_id}, registered on the inference resolver.
+
+The body is the /predict body, validated by the same model and the same feature
+spec before anything is stored, so bad input gets exactly the /predict 4xx and
+is never queued.
+"""
+
+# No `from __future__ import annotations` here: the POST route's body annotation names the
+# deployment's request model, a local of `register`, which Powertools must see as an object.
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.adapters import factory
+from functions.core.errors import FieldError, InvalidRequest
+from functions.core.jobs import JOB_ID_PATTERN, JobQueue, JobStore
+from functions.inference import async_jobs
+from functions.inference.live_model import LiveModel
+from functions.inference.schemas import ErrorBody, PredictionOut, dump_json
+
+ASYNC_PATH = "/predict/async"
+JSON = content_types.APPLICATION_JSON
+ASYNC_JOBS_SUBMITTED = "AsyncJobsSubmitted"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
+
+class AsyncConfig(BaseModel):
+    """The async routes' environment; without a queue URL the routes answer 503."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
+    requests_queue_url: str | None = Field(None, alias="REQUESTS_QUEUE_URL")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "AsyncConfig":
+        names = {field.alias for field in cls.model_fields.values()}
+        return cls.model_validate({key: value for key, value in environ.items() if key in names})
+
+
+class JobAccepted(BaseModel):
+    job_id: str = Field(description="Poll GET /predict/async/{job_id} with it.")
+
+
+class JobStatusOut(BaseModel):
+    job_id: str
+    status: Literal["pending", "done", "fallback"] = Field(
+        description="pending: queued or being scored; done: scored by the model; fallback: plan B answered."
+    )
+    model_version: str | None = None
+    predictions: list[PredictionOut] | None = None
+    reason: str | None = Field(None, description="Why plan B answered (status fallback).")
+
+
+def register(
+    app: APIGatewayRestResolver,
+    *,
+    live_model: LiveModel,
+    metrics: Metrics,
+    request_model: type[BaseModel],
+    store: JobStore | None = None,
+    queue: JobQueue | None = None,
+    config: AsyncConfig | None = None,
+) -> None:
+    """Add the async routes to `app`; `request_model` is the /predict body model of this deployment."""
+    config = config or AsyncConfig.from_environ()
+    store = store or factory.job_store(config.artifacts_bucket)
+    if queue is None and config.requests_queue_url:
+        queue = factory.job_queue(config.requests_queue_url)
+    predict_request = request_model
+
+    @app.post(
+        ASYNC_PATH,
+        summary="Queue rows for scoring; answers 202 with a job id",
+        responses={
+            202: {"description": "Accepted", "content": {JSON: {"model": JobAccepted}}},
+            422: {"description": "Instances that break the feature spec", "content": {JSON: {"model": ErrorBody}}},
+        },
+    )
+    def submit(request: Annotated[predict_request, Body()]):  # type: ignore[no-untyped-def,valid-type]
+        if queue is None:
+            raise InvalidRequest("async predictions are not configured on this deployment", status=503)
+        rows: list[dict[str, Any]] = request.instances  # type: ignore[attr-defined]
+        job_id = async_jobs.submit(live_model.current(), rows, store=store, queue=queue)
+        metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
+        return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
+
+    @app.get(
+        f"{ASYNC_PATH}/<job_id>",
+        summary="A job's state: pending, done (predictions, model version) or fallback (reason); 404 if unknown",
+        responses={
+            200: {"description": "The job", "content": {JSON: {"model": JobStatusOut}}},
+            404: {"description": "No such job", "content": {JSON: {"model": ErrorBody}}},
+        },
+    )
+    def job(job_id: str) -> Response[str]:
+        try:
+            if not _JOB_ID.match(job_id):
+                raise async_jobs.JobNotFound(job_id)
+            state = async_jobs.status(job_id, store=store)
+        except async_jobs.JobNotFound:
+            raise InvalidRequest(
+                f"no async job {job_id!r}: ids come from POST {ASYNC_PATH}, and results expire",
+                [FieldError(("path", "job_id"), "not_found", "unknown job id")],
+                status=404,
+            ) from None
+        body: dict[str, Any] = {"job_id": job_id, "status": state.status}
+        if state.result is not None:
+            body |= {
+                "model_version": state.result.model_version,
+                "predictions": state.result.predictions,
+                "reason": state.result.reason,
+            }
+        return Response(status_code=200, content_type=JSON, body=dump_json(body))

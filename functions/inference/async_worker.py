@@ -1,0 +1,53 @@
+"""The async worker Lambda: scores jobs from the requests queue, reporting partial batch failures.
+
+A failed record returns to the queue (and, after the redrive policy's receives,
+goes to the dead-letter queue); the records that succeeded are not retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.adapters import factory
+from functions.core import telemetry
+from functions.core.jobs import JobMessage
+from functions.inference import async_jobs
+from functions.inference.config import WorkerConfig
+from functions.inference.live_model import LiveModel
+
+config = WorkerConfig.from_environ()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+store = factory.job_store(config.artifacts_bucket)
+live_model = LiveModel(
+    store=factory.model_store(config.artifacts_bucket),
+    pointer=factory.pointer_store(config.live_pointer_parameter),
+    refresh_seconds=config.pointer_refresh_seconds,
+)
+
+
+@tracer.capture_method(capture_response=False)
+def score_record(record: SQSRecord) -> str:
+    """Score the job a record names and store its result (a duplicate finds the stored one)."""
+    message = JobMessage.model_validate_json(record.body)
+    result = async_jobs.process(message, live_model.current(), store=store)
+    rows = len(result.predictions)
+    metrics.add_metric(name=telemetry.PREDICTIONS, unit=MetricUnit.Count, value=rows)
+    metrics.add_metric(name=telemetry.FALLBACKS, unit=MetricUnit.Count, value=rows if result.reason else 0)
+    logger.info("job answered", extra={"job_id": result.job_id, "status": result.status, "rows": rows})
+    return result.job_id
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=score_record, processor=processor, context=context)
