@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functions.core.events import event_source
 from slipway.names import ResourceNames
 from slipway.settings import StageSettings
 
@@ -30,6 +31,23 @@ def worker_environment(settings: StageSettings, names: ResourceNames, *, service
         "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
         "POINTER_REFRESH_SECONDS": str(settings.inference.pointer_refresh_seconds),
         "POWERTOOLS_SERVICE_NAME": service,
+        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[str, str]:
+    """The monitor function's variables: the aliases of functions.monitor.config.MonitorConfig."""
+    monitor = settings.monitor
+    return {
+        "ARTIFACTS_BUCKET": names.artifacts_bucket,
+        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
+        "WINDOW_HOURS": str(monitor.window_hours),
+        "QUALITY_WINDOW_HOURS": str(monitor.quality_window_hours),
+        "DRIFT_POLICY": monitor.drift.model_dump_json(),
+        "EVENT_SOURCE": event_source(settings.project, settings.stage),
+        "EVENT_BUS_NAME": "default",
+        "POWERTOOLS_SERVICE_NAME": names.monitor_service,
         "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }

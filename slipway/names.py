@@ -65,6 +65,22 @@ class ResourceNames:
         return f"{self.project}-inference"
 
     @property
+    def monitor_function(self) -> str:
+        return f"{self.prefix}-monitor"
+
+    @property
+    def monitor_service(self) -> str:
+        return f"{self.project}-monitor"
+
+    @property
+    def monitor_schedule(self) -> str:
+        return f"{self.prefix}-monitor"
+
+    @property
+    def capture_stream(self) -> str:
+        return f"{self.prefix}-capture"
+
+    @property
     def alarm_topic(self) -> str:
         return f"{self.prefix}-alarms"
 

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from functions.core.drift import DriftPolicy
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 
@@ -134,6 +136,31 @@ class CaptureSettings(_Section):
     sampling_rate: float = Field(1.0, ge=0, le=1)
 
 
+class MonitorSettings(_Section):
+    """The drift monitor: schedule, window, drift policy (thresholds per feature) and the quality alarm."""
+
+    schedule: str = Field("rate(1 hour)", description="EventBridge Scheduler expression of the monitor runs.")
+    window_hours: int = Field(1, ge=1, le=168, description="Hours of capture each run judges.")
+    quality_window_hours: int = Field(168, ge=1, le=2160, description="Hours of feedback the live metric covers.")
+    memory_mb: int = Field(1024, ge=128, le=10240)
+    timeout_seconds: int = Field(300, ge=10, le=900)
+    capture_buffer_seconds: int = Field(300, ge=0, le=900, description="Firehose buffering before an S3 write.")
+    drift: DriftPolicy = DriftPolicy()
+    quality_alarm_below: float | None = Field(
+        0.8, description="Alarm when the live metric falls below this (metrics where higher is better)."
+    )
+    quality_alarm_above: float | None = Field(
+        None, description="Alarm when the live metric rises above this (errors such as rmse, log_loss)."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not _SCHEDULE.match(value):
+            raise ValueError("must be an EventBridge expression: cron(...) or rate(N unit)")
+        return value
+
+
 class StorageSettings(_Section):
     """The artifacts bucket."""
 
@@ -174,6 +201,7 @@ class StageSettings(_Section):
     alarms: AlarmSettings = AlarmSettings()
     retrain: RetrainSettings = RetrainSettings()
     capture: CaptureSettings = CaptureSettings()
+    monitor: MonitorSettings = MonitorSettings()
     storage: StorageSettings = StorageSettings()
     async_jobs: AsyncSettings = AsyncSettings()
     batch: BatchSettings = BatchSettings()

@@ -14,8 +14,10 @@ from botocore.config import Config
 
 from functions.adapters.job_queue import SqsJobQueue
 from functions.adapters.job_store import S3JobStore
+from functions.adapters.events import EventBridgePublisher
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
+from functions.adapters.monitoring_store import S3MonitoringStore
 from functions.core.registry import Registry
 
 # Fail fast and let plan B answer, rather than hold a request on a slow dependency.
@@ -46,3 +48,11 @@ def job_store(bucket: str) -> S3JobStore:
 
 def job_queue(queue_url: str) -> SqsJobQueue:
     return SqsJobQueue(client("sqs"), queue_url)
+
+
+def monitoring_store(bucket: str) -> S3MonitoringStore:
+    return S3MonitoringStore(client("s3"), bucket)
+
+
+def event_publisher(source: str, bus: str = "default") -> EventBridgePublisher:
+    return EventBridgePublisher(client("events"), source=source, bus=bus)

@@ -18,3 +18,23 @@ IMPUTATIONS = "Imputations"  # feature values filled in
 OUT_OF_RANGE = "OutOfRange"  # feature values outside the training range
 SCORING_LATENCY = "ScoringLatency"  # milliseconds inside the handler for one /predict
 REASON_DIMENSION = "reason"
+
+# The drift monitor (one EMF document per cycle, one per feature with the `feature` dimension,
+# and one per model version with the `model_version` dimension for the live quality).
+MONITOR_SERVICE_SUFFIX = "-monitor"
+FEATURE_DIMENSION = "feature"
+MODEL_VERSION_DIMENSION = "model_version"
+MONITORED_ROWS = "MonitoredRows"  # captured rows in the window served by the live model
+DRIFT_SHARE = "DriftShare"  # share of features that drifted
+DRIFT_DETECTED = "DriftDetected"  # 1 when the window's verdict is drift, else 0
+DRIFT_INSUFFICIENT_DATA = "DriftInsufficientData"  # 1 when the window had too few rows for a verdict
+PREDICTION_PSI = "PredictionPSI"
+FEATURE_DRIFTED = "FeatureDrifted"  # per feature: 1 or 0
+FEATURE_PSI = "FeaturePSI"
+FEATURE_JS = "FeatureJS"
+FEATURE_KS = "FeatureKS"
+FEATURE_LINF = "FeatureLinf"
+FEATURE_MISSING_RATE = "FeatureMissingRate"
+FEATURE_OUT_OF_RANGE = "FeatureOutOfRange"
+MODEL_QUALITY = "ModelQuality"  # the recipe's metric on labelled live rows
+LABELLED_ROWS = "LabelledRows"

@@ -1,0 +1,176 @@
+"""Capture, feedback and drift reports in the artifacts bucket (the layout of functions.core.layout)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from functions.core.capture import CaptureRecord
+from functions.core.feedback import FeedbackItem, StoredFeedback, feedback_key, latest_labels
+from functions.core.labelled import LabelledRow
+from functions.core.layout import CAPTURE_PREFIX, FEEDBACK_PREFIX, REPORTS_PREFIX
+
+
+def hours(start: datetime, end: datetime) -> list[datetime]:
+    """The UTC hours that overlap [start, end)."""
+    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour < end:
+        out.append(hour)
+        hour += timedelta(hours=1)
+    return out
+
+
+class S3MonitoringStore:
+    """Reads capture and feedback, writes feedback and reports; one object at a time, streamed."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._ids_by_key: dict[str, frozenset[str]] = {}
+
+    # -- capture ---------------------------------------------------------------------
+
+    def capture_keys(self, start: datetime, end: datetime) -> list[str]:
+        """Capture objects of the hours overlapping [start, end), in key order."""
+        return [key for hour in hours(start, end) for key in self._keys(f"{CAPTURE_PREFIX}{hour:%Y/%m/%d/%H}/")]
+
+    def capture_lines(self, key: str) -> Iterator[bytes]:
+        """The lines of one capture object, streamed (never the whole object in memory)."""
+        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
+        for line in body.iter_lines():
+            if line.strip():
+                yield line
+
+    def capture_records(self, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
+        """Validated capture records of [start, end); malformed lines are skipped."""
+        for key in self.capture_keys(start, end):
+            for line in self.capture_lines(key):
+                try:
+                    record = CaptureRecord.model_validate_json(line)
+                except ValidationError:
+                    continue
+                if start <= record.time < end:
+                    yield record
+
+    def captured_request_ids(self, start: datetime, end: datetime) -> set[str]:
+        """Request ids captured in the hours of [start, end) (objects are immutable: each is read once)."""
+        ids: set[str] = set()
+        for key in self.capture_keys(start, end):
+            if key not in self._ids_by_key:
+                found = set()
+                for line in self.capture_lines(key):
+                    try:
+                        found.add(str(orjson.loads(line)["request_id"]))
+                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        continue
+                self._ids_by_key[key] = frozenset(found)
+            ids |= self._ids_by_key[key]
+        return ids
+
+    def put_capture(self, hour: datetime, name: str, lines: Sequence[bytes]) -> str:
+        """Write capture lines as one object of `hour` (the local stand-in for Firehose)."""
+        key = f"{CAPTURE_PREFIX}{hour:%Y/%m/%d/%H}/{name}"
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=b"\n".join(lines) + b"\n")
+        return key
+
+    # -- feedback --------------------------------------------------------------------
+
+    def put_feedback(self, items: Sequence[FeedbackItem], received: datetime) -> str:
+        """Store a batch of feedback as one object; returns its key."""
+        key = feedback_key(received, uuid.uuid4().hex)
+        body = b"".join(
+            orjson.dumps(StoredFeedback(received=received, **item.model_dump()).model_dump(mode="json")) + b"\n"
+            for item in items
+        )
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        return key
+
+    def feedback(self, since: datetime | None = None) -> Iterator[StoredFeedback]:
+        """Every stored feedback item received since `since` (all when None)."""
+        prefixes = [FEEDBACK_PREFIX] if since is None else [
+            f"{FEEDBACK_PREFIX}{hour:%Y/%m/%d/%H}/" for hour in hours(since, datetime.now(UTC) + timedelta(hours=1))
+        ]  # fmt: skip
+        for prefix in prefixes:
+            for key in self._keys(prefix):
+                body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
+                for line in body.iter_lines():
+                    try:
+                        item = StoredFeedback.model_validate_json(line)
+                    except ValidationError:
+                        continue
+                    if since is None or item.received >= since:
+                        yield item
+
+    # -- reports ---------------------------------------------------------------------
+
+    def put_report(self, stem: str, json_body: bytes, html_body: str) -> tuple[str, str]:
+        """Write a window's JSON and HTML reports, and point `latest` at them; (json key, html key)."""
+        json_key, html_key = f"{REPORTS_PREFIX}{stem}.json", f"{REPORTS_PREFIX}{stem}.html"
+        self._s3.put_object(Bucket=self._bucket, Key=json_key, Body=json_body, ContentType="application/json")
+        self._s3.put_object(
+            Bucket=self._bucket, Key=html_key, Body=html_body.encode(), ContentType="text/html; charset=utf-8"
+        )
+        latest = orjson.dumps({"json": json_key, "html": html_key})
+        self._s3.put_object(Bucket=self._bucket, Key=f"{REPORTS_PREFIX}latest.json", Body=latest)
+        return json_key, html_key
+
+    def latest_report(self) -> tuple[bytes, str] | None:
+        """(JSON, HTML) of the last report written, or None."""
+        try:
+            latest = orjson.loads(self._get(f"{REPORTS_PREFIX}latest.json"))
+        except KeyError:
+            return None
+        return self._get(latest["json"]), self._get(latest["html"]).decode()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _keys(self, prefix: str) -> Iterable[str]:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            for entry in page.get("Contents", ()):
+                yield entry["Key"]
+
+    def _get(self, key: str) -> bytes:
+        try:
+            return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+                raise KeyError(key) from exc
+            raise
+
+
+class S3LabelledRowSource:
+    """Labelled rows for retraining: stored feedback joined with the captured row it labels."""
+
+    def __init__(self, store: S3MonitoringStore, *, lookback: timedelta = timedelta(days=7)) -> None:
+        self._store = store
+        self._lookback = lookback
+
+    def labelled_rows(self, since: datetime | None = None) -> list[LabelledRow]:
+        """Rows whose label arrived since `since`, with the features they were served with."""
+        labels = latest_labels(self._store.feedback(since))
+        if not labels:
+            return []
+        first = min(item.received for item in labels.values()) - self._lookback
+        end = max(item.received for item in labels.values()) + timedelta(hours=1)
+        rows = []
+        for record in self._store.capture_records(first, end):
+            item = labels.pop((record.request_id, record.row), None)
+            if item is not None:
+                rows.append(
+                    LabelledRow(
+                        request_id=record.request_id,
+                        row=record.row,
+                        time=record.time,
+                        features=record.features,
+                        label=item.label,
+                    )
+                )
+        return sorted(rows, key=lambda r: (r.time, r.request_id, r.row))

@@ -1,0 +1,386 @@
+"""Drift statistics against the frozen bins of a model's training baseline. AWS-free.
+
+A window of served rows is reduced to counts in the baseline's bins
+(`WindowCounts`); counts add up, so a day's statistics equal those of its
+hours merged. Every statistic is computed from counts, never from bins fitted
+to live data. The formulas are in docs/monitoring.md; the conventions are
+defined once, here:
+
+- proportions are smoothed before any logarithm: p' = (p + EPSILON) / (1 + k * EPSILON)
+  over the k bins, so an empty bin never gives an infinite value;
+- PSI uses the natural logarithm (the credit-scoring convention its 0.1 / 0.25
+  rule of thumb was set with);
+- Jensen-Shannon is reported as a distance (the square root of the divergence)
+  with base-2 logarithms, so it lies in [0, 1];
+- the binned Kolmogorov-Smirnov statistic and the L-infinity distance use the
+  unsmoothed proportions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.core.features import FeatureSpec, FeatureType
+from functions.core.manifest import Baseline, FeatureBaseline, Manifest
+
+EPSILON = 1e-4
+PREDICTION = "prediction"
+
+Verdict = Literal["drift", "no_drift", "insufficient_data"]
+
+
+class DriftThresholds(BaseModel):
+    """When a feature counts as drifted (a statistic at or above its threshold)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    psi: float = Field(0.25, gt=0, description="PSI: < 0.1 stable, 0.1-0.25 moderate, >= 0.25 significant shift.")
+    js: float = Field(0.1, gt=0, le=1, description="Jensen-Shannon distance (base 2).")
+    ks: float = Field(0.15, gt=0, le=1, description="Binned Kolmogorov-Smirnov statistic.")
+    linf: float = Field(0.1, gt=0, le=1, description="L-infinity distance between category shares.")
+    unseen_share: float = Field(0.05, gt=0, le=1, description="Share of values outside the training categories.")
+    missing_rate_increase: float = Field(0.1, gt=0, le=1, description="Missing rate above the training one by this.")
+    out_of_range_share: float = Field(0.05, gt=0, le=1, description="Share of values outside the training range.")
+
+
+class DriftPolicy(BaseModel):
+    """Thresholds per feature (with defaults), the minimum rows for a verdict and the dataset rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_rows: int = Field(200, ge=1, description="Below this many rows a window's verdict is insufficient_data.")
+    drift_share: float = Field(
+        0.1, gt=0, le=1, description="The window drifts when this share of features drifts (or the prediction does)."
+    )
+    thresholds: DriftThresholds = DriftThresholds()
+    features: dict[str, DriftThresholds] = Field(default_factory=dict, description="Per-feature overrides.")
+
+    def for_feature(self, name: str) -> DriftThresholds:
+        return self.features.get(name, self.thresholds)
+
+
+# -- counts ---------------------------------------------------------------------------------
+
+
+class FeatureCounts(BaseModel):
+    """Counts of one feature in a window: per frozen bin (present values), missing, out of range."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    bins: list[int]
+    missing: int = 0
+    out_of_range: int = 0
+
+    def merged(self, other: FeatureCounts) -> FeatureCounts:
+        if other.name != self.name or len(other.bins) != len(self.bins):
+            raise ValueError(f"cannot merge counts of {other.name!r} into {self.name!r}: different bins")
+        return FeatureCounts(
+            name=self.name,
+            bins=[a + b for a, b in zip(self.bins, other.bins, strict=True)],
+            missing=self.missing + other.missing,
+            out_of_range=self.out_of_range + other.out_of_range,
+        )
+
+
+class WindowCounts(BaseModel):
+    """Everything the statistics need about a window of rows served by one model version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_version: str
+    rows: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    features: list[FeatureCounts]
+    prediction: FeatureCounts
+
+    def merged(self, other: WindowCounts) -> WindowCounts:
+        """The counts of both windows together (the same model version)."""
+        if other.model_version != self.model_version:
+            raise ValueError(f"cannot merge counts of model {other.model_version} into {self.model_version}")
+        starts = [t for t in (self.start, other.start) if t is not None]
+        ends = [t for t in (self.end, other.end) if t is not None]
+        return WindowCounts(
+            model_version=self.model_version,
+            rows=self.rows + other.rows,
+            start=min(starts) if starts else None,
+            end=max(ends) if ends else None,
+            features=[a.merged(b) for a, b in zip(self.features, other.features, strict=True)],
+            prediction=self.prediction.merged(other.prediction),
+        )
+
+
+def empty_counts(manifest: Manifest) -> WindowCounts:
+    """Zero counts in the bins of `manifest`'s baseline."""
+    baseline = manifest.baseline
+    return WindowCounts(
+        model_version=manifest.version,
+        features=[FeatureCounts(name=b.name, bins=[0] * len(b.proportions)) for b in baseline.features],
+        prediction=FeatureCounts(name=PREDICTION, bins=[0] * len(baseline.prediction.proportions)),
+    )
+
+
+def count_columns(
+    manifest: Manifest,
+    columns: Mapping[str, Sequence[Any] | np.ndarray],
+    predictions: Sequence[Any] | np.ndarray,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> WindowCounts:
+    """Count a table of canonical feature values (None or NaN when missing) and its predictions.
+
+    `predictions` are labels (classification) or values (regression). A feature
+    absent from `columns` counts as missing in every row.
+    """
+    rows = len(predictions)
+    spec = manifest.feature_spec
+    features = []
+    for feature, baseline in zip(spec.features, manifest.baseline.features, strict=True):
+        raw = columns.get(feature.name)
+        if raw is None:
+            features.append(FeatureCounts(name=feature.name, bins=[0] * len(baseline.proportions), missing=rows))
+            continue
+        if len(raw) != rows:
+            raise ValueError(f"column {feature.name!r} has {len(raw)} values for {rows} rows")
+        if feature.type in (FeatureType.NUMBER, FeatureType.INTEGER):
+            features.append(_count_numeric(baseline, _as_float(raw), feature.train_min, feature.train_max))
+        else:
+            labels = _boolean_labels(raw) if feature.type is FeatureType.BOOLEAN else _category_labels(raw)
+            features.append(_count_categories(baseline, labels))
+    prediction_baseline = manifest.baseline.prediction
+    if manifest.task == "classification":
+        prediction = _count_categories(prediction_baseline, _category_labels(predictions))
+    else:
+        prediction = _count_numeric(prediction_baseline, _as_float(predictions), None, None)
+    prediction = prediction.model_copy(update={"name": PREDICTION})
+    return WindowCounts(
+        model_version=manifest.version, rows=rows, start=start, end=end, features=features, prediction=prediction
+    )
+
+
+def _as_float(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values.astype(np.float64, copy=False)
+    out = np.empty(len(values), dtype=np.float64)
+    for i, value in enumerate(values):
+        try:
+            out[i] = np.nan if value is None or isinstance(value, (str, bool)) else float(value)
+        except (TypeError, ValueError):
+            out[i] = np.nan
+    return out
+
+
+def _category_labels(values: Sequence[Any] | np.ndarray) -> list[str | None]:
+    return [None if _missing(v) else str(v) for v in values]
+
+
+def _boolean_labels(values: Sequence[Any] | np.ndarray) -> list[str | None]:
+    labels: list[str | None] = []
+    for value in values:
+        if _missing(value):
+            labels.append(None)
+        elif isinstance(value, str):
+            labels.append({"true": "true", "1": "true", "false": "false", "0": "false"}.get(value.lower(), value))
+        else:
+            labels.append("true" if value else "false")
+    return labels
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+
+
+def _count_numeric(
+    baseline: FeatureBaseline, values: np.ndarray, low: float | None, high: float | None
+) -> FeatureCounts:
+    present = ~np.isnan(values)
+    kept = values[present]
+    edges = np.asarray(baseline.edges, dtype=np.float64)
+    # The bins of training (functions.training.derive): bin i holds edges[i-1] <= x < edges[i].
+    bins = np.bincount(np.searchsorted(edges, kept, side="right"), minlength=edges.size + 1)
+    outside = 0
+    if low is not None:
+        outside += int(np.count_nonzero(kept < low))
+    if high is not None:
+        outside += int(np.count_nonzero(kept > high))
+    return FeatureCounts(
+        name=baseline.name, bins=bins.tolist(), missing=int(values.size - kept.size), out_of_range=outside
+    )
+
+
+def _count_categories(baseline: FeatureBaseline, labels: list[str | None]) -> FeatureCounts:
+    index = {category: i for i, category in enumerate(baseline.categories)}
+    unseen = len(index)
+    bins = [0] * (unseen + 1)
+    missing = 0
+    for label in labels:
+        if label is None:
+            missing += 1
+        else:
+            bins[index.get(label, unseen)] += 1
+    # An unseen category is outside the training domain: it counts as out of range too.
+    return FeatureCounts(name=baseline.name, bins=bins, missing=missing, out_of_range=bins[unseen])
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+
+def smooth(proportions: np.ndarray) -> np.ndarray:
+    """The smoothed proportions every logarithm is taken of (see the module docstring)."""
+    return (proportions + EPSILON) / (1.0 + proportions.size * EPSILON)
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index: sum (a - e) * ln(a / e) over smoothed proportions."""
+    e, a = smooth(expected), smooth(actual)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def js_distance(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Jensen-Shannon distance, base 2: sqrt of the mean KL divergence of each to their midpoint."""
+    e, a = smooth(expected), smooth(actual)
+    m = (e + a) / 2
+    divergence = 0.5 * np.sum(e * np.log2(e / m)) + 0.5 * np.sum(a * np.log2(a / m))
+    return float(math.sqrt(max(divergence, 0.0)))
+
+
+def ks_binned(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Largest gap between the two cumulative distributions at the bin edges."""
+    return float(np.max(np.abs(np.cumsum(actual) - np.cumsum(expected)))) if expected.size else 0.0
+
+
+def linf(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Largest gap between the shares of any one bin (category)."""
+    return float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+
+
+class FeatureDrift(BaseModel):
+    """The statistics and verdict of one feature (or the prediction) in a window."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    rows: int
+    present: int
+    psi: float | None = None
+    js: float | None = None
+    ks: float | None = None
+    linf: float | None = None
+    unseen_share: float | None = None
+    missing_rate: float
+    baseline_missing_rate: float
+    out_of_range: float
+    drift: bool | None = Field(description="None when there is too little data for a verdict.")
+    reasons: list[str] = Field(default_factory=list, description="Which statistics crossed their threshold.")
+    baseline_proportions: list[float]
+    live_proportions: list[float]
+    bin_labels: list[str]
+
+
+class DriftReport(BaseModel):
+    """The statistics of a window against the baseline of the model version that served it."""
+
+    model_version: str
+    window_start: datetime | None
+    window_end: datetime | None
+    rows: int
+    min_rows: int
+    verdict: Verdict
+    drift_detected: bool
+    drift_share: float
+    drifted_features: list[str]
+    features: list[FeatureDrift]
+    prediction: FeatureDrift
+
+
+def feature_drift(
+    baseline: FeatureBaseline, counts: FeatureCounts, rows: int, thresholds: DriftThresholds, min_rows: int
+) -> FeatureDrift:
+    """The statistics of one feature; never raises on empty, constant or all-missing columns."""
+    bins = np.asarray(counts.bins, dtype=np.float64)
+    present = int(bins.sum())
+    expected = np.asarray(baseline.proportions, dtype=np.float64)
+    total = expected.sum()
+    expected = expected / total if total > 0 else np.full(expected.size, 1.0 / max(expected.size, 1))
+    actual = bins / present if present else np.zeros_like(bins)
+    categorical = bool(baseline.categories)
+    missing_rate = counts.missing / rows if rows else 0.0
+    result: dict[str, Any] = {
+        "name": baseline.name,
+        "kind": "categorical" if categorical else "numeric",
+        "rows": rows,
+        "present": present,
+        "missing_rate": missing_rate,
+        "baseline_missing_rate": baseline.missing_rate,
+        "out_of_range": counts.out_of_range / present if present else 0.0,
+        "baseline_proportions": expected.tolist(),
+        "live_proportions": actual.tolist(),
+        "bin_labels": bin_labels(baseline),
+    }
+    if rows < min_rows:
+        return FeatureDrift(**result, drift=None)
+    reasons = []
+    if missing_rate - baseline.missing_rate >= thresholds.missing_rate_increase:
+        reasons.append("missing_rate")
+    if present >= min_rows:
+        if categorical:
+            result["linf"] = linf(expected, actual)
+            result["unseen_share"] = float(actual[-1])
+            reasons += [name for name in ("linf", "unseen_share") if result[name] >= getattr(thresholds, name)]
+        else:
+            result.update(psi=psi(expected, actual), js=js_distance(expected, actual), ks=ks_binned(expected, actual))
+            reasons += [name for name in ("psi", "js", "ks") if result[name] >= getattr(thresholds, name)]
+            if result["out_of_range"] >= thresholds.out_of_range_share:
+                reasons.append("out_of_range")
+    return FeatureDrift(**result, drift=bool(reasons), reasons=reasons)
+
+
+def bin_labels(baseline: FeatureBaseline) -> list[str]:
+    """Readable names of a baseline's bins, e.g. '< 1.5', '[1.5, 2)', '>= 2', or the categories and 'unseen'."""
+    if baseline.categories:
+        return [*baseline.categories, "unseen"]
+    edges = [f"{edge:.4g}" for edge in baseline.edges]
+    if not edges:
+        return ["all"]
+    return [f"< {edges[0]}"] + [f"[{a}, {b})" for a, b in zip(edges, edges[1:], strict=False)] + [f">= {edges[-1]}"]
+
+
+def drift_report(manifest: Manifest, counts: WindowCounts, policy: DriftPolicy) -> DriftReport:
+    """The verdict of a window: per feature, the prediction, the share of drifted features."""
+    baseline: Baseline = manifest.baseline
+    rows = counts.rows
+    features = [
+        feature_drift(b, c, rows, policy.for_feature(b.name), policy.min_rows)
+        for b, c in zip(baseline.features, counts.features, strict=True)
+    ]
+    prediction = feature_drift(
+        baseline.prediction, counts.prediction, rows, policy.for_feature(PREDICTION), policy.min_rows
+    )
+    drifted = [f.name for f in features if f.drift]
+    share = len(drifted) / len(features) if features else 0.0
+    if rows < policy.min_rows:
+        verdict: Verdict = "insufficient_data"
+        detected = False
+    else:
+        detected = share >= policy.drift_share or bool(prediction.drift)
+        verdict = "drift" if detected else "no_drift"
+    return DriftReport(
+        model_version=counts.model_version,
+        window_start=counts.start,
+        window_end=counts.end,
+        rows=rows,
+        min_rows=policy.min_rows,
+        verdict=verdict,
+        drift_detected=detected,
+        drift_share=share if rows >= policy.min_rows else 0.0,
+        drifted_features=drifted if rows >= policy.min_rows else [],
+        features=features,
+        prediction=prediction,
+    )

@@ -1,0 +1,55 @@
+"""The monitor Lambda, invoked by EventBridge Scheduler: one cycle over the last window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.adapters import factory
+from functions.monitor import metrics
+from functions.monitor.config import MonitorConfig
+from functions.monitor.service import run_cycle, window_of
+
+config = MonitorConfig.from_environ()
+logger = Logger()
+tracer = Tracer()
+store = factory.monitoring_store(config.artifacts_bucket)
+models = factory.model_store(config.artifacts_bucket)
+pointer = factory.pointer_store(config.live_pointer_parameter)
+publisher = factory.event_publisher(config.event_source, config.event_bus)
+
+
+def monitor(now: datetime) -> dict[str, Any]:
+    """Run one cycle for the window ending at the last whole hour before `now`."""
+    start, end = window_of(now, config.window_hours)
+    result = run_cycle(
+        store=store,
+        models=models,
+        pointer=pointer,
+        policy=config.drift_policy,
+        start=start,
+        end=end,
+        quality_window=timedelta(hours=config.quality_window_hours),
+    )
+    metrics.publish(result, namespace=config.metrics_namespace, service=config.service)
+    event_id = publisher.drift_detected(result.event) if result.event else None
+    summary = {
+        "verdict": result.report.verdict,
+        "rows": result.report.rows,
+        "drift_share": result.report.drift_share,
+        "drifted_features": result.report.drifted_features,
+        "report": result.report_key,
+        "html": result.html_key,
+        "event_id": event_id,
+    }
+    logger.info("monitor cycle", extra=summary)
+    return summary
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return monitor(datetime.now(UTC))

@@ -1,0 +1,100 @@
+"""The drift report as one self-contained HTML page: inline SVG plots, no scripts, no server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from functions.core.drift import DriftReport, FeatureDrift
+
+_WIDTH, _HEIGHT, _PAD = 360, 120, 4
+_STYLE = """
+body{font:14px system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}
+th:first-child,td:first-child{text-align:left}.drift{color:#b00;font-weight:bold}.ok{color:#070}
+.feature{display:inline-block;vertical-align:top;margin:0 1.5em 1.5em 0}
+.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
+"""
+
+
+def _bars(feature: FeatureDrift) -> str:
+    """Training (grey) and live (blue) shares per bin, side by side."""
+    bins = len(feature.baseline_proportions)
+    top = max([*feature.baseline_proportions, *feature.live_proportions, 1e-9])
+    slot = (_WIDTH - 2 * _PAD) / max(bins, 1)
+    bar = slot * 0.4
+    parts = [f'<svg width="{_WIDTH}" height="{_HEIGHT + 16}" role="img" aria-label="{escape(feature.name)}">']
+    for i, (train, live, label) in enumerate(
+        zip(feature.baseline_proportions, feature.live_proportions, feature.bin_labels, strict=True)
+    ):
+        x = _PAD + i * slot
+        for offset, share, colour, who in ((0, train, "#999", "training"), (bar, live, "#2a6fdb", "live")):
+            h = (_HEIGHT - _PAD) * share / top
+            parts.append(
+                f'<rect x="{x + offset:.1f}" y="{_HEIGHT - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
+                f"<title>{escape(label)}: {who} {share:.3f}</title></rect>"
+            )
+    parts.append(f'<text x="{_PAD}" y="{_HEIGHT + 13}" font-size="10">{escape(feature.bin_labels[0])}</text>')
+    parts.append(
+        f'<text x="{_WIDTH - _PAD}" y="{_HEIGHT + 13}" font-size="10" text-anchor="end">'
+        f"{escape(feature.bin_labels[-1])}</text></svg>"
+    )
+    return "".join(parts)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _verdict(feature: FeatureDrift) -> str:
+    if feature.drift is None:
+        return "insufficient data"
+    return (
+        f'<span class="drift">drift ({", ".join(feature.reasons)})</span>'
+        if feature.drift
+        else '<span class="ok">ok</span>'
+    )
+
+
+def render_html(report: DriftReport, quality: Sequence[Any] = ()) -> str:
+    """The report page of one window."""
+    title = f"Drift report: model {report.model_version}"
+    verdict_class = "drift" if report.drift_detected else "ok"
+    rows = []
+    everything = [*report.features, report.prediction]
+    for f in everything:
+        rows.append(
+            f"<tr><td>{escape(f.name)}</td><td>{f.kind}</td><td>{_fmt(f.psi)}</td><td>{_fmt(f.js)}</td>"
+            f"<td>{_fmt(f.ks)}</td><td>{_fmt(f.linf)}</td><td>{_fmt(f.unseen_share)}</td>"
+            f"<td>{f.missing_rate:.3f}</td><td>{f.out_of_range:.3f}</td><td>{_verdict(f)}</td></tr>"
+        )
+    plots = [
+        f'<div class="feature"><h3>{escape(f.name)}</h3>{_bars(f)}<div>{_verdict(f)}</div></div>' for f in everything
+    ]
+    quality_rows = "".join(
+        f"<tr><td>{escape(q.model_version)}</td><td>{escape(q.metric)}</td><td>{_fmt(q.value)}</td>"
+        f"<td>{_fmt(q.holdout)}</td><td>{q.labelled_rows}</td></tr>"
+        for q in quality
+    )
+    quality_table = (
+        "<h2>Model quality from feedback</h2><table><tr><th>model version</th><th>metric</th><th>live</th>"
+        f"<th>holdout</th><th>labelled rows</th></tr>{quality_rows}</table>"
+        if quality
+        else "<h2>Model quality from feedback</h2><p>No labelled rows in the quality window.</p>"
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{_STYLE}</style></head>
+<body><h1>{escape(title)}</h1>
+<p>Window {report.window_start} to {report.window_end}: {report.rows} rows (minimum {report.min_rows}).
+Verdict: <span class="{verdict_class}">{report.verdict.replace("_", " ")}</span>;
+{len(report.drifted_features)} of {len(report.features)} features drifted
+(share {report.drift_share:.3f}){": " + escape(", ".join(report.drifted_features)) if report.drifted_features else ""}.</p>
+<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>JS distance</th><th>KS</th><th>L&infin;</th>
+<th>unseen</th><th>missing</th><th>out of range</th><th>verdict</th></tr>{"".join(rows)}</table>
+{quality_table}
+<h2>Distributions</h2><p class="legend"><span style="background:#999"></span>training
+<span style="background:#2a6fdb"></span>live (share of present values per frozen bin)</p>
+{"".join(plots)}
+</body></html>
+"""

@@ -1,0 +1,170 @@
+"""One monitor cycle: count the window, judge drift, measure live quality, report. AWS-free.
+
+The handler (or the CLI, or the local stack) passes the stores and a publisher;
+everything decided here is plain code over counts and labelled rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+from pydantic import BaseModel
+
+from functions.core.drift import DriftPolicy, DriftReport, drift_report, empty_counts
+from functions.core.events import DriftDetectedDetail
+from functions.core.feedback import latest_labels
+from functions.core.manifest import Manifest
+from functions.core.quality import HIGHER_IS_BETTER, live_metric
+from functions.core.registry import ModelStore, PointerStore
+from functions.monitor.counting import WindowCounter
+from functions.monitor.report_html import render_html
+
+
+class MonitoringStore(Protocol):
+    def capture_keys(self, start: datetime, end: datetime) -> list[str]: ...
+    def capture_lines(self, key: str) -> Any: ...
+    def capture_records(self, start: datetime, end: datetime) -> Any: ...
+    def feedback(self, since: datetime | None = None) -> Any: ...
+    def put_report(self, stem: str, json_body: bytes, html_body: str) -> tuple[str, str]: ...
+
+
+class Quality(BaseModel):
+    """The recipe's metric on labelled live rows of one model version."""
+
+    model_version: str
+    metric: str
+    value: float | None
+    holdout: float | None
+    higher_is_better: bool
+    labelled_rows: int
+
+
+class CycleResult(BaseModel):
+    """What one cycle found and wrote."""
+
+    window_start: datetime
+    window_end: datetime
+    report: DriftReport
+    report_key: str
+    html_key: str
+    quality: list[Quality]
+    event: DriftDetectedDetail | None
+    skipped_lines: int
+
+
+@dataclass
+class Manifests:
+    """Manifests by version, read once per cycle."""
+
+    store: ModelStore
+    cache: dict[str, Manifest | None] = field(default_factory=dict)
+
+    def __call__(self, version: str) -> Manifest | None:
+        if version not in self.cache:
+            try:
+                self.cache[version] = self.store.get_manifest(version)
+            except Exception:  # an unknown or unreadable version: its rows are skipped, counted
+                self.cache[version] = None
+        return self.cache[version]
+
+
+def window_of(now: datetime, hours: int) -> tuple[datetime, datetime]:
+    """The last `hours` whole hours before `now` (UTC)."""
+    end = now.replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=hours), end
+
+
+def run_cycle(
+    *,
+    store: MonitoringStore,
+    models: ModelStore,
+    pointer: PointerStore,
+    policy: DriftPolicy,
+    start: datetime,
+    end: datetime,
+    quality_window: timedelta,
+) -> CycleResult:
+    """Judge the window [start, end) against the live model's baseline and write its reports."""
+    live_version = pointer.read().version
+    if live_version is None:
+        raise LookupError("no live model: nothing to monitor against (train and promote one first)")
+    manifests = Manifests(models)
+    live = manifests(live_version)
+    if live is None:
+        raise LookupError(f"the live model {live_version} has no readable manifest")
+    counter = WindowCounter(manifests)
+    for key in store.capture_keys(start, end):
+        counter.add_lines(store.capture_lines(key), start, end)
+    counts = counter.result().get(live_version) or empty_counts(live)
+    counts = counts.model_copy(update={"start": start, "end": end})
+    report = drift_report(live, counts, policy)
+    quality = measure_quality(store, manifests, end - quality_window, end)
+    stem = f"{end:%Y/%m/%d/%H}-{live_version}"
+    body = orjson.dumps(
+        {"report": report.model_dump(mode="json"), "quality": [q.model_dump(mode="json") for q in quality]},
+        option=orjson.OPT_INDENT_2,
+    )
+    json_key, html_key = store.put_report(stem, body, render_html(report, quality))
+    event = None
+    if report.drift_detected:
+        event = DriftDetectedDetail(
+            model_version=live_version,
+            window_start=start,
+            window_end=end,
+            rows=report.rows,
+            drift_share=report.drift_share,
+            drifted_features=report.drifted_features + (["prediction"] if report.prediction.drift else []),
+            report_key=json_key,
+        )
+    return CycleResult(
+        window_start=start,
+        window_end=end,
+        report=report,
+        report_key=json_key,
+        html_key=html_key,
+        quality=quality,
+        event=event,
+        skipped_lines=counter.skipped,
+    )
+
+
+def measure_quality(store: MonitoringStore, manifests: Manifests, start: datetime, end: datetime) -> list[Quality]:
+    """The recipe's metric per model version, over feedback received in [start, end) joined with capture."""
+    labels = latest_labels(item for item in store.feedback(start) if item.received < end)
+    if not labels:
+        return []
+    earliest = min(item.received for item in labels.values()) - (end - start)
+    rows: dict[str, list[tuple[Any, Any]]] = {}
+    for record in store.capture_records(earliest, end):
+        item = labels.pop((record.request_id, record.row), None)
+        if item is not None and record.model_version and record.fallback is None:
+            rows.setdefault(record.model_version, []).append((record, item.label))
+    out = []
+    for version, pairs in sorted(rows.items()):
+        manifest = manifests(version)
+        if manifest is None:
+            continue
+        records = [r for r, _ in pairs]
+        truth = [label for _, label in pairs]
+        value = live_metric(
+            manifest.metric,
+            truth,
+            labels=[r.label for r in records],
+            probabilities=[r.probabilities for r in records],
+            values=[r.value for r in records],
+            classes=manifest.classes or (),
+        )
+        out.append(
+            Quality(
+                model_version=version,
+                metric=manifest.metric,
+                value=value,
+                holdout=manifest.metrics.get(manifest.metric),
+                higher_is_better=HIGHER_IS_BETTER.get(manifest.metric, True),
+                labelled_rows=len(pairs),
+            )
+        )
+    return out
