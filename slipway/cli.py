@@ -73,7 +73,36 @@ def _parser() -> argparse.ArgumentParser:
     smoke = command("smoke", cmd_smoke, "Call a deployed stage (or --url) end to end and check the answers.")
     smoke.add_argument("--url", help="endpoint base URL (default: the stage's stack output)")
     smoke.add_argument("--api-key", help="API key (default: read from the stage's stack)")
+    redrive = command("redrive", cmd_redrive, "Move async dead letters back to the requests queue (after a fix).")
+    redrive.add_argument("--limit", type=int, default=None, help="move at most this many (default: all)")
+
+    score = command("score", cmd_score, "Score the new or changed CSV objects under an S3 prefix (batch).")
+    score.add_argument("--input", required=True, help="key prefix of the input objects (under batch/)")
+    score.add_argument("--output", required=True, help="key prefix for the scored objects (under batch/)")
     return parser
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from functions.adapters import factory
+    from functions.adapters.job_queue import redrive
+    from slipway.target import resolve
+
+    names = resolve(args.stage).names
+    report = redrive(
+        factory.client("sqs"),
+        dead_letter_url=names.queue_url(names.dead_letter_queue),
+        target_url=names.queue_url(names.requests_queue),
+        limit=args.limit,
+    )
+    print(f"moved {report.moved} dead letter(s) to {names.requests_queue}; {report.remaining} left")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from slipway.batch import run_batch
+    from slipway.target import resolve
+
+    return run_batch(resolve(args.stage), input_prefix=args.input, output_prefix=args.output)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

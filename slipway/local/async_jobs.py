@@ -1,0 +1,86 @@
+"""The async path in the local stack: the two queues as CDK declares them, the worker and the fallback fed by SQS."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from typing import Any
+
+from functions.adapters import factory
+from slipway.environments import worker_environment
+from slipway.local.services import LocalContext
+from slipway.local.sqs import SqsEventSource
+from slipway.names import ResourceNames
+from slipway.settings import StageSettings
+
+DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
+WORKER_MODULE = "functions.inference.async_worker"
+FALLBACK_MODULE = "functions.inference.async_fallback"
+
+
+def visibility_timeout_seconds(settings: StageSettings) -> int:
+    """The requests queue's visibility timeout: a multiple of the worker's timeout (AWS recommends 6)."""
+    jobs = settings.async_jobs
+    return jobs.worker_timeout_seconds * jobs.visibility_timeout_factor
+
+
+def create_queues(sqs: Any, settings: StageSettings, names: ResourceNames) -> tuple[str, str]:
+    """Create the dead-letter queue and the requests queue with its redrive policy; their URLs."""
+    dead_letters = sqs.create_queue(
+        QueueName=names.dead_letter_queue,
+        Attributes={"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)},
+    )["QueueUrl"]
+    dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": settings.async_jobs.max_receive_count}
+    requests = sqs.create_queue(
+        QueueName=names.requests_queue,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout_seconds(settings)),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
+    return requests, dead_letters
+
+
+def fresh_module(name: str) -> Any:
+    """Import a handler module afresh (a cold start) with the current environment."""
+    return importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+
+
+class AsyncJobsService:
+    """Creates the queues, then runs the worker on the requests queue and the fallback on the dead letters."""
+
+    def __init__(self) -> None:
+        self.sources: list[SqsEventSource] = []
+
+    def start(self, context: LocalContext) -> None:
+        settings, names = context.settings, context.names
+        sqs = factory.client("sqs")
+        requests, dead_letters = create_queues(sqs, settings, names)
+        os.environ.update(worker_environment(settings, names, service=names.inference_service))
+        worker = fresh_module(WORKER_MODULE)
+        fallback = fresh_module(FALLBACK_MODULE)
+        region = settings.region
+        self.sources = [
+            SqsEventSource(
+                sqs, queue_url=requests, handler=worker.lambda_handler, region=region,
+                batch_size=settings.async_jobs.batch_size, retry_delay_seconds=1,
+                function_name=names.async_worker_function,
+            ),
+            SqsEventSource(
+                sqs, queue_url=dead_letters, handler=fallback.lambda_handler, region=region,
+                batch_size=settings.async_jobs.batch_size, retry_delay_seconds=5,
+                function_name=names.async_fallback_function,
+            ),
+        ]  # fmt: skip
+        for source in self.sources:
+            source.start()
+
+    def stop(self) -> None:
+        for source in self.sources:
+            source.stop()
+        self.sources = []
