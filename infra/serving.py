@@ -37,6 +37,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "model"),
     Route("GET", "health"),
     Route("GET", "openapi.json"),
+    Route("POST", "feedback"),
 )
 
 _RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}

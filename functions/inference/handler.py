@@ -26,7 +26,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters import factory
 from functions.core import telemetry
 from functions.core.errors import FieldError, InvalidRequest
-from functions.inference import async_routes, service
+from functions.inference import async_routes, feedback_routes, service
+from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
 from functions.inference.live_model import LiveModel
 from functions.inference.schemas import (
@@ -57,6 +58,8 @@ PredictRequest = predict_request_model(config.max_instances)
 # Routes of later components are added here, each by one call such as
 # `feedback_routes.register(app, live_model=live_model, metrics=metrics)`, before the freeze below.
 async_routes.register(app, live_model=live_model, metrics=metrics, request_model=PredictRequest)
+feedback_routes.register(app, metrics=metrics, bucket=config.artifacts_bucket)
+capture = Capture(sampling_rate=config.capture_sampling_rate)
 
 # Load the live model during init (boosted CPU, and done before traffic under provisioned
 # concurrency), then exempt everything built so far from garbage collection, so that the
@@ -80,10 +83,21 @@ def predict(request: Annotated[PredictRequest, Body()]):  # type: ignore[no-unty
     # The body is PredictResponse, serialised directly: validating a response we just
     # built would cost more than scoring 1,000 rows (tests check it against the model).
     started = time.perf_counter()
-    outcome = service.predict(live_model.current(), request.instances)  # type: ignore[attr-defined]
+    serving = live_model.current()
+    outcome = service.predict(serving, request.instances)  # type: ignore[attr-defined]
     _record(outcome, started)
+    request_id = app.current_event.request_context.request_id
+    capture.record(
+        request_id=request_id,
+        spec=serving.predictor.manifest.feature_spec if serving.predictor else None,
+        model_version=outcome.version,
+        rows=request.instances,  # type: ignore[attr-defined]
+        predictions=outcome.predictions,
+    )
     body = {"model_version": outcome.version, "predictions": outcome.predictions}
-    return Response(status_code=200, content_type=JSON, body=dump_json(body))
+    # The id to send ground truth for these rows with (POST /feedback).
+    headers = {"X-Request-Id": request_id}
+    return Response(status_code=200, content_type=JSON, body=dump_json(body), headers=headers)
 
 
 def _record(outcome: service.Outcome, started: float) -> None:
