@@ -51,3 +51,24 @@ def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[s
         "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
+
+
+def retrain_environment(
+    settings: StageSettings, names: ResourceNames, *, state_machine_arn: str = "", topic_arn: str = ""
+) -> dict[str, str]:
+    """The retrain functions' variables: the aliases of functions.retrain.config.RetrainConfig."""
+    retrain = settings.retrain
+    return {
+        "ARTIFACTS_BUCKET": names.artifacts_bucket,
+        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
+        "GATE_TOLERANCE": str(retrain.gate_tolerance),
+        "GATE_FLOOR": "" if retrain.gate_floor is None else str(retrain.gate_floor),
+        "ALLOW_INCOMPATIBLE_SPEC": str(retrain.allow_incompatible_spec).lower(),
+        "COOLDOWN_MINUTES": str(retrain.cooldown_minutes),
+        "ROLLBACK_WINDOW_MINUTES": str(retrain.rollback_window_minutes),
+        "STATE_MACHINE_ARN": state_machine_arn,
+        "NOTIFY_TOPIC_ARN": topic_arn,
+        "POWERTOOLS_SERVICE_NAME": names.retrain_service,
+        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }

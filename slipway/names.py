@@ -119,3 +119,19 @@ class ResourceNames:
     @property
     def batch_state_machine(self) -> str:
         return f"{self.prefix}-batch-scoring"
+
+    @property
+    def retrain_state_machine(self) -> str:
+        return f"{self.prefix}-retrain"
+
+    def retrain_function(self, step: str) -> str:
+        """One retrain step's function: prepare, train, evaluate, register, promote, trigger, rollback."""
+        return f"{self.prefix}-retrain-{step}"
+
+    @property
+    def retrain_service(self) -> str:
+        return f"{self.project}-retrain"
+
+    @property
+    def retrain_schedule(self) -> str:
+        return f"{self.prefix}-retrain-schedule"

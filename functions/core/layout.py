@@ -36,3 +36,28 @@ def async_request_key(job_id: str) -> str:
 def async_result_key(job_id: str) -> str:
     """Key of an async job's one result."""
     return f"{ASYNC_RESULTS_PREFIX}{job_id}.json"
+
+
+# The retrain pipeline: the base training data set, each run's prepared table, the candidate
+# bundles it trained, every gate decision and the drift trigger's cool-down marker.
+BASE_DATA_KEY = f"{DATA_PREFIX}base.jsonl"
+RETRAIN_PREFIX = "retrain/"
+RETRAIN_RUNS_PREFIX = f"{RETRAIN_PREFIX}runs/"
+RETRAIN_CANDIDATES_PREFIX = f"{RETRAIN_PREFIX}candidates/"
+GATE_DECISIONS_PREFIX = f"{RETRAIN_PREFIX}decisions/"
+RETRAIN_TRIGGER_KEY = f"{RETRAIN_PREFIX}last-trigger.json"
+
+
+def run_data_key(run_id: str) -> str:
+    """Key of the table a retrain run trained on."""
+    return f"{RETRAIN_RUNS_PREFIX}{run_id}/data.jsonl"
+
+
+def candidate_prefix(version: str) -> str:
+    """Prefix of a candidate bundle not yet registered."""
+    return f"{RETRAIN_CANDIDATES_PREFIX}{version}/"
+
+
+def gate_decision_key(decided_at: str, run_id: str) -> str:
+    """Key of one gate decision; sorts by time."""
+    return f"{GATE_DECISIONS_PREFIX}{decided_at}-{run_id}.json"

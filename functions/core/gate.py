@@ -1,0 +1,104 @@
+"""The retrain gate: whether a candidate model may replace the live one, decided from plain figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.core.features import FeatureSpec
+
+Verdict = Literal["promote", "refuse", "unchanged"]
+
+
+class GatePolicy(BaseModel):
+    """The gate's settings (retrain.gate_* and retrain.allow_incompatible_spec)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tolerance: float = Field(ge=0, description="How much worse than live the candidate may score.")
+    floor: float | None = Field(
+        None, description="The candidate must score at least this (at most, when lower is better)."
+    )
+    allow_incompatible_spec: bool = False
+
+
+class GateDecision(BaseModel):
+    """One decision of the gate, with every figure it was made from (written to S3, shown by `slipway models`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    decided_at: datetime
+    verdict: Verdict
+    reasons: list[str]
+    candidate_version: str
+    live_version: str | None
+    metric: str
+    higher_is_better: bool
+    candidate_score: float
+    live_score: float | None
+    holdout_rows: int
+    tolerance: float
+    floor: float | None
+    parity_passed: bool
+    spec_compatible: bool
+    data_hash: str
+    data_rows: int
+
+    @property
+    def promote(self) -> bool:
+        return self.verdict == "promote"
+
+
+def spec_differences(live: FeatureSpec, candidate: FeatureSpec) -> list[str]:
+    """Why `candidate` cannot answer `live`'s requests: names, order or types differ. Ranges may move."""
+    live_names, candidate_names = live.names, candidate.names
+    if live_names != candidate_names:
+        added = [n for n in candidate_names if n not in live_names]
+        removed = [n for n in live_names if n not in candidate_names]
+        if added or removed:
+            return [f"features added {added} and removed {removed}"]
+        return ["features reordered"]
+    return [
+        f"feature {a.name!r} changed type from {a.type.value} to {b.type.value}"
+        for a, b in zip(live.features, candidate.features, strict=True)
+        if a.type is not b.type
+    ]
+
+
+def decide(
+    *,
+    policy: GatePolicy,
+    metric: str,
+    higher_is_better: bool,
+    candidate_version: str,
+    candidate_score: float,
+    parity_passed: bool,
+    spec_problems: list[str],
+    live_version: str | None,
+    live_score: float | None,
+) -> tuple[Verdict, list[str]]:
+    """Promote when the candidate is within `tolerance` of live, above the floor, parity passed and the spec fits."""
+    if live_version is not None and candidate_version == live_version:
+        return "unchanged", [f"candidate {candidate_version} is the live version: nothing to promote"]
+    sign = 1.0 if higher_is_better else -1.0
+    reasons: list[str] = []
+    if not parity_passed:
+        reasons.append("the ONNX export failed its parity check")
+    if spec_problems and not policy.allow_incompatible_spec:
+        reasons.append("feature spec incompatible with live: " + "; ".join(spec_problems))
+    if policy.floor is not None and sign * (candidate_score - policy.floor) < 0:
+        reasons.append(
+            f"{metric} {candidate_score:.4f} is {'below' if higher_is_better else 'above'} the floor {policy.floor:.4f}"
+        )
+    if live_score is not None and sign * (candidate_score - live_score) < -policy.tolerance:
+        reasons.append(
+            f"{metric} {candidate_score:.4f} is worse than live {live_score:.4f} by more than the tolerance {policy.tolerance:g}"
+        )
+    if reasons:
+        return "refuse", reasons
+    if live_version is None:
+        return "promote", ["no live model yet"]
+    return "promote", [f"{metric} {candidate_score:.4f} vs live {live_score:.4f}, tolerance {policy.tolerance:g}"]

@@ -1,0 +1,49 @@
+"""The retrain functions' configuration, read from the environment once per cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.core.gate import GatePolicy
+
+
+class RetrainConfig(BaseModel):
+    """Environment of the retrain step functions, the drift trigger and the rollback watcher."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
+    live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
+    recipe: str = Field("model.recipe", alias="RECIPE")
+    code_revision: str | None = Field(None, alias="CODE_REVISION")
+    gate_tolerance: float = Field(0.01, alias="GATE_TOLERANCE", ge=0)
+    gate_floor: float | None = Field(None, alias="GATE_FLOOR")
+    allow_incompatible_spec: bool = Field(False, alias="ALLOW_INCOMPATIBLE_SPEC")
+    state_machine_arn: str | None = Field(None, alias="STATE_MACHINE_ARN")
+    cooldown_minutes: int = Field(360, alias="COOLDOWN_MINUTES", ge=0)
+    rollback_window_minutes: int = Field(60, alias="ROLLBACK_WINDOW_MINUTES", ge=0)
+    notify_topic_arn: str | None = Field(None, alias="NOTIFY_TOPIC_ARN")
+
+    @property
+    def gate_policy(self) -> GatePolicy:
+        return GatePolicy(
+            tolerance=self.gate_tolerance, floor=self.gate_floor, allow_incompatible_spec=self.allow_incompatible_spec
+        )
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> RetrainConfig:
+        values = {key: value for key, value in environ.items() if key in _ENV_NAMES and value != ""}
+        return cls.model_validate(values)
+
+
+_ENV_NAMES = {field.alias for field in RetrainConfig.model_fields.values()}
+
+
+@cache
+def config() -> RetrainConfig:
+    """The configuration, read once per process."""
+    return RetrainConfig.from_environ()

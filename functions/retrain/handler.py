@@ -1,0 +1,68 @@
+"""The retrain state machine's Lambda steps: each parses its input, calls one use case, returns its output."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.adapters import factory
+from functions.adapters.retrain_store import S3RetrainStore, labelled_row_source
+from functions.core.registry import Registry
+from functions.retrain import steps
+from functions.retrain.config import config
+from functions.retrain.schemas import EvaluateInput, PrepareInput, TrainInput, VersionInput
+from functions.training.train import load_recipe
+
+logger = Logger()
+tracer = Tracer()
+
+
+@cache
+def _store() -> S3RetrainStore:
+    return S3RetrainStore(factory.client("s3"), config().artifacts_bucket)
+
+
+def _registry() -> Registry:
+    return factory.registry(config().artifacts_bucket, config().live_pointer_parameter)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def prepare_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = PrepareInput.model_validate(event)
+    source = labelled_row_source(factory.client("s3"), config().artifacts_bucket)
+    return steps.prepare(_store(), source, run_id=request.run_id, reason=request.reason).model_dump(mode="json")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def train_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = TrainInput.model_validate(event)
+    recipe = load_recipe(config().recipe)
+    return steps.train(_store(), recipe, request.data, code_revision=config().code_revision).model_dump(mode="json")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def evaluate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = EvaluateInput.model_validate(event)
+    decision = steps.evaluate(_store(), _registry(), config().gate_policy, request.data, request.candidate)
+    logger.info("gate decision", extra=decision.model_dump(mode="json"))
+    return decision.model_dump(mode="json")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def register_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = VersionInput.model_validate(event)
+    return steps.register(_store(), _registry(), request.version).model_dump(mode="json")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def promote_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = VersionInput.model_validate(event)
+    return steps.promote(_registry(), request.version, request.reason).model_dump(mode="json")

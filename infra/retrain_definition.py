@@ -1,0 +1,218 @@
+"""The retrain state machine's definition (Amazon States Language), built once for CDK and the local stack.
+
+Plain Python with no CDK import, so the local stack runs exactly the JSON that
+`cdk synth` puts in the template: the CDK construct passes function and topic
+ARNs (tokens there), the local stack passes moto's ARNs.
+
+prepare -> train (export + parity inside) -> evaluate (candidate and live on the same holdout,
+decision written to S3) -> gate -> register -> promote -> notify. Transient Lambda errors are
+retried with exponential backoff; any other failure is caught, notified, and ends the
+execution as failed before the live pointer moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Errors worth another attempt: Lambda's own throttling/service faults and S3/SSM throttling
+# surfacing from a step. A step's logic errors (bad data, parity refused) are not retried.
+TRANSIENT_ERRORS = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "ThrottlingException",
+    "SlowDown",
+)
+FAILED_STATE = "RetrainFailed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainSteps:
+    """Where each state's work runs."""
+
+    prepare: str
+    train: str
+    evaluate: str
+    register: str
+    promote: str
+    notify_topic: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SageMakerTraining:
+    """The managed training engine: a SageMaker training job run by the state machine (`.sync`)."""
+
+    image_uri: str
+    role_arn: str
+    instance_type: str
+    volume_gb: int
+    max_runtime_seconds: int
+    bucket: str
+
+
+def _retry(max_attempts: int, interval_seconds: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "ErrorEquals": list(TRANSIENT_ERRORS),
+            "IntervalSeconds": interval_seconds,
+            "MaxAttempts": max_attempts,
+            "BackoffRate": 2.0,
+        }
+    ]
+
+
+def _catch() -> list[dict[str, Any]]:
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
+
+
+def _lambda_task(
+    function: str, parameters: dict[str, Any], result_path: str, next_state: str, *, timeout: int, retry: list[Any]
+) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": function,
+        "Parameters": parameters,
+        "ResultPath": result_path,
+        "TimeoutSeconds": timeout,
+        "Retry": retry,
+        "Catch": _catch(),
+        "Next": next_state,
+    }
+
+
+def _sagemaker_train(sagemaker: SageMakerTraining, timeout: int, retry: list[Any]) -> dict[str, Any]:
+    """Train in a SageMaker job: the image runs the same `steps.train` on the run's table (see docs/retrain.md)."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "Parameters": {
+            "TrainingJobName.$": "$.data.run_id",
+            "AlgorithmSpecification": {"TrainingImage": sagemaker.image_uri, "TrainingInputMode": "File"},
+            "RoleArn": sagemaker.role_arn,
+            "HyperParameters": {"data_key.$": "$.data.data_key", "data_hash.$": "$.data.data_hash"},
+            "InputDataConfig": [
+                {
+                    "ChannelName": "train",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri.$": f"States.Format('s3://{sagemaker.bucket}/{{}}', $.data.data_key)",
+                        }
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{sagemaker.bucket}/retrain/sagemaker/"},
+            "ResourceConfig": {
+                "InstanceType": sagemaker.instance_type,
+                "InstanceCount": 1,
+                "VolumeSizeInGB": sagemaker.volume_gb,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": sagemaker.max_runtime_seconds},
+        },
+        # The job writes the candidate bundle and `candidate.json` (a schemas.Candidate) under
+        # retrain/candidates/; the result selector keeps what the next states read.
+        "ResultSelector": {"training_job.$": "$.TrainingJobName"},
+        "ResultPath": "$.candidate_job",
+        "TimeoutSeconds": timeout,
+        "Retry": retry,
+        "Catch": _catch(),
+        "Next": "Evaluate",
+    }
+
+
+def retrain_definition(
+    steps: RetrainSteps,
+    *,
+    train_timeout_seconds: int,
+    step_timeout_seconds: int,
+    retry_attempts: int = 3,
+    retry_interval_seconds: int = 2,
+    sagemaker: SageMakerTraining | None = None,
+) -> dict[str, Any]:
+    """The state machine's definition as a JSON-ready dict."""
+    retry = _retry(retry_attempts, retry_interval_seconds)
+    train: dict[str, Any] = (
+        _lambda_task(
+            steps.train, {"data.$": "$.data"}, "$.candidate", "Evaluate", timeout=train_timeout_seconds, retry=retry
+        )
+        if sagemaker is None
+        else _sagemaker_train(sagemaker, train_timeout_seconds, retry)
+    )
+    return {
+        "Comment": "Slipway retrain: prepare, train + parity, evaluate vs live, gate, register, promote, notify",
+        "StartAt": "Prepare",
+        "TimeoutSeconds": train_timeout_seconds + 6 * step_timeout_seconds,
+        "States": {
+            "Prepare": _lambda_task(
+                steps.prepare,
+                {"run_id.$": "$$.Execution.Name", "reason.$": "$.reason"},
+                "$.data",
+                "Train",
+                timeout=step_timeout_seconds,
+                retry=retry,
+            ),
+            "Train": train,
+            "Evaluate": _lambda_task(
+                steps.evaluate,
+                {"data.$": "$.data", "candidate.$": "$.candidate"},
+                "$.decision",
+                "Gate",
+                timeout=step_timeout_seconds,
+                retry=retry,
+            ),
+            "Gate": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.decision.verdict", "StringEquals": "promote", "Next": "Register"}],
+                "Default": "NotifyOutcome",
+            },
+            "Register": _lambda_task(
+                steps.register,
+                {"version.$": "$.decision.candidate_version"},
+                "$.registered",
+                "Promote",
+                timeout=step_timeout_seconds,
+                retry=retry,
+            ),
+            "Promote": _lambda_task(
+                steps.promote,
+                {
+                    "version.$": "$.decision.candidate_version",
+                    "reason.$": "States.Format('retrain {} ({})', $.data.run_id, $.data.reason)",
+                },
+                "$.promoted",
+                "NotifyOutcome",
+                timeout=step_timeout_seconds,
+                retry=retry,
+            ),
+            "NotifyOutcome": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn": steps.notify_topic,
+                    "Subject": "Slipway retrain finished",
+                    "Message.$": "States.JsonToString($.decision)",
+                },
+                "ResultPath": None,
+                "TimeoutSeconds": step_timeout_seconds,
+                "Retry": retry,
+                "Catch": _catch(),
+                "End": True,
+            },
+            "NotifyFailure": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn": steps.notify_topic,
+                    "Subject": "Slipway retrain failed; the live model is unchanged",
+                    "Message.$": "States.JsonToString($.error)",
+                },
+                "ResultPath": None,
+                "TimeoutSeconds": step_timeout_seconds,
+                "Retry": retry,
+                "Next": FAILED_STATE,
+            },
+            FAILED_STATE: {"Type": "Fail", "Error": "RetrainFailed", "Cause": "a step failed; see NotifyFailure"},
+        },
+    }

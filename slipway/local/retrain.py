@@ -1,0 +1,95 @@
+"""The retrain pipeline on moto: the definition CDK deploys, run by moto's Step Functions with the real handlers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from functions.adapters import factory
+from functions.adapters.retrain_store import S3RetrainStore
+from functions.core import layout
+from functions.retrain import handler as steps_handler
+from functions.retrain.config import config
+from functions.training.dataset import TrainingTable
+from functions.training.train import load_recipe
+from infra.retrain_definition import RetrainSteps, retrain_definition
+from slipway.environments import retrain_environment
+from slipway.local.stepfunctions import ExecutionResult, LocalStepFunctions
+from slipway.names import ResourceNames
+from slipway.settings import StageSettings
+
+STEPS = {
+    "prepare": steps_handler.prepare_handler,
+    "train": steps_handler.train_handler,
+    "evaluate": steps_handler.evaluate_handler,
+    "register": steps_handler.register_handler,
+    "promote": steps_handler.promote_handler,
+}
+
+
+def seed_base_data(bucket: str, recipe_name: str = "model.recipe", *, overwrite: bool = False) -> bool:
+    """Write the recipe's load_data() as the base training data set; False when one is already there."""
+    store = S3RetrainStore(factory.client("s3"), bucket)
+    if not overwrite:
+        try:
+            store.get(layout.BASE_DATA_KEY)
+            return False
+        except KeyError:
+            pass
+    columns, target = load_recipe(recipe_name).load_data()
+    store.put(layout.BASE_DATA_KEY, TrainingTable(columns, target).to_jsonl(), "application/x-ndjson")
+    return True
+
+
+@dataclass
+class LocalRetrain:
+    """Creates the retrain state machine and its topic in moto and runs executions of it."""
+
+    settings: StageSettings
+    names: ResourceNames
+    runner: LocalStepFunctions = field(init=False)
+    state_machine_arn: str = field(init=False)
+    topic_arn: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        region = self.names.region
+        self.topic_arn = boto3.client("sns", region_name=region).create_topic(Name=self.names.alarm_topic)["TopicArn"]
+        self.runner = LocalStepFunctions(region=region)
+        arns = {step: self.runner.register(self.names.retrain_function(step), fn) for step, fn in STEPS.items()}
+        definition = retrain_definition(
+            RetrainSteps(notify_topic=self.topic_arn, **arns),
+            train_timeout_seconds=self.settings.retrain.train_timeout_seconds,
+            step_timeout_seconds=self.settings.retrain.step_timeout_seconds,
+        )
+        self.state_machine_arn = self.runner.create_state_machine(self.names.retrain_state_machine, definition)
+        os.environ.update(
+            retrain_environment(
+                self.settings, self.names, state_machine_arn=self.state_machine_arn, topic_arn=self.topic_arn
+            )
+        )
+        config.cache_clear()
+        steps_handler._store.cache_clear()
+
+    def run(self, reason: str = "manual", *, timeout_seconds: float = 300.0) -> ExecutionResult:
+        """Start one run and wait for its end."""
+        return self.runner.run(self.state_machine_arn, {"reason": reason}, timeout_seconds=timeout_seconds)
+
+    def steps_run(self, result: ExecutionResult) -> list[str]:
+        """The states an execution entered, in order."""
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in self.runner.history(result.arn)
+            if "stateEnteredEventDetails" in e
+        ]
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> LocalRetrain:
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()

@@ -1,0 +1,98 @@
+"""The retrain state machine under moto with the real step handlers: success, gate refused, failure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from functions.adapters import factory
+from functions.adapters.retrain_store import S3RetrainStore
+from functions.core import layout
+from functions.core.registry import Registry
+from functions.training.train import Bundle
+from slipway.local.retrain import LocalRetrain, seed_base_data
+from slipway.names import ResourceNames
+from slipway.settings import load_settings
+
+
+@pytest.fixture
+def pipeline(aws: None, names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRetrain]:
+    for key in ("GATE_FLOOR", "GATE_TOLERANCE"):
+        monkeypatch.delenv(key, raising=False)
+    seed_base_data(names.artifacts_bucket)
+    with LocalRetrain(load_settings("dev"), names) as local:
+        yield local
+
+
+def _decisions(names: ResourceNames) -> list[dict[str, object]]:
+    return [d.model_dump(mode="json") for d in S3RetrainStore(factory.client("s3"), names.artifacts_bucket).decisions()]
+
+
+def test_first_run_trains_gates_registers_and_promotes(pipeline: LocalRetrain, registry: Registry) -> None:
+    result = pipeline.run("first")
+    assert result.succeeded, result.cause
+    live = registry.live()
+    assert live.version == result.output["decision"]["candidate_version"]
+    assert live.action == "promote" and "first" in live.reason
+    assert pipeline.steps_run(result) == [
+        "Prepare", "Train", "Evaluate", "Gate", "Register", "Promote", "NotifyOutcome",
+    ]  # fmt: skip
+    [decision] = _decisions(pipeline.names)
+    assert decision["verdict"] == "promote" and float(str(decision["candidate_score"])) > 0.9
+    assert result.output["data"]["rows"] == 569 and result.output["data"]["labelled_rows"] == 0
+
+
+def test_rerun_on_unchanged_data_creates_no_version_and_no_promotion(
+    pipeline: LocalRetrain, registry: Registry, live_bundle: Bundle
+) -> None:
+    before = registry.live()
+    result = pipeline.run("again")
+    assert result.succeeded, result.cause
+    assert result.output["decision"]["verdict"] == "unchanged"
+    assert result.output["decision"]["candidate_version"] == live_bundle.version, "same data + seed, same version"
+    assert registry.live() == before
+    assert registry.store.list_versions() == [live_bundle.version]
+    assert "Register" not in pipeline.steps_run(result)
+
+
+def test_gate_refuses_below_the_floor_and_leaves_live_untouched(
+    pipeline: LocalRetrain, registry: Registry, live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A changed base data set makes a new candidate; a floor above any score refuses it.
+    s3 = boto3.client("s3")
+    raw = s3.get_object(Bucket=pipeline.names.artifacts_bucket, Key=layout.BASE_DATA_KEY)["Body"].read()
+    lines = raw.decode().splitlines()
+    s3.put_object(Bucket=pipeline.names.artifacts_bucket, Key=layout.BASE_DATA_KEY, Body="\n".join(lines[1:]) + "\n")
+    monkeypatch.setenv("GATE_FLOOR", "1.01")
+    from functions.retrain.config import config
+
+    config.cache_clear()
+    before = registry.live()
+    result = pipeline.run("floor")
+    assert result.succeeded, result.cause
+    decision = result.output["decision"]
+    assert decision["verdict"] == "refuse" and decision["candidate_version"] != live_bundle.version
+    assert any("floor" in reason for reason in decision["reasons"])
+    assert registry.live() == before
+    assert decision["candidate_version"] not in registry.store.list_versions()
+    [stored] = _decisions(pipeline.names)
+    assert stored["verdict"] == "refuse" and stored["live_score"] is not None and stored["floor"] == 1.01
+
+
+def test_a_failing_step_is_caught_notified_and_leaves_live_untouched(
+    pipeline: LocalRetrain, registry: Registry, live_bundle: Bundle
+) -> None:
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=pipeline.names.artifacts_bucket, Key=layout.BASE_DATA_KEY, Body=b"{not json\n")
+    before = registry.live()
+    result = pipeline.run("broken data")
+    assert result.status == "FAILED" and result.error == "RetrainFailed"
+    steps = pipeline.steps_run(result)
+    assert steps == ["Prepare", "NotifyFailure", "RetrainFailed"]
+    assert registry.live() == before
+    history = pipeline.runner.history(result.arn)
+    failed = [e for e in history if e["type"] == "LambdaFunctionFailed"]
+    assert "DataSetError" in json.dumps(failed, default=str)
