@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from functions.adapters.batch_store import S3BatchStore
 from functions.adapters.job_queue import SqsJobQueue
 from functions.adapters.job_store import S3JobStore
 from functions.adapters.events import EventBridgePublisher
@@ -56,3 +57,7 @@ def monitoring_store(bucket: str) -> S3MonitoringStore:
 
 def event_publisher(source: str, bus: str = "default") -> EventBridgePublisher:
     return EventBridgePublisher(client("events"), source=source, bus=bus)
+
+
+def batch_store(bucket: str) -> S3BatchStore:
+    return S3BatchStore(client("s3"), bucket)

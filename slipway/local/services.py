@@ -37,4 +37,8 @@ class LocalService(Protocol):
 
 def local_services() -> list[LocalService]:
     """The services of every component, in start order (stopped in reverse)."""
-    return []
+    # Imported here: each service module imports LocalContext from this one.
+    from slipway.local.async_jobs import AsyncJobsService
+    from slipway.local.batch_scoring import BatchScoringService
+
+    return [AsyncJobsService(), BatchScoringService()]

@@ -97,7 +97,7 @@ def test_a_job_is_pending_then_done_with_the_predict_answer(
     [
         {"instances": []},
         {"rows": [{"a": 1}]},
-        {"instances": [{"mean radius": "big"}]},
+        {"instances": [{"mean_radius": "big"}]},
         {"instances": [{"no such feature": 1.0}]},
     ],
 )
