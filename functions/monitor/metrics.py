@@ -23,16 +23,16 @@ def publish(result: CycleResult, *, namespace: str, service: str) -> None:
     overall = EphemeralMetrics(namespace=namespace, service=service)
     overall.add_metadata(key="model_version", value=report.model_version)
     overall.add_metric(name=telemetry.MONITORED_ROWS, unit=MetricUnit.Count, value=report.rows)
-    overall.add_metric(name=telemetry.DRIFT_SHARE, unit=MetricUnit.None_, value=report.drift_share)
+    overall.add_metric(name=telemetry.DRIFT_SHARE, unit=MetricUnit.NoUnit, value=report.drift_share)
     overall.add_metric(name=telemetry.DRIFT_DETECTED, unit=MetricUnit.Count, value=int(report.drift_detected))
     insufficient = int(report.verdict == "insufficient_data")
     overall.add_metric(name=telemetry.DRIFT_INSUFFICIENT_DATA, unit=MetricUnit.Count, value=insufficient)
     if report.prediction.psi is not None:
-        overall.add_metric(name=telemetry.PREDICTION_PSI, unit=MetricUnit.None_, value=report.prediction.psi)
+        overall.add_metric(name=telemetry.PREDICTION_PSI, unit=MetricUnit.NoUnit, value=report.prediction.psi)
     live_quality = next((q for q in result.quality if q.model_version == report.model_version), None)
     if live_quality is not None and live_quality.value is not None:
         # Without a version dimension, so the quality alarm survives promotions.
-        overall.add_metric(name=telemetry.MODEL_QUALITY, unit=MetricUnit.None_, value=live_quality.value)
+        overall.add_metric(name=telemetry.MODEL_QUALITY, unit=MetricUnit.NoUnit, value=live_quality.value)
     overall.flush_metrics()
 
     if insufficient:
@@ -45,7 +45,7 @@ def publish(result: CycleResult, *, namespace: str, service: str) -> None:
         for name, field in _FEATURE_METRICS:
             value = getattr(feature, field)
             if value is not None:
-                metrics.add_metric(name=name, unit=MetricUnit.None_, value=value)
+                metrics.add_metric(name=name, unit=MetricUnit.NoUnit, value=value)
         metrics.flush_metrics()
 
     for quality in result.quality:
@@ -53,6 +53,6 @@ def publish(result: CycleResult, *, namespace: str, service: str) -> None:
             continue
         metrics = EphemeralMetrics(namespace=namespace, service=service)
         metrics.add_dimension(name=telemetry.MODEL_VERSION_DIMENSION, value=quality.model_version)
-        metrics.add_metric(name=telemetry.MODEL_QUALITY, unit=MetricUnit.None_, value=quality.value)
+        metrics.add_metric(name=telemetry.MODEL_QUALITY, unit=MetricUnit.NoUnit, value=quality.value)
         metrics.add_metric(name=telemetry.LABELLED_ROWS, unit=MetricUnit.Count, value=quality.labelled_rows)
         metrics.flush_metrics()

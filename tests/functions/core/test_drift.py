@@ -1,0 +1,149 @@
+"""Drift statistics: known shifts give known values, fresh samples give no alarm, counts merge."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from functions.core.drift import (
+    DriftPolicy,
+    count_columns,
+    drift_report,
+    js_distance,
+    ks_binned,
+    psi,
+    smooth,
+)
+from functions.core.features import Feature, FeatureSpec, FeatureType
+from functions.core.manifest import Baseline, FallbackAnswer, FeatureBaseline, Lineage, Manifest, Parity
+
+N_FEATURES = 5
+TRAIN_ROWS = 20_000
+
+
+def _manifest(seed: int = 0) -> Manifest:
+    """A manifest whose baseline is the frozen deciles of N(0, 1) per numeric feature, plus a category."""
+    rng = np.random.default_rng(seed)
+    baselines, features = [], []
+    for i in range(N_FEATURES):
+        train = rng.normal(0, 1, TRAIN_ROWS)
+        edges = np.unique(np.quantile(train, np.linspace(0, 1, 11)[1:-1]))
+        counts = np.bincount(np.searchsorted(edges, train, side="right"), minlength=edges.size + 1)
+        baselines.append(FeatureBaseline(name=f"x{i}", edges=tuple(edges), proportions=tuple(counts / TRAIN_ROWS),
+                                         missing_rate=0.0, mean=0.0, std=1.0))  # fmt: skip
+        features.append(Feature(name=f"x{i}", precision=6, train_min=float(train.min()),
+                                train_max=float(train.max()), impute=0.0))  # fmt: skip
+    baselines.append(FeatureBaseline(name="colour", categories=("red", "blue"), proportions=(0.5, 0.5, 0.0),
+                                     missing_rate=0.0))  # fmt: skip
+    features.append(Feature(name="colour", type=FeatureType.CATEGORY, categories=("red", "blue"), impute="red"))
+    prediction = FeatureBaseline(name="prediction", categories=("a", "b"), proportions=(0.5, 0.5, 0.0), missing_rate=0)
+    return Manifest(
+        version="v1", task="classification", classes=("a", "b"), feature_spec=FeatureSpec(features=tuple(features)),
+        metric="accuracy", metrics={"accuracy": 0.9}, fallback=FallbackAnswer(label="a"),
+        baseline=Baseline(rows=TRAIN_ROWS, features=tuple(baselines), prediction=prediction),
+        parity=Parity(rows=1, max_abs_diff=0.0, tolerance=1e-4),
+        lineage=Lineage(data_hash="h", rows=TRAIN_ROWS, seed=0, recipe="test"),
+    )  # fmt: skip
+
+
+def _sample(rng: np.random.Generator, rows: int, shift: float = 0.0) -> tuple[dict[str, object], list[str]]:
+    columns: dict[str, object] = {f"x{i}": rng.normal(0, 1, rows) for i in range(N_FEATURES)}
+    columns["x0"] = rng.normal(shift, 1, rows)
+    columns["colour"] = list(rng.choice(["red", "blue"], rows))
+    return columns, list(rng.choice(["a", "b"], rows))
+
+
+MANIFEST = _manifest()
+
+
+def test_a_mean_shift_in_one_feature_flags_that_feature_alone() -> None:
+    columns, predictions = _sample(np.random.default_rng(1), 2000, shift=1.0)
+    report = drift_report(MANIFEST, count_columns(MANIFEST, columns, predictions), DriftPolicy())
+    assert report.drifted_features == ["x0"]
+    assert report.drift_detected and report.verdict == "drift"
+    x0 = report.features[0]
+    assert x0.psi is not None and x0.psi > 0.25 and set(x0.reasons) >= {"psi", "ks"}
+
+
+def test_fresh_samples_from_the_training_distribution_rarely_alarm() -> None:
+    alarms = 0
+    seeds = 200
+    for seed in range(seeds):
+        columns, predictions = _sample(np.random.default_rng(1000 + seed), 500)
+        report = drift_report(MANIFEST, count_columns(MANIFEST, columns, predictions), DriftPolicy())
+        alarms += report.drift_detected
+    assert alarms / seeds <= 0.01
+
+
+def test_psi_js_and_ks_agree_with_a_direct_computation() -> None:
+    expected = np.array(MANIFEST.baseline.features[1].proportions)
+    columns, predictions = _sample(np.random.default_rng(7), 3000, shift=0.5)
+    counts = count_columns(MANIFEST, columns, predictions)
+    bins = np.array(counts.features[0].bins, dtype=float)
+    actual = bins / bins.sum()
+    e = (np.array(MANIFEST.baseline.features[0].proportions) + 1e-4) / (1 + 10e-4)
+    a = (actual + 1e-4) / (1 + 10e-4)
+    direct_psi = sum((ai - ei) * math.log(ai / ei) for ai, ei in zip(a, e, strict=True))
+    direct_ks = max(abs(sum(actual[: k + 1]) - sum(MANIFEST.baseline.features[0].proportions[: k + 1])) for k in range(10))
+    m = (a + e) / 2
+    direct_js = math.sqrt(0.5 * sum(e * np.log2(e / m)) + 0.5 * sum(a * np.log2(a / m)))
+    report = drift_report(MANIFEST, counts, DriftPolicy())
+    assert report.features[0].psi == pytest.approx(direct_psi, rel=1e-12)
+    assert report.features[0].ks == pytest.approx(direct_ks, rel=1e-12)
+    assert report.features[0].js == pytest.approx(direct_js, rel=1e-12)
+    assert psi(expected, expected) == pytest.approx(0.0, abs=1e-15)
+    assert js_distance(expected, expected) == pytest.approx(0.0, abs=1e-7)
+    assert ks_binned(expected, expected) == 0.0
+    assert smooth(np.array([0.0, 1.0])).sum() == pytest.approx(1.0)
+
+
+def test_hourly_counts_merged_equal_the_daily_counts() -> None:
+    rng = np.random.default_rng(3)
+    hours = [_sample(rng, int(rng.integers(0, 300)), shift=0.3) for _ in range(24)]
+    merged = None
+    for columns, predictions in hours:
+        counts = count_columns(MANIFEST, columns, predictions)
+        merged = counts if merged is None else merged.merged(counts)
+    assert merged is not None
+    daily_columns = {name: np.concatenate([np.asarray(h[0][name], dtype=object) for h in hours]) for name in hours[0][0]}
+    daily_columns = {n: (c.astype(float) if n != "colour" else list(c)) for n, c in daily_columns.items()}
+    daily = count_columns(MANIFEST, daily_columns, [p for h in hours for p in h[1]])
+    assert merged == daily
+    assert drift_report(MANIFEST, merged, DriftPolicy()) == drift_report(MANIFEST, daily, DriftPolicy())
+
+
+def test_too_few_rows_is_insufficient_data_not_drift() -> None:
+    columns, predictions = _sample(np.random.default_rng(0), 50, shift=5.0)
+    report = drift_report(MANIFEST, count_columns(MANIFEST, columns, predictions), DriftPolicy(min_rows=200))
+    assert report.verdict == "insufficient_data" and not report.drift_detected
+    assert all(f.drift is None for f in report.features)
+
+
+def test_empty_nan_constant_all_missing_and_unseen_never_crash() -> None:
+    empty = drift_report(MANIFEST, count_columns(MANIFEST, {}, []), DriftPolicy())
+    assert empty.verdict == "insufficient_data" and empty.rows == 0
+    rows = 400
+    columns: dict[str, object] = {
+        "x0": np.full(rows, np.nan),  # all missing
+        "x1": np.full(rows, 3.0),  # constant
+        "x2": np.where(np.arange(rows) % 2 == 0, np.nan, 0.0),  # half NaN
+        "x3": np.random.default_rng(0).normal(0, 1, rows),
+        "colour": ["green"] * rows,  # unseen category
+    }
+    report = drift_report(MANIFEST, count_columns(MANIFEST, columns, ["a"] * rows), DriftPolicy())
+    by_name = {f.name: f for f in report.features}
+    assert by_name["x0"].missing_rate == 1.0 and by_name["x0"].reasons == ["missing_rate"] and by_name["x0"].psi is None
+    assert by_name["x1"].drift and by_name["x1"].ks == pytest.approx(sum(MANIFEST.baseline.features[1].proportions[:-1]))
+    assert by_name["x4"].missing_rate == 1.0  # absent column: every row missing
+    assert by_name["colour"].unseen_share == 1.0 and "unseen_share" in by_name["colour"].reasons
+    assert all(math.isfinite(f.psi) for f in report.features if f.psi is not None)
+
+
+def test_per_feature_thresholds_override_the_defaults() -> None:
+    columns, predictions = _sample(np.random.default_rng(1), 2000, shift=1.0)
+    counts = count_columns(MANIFEST, columns, predictions)
+    lenient = {"x0": {"psi": 10, "js": 1, "ks": 1, "out_of_range_share": 1}}
+    report = drift_report(MANIFEST, counts, DriftPolicy.model_validate({"features": lenient}))
+    assert report.drifted_features == []

@@ -1,0 +1,113 @@
+"""The monitor end to end under moto: capture objects in; metrics, reports and DriftDetected out."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+
+from functions.adapters import factory
+from functions.core.capture import CAPTURE_MARKER
+from functions.core.events import DRIFT_DETECTED
+from functions.core.feedback import FeedbackItem
+from functions.training.train import Bundle, load_recipe
+from slipway.environments import monitor_environment
+from slipway.names import ResourceNames
+from slipway.settings import load_settings
+
+NOW = datetime(2026, 1, 5, 10, 7, tzinfo=UTC)
+HOUR = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _capture(bundle: Bundle, names: ResourceNames, *, rows: int, shift: dict[str, float]) -> list[str]:
+    columns, target = load_recipe().load_data()
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(target), rows)
+    lines, ids = [], []
+    for i, index in enumerate(picks):
+        features = {name: float(values[index]) * (1 + shift.get(name, 0.0)) for name, values in columns.items()}
+        request_id = f"req-{i}"
+        ids.append(request_id)
+        time = HOUR + timedelta(seconds=i % 3600)
+        record = {CAPTURE_MARKER: 1, "request_id": request_id, "row": 0, "time": time.isoformat(),
+                  "model_version": bundle.version, "features": features, "label": str(target[index]),
+                  "probabilities": {c: 0.5 for c in bundle.manifest.classes or ()}, "value": None,
+                  "imputed": [], "out_of_range": [], "fallback": None}  # fmt: skip
+        lines.append(json.dumps(record).encode())
+    store = factory.monitoring_store(names.artifacts_bucket)
+    half = len(lines) // 2
+    store.put_capture(HOUR, "part-1", lines[:half])
+    store.put_capture(HOUR, "part-2", [b"not json", *lines[half:]])
+    return ids
+
+
+@pytest.fixture
+def monitor(live_bundle: Bundle, names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in monitor_environment(load_settings("dev"), names).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    events = boto3.client("events")
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName="/events")
+    events.put_rule(Name="drift", EventPattern=json.dumps({"detail-type": [DRIFT_DETECTED]}))
+    arn = f"arn:aws:logs:us-east-1:{names.account}:log-group:/events"
+    events.put_targets(Rule="drift", Targets=[{"Id": "logs", "Arn": arn}])
+    import functions.monitor.handler as module
+
+    return importlib.reload(module)
+
+
+def _events() -> list[dict[str, Any]]:
+    logs = boto3.client("logs")
+    found = logs.filter_log_events(logGroupName="/events").get("events", [])
+    return [json.loads(e["message"]) for e in found]
+
+
+def _emf(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if '"_aws"' in line]
+
+
+def test_shifted_capture_gives_drift_metrics_reports_and_an_event(
+    monitor: Any, live_bundle: Bundle, names: ResourceNames, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = _capture(live_bundle, names, rows=600, shift={"mean_radius": 0.5, "worst_texture": 0.6, "mean_smoothness": 0.4})
+    store = factory.monitoring_store(names.artifacts_bucket)
+    store.put_feedback([FeedbackItem(request_id=i, label="benign") for i in ids[:100]], HOUR + timedelta(minutes=30))
+    capsys.readouterr()
+    summary = monitor.monitor(NOW)
+    assert summary["verdict"] == "drift"
+    assert set(summary["drifted_features"]) >= {"mean_radius", "worst_texture", "mean_smoothness"}
+    assert "mean_texture" not in summary["drifted_features"]
+
+    report = json.loads(boto3.client("s3").get_object(Bucket=names.artifacts_bucket, Key=summary["report"])["Body"].read())
+    assert report["report"]["rows"] == 600 and report["report"]["drift_detected"]
+    assert report["quality"][0]["labelled_rows"] == 100 and report["quality"][0]["metric"] == "roc_auc"
+    html = boto3.client("s3").get_object(Bucket=names.artifacts_bucket, Key=summary["html"])["Body"].read().decode()
+    assert "mean_radius" in html and "<svg" in html
+
+    documents = _emf(capsys.readouterr().out)
+    overall = next(d for d in documents if "DriftShare" in d)
+    assert overall["DriftDetected"] == [1.0] and overall["MonitoredRows"] == [600.0]
+    per_feature = {d["feature"]: d for d in documents if "feature" in d}
+    assert per_feature["mean_radius"]["FeatureDrifted"] == [1.0] and per_feature["mean_texture"]["FeatureDrifted"] == [0.0]
+
+    (event,) = _events()
+    assert event["detail-type"] == DRIFT_DETECTED and event["source"] == "slipway.dev"
+    assert event["detail"]["report_key"] == summary["report"] and event["detail"]["rows"] == 600
+
+
+def test_unshifted_capture_gives_no_event(monitor: Any, live_bundle: Bundle, names: ResourceNames) -> None:
+    _capture(live_bundle, names, rows=600, shift={})
+    summary = monitor.monitor(NOW)
+    assert summary["verdict"] == "no_drift" and summary["event_id"] is None
+    assert _events() == []
+
+
+def test_an_empty_window_is_insufficient_data(monitor: Any, live_bundle: Bundle) -> None:
+    summary = monitor.monitor(NOW)
+    assert summary["verdict"] == "insufficient_data" and summary["rows"] == 0 and summary["event_id"] is None
