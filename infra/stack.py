@@ -8,11 +8,13 @@ from aws_cdk import Aws, CfnElement, CfnOutput, Stack
 from constructs import Construct
 
 from functions.core.layout import MODELS_PREFIX
+from infra.async_jobs import AsyncJobs
 from infra.nag import acknowledge
 from infra.observability import Observability
+from infra.retrain import Retrain
 from infra.serving import Serving
 from infra.storage import Storage
-from slipway.environments import inference_environment
+from slipway.environments import inference_environment, retrain_environment, worker_environment
 from slipway.names import ResourceNames
 from slipway.settings import StageSettings
 
@@ -67,6 +69,34 @@ class SlipwayStack(Stack):
         #   - Retrain (EventBridge Scheduler + Step Functions pipeline)
         #   - AsyncInference (SQS queue, worker, dead-letter queue, fallback processor);
         #     its routes go into infra.serving.ROUTES.
+        self.async_jobs = AsyncJobs(
+            self,
+            "AsyncJobs",
+            names=names,
+            settings=settings,
+            bucket=self.storage.bucket,
+            pointer_parameter_arn=self.storage.live_pointer.parameter_arn,
+            environment=worker_environment(settings, names, service=names.inference_service),
+            observability=self.observability,
+        )
+        self.async_jobs.allow_submissions(self.serving.role)
+
+        self.retrain = Retrain(
+            self,
+            "Retrain",
+            names=names,
+            retrain=settings.retrain,
+            inference=settings.inference,
+            bucket=self.storage.bucket,
+            live_pointer=self.storage.live_pointer,
+            topic=self.observability.topic,
+            topic_key=self.observability.topic_key,
+            rollback_alarms=[self.observability.fallback_alarm, self.observability.api_5xx_alarm],
+            environment=retrain_environment(settings, names, topic_arn=self.observability.topic.topic_arn),
+            log_retention_days=settings.logs.retention_days,
+            retain_logs=settings.storage.retain_data,
+        )
+        CfnOutput(self, "RetrainStateMachineArn", value=self.retrain.state_machine.state_machine_arn)
 
         CfnOutput(self, "EndpointUrl", value=self.serving.api.url, description="Base URL of the inference API")
         if self.serving.api_key is not None:

@@ -95,7 +95,7 @@ def decide(
         )
     if live_score is not None and sign * (candidate_score - live_score) < -policy.tolerance:
         reasons.append(
-            f"{metric} {candidate_score:.4f} is worse than live {live_score:.4f} by more than the tolerance {policy.tolerance:g}"
+            f"{metric} {candidate_score:.4f} is worse than live {live_score:.4f} by over {policy.tolerance:g}"
         )
     if reasons:
         return "refuse", reasons

@@ -1,0 +1,374 @@
+"""The retrain pipeline: step functions, the Step Functions state machine, its schedule, the drift rule, rollback.
+
+The definition comes from infra.retrain_definition, the builder the local stack
+also runs, so what moto executes locally is what CloudFormation deploys.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnElement, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as event_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from functions.core import layout
+from functions.core.events import DRIFT_DETECTED, event_source
+from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec, package_hash, python_bundling
+from infra.log_retention import retention
+from infra.nag import acknowledge
+from infra.retrain_definition import RetrainSteps, SageMakerTraining, retrain_definition
+from slipway.names import ResourceNames
+from slipway.settings import InferenceSettings, RetrainSettings
+
+RETRAIN_DIR = FUNCTIONS_DIR / "retrain"
+# scikit-learn, scipy, skl2onnx, onnx and ONNX Runtime: 315 MB as installed; test suites and onnx's
+# backend test data (67 MB, never imported) go, leaving about 210 MB under Lambda's 250 MB.
+TRAINING_PACKAGE = PackageSpec(
+    name="training",
+    sources=("__init__.py", "core", "adapters", "training", "retrain"),
+    requirements=RETRAIN_DIR / "requirements.txt",
+    trim_dirs=("onnx/backend/test",),
+    root_sources=(PROJECT_ROOT / "model",),
+)
+CONTROL_PACKAGE = PackageSpec(
+    name="retrain-control",
+    sources=("__init__.py", "core", "adapters", "retrain"),
+    requirements=RETRAIN_DIR / "control-requirements.txt",
+)
+STEP_HANDLERS = {
+    "prepare": "functions.retrain.handler.prepare_handler",
+    "train": "functions.retrain.handler.train_handler",
+    "evaluate": "functions.retrain.handler.evaluate_handler",
+    "register": "functions.retrain.handler.register_handler",
+    "promote": "functions.retrain.handler.promote_handler",
+}
+_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+class Retrain(Construct):
+    """The retrain state machine and what starts it (schedule, drift events, by hand) or undoes it (alarms)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        retrain: RetrainSettings,
+        inference: InferenceSettings,
+        bucket: s3.IBucket,
+        live_pointer: ssm.IStringParameter,
+        topic: sns.ITopic,
+        topic_key: kms.IKey,
+        rollback_alarms: list[cloudwatch.IAlarm],
+        environment: dict[str, str],
+        log_retention_days: int,
+        retain_logs: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._names = names
+        self._log_removal = RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY
+        self._log_retention_days = log_retention_days
+        self._inference = inference
+        self._environment = environment
+        bucket_resource = bucket.node.default_child
+        assert isinstance(bucket_resource, CfnElement)
+        self._bucket_id = Stack.of(self).resolve(Stack.of(self).get_logical_id(bucket_resource))
+        self._publish = [
+            iam.PolicyStatement(sid="PublishNotifications", actions=["sns:Publish"], resources=[topic.topic_arn]),
+            iam.PolicyStatement(
+                sid="EncryptNotifications",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[topic_key.key_arn],
+            ),
+        ]
+        objects = bucket.arn_for_objects
+        training_code = self._code(TRAINING_PACKAGE)
+
+        reads, writes = "s3:GetObject", "s3:PutObject"
+        grants: dict[str, list[tuple[list[str], list[str]]]] = {
+            "prepare": [
+                (
+                    [reads],
+                    [
+                        objects(layout.BASE_DATA_KEY),
+                        objects(f"{layout.FEEDBACK_PREFIX}*"),
+                        objects(f"{layout.CAPTURE_PREFIX}*"),
+                    ],
+                ),
+                ([writes], [objects(f"{layout.RETRAIN_RUNS_PREFIX}*")]),
+                (["s3:ListBucket"], [bucket.bucket_arn]),
+            ],
+            "train": [
+                ([reads], [objects(f"{layout.RETRAIN_RUNS_PREFIX}*")]),
+                ([writes], [objects(f"{layout.RETRAIN_CANDIDATES_PREFIX}*")]),
+            ],
+            "evaluate": [
+                (
+                    [reads],
+                    [
+                        objects(f"{layout.RETRAIN_RUNS_PREFIX}*"),
+                        objects(f"{layout.RETRAIN_CANDIDATES_PREFIX}*"),
+                        objects(f"{layout.MODELS_PREFIX}*"),
+                    ],
+                ),
+                ([writes], [objects(f"{layout.GATE_DECISIONS_PREFIX}*")]),
+                (["ssm:GetParameter"], [live_pointer.parameter_arn]),
+            ],
+            "register": [
+                ([reads], [objects(f"{layout.RETRAIN_CANDIDATES_PREFIX}*"), objects(f"{layout.MODELS_PREFIX}*")]),
+                ([writes], [objects(f"{layout.MODELS_PREFIX}*")]),
+            ],
+            "promote": [
+                ([reads], [objects(f"{layout.MODELS_PREFIX}*")]),
+                (["ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory"], [live_pointer.parameter_arn]),
+            ],
+        }
+        self.step_functions = {
+            step: self._function(
+                step, handler, training_code, grants[step],
+                memory_mb=retrain.train_memory_mb if step in ("train", "evaluate") else 1024,
+                timeout_seconds=retrain.train_timeout_seconds if step == "train" else retrain.step_timeout_seconds,
+            )
+            for step, handler in STEP_HANDLERS.items()
+        }  # fmt: skip
+
+        sagemaker = self._sagemaker(retrain, bucket) if retrain.engine == "sagemaker" else None
+        steps = RetrainSteps(
+            notify_topic=topic.topic_arn, **{step: fn.function_arn for step, fn in self.step_functions.items()}
+        )
+        definition = retrain_definition(
+            steps,
+            train_timeout_seconds=retrain.train_timeout_seconds,
+            step_timeout_seconds=retrain.step_timeout_seconds,
+            sagemaker=sagemaker,
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{names.retrain_state_machine}",
+            retention=retention(log_retention_days),
+            removal_policy=self._log_removal,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=names.retrain_state_machine,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(Stack.of(self).to_json_string(definition)),
+            timeout=Duration.seconds(int(definition["TimeoutSeconds"])),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="InvokeRetrainSteps",
+                actions=["lambda:InvokeFunction"],
+                resources=[fn.function_arn for fn in self.step_functions.values()],
+            )
+        )
+        for statement in self._publish:
+            self.state_machine.add_to_role_policy(statement)
+        if sagemaker is not None:
+            self.state_machine.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="RunTrainingJobs",
+                    actions=[
+                        "sagemaker:CreateTrainingJob",
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:StopTrainingJob",
+                    ],
+                    resources=[
+                        Stack.of(self).format_arn(service="sagemaker", resource="training-job", resource_name="*")
+                    ],
+                )
+            )
+            self.state_machine.add_to_role_policy(
+                iam.PolicyStatement(sid="PassTrainingRole", actions=["iam:PassRole"], resources=[sagemaker.role_arn])
+            )
+        acknowledge(
+            self.state_machine.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions logging (logs:CreateLogDelivery and related) and X-Ray tracing "
+            "(xray:PutTraceSegments) support no resource-level permissions, so AWS requires Resource '*'.",
+        )
+
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule_name=names.retrain_schedule,
+            description="Scheduled retrain (retrain.schedule)",
+            schedule=scheduler.ScheduleExpression.expression(retrain.schedule),
+            target=scheduler_targets.StepFunctionsStartExecution(
+                self.state_machine, input=scheduler.ScheduleTargetInput.from_object({"reason": "schedule"})
+            ),
+        )
+
+        control_code = self._code(CONTROL_PACKAGE)
+        self.drift_trigger = self._function(
+            "trigger", "functions.retrain.control.drift_trigger_handler", control_code,
+            [([reads, writes], [objects(layout.RETRAIN_TRIGGER_KEY)]), (["s3:ListBucket"], [bucket.bucket_arn])],
+            memory_mb=512, timeout_seconds=30,
+        )  # fmt: skip
+        self.drift_trigger.add_environment("STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
+        self.state_machine.grant_start_execution(self.drift_trigger)
+        self.drift_rule = events.Rule(
+            self,
+            "DriftRule",
+            description="DriftDetected from the monitor starts a retrain (cool-down in the trigger)",
+            event_pattern=events.EventPattern(
+                source=[event_source(names.project, names.stage)], detail_type=[DRIFT_DETECTED]
+            ),
+            targets=[event_targets.LambdaFunction(self.drift_trigger, retry_attempts=2)],
+        )
+
+        self.rollback = self._function(
+            "rollback", "functions.retrain.control.rollback_handler", control_code,
+            [
+                ([reads], [objects(f"{layout.MODELS_PREFIX}*")]),
+                (["ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory"], [live_pointer.parameter_arn]),
+            ],
+            memory_mb=512, timeout_seconds=30,
+        )  # fmt: skip
+        self.rollback.add_environment("NOTIFY_TOPIC_ARN", topic.topic_arn)
+        for statement in self._publish:
+            self.rollback.add_to_role_policy(statement)
+        self.rollback_rule = events.Rule(
+            self,
+            "RollbackRule",
+            description="The fallback-rate or error alarm entering ALARM soon after a promotion rolls it back",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                resources=[alarm.alarm_arn for alarm in rollback_alarms],
+                detail={"state": {"value": ["ALARM"]}},
+            ),
+            targets=[event_targets.LambdaFunction(self.rollback, retry_attempts=2)],
+        )
+
+    def _literal(self, arn: str) -> str | None:
+        """'<bucket>/retrain/runs/*' -> 'retrain/runs/*' for a prefix grant of the artifacts bucket, else None."""
+        resolved = Stack.of(self).resolve(arn)
+        if not isinstance(resolved, dict) or "Fn::Join" not in resolved:
+            return None
+        tail = resolved["Fn::Join"][1][-1]
+        return tail.lstrip("/") if isinstance(tail, str) and tail.endswith("*") else None
+
+    def _code(self, spec: PackageSpec) -> lambda_.Code:
+        arch, runtime = self._inference.architecture, self._inference.runtime
+        return lambda_.Code.from_asset(
+            str(FUNCTIONS_DIR),
+            asset_hash=package_hash(spec, architecture=arch, runtime=runtime),
+            bundling=python_bundling(spec, architecture=arch, runtime=runtime),
+        )
+
+    def _function(
+        self,
+        step: str,
+        handler: str,
+        code: lambda_.Code,
+        grants: list[tuple[list[str], list[str]]],
+        *,
+        memory_mb: int,
+        timeout_seconds: int,
+    ) -> lambda_.Function:
+        name = self._names.retrain_function(step)
+        construct_id = step.capitalize()
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            log_group_name=f"/aws/lambda/{name}",
+            retention=retention(self._log_retention_days),
+            removal_policy=self._log_removal,
+        )
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{name}: its own logs and traces and only the objects its step reads and writes",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+        for actions, resources in grants:
+            role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
+        function = lambda_.Function(
+            self,
+            construct_id,
+            function_name=name,
+            description=f"Slipway retrain: {step}",
+            runtime=_RUNTIMES[self._inference.runtime],
+            architecture=_ARCHITECTURES[self._inference.architecture],
+            handler=handler,
+            code=code,
+            memory_size=memory_mb,
+            timeout=Duration.seconds(timeout_seconds),
+            tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
+            environment=self._environment,
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no "
+            "resource-level permissions, so AWS requires Resource '*'.",
+        )
+        for prefix in sorted(
+            {r.rsplit("/", 1)[0] for _, resources in grants for r in map(self._literal, resources) if r}
+        ):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::<{self._bucket_id}.Arn>/{prefix}/*]",
+                f"Only the {prefix}/ prefix of the artifacts bucket: run tables, candidate bundles, model bundles "
+                "and gate decisions are keyed by run id or content hash, unknown until the pipeline runs.",
+            )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "The runtime is the pinned stage setting inference.runtime, matched to the manylinux wheels bundled "
+            "for it; moving to a newer runtime is a settings change once the pinned wheels exist for it.",
+        )
+        return function
+
+    def _sagemaker(self, retrain: RetrainSettings, bucket: s3.IBucket) -> SageMakerTraining:
+        """The managed engine's role and job settings (engine 'sagemaker'; see docs/retrain.md)."""
+        role = iam.Role(
+            self,
+            "SageMakerTrainingRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{self._names.retrain_state_machine}: SageMaker training job, run tables and candidates only",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{layout.RETRAIN_RUNS_PREFIX}*")]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{layout.RETRAIN_PREFIX}*")]
+            )
+        )
+        assert retrain.sagemaker_image_uri is not None
+        return SageMakerTraining(
+            image_uri=retrain.sagemaker_image_uri,
+            role_arn=role.role_arn,
+            instance_type=retrain.sagemaker_instance_type,
+            volume_gb=retrain.sagemaker_volume_gb,
+            max_runtime_seconds=retrain.sagemaker_max_runtime_seconds,
+            bucket=bucket.bucket_name,
+        )

@@ -1,0 +1,105 @@
+"""The retrain pipeline in the template: state machine (retries, catches, timeouts, logs, tracing), triggers, roles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from slipway.settings import StageSettings
+
+
+def _definition(template: Template) -> dict[str, Any]:
+    [machine] = template.find_resources(
+        "AWS::StepFunctions::StateMachine", {"Properties": {"StateMachineName": "slipway-dev-retrain"}}
+    ).values()
+    body = machine["Properties"]["DefinitionString"]
+    if isinstance(body, dict):  # Fn::Join of literal parts and ARN tokens
+        body = "".join(part if isinstance(part, str) else '"TOKEN"' for part in body["Fn::Join"][1])
+        body = body.replace('""TOKEN""', '"TOKEN"')
+    return dict(json.loads(body))
+
+
+def test_state_machine_is_standard_traced_and_logs_everything(templates: dict[str, Template]) -> None:
+    templates["dev"].has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineName": "slipway-dev-retrain",
+            "StateMachineType": "STANDARD",
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+        },
+    )
+
+
+def test_every_task_retries_transient_errors_with_backoff_has_a_timeout_and_is_caught(
+    templates: dict[str, Template],
+) -> None:
+    definition = _definition(templates["dev"])
+    assert definition["TimeoutSeconds"] > 0
+    tasks = {name: state for name, state in definition["States"].items() if state["Type"] == "Task"}
+    assert set(tasks) >= {"Prepare", "Train", "Evaluate", "Register", "Promote", "NotifyOutcome", "NotifyFailure"}
+    for name, state in tasks.items():
+        assert state["TimeoutSeconds"] > 0, name
+        [retry] = state["Retry"]
+        assert retry["BackoffRate"] > 1 and "Lambda.TooManyRequestsException" in retry["ErrorEquals"], name
+        assert "States.ALL" not in retry["ErrorEquals"], f"{name} must not retry logic errors"
+        if name != "NotifyFailure":
+            assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
+    assert definition["States"]["NotifyFailure"]["Next"] == "RetrainFailed"
+    assert definition["States"]["Gate"]["Default"] == "NotifyOutcome", "a refused candidate is never registered"
+
+
+def test_schedule_and_drift_rule_start_the_pipeline(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    template = templates["dev"]
+    template.has_resource_properties(
+        "AWS::Scheduler::Schedule",
+        {
+            "ScheduleExpression": settings["dev"].retrain.schedule,
+            "Target": Match.object_like({"Arn": {"Ref": Match.string_like_regexp("RetrainStateMachine")}}),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {"EventPattern": {"source": ["slipway.dev"], "detail-type": ["DriftDetected"]}},
+    )
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {"EventPattern": Match.object_like({"source": ["aws.cloudwatch"], "detail": {"state": {"value": ["ALARM"]}}})},
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": "slipway-dev-retrain-trigger",
+            "Environment": {"Variables": Match.object_like({"COOLDOWN_MINUTES": "360"})},
+        },
+    )
+
+
+def _policy_of(template: Template, role_prefix: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        roles = policy["Properties"]["Roles"]
+        if any(r.get("Ref", "").startswith(role_prefix) for r in roles):
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def test_step_roles_are_least_privilege(templates: dict[str, Template]) -> None:
+    template = templates["dev"]
+    train = _policy_of(template, "RetrainTrainRole")
+    actions = {a for s in train for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert "ssm:PutParameter" not in actions, "training never moves the live pointer"
+    assert "s3:PutObject" in actions
+    promote = _policy_of(template, "RetrainPromoteRole")
+    promote_actions = {a for s in promote for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert "ssm:PutParameter" in promote_actions and "s3:PutObject" not in promote_actions
+    machine = _policy_of(template, "RetrainStateMachineRole")
+    invoke = [s for s in machine if s.get("Sid") == "InvokeRetrainSteps"]
+    assert invoke and len(invoke[0]["Resource"]) == 5
+    for statement in train + promote + machine:
+        action = statement["Action"]
+        assert "*" not in (action if isinstance(action, str) else "".join(action)), statement
