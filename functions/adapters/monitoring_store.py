@@ -92,21 +92,21 @@ class S3MonitoringStore:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
         return key
 
-    def feedback(self, since: datetime | None = None) -> Iterator[StoredFeedback]:
-        """Every stored feedback item received since `since` (all when None)."""
-        prefixes = [FEEDBACK_PREFIX] if since is None else [
-            f"{FEEDBACK_PREFIX}{hour:%Y/%m/%d/%H}/" for hour in hours(since, datetime.now(UTC) + timedelta(hours=1))
-        ]  # fmt: skip
-        for prefix in prefixes:
-            for key in self._keys(prefix):
-                body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
-                for line in body.iter_lines():
-                    try:
-                        item = StoredFeedback.model_validate_json(line)
-                    except ValidationError:
-                        continue
-                    if since is None or item.received >= since:
-                        yield item
+    def feedback(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[StoredFeedback]:
+        """Stored feedback items received in [since, until) (unbounded ends when None)."""
+        # Keys sort by the hour they arrived: one listing, starting at the first hour of interest.
+        start_after = f"{FEEDBACK_PREFIX}{since.astimezone(UTC):%Y/%m/%d/%H}/" if since else None
+        for key in self._keys(FEEDBACK_PREFIX, start_after=start_after):
+            if until is not None and key >= f"{FEEDBACK_PREFIX}{until.astimezone(UTC):%Y/%m/%d/%H}/~":
+                break
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
+            for line in body.iter_lines():
+                try:
+                    item = StoredFeedback.model_validate_json(line)
+                except ValidationError:
+                    continue
+                if (since is None or item.received >= since) and (until is None or item.received < until):
+                    yield item
 
     # -- reports ---------------------------------------------------------------------
 
@@ -131,9 +131,10 @@ class S3MonitoringStore:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _keys(self, prefix: str) -> Iterable[str]:
+    def _keys(self, prefix: str, *, start_after: str | None = None) -> Iterable[str]:
         paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+        extra = {"StartAfter": start_after} if start_after else {}
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix, **extra):
             for entry in page.get("Contents", ()):
                 yield entry["Key"]
 
