@@ -96,3 +96,29 @@ def test_a_failing_step_is_caught_notified_and_leaves_live_untouched(
     history = pipeline.runner.history(result.arn)
     failed = [e for e in history if e["type"] == "LambdaFunctionFailed"]
     assert "DataSetError" in json.dumps(failed, default=str)
+
+
+def test_the_drift_event_and_the_schedule_start_the_state_machine(
+    pipeline: LocalRetrain, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.retrain.config import config
+    from functions.retrain.control import drift_trigger_handler
+    from slipway.local.events import FakeLambdaContext
+
+    config.cache_clear()
+    event = {
+        "source": "slipway.dev",
+        "detail-type": "DriftDetected",
+        "detail": {
+            "model_version": "none", "window_start": "2025-06-01T00:00:00Z", "window_end": "2025-06-01T01:00:00Z",
+            "rows": 10, "drift_share": 0.5, "drifted_features": ["mean_radius"], "report_key": "reports/r.json",
+        },
+    }  # fmt: skip
+    first = drift_trigger_handler(event, FakeLambdaContext())
+    second = drift_trigger_handler(event, FakeLambdaContext())
+    assert first["started"] and not second["started"], "the cool-down holds"
+    result = pipeline.runner.wait(first["execution_arn"])
+    assert result.succeeded and registry.live().version == result.output["decision"]["candidate_version"]
+    # The schedule's target input, as EventBridge Scheduler sends it.
+    scheduled = pipeline.runner.run(pipeline.state_machine_arn, {"reason": "schedule"})
+    assert scheduled.succeeded and scheduled.output["decision"]["verdict"] == "unchanged"
