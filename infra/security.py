@@ -17,7 +17,20 @@ WILDCARD_RESOURCE_STATEMENTS: dict[frozenset[str], str] = {
         "Alarm topic key policy, CloudWatch service principal, condition aws:SourceAccount: in a key policy "
         "'*' means the key the policy is attached to, nothing else."
     ),
-}
+    frozenset({
+        "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups", "logs:DescribeResourcePolicies",
+        "logs:GetLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
+    }): (
+        "Step Functions execution logging (state machine roles): CloudWatch Logs' log-delivery actions support no "
+        "resource-level permissions, AWS requires Resource '*'."
+    ),
+    frozenset({
+        "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    }): (
+        "X-Ray tracing of a state machine: these actions support no resource-level permissions, AWS requires "
+        "Resource '*'."
+    ),
+}  # fmt: skip
 
 # Resource-policy statements allowed a wildcard action, keyed by (resource type, action).
 WILDCARD_ACTION_RESOURCE_POLICIES: dict[tuple[str, str], str] = {

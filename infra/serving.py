@@ -37,6 +37,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "model"),
     Route("GET", "health"),
     Route("GET", "openapi.json"),
+    Route("POST", "predict/async"),
+    Route("GET", "predict/async/{job_id}"),
     Route("POST", "feedback"),
 )
 

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from functions.core.layout import MODELS_PREFIX
 from infra.async_jobs import AsyncJobs
+from infra.async_jobs import AsyncJobs
 from infra.nag import acknowledge
 from infra.observability import Observability
 from infra.retrain import Retrain
@@ -69,6 +70,17 @@ class SlipwayStack(Stack):
         #   - Retrain (EventBridge Scheduler + Step Functions pipeline)
         #   - AsyncInference (SQS queue, worker, dead-letter queue, fallback processor);
         #     its routes go into infra.serving.ROUTES.
+        self.async_jobs = AsyncJobs(
+            self,
+            "AsyncJobs",
+            names=names,
+            settings=settings,
+            bucket=self.storage.bucket,
+            pointer_parameter_arn=self.storage.live_pointer.parameter_arn,
+            environment=worker_environment(settings, names, service=names.inference_service),
+            observability=self.observability,
+        )
+        self.async_jobs.allow_submissions(self.serving.role)
         self.async_jobs = AsyncJobs(
             self,
             "AsyncJobs",

@@ -8,6 +8,7 @@ REPORTS_PREFIX = "reports/"
 FEEDBACK_PREFIX = "feedback/"
 DATA_PREFIX = "data/"
 # Async jobs: the request a client posted and the one result it gets (claim-check: SQS carries only the id).
+ASYNC_PREFIX = "async/"
 ASYNC_REQUESTS_PREFIX = "async/requests/"
 ASYNC_RESULTS_PREFIX = "async/results/"
 # Batch scoring: inputs, outputs, the delta ledger and run manifests all live under this prefix.

@@ -12,7 +12,9 @@ from slipway.settings import StageSettings
 
 
 def _alarms(template: Template) -> dict[str, dict[str, Any]]:
-    return {key: alarm["Properties"] for key, alarm in resources(template, "AWS::CloudWatch::Alarm").items()}
+    # The serving alarms this construct owns; other components add theirs through add_alarm.
+    alarms = resources(template, "AWS::CloudWatch::Alarm").items()
+    return {key: alarm["Properties"] for key, alarm in alarms if key.startswith("Observability")}
 
 
 def _alarm(template: Template, prefix: str) -> dict[str, Any]:

@@ -39,7 +39,9 @@ def test_environment_is_exactly_the_config_aliases_plus_powertools(
     from functions.inference.config import InferenceConfig
 
     env = _function(templates["prod"])["Environment"]["Variables"]
-    aliases = {field.alias for field in InferenceConfig.model_fields.values()}
+    from functions.inference.async_routes import AsyncConfig
+
+    aliases = {field.alias for config in (InferenceConfig, AsyncConfig) for field in config.model_fields.values()}
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
     assert set(env) == aliases | powertools
     # The same names the storage construct gives the bucket and the parameter (one names module).

@@ -1,0 +1,372 @@
+"""Async predictions and batch scoring: the queues, the worker, the dead-letter fallback, the batch state machine.
+
+All four functions run the inference package (same code as /predict). Every
+role starts with its own logs and traces only; the grants below name the
+exact prefixes, queue and parameter each one needs.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, CfnElement, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from functions.core import layout
+from infra.bundling import FUNCTIONS_DIR, inference_bundling, inference_package_hash
+from infra.log_retention import retention
+from infra.nag import acknowledge
+from infra.observability import Observability
+from slipway.batch_definition import batch_definition
+from slipway.local.async_jobs import DEAD_LETTER_RETENTION_SECONDS, visibility_timeout_seconds
+from slipway.names import ResourceNames
+from slipway.settings import StageSettings
+
+_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+_GET, _PUT, _LIST = "s3:GetObject", "s3:PutObject", "s3:ListBucket"
+_PREFIXES = (
+    layout.MODELS_PREFIX,
+    layout.ASYNC_REQUESTS_PREFIX,
+    layout.ASYNC_RESULTS_PREFIX,
+    layout.BATCH_RUNS_PREFIX,
+    layout.BATCH_PREFIX,
+)
+
+
+class AsyncJobs(Construct):
+    """Requests queue -> worker; dead-letter queue -> fallback; batch scoring state machine; DLQ-depth alarm."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        settings: StageSettings,
+        bucket: s3.IBucket,
+        pointer_parameter_arn: str,
+        environment: dict[str, str],
+        observability: Observability,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._names, self._settings, self._bucket = names, settings, bucket
+        self._environment = environment
+        self._log_removal = RemovalPolicy.RETAIN if settings.storage.retain_data else RemovalPolicy.DESTROY
+        inference = settings.inference
+        self._code = lambda_.Code.from_asset(
+            str(FUNCTIONS_DIR),
+            asset_hash=inference_package_hash(architecture=inference.architecture, runtime=inference.runtime),
+            bundling=inference_bundling(architecture=inference.architecture, runtime=inference.runtime),
+        )
+        jobs = settings.async_jobs
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            queue_name=names.dead_letter_queue,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.seconds(DEAD_LETTER_RETENTION_SECONDS),
+            visibility_timeout=Duration.seconds(6 * 60),
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is the dead-letter queue of the async requests queue; a message its fallback cannot "
+            "handle stays here for 14 days and the DLQ-depth alarm fires.",
+        )
+        self.requests_queue = sqs.Queue(
+            self,
+            "RequestsQueue",
+            queue_name=names.requests_queue,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(visibility_timeout_seconds(settings)),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=jobs.max_receive_count
+            ),
+        )
+
+        results = [self._objects(layout.ASYNC_REQUESTS_PREFIX), self._objects(layout.ASYNC_RESULTS_PREFIX)]
+        self.worker = self._function(
+            "Worker", names.async_worker_function, "functions.inference.async_worker.lambda_handler",
+            "Slipway async worker: scores queued jobs with the live model",
+            memory_mb=jobs.worker_memory_mb, timeout_seconds=jobs.worker_timeout_seconds,
+        )  # fmt: skip
+        self._allow(self.worker, "ReadModelsAndJobs", [_GET], [self._objects(layout.MODELS_PREFIX), *results])
+        self._allow(self.worker, "WriteResults", [_PUT], [results[1]])
+        self._allow_missing_keys(self.worker, layout.ASYNC_PREFIX)
+        self._allow(self.worker, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
+        self.worker.add_event_source(
+            sources.SqsEventSource(
+                self.requests_queue,
+                batch_size=jobs.batch_size,
+                max_batching_window=Duration.seconds(jobs.max_batching_window_seconds),
+                report_batch_item_failures=True,
+            )
+        )
+
+        self.fallback = self._function(
+            "Fallback", names.async_fallback_function, "functions.inference.async_fallback.lambda_handler",
+            "Slipway async fallback: answers dead-lettered jobs with the declared plan B",
+            memory_mb=512, timeout_seconds=60,
+        )  # fmt: skip
+        self._allow(self.fallback, "ReadJobs", [_GET], results)
+        self._allow(self.fallback, "WriteResults", [_PUT], [results[1]])
+        self._allow_missing_keys(self.fallback, layout.ASYNC_PREFIX)
+        self._allow(self.fallback, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
+        self.fallback.add_event_source(
+            sources.SqsEventSource(self.dead_letter_queue, batch_size=jobs.batch_size, report_batch_item_failures=True)
+        )
+
+        self.dead_letter_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLetterDepth",
+            alarm_description=(
+                f"{names.dead_letter_queue} holds {jobs.dead_letter_alarm_threshold}+ message(s) the fallback "
+                "has not answered: inspect, fix, then `slipway redrive`"
+            ),
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=Duration.minutes(5)
+            ),
+            threshold=jobs.dead_letter_alarm_threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        observability.add_alarm(self.dead_letter_alarm)
+        observability.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Async queues (messages)",
+                left=[
+                    self.requests_queue.metric_approximate_number_of_messages_visible(),
+                    self.dead_letter_queue.metric_approximate_number_of_messages_visible(),
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Async worker and fallback",
+                left=[self.worker.metric_errors(), self.fallback.metric_invocations(), self.fallback.metric_errors()],
+                width=12,
+            ),
+        )
+        self._batch(pointer_parameter_arn)
+
+    def allow_submissions(self, role: iam.IRole) -> None:
+        """What the inference function needs for /predict/async: send to the queue, store requests, read both."""
+        # Only SendMessage (grant_send_messages would add GetQueueAttributes and GetQueueUrl, unused here).
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="SendAsyncJobs", actions=["sqs:SendMessage"], resources=[self.requests_queue.queue_arn]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="StoreAsyncRequests", actions=[_PUT], resources=[self._objects(layout.ASYNC_REQUESTS_PREFIX)]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadAsyncJobs",
+                actions=[_GET],
+                resources=[self._objects(layout.ASYNC_REQUESTS_PREFIX), self._objects(layout.ASYNC_RESULTS_PREFIX)],
+            )
+        )
+        role.add_to_principal_policy(self._list_statement(layout.ASYNC_PREFIX))
+        self._acknowledge_prefixes(
+            role, [self._objects(layout.ASYNC_REQUESTS_PREFIX), self._objects(layout.ASYNC_RESULTS_PREFIX)]
+        )
+
+    # -- batch scoring --------------------------------------------------------------------
+
+    def _batch(self, pointer_parameter_arn: str) -> None:
+        names, settings = self._names, self._settings
+        batch_objects = self._objects(layout.BATCH_PREFIX)
+        self.batch_plan = self._function(
+            "BatchPlan", names.batch_plan_function, "functions.inference.batch_handler.plan_handler",
+            "Slipway batch scoring: lists the new or changed objects of a prefix into a manifest",
+            memory_mb=512, timeout_seconds=300,
+        )  # fmt: skip
+        self._allow(self.batch_plan, "WriteManifests", [_PUT], [self._objects(layout.BATCH_RUNS_PREFIX)])
+        self.batch_plan.add_to_role_policy(self._list_statement(layout.BATCH_PREFIX))
+        self.batch_score = self._function(
+            "BatchScore", names.batch_score_function, "functions.inference.batch_handler.score_handler",
+            "Slipway batch scoring: scores one CSV object with the live model",
+            memory_mb=settings.batch.scoring_memory_mb, timeout_seconds=settings.batch.scoring_timeout_seconds,
+        )  # fmt: skip
+        self._allow(
+            self.batch_score, "ReadModelsAndInputs", [_GET], [self._objects(layout.MODELS_PREFIX), batch_objects]
+        )
+        self._allow(self.batch_score, "WriteOutputs", [_PUT], [batch_objects])
+        self._allow(self.batch_score, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
+
+        stack = Stack.of(self)
+        self.batch_log_group = logs.LogGroup(
+            self,
+            "BatchStateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{names.batch_state_machine}",
+            retention=retention(settings.logs.retention_days),
+            removal_policy=self._log_removal,
+        )
+        definition = batch_definition(
+            plan_function=self.batch_plan.function_arn,
+            score_function=self.batch_score.function_arn,
+            bucket=self._bucket.bucket_name,
+            max_concurrency=settings.batch.max_concurrency,
+        )
+        self.batch_state_machine = sfn.StateMachine(
+            self,
+            "BatchStateMachine",
+            state_machine_name=names.batch_state_machine,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(stack.to_json_string(definition)),
+            timeout=Duration.hours(24),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.batch_log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        machine = self.batch_state_machine
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="InvokeBatchSteps",
+                actions=["lambda:InvokeFunction"],
+                resources=[self.batch_plan.function_arn, self.batch_score.function_arn],
+            )
+        )
+        runs = self._objects(layout.BATCH_RUNS_PREFIX)
+        machine.add_to_role_policy(
+            iam.PolicyStatement(sid="ReadManifestsWriteResults", actions=[_GET, _PUT], resources=[runs])
+        )
+        # A Distributed Map runs each item as a child execution of this state machine.
+        own_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=names.batch_state_machine,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{names.batch_state_machine}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(sid="RunChildExecutions", actions=["states:StartExecution"], resources=[own_arn])
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ManageChildExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[executions],
+            )
+        )
+        acknowledge(
+            machine.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions logging (logs:CreateLogDelivery and related) and X-Ray tracing "
+            "(xray:PutTraceSegments) support no resource-level permissions, so AWS requires Resource '*'.",
+        )
+        self._acknowledge_prefixes(machine.role, [runs])
+        acknowledge(
+            machine.role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:<AWS::AccountId>:execution:"
+            f"{names.batch_state_machine}/*]",
+            "This state machine's own executions only: a Distributed Map runs each item as a child execution "
+            "whose id is made at run time.",
+        )
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _objects(self, prefix: str) -> str:
+        return self._bucket.arn_for_objects(f"{prefix}*")
+
+    def _acknowledge_prefixes(self, construct: Construct, arns: list[str]) -> None:
+        """Accept each prefix wildcard `construct`'s policy holds, by its exact finding id."""
+        stack = Stack.of(self)
+        bucket_resource = self._bucket.node.default_child
+        assert isinstance(bucket_resource, CfnElement)
+        bucket_id = stack.resolve(stack.get_logical_id(bucket_resource))
+        for arn in arns:
+            prefix = next(p for p in _PREFIXES if arn == self._objects(p))
+            acknowledge(
+                construct,
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+                f"Only the {prefix} prefix of the artifacts bucket: the keys below it (job ids, model versions, "
+                "batch objects, run ids) are made at run time, so they can only be named by prefix.",
+            )
+
+    def _list_statement(self, prefix: str) -> iam.PolicyStatement:
+        # Without s3:ListBucket a missing key answers 403, not 404; the condition limits listing to `prefix`.
+        return iam.PolicyStatement(
+            sid=f"List{''.join(part.title() for part in prefix.strip('/').split('/'))}",
+            actions=[_LIST],
+            resources=[self._bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+        )
+
+    def _allow_missing_keys(self, function: lambda_.Function, prefix: str) -> None:
+        function.add_to_role_policy(self._list_statement(prefix))
+
+    def _allow(self, function: lambda_.Function, sid: str, actions: list[str], resources: list[str]) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
+        assert function.role is not None
+        self._acknowledge_prefixes(function.role, [arn for arn in resources if arn.endswith("*")])
+
+    def _function(
+        self, construct_id: str, name: str, handler: str, description: str, *, memory_mb: int, timeout_seconds: int
+    ) -> lambda_.Function:
+        inference = self._settings.inference
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            log_group_name=f"/aws/lambda/{name}",
+            retention=retention(self._settings.logs.retention_days),
+            removal_policy=self._log_removal,
+        )
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{name}: its logs and traces, and the grants listed in infra/async_jobs.py",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        function = lambda_.Function(
+            self,
+            construct_id,
+            function_name=name,
+            description=description,
+            runtime=_RUNTIMES[inference.runtime],
+            architecture=_ARCHITECTURES[inference.architecture],
+            handler=handler,
+            code=self._code,
+            memory_size=memory_mb,
+            timeout=Duration.seconds(timeout_seconds),
+            tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
+            environment=self._environment,
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
+            "support no resource-level permissions, so AWS requires Resource '*'.",
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "The runtime is the pinned stage setting inference.runtime, matched to the manylinux wheels bundled "
+            "for it (the same package as the inference function).",
+        )
+        return function
