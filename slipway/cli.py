@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("version")
     promote.add_argument("--reason", required=True, help="why (recorded in the registry)")
 
+    retrain = command("retrain", cmd_retrain, "Start the retrain pipeline (prepare, train, gate, promote) now.")
+    retrain.add_argument("--reason", default="started by hand", help="recorded with the run and any promotion")
+    retrain.add_argument("--no-wait", action="store_true", help="start and return without waiting for the end")
+
     rollback = command("rollback", cmd_rollback, "Restore the version that was live before the current one.")
     rollback.add_argument("--reason", default="rolled back by hand", help="why (recorded in the registry)")
 
@@ -162,6 +166,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     manifest = bundle.manifest
     registry = target.registry()
     created = registry.register(manifest, bundle.onnx_bytes)
+    from slipway.local.retrain import seed_base_data
+
+    if seed_base_data(target.names.artifacts_bucket):
+        print(f"seeded the base training data set s3://{target.names.artifacts_bucket}/data/base.jsonl")
     print(
         f"trained {manifest.version}: {manifest.metric} {manifest.metrics[manifest.metric]:.4f} on holdout, "
         f"ONNX parity {manifest.parity.max_abs_diff:.2g} (tolerance {manifest.parity.tolerance:g})"
@@ -190,6 +198,49 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{'*' if row.live else '':2}{row.version:18}{row.metric:10}{row.score:8.4f}{row.rows:8d}  {row.data_hash}"
         )
     _print_pointer(pointer)
+    _print_decisions(resolve(args.stage).names.artifacts_bucket)
+    return 0
+
+
+def _print_decisions(bucket: str, limit: int = 5) -> None:
+    from functions.adapters import factory
+    from functions.adapters.retrain_store import S3RetrainStore
+
+    decisions = S3RetrainStore(factory.client("s3"), bucket).decisions(limit)
+    if decisions:
+        print("gate decisions (newest first):")
+    for d in decisions:
+        live = "-" if d.live_score is None else f"{d.live_score:.4f}"
+        print(
+            f"  {d.decided_at:%Y-%m-%d %H:%M} {d.verdict:9} {d.candidate_version} {d.metric} {d.candidate_score:.4f} "
+            f"vs live {live} (tolerance {d.tolerance:g}, {d.data_rows} rows): {'; '.join(d.reasons)}"
+        )
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    import time
+
+    from functions.adapters import factory
+    from functions.adapters.retrain_control import StepFunctionsStarter
+    from slipway.target import resolve
+
+    target = resolve(args.stage)
+    names = target.names
+    arn = f"arn:aws:states:{names.region}:{names.account}:stateMachine:{names.retrain_state_machine}"
+    sfn = factory.client("stepfunctions")
+    execution = StepFunctionsStarter(sfn, arn).start(args.reason)
+    print(f"started {execution}")
+    if args.no_wait:
+        return 0
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        time.sleep(0.5)
+    if described["status"] != "SUCCEEDED":
+        print(f"retrain {described['status']}: {described.get('error')} {described.get('cause', '')[:400]}")
+        print("the live model is unchanged")
+        return EXIT_FAILED
+    decision = json.loads(described["output"])["decision"]
+    print(f"gate: {decision['verdict']} {decision['candidate_version']} ({'; '.join(decision['reasons'])})")
+    _print_pointer(target.registry().live())
     return 0
 
 
