@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aws, CfnElement, CfnOutput, Stack
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from functions.core.layout import MODELS_PREFIX
+from functions.core.layout import CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX, REPORTS_PREFIX
 from infra.async_jobs import AsyncJobs
-from infra.async_jobs import AsyncJobs
+from infra.monitoring import CAPTURE_ERRORS_PREFIX, Monitoring
 from infra.nag import acknowledge
 from infra.observability import Observability
 from infra.retrain import Retrain
 from infra.serving import Serving
 from infra.storage import Storage
-from slipway.environments import inference_environment, retrain_environment, worker_environment
+from slipway.environments import inference_environment, monitor_environment, retrain_environment, worker_environment
 from slipway.names import ResourceNames
 from slipway.settings import StageSettings
 
@@ -70,17 +71,8 @@ class SlipwayStack(Stack):
         #   - Retrain (EventBridge Scheduler + Step Functions pipeline)
         #   - AsyncInference (SQS queue, worker, dead-letter queue, fallback processor);
         #     its routes go into infra.serving.ROUTES.
-        self.async_jobs = AsyncJobs(
-            self,
-            "AsyncJobs",
-            names=names,
-            settings=settings,
-            bucket=self.storage.bucket,
-            pointer_parameter_arn=self.storage.live_pointer.parameter_arn,
-            environment=worker_environment(settings, names, service=names.inference_service),
-            observability=self.observability,
-        )
-        self.async_jobs.allow_submissions(self.serving.role)
+        self._add_monitoring(settings, names, bucket_id)
+
         self.async_jobs = AsyncJobs(
             self,
             "AsyncJobs",
@@ -130,3 +122,78 @@ class SlipwayStack(Stack):
         CfnOutput(self, "ArtifactsBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "LivePointerParameter", value=self.storage.live_pointer.parameter_name)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+
+    def _add_monitoring(self, settings: StageSettings, names: ResourceNames, bucket_id: str) -> None:
+        """Capture pipeline and drift monitor, with the grants between them and the serving side."""
+        bucket = self.storage.bucket
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            names=names,
+            monitor=settings.monitor,
+            inference=settings.inference,
+            bucket=bucket,
+            inference_logs=self.serving.log_group,
+            environment=monitor_environment(settings, names),
+            log_retention_days=settings.logs.retention_days,
+            retain_logs=settings.storage.retain_data,
+        )
+        self.monitoring.allow(
+            "ReadCaptureFeedbackModels",
+            ["s3:GetObject"],
+            [bucket.arn_for_objects(f"{prefix}*") for prefix in (CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX)],
+        )
+        self.monitoring.allow(
+            "ListCaptureAndFeedback",
+            ["s3:ListBucket"],
+            [bucket.bucket_arn],
+            {"StringLike": {"s3:prefix": [f"{CAPTURE_PREFIX}*", f"{FEEDBACK_PREFIX}*"]}},
+        )
+        self.monitoring.allow("WriteReports", ["s3:PutObject"], [bucket.arn_for_objects(f"{REPORTS_PREFIX}*")])
+        self.monitoring.allow("ReadLivePointer", ["ssm:GetParameter"], [self.storage.live_pointer.parameter_arn])
+        self.monitoring.allow(
+            "PutDriftEvents",
+            ["events:PutEvents"],
+            [f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"],
+        )
+        # /feedback on the inference function: store labels, look request ids up in the capture.
+        self.serving.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StoreFeedback", actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{FEEDBACK_PREFIX}*")]
+            )
+        )
+        self.serving.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadCapture", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{CAPTURE_PREFIX}*")]
+            )
+        )
+        self.serving.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListCapture",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{CAPTURE_PREFIX}*"]}},
+            )
+        )
+        for prefix in (CAPTURE_PREFIX, FEEDBACK_PREFIX, REPORTS_PREFIX, MODELS_PREFIX):
+            acknowledge(
+                self.monitoring.role,
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+                f"Object access limited to the {prefix} prefix: capture and feedback objects are named by "
+                "Firehose/hour and batch, reports by window, bundles by content hash; unknown until written.",
+            )
+        for prefix in (CAPTURE_PREFIX, FEEDBACK_PREFIX):
+            acknowledge(
+                self.serving.role,
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+                f"/feedback writes labels under {FEEDBACK_PREFIX} (one object per batch) and looks request ids up "
+                f"under {CAPTURE_PREFIX} (Firehose-named objects): keys exist only per prefix.",
+            )
+        for prefix in (CAPTURE_PREFIX, CAPTURE_ERRORS_PREFIX):
+            acknowledge(
+                self.monitoring.delivery_role,
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+                f"Firehose writes under {prefix} objects it names itself (hour partition, stream, time, uuid).",
+            )
+        self.monitoring.add_alarms(self.observability, monitor=settings.monitor)
+        CfnOutput(self, "CaptureStreamName", value=self.monitoring.stream.delivery_stream_name)

@@ -86,7 +86,9 @@ def test_psi_js_and_ks_agree_with_a_direct_computation() -> None:
     e = (np.array(MANIFEST.baseline.features[0].proportions) + 1e-4) / (1 + 10e-4)
     a = (actual + 1e-4) / (1 + 10e-4)
     direct_psi = sum((ai - ei) * math.log(ai / ei) for ai, ei in zip(a, e, strict=True))
-    direct_ks = max(abs(sum(actual[: k + 1]) - sum(MANIFEST.baseline.features[0].proportions[: k + 1])) for k in range(10))
+    direct_ks = max(
+        abs(sum(actual[: k + 1]) - sum(MANIFEST.baseline.features[0].proportions[: k + 1])) for k in range(10)
+    )
     m = (a + e) / 2
     direct_js = math.sqrt(0.5 * sum(e * np.log2(e / m)) + 0.5 * sum(a * np.log2(a / m)))
     report = drift_report(MANIFEST, counts, DriftPolicy())
@@ -107,7 +109,9 @@ def test_hourly_counts_merged_equal_the_daily_counts() -> None:
         counts = count_columns(MANIFEST, columns, predictions)
         merged = counts if merged is None else merged.merged(counts)
     assert merged is not None
-    daily_columns = {name: np.concatenate([np.asarray(h[0][name], dtype=object) for h in hours]) for name in hours[0][0]}
+    daily_columns = {
+        name: np.concatenate([np.asarray(h[0][name], dtype=object) for h in hours]) for name in hours[0][0]
+    }
     daily_columns = {n: (c.astype(float) if n != "colour" else list(c)) for n, c in daily_columns.items()}
     daily = count_columns(MANIFEST, daily_columns, [p for h in hours for p in h[1]])
     assert merged == daily
@@ -135,7 +139,9 @@ def test_empty_nan_constant_all_missing_and_unseen_never_crash() -> None:
     report = drift_report(MANIFEST, count_columns(MANIFEST, columns, ["a"] * rows), DriftPolicy())
     by_name = {f.name: f for f in report.features}
     assert by_name["x0"].missing_rate == 1.0 and by_name["x0"].reasons == ["missing_rate"] and by_name["x0"].psi is None
-    assert by_name["x1"].drift and by_name["x1"].ks == pytest.approx(sum(MANIFEST.baseline.features[1].proportions[:-1]))
+    assert by_name["x1"].drift and by_name["x1"].ks == pytest.approx(
+        sum(MANIFEST.baseline.features[1].proportions[:-1])
+    )
     assert by_name["x4"].missing_rate == 1.0  # absent column: every row missing
     assert by_name["colour"].unseen_share == 1.0 and "unseen_share" in by_name["colour"].reasons
     assert all(math.isfinite(f.psi) for f in report.features if f.psi is not None)

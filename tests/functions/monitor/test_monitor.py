@@ -75,7 +75,9 @@ def _emf(text: str) -> list[dict[str, Any]]:
 def test_shifted_capture_gives_drift_metrics_reports_and_an_event(
     monitor: Any, live_bundle: Bundle, names: ResourceNames, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ids = _capture(live_bundle, names, rows=600, shift={"mean_radius": 0.5, "worst_texture": 0.6, "mean_smoothness": 0.4})
+    ids = _capture(
+        live_bundle, names, rows=600, shift={"mean_radius": 0.5, "worst_texture": 0.6, "mean_smoothness": 0.4}
+    )
     store = factory.monitoring_store(names.artifacts_bucket)
     store.put_feedback([FeedbackItem(request_id=i, label="benign") for i in ids[:100]], HOUR + timedelta(minutes=30))
     capsys.readouterr()
@@ -84,7 +86,9 @@ def test_shifted_capture_gives_drift_metrics_reports_and_an_event(
     assert set(summary["drifted_features"]) >= {"mean_radius", "worst_texture", "mean_smoothness"}
     assert "mean_texture" not in summary["drifted_features"]
 
-    report = json.loads(boto3.client("s3").get_object(Bucket=names.artifacts_bucket, Key=summary["report"])["Body"].read())
+    report = json.loads(
+        boto3.client("s3").get_object(Bucket=names.artifacts_bucket, Key=summary["report"])["Body"].read()
+    )
     assert report["report"]["rows"] == 600 and report["report"]["drift_detected"]
     assert report["quality"][0]["labelled_rows"] == 100 and report["quality"][0]["metric"] == "roc_auc"
     html = boto3.client("s3").get_object(Bucket=names.artifacts_bucket, Key=summary["html"])["Body"].read().decode()
@@ -94,7 +98,9 @@ def test_shifted_capture_gives_drift_metrics_reports_and_an_event(
     overall = next(d for d in documents if "DriftShare" in d)
     assert overall["DriftDetected"] == [1.0] and overall["MonitoredRows"] == [600.0]
     per_feature = {d["feature"]: d for d in documents if "feature" in d}
-    assert per_feature["mean_radius"]["FeatureDrifted"] == [1.0] and per_feature["mean_texture"]["FeatureDrifted"] == [0.0]
+    assert per_feature["mean_radius"]["FeatureDrifted"] == [1.0] and per_feature["mean_texture"]["FeatureDrifted"] == [
+        0.0
+    ]
 
     (event,) = _events()
     assert event["detail-type"] == DRIFT_DETECTED and event["source"] == "slipway.dev"

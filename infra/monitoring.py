@@ -1,0 +1,301 @@
+"""Data capture (CloudWatch Logs subscription -> Firehose -> S3, hourly) and the scheduled drift monitor."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_logs_destinations as log_destinations
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from constructs import Construct
+
+from functions.core import telemetry
+from functions.core.capture import CAPTURE_FILTER_PATTERN
+from functions.core.layout import CAPTURE_PREFIX
+from infra.bundling import FUNCTIONS_DIR, PackageSpec, package_hash, python_bundling
+from infra.log_retention import retention
+from infra.nag import acknowledge
+from infra.observability import PERIOD, Observability
+from slipway.names import ResourceNames
+from slipway.settings import InferenceSettings, MonitorSettings
+
+MONITOR_HANDLER = "functions.monitor.handler.lambda_handler"
+MONITOR_PACKAGE = PackageSpec(
+    name="monitor",
+    sources=("__init__.py", "core", "adapters", "monitor"),
+    requirements=FUNCTIONS_DIR / "monitor" / "requirements.txt",
+)
+CAPTURE_ERRORS_PREFIX = "capture-errors/"
+_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+class Monitoring(Construct):
+    """Ships capture lines of the inference log group to S3 and runs the monitor on a schedule.
+
+    Firehose decompresses the CloudWatch Logs envelope and extracts each log message
+    (built-in processors, no transform Lambda), so S3 holds the capture JSON lines
+    themselves, one object per buffer under capture/YYYY/MM/DD/HH/. The stack grants
+    the monitor its reads and writes.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        monitor: MonitorSettings,
+        inference: InferenceSettings,
+        bucket: s3.IBucket,
+        inference_logs: logs.ILogGroup,
+        environment: dict[str, str],
+        log_retention_days: int,
+        retain_logs: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_removal = RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY
+        self._names = names
+
+        # -- capture: subscription filter -> Firehose -> S3 -------------------------------
+        self.delivery_logs = logs.LogGroup(
+            self, "CaptureDeliveryLogs", retention=retention(log_retention_days), removal_policy=log_removal
+        )
+        # Firehose's role, written out: the L2 destination would grant s3:* wildcard actions on the
+        # whole bucket; this one may only write (and clean up uploads) under capture/ and capture-errors/.
+        self.delivery_role = iam.Role(
+            self,
+            "CaptureDeliveryRole",
+            assumed_by=iam.ServicePrincipal("firehose.amazonaws.com"),
+            description=f"{names.capture_stream}: write capture objects to the artifacts bucket",
+        )
+        self.delivery_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteCapture",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[
+                    bucket.arn_for_objects(f"{CAPTURE_PREFIX}*"),
+                    bucket.arn_for_objects(f"{CAPTURE_ERRORS_PREFIX}*"),
+                ],
+            )
+        )
+        self.delivery_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="LocateBucket",
+                actions=["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                resources=[bucket.bucket_arn],
+            )
+        )
+        self.delivery_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DeliveryErrors",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.delivery_logs.log_group_arn],
+            )
+        )
+        delivery_role = iam.Role.from_role_arn(self, "DeliveryRoleRef", self.delivery_role.role_arn, mutable=False)
+        self.stream = firehose.DeliveryStream(
+            self,
+            "CaptureStream",
+            delivery_stream_name=names.capture_stream,
+            encryption=firehose.StreamEncryption.aws_owned_key(),
+            destination=firehose.S3Bucket(
+                bucket,
+                data_output_prefix=CAPTURE_PREFIX,  # Firehose appends YYYY/MM/DD/HH/ (UTC)
+                error_output_prefix=f"{CAPTURE_ERRORS_PREFIX}!{{firehose:error-output-type}}/!{{timestamp:yyyy/MM/dd/HH}}/",
+                buffering_interval=Duration.seconds(monitor.capture_buffer_seconds),
+                buffering_size=Size.mebibytes(5),
+                processors=[
+                    firehose.DecompressionProcessor(),
+                    firehose.CloudWatchLogProcessor(data_message_extraction=True),
+                    firehose.AppendDelimiterToRecordProcessor(),
+                ],
+                logging_config=firehose.EnableLogging(self.delivery_logs),
+                role=delivery_role,
+            ),
+            role=delivery_role,
+        )
+        self.subscription = logs.SubscriptionFilter(
+            self,
+            "CaptureSubscription",
+            log_group=inference_logs,
+            destination=log_destinations.FirehoseDestination(self.stream),
+            filter_pattern=logs.FilterPattern.literal(CAPTURE_FILTER_PATTERN),
+            filter_name=f"{names.prefix}-capture",
+        )
+
+        # -- the monitor function ---------------------------------------------------------
+        self.log_group = logs.LogGroup(
+            self,
+            "MonitorLogs",
+            log_group_name=f"/aws/lambda/{names.monitor_function}",
+            retention=retention(log_retention_days),
+            removal_policy=log_removal,
+        )
+        self.role = iam.Role(
+            self,
+            "MonitorRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{names.monitor_function}: capture, feedback and manifest reads, report writes, events",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Monitor",
+            function_name=names.monitor_function,
+            description="Slipway drift monitor: capture window vs the live model's baseline, live quality",
+            runtime=_RUNTIMES[inference.runtime],
+            architecture=_ARCHITECTURES[inference.architecture],
+            handler=MONITOR_HANDLER,
+            code=lambda_.Code.from_asset(
+                str(FUNCTIONS_DIR),
+                asset_hash=package_hash(
+                    MONITOR_PACKAGE, architecture=inference.architecture, runtime=inference.runtime
+                ),
+                bundling=python_bundling(
+                    MONITOR_PACKAGE, architecture=inference.architecture, runtime=inference.runtime
+                ),
+            ),
+            memory_size=monitor.memory_mb,
+            timeout=Duration.seconds(monitor.timeout_seconds),
+            # One cycle at a time: two overlapping runs would write the same report twice.
+            reserved_concurrent_executions=1,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=self.role,
+            log_group=self.log_group,
+            environment=environment,
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
+            "support no resource-level permissions, so AWS requires Resource '*'.",
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "The runtime is the pinned stage setting inference.runtime, matched to the bundled manylinux wheels.",
+        )
+
+        self.schedule_role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description=f"{names.monitor_schedule}: invoke the monitor function",
+        )
+        self.schedule_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InvokeMonitor", actions=["lambda:InvokeFunction"], resources=[self.function.function_arn]
+            )
+        )
+        self.schedule = scheduler.Schedule(
+            self,
+            "MonitorSchedule",
+            schedule_name=names.monitor_schedule,
+            description="Runs the drift monitor over the last capture window",
+            schedule=scheduler.ScheduleExpression.expression(monitor.schedule),
+            target=scheduler_targets.LambdaInvoke(
+                self.function,
+                retry_attempts=2,
+                # Imported immutable: the target would add a grant on every version (<arn>:*) to it.
+                role=iam.Role.from_role_arn(self, "ScheduleRoleRef", self.schedule_role.role_arn, mutable=False),
+            ),
+        )
+
+    def allow(self, sid: str, actions: list[str], resources: list[str], conditions: dict | None = None) -> None:  # type: ignore[type-arg]
+        """Grant the monitor `actions` on `resources` (the stack names them)."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid=sid, actions=actions, resources=resources, conditions=conditions)
+        )
+
+    def add_alarms(self, observability: Observability, *, monitor: MonitorSettings) -> None:
+        """The drift and quality alarms and the monitoring widgets."""
+        names = self._names
+
+        def metric(name: str, statistic: str = "Maximum", **dimensions: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=names.metrics_namespace,
+                metric_name=name,
+                dimensions_map={telemetry.SERVICE_DIMENSION: names.monitor_service, **dimensions},
+                statistic=statistic,
+                period=Duration.hours(1),
+            )
+
+        drift = metric(telemetry.DRIFT_DETECTED)
+        self.drift_alarm = drift.create_alarm(
+            self,
+            "DriftDetectedAlarm",
+            alarm_description="The drift monitor found drift in the last capture window (see the HTML report)",
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        observability.add_alarm(self.drift_alarm)
+        self.monitor_errors_alarm = self.function.metric_errors(period=PERIOD).create_alarm(
+            self,
+            "MonitorErrors",
+            alarm_description="The drift monitor failed a run",
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        observability.add_alarm(self.monitor_errors_alarm)
+        quality = metric(telemetry.MODEL_QUALITY, statistic="Average")
+        self.quality_alarms: list[cloudwatch.Alarm] = []
+        for construct_id, threshold, operator, words in (
+            ("QualityBelow", monitor.quality_alarm_below, cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, "below"),
+            (
+                "QualityAbove",
+                monitor.quality_alarm_above,
+                cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                "above",
+            ),
+        ):
+            if threshold is None:
+                continue
+            alarm = quality.create_alarm(
+                self,
+                construct_id,
+                alarm_description=f"The live model's metric on labelled rows is {words} {threshold}",
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=operator,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            self.quality_alarms.append(observability.add_alarm(alarm))
+        observability.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Drift share and rows monitored",
+                left=[metric(telemetry.DRIFT_SHARE)],
+                right=[metric(telemetry.MONITORED_ROWS, statistic="Sum")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(title="Live model quality (recipe metric)", left=[quality], width=8),
+            cloudwatch.GraphWidget(
+                title="PSI per feature",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=(
+                            f"SEARCH('{{{names.metrics_namespace},{telemetry.FEATURE_DIMENSION},"
+                            f"{telemetry.SERVICE_DIMENSION}}} MetricName=\"{telemetry.FEATURE_PSI}\"', 'Maximum', 3600)"
+                        ),
+                        label="PSI",
+                        period=Duration.hours(1),
+                    )
+                ],
+                width=8,
+            ),
+        )

@@ -1,0 +1,91 @@
+"""CDK assertions for the capture pipeline, the monitor schedule, its alarms and least-privilege roles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from functions.core.capture import CAPTURE_FILTER_PATTERN
+from slipway.settings import StageSettings
+
+
+def _role_statements(template: Template, description_prefix: str) -> list[dict[str, Any]]:
+    roles = template.find_resources("AWS::IAM::Role")
+    role_ids = [
+        rid for rid, r in roles.items() if str(r["Properties"].get("Description", "")).startswith(description_prefix)
+    ]
+    assert len(role_ids) == 1, role_ids
+    statements = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_ids[0]} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_capture_lines_are_shipped_by_a_subscription_to_firehose_hourly_partitions(
+    templates: dict[str, Template],
+) -> None:
+    template = templates["dev"]
+    template.has_resource_properties(
+        "AWS::Logs::SubscriptionFilter",
+        {"FilterPattern": CAPTURE_FILTER_PATTERN, "LogGroupName": Match.any_value()},
+    )
+    stream = template.find_resources("AWS::KinesisFirehose::DeliveryStream")
+    (props,) = [s["Properties"] for s in stream.values()]
+    s3 = props["ExtendedS3DestinationConfiguration"]
+    assert s3["Prefix"] == "capture/"
+    processors = [p["Type"] for p in s3["ProcessingConfiguration"]["Processors"]]
+    assert processors == ["Decompression", "CloudWatchLogProcessing", "AppendDelimiterToRecord"]
+
+
+def test_the_monitor_runs_on_the_schedule_setting(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    templates["dev"].has_resource_properties(
+        "AWS::Scheduler::Schedule",
+        {
+            "ScheduleExpression": settings["dev"].monitor.schedule,
+            "Target": {"Arn": Match.any_value(), "RoleArn": Match.any_value()},
+        },
+    )
+    templates["dev"].has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "functions.monitor.handler.lambda_handler", "ReservedConcurrentExecutions": 1,
+         "Environment": {"Variables": Match.object_like({"DRIFT_POLICY": settings["dev"].monitor.drift.model_dump_json()})}},
+    )  # fmt: skip
+
+
+def test_drift_quality_and_monitor_error_alarms_notify_the_topic(templates: dict[str, Template]) -> None:
+    alarms = templates["dev"].find_resources("AWS::CloudWatch::Alarm")
+    by_metric = {a["Properties"].get("MetricName"): a["Properties"] for a in alarms.values()}
+    assert by_metric["DriftDetected"]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert by_metric["ModelQuality"]["ComparisonOperator"] == "LessThanThreshold"
+    assert by_metric["ModelQuality"]["Threshold"] == 0.8
+    for name in ("DriftDetected", "ModelQuality"):
+        assert by_metric[name]["AlarmActions"], name
+
+
+def test_the_monitor_role_reads_and_writes_only_its_prefixes(templates: dict[str, Template]) -> None:
+    statements = _role_statements(templates["dev"], "slipway-dev-monitor: capture")
+    by_sid = {s.get("Sid"): s for s in statements}
+    text = json.dumps(by_sid["ReadCaptureFeedbackModels"]["Resource"])
+    assert "/capture/*" in text and "/feedback/*" in text and "/models/*" in text
+    assert by_sid["ReadCaptureFeedbackModels"]["Action"] == "s3:GetObject"
+    assert (
+        "/reports/*" in json.dumps(by_sid["WriteReports"]["Resource"])
+        and by_sid["WriteReports"]["Action"] == "s3:PutObject"
+    )
+    assert by_sid["ListCaptureAndFeedback"]["Condition"] == {"StringLike": {"s3:prefix": ["capture/*", "feedback/*"]}}
+    assert by_sid["PutDriftEvents"]["Action"] == "events:PutEvents"
+    for statement in statements:
+        assert "*" not in json.dumps(statement["Action"]), statement
+
+
+def test_the_inference_role_may_store_feedback_but_not_overwrite_capture(templates: dict[str, Template]) -> None:
+    statements = _role_statements(templates["dev"], "slipway-dev-inference")
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert by_sid["StoreFeedback"]["Action"] == "s3:PutObject" and "/feedback/*" in json.dumps(by_sid["StoreFeedback"])
+    puts = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
+    assert all("/capture/" not in json.dumps(s["Resource"]) for s in puts)
