@@ -16,7 +16,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from functions.core import layout
 from infra.bundling import FUNCTIONS_DIR, inference_bundling, inference_package_hash
@@ -93,6 +93,10 @@ class AsyncJobs(Construct):
             ),
         )
 
+        if isinstance(bucket, s3.Bucket):
+            bucket.add_lifecycle_rule(
+                id="ExpireAsyncJobs", prefix=layout.ASYNC_PREFIX, expiration=Duration.days(jobs.result_retention_days)
+            )
         results = [self._objects(layout.ASYNC_REQUESTS_PREFIX), self._objects(layout.ASYNC_RESULTS_PREFIX)]
         self.worker = self._function(
             "Worker", names.async_worker_function, "functions.inference.async_worker.lambda_handler",
@@ -285,7 +289,7 @@ class AsyncJobs(Construct):
     def _objects(self, prefix: str) -> str:
         return self._bucket.arn_for_objects(f"{prefix}*")
 
-    def _acknowledge_prefixes(self, construct: Construct, arns: list[str]) -> None:
+    def _acknowledge_prefixes(self, construct: IConstruct, arns: list[str]) -> None:
         """Accept each prefix wildcard `construct`'s policy holds, by its exact finding id."""
         stack = Stack.of(self)
         bucket_resource = self._bucket.node.default_child

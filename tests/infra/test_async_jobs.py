@@ -121,3 +121,14 @@ def test_roles_hold_only_what_each_function_needs(templates: dict[str, Template]
     machine = _policy_actions(template, "AsyncJobsBatchStateMachineRole")
     assert {"lambda:InvokeFunction", "states:StartExecution", "states:DescribeExecution", "s3:GetObject"} <= machine
     assert not any(action.endswith("*") for action in machine)
+
+
+def test_async_requests_and_results_expire(templates: dict[str, Template], settings: dict[str, StageSettings]) -> None:
+    for stage in STAGES:
+        rules = [
+            rule
+            for bucket in resources(templates[stage], "AWS::S3::Bucket").values()
+            for rule in bucket["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
+            if rule.get("Prefix") == "async/"
+        ]
+        assert [rule["ExpirationInDays"] for rule in rules] == [settings[stage].async_jobs.result_retention_days]
