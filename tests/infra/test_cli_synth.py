@@ -105,3 +105,20 @@ def test_bad_setting_through_context_fails_synth_naming_the_setting(tmp_path: Pa
     result = cdk_synth("dev", tmp_path, "-c", f"slipway:stages={json.dumps(stages)}")
     assert result.returncode != 0
     assert "inference.reserved_concurrency" in result.stderr
+
+
+def test_training_package_is_built_trimmed_and_under_the_lambda_limit(assembly: Path) -> None:
+    template = json.loads((assembly / "slipway-dev.template.json").read_text())
+    [function] = [
+        r for key, r in template["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function" and key.startswith("RetrainTrain")
+    ]  # fmt: skip
+    package = assembly / function["Metadata"]["aws:asset:path"]
+    assert (package / "functions" / "retrain" / "handler.py").is_file()
+    assert (package / "model" / "recipe.py").is_file()
+    assert (package / "sklearn").is_dir() and (package / "skl2onnx").is_dir() and (package / "onnxruntime").is_dir()
+    assert not (package / "onnx" / "backend" / "test").exists()
+    assert not list(package.rglob("tests")), "test folders are trimmed"
+    size = folder_size(package)
+    print(f"\ntraining package (dev, arm64, unzipped): {size / 1e6:.1f} MB ({size / 2**20:.1f} MiB)")
+    assert size <= LAMBDA_UNZIPPED_LIMIT, f"unzipped package is {size / 2**20:.1f} MiB, over Lambda's 250 MiB"
