@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     rollback = command("rollback", cmd_rollback, "Restore the version that was live before the current one.")
     rollback.add_argument("--reason", default="rolled back by hand", help="why (recorded in the registry)")
 
+    from slipway.monitoring_cli import add_commands as add_monitoring_commands
+
+    add_monitoring_commands(command)
+
     smoke = command("smoke", cmd_smoke, "Call a deployed stage (or --url) end to end and check the answers.")
     smoke.add_argument("--url", help="endpoint base URL (default: the stage's stack output)")
     smoke.add_argument("--api-key", help="API key (default: read from the stage's stack)")

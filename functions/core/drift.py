@@ -352,8 +352,10 @@ def bin_labels(baseline: FeatureBaseline) -> list[str]:
     return [f"< {edges[0]}"] + [f"[{a}, {b})" for a, b in zip(edges, edges[1:], strict=False)] + [f">= {edges[-1]}"]
 
 
-def drift_report(manifest: Manifest, counts: WindowCounts, policy: DriftPolicy) -> DriftReport:
-    """The verdict of a window: per feature, the prediction, the share of drifted features."""
+def drift_report(
+    manifest: Manifest, counts: WindowCounts, policy: DriftPolicy, *, with_prediction: bool = True
+) -> DriftReport:
+    """The verdict of a window: per feature, the prediction (unless the rows carry none), the drifted share."""
     baseline: Baseline = manifest.baseline
     rows = counts.rows
     features = [
@@ -363,6 +365,8 @@ def drift_report(manifest: Manifest, counts: WindowCounts, policy: DriftPolicy) 
     prediction = feature_drift(
         baseline.prediction, counts.prediction, rows, policy.for_feature(PREDICTION), policy.min_rows
     )
+    if not with_prediction:
+        prediction = prediction.model_copy(update={"drift": None, "reasons": []})
     drifted = [f.name for f in features if f.drift]
     share = len(drifted) / len(features) if features else 0.0
     if rows < policy.min_rows:

@@ -40,6 +40,7 @@ def local_services() -> list[LocalService]:
     # Imported here: each service module imports LocalContext from this one.
     from slipway.local.async_jobs import AsyncJobsService
     from slipway.local.batch_scoring import BatchScoringService
+    from slipway.local.monitoring import LocalMonitoring
     from slipway.local.retrain_service import RetrainService
 
-    return [AsyncJobsService(), BatchScoringService(), RetrainService()]
+    return [AsyncJobsService(), BatchScoringService(), RetrainService(), LocalMonitoring()]

@@ -1,0 +1,156 @@
+"""`slipway drift`, `slipway report` and `slipway monitor`: the drift monitor for people."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from functions.core.drift import DriftReport, count_columns, drift_report
+from functions.core.manifest import Manifest
+from functions.monitor.report_html import render_html
+
+
+def _live_manifest(stage: str) -> tuple[Any, Manifest]:
+    from slipway.target import resolve
+
+    target = resolve(stage)
+    registry = target.registry()
+    version = registry.live().version
+    if version is None:
+        raise ValueError("no live model: train and promote one first (`slipway train --promote`)")
+    return target, registry.store.get_manifest(version)
+
+
+def read_csv(path: Path, manifest: Manifest) -> tuple[dict[str, list[Any]], list[Any]]:
+    """Feature columns of a CSV (empty cells are missing) and its prediction column (label/value), if any."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+    names = manifest.feature_spec.names
+    if rows and not set(names) & set(rows[0]):
+        raise ValueError(f"{path} has none of the model's features as a column header: expected e.g. {names[:3]}")
+    columns: dict[str, list[Any]] = {}
+    for feature in manifest.feature_spec.features:
+        raw = [row.get(feature.name) for row in rows]
+        if feature.type.value in ("number", "integer"):
+            columns[feature.name] = [_number(v) for v in raw]
+        else:
+            columns[feature.name] = [v if v not in (None, "") else None for v in raw]
+    column = "label" if manifest.task == "classification" else "value"
+    predictions = [row.get(column) or None for row in rows]
+    return columns, predictions
+
+
+def _number(value: str | None) -> float | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def csv_report(path: Path, manifest: Manifest, policy: Any) -> DriftReport:
+    columns, predictions = read_csv(path, manifest)
+    with_prediction = any(p is not None for p in predictions)
+    counts = count_columns(manifest, columns, predictions)
+    return drift_report(manifest, counts, policy, with_prediction=with_prediction)
+
+
+def report_json(report: DriftReport) -> dict[str, Any]:
+    """The `--json` shape: per feature psi, js, ks or linf, missing_rate, out_of_range, drift; overall figures."""
+    features = {}
+    for feature in report.features:
+        stats = {"psi": feature.psi, "js": feature.js, "ks": feature.ks} if feature.kind == "numeric" else {
+            "linf": feature.linf, "unseen_share": feature.unseen_share}  # fmt: skip
+        features[feature.name] = {**stats, "missing_rate": feature.missing_rate, "out_of_range": feature.out_of_range,
+                                  "drift": feature.drift, "reasons": feature.reasons}  # fmt: skip
+    return {
+        "model_version": report.model_version,
+        "rows": report.rows,
+        "verdict": report.verdict,
+        "drift_share": report.drift_share,
+        "drift_detected": report.drift_detected,
+        "drifted_features": report.drifted_features,
+        "features": features,
+    }
+
+
+def print_table(report: DriftReport) -> None:
+    def fmt(value: float | None) -> str:
+        return f"{value:8.3f}" if value is not None else f"{'':8}"
+
+    print(f"{'feature':26}{'PSI':>8}{'JS':>8}{'KS':>8}{'Linf':>8}{'missing':>8}{'outside':>8}  verdict")
+    for f in (*report.features, report.prediction):
+        verdict = "n/a" if f.drift is None else ("DRIFT " + ",".join(f.reasons) if f.drift else "ok")
+        print(f"{f.name[:25]:26}{fmt(f.psi)}{fmt(f.js)}{fmt(f.ks)}{fmt(f.linf)}"
+              f"{f.missing_rate:8.3f}{f.out_of_range:8.3f}  {verdict}")  # fmt: skip
+    print(
+        f"\n{report.rows} rows vs model {report.model_version}: {report.verdict.replace('_', ' ')}; "
+        f"{len(report.drifted_features)}/{len(report.features)} features drifted (share {report.drift_share:.3f})"
+    )
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    target, manifest = _live_manifest(args.stage)
+    report = csv_report(Path(args.file), manifest, target.settings.monitor.drift)
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+    else:
+        print_table(report)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from functions.adapters import factory
+    from slipway.target import resolve
+
+    target = resolve(args.stage)
+    latest = factory.monitoring_store(target.names.artifacts_bucket).latest_report()
+    if latest is None:
+        raise ValueError("no drift report yet: run `slipway monitor` first")
+    _, html = latest
+    out = Path(args.out)
+    out.write_text(html, encoding="utf-8")
+    print(f"wrote {out} (open it in a browser)")
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from slipway.target import resolve
+
+    target = resolve(args.stage)
+    if target.local:
+        from slipway.local.monitoring import monitor_once
+
+        result = monitor_once(target.settings, target.names, hours=args.hours)
+        print_table(result.report)
+        print(f"report s3://{target.names.artifacts_bucket}/{result.html_key}")
+        for quality in result.quality:
+            print(f"live {quality.metric} of {quality.model_version}: {quality.value} on {quality.labelled_rows} rows")
+        if result.event is not None:
+            print(f"DriftDetected event put: drifted {', '.join(result.event.drifted_features)}")
+        return 0
+    from functions.adapters import factory
+
+    answer = factory.client("lambda").invoke(FunctionName=target.names.monitor_function, Payload=b"{}")
+    payload = json.loads(answer["Payload"].read() or b"{}")
+    print(json.dumps(payload, indent=2))
+    return 1 if answer.get("FunctionError") else 0
+
+
+def add_commands(command: Any) -> None:
+    """Register the three commands with the CLI's `command(name, handler, help)` helper."""
+    drift = command("drift", cmd_drift, "Drift statistics of the rows in a CSV against the live model's baseline.")
+    drift.add_argument("file", help="CSV with a header row naming the features (and optionally label/value)")
+    drift.add_argument("--json", action="store_true", help="machine-readable output")
+    report = command("report", cmd_report, "Write the HTML drift report of the last monitored window.")
+    report.add_argument("--out", default="drift-report.html", help="where to write it (default: drift-report.html)")
+    monitor = command("monitor", cmd_monitor, "Run one drift monitor cycle now (local stack or AWS).")
+    monitor.add_argument("--hours", type=int, default=None, help="local: hours of capture up to now (default: setting)")

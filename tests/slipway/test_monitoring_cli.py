@@ -1,0 +1,87 @@
+"""`slipway drift`, `monitor` and `report`, and the local capture shipper, against moto."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.training.train import Bundle, load_recipe
+from slipway.cli import main
+from slipway.local.monitoring import CaptureShipper, schedule_seconds
+from slipway.names import ResourceNames
+
+
+def _write_csv(path: Path, *, scale: dict[str, float], rows: int = 400) -> None:
+    columns, _ = load_recipe().load_data()
+    names = list(columns)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for i in range(rows):
+            writer.writerow([float(columns[n][i % len(columns[n])]) * scale.get(n, 1.0) for n in names])
+
+
+def test_drift_json_flags_the_shifted_feature(live_bundle: Bundle, tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "rows.csv"
+    _write_csv(path, scale={"mean_radius": 1.6})
+    assert main(["drift", str(path), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["features"]["mean_radius"]["drift"] is True
+    assert set(answer["features"]["mean_radius"]) >= {"psi", "js", "ks", "missing_rate", "out_of_range", "drift"}
+    assert answer["features"]["mean_texture"]["drift"] is False
+    assert answer["drifted_features"] == ["mean_radius"]
+
+
+def test_drift_table_and_a_bad_file(live_bundle: Bundle, tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "rows.csv"
+    _write_csv(path, scale={})
+    assert main(["drift", str(path)]) == 0
+    assert "no drift" in capsys.readouterr().out
+    assert main(["drift", str(tmp_path / "missing.csv")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_shipped_capture_is_monitored_and_reported(
+    live_bundle: Bundle, names: ResourceNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from slipway.target import Target
+
+    monkeypatch.setattr(Target, "local", property(lambda self: True))  # as against the local stack
+    log = tmp_path / "inference.log"
+    log.write_text("")
+    shipper = CaptureShipper(log, names.artifacts_bucket)
+    columns, target = load_recipe().load_data()
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).isoformat()
+    with log.open("a") as handle:
+        handle.write('{"level":"INFO","message":"not capture"}\n')
+        for i in range(300):
+            features = {
+                n: float(v[i]) * (1.8 if n in ("mean_radius", "mean_area", "worst_area") else 1)
+                for n, v in columns.items()
+            }
+            record = {"slipway_capture": 1, "request_id": f"r{i}", "row": 0, "time": now, "model_version": live_bundle.version,
+                      "features": features, "label": str(target[i])}  # fmt: skip
+            handle.write(json.dumps(record) + "\n")
+    assert shipper.ship() == 300
+    assert shipper.ship() == 0  # each line once
+    assert main(["monitor"]) == 0
+    out = capsys.readouterr().out
+    assert "drift" in out and "mean_radius" in out
+    metrics = boto3.client("cloudwatch").list_metrics(Namespace=names.metrics_namespace, MetricName="FeatureDrifted")
+    assert any(d["Value"] == "mean_radius" for m in metrics["Metrics"] for d in m["Dimensions"])
+    html = tmp_path / "report.html"
+    assert main(["report", "--out", str(html)]) == 0
+    assert "mean_radius" in html.read_text() and "<svg" in html.read_text()
+
+
+def test_schedule_seconds() -> None:
+    assert schedule_seconds("rate(1 hour)") == 3600
+    assert schedule_seconds("rate(5 minutes)") == 300
+    assert schedule_seconds("cron(0 * * * ? *)") == 3600
