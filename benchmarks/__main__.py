@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import batch_throughput, cold_start, package_size, warm_latency
+from benchmarks import batch_throughput, cold_start, drift, package_size, warm_latency
 from benchmarks.table import Row, render_markdown
 from benchmarks.workload import PROJECT_ROOT, Workload, build_workload
 
@@ -27,6 +27,7 @@ SECTIONS: dict[str, Section] = {
     "cold": cold_start.run,
     "package": package_size.run,
     "batch": batch_throughput.run,
+    "drift": drift.run,
 }
 RESULTS_PATH = PROJECT_ROOT / ".slipway" / "bench.json"
 

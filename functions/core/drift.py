@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.core.features import FeatureSpec, FeatureType
+from functions.core.features import FeatureType
 from functions.core.manifest import Baseline, FeatureBaseline, Manifest
 
 EPSILON = 1e-4

@@ -58,7 +58,8 @@ def feedback_key(received: datetime, batch_id: str) -> str:
 def deduplicate(items: Sequence[FeedbackItem]) -> tuple[list[FeedbackItem], list[FeedbackItem]]:
     """(kept, duplicates): the first item of each (request_id, row) is kept, the rest are duplicates."""
     seen: set[tuple[str, int]] = set()
-    kept, duplicates = [], []
+    kept: list[FeedbackItem] = []
+    duplicates: list[FeedbackItem] = []
     for item in items:
         key = (item.request_id, item.row)
         (duplicates if key in seen else kept).append(item)

@@ -50,10 +50,11 @@ def test_the_monitor_runs_on_the_schedule_setting(
             "Target": {"Arn": Match.any_value(), "RoleArn": Match.any_value()},
         },
     )
+    policy = settings["dev"].monitor.drift.model_dump_json()
     templates["dev"].has_resource_properties(
         "AWS::Lambda::Function",
         {"Handler": "functions.monitor.handler.lambda_handler", "ReservedConcurrentExecutions": 1,
-         "Environment": {"Variables": Match.object_like({"DRIFT_POLICY": settings["dev"].monitor.drift.model_dump_json()})}},
+         "Environment": {"Variables": Match.object_like({"DRIFT_POLICY": policy})}},
     )  # fmt: skip
 
 

@@ -66,8 +66,8 @@ def test_shipped_capture_is_monitored_and_reported(
                 n: float(v[i]) * (1.8 if n in ("mean_radius", "mean_area", "worst_area") else 1)
                 for n, v in columns.items()
             }
-            record = {"slipway_capture": 1, "request_id": f"r{i}", "row": 0, "time": now, "model_version": live_bundle.version,
-                      "features": features, "label": str(target[i])}  # fmt: skip
+            record = {"slipway_capture": 1, "request_id": f"r{i}", "row": 0, "time": now,
+                      "model_version": live_bundle.version, "features": features, "label": str(target[i])}  # fmt: skip
             handle.write(json.dumps(record) + "\n")
     assert shipper.ship() == 300
     assert shipper.ship() == 0  # each line once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,8 +49,8 @@ def _manifest(seed: int = 0) -> Manifest:
     )  # fmt: skip
 
 
-def _sample(rng: np.random.Generator, rows: int, shift: float = 0.0) -> tuple[dict[str, object], list[str]]:
-    columns: dict[str, object] = {f"x{i}": rng.normal(0, 1, rows) for i in range(N_FEATURES)}
+def _sample(rng: np.random.Generator, rows: int, shift: float = 0.0) -> tuple[dict[str, Any], list[str]]:
+    columns: dict[str, Any] = {f"x{i}": rng.normal(0, 1, rows) for i in range(N_FEATURES)}
     columns["x0"] = rng.normal(shift, 1, rows)
     columns["colour"] = list(rng.choice(["red", "blue"], rows))
     return columns, list(rng.choice(["a", "b"], rows))
@@ -112,10 +113,10 @@ def test_hourly_counts_merged_equal_the_daily_counts() -> None:
     daily_columns = {
         name: np.concatenate([np.asarray(h[0][name], dtype=object) for h in hours]) for name in hours[0][0]
     }
-    daily_columns = {n: (c.astype(float) if n != "colour" else list(c)) for n, c in daily_columns.items()}
-    daily = count_columns(MANIFEST, daily_columns, [p for h in hours for p in h[1]])
-    assert merged == daily
-    assert drift_report(MANIFEST, merged, DriftPolicy()) == drift_report(MANIFEST, daily, DriftPolicy())
+    daily: dict[str, Any] = {n: (c.astype(float) if n != "colour" else list(c)) for n, c in daily_columns.items()}
+    daily_counts = count_columns(MANIFEST, daily, [p for h in hours for p in h[1]])
+    assert merged == daily_counts
+    assert drift_report(MANIFEST, merged, DriftPolicy()) == drift_report(MANIFEST, daily_counts, DriftPolicy())
 
 
 def test_too_few_rows_is_insufficient_data_not_drift() -> None:
@@ -129,7 +130,7 @@ def test_empty_nan_constant_all_missing_and_unseen_never_crash() -> None:
     empty = drift_report(MANIFEST, count_columns(MANIFEST, {}, []), DriftPolicy())
     assert empty.verdict == "insufficient_data" and empty.rows == 0
     rows = 400
-    columns: dict[str, object] = {
+    columns: dict[str, Any] = {
         "x0": np.full(rows, np.nan),  # all missing
         "x1": np.full(rows, 3.0),  # constant
         "x2": np.where(np.arange(rows) % 2 == 0, np.nan, 0.0),  # half NaN
