@@ -67,7 +67,7 @@ def _write_capture(path: Path, workload: Workload, rows: int) -> None:
                             "features": dict(zip(names, row, strict=True)),
                             "label": label,
                         }
-                    )  # fmt: skip
+                    )
                     for i, (row, label) in enumerate(zip(matrix, labels, strict=True))
                 )
                 + b"\n"
@@ -79,9 +79,16 @@ def _capture_cost(workload: Workload, rows: int, repeats: int) -> float:
     from functions.inference.capture import Capture
 
     manifest = workload.bundle.manifest
-    request = [json.loads(body) for body in workload.batch_bodies[:1]][0]["instances"][:rows]
-    predictions: list[dict[str, Any]] = [{"label": "x", "probabilities": {"a": 0.5}, "value": None, "imputed": [], "out_of_range": [],
-                    "fallback": None} for _ in request]  # fmt: skip
+    request = json.loads(workload.batch_bodies[0])["instances"][:rows]
+    answer = {
+        "label": "x",
+        "probabilities": {"a": 0.5},
+        "value": None,
+        "imputed": [],
+        "out_of_range": [],
+        "fallback": None,
+    }
+    predictions: list[dict[str, Any]] = [dict(answer) for _ in request]
     capture = Capture(sampling_rate=1.0)
     times = []
     sink = io.StringIO()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -349,7 +350,7 @@ def bin_labels(baseline: FeatureBaseline) -> list[str]:
     edges = [f"{edge:.4g}" for edge in baseline.edges]
     if not edges:
         return ["all"]
-    return [f"< {edges[0]}"] + [f"[{a}, {b})" for a, b in zip(edges, edges[1:], strict=False)] + [f">= {edges[-1]}"]
+    return [f"< {edges[0]}"] + [f"[{a}, {b})" for a, b in pairwise(edges)] + [f">= {edges[-1]}"]
 
 
 def drift_report(
