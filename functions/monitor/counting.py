@@ -39,7 +39,8 @@ class WindowCounter:
 
     def _parse(self) -> list[dict]:  # type: ignore[type-arg]
         """The pending lines as records: one parse of the whole chunk, line by line only if it is malformed."""
-        raw, self._raw = self._raw, []
+        raw = list(self._raw)
+        self._raw.clear()  # in place: add_lines holds a reference to this list
         if not raw:
             return []
         try:
