@@ -65,11 +65,12 @@ class LocalRetrain:
             step_timeout_seconds=self.settings.retrain.step_timeout_seconds,
         )
         self.state_machine_arn = self.runner.create_state_machine(self.names.retrain_state_machine, definition)
-        os.environ.update(
-            retrain_environment(
-                self.settings, self.names, state_machine_arn=self.state_machine_arn, topic_arn=self.topic_arn
-            )
+        environment = retrain_environment(
+            self.settings, self.names, state_machine_arn=self.state_machine_arn, topic_arn=self.topic_arn
         )
+        # The handlers run in this process beside the inference handler: share only the retrain
+        # configuration, never the Powertools service name or log level the inference logger reads.
+        os.environ.update({key: value for key, value in environment.items() if not key.startswith("POWERTOOLS_")})
         config.cache_clear()
         steps_handler._store.cache_clear()
 
