@@ -7,21 +7,20 @@ is never queued.
 
 # No `from __future__ import annotations` here: the POST route's body annotation names the
 # deployment's request model, a local of `register`, which Powertools must see as an object.
-import os
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from functions.adapters import factory
 from functions.core.errors import FieldError, InvalidRequest
 from functions.core.jobs import JOB_ID_PATTERN, JobQueue, JobStore
 from functions.inference import async_jobs
+from functions.inference.config import AsyncConfig
 from functions.inference.live_model import LiveModel
 from functions.inference.schemas import ErrorBody, PredictionOut, dump_json
 
@@ -29,20 +28,6 @@ ASYNC_PATH = "/predict/async"
 JSON = content_types.APPLICATION_JSON
 ASYNC_JOBS_SUBMITTED = "AsyncJobsSubmitted"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
-
-
-class AsyncConfig(BaseModel):
-    """The async routes' environment; without a queue URL the routes answer 503."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
-    requests_queue_url: str | None = Field(None, alias="REQUESTS_QUEUE_URL")
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "AsyncConfig":
-        names = {field.alias for field in cls.model_fields.values()}
-        return cls.model_validate({key: value for key, value in environ.items() if key in names})
 
 
 class JobAccepted(BaseModel):

@@ -41,3 +41,17 @@ class WorkerConfig(BaseModel):
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> WorkerConfig:
         names = {field.alias for field in cls.model_fields.values()}
         return cls.model_validate({key: value for key, value in environ.items() if key in names})
+
+
+class AsyncConfig(BaseModel):
+    """The async routes' part of the inference function's environment; without a queue URL they answer 503."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
+    requests_queue_url: str | None = Field(None, alias="REQUESTS_QUEUE_URL")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> AsyncConfig:
+        names = {field.alias for field in cls.model_fields.values()}
+        return cls.model_validate({key: value for key, value in environ.items() if key in names})

@@ -39,7 +39,7 @@ def test_environment_is_exactly_the_config_aliases_plus_powertools(
     from functions.inference.config import InferenceConfig
 
     env = _function(templates["prod"])["Environment"]["Variables"]
-    from functions.inference.async_routes import AsyncConfig
+    from functions.inference.config import AsyncConfig
 
     aliases = {field.alias for config in (InferenceConfig, AsyncConfig) for field in config.model_fields.values()}
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}

@@ -13,7 +13,6 @@ import pytest
 
 from functions.adapters import factory
 from functions.core.jobs import REASON_WORKER_FAILED, JobMessage, JobResult
-from functions.inference import async_jobs
 from functions.training.train import Bundle
 from slipway.local.async_jobs import FALLBACK_MODULE, WORKER_MODULE, create_queues, fresh_module
 from slipway.local.sqs import SqsEventSource
@@ -128,7 +127,7 @@ def test_every_job_ends_with_exactly_one_result_model_or_fallback(
     poison = set(job_ids[::poison_every])
     attempts: Counter[str] = Counter()
     writes: Counter[str] = Counter()
-    real_process = async_jobs.process
+    real_process = workers.worker.async_jobs.process
 
     def flaky_process(message: JobMessage, *args: Any, **kwargs: Any) -> JobResult:
         attempts[message.job_id] += 1
@@ -182,6 +181,7 @@ def test_a_message_delivered_twice_produces_one_result(
     first = store.get_result(job_id)
     assert first is not None and first.status == "done"
     # A third delivery, and the dead-letter fallback racing it: the stored result stands.
+    async_jobs = workers.worker.async_jobs
     assert async_jobs.process(JobMessage(job_id=job_id), workers.worker.live_model.current(), store=store) == first
     late = async_jobs.answer_dead_letter(JobMessage(job_id=job_id), store=store, fallback=None, version=None)
     assert late == first == store.get_result(job_id)
