@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from functions.core.drift import DriftReport, count_columns, drift_report
 from functions.core.manifest import Manifest
-from functions.monitor.report_html import render_html
 
 
 def _live_manifest(stage: str) -> tuple[Any, Manifest]:
