@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     rollback = command("rollback", cmd_rollback, "Restore the version that was live before the current one.")
     rollback.add_argument("--reason", default="rolled back by hand", help="why (recorded in the registry)")
 
+    demo = command("demo", cmd_demo, "Walk the whole loop on a local stack: serve, drift, retrain, gate, roll back.")
+    demo.add_argument("--dir", default=None, help="where the logs, drift reports and summary go (.slipway/demo)")
+
     from slipway.monitoring_cli import add_commands as add_monitoring_commands
 
     add_monitoring_commands(command)
@@ -246,6 +249,14 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     print(f"gate: {decision['verdict']} {decision['candidate_version']} ({'; '.join(decision['reasons'])})")
     _print_pointer(target.registry().live())
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from slipway.demo import DEMO_DIR, run_demo
+
+    return run_demo(stage=args.stage, state_dir=Path(args.dir) if args.dir else DEMO_DIR)
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from moto.server import ThreadedMotoServer
 
@@ -31,6 +31,7 @@ from slipway.names import LOCAL_ACCOUNT, ResourceNames
 from slipway.settings import PROJECT_ROOT, load_settings
 
 DEFAULT_AWS_PORT = 5050
+ServiceT = TypeVar("ServiceT")
 STATE_DIR = PROJECT_ROOT / ".slipway"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -62,6 +63,13 @@ class LocalStack:
     @property
     def function_log_path(self) -> Path:
         return self.log_dir / "inference.log"
+
+    def service(self, kind: type[ServiceT]) -> ServiceT:
+        """The running service of class `kind` (to drive it at once rather than on its schedule)."""
+        for service in self._services:
+            if isinstance(service, kind):
+                return service
+        raise LookupError(f"no {kind.__name__} is running: start the stack first")
 
     def start(self, access_log: Any = None) -> LocalStack:
         """Start moto, create the stage's resources, train and promote the example model, serve."""

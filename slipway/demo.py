@@ -1,0 +1,330 @@
+"""`slipway demo`: the whole loop on a fresh local stack, step by step, with the figures of each step.
+
+Serve the example data, monitor (no drift), shift the traffic and send its
+true labels, monitor (drift), let the DriftDetected event start the retrain
+state machine, show the gate's decision and the promotion, roll back.
+
+The demo always starts its own in-process stack on free ports, even when
+AWS_ENDPOINT_URL names a running one: it needs the gateway and the capture
+shipper in its own hands, an empty history (no earlier drift run inside the
+cool-down, a known live model), and it must not promote and roll back models
+on a stack someone is using.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from functions.adapters import factory
+from functions.adapters.retrain_store import S3RetrainStore
+from functions.core.gate import GateDecision
+from functions.core.registry import LivePointer
+from functions.monitor.service import CycleResult
+from slipway.local.monitoring import LocalMonitoring, monitor_once
+from slipway.local.retrain_service import RetrainService
+from slipway.local.stack import STATE_DIR, LocalStack
+from slipway.local.stepfunctions import ExecutionResult
+from slipway.local.traffic import example_rows, send_feedback, serve, shifted
+from slipway.target import Target, resolve
+
+DEMO_DIR = STATE_DIR / "demo"
+SEED = 7
+NORMAL_ROWS = 300
+SHIFTED_ROWS = 600
+# A recalibrated imaging device: every size measurement reads 25 % larger.
+SHIFT = {f"{kind}_{size}": 1.25 for kind in ("mean", "se", "worst") for size in ("radius", "perimeter", "area")}
+EXECUTION_TIMEOUT_SECONDS = 120.0
+STEP_COUNT = 8
+OK, FAILED = "✓", "✗"
+
+
+class DemoError(RuntimeError):
+    """A step did not do what the loop needs from it; the message says what happened instead."""
+
+
+class Progress:
+    """Numbered steps, each with its details, a ✓ or ✗ and its seconds."""
+
+    def __init__(self, total: int, out: TextIO = sys.stdout) -> None:
+        self.total = total
+        self.out = out
+        self.number = 0
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[Callable[[str], None]]:
+        self.number += 1
+        self._print(f"[{self.number}/{self.total}] {title} ...")
+        started = time.perf_counter()
+        try:
+            yield lambda line: self._print(f"      {line}")
+        except BaseException:
+            self._print(f"  {FAILED}   {title} failed after {time.perf_counter() - started:.1f} s")
+            raise
+        elapsed = time.perf_counter() - started
+        self.seconds[title] = round(elapsed, 2)
+        self._print(f"  {OK}   {elapsed:.1f} s")
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+
+@dataclass
+class Record:
+    """What the demo saw, written to summary.json beside its logs (the test reads it)."""
+
+    first_version: str = ""
+    aws_endpoint: str = ""
+    gateway: str = ""
+    served: dict[str, dict[str, int]] = field(default_factory=dict)
+    feedback_accepted: int = 0
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+    execution: dict[str, Any] = field(default_factory=dict)
+    decision: dict[str, Any] = field(default_factory=dict)
+    promoted: dict[str, Any] = field(default_factory=dict)
+    final_pointer: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    outcome: str = "incomplete"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sys.stdout) -> int:
+    """Walk the loop; 0 when every step did what it should, 1 otherwise (the stack is stopped either way)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(STEP_COUNT, out)
+    record = Record()
+    stack = LocalStack(stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir)
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    started = time.perf_counter()
+    print("Slipway demo: serve, drift, retrain, gate, promote, roll back, on a local stack of its own.", file=out)
+    try:
+        with _pipeline_log(state_dir / "retrain.log"):
+            _walk(stack, stage, state_dir, progress, record)
+        record.outcome = "completed"
+    except KeyboardInterrupt:
+        record.outcome = "interrupted"
+        print(f"\n{FAILED} interrupted", file=out)
+    except (DemoError, LookupError, OSError, RuntimeError) as exc:
+        record.outcome = f"failed: {exc}"
+        print(f"\n{FAILED} {exc}", file=out)
+    finally:
+        print("Stopping the local stack ...", file=out, flush=True)
+        stack.stop()
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        record.seconds = {**progress.seconds, "total": round(time.perf_counter() - started, 2)}
+        (state_dir / "summary.json").write_text(json.dumps(record.__dict__, indent=2, default=str) + "\n")
+    _print_summary(record, state_dir, out)
+    return 0 if record.outcome == "completed" else 1
+
+
+@contextlib.contextmanager
+def _pipeline_log(path: Path) -> Iterator[None]:
+    """Face the retrain steps' logger (it runs in this process, in moto's thread) to a file, not the progress."""
+    from functions.retrain import handler
+
+    stream = handler.logger.registered_handler
+    if not isinstance(stream, logging.StreamHandler):
+        yield
+        return
+    with path.open("a", encoding="utf-8") as log:
+        previous = stream.setStream(log)
+        try:
+            yield
+        finally:
+            stream.setStream(previous or sys.stdout)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, record: Record) -> None:
+    with progress.step("Start the local stack") as say:
+        stack.start()
+        target = resolve(stage)
+        manifest = target.registry().store.get_manifest(stack.live_version or "")
+        record.first_version, record.aws_endpoint, record.gateway = manifest.version, stack.aws_endpoint, stack.url
+        say(f"moto {stack.aws_endpoint}, gateway {stack.url}, logs {stack.function_log_path}")
+        say(
+            f"example model {manifest.version} trained and live: {manifest.metric} "
+            f"{manifest.metrics[manifest.metric]:.4f} on holdout"
+        )
+
+    normal = example_rows(NORMAL_ROWS, seed=SEED)
+    with progress.step(f"Serve {NORMAL_ROWS} rows of the example data") as say:
+        answered = serve(stack.url, normal.instances)
+        record.served["normal"] = _versions(answered)
+        say(f"{len(answered)} requests over HTTP, answered by {_describe(record.served['normal'])}")
+
+    with progress.step("Monitor cycle") as say:
+        cycle = _monitor(stack, target, say)
+        record.cycles.append(_cycle_figures(cycle, _save_report(target, cycle, state_dir / "drift-report-1.html", say)))
+        if cycle.event is not None:
+            raise DemoError(f"drift detected on unshifted traffic: {cycle.report.drifted_features}")
+        say("no drift, as expected: nothing to retrain")
+
+    drifting = shifted(example_rows(SHIFTED_ROWS, seed=SEED + 1), SHIFT)
+    with progress.step(f"Shift the traffic: {len(SHIFT)} size features x1.25, {SHIFTED_ROWS} rows") as say:
+        answered = serve(stack.url, drifting.instances)
+        record.served["shifted"] = _versions(answered)
+        say(f"{len(answered)} requests answered by {_describe(record.served['shifted'])}")
+        record.feedback_accepted = send_feedback(stack.url, answered, drifting.labels)
+        say(f"their true labels sent to POST /feedback: {record.feedback_accepted} accepted")
+
+    with progress.step("Monitor cycle") as say:
+        cycle = _monitor(stack, target, say)
+        record.cycles.append(_cycle_figures(cycle, _save_report(target, cycle, state_dir / "drift-report-2.html", say)))
+        if cycle.event is None:
+            raise DemoError("no drift detected on the shifted traffic")
+        say(f"DriftDetected put on EventBridge: {', '.join(cycle.event.drifted_features)}")
+
+    with progress.step("The DriftDetected event starts the retrain pipeline") as say:
+        result, states = _await_drift_run(stack, say)
+        record.execution = {"arn": result.arn, "status": result.status, "states": states, "error": result.error}
+        if not result.succeeded:
+            raise DemoError(f"the pipeline {result.status}: {result.error} {(result.cause or '')[:300]}")
+        data = result.output["data"]
+        say(f"states: {' -> '.join(states)}")
+        say(
+            f"data: {data['base_rows']} base + {data['labelled_rows']} labelled rows = {data['rows']}, "
+            f"hash {data['data_hash'][:12]}"
+        )
+
+    with progress.step("Gate decision and promotion") as say:
+        decision = _decision(target, result.output["decision"]["decision_key"])
+        record.decision = decision.model_dump(mode="json")
+        live = "-" if decision.live_score is None else f"{decision.live_score:.4f}"
+        say(
+            f"{decision.verdict}: candidate {decision.candidate_version} {decision.metric} "
+            f"{decision.candidate_score:.4f} vs live {decision.live_version} {live} on the same "
+            f"{decision.holdout_rows} holdout rows (tolerance {decision.tolerance:g})"
+        )
+        say(f"why: {'; '.join(decision.reasons)}")
+        pointer = target.registry().live()
+        record.promoted = pointer.model_dump(mode="json")
+        say(f"live pointer: {_pointer(pointer)}")
+        if decision.promote:
+            refresh = target.settings.inference.pointer_refresh_seconds
+            say(f"serving answers with {pointer.version} within pointer_refresh_seconds ({refresh} s)")
+        else:
+            say("the live model is untouched: a refused candidate is kept out of the registry")
+
+    with progress.step("Roll back with Registry.rollback") as say:
+        registry = target.registry()
+        if registry.live().previous is None:
+            say("nothing to roll back: the live version has no predecessor")
+        else:
+            pointer = registry.rollback("slipway demo: roll back the drift retrain")
+            say(f"live pointer: {_pointer(pointer)}")
+        record.final_pointer = registry.live().model_dump(mode="json")
+
+
+def _monitor(stack: LocalStack, target: Target, say: Callable[[str], None]) -> CycleResult:
+    shipper = stack.service(LocalMonitoring).shipper
+    shipped = shipper.ship() if shipper is not None else 0  # the lines its 5-second loop has not shipped yet
+    say(f"capture shipped to s3://{target.names.artifacts_bucket}/capture/ ({shipped} lines in this last batch)")
+    cycle = monitor_once(target.settings, target.names)
+    report = cycle.report
+    say(
+        f"{report.rows} rows of the last {target.settings.monitor.window_hours} h vs {report.model_version}: "
+        f"{report.verdict.replace('_', ' ')}, {len(report.drifted_features)}/{len(report.features)} features "
+        f"drifted (share {report.drift_share:.2f}, threshold {target.settings.monitor.drift.drift_share:g})"
+    )
+    if report.drifted_features:
+        say(f"drifted: {', '.join(report.drifted_features)}")
+    return cycle
+
+
+def _save_report(target: Target, cycle: CycleResult, local_copy: Path, say: Callable[[str], None]) -> str:
+    """The report's S3 location; a copy is kept beside the demo's logs, since the stack's S3 goes away."""
+    store = S3RetrainStore(factory.client("s3"), target.names.artifacts_bucket)
+    local_copy.write_bytes(store.get(cycle.html_key))
+    location = f"s3://{target.names.artifacts_bucket}/{cycle.html_key}"
+    say(f"report {location} (copy: {local_copy})")
+    return location
+
+
+def _cycle_figures(cycle: CycleResult, report_location: str) -> dict[str, Any]:
+    report = cycle.report
+    return {
+        "rows": report.rows,
+        "verdict": report.verdict,
+        "drift_detected": report.drift_detected,
+        "drift_share": report.drift_share,
+        "drifted_features": report.drifted_features,
+        "event": cycle.event is not None,
+        "report": report_location,
+    }
+
+
+def _await_drift_run(stack: LocalStack, say: Callable[[str], None]) -> tuple[ExecutionResult, list[str]]:
+    """The execution the drift rule started (through the local retrain service), once it has ended."""
+    retrain = stack.service(RetrainService).retrain
+    if retrain is None:
+        raise DemoError("the retrain service has no state machine")
+    states = factory.client("stepfunctions")
+    deadline = time.monotonic() + EXECUTION_TIMEOUT_SECONDS
+    while not (executions := states.list_executions(stateMachineArn=retrain.state_machine_arn)["executions"]):
+        if time.monotonic() > deadline:
+            raise DemoError("the DriftDetected event started no execution")
+        time.sleep(0.1)
+    arn = executions[0]["executionArn"]
+    described = states.describe_execution(executionArn=arn)
+    say(f"execution {arn.rsplit(':', 1)[-1]} started: {json.loads(described['input']).get('reason', '')}")
+    result = retrain.runner.wait(arn, timeout_seconds=EXECUTION_TIMEOUT_SECONDS)
+    say(f"ended {result.status}")
+    return result, retrain.steps_run(result)
+
+
+def _decision(target: Target, key: str) -> GateDecision:
+    store = S3RetrainStore(factory.client("s3"), target.names.artifacts_bucket)
+    return GateDecision.model_validate_json(store.get(key))
+
+
+def _versions(answered: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for served in answered:
+        counts[served.model_version or "none"] = counts.get(served.model_version or "none", 0) + 1
+    return counts
+
+
+def _describe(versions: dict[str, int]) -> str:
+    return ", ".join(f"{version} ({count})" for version, count in versions.items())
+
+
+def _pointer(pointer: LivePointer) -> str:
+    return f"{pointer.version} (previous {pointer.previous or 'none'}; {pointer.action}: {pointer.reason or '-'})"
+
+
+def _print_summary(record: Record, state_dir: Path, out: TextIO) -> None:
+    lines = [f"\nSummary: {record.outcome} in {record.seconds.get('total', 0):.1f} s"]
+    for number, cycle in enumerate(record.cycles, start=1):
+        drifted = ", ".join(cycle["drifted_features"]) or "none"
+        lines.append(
+            f"  monitor cycle {number}: {cycle['rows']} rows, drift share {cycle['drift_share']:.2f} "
+            f"({'drift' if cycle['drift_detected'] else 'no drift'}; drifted: {drifted})"
+        )
+    if record.execution:
+        lines.append(f"  retrain execution: {record.execution['status']}")
+    if record.decision:
+        d = record.decision
+        lines.append(f"  gate: {d['verdict']} {d['candidate_version']} ({'; '.join(d['reasons'])})")
+    if record.final_pointer:
+        lines.append(f"  live now: {record.final_pointer['version']} (first live: {record.first_version})")
+    lines.append(f"  logs, drift reports and summary.json in {state_dir}")
+    print("\n".join(lines), file=out, flush=True)
