@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import batch_throughput, cold_start, drift, package_size, warm_latency
+from benchmarks import batch_throughput, cold_start, drift, local_loop, package_size, warm_latency
 from benchmarks.table import Row, render_markdown
 from benchmarks.workload import PROJECT_ROOT, Workload, build_workload
 
@@ -28,6 +28,7 @@ SECTIONS: dict[str, Section] = {
     "package": package_size.run,
     "batch": batch_throughput.run,
     "drift": drift.run,
+    "local_loop": local_loop.run,
 }
 RESULTS_PATH = PROJECT_ROOT / ".slipway" / "bench.json"
 

@@ -113,7 +113,7 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
     started = time.perf_counter()
     print("Slipway demo: serve, drift, retrain, gate, promote, roll back, on a local stack of its own.", file=out)
     try:
-        with _pipeline_log(state_dir / "retrain.log"):
+        with pipeline_log(state_dir / "retrain.log"):
             _walk(stack, stage, state_dir, progress, record)
         record.outcome = "completed"
     except KeyboardInterrupt:
@@ -133,7 +133,7 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
 
 
 @contextlib.contextmanager
-def _pipeline_log(path: Path) -> Iterator[None]:
+def pipeline_log(path: Path) -> Iterator[None]:
     """Face the retrain steps' logger (it runs in this process, in moto's thread) to a file, not the progress."""
     from functions.retrain import handler
 
@@ -194,7 +194,7 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
         say(f"DriftDetected put on EventBridge: {', '.join(cycle.event.drifted_features)}")
 
     with progress.step("The DriftDetected event starts the retrain pipeline") as say:
-        result, states = _await_drift_run(stack, say)
+        result, states = await_drift_run(stack, say)
         record.execution = {"arn": result.arn, "status": result.status, "states": states, "error": result.error}
         if not result.succeeded:
             raise DemoError(f"the pipeline {result.status}: {result.error} {(result.cause or '')[:300]}")
@@ -272,7 +272,9 @@ def _cycle_figures(cycle: CycleResult, report_location: str) -> dict[str, Any]:
     }
 
 
-def _await_drift_run(stack: LocalStack, say: Callable[[str], None]) -> tuple[ExecutionResult, list[str]]:
+def await_drift_run(
+    stack: LocalStack, say: Callable[[str], None] = lambda _line: None
+) -> tuple[ExecutionResult, list[str]]:
     """The execution the drift rule started (through the local retrain service), once it has ended."""
     retrain = stack.service(RetrainService).retrain
     if retrain is None:
