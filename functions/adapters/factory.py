@@ -13,9 +13,9 @@ import boto3
 from botocore.config import Config
 
 from functions.adapters.batch_store import S3BatchStore
+from functions.adapters.events import EventBridgePublisher
 from functions.adapters.job_queue import SqsJobQueue
 from functions.adapters.job_store import S3JobStore
-from functions.adapters.events import EventBridgePublisher
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.adapters.monitoring_store import S3MonitoringStore
