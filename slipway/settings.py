@@ -121,14 +121,22 @@ class RetrainSettings(_Section):
     """The retrain pipeline: its triggers, its gate, where training runs, automatic rollback."""
 
     schedule: str = "cron(0 3 ? * MON *)"
-    cooldown_minutes: int = Field(360, ge=0, le=10080, description="A drift event within this of the last start is ignored.")
+    cooldown_minutes: int = Field(
+        360, ge=0, le=10080, description="A drift event within this of the last start is ignored."
+    )
     gate_tolerance: float = Field(0.01, ge=0, description="How much worse than live the candidate's metric may be.")
     gate_floor: float | None = Field(None, description="The candidate's metric must reach this absolute value.")
-    allow_incompatible_spec: bool = Field(False, description="Promote a candidate whose feature names/types/order changed.")
-    rollback_window_minutes: int = Field(60, ge=0, le=1440, description="An alarm this soon after a promotion rolls back.")
+    allow_incompatible_spec: bool = Field(
+        False, description="Promote a candidate whose feature names/types/order changed."
+    )
+    rollback_window_minutes: int = Field(
+        60, ge=0, le=1440, description="An alarm this soon after a promotion rolls back."
+    )
     engine: Literal["lambda", "sagemaker"] = "lambda"
     train_memory_mb: int = Field(3008, ge=512, le=10240)
-    train_timeout_seconds: int = Field(900, ge=60, le=900, description="Lambda's limit is 900 s; beyond, use sagemaker.")
+    train_timeout_seconds: int = Field(
+        900, ge=60, le=900, description="Lambda's limit is 900 s; beyond, use sagemaker."
+    )
     step_timeout_seconds: int = Field(300, ge=30, le=900)
     sagemaker_image_uri: str | None = Field(None, description="Training image for engine 'sagemaker' (ECR URI).")
     sagemaker_instance_type: str = "ml.m5.xlarge"

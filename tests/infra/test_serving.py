@@ -57,7 +57,9 @@ def test_environment_is_exactly_the_config_aliases_plus_powertools(
 
 def test_function_log_group_has_the_stage_retention(templates: dict[str, Template]) -> None:
     for stage, days in (("dev", 30), ("prod", 365)):
-        groups = {k: g for k, g in resources(templates[stage], "AWS::Logs::LogGroup").items() if k.startswith("Serving")}
+        groups = {
+            k: g for k, g in resources(templates[stage], "AWS::Logs::LogGroup").items() if k.startswith("Serving")
+        }
         assert len(groups) == 2  # function logs and API access logs, no LogRetention custom resource
         assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {days}
         fn = _function(templates[stage])
