@@ -106,6 +106,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sys.stdout) -> int:
     """Walk the loop; 0 when every step did what it should, 1 otherwise (the stack is stopped either way)."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    for earlier in (*state_dir.glob("*.log"), *state_dir.glob("drift-report-*.html"), state_dir / "summary.json"):
+        earlier.unlink(missing_ok=True)  # each run's files describe that run alone
     progress = Progress(STEP_COUNT, out)
     record = Record()
     stack = LocalStack(stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir)

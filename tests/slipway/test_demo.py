@@ -1,0 +1,129 @@
+"""`slipway demo` end to end in a fresh process: what it reports is checked against what the stack recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.core.capture import CAPTURE_MARKER
+from slipway.demo import NORMAL_ROWS, SHIFT, SHIFTED_ROWS, STEP_COUNT
+from slipway.settings import PROJECT_ROOT
+
+
+def _environment() -> dict[str, str]:
+    """A new user's shell: no AWS credentials, no endpoint; the demo needs neither."""
+    drop = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "MOTO_PORT")
+    return {key: value for key, value in os.environ.items() if key not in drop}
+
+
+def _captured(log: Path) -> list[dict[str, Any]]:
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if f'"{CAPTURE_MARKER}"' in line]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    state = tmp_path_factory.mktemp("demo")
+    finished = subprocess.run(
+        [sys.executable, "-m", "slipway.cli", "demo", "--dir", str(state)],
+        cwd=PROJECT_ROOT,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return finished, state
+
+
+def test_demo_completes_every_step_and_stops_the_stack(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    finished, state = demo
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    out = finished.stdout
+    for number in range(1, STEP_COUNT + 1):
+        assert f"[{number}/{STEP_COUNT}]" in out
+    assert out.count("  ✓ ") == STEP_COUNT and "✗" not in out
+    assert "Stopping the local stack" in out and "Summary: completed" in out
+    summary = json.loads((state / "summary.json").read_text())
+    assert summary["outcome"] == "completed"
+    assert summary["seconds"]["total"] > 0
+
+
+def test_the_traffic_was_served_and_captured(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, state = demo
+    summary = json.loads((state / "summary.json").read_text())
+    first = summary["first_version"]
+    assert summary["served"] == {"normal": {first: NORMAL_ROWS}, "shifted": {first: SHIFTED_ROWS}}
+    assert summary["feedback_accepted"] == SHIFTED_ROWS
+    captured = _captured(state / "inference.log")
+    assert len(captured) == NORMAL_ROWS + SHIFTED_ROWS
+    assert {record["model_version"] for record in captured} == {first}
+
+
+def test_drift_is_detected_on_the_shifted_traffic_and_not_before(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    finished, state = demo
+    before, after = json.loads((state / "summary.json").read_text())["cycles"]
+    assert before["rows"] == NORMAL_ROWS
+    assert not before["drift_detected"] and not before["event"]
+    assert after["rows"] == NORMAL_ROWS + SHIFTED_ROWS
+    assert after["drift_detected"] and after["event"] and after["drift_share"] >= 0.1
+    assert after["drifted_features"] and set(after["drifted_features"]) <= set(SHIFT)
+    assert f"drifted: {', '.join(after['drifted_features'])}" in finished.stdout
+    report = (state / "drift-report-2.html").read_text(encoding="utf-8")
+    assert all(feature in report for feature in after["drifted_features"])
+    assert (state / "drift-report-1.html").stat().st_size > 0
+
+
+def test_the_drift_event_ran_the_pipeline_the_gate_promoted_and_rollback_restored(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    finished, state = demo
+    summary = json.loads((state / "summary.json").read_text())
+    execution, decision = summary["execution"], summary["decision"]
+    assert execution["status"] == "SUCCEEDED"
+    assert execution["states"][:5] == ["Prepare", "Train", "Evaluate", "Gate", "Register"]
+    assert "Promote" in execution["states"]
+    # The step handlers logged the decision themselves, in the pipeline's own log.
+    pipeline_log = (state / "retrain.log").read_text(encoding="utf-8")
+    assert "gate decision" in pipeline_log and decision["candidate_version"] in pipeline_log
+    first = summary["first_version"]
+    assert decision["verdict"] == "promote" and decision["live_version"] == first
+    assert decision["candidate_version"] != first
+    assert decision["data_rows"] > SHIFTED_ROWS
+    assert summary["promoted"]["version"] == decision["candidate_version"]
+    assert summary["promoted"]["previous"] == first and summary["promoted"]["action"] == "promote"
+    final = summary["final_pointer"]
+    assert final["version"] == first and final["action"] == "rollback"
+    assert f"live now: {first}" in finished.stdout
+
+
+def test_ctrl_c_stops_the_stack_and_says_so(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "slipway.cli", "demo", "--dir", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(f"[2/{STEP_COUNT}]"):
+            process.send_signal(signal.SIGINT)
+            break
+    out, _ = process.communicate(timeout=120)
+    text = "".join(seen) + out
+    assert process.returncode == 1
+    assert "interrupted" in text and "Stopping the local stack" in text
+    assert json.loads((tmp_path / "summary.json").read_text())["outcome"] == "interrupted"
