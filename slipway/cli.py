@@ -254,6 +254,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # as the Makefile does
     from slipway.demo import DEMO_DIR, run_demo
 
     return run_demo(stage=args.stage, state_dir=Path(args.dir) if args.dir else DEMO_DIR)
