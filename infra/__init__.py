@@ -1,8 +1,5 @@
-"""CDK constructs of Slipway: one per component, wired by `SlipwayStack`."""
+"""CDK constructs of Slipway, one per component, wired by `infra.stack.SlipwayStack` (built by `infra.app`).
 
-from __future__ import annotations
-
-from infra.app import build_app
-from infra.stack import SlipwayStack
-
-__all__ = ["SlipwayStack", "build_app"]
+Nothing is imported here: the state machine definitions in this package are also
+read by the local stack, which must not pay for loading the CDK.
+"""

@@ -19,11 +19,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
 from functions.core import layout
+from infra.batch_definition import batch_definition
 from infra.bundling import FUNCTIONS_DIR, inference_bundling, inference_package_hash
 from infra.log_retention import retention
 from infra.nag import acknowledge
 from infra.observability import Observability
-from slipway.batch_definition import batch_definition
 from slipway.local.async_jobs import DEAD_LETTER_RETENTION_SECONDS, visibility_timeout_seconds
 from slipway.names import ResourceNames
 from slipway.settings import StageSettings

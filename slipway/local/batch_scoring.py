@@ -6,7 +6,7 @@ import os
 import threading
 from typing import Any
 
-from slipway.batch_definition import batch_definition
+from infra.batch_definition import batch_definition
 from slipway.environments import worker_environment
 from slipway.local.async_jobs import fresh_module
 from slipway.local.services import LocalContext
