@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,10 +12,12 @@ import orjson
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from functions.core.capture import CaptureRecord
+from functions.core.capture import CapturedRow, CaptureRecord
 from functions.core.feedback import FeedbackItem, StoredFeedback, feedback_key, latest_labels
 from functions.core.labelled import LabelledRow
 from functions.core.layout import CAPTURE_PREFIX, FEEDBACK_PREFIX, REPORTS_PREFIX
+
+logger = logging.getLogger(__name__)
 
 
 def hours(start: datetime, end: datetime) -> list[datetime]:
@@ -49,15 +52,24 @@ class S3MonitoringStore:
                 yield line
 
     def capture_records(self, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
-        """Validated capture records of [start, end); malformed lines are skipped."""
+        """Validated capture records of [start, end); malformed lines are skipped (and logged per object)."""
         for key in self.capture_keys(start, end):
+            malformed = 0
             for line in self.capture_lines(key):
                 try:
                     record = CaptureRecord.model_validate_json(line)
                 except ValidationError:
+                    malformed += 1
                     continue
                 if start <= record.time < end:
                     yield record
+            if malformed:
+                logger.warning("skipped %d malformed capture lines in %s", malformed, key)
+
+    def capture_rows(self, start: datetime, end: datetime) -> Iterator[CapturedRow]:
+        """The rows of the capture records of [start, end), one by one."""
+        for record in self.capture_records(start, end):
+            yield from record.row_records()
 
     def captured_request_ids(self, start: datetime, end: datetime) -> set[str]:
         """Request ids captured in the hours of [start, end) (objects are immutable: each is read once)."""
@@ -162,7 +174,7 @@ class S3LabelledRowSource:
         first = min(item.received for item in labels.values()) - self._lookback
         end = max(item.received for item in labels.values()) + timedelta(hours=1)
         rows = []
-        for record in self._store.capture_records(first, end):
+        for record in self._store.capture_rows(first, end):
             item = labels.pop((record.request_id, record.row), None)
             if item is not None:
                 rows.append(

@@ -1,53 +1,119 @@
-"""The capture record: one served row as the monitor reads it back from S3.
+"""The capture record: a chunk of the served rows of one request, in columns, as the monitor reads it back.
 
-The inference handler writes one JSON line per captured row on stdout (no
-network call on the request path); CloudWatch Logs ships the lines through
-Firehose to hourly partitions under `capture/YYYY/MM/DD/HH/`. The local stack
-lands the same lines in the same layout.
+The inference handler writes one JSON line per chunk of at most ROWS_PER_LINE
+rows of a sampled request on stdout (no network call on the request path);
+CloudWatch Logs ships the lines through Firehose to hourly partitions under
+`capture/YYYY/MM/DD/HH/`. The local stack lands the same lines in the same
+layout.
+
+The record is columnar: one list per feature (and per answer field) instead of
+one object per row, so the writer serialises whole numpy columns at once and
+the monitor turns each column into an array without walking row objects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from functions.core.layout import CAPTURE_PREFIX
 
 # Marks a stdout line as a capture record; the CloudWatch Logs subscription filter matches on it.
 CAPTURE_MARKER = "slipway_capture"
-CAPTURE_SCHEMA = 1
+# The format version: 1 was one line per row; 2 is one columnar line per chunk of rows.
+CAPTURE_SCHEMA: Literal[2] = 2
 # The filter pattern of the subscription that ships capture lines (and nothing else) to Firehose.
 CAPTURE_FILTER_PATTERN = f"{{ $.{CAPTURE_MARKER} = {CAPTURE_SCHEMA} }}"
+
+# Rows per line. 100 rows of 30 numeric features are about 20 KB of JSON (typical
+# values) and at most ~150 KB (every value a 24-character float, every feature named
+# in a flag list); wider rows are split further by MAX_LINE_BYTES.
+ROWS_PER_LINE = 100
+# CloudWatch Logs takes events of up to 256 KiB (262,144 bytes, 26 of them per-event
+# overhead) and truncates longer ones, which the monitor would then skip as malformed.
+# Lines are kept under this bound, with room to spare; a chunk over it is halved.
+MAX_LINE_BYTES = 200_000
+# A category value is captured up to this many characters (or one more than the longest
+# training category): longer text is unseen either way, and one value cannot fill a line.
+MAX_CAPTURED_TEXT = 256
 
 FeatureValue = float | int | str | bool | None
 
 
 class CaptureRecord(BaseModel):
-    """One captured row: canonical features (None when missing), the answer and its flags."""
+    """Rows first_row .. first_row + rows - 1 of one request: canonical features (None when missing), answers, flags."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    schema_: int = Field(CAPTURE_SCHEMA, alias=CAPTURE_MARKER, description="Capture format version.")
+    schema_: Literal[2] = Field(CAPTURE_SCHEMA, alias=CAPTURE_MARKER, description="Capture format version.")
     request_id: str
-    row: int = Field(ge=0, description="Index of the row in its request.")
+    time: AwareDatetime
+    model_version: str | None
+    first_row: int = Field(ge=0, description="Index in its request of the record's first row.")
+    rows: int = Field(ge=1, description="Rows in this record; every column holds this many values.")
+    features: dict[str, list[FeatureValue]]
+    label: list[str | None] | None = None
+    probabilities: dict[str, list[float | None]] | None = None
+    value: list[float | None] | None = None
+    imputed: list[list[str]]
+    out_of_range: list[list[str]]
+    fallback: list[str | None]
+
+    @model_validator(mode="after")
+    def _columns_hold_every_row(self) -> CaptureRecord:
+        columns: dict[str, Sequence[object] | None] = {
+            "label": self.label, "value": self.value, "imputed": self.imputed,
+            "out_of_range": self.out_of_range, "fallback": self.fallback,
+            **{f"features.{name}": column for name, column in self.features.items()},
+            **{f"probabilities.{c}": column for c, column in (self.probabilities or {}).items()},
+        }  # fmt: skip
+        for name, column in columns.items():
+            if column is not None and len(column) != self.rows:
+                raise ValueError(f"column {name} holds {len(column)} values for {self.rows} rows")
+        return self
+
+    def row_records(self) -> Iterator[CapturedRow]:
+        """The record's rows, one by one (for joins by (request_id, row))."""
+        names = list(self.features)
+        columns = [self.features[name] for name in names]
+        probabilities = self.probabilities
+        for i in range(self.rows):
+            yield CapturedRow(
+                request_id=self.request_id,
+                row=self.first_row + i,
+                time=self.time,
+                model_version=self.model_version,
+                features={name: column[i] for name, column in zip(names, columns, strict=True)},
+                label=self.label[i] if self.label is not None else None,
+                probabilities={c: p[i] for c, p in probabilities.items()} if probabilities else None,
+                value=self.value[i] if self.value is not None else None,
+                imputed=self.imputed[i],
+                out_of_range=self.out_of_range[i],
+                fallback=self.fallback[i],
+            )
+
+
+@dataclass(frozen=True)
+class CapturedRow:
+    """One captured row, expanded from its record."""
+
+    request_id: str
+    row: int
     time: datetime
     model_version: str | None
     features: dict[str, FeatureValue]
-    label: str | None = None
-    probabilities: dict[str, float] | None = None
-    value: float | None = None
-    imputed: list[str] = Field(default_factory=list)
-    out_of_range: list[str] = Field(default_factory=list)
-    fallback: str | None = None
+    label: str | None
+    probabilities: dict[str, float | None] | None
+    value: float | None
+    imputed: list[str]
+    out_of_range: list[str]
+    fallback: str | None
 
 
 def capture_key(hour: datetime, name: str) -> str:
     """Key of a capture object of `hour` (UTC), in the Firehose layout capture/YYYY/MM/DD/HH/name."""
     return f"{CAPTURE_PREFIX}{hour:%Y/%m/%d/%H}/{name}"
-
-
-def record_dict(**fields: Any) -> dict[str, Any]:
-    """A capture record as the dict written on stdout (the fields of CaptureRecord, by alias)."""
-    return {CAPTURE_MARKER: CAPTURE_SCHEMA, **fields}

@@ -162,6 +162,11 @@ class EncodedBatch:
     matrix: np.ndarray  # float32, shape (rows, features)
     imputed: list[list[str]]
     out_of_range: list[list[str]]
+    # The canonical float64 values before the cast for the model (imputed where missing;
+    # category and boolean columns hold their codes), and which values were missing:
+    # data capture reuses both instead of reading the rows again.
+    canonical: np.ndarray | None = None
+    missing: np.ndarray | None = None
 
     @property
     def imputation_count(self) -> int:
@@ -244,7 +249,9 @@ class CompiledSpec:
         if ((matrix < self._valid_min) | (matrix > self._valid_max)).any():
             return None
         outside = ((matrix < self._train_min) | (matrix > self._train_max)) & ~missing
-        return EncodedBatch(matrix.astype(np.float32), self._flags(missing), self._flags(outside))
+        return EncodedBatch(
+            matrix.astype(np.float32), self._flags(missing), self._flags(outside), canonical=matrix, missing=missing
+        )
 
     def _flags(self, mask: np.ndarray) -> list[list[str]]:
         flags: list[list[str]] = [[] for _ in range(mask.shape[0])]
@@ -270,7 +277,9 @@ class CompiledSpec:
             outside[:, column] = self._outside_training(feature, encoded) & ~missing[:, column]
         if errors:
             raise _invalid(errors)
-        return EncodedBatch(matrix.astype(np.float32), self._flags(missing), self._flags(outside))
+        return EncodedBatch(
+            matrix.astype(np.float32), self._flags(missing), self._flags(outside), canonical=matrix, missing=missing
+        )
 
     def _encode_column(
         self, feature: Feature, values: list[Any], loc: str, errors: list[FieldError]

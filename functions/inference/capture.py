@@ -1,13 +1,16 @@
-"""Data capture on the request path: one JSON line per row of a sampled request, on stdout.
+"""Data capture on the request path: columnar JSON lines of a sampled request, on stdout.
 
 No network call: Lambda ships stdout to CloudWatch Logs, whose subscription
 filter (on the capture marker) forwards the lines through Firehose to hourly
-partitions in S3. The request is sampled before anything is serialised, and
-all of its lines leave in one write.
+partitions in S3. The request is sampled before anything is serialised; the
+numeric columns are the encoder's canonical values (never the rows read
+again), serialised by orjson straight from numpy; all of a request's lines
+leave in one write.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -17,20 +20,31 @@ from typing import Any
 import numpy as np
 import orjson
 
-from functions.core.capture import CAPTURE_MARKER, CAPTURE_SCHEMA
-from functions.core.features import FeatureSpec, FeatureType, canonical
+from functions.core.capture import CAPTURE_MARKER, CAPTURE_SCHEMA, MAX_CAPTURED_TEXT, MAX_LINE_BYTES, ROWS_PER_LINE
+from functions.core.features import EncodedBatch, FeatureSpec, FeatureType
 from functions.core.predictor import Prediction
+
+logger = logging.getLogger(__name__)
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 class _SpecColumns:
     """What capture needs of a feature spec, computed once per loaded model."""
 
     def __init__(self, spec: FeatureSpec) -> None:
+        numeric_types = (FeatureType.NUMBER, FeatureType.INTEGER)
         self.names = spec.names
-        numeric = [f.type in (FeatureType.NUMBER, FeatureType.INTEGER) for f in spec.features]
-        self.all_numeric = all(numeric)
-        self.numeric = np.array(numeric)
-        self.scale = np.array([f.scale for f in spec.features])
+        self.rows_per_line = ROWS_PER_LINE  # lowered when rows of this spec overflow MAX_LINE_BYTES
+        self.numeric = [(i, f.name) for i, f in enumerate(spec.features) if f.type in numeric_types]
+        all_numeric = len(self.numeric) == len(spec.features)
+        self.numeric_index = None if all_numeric else np.array([i for i, _ in self.numeric], dtype=np.intp)
+        # Categories and booleans are captured as sent (validated by the encoder), text cut to a bound.
+        self.other = [
+            (f.name, max(MAX_CAPTURED_TEXT, 1 + max((len(c) for c in f.categories or ()), default=0)))
+            for f in spec.features
+            if f.type not in numeric_types
+        ]
 
 
 class Capture:
@@ -55,43 +69,113 @@ class Capture:
         spec: FeatureSpec | None,
         model_version: str | None,
         rows: Sequence[Mapping[str, Any]],
+        batch: EncodedBatch | None,
         predictions: Sequence[Prediction],
     ) -> int:
-        """Write the request's rows when it is sampled; the number of rows written."""
+        """Write the request's rows when it is sampled (and was encoded); the number of rows written."""
         if self.sampling_rate <= 0 or spec is None or self._sample() >= self.sampling_rate:
             return 0
+        if batch is None or batch.canonical is None or batch.missing is None:
+            return 0  # rows no model could read: there are no canonical features to capture
         columns = self._columns.get(id(spec))
         if columns is None:
             columns = self._columns[id(spec)] = _SpecColumns(spec)
-        features = _canonical_rows(columns, rows)
+        record = _columnar(columns, rows, batch, predictions)
         head = {
             CAPTURE_MARKER: CAPTURE_SCHEMA,
             "request_id": request_id,
             "time": self._clock().isoformat(),
             "model_version": model_version,
         }
-        lines = [
-            orjson.dumps({**head, "row": index, "features": values, **prediction})
-            for index, (values, prediction) in enumerate(zip(features, predictions, strict=True))
-        ]
-        # sys.stdout is looked up per call: the local stack redirects it to the function log.
-        sys.stdout.write(b"\n".join(lines).decode() + "\n")
-        return len(lines)
+        lines: list[bytes] = []
+        count, start, written = len(predictions), 0, 0
+        while start < count:
+            end = min(start + columns.rows_per_line, count)
+            written += _serialise(columns, head, record, start, end, lines)
+            start = end
+        if lines:
+            # sys.stdout is looked up per call: the local stack redirects it to the function log.
+            sys.stdout.write(b"\n".join(lines).decode() + "\n")
+        return written
 
 
-def _canonical_rows(columns: _SpecColumns, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each row's features at their precision; missing ones as None (NaN, which orjson writes as null)."""
-    names = columns.names
-    values = [[row.get(name) for name in names] for row in rows]
-    if columns.all_numeric:
-        matrix = canonical(np.array(values, dtype=np.float64), columns.scale)
-        return [dict(zip(names, row, strict=True)) for row in matrix.tolist()]
-    out = []
-    for row in values:
-        out.append(
-            {
-                name: (float(canonical(np.float64(v), scale)) if numeric and v is not None else v)
-                for name, v, numeric, scale in zip(names, row, columns.numeric, columns.scale, strict=True)
-            }
+def _columnar(
+    columns: _SpecColumns, rows: Sequence[Mapping[str, Any]], batch: EncodedBatch, predictions: Sequence[Prediction]
+) -> dict[str, Any]:
+    """The request as columns: numeric features from the encoder (NaN where missing), the rest as sent."""
+    assert batch.canonical is not None and batch.missing is not None
+    canonical, missing = batch.canonical, batch.missing
+    if columns.numeric_index is not None:
+        canonical, missing = canonical[:, columns.numeric_index], missing[:, columns.numeric_index]
+    values = np.where(missing, np.nan, canonical).T  # one row per feature
+    numeric_names = [name for _, name in columns.numeric]
+    features: dict[str, Any]
+    if len(predictions) <= ROWS_PER_LINE:
+        # One line: plain lists (orjson writes NaN as null) cost less than a numpy array per column.
+        features = dict(zip(numeric_names, values.tolist(), strict=True))
+    else:
+        # Contiguous rows, so each chunk of a column is a contiguous slice orjson serialises as is.
+        values = np.ascontiguousarray(values)
+        features = {name: values[j] for j, name in enumerate(numeric_names)}
+    if columns.other:
+        for name, limit in columns.other:
+            features[name] = [
+                v[:limit] if type(v) is str and len(v) > limit else v for v in (row.get(name) for row in rows)
+            ]
+        features = {name: features[name] for name in columns.names}  # the spec's order
+    labels = [p["label"] for p in predictions]
+    values_out = [p["value"] for p in predictions]
+    answers = [p["probabilities"] for p in predictions]
+    probabilities = None
+    first = next((a for a in answers if a is not None), None)
+    if first is not None:
+        probabilities = {c: [(a or {}).get(c) for a in answers] for c in first}
+    return {
+        "features": features,
+        "label": None if all(label is None for label in labels) else labels,
+        "probabilities": probabilities,
+        "value": None if all(v is None for v in values_out) else values_out,
+        "imputed": [p["imputed"] for p in predictions],
+        "out_of_range": [p["out_of_range"] for p in predictions],
+        "fallback": [p["fallback"] for p in predictions],
+    }
+
+
+def _serialise(
+    columns: _SpecColumns, head: dict[str, Any], record: dict[str, Any], start: int, end: int, lines: list[bytes]
+) -> int:
+    """Append the line(s) of rows [start, end) to `lines`, halved until they fit MAX_LINE_BYTES; rows written."""
+    line = orjson.dumps({**head, "first_row": start, "rows": end - start, **_rows(record, start, end)}, option=_NUMPY)
+    if len(line) <= MAX_LINE_BYTES:
+        lines.append(line)
+        return end - start
+    if end - start > 1:
+        middle = (start + end) // 2
+        # Rows this wide will not fit next time either: later chunks of this spec start smaller.
+        columns.rows_per_line = min(columns.rows_per_line, middle - start)
+        return _serialise(columns, head, record, start, middle, lines) + _serialise(
+            columns, head, record, middle, end, lines
         )
-    return out
+    # Only a spec of thousands of features gets here; CloudWatch Logs would cut the line anyway.
+    logger.warning("capture: row %d of request %s is %d bytes, over the line limit; not captured",
+                   start, head["request_id"], len(line))  # fmt: skip
+    return 0
+
+
+def _rows(record: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    if start == 0 and end == len(record["fallback"]):
+        return record  # the whole request fits one line
+
+    def part(column: Any) -> Any:
+        return None if column is None else column[start:end]
+
+    probabilities = record["probabilities"]
+    return {
+        "features": {name: column[start:end] for name, column in record["features"].items()},
+        "label": part(record["label"]),
+        "probabilities": None if probabilities is None else {c: p[start:end] for c, p in probabilities.items()},
+        "value": part(record["value"]),
+        "imputed": record["imputed"][start:end],
+        "out_of_range": record["out_of_range"][start:end],
+        "fallback": record["fallback"][start:end],
+    }

@@ -92,6 +92,7 @@ def predict(request: Annotated[PredictRequest, Body()]):  # type: ignore[no-unty
         spec=serving.predictor.manifest.feature_spec if serving.predictor else None,
         model_version=outcome.version,
         rows=request.instances,  # type: ignore[attr-defined]
+        batch=outcome.batch,
         predictions=outcome.predictions,
     )
     body = {"model_version": outcome.version, "predictions": outcome.predictions}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.errors import ModelUnavailable
+from functions.core.features import EncodedBatch
 from functions.core.predictor import REASON_MODEL_UNAVAILABLE, Prediction, fallback_predictions
 from functions.inference.live_model import Serving
 
@@ -20,6 +21,7 @@ class Outcome:
     fallback_reason: str | None
     imputations: int
     out_of_range: int
+    batch: EncodedBatch | None = None  # the encoded rows (None when no model could read them)
 
 
 def predict(serving: Serving, rows: Sequence[Mapping[str, Any]]) -> Outcome:
@@ -36,4 +38,4 @@ def predict(serving: Serving, rows: Sequence[Mapping[str, Any]]) -> Outcome:
     except ModelUnavailable as exc:
         reason = str(exc)
         predictions = fallback_predictions(serving.fallback, reason, len(rows), batch)
-    return Outcome(predictor.version, predictions, reason, batch.imputation_count, batch.out_of_range_count)
+    return Outcome(predictor.version, predictions, reason, batch.imputation_count, batch.out_of_range_count, batch)

@@ -2,18 +2,55 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
-import orjson
+from pydantic import ValidationError
 
+from functions.core.capture import CaptureRecord
 from functions.core.drift import WindowCounts, count_columns
+from functions.core.features import FeatureType
 from functions.core.manifest import Manifest
 
+logger = logging.getLogger(__name__)
+
 CHUNK_ROWS = 50_000
+
+
+class _Pending:
+    """The columns of one model version's records not counted yet, appended to as records arrive."""
+
+    def __init__(self) -> None:
+        self.features: dict[str, list[Any]] = {}
+        self.labels: list[Any] = []
+        self.values: list[Any] = []
+        self.rows = 0
+        self.start: datetime | None = None
+        self.end: datetime | None = None
+
+    def add(self, record: CaptureRecord) -> None:
+        # Extending a few long lists (and dropping the record) keeps the garbage collector's
+        # work small: a chunk is a few dozen containers, not a list per column per record.
+        rows = record.rows
+        features = self.features
+        for name, column in record.features.items():
+            target = features.get(name)
+            if target is None:
+                target = features[name] = [None] * self.rows
+            target.extend(column)
+        self.rows += rows
+        for target in features.values():
+            if len(target) < self.rows:  # a feature this record lacks: missing in its rows
+                target.extend([None] * (self.rows - len(target)))
+        self.labels.extend(record.label or [None] * rows)
+        self.values.extend(record.value or [None] * rows)
+        time = record.time
+        self.start = time if self.start is None or time < self.start else self.start
+        self.end = time if self.end is None or time > self.end else self.end
 
 
 class WindowCounter:
@@ -21,57 +58,52 @@ class WindowCounter:
 
     def __init__(self, manifest_of: Callable[[str], Manifest | None], *, chunk_rows: int = CHUNK_ROWS) -> None:
         self._manifest_of = manifest_of
+        self._manifests: dict[str, Manifest | None] = {}
         self._chunk_rows = chunk_rows
-        self._raw: list[bytes] = []
-        self._window = ("", "\uffff")
+        self._pending: dict[str, _Pending] = {}
+        self._pending_rows = 0
         self.counts: dict[str, WindowCounts] = {}
         self.skipped = 0  # lines that are not capture records, or of an unknown model version
 
     def add_lines(self, lines: Iterable[bytes], start: datetime | None = None, end: datetime | None = None) -> None:
         """Count the capture records among `lines` whose time is in [start, end)."""
-        self._window = (start.isoformat() if start else "", end.isoformat() if end else "\uffff")
-        raw = self._raw
+        malformed = 0
         for line in lines:
-            raw.append(line)
-            if len(raw) >= self._chunk_rows:
+            try:
+                record = CaptureRecord.model_validate_json(line)
+            except ValidationError as exc:
+                if not malformed:
+                    first = exc.errors(include_url=False, include_input=False)[0]
+                    logger.warning("skipping a malformed capture line: %s at %s", first["msg"], first["loc"])
+                malformed += 1
+                continue
+            if (start is not None and record.time < start) or (end is not None and record.time >= end):
+                continue
+            version = str(record.model_version)
+            if version not in self._manifests:
+                self._manifests[version] = self._manifest_of(version)
+            if self._manifests[version] is None:
+                self.skipped += 1
+                continue
+            pending = self._pending.get(version)
+            if pending is None:
+                pending = self._pending[version] = _Pending()
+            pending.add(record)
+            self._pending_rows += record.rows
+            if self._pending_rows >= self._chunk_rows:
                 self.flush()
+        if malformed:
+            logger.warning("skipped %d malformed capture lines", malformed)
+        self.skipped += malformed
         self.flush()
 
-    def _parse(self) -> list[dict]:  # type: ignore[type-arg]
-        """The pending lines as records: one parse of the whole chunk, line by line only if it is malformed."""
-        raw = list(self._raw)
-        self._raw.clear()  # in place: add_lines holds a reference to this list
-        if not raw:
-            return []
-        try:
-            parsed = orjson.loads(b"[" + b",".join(raw) + b"]")
-        except orjson.JSONDecodeError:
-            parsed = []
-            for line in raw:
-                try:
-                    parsed.append(orjson.loads(line))
-                except orjson.JSONDecodeError:
-                    parsed.append(None)
-        low, high = self._window
-        # ISO-8601 UTC timestamps of one format compare as text.
-        records = [
-            r for r in parsed
-            if type(r) is dict and type(r.get("features")) is dict and low <= str(r.get("time", "")) < high
-        ]  # fmt: skip
-        self.skipped += sum(1 for r in parsed if type(r) is not dict or type(r.get("features")) is not dict)
-        return records
-
     def flush(self) -> None:
-        """Count the pending lines."""
-        by_version: dict[str, list[dict]] = {}  # type: ignore[type-arg]
-        for record in self._parse():
-            by_version.setdefault(str(record.get("model_version")), []).append(record)
-        for version, records in by_version.items():
-            manifest = self._manifest_of(version)
-            if manifest is None:
-                self.skipped += len(records)
-                continue
-            counts = _count(manifest, records)
+        """Count the pending records."""
+        pending, self._pending, self._pending_rows = self._pending, {}, 0
+        for version, columns in pending.items():
+            manifest = self._manifests[version]
+            assert manifest is not None  # records of unknown versions are never pending
+            counts = _count(manifest, columns)
             current = self.counts.get(version)
             self.counts[version] = counts if current is None else current.merged(counts)
 
@@ -80,33 +112,16 @@ class WindowCounter:
         return self.counts
 
 
-def _count(manifest: Manifest, records: list[dict]) -> WindowCounts:  # type: ignore[type-arg]
-    names = manifest.feature_spec.names
-    features = [record["features"] for record in records]
+def _count(manifest: Manifest, pending: _Pending) -> WindowCounts:
     columns: dict[str, Any] = {}
-    try:
-        # One C call per row when every row carries every feature (the normal case): rows -> matrix.
-        getter = itemgetter(*names)
-        values = [getter(row) for row in features] if len(names) > 1 else [(row[names[0]],) for row in features]
-        matrix = np.array(values, dtype=np.float64)  # None -> NaN; text raises
-        columns = {name: matrix[:, i] for i, name in enumerate(names)}
-    except (KeyError, TypeError, ValueError):
-        for name in names:
-            column = [row.get(name) for row in features]
-            try:
-                columns[name] = np.array(column, dtype=np.float64)
-            except (TypeError, ValueError):
-                columns[name] = column  # categories and booleans as text
-    if manifest.task == "classification":
-        predictions: list[object] = [record.get("label") for record in records]
-    else:
-        predictions = [record.get("value") for record in records]
-    times = [record.get("time") or "" for record in records]
-    first, last = min(times), max(times)
-    return count_columns(
-        manifest,
-        columns,
-        predictions,
-        start=datetime.fromisoformat(first) if first else None,
-        end=datetime.fromisoformat(last) if last else None,
-    )
+    for feature in manifest.feature_spec.features:
+        column = pending.features.get(feature.name)
+        if column is None:
+            continue  # absent from every record: count_columns counts it missing
+        columns[feature.name] = column  # categories and booleans as captured
+        if feature.type in (FeatureType.NUMBER, FeatureType.INTEGER):
+            # None -> NaN; a column with a stray text value stays a list, read as missing by count_columns.
+            with suppress(TypeError, ValueError):
+                columns[feature.name] = np.array(column, dtype=np.float64)
+    predictions = pending.labels if manifest.task == "classification" else pending.values
+    return count_columns(manifest, columns, predictions, start=pending.start, end=pending.end)

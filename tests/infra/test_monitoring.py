@@ -28,6 +28,7 @@ def test_capture_lines_are_shipped_by_a_subscription_to_firehose_hourly_partitio
     templates: dict[str, Template],
 ) -> None:
     template = templates["dev"]
+    assert CAPTURE_FILTER_PATTERN == "{ $.slipway_capture = 2 }"  # the columnar format's version
     template.has_resource_properties(
         "AWS::Logs::SubscriptionFilter",
         {"FilterPattern": CAPTURE_FILTER_PATTERN, "LogGroupName": Match.any_value()},

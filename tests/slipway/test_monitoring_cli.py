@@ -14,6 +14,7 @@ from functions.training.train import Bundle, load_recipe
 from slipway.cli import main
 from slipway.local.monitoring import CaptureShipper, schedule_seconds
 from slipway.names import ResourceNames
+from tests.capture_lines import capture_lines
 
 
 def _write_csv(path: Path, *, scale: dict[str, float], rows: int = 400) -> None:
@@ -61,15 +62,17 @@ def test_shipped_capture_is_monitored_and_reported(
     now = datetime.now(UTC).isoformat()
     with log.open("a") as handle:
         handle.write('{"level":"INFO","message":"not capture"}\n')
-        for i in range(300):
-            features = {
-                n: float(v[i]) * (1.8 if n in ("mean_radius", "mean_area", "worst_area") else 1)
-                for n, v in columns.items()
-            }
-            record = {"slipway_capture": 1, "request_id": f"r{i}", "row": 0, "time": now,
-                      "model_version": live_bundle.version, "features": features, "label": str(target[i])}  # fmt: skip
-            handle.write(json.dumps(record) + "\n")
-    assert shipper.ship() == 300
+        for start in range(0, 300, 30):  # 10 requests of 30 rows, 3 lines of 10 rows each
+            features = [
+                {n: float(v[i]) * (1.8 if n in ("mean_radius", "mean_area", "worst_area") else 1)
+                 for n, v in columns.items()}
+                for i in range(start, start + 30)
+            ]  # fmt: skip
+            lines = capture_lines(request_id=f"r{start}", time=now, model_version=live_bundle.version,
+                                  features=features, labels=[str(target[i]) for i in range(start, start + 30)],
+                                  rows_per_line=10)  # fmt: skip
+            handle.write(b"\n".join(lines).decode() + "\n")
+    assert shipper.ship() == 30  # lines, shipped as they were written
     assert shipper.ship() == 0  # each line once
     assert main(["monitor"]) == 0
     out = capsys.readouterr().out

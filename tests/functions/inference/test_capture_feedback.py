@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from functions.adapters import factory
-from functions.core.capture import CAPTURE_MARKER, CaptureRecord
+from functions.core.capture import CAPTURE_MARKER, ROWS_PER_LINE, CaptureRecord
 from functions.training.train import Bundle
 from slipway.local.events import FakeLambdaContext, proxy_event
 from slipway.names import ResourceNames
+from tests.capture_lines import capture_lines
 from tests.conftest import example_row
 
 
@@ -27,7 +28,7 @@ def _capture_lines(text: str) -> list[CaptureRecord]:
     return [CaptureRecord.model_validate_json(line) for line in text.splitlines() if CAPTURE_MARKER in line]
 
 
-def test_a_sampled_request_writes_one_capture_record_per_row(
+def test_a_sampled_request_writes_its_rows_as_columns(
     live_bundle: Bundle, handler_module: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = [example_row(live_bundle, i) for i in range(3)]
@@ -35,13 +36,38 @@ def test_a_sampled_request_writes_one_capture_record_per_row(
     capsys.readouterr()
     status, headers, body = _call(handler_module, "POST", "/predict", {"instances": rows})
     assert status == 200
-    records = _capture_lines(capsys.readouterr().out)
-    assert [r.row for r in records] == [0, 1, 2]
-    assert {r.request_id for r in records} == {headers["X-Request-Id"]}
-    assert all(r.model_version == live_bundle.version for r in records)
-    assert records[1].features["worst_area"] is None and records[1].imputed == ["worst_area"]
-    assert records[0].features["mean_radius"] == rows[0]["mean_radius"]
-    assert [r.label for r in records] == [p["label"] for p in body["predictions"]]
+    (record,) = _capture_lines(capsys.readouterr().out)
+    assert (record.request_id, record.first_row, record.rows) == (headers["X-Request-Id"], 0, 3)
+    assert record.model_version == live_bundle.version
+    assert list(record.features) == live_bundle.manifest.feature_spec.names
+    assert record.features["worst_area"][1] is None and record.imputed == [[], ["worst_area"], []]
+    assert record.features["mean_radius"] == [row["mean_radius"] for row in rows]
+    assert record.label == [p["label"] for p in body["predictions"]]
+    assert record.probabilities is not None
+    assert [
+        dict(zip(record.probabilities, p, strict=True)) for p in zip(*record.probabilities.values(), strict=True)
+    ] == [p["probabilities"] for p in body["predictions"]]
+    assert record.value is None and record.fallback == [None, None, None]
+    expanded = list(record.row_records())
+    assert [r.row for r in expanded] == [0, 1, 2] and expanded[1].imputed == ["worst_area"]
+    assert expanded[2].features["mean_radius"] == rows[2]["mean_radius"]
+
+
+def test_a_large_request_is_written_in_lines_of_rows_per_line(
+    live_bundle: Bundle, handler_module: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [example_row(live_bundle, i) for i in range(ROWS_PER_LINE * 2 + 7)]
+    capsys.readouterr()
+    status, _, body = _call(handler_module, "POST", "/predict", {"instances": rows})
+    assert status == 200
+    out = capsys.readouterr().out
+    records = _capture_lines(out)
+    assert [(r.first_row, r.rows) for r in records] == [(0, ROWS_PER_LINE), (ROWS_PER_LINE, ROWS_PER_LINE),
+                                                        (2 * ROWS_PER_LINE, 7)]  # fmt: skip
+    expanded = [row for record in records for row in record.row_records()]
+    assert [r.row for r in expanded] == list(range(len(rows)))
+    assert [r.label for r in expanded] == [p["label"] for p in body["predictions"]]
+    assert [r.features["mean_radius"] for r in expanded] == [row["mean_radius"] for row in rows]
 
 
 def test_sampling_rate_zero_writes_nothing(live_bundle: Bundle, handler_module: Any, capsys: Any) -> None:
@@ -55,9 +81,8 @@ def test_sampling_rate_zero_writes_nothing(live_bundle: Bundle, handler_module: 
 def _store_capture(names: ResourceNames, request_id: str) -> None:
     store = factory.monitoring_store(names.artifacts_bucket)
     now = datetime.now(UTC)
-    line = json.dumps({CAPTURE_MARKER: 1, "request_id": request_id, "row": 0, "time": now.isoformat(),
-                       "model_version": "v", "features": {}}).encode()  # fmt: skip
-    store.put_capture(now, "test.jsonl", [line])
+    lines = capture_lines(request_id=request_id, time=now.isoformat(), model_version="v", features=[{"x": 1.0}])
+    store.put_capture(now, "test.jsonl", lines)
 
 
 def test_feedback_is_stored_and_unknown_ids_reported(

@@ -12,33 +12,35 @@ import numpy as np
 import pytest
 
 from functions.adapters import factory
-from functions.core.capture import CAPTURE_MARKER
 from functions.core.events import DRIFT_DETECTED
 from functions.core.feedback import FeedbackItem
 from functions.training.train import Bundle, load_recipe
 from slipway.environments import monitor_environment
 from slipway.names import ResourceNames
 from slipway.settings import load_settings
+from tests.capture_lines import capture_lines
 
 NOW = datetime(2026, 1, 5, 10, 7, tzinfo=UTC)
 HOUR = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def _capture(bundle: Bundle, names: ResourceNames, *, rows: int, shift: dict[str, float]) -> list[str]:
+def _capture(bundle: Bundle, names: ResourceNames, *, rows: int, shift: dict[str, float]) -> list[tuple[str, int]]:
+    """`rows` served rows as requests of 10 rows each; the (request id, row) of every row."""
     columns, target = load_recipe().load_data()
     rng = np.random.default_rng(0)
     picks = rng.integers(0, len(target), rows)
+    classes = bundle.manifest.classes or ()
     lines, ids = [], []
-    for i, index in enumerate(picks):
-        features = {name: float(values[index]) * (1 + shift.get(name, 0.0)) for name, values in columns.items()}
-        request_id = f"req-{i}"
-        ids.append(request_id)
-        time = HOUR + timedelta(seconds=i % 3600)
-        record = {CAPTURE_MARKER: 1, "request_id": request_id, "row": 0, "time": time.isoformat(),
-                  "model_version": bundle.version, "features": features, "label": str(target[index]),
-                  "probabilities": {c: 0.5 for c in bundle.manifest.classes or ()}, "value": None,
-                  "imputed": [], "out_of_range": [], "fallback": None}  # fmt: skip
-        lines.append(json.dumps(record).encode())
+    for start in range(0, rows, 10):
+        part = picks[start : start + 10]
+        request_id = f"req-{start}"
+        ids += [(request_id, row) for row in range(len(part))]
+        time = HOUR + timedelta(seconds=start % 3600)
+        features = [{name: float(values[i]) * (1 + shift.get(name, 0.0)) for name, values in columns.items()}
+                    for i in part]  # fmt: skip
+        lines += capture_lines(request_id=request_id, time=time.isoformat(), model_version=bundle.version,
+                               features=features, labels=[str(target[i]) for i in part],
+                               probabilities=[{c: 0.5 for c in classes} for _ in part], rows_per_line=4)  # fmt: skip
     store = factory.monitoring_store(names.artifacts_bucket)
     half = len(lines) // 2
     store.put_capture(HOUR, "part-1", lines[:half])
@@ -79,7 +81,8 @@ def test_shifted_capture_gives_drift_metrics_reports_and_an_event(
         live_bundle, names, rows=600, shift={"mean_radius": 0.5, "worst_texture": 0.6, "mean_smoothness": 0.4}
     )
     store = factory.monitoring_store(names.artifacts_bucket)
-    store.put_feedback([FeedbackItem(request_id=i, label="benign") for i in ids[:100]], HOUR + timedelta(minutes=30))
+    feedback = [FeedbackItem(request_id=i, row=row, label="benign") for i, row in ids[:100]]
+    store.put_feedback(feedback, HOUR + timedelta(minutes=30))
     capsys.readouterr()
     summary = monitor.monitor(NOW)
     assert summary["verdict"] == "drift"
