@@ -24,7 +24,6 @@ from infra.bundling import FUNCTIONS_DIR, inference_bundling, inference_package_
 from infra.log_retention import retention
 from infra.nag import acknowledge
 from infra.observability import Observability
-from slipway.local.async_jobs import DEAD_LETTER_RETENTION_SECONDS, visibility_timeout_seconds
 from slipway.names import ResourceNames
 from slipway.settings import StageSettings
 
@@ -72,7 +71,7 @@ class AsyncJobs(Construct):
             queue_name=names.dead_letter_queue,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=Duration.seconds(DEAD_LETTER_RETENTION_SECONDS),
+            retention_period=Duration.seconds(settings.async_jobs.dead_letter_retention_seconds),
             visibility_timeout=Duration.seconds(6 * 60),
         )
         acknowledge(
@@ -87,7 +86,7 @@ class AsyncJobs(Construct):
             queue_name=names.requests_queue,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            visibility_timeout=Duration.seconds(visibility_timeout_seconds(settings)),
+            visibility_timeout=Duration.seconds(settings.async_jobs.visibility_timeout_seconds),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=jobs.max_receive_count
             ),

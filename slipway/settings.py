@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -205,6 +205,14 @@ class AsyncSettings(_Section):
     visibility_timeout_factor: int = Field(6, ge=2, le=12, description="Queue visibility = factor x worker timeout.")
     dead_letter_alarm_threshold: int = Field(1, ge=1, description="Dead letters that fire the DLQ-depth alarm.")
     result_retention_days: int = Field(7, ge=1, le=3650, description="Days async requests and results are kept.")
+
+    # SQS's longest retention: a message even the fallback cannot handle waits there for a fix.
+    dead_letter_retention_seconds: ClassVar[int] = 14 * 24 * 3600
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """The requests queue's visibility timeout: a multiple of the worker's timeout (AWS recommends 6)."""
+        return self.worker_timeout_seconds * self.visibility_timeout_factor
 
 
 class BatchSettings(_Section):

@@ -15,22 +15,15 @@ from slipway.local.sqs import SqsEventSource
 from slipway.names import ResourceNames
 from slipway.settings import StageSettings
 
-DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
 WORKER_MODULE = "functions.inference.async_worker"
 FALLBACK_MODULE = "functions.inference.async_fallback"
-
-
-def visibility_timeout_seconds(settings: StageSettings) -> int:
-    """The requests queue's visibility timeout: a multiple of the worker's timeout (AWS recommends 6)."""
-    jobs = settings.async_jobs
-    return jobs.worker_timeout_seconds * jobs.visibility_timeout_factor
 
 
 def create_queues(sqs: Any, settings: StageSettings, names: ResourceNames) -> tuple[str, str]:
     """Create the dead-letter queue and the requests queue with its redrive policy; their URLs."""
     dead_letters = sqs.create_queue(
         QueueName=names.dead_letter_queue,
-        Attributes={"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)},
+        Attributes={"MessageRetentionPeriod": str(settings.async_jobs.dead_letter_retention_seconds)},
     )["QueueUrl"]
     dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -39,7 +32,7 @@ def create_queues(sqs: Any, settings: StageSettings, names: ResourceNames) -> tu
     requests = sqs.create_queue(
         QueueName=names.requests_queue,
         Attributes={
-            "VisibilityTimeout": str(visibility_timeout_seconds(settings)),
+            "VisibilityTimeout": str(settings.async_jobs.visibility_timeout_seconds),
             "RedrivePolicy": json.dumps(redrive),
         },
     )["QueueUrl"]
