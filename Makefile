@@ -33,7 +33,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-synth: install  ## Templates for every stage in cdk.out/, with the Lambda packages built.
+synth: install  ## Templates of $(STAGE) in cdk.out/, Lambda packages built, cdk-nag checked.
 	$(CDK) synth --quiet -c stage=$(STAGE)
 
 deploy: install
