@@ -56,16 +56,11 @@ live_model = LiveModel(
 PredictRequest = predict_request_model(config.max_instances)
 
 # Routes of later components are added here, each by one call such as
-# `feedback_routes.register(app, live_model=live_model, metrics=metrics)`, before the freeze below.
+# `feedback_routes.register(app, live_model=live_model, metrics=metrics)`, before the freeze at the end.
 async_routes.register(app, live_model=live_model, metrics=metrics, request_model=PredictRequest)
 feedback_routes.register(app, metrics=metrics, bucket=config.artifacts_bucket)
 capture = Capture(sampling_rate=config.capture_sampling_rate)
 
-# Load the live model during init (boosted CPU, and done before traffic under provisioned
-# concurrency), then exempt everything built so far from garbage collection, so that the
-# objects a 1,000-row request allocates never trigger a scan of the whole init-time heap.
-live_model.current()
-gc.freeze()
 OPENAPI_TITLE = "Slipway inference API"
 JSON = content_types.APPLICATION_JSON
 PREDICT_PATH = "/predict"
@@ -219,3 +214,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if too_large is not None:
         return too_large
     return app.resolve(event, context)
+
+
+# Load the live model during init (boosted CPU, and done before traffic under provisioned
+# concurrency), then exempt everything built so far from garbage collection, so that the
+# objects a 1,000-row request allocates never trigger a scan of the whole init-time heap.
+live_model.current()
+gc.freeze()
