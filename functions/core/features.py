@@ -170,11 +170,13 @@ class EncodedBatch:
 
     @property
     def imputation_count(self) -> int:
-        return sum(len(names) for names in self.imputed)
+        if self.missing is not None:
+            return int(self.missing.sum())
+        return sum(map(len, self.imputed))
 
     @property
     def out_of_range_count(self) -> int:
-        return sum(len(names) for names in self.out_of_range)
+        return sum(map(len, self.out_of_range))
 
 
 _NUMERIC_TYPES = (int, float)
@@ -210,6 +212,8 @@ class CompiledSpec:
         """Turn request rows into model input; raise InvalidRequest naming every broken field."""
         if not rows:
             raise InvalidRequest(f"{loc} must hold at least one row", [FieldError((loc,), "too_short", "no rows")])
+        if all(type(row) is dict for row in rows) and self._known.issuperset(set().union(*rows)):
+            return self._encode_checked(rows, loc)
         errors: list[FieldError] = []
         known = self._known
         for index, row in enumerate(rows):
@@ -221,6 +225,10 @@ class CompiledSpec:
                     errors.append(FieldError((loc, index, name), "unknown_feature", _unknown_message(name, self.names)))
         if errors:
             raise _invalid(errors)
+        return self._encode_checked(rows, loc)
+
+    def _encode_checked(self, rows: Sequence[Mapping[str, Any]], loc: str) -> EncodedBatch:
+        """Encode rows that are objects naming only known features."""
         if self._all_numeric:
             batch = self._encode_numeric(rows)
             if batch is not None:
