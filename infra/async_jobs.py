@@ -20,15 +20,14 @@ from constructs import Construct, IConstruct
 
 from functions.core import layout
 from infra.batch_definition import batch_definition
-from infra.bundling import FUNCTIONS_DIR, inference_bundling, inference_package_hash
+from infra.bundling import INFERENCE_PACKAGE
+from infra.lambda_function import package_code, python_function
 from infra.log_retention import retention
 from infra.nag import acknowledge
 from infra.observability import Observability
 from slipway.names import ResourceNames
 from slipway.settings import StageSettings
 
-_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
-_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 _GET, _PUT, _LIST = "s3:GetObject", "s3:PutObject", "s3:ListBucket"
 _PREFIXES = (
     layout.MODELS_PREFIX,
@@ -59,11 +58,7 @@ class AsyncJobs(Construct):
         self._environment = environment
         self._log_removal = RemovalPolicy.RETAIN if settings.storage.retain_data else RemovalPolicy.DESTROY
         inference = settings.inference
-        self._code = lambda_.Code.from_asset(
-            str(FUNCTIONS_DIR),
-            asset_hash=inference_package_hash(architecture=inference.architecture, runtime=inference.runtime),
-            bundling=inference_bundling(architecture=inference.architecture, runtime=inference.runtime),
-        )
+        self._code = package_code(INFERENCE_PACKAGE, architecture=inference.architecture, runtime=inference.runtime)
         jobs = settings.async_jobs
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -324,52 +319,23 @@ class AsyncJobs(Construct):
         self, construct_id: str, name: str, handler: str, description: str, *, memory_mb: int, timeout_seconds: int
     ) -> lambda_.Function:
         inference = self._settings.inference
-        log_group = logs.LogGroup(
-            self,
-            f"{construct_id}Logs",
-            log_group_name=f"/aws/lambda/{name}",
-            retention=retention(self._settings.logs.retention_days),
-            removal_policy=self._log_removal,
-        )
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{name}: its logs and traces, and the grants listed in infra/async_jobs.py",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            )
-        )
-        function = lambda_.Function(
+        return python_function(
             self,
             construct_id,
-            function_name=name,
+            name=name,
             description=description,
-            runtime=_RUNTIMES[inference.runtime],
-            architecture=_ARCHITECTURES[inference.architecture],
             handler=handler,
             code=self._code,
-            memory_size=memory_mb,
-            timeout=Duration.seconds(timeout_seconds),
-            tracing=lambda_.Tracing.ACTIVE,
-            role=role,
-            log_group=log_group,
+            runtime=inference.runtime,
+            architecture=inference.architecture,
+            memory_mb=memory_mb,
+            timeout_seconds=timeout_seconds,
             environment=self._environment,
-        )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
-            "support no resource-level permissions, so AWS requires Resource '*'.",
-        )
-        acknowledge(
-            function,
-            "AwsSolutions-L1",
-            "The runtime is the pinned stage setting inference.runtime, matched to the manylinux wheels bundled "
-            "for it (the same package as the inference function).",
-        )
-        return function
+            log_retention_days=self._settings.logs.retention_days,
+            log_removal=self._log_removal,
+            role_description=f"{name}: its logs and traces, and the grants listed in infra/async_jobs.py",
+            runtime_reason=(
+                "The runtime is the pinned stage setting inference.runtime, matched to the manylinux wheels bundled "
+                "for it (the same package as the inference function)."
+            ),
+        ).function

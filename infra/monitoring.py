@@ -6,7 +6,6 @@ from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_logs_destinations as log_destinations
 from aws_cdk import aws_s3 as s3
@@ -17,9 +16,9 @@ from constructs import Construct
 from functions.core import telemetry
 from functions.core.capture import CAPTURE_FILTER_PATTERN
 from functions.core.layout import CAPTURE_PREFIX
-from infra.bundling import FUNCTIONS_DIR, PackageSpec, package_hash, python_bundling
+from infra.bundling import FUNCTIONS_DIR, PackageSpec
+from infra.lambda_function import package_code, python_function
 from infra.log_retention import retention
-from infra.nag import acknowledge
 from infra.observability import PERIOD, Observability
 from slipway.names import ResourceNames
 from slipway.settings import InferenceSettings, MonitorSettings
@@ -31,8 +30,6 @@ MONITOR_PACKAGE = PackageSpec(
     requirements=FUNCTIONS_DIR / "monitor" / "requirements.txt",
 )
 CAPTURE_ERRORS_PREFIX = "capture-errors/"
-_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
-_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
 class Monitoring(Construct):
@@ -130,63 +127,28 @@ class Monitoring(Construct):
         )
 
         # -- the monitor function ---------------------------------------------------------
-        self.log_group = logs.LogGroup(
-            self,
-            "MonitorLogs",
-            log_group_name=f"/aws/lambda/{names.monitor_function}",
-            retention=retention(log_retention_days),
-            removal_policy=log_removal,
-        )
-        self.role = iam.Role(
-            self,
-            "MonitorRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{names.monitor_function}: capture, feedback and manifest reads, report writes, events",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            )
-        )
-        self.function = lambda_.Function(
+        made = python_function(
             self,
             "Monitor",
-            function_name=names.monitor_function,
+            name=names.monitor_function,
             description="Slipway drift monitor: capture window vs the live model's baseline, live quality",
-            runtime=_RUNTIMES[inference.runtime],
-            architecture=_ARCHITECTURES[inference.architecture],
             handler=MONITOR_HANDLER,
-            code=lambda_.Code.from_asset(
-                str(FUNCTIONS_DIR),
-                asset_hash=package_hash(
-                    MONITOR_PACKAGE, architecture=inference.architecture, runtime=inference.runtime
-                ),
-                bundling=python_bundling(
-                    MONITOR_PACKAGE, architecture=inference.architecture, runtime=inference.runtime
-                ),
-            ),
-            memory_size=monitor.memory_mb,
-            timeout=Duration.seconds(monitor.timeout_seconds),
+            code=package_code(MONITOR_PACKAGE, architecture=inference.architecture, runtime=inference.runtime),
+            runtime=inference.runtime,
+            architecture=inference.architecture,
+            memory_mb=monitor.memory_mb,
+            timeout_seconds=monitor.timeout_seconds,
             # One cycle at a time: two overlapping runs would write the same report twice.
-            reserved_concurrent_executions=1,
-            tracing=lambda_.Tracing.ACTIVE,
-            role=self.role,
-            log_group=self.log_group,
+            reserved_concurrency=1,
             environment=environment,
+            log_retention_days=log_retention_days,
+            log_removal=log_removal,
+            role_description=(f"{names.monitor_function}: capture, feedback and manifest reads, report writes, events"),
+            runtime_reason=(
+                "The runtime is the pinned stage setting inference.runtime, matched to the bundled manylinux wheels."
+            ),
         )
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
-            "support no resource-level permissions, so AWS requires Resource '*'.",
-        )
-        acknowledge(
-            self.function,
-            "AwsSolutions-L1",
-            "The runtime is the pinned stage setting inference.runtime, matched to the bundled manylinux wheels.",
-        )
+        self.function, self.role, self.log_group = made.function, made.role, made.log_group
 
         self.schedule_role = iam.Role(
             self,

@@ -24,7 +24,8 @@ from constructs import Construct
 
 from functions.core import layout
 from functions.core.events import DRIFT_DETECTED, event_source
-from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec, package_hash, python_bundling
+from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec
+from infra.lambda_function import package_code, python_function
 from infra.log_retention import retention
 from infra.nag import acknowledge
 from infra.retrain_definition import RetrainSteps, SageMakerTraining, retrain_definition
@@ -56,8 +57,6 @@ STEP_HANDLERS = {
     "register": "functions.retrain.handler.register_handler",
     "promote": "functions.retrain.handler.promote_handler",
 }
-_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
-_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
 class Retrain(Construct):
@@ -270,12 +269,7 @@ class Retrain(Construct):
         return tail.lstrip("/") if isinstance(tail, str) and tail.endswith("*") else None
 
     def _code(self, spec: PackageSpec) -> lambda_.Code:
-        arch, runtime = self._inference.architecture, self._inference.runtime
-        return lambda_.Code.from_asset(
-            str(FUNCTIONS_DIR),
-            asset_hash=package_hash(spec, architecture=arch, runtime=runtime),
-            bundling=python_bundling(spec, architecture=arch, runtime=runtime),
-        )
+        return package_code(spec, architecture=self._inference.architecture, runtime=self._inference.runtime)
 
     def _function(
         self,
@@ -288,65 +282,37 @@ class Retrain(Construct):
         timeout_seconds: int,
     ) -> lambda_.Function:
         name = self._names.retrain_function(step)
-        construct_id = step.capitalize()
-        log_group = logs.LogGroup(
+        made = python_function(
             self,
-            f"{construct_id}Logs",
-            log_group_name=f"/aws/lambda/{name}",
-            retention=retention(self._log_retention_days),
-            removal_policy=self._log_removal,
-        )
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{name}: its own logs and traces and only the objects its step reads and writes",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
-            )
-        )
-        for actions, resources in grants:
-            role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
-        function = lambda_.Function(
-            self,
-            construct_id,
-            function_name=name,
+            step.capitalize(),
+            name=name,
             description=f"Slipway retrain: {step}",
-            runtime=_RUNTIMES[self._inference.runtime],
-            architecture=_ARCHITECTURES[self._inference.architecture],
             handler=handler,
             code=code,
-            memory_size=memory_mb,
-            timeout=Duration.seconds(timeout_seconds),
-            tracing=lambda_.Tracing.ACTIVE,
-            role=role,
-            log_group=log_group,
+            runtime=self._inference.runtime,
+            architecture=self._inference.architecture,
+            memory_mb=memory_mb,
+            timeout_seconds=timeout_seconds,
             environment=self._environment,
-        )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no "
-            "resource-level permissions, so AWS requires Resource '*'.",
+            log_retention_days=self._log_retention_days,
+            log_removal=self._log_removal,
+            role_description=f"{name}: its own logs and traces and only the objects its step reads and writes",
+            runtime_reason=(
+                "The runtime is the pinned stage setting inference.runtime, matched to the manylinux wheels bundled "
+                "for it; moving to a newer runtime is a settings change once the pinned wheels exist for it."
+            ),
+            statements=[iam.PolicyStatement(actions=actions, resources=resources) for actions, resources in grants],
         )
         for prefix in sorted(
             {r.rsplit("/", 1)[0] for _, resources in grants for r in map(self._literal, resources) if r}
         ):
             acknowledge(
-                role,
+                made.role,
                 f"AwsSolutions-IAM5[Resource::<{self._bucket_id}.Arn>/{prefix}/*]",
                 f"Only the {prefix}/ prefix of the artifacts bucket: run tables, candidate bundles, model bundles "
                 "and gate decisions are keyed by run id or content hash, unknown until the pipeline runs.",
             )
-        acknowledge(
-            function,
-            "AwsSolutions-L1",
-            "The runtime is the pinned stage setting inference.runtime, matched to the manylinux wheels bundled "
-            "for it; moving to a newer runtime is a settings change once the pinned wheels exist for it.",
-        )
-        return function
+        return made.function
 
     def _sagemaker(self, retrain: RetrainSettings, bucket: s3.IBucket) -> SageMakerTraining:
         """The managed engine's role and job settings (engine 'sagemaker'; see docs/retrain.md)."""

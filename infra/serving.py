@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
@@ -12,7 +12,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.bundling import FUNCTIONS_DIR, inference_bundling, inference_package_hash
+from infra.bundling import INFERENCE_PACKAGE
+from infra.lambda_function import package_code, python_function
 from infra.log_retention import retention
 from infra.nag import acknowledge
 from slipway.names import ResourceNames
@@ -42,9 +43,6 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "feedback"),
 )
 
-_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
-_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
-
 
 class Serving(Construct):
     """Inference Lambda (alias `live`, optional autoscaled provisioned concurrency) behind API Gateway.
@@ -69,63 +67,29 @@ class Serving(Construct):
         super().__init__(scope, construct_id)
         log_removal = RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY
 
-        self.log_group = logs.LogGroup(
-            self,
-            "FunctionLogs",
-            log_group_name=f"/aws/lambda/{names.inference_function}",
-            retention=retention(log_retention_days),
-            removal_policy=log_removal,
-        )
-        self.role = iam.Role(
-            self,
-            "FunctionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{names.inference_function}: logs, traces, model bundles and the live pointer only",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            )
-        )
-
-        self.function = lambda_.Function(
+        made = python_function(
             self,
             "Function",
-            function_name=names.inference_function,
+            name=names.inference_function,
             description="Slipway inference: scores rows with the live ONNX model bundle",
-            runtime=_RUNTIMES[inference.runtime],
-            architecture=_ARCHITECTURES[inference.architecture],
             handler=HANDLER,
-            code=lambda_.Code.from_asset(
-                str(FUNCTIONS_DIR),
-                asset_hash=inference_package_hash(architecture=inference.architecture, runtime=inference.runtime),
-                bundling=inference_bundling(architecture=inference.architecture, runtime=inference.runtime),
-            ),
-            memory_size=inference.memory_mb,
-            timeout=Duration.seconds(inference.timeout_seconds),
-            reserved_concurrent_executions=inference.reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
-            role=self.role,
-            log_group=self.log_group,
+            code=package_code(INFERENCE_PACKAGE, architecture=inference.architecture, runtime=inference.runtime),
+            runtime=inference.runtime,
+            architecture=inference.architecture,
+            memory_mb=inference.memory_mb,
+            timeout_seconds=inference.timeout_seconds,
+            reserved_concurrency=inference.reserved_concurrency,
             environment=environment,
+            log_retention_days=log_retention_days,
+            log_removal=log_removal,
+            role_description=f"{names.inference_function}: logs, traces, model bundles and the live pointer only",
+            runtime_reason=(
+                "The runtime is a pinned stage setting (inference.runtime: python3.12 or python3.13) matched to the "
+                "manylinux wheels bundled for it; moving to a newer runtime is a settings change once the pinned "
+                "onnxruntime/numpy wheels exist and pass the tests for it."
+            ),
         )
-        # X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions.
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
-            "support no resource-level permissions, so AWS requires Resource '*'.",
-        )
-
-        acknowledge(
-            self.function,
-            "AwsSolutions-L1",
-            "The runtime is a pinned stage setting (inference.runtime: python3.12 or python3.13) matched to the "
-            "manylinux wheels bundled for it; moving to a newer runtime is a settings change once the pinned "
-            "onnxruntime/numpy wheels exist and pass the tests for it.",
-        )
+        self.function, self.role, self.log_group = made.function, made.role, made.log_group
 
         self.alias = lambda_.Alias(
             self,
