@@ -236,11 +236,6 @@ def _files_of(paths: Iterable[Path]) -> Iterable[Path]:
             )
 
 
-def inference_package_hash(*, architecture: str, runtime: str) -> str:
-    """Content hash of everything the package is built from, so CDK rebuilds only when it changes."""
-    return package_hash(INFERENCE_PACKAGE, architecture=architecture, runtime=runtime)
-
-
 def package_hash(spec: PackageSpec, *, architecture: str, runtime: str) -> str:
     """Content hash of everything `spec`'s package is built from (sources, requirements, this builder)."""
     digest = hashlib.sha256(f"{architecture}|{runtime}".encode())
@@ -265,11 +260,6 @@ class LocalPythonBundling:
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: object) -> bool:
         build_package(self.spec, Path(output_dir), architecture=self.architecture, runtime=self.runtime)
         return True
-
-
-def inference_bundling(*, architecture: str, runtime: str) -> BundlingOptions:
-    """Bundling options whose Docker image is required by CDK but never used."""
-    return python_bundling(INFERENCE_PACKAGE, architecture=architecture, runtime=runtime)
 
 
 def python_bundling(spec: PackageSpec, *, architecture: str, runtime: str) -> BundlingOptions:
