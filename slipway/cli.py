@@ -122,46 +122,61 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = LocalStack(stage=args.stage, host=args.host, port=args.port, aws_port=args.aws_port or DEFAULT_AWS_PORT)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"Starting the Slipway local stack (stage {args.stage}): moto, example model, gateway ...", flush=True)
+    terminal = sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=terminal, flush=True)
+
+    say(f"Starting the Slipway local stack (stage {args.stage}): moto, example model, gateway ...")
+    # The background functions (worker, monitor, pipeline steps) log and publish metrics on
+    # stdout as they would in Lambda: that goes to a log file; the terminal keeps the requests.
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    with (stack.log_dir / "services.log").open("a", encoding="utf-8") as services_log:
+        sys.stdout = services_log
+        try:
+            return _serve(stack, stop, say)
+        finally:
+            sys.stdout = terminal
+
+
+def _serve(stack: Any, stop: threading.Event, say: Any) -> int:
     try:
-        stack.start(access_log=lambda line: print(f"  {line}", flush=True))
+        stack.start(access_log=lambda line: say(f"  {line}"))
     except OSError as exc:
         stack.stop()
         print(f"slipway: cannot listen: {exc}. Choose other ports with --port / --aws-port.", file=sys.stderr)
         return EXIT_FAILED
     try:
-        _print_banner(stack)
+        say(_banner(stack))
         stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nStopping ...", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short
+        say("\nStopping ...")
         stack.stop()
-    print("Stopped.")
+    say("Stopped.")
     return 0
 
 
-def _print_banner(stack: Any) -> None:
+def _banner(stack: Any) -> str:
     from slipway.target import resolve
 
     manifest = resolve(stack.stage).registry().store.get_manifest(stack.live_version)
     example = {f.name: f.impute for f in manifest.feature_spec.features if f.required}
     body = json.dumps({"instances": [example]})
     score = manifest.metrics[manifest.metric]
-    print(
-        f"""
+    return f"""
 Slipway is serving model {manifest.version} ({manifest.task}, {manifest.metric} {score:.3f} on holdout).
 
   API    {stack.url}   POST /predict  GET /model  GET /health  GET /openapi.json
   AWS    export AWS_ENDPOINT_URL={stack.aws_endpoint}   (moto: other slipway commands use it)
-  logs   {stack.function_log_path}
+  logs   {stack.log_dir}/ (inference.log: the API function; services.log: worker, monitor, pipeline)
 
 Try it:
   curl -s {stack.url}/predict -H 'Content-Type: application/json' -d '{body}'
 
-Press Ctrl-C to stop.""",
-        flush=True,
-    )
+Press Ctrl-C to stop."""
 
 
 def cmd_train(args: argparse.Namespace) -> int:
