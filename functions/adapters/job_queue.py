@@ -50,7 +50,7 @@ def redrive(sqs: Any, *, dead_letter_url: str, target_url: str, limit: int | Non
             sqs.send_message(QueueUrl=target_url, MessageBody=message["Body"])
             sqs.delete_message(QueueUrl=dead_letter_url, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=dead_letter_url, AttributeNames=["ApproximateNumberOfMessages"]
-    )["Attributes"]
+    attributes = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ]
     return RedriveReport(moved=moved, remaining=int(attributes.get("ApproximateNumberOfMessages", 0)))
