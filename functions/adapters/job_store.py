@@ -6,10 +6,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from functions.adapters.s3_objects import error_code, exists, get_bytes
 from functions.core import layout
 from functions.core.jobs import JobRequest, JobResult
 
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _ALREADY_WRITTEN = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
 
@@ -33,13 +33,7 @@ class S3JobStore:
         return None if raw is None else JobRequest.model_validate_json(raw)
 
     def has_request(self, job_id: str) -> bool:
-        try:
-            self._s3.head_object(Bucket=self._bucket, Key=layout.async_request_key(job_id))
-        except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                return False
-            raise
-        return True
+        return exists(self._s3, self._bucket, layout.async_request_key(job_id))
 
     def put_result(self, result: JobResult) -> bool:
         # If-None-Match: "*" makes S3 refuse the write when a result exists: a redelivered
@@ -53,7 +47,7 @@ class S3JobStore:
                 IfNoneMatch="*",
             )
         except ClientError as exc:
-            if _code(exc) in _ALREADY_WRITTEN:
+            if error_code(exc) in _ALREADY_WRITTEN:
                 return False
             raise
         return True
@@ -64,12 +58,6 @@ class S3JobStore:
 
     def _get(self, key: str) -> bytes | None:
         try:
-            return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
-        except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                return None
-            raise
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+            return get_bytes(self._s3, self._bucket, key)
+        except KeyError:
+            return None

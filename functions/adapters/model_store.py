@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from functions.adapters.s3_objects import exists, get_bytes
 from functions.core import layout
 from functions.core.errors import BundleError
 from functions.core.manifest import Manifest
-
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 
 class S3ModelStore:
@@ -56,18 +53,7 @@ class S3ModelStore:
         return sorted(versions)
 
     def _get(self, key: str) -> bytes:
-        try:
-            return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
-                raise KeyError(key) from exc
-            raise
+        return get_bytes(self._s3, self._bucket, key)
 
     def _exists(self, key: str) -> bool:
-        try:
-            self._s3.head_object(Bucket=self._bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
-                return False
-            raise
-        return True
+        return exists(self._s3, self._bucket, key)

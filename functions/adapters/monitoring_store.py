@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
+from functions.adapters.s3_objects import get_bytes
 from functions.core.capture import CapturedRow, CaptureRecord
 from functions.core.feedback import FeedbackItem, StoredFeedback, feedback_key, latest_labels
 from functions.core.labelled import LabelledRow
@@ -151,12 +151,7 @@ class S3MonitoringStore:
                 yield entry["Key"]
 
     def _get(self, key: str) -> bytes:
-        try:
-            return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
-                raise KeyError(key) from exc
-            raise
+        return get_bytes(self._s3, self._bucket, key)
 
 
 class S3LabelledRowSource:

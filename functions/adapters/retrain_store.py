@@ -5,14 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from functions.adapters.s3_objects import get_bytes
 from functions.core import layout
 from functions.core.gate import GateDecision
 from functions.core.labelled import LabelledRowSource
 from functions.core.manifest import Manifest
-
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 
 class S3RetrainStore:
@@ -24,12 +21,7 @@ class S3RetrainStore:
 
     def get(self, key: str) -> bytes:
         """An object's bytes; KeyError when it does not exist."""
-        try:
-            return bytes(self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
-                raise KeyError(key) from exc
-            raise
+        return get_bytes(self._s3, self.bucket, key)
 
     def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)

@@ -1,0 +1,36 @@
+"""Reading S3 objects the way every store here needs: bytes, or KeyError when the key is absent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+# What S3 answers for a missing key: GetObject says NoSuchKey, HeadObject a bare 404.
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def error_code(exc: ClientError) -> str:
+    """The error code of an AWS error."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def get_bytes(s3: Any, bucket: str, key: str) -> bytes:
+    """The object's bytes; KeyError when it does not exist."""
+    try:
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        if error_code(exc) in _NOT_FOUND:
+            raise KeyError(key) from exc
+        raise
+
+
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the object exists."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if error_code(exc) in _NOT_FOUND:
+            return False
+        raise
+    return True
