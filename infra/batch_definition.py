@@ -16,7 +16,6 @@ writes the SUCCEEDED/FAILED result files; nothing here reads them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from functions.core import layout
@@ -91,7 +90,3 @@ def batch_definition(*, plan_function: str, score_function: str, bucket: str, ma
         "StartAt": "Plan",
         "States": states,
     }
-
-
-def batch_definition_json(**kwargs: Any) -> str:
-    return json.dumps(batch_definition(**kwargs), indent=1)

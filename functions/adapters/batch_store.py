@@ -29,6 +29,3 @@ class S3BatchStore:
         self._s3.put_object(
             Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=dict(metadata or {})
         )
-
-    def head_metadata(self, key: str) -> dict[str, str]:
-        return dict(self._s3.head_object(Bucket=self.bucket, Key=key).get("Metadata", {}))

@@ -12,10 +12,10 @@ import orjson
 from pydantic import ValidationError
 
 from functions.adapters.s3_objects import get_bytes
-from functions.core.capture import CapturedRow, CaptureRecord
+from functions.core.capture import CapturedRow, CaptureRecord, capture_key
 from functions.core.feedback import FeedbackItem, StoredFeedback, feedback_key, latest_labels
 from functions.core.labelled import LabelledRow
-from functions.core.layout import CAPTURE_PREFIX, FEEDBACK_PREFIX, REPORTS_PREFIX
+from functions.core.layout import FEEDBACK_PREFIX, REPORTS_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class S3MonitoringStore:
 
     def capture_keys(self, start: datetime, end: datetime) -> list[str]:
         """Capture objects of the hours overlapping [start, end), in key order."""
-        return [key for hour in hours(start, end) for key in self._keys(f"{CAPTURE_PREFIX}{hour:%Y/%m/%d/%H}/")]
+        return [key for hour in hours(start, end) for key in self._keys(capture_key(hour, ""))]
 
     def capture_lines(self, key: str) -> Iterator[bytes]:
         """The lines of one capture object, streamed (never the whole object in memory)."""
@@ -88,7 +88,7 @@ class S3MonitoringStore:
 
     def put_capture(self, hour: datetime, name: str, lines: Sequence[bytes]) -> str:
         """Write capture lines as one object of `hour` (the local stand-in for Firehose)."""
-        key = f"{CAPTURE_PREFIX}{hour:%Y/%m/%d/%H}/{name}"
+        key = capture_key(hour, name)
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=b"\n".join(lines) + b"\n")
         return key
 

@@ -35,8 +35,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -240,13 +239,3 @@ class LocalStepFunctions:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-@contextmanager
-def local_step_functions(*, region: str) -> Iterator[LocalStepFunctions]:
-    """A runner that forgets its handlers on exit."""
-    runner = LocalStepFunctions(region=region)
-    try:
-        yield runner
-    finally:
-        runner.close()
