@@ -23,7 +23,7 @@ from benchmarks.workload import Workload
 ARCHITECTURE = "arm64"
 RUNTIME = "python3.12"
 NAIVE_PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib")
-MB = 1024 * 1024
+MB = 1024 * 1024  # MiB: what Lambda's 250 MB limit (262,144,000 bytes) counts in
 PIP_TIMEOUT_S = 600
 _PIP_PLATFORM = [
     "--platform", "manylinux_2_28_aarch64",
