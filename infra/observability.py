@@ -9,15 +9,22 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.core import telemetry
+from infra.nag import acknowledge
 from slipway.names import ResourceNames
 from slipway.settings import AlarmSettings
 
 PERIOD = Duration.minutes(5)
+
+
+# Lambda's own retries of an asynchronous invocation before the event goes to the failure queue.
+RETRY_ATTEMPTS = 2
 
 
 class Observability(Construct):
@@ -84,6 +91,7 @@ class Observability(Construct):
         )
         self.alarms: list[cloudwatch.Alarm] = []
         self._serving_alarms(alarms=alarms, api=api, function=function)
+        self._failed_invocations(names)
 
     # -- the interface other components use ------------------------------------------
 
@@ -98,6 +106,43 @@ class Observability(Construct):
     def add_widgets(self, *widgets: cloudwatch.IWidget) -> None:
         """Add a row of widgets to the dashboard."""
         self.dashboard.add_widgets(*widgets)
+
+    def on_failure(self, function: lambda_.IFunction) -> None:
+        """Keep the events an asynchronously invoked function fails on (after Lambda's retries) in a queue."""
+        function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.failed_invocations), retry_attempts=RETRY_ATTEMPTS
+        )
+
+    def _failed_invocations(self, names: ResourceNames) -> None:
+        """The queue that keeps the events of failed asynchronous invocations, and its alarm."""
+        self.failed_invocations = sqs.Queue(
+            self,
+            "FailedInvocations",
+            queue_name=names.failed_invocations_queue,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.failed_invocations,
+            "AwsSolutions-SQS3",
+            "This queue is itself the failure destination of the asynchronously invoked functions (monitor, "
+            "retrain trigger, rollback watcher); its depth alarm notifies, and a message stays 14 days.",
+        )
+        self.add_alarm(
+            cloudwatch.Alarm(
+                self,
+                "FailedInvocationsAlarm",
+                alarm_description="A scheduled or event-driven function failed after its retries (see the queue)",
+                metric=self.failed_invocations.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(5), statistic="Maximum"
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
 
     def emf_metric(self, metric_name: str, *, statistic: str = "Sum") -> cloudwatch.Metric:
         """A metric the functions publish as EMF in the stage namespace with the `service` dimension."""

@@ -102,6 +102,10 @@ class SlipwayStack(Stack):
         )
         CfnOutput(self, "RetrainStateMachineArn", value=self.retrain.state_machine.state_machine_arn)
 
+        # Invoked asynchronously (Scheduler, EventBridge rules): what they fail on is kept, not lost.
+        for function in (self.monitoring.function, self.retrain.drift_trigger, self.retrain.rollback):
+            self.observability.on_failure(function)
+
         CfnOutput(self, "EndpointUrl", value=self.serving.api.url, description="Base URL of the inference API")
         if self.serving.api_key is not None:
             CfnOutput(

@@ -89,6 +89,10 @@ class ResourceNames:
         return f"{self.prefix}-dashboard"
 
     @property
+    def failed_invocations_queue(self) -> str:
+        return f"{self.prefix}-failed-invocations"
+
+    @property
     def requests_queue(self) -> str:
         return f"{self.prefix}-async-requests"
 

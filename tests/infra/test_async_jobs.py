@@ -53,9 +53,9 @@ def test_queues_are_encrypted_with_redrive_retention_and_visibility_longer_than_
         assert "deadLetterTargetArn" in requests["RedrivePolicy"]
         assert dead["MessageRetentionPeriod"] == 14 * 24 * 3600
         assert requests["VisibilityTimeout"] > worker["Timeout"] == jobs.worker_timeout_seconds
-        # TLS only, on both queues.
+        # TLS only, on both queues (and on the failed-invocations queue of the observability construct).
         policies = [p["Properties"]["PolicyDocument"] for p in resources(template, "AWS::SQS::QueuePolicy").values()]
-        assert len(policies) == 2
+        assert len(policies) == 3
         assert all(
             any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in p["Statement"])
             for p in policies

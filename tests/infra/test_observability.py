@@ -14,7 +14,11 @@ from slipway.settings import StageSettings
 def _alarms(template: Template) -> dict[str, dict[str, Any]]:
     # The serving alarms this construct owns; other components add theirs through add_alarm.
     alarms = resources(template, "AWS::CloudWatch::Alarm").items()
-    return {key: alarm["Properties"] for key, alarm in alarms if key.startswith("Observability")}
+    return {
+        key: alarm["Properties"]
+        for key, alarm in alarms
+        if key.startswith("Observability") and not key.startswith("ObservabilityFailedInvocations")
+    }
 
 
 def _alarm(template: Template, prefix: str) -> dict[str, Any]:
@@ -87,3 +91,34 @@ def test_dashboard(templates: dict[str, Template]) -> None:
     body = str(dashboard["DashboardBody"])
     for name in (telemetry.FALLBACKS, telemetry.INVALID_REQUESTS, "5XXError", "Throttles", "Latency"):
         assert name in body
+
+
+def test_asynchronously_invoked_functions_keep_their_failures_in_a_queue(templates: dict[str, Template]) -> None:
+    template = templates["dev"]
+    [(queue_id, queue)] = [
+        (key, q) for key, q in resources(template, "AWS::SQS::Queue").items() if key.startswith("ObservabilityFailed")
+    ]
+    assert queue["Properties"]["QueueName"] == "slipway-dev-failed-invocations"
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    configs = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    functions = {}
+    for config in configs:
+        properties = config["Properties"]
+        assert properties["MaximumRetryAttempts"] == 2
+        assert properties["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        functions[properties["FunctionName"]["Ref"]] = properties
+    invoked_by_schedules_and_rules = {
+        key
+        for key, fn in resources(template, "AWS::Lambda::Function").items()
+        if fn["Properties"].get("FunctionName") in
+        ("slipway-dev-monitor", "slipway-dev-retrain-trigger", "slipway-dev-retrain-rollback")
+    }  # fmt: skip
+    assert set(functions) == invoked_by_schedules_and_rules and len(functions) == 3
+    [alarm] = [
+        a["Properties"]
+        for key, a in resources(template, "AWS::CloudWatch::Alarm").items()
+        if key.startswith("ObservabilityFailedInvocationsAlarm")
+    ]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] and alarm["OKActions"]
