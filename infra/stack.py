@@ -22,7 +22,7 @@ from slipway.settings import StageSettings
 
 
 class SlipwayStack(Stack):
-    """Storage, serving and observability of one stage."""
+    """Every component of one stage: storage, serving, observability, monitoring, async jobs, retrain."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, settings: StageSettings, names: ResourceNames, **kwargs: Any
@@ -64,13 +64,9 @@ class SlipwayStack(Stack):
             function=self.serving.function,
         )
 
-        # Extension point: later components are added here, each as one construct that takes
-        # its settings as keyword arguments, gets its grants here, and registers its alarms and
-        # widgets with `self.observability.add_alarm(...)` / `add_widgets(...)`:
-        #   - Monitoring (capture subscription, hourly drift monitor)
-        #   - Retrain (EventBridge Scheduler + Step Functions pipeline)
-        #   - AsyncInference (SQS queue, worker, dead-letter queue, fallback processor);
-        #     its routes go into infra.serving.ROUTES.
+        # Each further component is one construct that takes its settings as keyword arguments,
+        # gets its grants here, and registers its alarms and widgets with
+        # `self.observability.add_alarm(...)` / `add_widgets(...)`; API routes go into infra.serving.ROUTES.
         self._add_monitoring(settings, names, bucket_id)
 
         self.async_jobs = AsyncJobs(
