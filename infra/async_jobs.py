@@ -123,22 +123,18 @@ class AsyncJobs(Construct):
             sources.SqsEventSource(self.dead_letter_queue, batch_size=jobs.batch_size, report_batch_item_failures=True)
         )
 
-        self.dead_letter_alarm = cloudwatch.Alarm(
+        self.dead_letter_alarm = observability.alarm_when_reached(
             self,
             "DeadLetterDepth",
-            alarm_description=(
+            self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=Duration.minutes(5)
+            ),
+            description=(
                 f"{names.dead_letter_queue} holds {jobs.dead_letter_alarm_threshold}+ message(s) the fallback "
                 "has not answered: inspect, fix, then `slipway redrive`"
             ),
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                statistic="Maximum", period=Duration.minutes(5)
-            ),
             threshold=jobs.dead_letter_alarm_threshold,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        observability.add_alarm(self.dead_letter_alarm)
         observability.add_widgets(
             cloudwatch.GraphWidget(
                 title="Async queues (messages)",

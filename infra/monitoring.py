@@ -195,26 +195,18 @@ class Monitoring(Construct):
             )
 
         drift = metric(telemetry.DRIFT_DETECTED)
-        self.drift_alarm = drift.create_alarm(
+        self.drift_alarm = observability.alarm_when_reached(
             self,
             "DriftDetectedAlarm",
-            alarm_description="The drift monitor found drift in the last capture window (see the HTML report)",
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            drift,
+            description="The drift monitor found drift in the last capture window (see the HTML report)",
         )
-        observability.add_alarm(self.drift_alarm)
-        self.monitor_errors_alarm = self.function.metric_errors(period=PERIOD).create_alarm(
+        self.monitor_errors_alarm = observability.alarm_when_reached(
             self,
             "MonitorErrors",
-            alarm_description="The drift monitor failed a run",
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            self.function.metric_errors(period=PERIOD),
+            description="The drift monitor failed a run",
         )
-        observability.add_alarm(self.monitor_errors_alarm)
         quality = metric(telemetry.MODEL_QUALITY, statistic="Average")
         self.quality_alarms: list[cloudwatch.Alarm] = []
         for construct_id, threshold, operator, words in (

@@ -103,6 +103,29 @@ class Observability(Construct):
         self.dashboard.add_widgets(*(widgets or (cloudwatch.AlarmWidget(alarm=alarm, title=alarm.node.id, width=8),)))
         return alarm
 
+    def alarm_when_reached(
+        self,
+        scope: Construct,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        *,
+        description: str,
+        threshold: float = 1,
+    ) -> cloudwatch.Alarm:
+        """An alarm (in `scope`) when `metric` reaches `threshold` in one period, added like add_alarm."""
+        return self.add_alarm(
+            cloudwatch.Alarm(
+                scope,
+                construct_id,
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+
     def add_widgets(self, *widgets: cloudwatch.IWidget) -> None:
         """Add a row of widgets to the dashboard."""
         self.dashboard.add_widgets(*widgets)
@@ -129,19 +152,13 @@ class Observability(Construct):
             "This queue is itself the failure destination of the asynchronously invoked functions (monitor, "
             "retrain trigger, rollback watcher); its depth alarm notifies, and a message stays 14 days.",
         )
-        self.add_alarm(
-            cloudwatch.Alarm(
-                self,
-                "FailedInvocationsAlarm",
-                alarm_description="A scheduled or event-driven function failed after its retries (see the queue)",
-                metric=self.failed_invocations.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(5), statistic="Maximum"
-                ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+        self.alarm_when_reached(
+            self,
+            "FailedInvocationsAlarm",
+            self.failed_invocations.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            description="A scheduled or event-driven function failed after its retries (see the queue)",
         )
 
     def emf_metric(self, metric_name: str, *, statistic: str = "Sum") -> cloudwatch.Metric:
