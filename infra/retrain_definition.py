@@ -26,6 +26,10 @@ TRANSIENT_ERRORS = (
     "SlowDown",
 )
 FAILED_STATE = "RetrainFailed"
+# A notification's result goes beside the run's output, never over it. `"ResultPath": None` (discard)
+# would say the same, but CDK drops nulls when it serialises the stack, so AWS would receive no
+# ResultPath at all and replace the output with SNS's answer.
+_KEEP_OUTPUT = {"ResultSelector": {"message_id.$": "$.MessageId"}, "ResultPath": "$.notification"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,7 +198,7 @@ def retrain_definition(
                     "Subject": "Slipway retrain finished",
                     "Message.$": "States.JsonToString($.decision)",
                 },
-                "ResultPath": None,
+                **_KEEP_OUTPUT,
                 "TimeoutSeconds": step_timeout_seconds,
                 "Retry": retry,
                 "Catch": _catch(),
@@ -208,7 +212,7 @@ def retrain_definition(
                     "Subject": "Slipway retrain failed; the live model is unchanged",
                     "Message.$": "States.JsonToString($.error)",
                 },
-                "ResultPath": None,
+                **_KEEP_OUTPUT,
                 "TimeoutSeconds": step_timeout_seconds,
                 "Retry": retry,
                 "Next": FAILED_STATE,

@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
+from infra.retrain_definition import RetrainSteps, retrain_definition
 from slipway.settings import StageSettings
 
 
@@ -103,3 +104,26 @@ def test_step_roles_are_least_privilege(templates: dict[str, Template]) -> None:
     for statement in train + promote + machine:
         action = statement["Action"]
         assert "*" not in (action if isinstance(action, str) else "".join(action)), statement
+
+
+def test_the_deployed_definition_is_the_one_the_local_stack_runs(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    """CDK's serialisation drops what JSON cannot carry through it (a `None` vanishes): compare what AWS gets."""
+    retrain = settings["dev"].retrain
+    token = "TOKEN"
+    local = retrain_definition(
+        RetrainSteps(prepare=token, train=token, evaluate=token, register=token, promote=token, notify_topic=token),
+        train_timeout_seconds=retrain.train_timeout_seconds,
+        step_timeout_seconds=retrain.step_timeout_seconds,
+    )
+    assert _definition(templates["dev"]) == json.loads(json.dumps(local))
+
+
+def test_notifications_keep_the_runs_output(templates: dict[str, Template]) -> None:
+    """The SNS publish result must not replace the run's output: `slipway retrain` reads $.decision from it."""
+    states = _definition(templates["dev"])["States"]
+    for name in ("NotifyOutcome", "NotifyFailure"):
+        result_path = states[name].get("ResultPath", "$")
+        assert result_path not in ("$", None) and result_path.startswith("$."), (name, result_path)
+        assert result_path not in {"$.decision", "$.data", "$.candidate", "$.error"}, (name, result_path)
