@@ -13,7 +13,7 @@ from slipway.names import ResourceNames
 from slipway.settings import SettingsError, StageSettings, settings_from_context
 
 DEFAULT_STAGE = "dev"
-CONTEXT_KEYS = ("slipway:project", "slipway:defaults", "slipway:stages")
+CONTEXT_KEYS = ("slipway:project", "slipway:defaults", "slipway:stages", "slipway:emulator")
 
 # Feature flags this app relies on, whatever cdk.json says.
 FEATURE_FLAGS = {
@@ -36,7 +36,8 @@ def stage_settings(app: App) -> StageSettings:
         if value is not None:
             context[key] = value
     stage = app.node.try_get_context("stage") or DEFAULT_STAGE
-    return settings_from_context(context, str(stage))
+    emulator = str(app.node.try_get_context("emulator") or "false").lower() == "true"
+    return settings_from_context(context, str(stage), emulator=emulator)
 
 
 def build_app(app: App | None = None) -> tuple[App, SlipwayStack]:

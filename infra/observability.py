@@ -46,6 +46,7 @@ class Observability(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.names = names
+        self._metric_math = alarms.metric_math
         # A customer-managed key: CloudWatch alarms cannot publish to a topic encrypted with the
         # AWS-managed aws/sns key, whose policy does not let the CloudWatch service use it.
         self.topic_key = kms.Key(
@@ -177,6 +178,17 @@ class Observability(Construct):
         self, construct_id: str, *, numerator: cloudwatch.IMetric, denominator: cloudwatch.IMetric,
         threshold: float, label: str, description: str,
     ) -> cloudwatch.Alarm:  # fmt: skip
+        if not self._metric_math:
+            # The emulator's stand-in: the same alarm fires on any count of the numerator.
+            return numerator.create_alarm(
+                self,
+                construct_id,
+                alarm_description=f"{description} (emulator: any occurrence, no metric math)",
+                threshold=0,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
         rate = cloudwatch.MathExpression(
             expression="100 * n / d",
             using_metrics={"n": numerator, "d": denominator},

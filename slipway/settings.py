@@ -115,6 +115,11 @@ class AlarmSettings(_Section):
     throttles_per_5min: int = Field(10, ge=1)
     fallback_rate_percent: float = Field(1.0, gt=0, le=100)
     invalid_request_rate_percent: float = Field(10.0, gt=0, le=100)
+    metric_math: bool = Field(
+        True,
+        description="Rate alarms as metric math (100 * n / d); false: plain alarms on any count of n, for an "
+        "AWS emulator that rejects metric math.",
+    )
 
 
 class RetrainSettings(_Section):
@@ -256,12 +261,18 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def settings_from_context(context: dict[str, Any], stage: str) -> StageSettings:
-    """Validate the settings of `stage` from a CDK context mapping."""
+def settings_from_context(context: dict[str, Any], stage: str, *, emulator: bool = False) -> StageSettings:
+    """Validate the settings of `stage` from a CDK context mapping.
+
+    `emulator` applies the `slipway:emulator` overrides on top (the short, documented list of what
+    an AWS emulator needs differently; docs/deploy.md).
+    """
     stages: dict[str, Any] = context.get("slipway:stages", {})
     if stage not in stages:
         raise SettingsError(f"unknown stage {stage!r}: cdk.json defines {sorted(stages)} under 'slipway:stages'")
     raw = _merge(context.get("slipway:defaults", {}), stages[stage] or {})
+    if emulator:
+        raw = _merge(raw, context.get("slipway:emulator", {}))
     raw.update(project=context.get("slipway:project", "slipway"), stage=stage)
     try:
         return StageSettings.model_validate(raw)

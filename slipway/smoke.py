@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import urllib.error
 import urllib.request
 from typing import Any
@@ -15,11 +17,32 @@ from functions.adapters import factory
 TIMEOUT_SECONDS = 30
 
 
+# https://{api id}.execute-api.{region}.{suffix}/{stage}/ as the stack's EndpointUrl output names it.
+_API_URL = re.compile(r"^https://(?P<api>[a-z0-9]+)\.execute-api\.[^/]+/(?P<stage>[^/]+)/?$")
+
+
+def emulator_url(endpoint_url: str, emulator: str) -> str:
+    """The URL an AWS emulator at `emulator` serves the REST API of `endpoint_url` on.
+
+    The stack's output names the AWS host; an emulator answers the same API under
+    `{emulator}/_aws/execute-api/{api id}/{stage}/`.
+    """
+    match = _API_URL.match(endpoint_url)
+    if match is None:
+        raise ValueError(f"not an API Gateway endpoint URL: {endpoint_url!r}")
+    return f"{emulator.rstrip('/')}/_aws/execute-api/{match['api']}/{match['stage']}/"
+
+
 def stack_endpoint(stack_name: str) -> tuple[str, str | None]:
-    """The stack's endpoint URL and API key value (None under IAM auth)."""
+    """The stack's endpoint URL and API key value (None under IAM auth).
+
+    With AWS_ENDPOINT_URL set (an emulator), the URL is where the emulator serves the API.
+    """
     stacks = factory.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     url = outputs["EndpointUrl"]
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        url = emulator_url(url, os.environ["AWS_ENDPOINT_URL"])
     key_id = outputs.get("ApiKeyId")
     key = None
     if key_id:
@@ -40,9 +63,18 @@ def _call(method: str, url: str, body: Any, api_key: str | None, sign: bool) -> 
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status, json.loads(response.read() or b"null")
+            return response.status, _json(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+        return exc.code, _json(exc.read())
+    except (urllib.error.URLError, TimeoutError) as exc:
+        return 0, {"message": f"no answer from {url}: {getattr(exc, 'reason', exc)}"}
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null") or {}
+    except ValueError:
+        return {"message": body[:200].decode(errors="replace")}
 
 
 def smoke_test(*, stage: str, url: str | None = None, api_key: str | None = None) -> int:
@@ -62,6 +94,9 @@ def smoke_test(*, stage: str, url: str | None = None, api_key: str | None = None
         failures += 0 if ok else 1
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
 
+    if api_key:
+        status, refused = _call("GET", f"{base}/health", None, None, False)
+        check("GET /health without the API key", status == 403, f"{status} {refused}")
     status, health = _call("GET", f"{base}/health", None, api_key, sign)
     check("GET /health", status == 200 and health.get("status") == "ready", f"{status} {health}")
     status, model = _call("GET", f"{base}/model", None, api_key, sign)

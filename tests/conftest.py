@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pathlib import Path
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -21,6 +23,16 @@ from slipway.names import LOCAL_ACCOUNT, ResourceNames
 from slipway.settings import load_settings
 
 REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def emulator_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev stage synthesized once, with its real packages, for an emulator on this host."""
+    from tests.assembly import emulator_synth
+
+    outdir = tmp_path_factory.mktemp("cdk.out.emulator")
+    emulator_synth("dev", outdir)
+    return outdir
 
 
 @pytest.fixture(scope="session")

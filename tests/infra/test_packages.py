@@ -1,0 +1,285 @@
+"""Every Lambda package the stack builds runs from its own folder on the runtime's Python.
+
+The dev stage is synthesized by the real CDK CLI for this host's architecture, so each
+package is exactly the folder the template's code asset points at. Each handler the
+template names is then imported and run once on a minimal event against moto, in an
+isolated interpreter (`-I -S`: no project venv, no site-packages) whose path holds only
+the package and boto3, which the Lambda runtime provides. A module the package lacks
+fails the test naming the package, the missing module and the module that imported it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from functions.adapters import factory
+from functions.adapters.job_store import S3JobStore
+from functions.core.jobs import JobMessage, JobRequest, new_job_id
+from functions.core.registry import LivePointer
+from functions.training.train import Bundle
+from infra.bundling import find_runtime_interpreter
+from slipway.local.events import proxy_event
+from slipway.local.retrain import seed_base_data
+from slipway.local.stack import reset_moto
+from slipway.names import LOCAL_ACCOUNT, ResourceNames
+from slipway.settings import load_settings
+from tests.assembly import Function, functions, resolve, template
+
+STACK = "slipway-dev"
+RUNTIME_PYTHON = "3.12"
+REGION = "us-east-1"
+# Runs one handler the way Lambda's bootstrap does: import the module, call the function.
+_RUNNER = r"""
+import importlib, json, sys, traceback
+package, runtime, handler, event = sys.argv[1:5]
+sys.path[:0] = [package, runtime]
+module_name, function_name = handler.rsplit(".", 1)
+try:
+    module = importlib.import_module(module_name)
+except ImportError as exc:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(package)]
+    importer = frames[-1].filename[len(package) + 1:] if frames else module_name
+    print("IMPORT " + json.dumps({"missing": exc.name, "importer": importer, "error": str(exc)}))
+    sys.exit(3)
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "package-test", 1024, "r1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:package-test"
+    def get_remaining_time_in_millis(self):
+        return 60_000
+result = getattr(module, function_name)(json.loads(event), Context())
+print("RESULT " + json.dumps({"python": list(sys.version_info[:2]), "result": result}, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def interpreter() -> Path:
+    found = find_runtime_interpreter(RUNTIME_PYTHON)
+    if found is None:
+        pytest.skip(f"no Python {RUNTIME_PYTHON} interpreter on this machine to run the Lambda packages with")
+    return found
+
+
+@pytest.fixture(scope="module")
+def runtime_libs(tmp_path_factory: pytest.TempPathFactory, interpreter: Path) -> Path:
+    """boto3 as the Lambda runtime provides it, installed for the runtime's Python."""
+    target = tmp_path_factory.mktemp("runtime")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(target),
+         "--python-version", RUNTIME_PYTHON, "--only-binary=:all:", "boto3==1.44.8"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return target
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    reset_moto(endpoint)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stage(moto_endpoint: str, bundle: Bundle, emulator_assembly: Path) -> Iterator[dict[str, str]]:
+    """moto holding what the template's resources would: bucket, live model, base data, topic, state machine.
+
+    Returns the values of the template's Refs by logical id (and the pseudo parameters).
+    """
+    names = ResourceNames.of(load_settings("dev"), account=LOCAL_ACCOUNT, region=REGION)
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_DEFAULT_REGION": REGION,
+                           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():  # fmt: skip
+            env.setenv(key, value)
+        factory.client.cache_clear()
+        factory.client("s3").create_bucket(Bucket=names.artifacts_bucket)
+        factory.client("ssm").put_parameter(
+            Name=names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String"
+        )
+        registry = factory.registry(names.artifacts_bucket, names.live_pointer_parameter)
+        registry.register(bundle.manifest, bundle.onnx_bytes)
+        registry.promote(bundle.version, "package test")
+        seed_base_data(names.artifacts_bucket)
+        topic = factory.client("sns").create_topic(Name=names.alarm_topic)["TopicArn"]
+        machine = factory.client("stepfunctions").create_state_machine(
+            name=names.retrain_state_machine,
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn=f"arn:aws:iam::{LOCAL_ACCOUNT}:role/package-test",
+        )["stateMachineArn"]
+        by_type = {"AWS::SNS::Topic": topic, "AWS::StepFunctions::StateMachine": machine}
+        resources = template(emulator_assembly, STACK)["Resources"]
+        yield {
+            "AWS::AccountId": LOCAL_ACCOUNT,
+            "AWS::Region": REGION,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            **{key: by_type[r["Type"]] for key, r in resources.items() if r["Type"] in by_type},
+        }
+    factory.client.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def template_functions(emulator_assembly: Path) -> dict[str, Function]:
+    return {function.handler: function for function in functions(emulator_assembly, STACK)}
+
+
+def _package_name(function: Function) -> str:
+    """'functions.inference.async_worker.lambda_handler' -> 'inference'; the retrain modules are two packages."""
+    module = function.handler.rsplit(".", 1)[0]
+    return {"functions.retrain.handler": "training", "functions.retrain.control": "control"}.get(
+        module, module.split(".")[1]
+    )
+
+
+class PackageRun:
+    """Runs the template's handlers, each from its package folder in an isolated interpreter."""
+
+    def __init__(self, interpreter: Path, runtime: Path, endpoint: str, refs: dict[str, str]) -> None:
+        self.interpreter, self.runtime, self.endpoint, self.refs = interpreter, runtime, endpoint, refs
+
+    def __call__(self, function: Function, event: dict[str, Any]) -> Any:
+        environment = {name: resolve(value, self.refs) for name, value in function.environment.items()}
+        env = {
+            "PATH": os.environ["PATH"],
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            **environment,
+        }
+        result = subprocess.run(
+            [str(self.interpreter), "-I", "-S", "-c", _RUNNER, str(function.package), str(self.runtime),
+             function.handler, json.dumps(event, default=str)],
+            env=env, cwd=self.runtime, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        lines = result.stdout.splitlines()
+        for line in lines:
+            if line.startswith("IMPORT "):
+                missing = json.loads(line.removeprefix("IMPORT "))
+                pytest.fail(
+                    f"the {_package_name(function)} package lacks {missing['missing']!r}, imported by "
+                    f"{missing['importer']} ({function.handler}): {missing['error']}"
+                )
+        assert result.returncode == 0, f"{function.handler} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        [line] = [line for line in lines if line.startswith("RESULT ")]
+        outcome = json.loads(line.removeprefix("RESULT "))
+        assert outcome["python"] == [int(part) for part in RUNTIME_PYTHON.split(".")]
+        return outcome["result"]
+
+
+@pytest.fixture(scope="module")
+def run(interpreter: Path, runtime_libs: Path, moto_endpoint: str, stage: dict[str, str]) -> PackageRun:
+    return PackageRun(interpreter, runtime_libs, moto_endpoint, stage)
+
+
+def test_the_template_names_four_packages_and_every_handler_of_them(template_functions: dict[str, Function]) -> None:
+    packages = {function.package for function in template_functions.values()}
+    assert len(packages) == 4, sorted(str(p) for p in packages)
+    assert set(template_functions) == {
+        "functions.inference.handler.lambda_handler",
+        "functions.inference.async_worker.lambda_handler",
+        "functions.inference.async_fallback.lambda_handler",
+        "functions.inference.batch_handler.plan_handler",
+        "functions.inference.batch_handler.score_handler",
+        "functions.monitor.handler.lambda_handler",
+        "functions.retrain.handler.prepare_handler",
+        "functions.retrain.handler.train_handler",
+        "functions.retrain.handler.evaluate_handler",
+        "functions.retrain.handler.register_handler",
+        "functions.retrain.handler.promote_handler",
+        "functions.retrain.control.drift_trigger_handler",
+        "functions.retrain.control.rollback_handler",
+    }
+
+
+def test_inference_package_serves_health_and_answers_async_jobs(
+    template_functions: dict[str, Function], run: PackageRun, bundle: Bundle, stage: dict[str, str]
+) -> None:
+    serving = template_functions["functions.inference.handler.lambda_handler"]
+    response = run(serving, proxy_event("GET", "/health"))
+    assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "ready", response
+
+    bucket = resolve(serving.environment["ARTIFACTS_BUCKET"], stage)
+    jobs = S3JobStore(boto3.client("s3", endpoint_url=run.endpoint, region_name=REGION), bucket)
+    row = {f.name: f.impute for f in bundle.manifest.feature_spec.features}
+    for job_id, handler in ((new_job_id(), "async_worker"), (new_job_id(), "async_fallback")):
+        jobs.put_request(JobRequest(job_id=job_id, instances=[row], submitted_at=datetime.now(UTC), validated_by=None))
+        event = {"Records": [_sqs_record(JobMessage(job_id=job_id).model_dump_json())]}
+        response = run(template_functions[f"functions.inference.{handler}.lambda_handler"], event)
+        assert response == {"batchItemFailures": []}, (handler, response)
+        result = jobs.get_result(job_id)
+        assert result is not None and result.answered_by == ("worker" if handler == "async_worker" else
+                                                               "dead_letter_fallback"), result  # fmt: skip
+
+    s3 = boto3.client("s3", endpoint_url=run.endpoint, region_name=REGION)
+    s3.put_object(Bucket=bucket, Key="batch/in/rows.csv", Body=(",".join(row) + "\n" + ",".join(map(str, row.values()))))
+    plan = run(
+        template_functions["functions.inference.batch_handler.plan_handler"],
+        {"input_prefix": "batch/in/", "output_prefix": "batch/out/", "run_id": "package-test"},
+    )
+    assert plan["count"] == 1, plan
+    [item] = json.loads(s3.get_object(Bucket=bucket, Key=plan["manifest_key"])["Body"].read())
+    scored = run(template_functions["functions.inference.batch_handler.score_handler"], item)
+    assert scored["rows"] == 1 and scored["errors"] == 0, scored
+
+
+def test_monitor_package_runs_a_window(template_functions: dict[str, Function], run: PackageRun) -> None:
+    report = run(template_functions["functions.monitor.handler.lambda_handler"], {})
+    assert isinstance(report, dict) and report, report
+
+
+def test_training_package_runs_every_retrain_step(template_functions: dict[str, Function], run: PackageRun) -> None:
+    step = "functions.retrain.handler.{}_handler".format
+    data = run(template_functions[step("prepare")], {"run_id": "package-test", "reason": "package test"})
+    candidate = run(template_functions[step("train")], {"data": data})
+    decision = run(template_functions[step("evaluate")], {"data": data, "candidate": candidate})
+    assert decision["verdict"] in ("promote", "refuse"), decision
+    version = {"version": decision["candidate_version"], "reason": "package test"}
+    assert run(template_functions[step("register")], version)
+    assert run(template_functions[step("promote")], version)
+
+
+def test_control_package_starts_runs_and_watches_alarms(
+    template_functions: dict[str, Function], run: PackageRun
+) -> None:
+    now = datetime.now(UTC).isoformat()
+    detail = {"model_version": "v", "window_start": now, "window_end": now, "rows": 500, "drift_share": 0.5,
+              "drifted_features": ["mean_radius"], "report_key": "reports/drift/x.json"}  # fmt: skip
+    started = run(template_functions["functions.retrain.control.drift_trigger_handler"], {"detail": detail})
+    assert started["started"] is True and started["execution_arn"], started
+    outcome = run(
+        template_functions["functions.retrain.control.rollback_handler"], {"detail": {"alarmName": "package-test"}}
+    )
+    assert set(outcome) == {"rolled_back", "live", "reason"}, outcome
+
+
+def _sqs_record(body: str) -> dict[str, Any]:
+    return {
+        "messageId": "m-1",
+        "receiptHandle": "h-1",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{LOCAL_ACCOUNT}:requests",
+        "awsRegion": REGION,
+    }
