@@ -7,9 +7,8 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest

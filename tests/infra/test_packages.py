@@ -230,7 +230,8 @@ def test_inference_package_serves_health_and_answers_async_jobs(
                                                                "dead_letter_fallback"), result  # fmt: skip
 
     s3 = boto3.client("s3", endpoint_url=run.endpoint, region_name=REGION)
-    s3.put_object(Bucket=bucket, Key="batch/in/rows.csv", Body=(",".join(row) + "\n" + ",".join(map(str, row.values()))))
+    csv = ",".join(row) + "\n" + ",".join(map(str, row.values()))
+    s3.put_object(Bucket=bucket, Key="batch/in/rows.csv", Body=csv)
     plan = run(
         template_functions["functions.inference.batch_handler.plan_handler"],
         {"input_prefix": "batch/in/", "output_prefix": "batch/out/", "run_id": "package-test"},
