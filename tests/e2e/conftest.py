@@ -1,0 +1,96 @@
+"""The emulator tier: the dev stage deployed by `cdk deploy` onto MiniStack, then driven through its APIs.
+
+One session fixture starts the emulator, bootstraps and deploys the synthesized dev
+stage with its real packages, and hands the tests a `Deployment`; each test is one
+check; the summary (tests/e2e/tier.py) is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.assembly import CDK_ENV
+from tests.e2e.emulator import Emulator, emulator_python
+from tests.e2e.tier import (
+    ACCOUNT,
+    BOOTSTRAP_TIMEOUT_SECONDS,
+    DEPLOY_TIMEOUT_SECONDS,
+    REGION,
+    STACK,
+    SUMMARY,
+    Deployment,
+    run_cdk,
+)
+
+
+@pytest.fixture(scope="session")
+def deployment(emulator_assembly: Path) -> Iterator[Deployment]:
+    with SUMMARY.phase("emulator install"):
+        python, SUMMARY.python = emulator_python()
+    emulator = Emulator(python)
+    try:
+        with SUMMARY.phase("emulator start"):
+            emulator.start()
+        env = {
+            **CDK_ENV,
+            "AWS_ENDPOINT_URL": emulator.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+        env.pop("AWS_PROFILE", None)
+        with SUMMARY.phase("cdk bootstrap"):
+            run_cdk(emulator, env, "bootstrap", f"aws://{ACCOUNT}/{REGION}", timeout=BOOTSTRAP_TIMEOUT_SECONDS)
+        with SUMMARY.phase("cdk deploy"):
+            run_cdk(
+                emulator, env, "deploy", "--app", str(emulator_assembly), "--require-approval", "never",
+                STACK, timeout=DEPLOY_TIMEOUT_SECONDS,
+            )  # fmt: skip
+        cloudformation = boto3.client(
+            "cloudformation", endpoint_url=emulator.endpoint, region_name=REGION,
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )  # fmt: skip
+        [stack] = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        yield Deployment(emulator=emulator, assembly=emulator_assembly, env=env, outputs=outputs)
+    finally:
+        with SUMMARY.phase("emulator stop"):
+            emulator.stop()
+        assert not emulator.workdir.exists(), "the emulator's temporary files outlived it"
+
+
+@pytest.fixture(scope="session")
+def template_resources(emulator_assembly: Path) -> dict[str, Any]:
+    return dict(json.loads((emulator_assembly / f"{STACK}.template.json").read_text())["Resources"])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "tests/e2e/" not in report.nodeid.replace(os.sep, "/"):
+        return
+    name = report.nodeid.split("::", 1)[-1]
+    if report.when == "call" or report.outcome != "passed":
+        if report.when == "call" and report.outcome == "passed":
+            SUMMARY.checks[name] = "passed"
+        elif report.skipped:
+            SUMMARY.checks[name] = "skipped"
+        elif report.failed:
+            SUMMARY.checks[name] = "FAILED"
+        SUMMARY.phases.setdefault(name, report.duration)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not SUMMARY.checks and not SUMMARY.phases:
+        return
+    terminalreporter.section("emulator tier")
+    for line in SUMMARY.lines():
+        terminalreporter.write_line(line)
+    sys.stdout.flush()

@@ -1,0 +1,134 @@
+"""MiniStack, the Docker-free AWS emulator the emulator tier deploys onto, as one process we own.
+
+`emulator_python` builds the emulator's own virtual environment (Python 3.12, the
+functions' runtime, where the machine has it) from the pinned requirements;
+`Emulator` starts it on 127.0.0.1 at a free port with every temporary file in one
+folder of its own, waits until it answers, and stops it by its pid (SIGTERM, then
+SIGKILL), removing that folder, after success, failure or Ctrl-C alike.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from infra.bundling import find_runtime_interpreter
+from tests.assembly import PROJECT_ROOT
+
+REQUIREMENTS = Path(__file__).with_name("emulator-requirements.txt")
+VENV = PROJECT_ROOT / ".venv" / "emulator"
+RUNTIME_PYTHON = "3.12"
+START_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 10
+# What the emulator passes on to the functions it runs: nothing of this machine's Python setup.
+_KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL")
+
+
+def emulator_python() -> tuple[Path, str]:
+    """The emulator venv's interpreter (built when its requirements changed) and its Python version."""
+    base = find_runtime_interpreter(RUNTIME_PYTHON)
+    base = base or Path(shutil.which("python3") or "python3")
+    stamp = VENV / ".requirements.sha256"
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + str(base).encode()).hexdigest()
+    python = VENV / "bin" / "python"
+    if not (stamp.is_file() and stamp.read_text() == digest and python.exists()):
+        shutil.rmtree(VENV, ignore_errors=True)
+        subprocess.run([str(base), "-m", "venv", str(VENV)], check=True, timeout=120)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+            check=True, timeout=600,
+        )  # fmt: skip
+        stamp.write_text(digest)
+    version = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()  # fmt: skip
+    return python, version
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class EmulatorError(RuntimeError):
+    """The emulator did not start or answer; the message carries its last log lines."""
+
+
+class Emulator:
+    """One MiniStack process on 127.0.0.1, its log and temporary files under one folder."""
+
+    def __init__(self, python: Path) -> None:
+        self.python = python
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="slipway-emulator-"))
+        self.log_path = self.workdir / "emulator.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        tmp = self.workdir / "tmp"
+        tmp.mkdir()
+        env = {key: os.environ[key] for key in _KEPT_ENVIRONMENT if key in os.environ}
+        env.update(
+            BIND_HOST="127.0.0.1",
+            GATEWAY_PORT=str(self.port),
+            TMPDIR=str(tmp),
+            S3_DATA_DIR=str(tmp / "s3"),
+            # CDK's Node custom resource (bucket auto-delete) needs the AWS SDK the Lambda Node runtime has.
+            NODE_PATH=str(PROJECT_ROOT / "node_modules"),
+            AWS_ACCESS_KEY_ID="test",
+            AWS_SECRET_ACCESS_KEY="test",
+            AWS_DEFAULT_REGION="us-east-1",
+            POWERTOOLS_TRACE_DISABLED="1",
+        )
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [str(self.python), "-m", "ministack"], env=env, cwd=self.workdir,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        atexit.register(self.stop)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise EmulatorError(f"the emulator exited with {self._process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/_ministack/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.25)
+        raise EmulatorError(f"the emulator did not answer within {START_TIMEOUT_SECONDS} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40, containing: str | None = None) -> str:
+        """The emulator's last log lines (those `containing` a text, if given)."""
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no emulator log)"
+        if containing:
+            text = [line for line in text if containing in line]
+        return "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        """Stop the emulator by its pid (its whole process group) and remove its folder; safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                # A pending custom-resource wait keeps it alive past SIGTERM.
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        shutil.rmtree(self.workdir, ignore_errors=True)

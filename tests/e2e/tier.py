@@ -1,0 +1,135 @@
+"""The emulator tier's parts: what it deploys, how it drives the deployment, what it reports.
+
+The summary printed at the end of the tier lists the resources created out of those in
+the template, every check and its outcome, the seconds of each phase, and what the
+emulator cannot do (LIMITS, mirrored in docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from tests.assembly import CDK, PROJECT_ROOT
+from tests.e2e.emulator import RUNTIME_PYTHON, Emulator
+
+STACK = "slipway-dev"
+ACCOUNT = "000000000000"
+REGION = "us-east-1"
+BOOTSTRAP_TIMEOUT_SECONDS = 300
+DEPLOY_TIMEOUT_SECONDS = 900
+COMMAND_TIMEOUT_SECONDS = 300
+
+# What MiniStack 1.5.33 cannot do for this stack, and what covers it instead.
+LIMITS = {
+    "Firehose delivery": "Logs subscriptions to Firehose are stored but never deliver: the tier writes the captured "
+    "lines to capture/ itself, as Firehose would; the capture format is tested in tests/functions/inference.",
+    "EMF metrics": "EMF lines do not become CloudWatch metrics: EMF output is parsed in the handler and monitor tests.",
+    "Alarm state changes to EventBridge": "alarms are created but never evaluated, so the rollback rule is not fired "
+    "by an alarm: the rollback watcher's handler runs on a real alarm event in tests/infra/test_packages.py and "
+    "tests/functions/retrain.",
+    "Application Auto Scaling": "scalable targets are rejected, so prod (provisioned concurrency) is not deployed "
+    "here: its scaling resources are asserted on the prod template in tests/infra/test_serving.py.",
+    "Metric-math alarms": "rejected at create: the emulator stage sets alarms.metric_math=false (plain alarms on the "
+    "numerator); the math alarms AWS gets are asserted in tests/infra/test_observability.py.",
+    "Distributed Map ResultWriter": "not implemented: batch scoring runs the same definition on moto in "
+    "tests/slipway/test_local_stack.py.",
+    "Bucket tags from CloudFormation": "not applied, and CDK's auto-delete handler checks a bucket's tag before "
+    "emptying it on destroy: the tier tags the buckets as the template says before `cdk destroy`.",
+}
+
+
+@dataclass
+class Summary:
+    """What the tier prints at the end."""
+
+    python: str = ""
+    resources: tuple[int, int] | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, str] = field(default_factory=dict)
+    failed_phase: str | None = None
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.failed_phase = self.failed_phase or name
+            raise
+        finally:
+            self.phases[name] = time.monotonic() - started
+
+    def lines(self) -> list[str]:
+        lines = [f"emulator: MiniStack on Python {self.python}"]
+        if self.python and not self.python.startswith(RUNTIME_PYTHON):
+            lines.append(f"  (no Python {RUNTIME_PYTHON} on this machine: the functions ran on {self.python})")
+        if self.resources:
+            lines.append(f"resources created: {self.resources[0]} of {self.resources[1]} in the template")
+        if self.failed_phase:
+            lines.append(f"FAILED in phase: {self.failed_phase}")
+        lines.append("checks:")
+        lines += [f"  {outcome:7} {name}" for name, outcome in self.checks.items()]
+        lines.append("seconds per phase:")
+        lines += [f"  {seconds:7.1f}  {name}" for name, seconds in self.phases.items()]
+        lines.append("not covered by the emulator (and what covers it instead):")
+        lines += [f"  - {name}: {instead}" for name, instead in LIMITS.items()]
+        return lines
+
+
+SUMMARY = Summary()
+
+
+@dataclass
+class Deployment:
+    """The dev stage deployed onto the emulator, and ways to drive it as a user would."""
+
+    emulator: Emulator
+    assembly: Path
+    env: dict[str, str]
+    outputs: dict[str, str]
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service, endpoint_url=self.emulator.endpoint, region_name=REGION,
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )  # fmt: skip
+
+    def slipway(
+        self, *args: str, timeout: int = COMMAND_TIMEOUT_SECONDS, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """The real CLI against the emulator; fails the check with its output and the emulator's log on error."""
+        result = subprocess.run(
+            [str(PROJECT_ROOT / ".venv" / "bin" / "slipway"), *args], env=self.env, cwd=PROJECT_ROOT,
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0 or not check, (
+            f"slipway {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}\n"
+            f"emulator log:\n{self.emulator.log_tail()}"
+        )
+        return result
+
+    def cdk(self, *args: str, timeout: int) -> None:
+        run_cdk(self.emulator, self.env, *args, timeout=timeout)
+
+
+def run_cdk(emulator: Emulator, env: dict[str, str], *args: str, timeout: int) -> None:
+    try:
+        result = subprocess.run(
+            [str(CDK), *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(
+            f"cdk {args[0]} did not finish in {timeout} s; emulator log:\n{emulator.log_tail()}"
+        ) from exc
+    assert result.returncode == 0, (
+        f"cdk {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}\n"
+        f"emulator log:\n{emulator.log_tail(containing='ERROR') or emulator.log_tail()}"
+    )
