@@ -39,8 +39,8 @@ LIMITS = {
     "here: its scaling resources are asserted on the prod template in tests/infra/test_serving.py.",
     "Metric-math alarms": "rejected at create: the emulator stage sets alarms.metric_math=false (plain alarms on the "
     "numerator); the math alarms AWS gets are asserted in tests/infra/test_observability.py.",
-    "Distributed Map ResultWriter": "not implemented: batch scoring runs the same definition on moto in "
-    "tests/slipway/test_local_stack.py.",
+    "Distributed Map ResultWriter": "the map runs and scores, but the result files it would write are not "
+    "checked (nothing in Slipway reads them); moto runs the same definition in tests/slipway/test_local_stack.py.",
     "Bucket tags from CloudFormation": "not applied, and CDK's auto-delete handler checks a bucket's tag before "
     "emptying it on destroy: the tier tags the buckets as the template says before `cdk destroy`.",
 }
