@@ -74,7 +74,7 @@ def template_resources(emulator_assembly: Path) -> dict[str, Any]:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "tests/e2e/" not in report.nodeid.replace(os.sep, "/"):
+    if "tests/e2e/test_emulator.py" not in report.nodeid.replace(os.sep, "/"):
         return
     name = report.nodeid.split("::", 1)[-1]
     if report.when == "call" or report.outcome != "passed":

@@ -43,6 +43,8 @@ LIMITS = {
     "checked (nothing in Slipway reads them); moto runs the same definition in tests/slipway/test_local_stack.py.",
     "Bucket tags from CloudFormation": "not applied, and CDK's auto-delete handler checks a bucket's tag before "
     "emptying it on destroy: the tier tags the buckets as the template says before `cdk destroy`.",
+    "IAM": "the emulator does not enforce the roles' policies: least privilege is checked statically (cdk-nag, "
+    "tests/infra/test_iam.py).",
 }
 
 
