@@ -92,3 +92,26 @@ def resolve(value: Any, refs: dict[str, str]) -> str:
         separator, parts = value["Fn::Join"]
         return str(separator).join(resolve(part, refs) for part in parts)
     raise ValueError(f"cannot resolve {value!r}")
+
+
+def tool_venv(name: str, requirements: Path, base_python: Path) -> Path:
+    """The interpreter of `.venv/<name>`, a tool's own virtual environment built from its pinned requirements.
+
+    Rebuilt only when the requirements or the base interpreter change (a stamp holds their hash).
+    """
+    import hashlib
+    import shutil
+
+    venv = PROJECT_ROOT / ".venv" / name
+    stamp = venv / ".requirements.sha256"
+    digest = hashlib.sha256(requirements.read_bytes() + str(base_python).encode()).hexdigest()
+    python = venv / "bin" / "python"
+    if not (stamp.is_file() and stamp.read_text() == digest and python.exists()):
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([str(base_python), "-m", "venv", str(venv)], check=True, timeout=120)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)],
+            check=True, timeout=900,
+        )  # fmt: skip
+        stamp.write_text(digest)
+    return python

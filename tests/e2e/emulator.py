@@ -10,7 +10,6 @@ SIGKILL), removing that folder, after success, failure or Ctrl-C alike.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import shutil
 import signal
@@ -22,10 +21,9 @@ import urllib.request
 from pathlib import Path
 
 from infra.bundling import find_runtime_interpreter
-from tests.assembly import PROJECT_ROOT
+from tests.assembly import PROJECT_ROOT, tool_venv
 
 REQUIREMENTS = Path(__file__).with_name("emulator-requirements.txt")
-VENV = PROJECT_ROOT / ".venv" / "emulator"
 RUNTIME_PYTHON = "3.12"
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 10
@@ -35,19 +33,8 @@ _KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL")
 
 def emulator_python() -> tuple[Path, str]:
     """The emulator venv's interpreter (built when its requirements changed) and its Python version."""
-    base = find_runtime_interpreter(RUNTIME_PYTHON)
-    base = base or Path(shutil.which("python3") or "python3")
-    stamp = VENV / ".requirements.sha256"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + str(base).encode()).hexdigest()
-    python = VENV / "bin" / "python"
-    if not (stamp.is_file() and stamp.read_text() == digest and python.exists()):
-        shutil.rmtree(VENV, ignore_errors=True)
-        subprocess.run([str(base), "-m", "venv", str(VENV)], check=True, timeout=120)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
-            check=True, timeout=600,
-        )  # fmt: skip
-        stamp.write_text(digest)
+    base = find_runtime_interpreter(RUNTIME_PYTHON) or Path(shutil.which("python3") or "python3")
+    python = tool_venv("emulator", REQUIREMENTS, base)
     version = subprocess.run(
         [str(python), "-c", "import platform; print(platform.python_version())"],
         capture_output=True, text=True, check=True, timeout=30,
