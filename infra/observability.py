@@ -175,7 +175,7 @@ class Observability(Construct):
     # -- the serving alarms ------------------------------------------------------------
 
     def _rate_alarm(
-        self, construct_id: str, *, numerator: cloudwatch.IMetric, denominator: cloudwatch.IMetric,
+        self, construct_id: str, *, numerator: cloudwatch.Metric, denominator: cloudwatch.IMetric,
         threshold: float, label: str, description: str,
     ) -> cloudwatch.Alarm:  # fmt: skip
         if not self._metric_math:

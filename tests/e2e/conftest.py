@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,11 +32,17 @@ from tests.e2e.tier import (
 )
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def deployment(emulator_assembly: Path) -> Iterator[Deployment]:
     with SUMMARY.phase("emulator install"):
         python, SUMMARY.python = emulator_python()
     emulator = Emulator(python)
+    # SIGTERM (a CI runner giving up) stops the run like Ctrl-C, so the teardown below still runs.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with SUMMARY.phase("emulator start"):
             emulator.start()
@@ -65,7 +72,9 @@ def deployment(emulator_assembly: Path) -> Iterator[Deployment]:
     finally:
         with SUMMARY.phase("emulator stop"):
             emulator.stop()
+        signal.signal(signal.SIGTERM, previous)
         assert not emulator.workdir.exists(), "the emulator's temporary files outlived it"
+        assert not emulator.left_running(), "a process of the emulator outlived it"
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ SIGKILL), removing that folder, after success, failure or Ctrl-C alike.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -62,6 +63,7 @@ class Emulator:
         self.workdir = Path(tempfile.mkdtemp(prefix="slipway-emulator-"))
         self.log_path = self.workdir / "emulator.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self.stopped_group: int | None = None
 
     def start(self) -> None:
         tmp = self.workdir / "tmp"
@@ -108,14 +110,27 @@ class Emulator:
         return "\n".join(text[-lines:])
 
     def stop(self) -> None:
-        """Stop the emulator by its pid (its whole process group) and remove its folder; safe to call twice."""
+        """Stop the emulator's whole process group by its pid and remove its folder; safe to call twice."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                # A pending custom-resource wait keeps it alive past SIGTERM.
+        if process is not None:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            # Whatever of its group is left (the workers running functions, or a main process held by a
+            # pending custom-resource wait) goes now.
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            self.stopped_group = process.pid
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def left_running(self) -> bool:
+        """Whether any process of the stopped emulator's group is still alive."""
+        if self.stopped_group is None:
+            return False
+        try:
+            os.killpg(self.stopped_group, 0)
+        except ProcessLookupError:
+            return False
+        return True

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Template
-from synth_support import only, resources
+from synth_support import cdk_context, only, resources, synth
 
 from functions.core import telemetry
 from slipway.settings import StageSettings
@@ -122,3 +123,20 @@ def test_asynchronously_invoked_functions_keep_their_failures_in_a_queue(templat
     ]
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
     assert alarm["AlarmActions"] and alarm["OKActions"]
+
+
+def test_emulator_overrides_drop_metric_math_and_nothing_else(tmp_path: Path) -> None:
+    """`-c emulator=true` changes only the documented settings: here, plain alarms in place of metric math."""
+    aws = synth(cdk_context(), "dev", tmp_path / "aws").to_json()["Resources"]
+    emulator = synth(cdk_context(emulator="true"), "dev", tmp_path / "emulator").to_json()["Resources"]
+    # Same resources; only the function version's logical id (a hash of the function's settings) differs.
+    assert sorted(r["Type"] for r in aws.values()) == sorted(r["Type"] for r in emulator.values())
+    math = [key for key, r in aws.items() if r["Type"] == "AWS::CloudWatch::Alarm" and "Metrics" in r["Properties"]]
+    assert len(math) == 3, math
+    for key in math:
+        assert "Metrics" not in emulator[key]["Properties"], key
+        assert emulator[key]["Properties"]["Threshold"] == 0, key
+    [function] = [
+        r for key, r in emulator.items() if key.startswith("ServingFunction") and r["Type"].endswith("Function")
+    ]
+    assert function["Properties"]["Architectures"] == ["x86_64"]
