@@ -258,12 +258,31 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         time.sleep(0.5)
     if described["status"] != "SUCCEEDED":
         print(f"retrain {described['status']}: {described.get('error')} {described.get('cause', '')[:400]}")
+        failed = failed_step(sfn, execution)
+        if failed:
+            print(f"  {failed}")
         print("the live model is unchanged")
         return EXIT_FAILED
     decision = json.loads(described["output"])["decision"]
     print(f"gate: {decision['verdict']} {decision['candidate_version']} ({'; '.join(decision['reasons'])})")
     _print_pointer(target.registry().live())
     return 0
+
+
+def failed_step(sfn: Any, execution: str) -> str | None:
+    """'<step> failed: <error>: <cause>' for the last task that failed in `execution`, or None."""
+    try:
+        events = sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=100)["events"]
+    except (BotoCoreError, ClientError):
+        return None
+    for index, event in enumerate(events):  # newest first
+        details = event.get("taskFailedEventDetails") or event.get("lambdaFunctionFailedEventDetails")
+        if details:
+            # The state it failed in is the newest one entered before it.
+            entered = (e["stateEnteredEventDetails"]["name"] for e in events[index:] if "stateEnteredEventDetails" in e)
+            step = next(entered, "a step")
+            return f"{step} failed: {details.get('error')}: {str(details.get('cause', ''))[:400]}"
+    return None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,36 @@
+"""`slipway retrain` names the step that failed and why, from the execution's history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from slipway.cli import failed_step
+
+
+class History:
+    def __init__(self, events: list[dict[str, Any]] | Exception) -> None:
+        self.events = events
+
+    def get_execution_history(self, **_: Any) -> dict[str, Any]:
+        if isinstance(self.events, Exception):
+            raise self.events
+        return {"events": self.events}
+
+
+def test_failed_step_names_the_state_and_the_lambda_error() -> None:
+    events = [  # newest first, as reverseOrder=True answers
+        {"id": 9, "type": "ExecutionFailed", "executionFailedEventDetails": {"error": "RetrainFailed"}},
+        {"id": 8, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "NotifyFailure"}},
+        {"id": 5, "type": "TaskFailed",
+         "taskFailedEventDetails": {"error": "RuntimeError", "cause": "No module named 'orjson'"}},
+        {"id": 3, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "Prepare"}},
+    ]  # fmt: skip
+    assert failed_step(History(events), "arn") == "Prepare failed: RuntimeError: No module named 'orjson'"
+
+
+def test_failed_step_is_none_without_a_failed_task_or_a_history() -> None:
+    assert failed_step(History([{"id": 1, "type": "ExecutionStarted"}]), "arn") is None
+    refused = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetExecutionHistory")
+    assert failed_step(History(refused), "arn") is None
