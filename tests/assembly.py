@@ -4,14 +4,17 @@ Shared by the package tests and the emulator tier: `synth` runs the pinned CDK C
 (bundling included), `emulator_synth` synthesizes the stage with the documented
 emulator overrides for this host's architecture, and `functions` lists every
 Python Lambda function of a template with its handler, package folder and
-environment, whose CloudFormation intrinsics `resolve` turns into plain values.
+environment, whose CloudFormation intrinsics `resolve` turns into plain values;
+`tool_venv` builds a tool's own virtual environment from its pinned requirements.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +102,6 @@ def tool_venv(name: str, requirements: Path, base_python: Path) -> Path:
 
     Rebuilt only when the requirements or the base interpreter change (a stamp holds their hash).
     """
-    import hashlib
-    import shutil
-
     venv = PROJECT_ROOT / ".venv" / name
     stamp = venv / ".requirements.sha256"
     digest = hashlib.sha256(requirements.read_bytes() + str(base_python).encode()).hexdigest()

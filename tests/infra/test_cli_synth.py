@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from synth_support import PROJECT_ROOT, STAGES
 
-from infra.bundling import folder_size
+from infra.bundling import LAMBDA_UNZIPPED_LIMIT, folder_size
 from infra.nag import MIN_REASON_LENGTH
-
-CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
-LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
-ENV = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-
-
-def cdk_synth(stage: str, outdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CDK), "synth", "--quiet", "-c", f"stage={stage}", "-o", str(outdir), *extra],
-        cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+from tests.assembly import synth as cdk_synth
+from tests.assembly import tool_venv
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +121,6 @@ CHECKOV_CONFIG = PROJECT_ROOT / ".checkov.yaml"
 
 def test_checkov_passes_on_every_template_and_every_skip_has_a_reason(assembly: Path) -> None:
     """checkov offline, beside cfn-lint and cdk-nag; what it accepts is in .checkov.yaml, each with its reason."""
-    import re
-    import sys
-
-    from tests.assembly import tool_venv
-
     skips = re.findall(r"^\s+- (CKV_\w+)\s+#\s*(.+)$", CHECKOV_CONFIG.read_text(), flags=re.MULTILINE)
     assert skips, "expected the accepted checkov findings in .checkov.yaml"
     for check, reason in skips:
