@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,18 @@ def only(template: Template, type_: str) -> dict[str, Any]:
     found = resources(template, type_)
     assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
     return next(iter(found.values()))
+
+
+TOKEN = "TOKEN"
+
+
+def state_machine_definition(template: Template, name: str) -> dict[str, Any]:
+    """The definition of state machine `name` as AWS receives it, each CDK token (an ARN, a name) as TOKEN."""
+    [machine] = template.find_resources(
+        "AWS::StepFunctions::StateMachine", {"Properties": {"StateMachineName": name}}
+    ).values()
+    body = machine["Properties"]["DefinitionString"]
+    if isinstance(body, dict):  # Fn::Join of literal parts and tokens
+        body = "".join(part if isinstance(part, str) else f'"{TOKEN}"' for part in body["Fn::Join"][1])
+        body = body.replace(f'""{TOKEN}""', f'"{TOKEN}"')
+    return dict(json.loads(body))

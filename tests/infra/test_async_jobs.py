@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Template
-from synth_support import resources
+from synth_support import TOKEN, resources, state_machine_definition
 
+from infra.batch_definition import batch_definition
 from slipway.settings import StageSettings
 
 STAGES = ("dev", "prod")
@@ -132,3 +133,17 @@ def test_async_requests_and_results_expire(templates: dict[str, Template], setti
             if rule.get("Prefix") == "async/"
         ]
         assert [rule["ExpirationInDays"] for rule in rules] == [settings[stage].async_jobs.result_retention_days]
+
+
+def test_the_deployed_batch_definition_is_the_one_the_local_stack_runs(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    for stage in STAGES:
+        local = batch_definition(
+            plan_function=TOKEN,
+            score_function=TOKEN,
+            bucket=TOKEN,
+            max_concurrency=settings[stage].batch.max_concurrency,
+        )
+        deployed = state_machine_definition(templates[stage], f"slipway-{stage}-batch-scoring")
+        assert deployed == json.loads(json.dumps(local)), stage

@@ -6,20 +6,14 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
+from synth_support import TOKEN, state_machine_definition
 
 from infra.retrain_definition import RetrainSteps, retrain_definition
 from slipway.settings import StageSettings
 
 
 def _definition(template: Template) -> dict[str, Any]:
-    [machine] = template.find_resources(
-        "AWS::StepFunctions::StateMachine", {"Properties": {"StateMachineName": "slipway-dev-retrain"}}
-    ).values()
-    body = machine["Properties"]["DefinitionString"]
-    if isinstance(body, dict):  # Fn::Join of literal parts and ARN tokens
-        body = "".join(part if isinstance(part, str) else '"TOKEN"' for part in body["Fn::Join"][1])
-        body = body.replace('""TOKEN""', '"TOKEN"')
-    return dict(json.loads(body))
+    return state_machine_definition(template, "slipway-dev-retrain")
 
 
 def test_state_machine_is_standard_traced_and_logs_everything(templates: dict[str, Template]) -> None:
@@ -111,9 +105,8 @@ def test_the_deployed_definition_is_the_one_the_local_stack_runs(
 ) -> None:
     """CDK's serialisation drops what JSON cannot carry through it (a `None` vanishes): compare what AWS gets."""
     retrain = settings["dev"].retrain
-    token = "TOKEN"
     local = retrain_definition(
-        RetrainSteps(prepare=token, train=token, evaluate=token, register=token, promote=token, notify_topic=token),
+        RetrainSteps(prepare=TOKEN, train=TOKEN, evaluate=TOKEN, register=TOKEN, promote=TOKEN, notify_topic=TOKEN),
         train_timeout_seconds=retrain.train_timeout_seconds,
         step_timeout_seconds=retrain.step_timeout_seconds,
     )
