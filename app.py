@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from infra.app import build_app
-from slipway.settings import SettingsError
+from stage.settings import SettingsError
 
 
 def main() -> int:

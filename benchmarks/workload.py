@@ -19,9 +19,9 @@ from functions.adapters.model_store import S3ModelStore
 from functions.core.features import encode_columns
 from functions.core.registry import LivePointer, Registry
 from functions.training.train import HOLDOUT_SHARE, Bundle, load_recipe, train_bundle
-from slipway.environments import inference_environment
-from slipway.names import LOCAL_ACCOUNT, ResourceNames
-from slipway.settings import StageSettings, load_settings
+from stage.environments import inference_environment
+from stage.names import LOCAL_ACCOUNT, ResourceNames
+from stage.settings import StageSettings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"

@@ -9,8 +9,8 @@ import cdk_nag
 from aws_cdk import App, Aws, Environment, Validations
 
 from infra.stack import SlipwayStack
-from slipway.names import ResourceNames
-from slipway.settings import SettingsError, StageSettings, settings_from_context
+from stage.names import ResourceNames
+from stage.settings import SettingsError, StageSettings, settings_from_context
 
 DEFAULT_STAGE = "dev"
 CONTEXT_KEYS = ("slipway:project", "slipway:defaults", "slipway:stages", "slipway:emulator")

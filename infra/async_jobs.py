@@ -19,14 +19,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
 from functions.core import layout
-from infra.batch_definition import batch_definition
 from infra.bundling import INFERENCE_PACKAGE
 from infra.lambda_function import package_code, python_function
 from infra.log_retention import retention
 from infra.nag import acknowledge
 from infra.observability import Observability
-from slipway.names import ResourceNames
-from slipway.settings import StageSettings
+from stage.names import ResourceNames
+from stage.settings import StageSettings
+from stage.workflows.batch import batch_definition
 
 _GET, _PUT, _LIST = "s3:GetObject", "s3:PutObject", "s3:ListBucket"
 _PREFIXES = (

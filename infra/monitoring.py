@@ -20,8 +20,8 @@ from infra.bundling import FUNCTIONS_DIR, PackageSpec
 from infra.lambda_function import package_code, python_function
 from infra.log_retention import retention
 from infra.observability import PERIOD, Observability
-from slipway.names import ResourceNames
-from slipway.settings import InferenceSettings, MonitorSettings
+from stage.names import ResourceNames
+from stage.settings import InferenceSettings, MonitorSettings
 
 MONITOR_HANDLER = "functions.monitor.handler.lambda_handler"
 MONITOR_PACKAGE = PackageSpec(

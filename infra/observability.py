@@ -17,8 +17,8 @@ from constructs import Construct
 
 from functions.core import telemetry
 from infra.nag import acknowledge
-from slipway.names import ResourceNames
-from slipway.settings import AlarmSettings
+from stage.names import ResourceNames
+from stage.settings import AlarmSettings
 
 PERIOD = Duration.minutes(5)
 

@@ -1,6 +1,6 @@
 """The retrain pipeline: step functions, the Step Functions state machine, its schedule, the drift rule, rollback.
 
-The definition comes from infra.retrain_definition, the builder the local stack
+The definition comes from stage.workflows.retrain, the builder the local stack
 also runs, so what moto executes locally is what CloudFormation deploys.
 """
 
@@ -28,9 +28,9 @@ from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec
 from infra.lambda_function import package_code, python_function
 from infra.log_retention import retention
 from infra.nag import acknowledge
-from infra.retrain_definition import RetrainSteps, SageMakerTraining, retrain_definition
-from slipway.names import ResourceNames
-from slipway.settings import InferenceSettings, RetrainSettings
+from stage.names import ResourceNames
+from stage.settings import InferenceSettings, RetrainSettings
+from stage.workflows.retrain import RetrainSteps, SageMakerTraining, retrain_definition
 
 RETRAIN_DIR = FUNCTIONS_DIR / "retrain"
 # scikit-learn, scipy, skl2onnx, onnx and ONNX Runtime: 315 MB as installed; test suites and onnx's

@@ -16,8 +16,8 @@ from infra.bundling import INFERENCE_PACKAGE
 from infra.lambda_function import package_code, python_function
 from infra.log_retention import retention
 from infra.nag import acknowledge
-from slipway.names import ResourceNames
-from slipway.settings import ApiSettings, InferenceSettings, ProvisionedConcurrencySettings
+from stage.names import ResourceNames
+from stage.settings import ApiSettings, InferenceSettings, ProvisionedConcurrencySettings
 
 HANDLER = "functions.inference.handler.lambda_handler"
 LIVE_ALIAS = "live"

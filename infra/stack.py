@@ -16,9 +16,9 @@ from infra.observability import Observability
 from infra.retrain import Retrain
 from infra.serving import Serving
 from infra.storage import Storage
-from slipway.environments import inference_environment, monitor_environment, retrain_environment, worker_environment
-from slipway.names import ResourceNames
-from slipway.settings import StageSettings
+from stage.environments import inference_environment, monitor_environment, retrain_environment, worker_environment
+from stage.names import ResourceNames
+from stage.settings import StageSettings
 
 
 class SlipwayStack(Stack):

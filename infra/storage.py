@@ -11,7 +11,7 @@ from constructs import Construct
 
 from functions.core.layout import CAPTURE_PREFIX, REPORTS_PREFIX
 from infra.nag import acknowledge
-from slipway.names import ResourceNames
+from stage.names import ResourceNames
 
 # The pointer's value before the first promotion; the runtime writes the real one.
 INITIAL_POINTER = json.dumps({"version": None})

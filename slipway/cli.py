@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core.errors import BundleError, RegistryError
 from functions.core.registry import LivePointer, summarise
-from slipway.settings import SettingsError
+from stage.settings import SettingsError
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -188,9 +188,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     manifest = bundle.manifest
     registry = target.registry()
     created = registry.register(manifest, bundle.onnx_bytes)
-    from slipway.local.retrain import seed_base_data
+    from functions.adapters import factory
+    from functions.adapters.retrain_store import S3RetrainStore
+    from functions.training.base_data import seed_base_data
 
-    if seed_base_data(target.names.artifacts_bucket):
+    if seed_base_data(S3RetrainStore(factory.client("s3"), target.names.artifacts_bucket)):
         print(f"seeded the base training data set s3://{target.names.artifacts_bucket}/data/base.jsonl")
     print(
         f"trained {manifest.version}: {manifest.metric} {manifest.metrics[manifest.metric]:.4f} on holdout, "

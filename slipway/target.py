@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from functions.adapters import factory
 from functions.core.registry import Registry
-from slipway.names import ResourceNames
-from slipway.settings import StageSettings, load_settings
+from stage.names import ResourceNames
+from stage.settings import StageSettings, load_settings
 
 
 @dataclass(frozen=True)

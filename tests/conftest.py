@@ -18,8 +18,8 @@ from functions.adapters import factory
 from functions.core.registry import LivePointer, Registry
 from functions.training.train import Bundle, load_recipe, train_bundle
 from slipway.local.events import FakeLambdaContext, proxy_event
-from slipway.names import LOCAL_ACCOUNT, ResourceNames
-from slipway.settings import load_settings
+from stage.names import LOCAL_ACCOUNT, ResourceNames
+from stage.settings import load_settings
 
 REGION = "us-east-1"
 

@@ -9,11 +9,11 @@ import sys
 from typing import Any
 
 from functions.adapters import factory
-from slipway.environments import worker_environment
 from slipway.local.services import LocalContext
 from slipway.local.sqs import SqsEventSource
-from slipway.names import ResourceNames
-from slipway.settings import StageSettings
+from stage.environments import worker_environment
+from stage.names import ResourceNames
+from stage.settings import StageSettings
 
 WORKER_MODULE = "functions.inference.async_worker"
 FALLBACK_MODULE = "functions.inference.async_fallback"

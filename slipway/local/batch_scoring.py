@@ -6,11 +6,11 @@ import os
 import threading
 from typing import Any
 
-from infra.batch_definition import batch_definition
-from slipway.environments import worker_environment
 from slipway.local.async_jobs import fresh_module
 from slipway.local.services import LocalContext
 from slipway.local.stepfunctions import LocalStepFunctions
+from stage.environments import worker_environment
+from stage.workflows.batch import batch_definition
 
 HANDLER_MODULE = "functions.inference.batch_handler"
 

@@ -25,8 +25,8 @@ from functions.core.events import event_source
 from functions.monitor import metrics
 from functions.monitor.service import CycleResult, run_cycle
 from slipway.local.services import LocalContext
-from slipway.names import ResourceNames
-from slipway.settings import StageSettings
+from stage.names import ResourceNames
+from stage.settings import StageSettings
 
 SHIP_SECONDS = 5.0  # the local "buffering interval"
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")

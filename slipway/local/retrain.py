@@ -8,18 +8,13 @@ from typing import Any
 
 import boto3
 
-from functions.adapters import factory
-from functions.adapters.retrain_store import S3RetrainStore
-from functions.core import layout
 from functions.retrain import handler as steps_handler
 from functions.retrain.config import config
-from functions.training.dataset import TrainingTable
-from functions.training.train import load_recipe
-from infra.retrain_definition import RetrainSteps, retrain_definition
-from slipway.environments import retrain_environment
 from slipway.local.stepfunctions import ExecutionResult, LocalStepFunctions
-from slipway.names import ResourceNames
-from slipway.settings import StageSettings
+from stage.environments import retrain_environment
+from stage.names import ResourceNames
+from stage.settings import StageSettings
+from stage.workflows.retrain import RetrainSteps, retrain_definition
 
 STEPS = {
     "prepare": steps_handler.prepare_handler,
@@ -28,20 +23,6 @@ STEPS = {
     "register": steps_handler.register_handler,
     "promote": steps_handler.promote_handler,
 }
-
-
-def seed_base_data(bucket: str, recipe_name: str = "model.recipe", *, overwrite: bool = False) -> bool:
-    """Write the recipe's load_data() as the base training data set; False when one is already there."""
-    store = S3RetrainStore(factory.client("s3"), bucket)
-    if not overwrite:
-        try:
-            store.get(layout.BASE_DATA_KEY)
-            return False
-        except KeyError:
-            pass
-    columns, target = load_recipe(recipe_name).load_data()
-    store.put(layout.BASE_DATA_KEY, TrainingTable(columns, target).to_jsonl(), "application/x-ndjson")
-    return True
 
 
 @dataclass

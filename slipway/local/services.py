@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from slipway.names import ResourceNames
-from slipway.settings import StageSettings
+from stage.names import ResourceNames
+from stage.settings import StageSettings
 
 
 @dataclass(frozen=True)

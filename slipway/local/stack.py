@@ -24,11 +24,11 @@ from moto.server import ThreadedMotoServer
 from functions.adapters import factory
 from functions.core.registry import LivePointer
 from functions.training.train import load_recipe, train_bundle
-from slipway.environments import inference_environment
 from slipway.local.gateway import Gateway
 from slipway.local.services import LocalContext, LocalService, local_services
-from slipway.names import LOCAL_ACCOUNT, ResourceNames
-from slipway.settings import PROJECT_ROOT, load_settings
+from stage.environments import inference_environment
+from stage.names import LOCAL_ACCOUNT, ResourceNames
+from stage.settings import PROJECT_ROOT, load_settings
 
 DEFAULT_AWS_PORT = 5050
 ServiceT = TypeVar("ServiceT")

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Template
 from synth_support import STAGES, cdk_context, iam_context, synth
 
-from slipway.settings import StageSettings, settings_from_context
+from stage.settings import StageSettings, settings_from_context
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from infra.app import FEATURE_FLAGS, build_app
-from slipway.settings import load_context
+from stage.settings import load_context
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")

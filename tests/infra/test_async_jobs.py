@@ -8,8 +8,8 @@ from typing import Any
 from aws_cdk.assertions import Template
 from synth_support import TOKEN, resources, state_machine_definition
 
-from infra.batch_definition import batch_definition
-from slipway.settings import StageSettings
+from stage.settings import StageSettings
+from stage.workflows.batch import batch_definition
 
 STAGES = ("dev", "prod")
 

@@ -8,7 +8,7 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 
 from functions.core.capture import CAPTURE_FILTER_PATTERN
-from slipway.settings import StageSettings
+from stage.settings import StageSettings
 
 
 def _role_statements(template: Template, description_prefix: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 from synth_support import cdk_context, only, resources, synth
 
 from functions.core import telemetry
-from slipway.settings import StageSettings
+from stage.settings import StageSettings
 
 
 def _alarms(template: Template) -> dict[str, dict[str, Any]]:

@@ -26,15 +26,16 @@ from moto.server import ThreadedMotoServer
 
 from functions.adapters import factory
 from functions.adapters.job_store import S3JobStore
+from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.jobs import JobMessage, JobRequest, new_job_id
 from functions.core.registry import LivePointer
+from functions.training.base_data import seed_base_data
 from functions.training.train import Bundle
 from infra.bundling import find_runtime_interpreter
 from slipway.local.events import proxy_event
-from slipway.local.retrain import seed_base_data
 from slipway.local.stack import reset_moto
-from slipway.names import LOCAL_ACCOUNT, ResourceNames
-from slipway.settings import load_settings
+from stage.names import LOCAL_ACCOUNT, ResourceNames
+from stage.settings import load_settings
 from tests.assembly import Function, functions, resolve, template
 
 STACK = "slipway-dev"
@@ -115,7 +116,7 @@ def stage(moto_endpoint: str, bundle: Bundle, emulator_assembly: Path) -> Iterat
         registry = factory.registry(names.artifacts_bucket, names.live_pointer_parameter)
         registry.register(bundle.manifest, bundle.onnx_bytes)
         registry.promote(bundle.version, "package test")
-        seed_base_data(names.artifacts_bucket)
+        seed_base_data(S3RetrainStore(factory.client("s3"), names.artifacts_bucket))
         topic = factory.client("sns").create_topic(Name=names.alarm_topic)["TopicArn"]
         machine = factory.client("stepfunctions").create_state_machine(
             name=names.retrain_state_machine,

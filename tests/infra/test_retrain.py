@@ -8,8 +8,8 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 from synth_support import TOKEN, state_machine_definition
 
-from infra.retrain_definition import RetrainSteps, retrain_definition
-from slipway.settings import StageSettings
+from stage.settings import StageSettings
+from stage.workflows.retrain import RetrainSteps, retrain_definition
 
 
 def _definition(template: Template) -> dict[str, Any]:

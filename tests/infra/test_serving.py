@@ -8,7 +8,7 @@ from aws_cdk.assertions import Template
 from synth_support import only, resources
 
 from infra.serving import ROUTES
-from slipway.settings import StageSettings
+from stage.settings import StageSettings
 
 
 def _function(template: Template) -> dict[str, Any]:

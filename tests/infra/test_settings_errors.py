@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from synth_support import cdk_context, synth
 
-from slipway.settings import SettingsError, settings_from_context
+from stage.settings import SettingsError, settings_from_context
 
 
 def _with_dev(**override: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 
 from functions.core.capture import CAPTURE_MARKER
 from slipway.demo import NORMAL_ROWS, SHIFT, SHIFTED_ROWS, STEP_COUNT
-from slipway.settings import PROJECT_ROOT
+from stage.settings import PROJECT_ROOT
 
 
 def _environment() -> dict[str, str]:

@@ -17,7 +17,7 @@ import pytest
 
 from functions.core.registry import LivePointer
 from slipway.local.stack import LocalStack
-from slipway.settings import PROJECT_ROOT
+from stage.settings import PROJECT_ROOT
 
 
 def free_port() -> int:

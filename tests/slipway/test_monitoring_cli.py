@@ -13,7 +13,7 @@ import pytest
 from functions.training.train import Bundle, load_recipe
 from slipway.cli import main
 from slipway.local.monitoring import CaptureShipper, schedule_seconds
-from slipway.names import ResourceNames
+from stage.names import ResourceNames
 from tests.capture_lines import capture_lines
 
 

@@ -12,7 +12,7 @@ from functions.core.errors import RegistryError
 from functions.core.manifest import FallbackAnswer, Manifest
 from functions.core.registry import LivePointer, Registry, summarise
 from functions.training.train import Bundle
-from slipway.names import ResourceNames
+from stage.names import ResourceNames
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

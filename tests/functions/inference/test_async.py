@@ -16,8 +16,8 @@ from functions.core.jobs import REASON_WORKER_FAILED, JobMessage, JobResult
 from functions.training.train import Bundle
 from slipway.local.async_jobs import FALLBACK_MODULE, WORKER_MODULE, create_queues, fresh_module
 from slipway.local.sqs import SqsEventSource
-from slipway.names import ResourceNames
-from slipway.settings import load_settings
+from stage.names import ResourceNames
+from stage.settings import load_settings
 from tests.conftest import REGION, Invoke, example_row
 
 SETTINGS = load_settings("dev")

@@ -16,8 +16,8 @@ from functions.core.batch import BatchItem
 from functions.training.train import Bundle
 from slipway.local.batch_scoring import BatchScoringService
 from slipway.local.services import LocalContext
-from slipway.names import ResourceNames
-from slipway.settings import load_settings
+from stage.names import ResourceNames
+from stage.settings import load_settings
 from tests.conftest import example_row
 
 INPUT, OUTPUT = "batch/in/", "batch/out/"

@@ -14,7 +14,7 @@ import pytest
 from functions.core.capture import MAX_CAPTURED_TEXT, MAX_LINE_BYTES, ROWS_PER_LINE, CaptureRecord
 from functions.core.features import Feature, FeatureSpec, FeatureType
 from functions.inference.capture import Capture
-from slipway.settings import InferenceSettings
+from stage.settings import InferenceSettings
 
 NOW = datetime(2026, 1, 5, 10, 7, tzinfo=UTC)
 

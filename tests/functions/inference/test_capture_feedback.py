@@ -12,7 +12,7 @@ from functions.adapters import factory
 from functions.core.capture import CAPTURE_MARKER, ROWS_PER_LINE, CaptureRecord
 from functions.training.train import Bundle
 from slipway.local.events import FakeLambdaContext, proxy_event
-from slipway.names import ResourceNames
+from stage.names import ResourceNames
 from tests.capture_lines import capture_lines
 from tests.conftest import example_row
 

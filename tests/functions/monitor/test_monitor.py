@@ -15,9 +15,9 @@ from functions.adapters import factory
 from functions.core.events import DRIFT_DETECTED
 from functions.core.feedback import FeedbackItem
 from functions.training.train import Bundle, load_recipe
-from slipway.environments import monitor_environment
-from slipway.names import ResourceNames
-from slipway.settings import load_settings
+from stage.environments import monitor_environment
+from stage.names import ResourceNames
+from stage.settings import load_settings
 from tests.capture_lines import capture_lines
 
 NOW = datetime(2026, 1, 5, 10, 7, tzinfo=UTC)

@@ -12,17 +12,18 @@ from functions.adapters import factory
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
 from functions.core.registry import Registry
+from functions.training.base_data import seed_base_data
 from functions.training.train import Bundle
-from slipway.local.retrain import LocalRetrain, seed_base_data
-from slipway.names import ResourceNames
-from slipway.settings import load_settings
+from slipway.local.retrain import LocalRetrain
+from stage.names import ResourceNames
+from stage.settings import load_settings
 
 
 @pytest.fixture
 def pipeline(aws: None, names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRetrain]:
     for key in ("GATE_FLOOR", "GATE_TOLERANCE"):
         monkeypatch.delenv(key, raising=False)
-    seed_base_data(names.artifacts_bucket)
+    seed_base_data(S3RetrainStore(factory.client("s3"), names.artifacts_bucket))
     with LocalRetrain(load_settings("dev"), names) as local:
         yield local
 

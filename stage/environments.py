@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from functions.core.events import event_source
-from slipway.names import ResourceNames
-from slipway.settings import StageSettings
+from stage.names import ResourceNames
+from stage.settings import StageSettings
 
 
 def inference_environment(settings: StageSettings, names: ResourceNames) -> dict[str, str]:

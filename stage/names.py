@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slipway.settings import StageSettings
+from stage.settings import StageSettings
 
 # The account moto uses, so the local stack's names look like real ones.
 LOCAL_ACCOUNT = "123456789012"
