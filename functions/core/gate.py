@@ -101,4 +101,8 @@ def decide(
         return "refuse", reasons
     if live_version is None:
         return "promote", ["no live model yet"]
+    if live_score is None:
+        return "promote", [
+            f"{metric} {candidate_score:.4f}; live {live_version} was not scored on this holdout (feature spec changed)"
+        ]
     return "promote", [f"{metric} {candidate_score:.4f} vs live {live_score:.4f}, tolerance {policy.tolerance:g}"]

@@ -1,0 +1,67 @@
+"""The gate: promote within tolerance of live, refuse below it, and say why in words a person reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from functions.core.gate import GatePolicy, decide
+
+
+def _decide(**overrides: Any) -> tuple[str, list[str]]:
+    arguments: dict[str, Any] = {
+        "policy": GatePolicy(tolerance=0.01),
+        "metric": "roc_auc",
+        "higher_is_better": True,
+        "candidate_version": "new",
+        "candidate_score": 0.95,
+        "parity_passed": True,
+        "spec_problems": [],
+        "live_version": "old",
+        "live_score": 0.95,
+    }
+    arguments.update(overrides)
+    return decide(**arguments)
+
+
+def test_within_tolerance_of_live_promotes_with_both_scores() -> None:
+    verdict, reasons = _decide(candidate_score=0.945)
+    assert verdict == "promote"
+    assert reasons == ["roc_auc 0.9450 vs live 0.9500, tolerance 0.01"]
+
+
+def test_worse_than_live_by_more_than_the_tolerance_is_refused() -> None:
+    verdict, reasons = _decide(candidate_score=0.93)
+    assert verdict == "refuse"
+    assert reasons == ["roc_auc 0.9300 is worse than live 0.9500 by over 0.01"]
+
+
+def test_lower_is_better_metrics_compare_the_other_way() -> None:
+    assert _decide(metric="rmse", higher_is_better=False, candidate_score=0.5, live_score=0.45)[0] == "refuse"
+    assert _decide(metric="rmse", higher_is_better=False, candidate_score=0.4, live_score=0.45)[0] == "promote"
+
+
+def test_a_live_model_without_a_score_on_this_holdout_promotes_and_says_so() -> None:
+    """An incompatible spec (allowed by the setting) leaves the live model unscored on the new holdout."""
+    policy = GatePolicy(tolerance=0.01, allow_incompatible_spec=True)
+    verdict, reasons = _decide(policy=policy, spec_problems=["features reordered"], live_score=None)
+    assert verdict == "promote"
+    assert reasons == ["roc_auc 0.9500; live old was not scored on this holdout (feature spec changed)"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"parity_passed": False}, "the ONNX export failed its parity check"),
+        ({"spec_problems": ["features reordered"]}, "feature spec incompatible with live: features reordered"),
+        ({"policy": GatePolicy(tolerance=0.01, floor=0.97)}, "roc_auc 0.9500 is below the floor 0.9700"),
+    ],
+)
+def test_each_refusal_names_its_reason(overrides: dict[str, Any], reason: str) -> None:
+    assert _decide(**overrides) == ("refuse", [reason])
+
+
+def test_the_live_version_itself_is_unchanged_and_no_live_model_promotes() -> None:
+    assert _decide(candidate_version="old")[0] == "unchanged"
+    assert _decide(live_version=None, live_score=None) == ("promote", ["no live model yet"])
