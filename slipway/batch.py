@@ -15,14 +15,8 @@ from functions.adapters import factory
 from functions.core import batch
 from functions.core.batch import LedgerEntry
 from functions.inference import batch_service
+from slipway.executions import StateMachineError, state_machine_arn, wait_for_execution
 from slipway.target import Target
-
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
-
-
-def state_machine_arn(target: Target) -> str:
-    names = target.names
-    return f"arn:aws:states:{names.region}:{names.account}:stateMachine:{names.batch_state_machine}"
 
 
 def execution_input(input_prefix: str, output_prefix: str, run_id: str | None = None) -> dict[str, Any]:
@@ -43,23 +37,21 @@ def run_summary(bucket: str, output: dict[str, Any]) -> dict[str, Any]:
 def run_batch(target: Target, *, input_prefix: str, output_prefix: str, timeout_seconds: float = 3600) -> int:
     states = factory.client("stepfunctions")
     started = states.start_execution(
-        stateMachineArn=state_machine_arn(target),
+        stateMachineArn=state_machine_arn(target.names, target.names.batch_state_machine),
         input=json.dumps(execution_input(input_prefix, output_prefix)),
     )
     print(f"started {started['executionArn']}", flush=True)
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        described = states.describe_execution(executionArn=started["executionArn"])
-        if described["status"] in TERMINAL:
-            break
-        if time.monotonic() > deadline:
-            print(f"slipway: still {described['status']} after {timeout_seconds:.0f} s; see the console")
-            return 1
-        time.sleep(0.2 if target.local else 5)
-    if described["status"] != "SUCCEEDED":
-        print(f"slipway: batch scoring {described['status']}: {described.get('error')}: {described.get('cause')}")
+    try:
+        result = wait_for_execution(
+            states, started["executionArn"], timeout_seconds=timeout_seconds, poll_seconds=0.2 if target.local else 5
+        )
+    except StateMachineError as exc:
+        print(f"slipway: {exc}; see the console")
         return 1
-    summary = run_summary(target.names.artifacts_bucket, json.loads(described["output"]))
+    if not result.succeeded:
+        print(f"slipway: batch scoring {result.status}: {result.error}: {result.cause}")
+        return 1
+    summary = run_summary(target.names.artifacts_bucket, result.output)
     print(
         f"scored {summary['objects']} new or changed object(s), {summary['rows']} rows, {summary['errors']} "
         f"refused row(s), model {', '.join(summary['model_versions']) or '-'}; {summary['unchanged']} unchanged"

@@ -242,30 +242,33 @@ def _print_decisions(bucket: str, limit: int = 5) -> None:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    import time
-
     from functions.adapters import factory
     from functions.adapters.retrain_control import StepFunctionsStarter
+    from slipway.executions import StateMachineError, state_machine_arn, wait_for_execution
     from slipway.target import resolve
 
     target = resolve(args.stage)
-    names = target.names
-    arn = f"arn:aws:states:{names.region}:{names.account}:stateMachine:{names.retrain_state_machine}"
     sfn = factory.client("stepfunctions")
+    arn = state_machine_arn(target.names, target.names.retrain_state_machine)
     execution = StepFunctionsStarter(sfn, arn).start(args.reason)
     print(f"started {execution}")
     if args.no_wait:
         return 0
-    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        time.sleep(0.5)
-    if described["status"] != "SUCCEEDED":
-        print(f"retrain {described['status']}: {described.get('error')} {described.get('cause', '')[:400]}")
+    # The state machine's own timeout bounds a run; wait a little past it for its end state.
+    timeout = target.settings.retrain.train_timeout_seconds + 7 * target.settings.retrain.step_timeout_seconds
+    try:
+        result = wait_for_execution(sfn, execution, timeout_seconds=timeout, poll_seconds=0.5 if target.local else 5)
+    except StateMachineError as exc:
+        print(f"slipway: {exc}")
+        return EXIT_FAILED
+    if not result.succeeded:
+        print(f"retrain {result.status}: {result.error} {(result.cause or '')[:400]}")
         failed = failed_step(sfn, execution)
         if failed:
             print(f"  {failed}")
         print("the live model is unchanged")
         return EXIT_FAILED
-    decision = json.loads(described["output"])["decision"]
+    decision = result.output["decision"]
     print(f"gate: {decision['verdict']} {decision['candidate_version']} ({'; '.join(decision['reasons'])})")
     _print_pointer(target.registry().live())
     return 0

@@ -32,17 +32,16 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import boto3
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.models import default_user_config
 
+from slipway.executions import ExecutionResult, wait_for_execution
 from slipway.local.events import FakeLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -64,30 +63,9 @@ _TRUST = {
         }
     ],
 }
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
-
 _handlers: dict[str, Handler] = {}
 _lock = threading.Lock()
 _original_invoke = LambdaSimpleBackend.invoke
-
-
-class StateMachineError(RuntimeError):
-    """A local execution did not reach an end state in time."""
-
-
-@dataclass(frozen=True)
-class ExecutionResult:
-    """How one execution ended: status, parsed output (None unless it succeeded), error and cause."""
-
-    arn: str
-    status: str
-    output: Any
-    error: str | None
-    cause: str | None
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "SUCCEEDED"
 
 
 def _function_name(reference: str) -> str:
@@ -199,23 +177,9 @@ class LocalStepFunctions:
 
     def wait(self, execution_arn: str, *, timeout_seconds: float = 300.0) -> ExecutionResult:
         """Poll until the execution ends; raise StateMachineError if it has not after `timeout_seconds`."""
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            described = self._states.describe_execution(executionArn=execution_arn)
-            if described["status"] in _TERMINAL:
-                output = described.get("output")
-                return ExecutionResult(
-                    arn=execution_arn,
-                    status=described["status"],
-                    output=json.loads(output) if output else None,
-                    error=described.get("error"),
-                    cause=described.get("cause"),
-                )
-            if time.monotonic() > deadline:
-                raise StateMachineError(
-                    f"execution {execution_arn} still {described['status']} after {timeout_seconds}s"
-                )
-            time.sleep(self.poll_seconds)
+        return wait_for_execution(
+            self._states, execution_arn, timeout_seconds=timeout_seconds, poll_seconds=self.poll_seconds
+        )
 
     def run(
         self, state_machine_arn: str, execution_input: dict[str, Any], *, timeout_seconds: float = 300.0

@@ -34,3 +34,16 @@ def test_failed_step_is_none_without_a_failed_task_or_a_history() -> None:
     assert failed_step(History([{"id": 1, "type": "ExecutionStarted"}]), "arn") is None
     refused = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetExecutionHistory")
     assert failed_step(History(refused), "arn") is None
+
+
+def test_state_machine_arns_are_in_the_partition_of_the_region() -> None:
+    from slipway.executions import state_machine_arn
+    from stage.names import ResourceNames
+
+    def arn(region: str) -> str:
+        names = ResourceNames(project="slipway", stage="dev", account="123456789012", region=region)
+        return state_machine_arn(names, names.retrain_state_machine)
+
+    assert arn("us-east-1") == "arn:aws:states:us-east-1:123456789012:stateMachine:slipway-dev-retrain"
+    assert arn("cn-north-1").startswith("arn:aws-cn:states:cn-north-1:")
+    assert arn("us-gov-west-1").startswith("arn:aws-us-gov:states:")
