@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
@@ -56,9 +57,9 @@ def _call(method: str, url: str, body: Any, api_key: str | None, sign: bool) -> 
     if api_key:
         headers["x-api-key"] = api_key
     if sign:
-        session_credentials = factory.client("sts")._request_signer._credentials
+        session = boto3.session.Session()
         request = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(session_credentials, "execute-api", factory.client("sts").meta.region_name).add_auth(request)
+        SigV4Auth(session.get_credentials(), "execute-api", session.region_name).add_auth(request)
         headers = dict(request.headers)
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:

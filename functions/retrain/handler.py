@@ -25,6 +25,12 @@ def _store() -> S3RetrainStore:
     return S3RetrainStore(factory.client("s3"), config().artifacts_bucket)
 
 
+def reset() -> None:
+    """Forget the configuration and store read from the environment (the local stack sets a new one)."""
+    config.cache_clear()
+    _store.cache_clear()
+
+
 def _registry() -> Registry:
     return factory.registry(config().artifacts_bucket, config().live_pointer_parameter)
 

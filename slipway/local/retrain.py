@@ -9,7 +9,6 @@ from typing import Any
 import boto3
 
 from functions.retrain import handler as steps_handler
-from functions.retrain.config import config
 from slipway.local.stepfunctions import ExecutionResult, LocalStepFunctions
 from stage.environments import retrain_environment
 from stage.names import ResourceNames
@@ -52,8 +51,7 @@ class LocalRetrain:
         # The handlers run in this process beside the inference handler: share only the retrain
         # configuration, never the Powertools service name or log level the inference logger reads.
         os.environ.update({key: value for key, value in environment.items() if not key.startswith("POWERTOOLS_")})
-        config.cache_clear()
-        steps_handler._store.cache_clear()
+        steps_handler.reset()
 
     def run(self, reason: str = "manual", *, timeout_seconds: float = 300.0) -> ExecutionResult:
         """Start one run and wait for its end."""
