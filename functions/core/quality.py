@@ -1,7 +1,8 @@
 """Live model quality from delayed labels: the recipe's metric, computed with numpy only. AWS-free.
 
-The names and directions are those of functions.training.metrics (the holdout
-metrics), so the live figure is comparable with the one in the manifest.
+`METRICS` is the one table of the metrics a recipe may name (task and direction);
+the holdout metrics of functions.training.metrics are the same ones, computed with
+scikit-learn, so the live figure is comparable with the one in the manifest.
 """
 
 from __future__ import annotations
@@ -10,10 +11,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-HIGHER_IS_BETTER = {
-    "accuracy": True, "roc_auc": True, "f1_macro": True, "log_loss": False,
-    "r2": True, "rmse": False, "mae": False,
-}  # fmt: skip
+# name -> (task, higher is better)
+METRICS: dict[str, tuple[str, bool]] = {
+    "accuracy": ("classification", True),
+    "roc_auc": ("classification", True),
+    "f1_macro": ("classification", True),
+    "log_loss": ("classification", False),
+    "r2": ("regression", True),
+    "rmse": ("regression", False),
+    "mae": ("regression", False),
+}
+HIGHER_IS_BETTER = {name: higher for name, (_, higher) in METRICS.items()}
 
 
 def live_metric(

@@ -1,4 +1,4 @@
-"""Holdout metrics a recipe may name as its gate metric, with the direction that is better."""
+"""Holdout metrics a recipe may name as its gate metric (the table of names and directions: core.quality.METRICS)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn import metrics as sk
 
-# name -> (task, higher is better)
-METRICS: dict[str, tuple[str, bool]] = {
-    "accuracy": ("classification", True),
-    "roc_auc": ("classification", True),
-    "f1_macro": ("classification", True),
-    "log_loss": ("classification", False),
-    "r2": ("regression", True),
-    "rmse": ("regression", False),
-    "mae": ("regression", False),
-}
+from functions.core.quality import METRICS
 
 
 def higher_is_better(metric: str) -> bool:
