@@ -29,6 +29,10 @@ class InvalidRequest(Exception):
         return self.message
 
 
+class ServiceUnavailable(Exception):
+    """The deployment cannot serve this route now (no live model, async not configured): HTTP 503."""
+
+
 class ModelUnavailable(Exception):
     """The live model cannot answer (no live version, bundle missing or corrupt): plan B answers."""
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, Field
 
 from functions.adapters import factory
-from functions.core.errors import FieldError, InvalidRequest
+from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.core.jobs import JOB_ID_PATTERN, JobQueue, JobStore
 from functions.inference import async_jobs
 from functions.inference.config import AsyncConfig
@@ -71,7 +71,7 @@ def register(
     )
     def submit(request: Annotated[predict_request, Body()]):  # type: ignore[no-untyped-def,valid-type]
         if queue is None:
-            raise InvalidRequest("async predictions are not configured on this deployment", status=503)
+            raise ServiceUnavailable("async predictions are not configured on this deployment")
         rows: list[dict[str, Any]] = request.instances  # type: ignore[attr-defined]
         job_id = async_jobs.submit(live_model.current(), rows, store=store, queue=queue)
         metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)

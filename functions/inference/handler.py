@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters import factory
 from functions.core import telemetry
-from functions.core.errors import FieldError, InvalidRequest
+from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.inference import async_routes, feedback_routes, service
 from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
@@ -118,7 +118,7 @@ def _record(outcome: service.Outcome, started: float) -> None:
 def model_info() -> ModelInfo:
     serving = live_model.current()
     if serving.predictor is None:
-        raise InvalidRequest(f"no live model is loaded ({serving.reason})", status=503)
+        raise ServiceUnavailable(f"no live model is loaded ({serving.reason})")
     manifest = serving.predictor.manifest
     return ModelInfo(
         version=manifest.version,
@@ -161,9 +161,13 @@ def _count_invalid(path: str) -> None:
 
 @app.exception_handler(InvalidRequest)
 def invalid_request(exc: InvalidRequest) -> Response[str]:
-    if exc.status < 500:
-        _count_invalid(app.current_event.path)
+    _count_invalid(app.current_event.path)
     return _error(exc.status, exc.message, [error.as_dict() for error in exc.errors])
+
+
+@app.exception_handler(ServiceUnavailable)
+def service_unavailable(exc: ServiceUnavailable) -> Response[str]:
+    return _error(503, str(exc), [])
 
 
 @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
