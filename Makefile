@@ -7,7 +7,7 @@ STAGE ?= dev
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test e2e bench lint synth deploy destroy smoke clean
+.PHONY: install run test test-unit e2e bench lint synth deploy destroy smoke clean
 
 $(STAMP): pyproject.toml requirements.lock package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ run: install  ## Serve the example model on http://127.0.0.1:8080 against the em
 
 test: install  ## Every offline test: unit, handler, local stack, CDK assertions, synth, cfn-lint, cdk-nag, emulator tier.
 	$(PY) -m pytest
+
+test-unit: install  ## The fast AWS-free tests alone (also: pytest -m handler|local|infra|emulator).
+	$(PY) -m pytest -m unit
 
 e2e: install  ## The emulator tier alone: cdk deploy of dev onto MiniStack on 127.0.0.1, checked end to end, destroyed.
 	$(PY) -m pytest tests/e2e

@@ -133,3 +133,24 @@ def example_row(bundle: Bundle, index: int = 0) -> dict[str, float]:
 
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+
+
+# Test layers, by folder: `pytest -m unit` runs the fast AWS-free tests alone (make test-unit).
+LAYERS = {
+    "tests/functions/core/": "unit",
+    "tests/functions/training/": "unit",
+    "tests/benchmarks/": "unit",
+    "tests/test_architecture.py": "unit",
+    "tests/functions/": "handler",
+    "tests/slipway/": "local",
+    "tests/infra/": "infra",
+    "tests/e2e/": "emulator",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.replace(os.sep, "/")
+        layer = next((name for prefix, name in LAYERS.items() if path.startswith(prefix)), None)
+        if layer:
+            item.add_marker(layer)
