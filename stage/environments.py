@@ -1,74 +1,89 @@
-"""Function environments, built once from settings and names for both the CDK app and the local stack."""
+"""Function environments, built from each function's configuration model for the CDK app and the local stack.
+
+The model (functions/*/config.py) is the single definition of a function's variables:
+the function parses them with it at cold start, and here the same model, filled from
+the stage's settings and names, writes them. Powertools' own variables come on top.
+"""
 
 from __future__ import annotations
 
 from functions.core.events import event_source
+from functions.inference.config import InferenceConfig, WorkerConfig
+from functions.monitor.config import MonitorConfig
+from functions.retrain.config import RetrainConfig
 from stage.names import ResourceNames
 from stage.settings import StageSettings
 
 
-def inference_environment(settings: StageSettings, names: ResourceNames) -> dict[str, str]:
-    """The inference function's variables: the aliases of functions.inference.config.InferenceConfig."""
-    inference = settings.inference
+def powertools_environment(names: ResourceNames, *, service: str) -> dict[str, str]:
+    """The variables Powertools reads itself: service name, metrics namespace, log level."""
     return {
-        "ARTIFACTS_BUCKET": names.artifacts_bucket,
-        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
-        "POINTER_REFRESH_SECONDS": str(inference.pointer_refresh_seconds),
-        "MAX_INSTANCES": str(inference.max_instances),
-        "MAX_BODY_BYTES": str(inference.max_body_bytes),
-        "CAPTURE_SAMPLING_RATE": str(settings.capture.sampling_rate),
-        "REQUESTS_QUEUE_URL": names.queue_url(names.requests_queue),
-        "POWERTOOLS_SERVICE_NAME": names.inference_service,
-        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
-
-
-def worker_environment(settings: StageSettings, names: ResourceNames, *, service: str) -> dict[str, str]:
-    """Variables of the async worker, the dead-letter fallback and the batch functions (WorkerConfig)."""
-    return {
-        "ARTIFACTS_BUCKET": names.artifacts_bucket,
-        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
-        "POINTER_REFRESH_SECONDS": str(settings.inference.pointer_refresh_seconds),
         "POWERTOOLS_SERVICE_NAME": service,
         "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
 
 
+def inference_environment(settings: StageSettings, names: ResourceNames) -> dict[str, str]:
+    """The inference function's variables (InferenceConfig)."""
+    inference = settings.inference
+    config = InferenceConfig(
+        artifacts_bucket=names.artifacts_bucket,
+        live_pointer_parameter=names.live_pointer_parameter,
+        pointer_refresh_seconds=inference.pointer_refresh_seconds,
+        max_instances=inference.max_instances,
+        max_body_bytes=inference.max_body_bytes,
+        capture_sampling_rate=settings.capture.sampling_rate,
+        requests_queue_url=names.queue_url(names.requests_queue),
+    )
+    return {**config.to_environment(), **powertools_environment(names, service=names.inference_service)}
+
+
+def worker_environment(settings: StageSettings, names: ResourceNames, *, service: str) -> dict[str, str]:
+    """Variables of the async worker, the dead-letter fallback and the batch functions (WorkerConfig)."""
+    config = WorkerConfig(
+        artifacts_bucket=names.artifacts_bucket,
+        live_pointer_parameter=names.live_pointer_parameter,
+        pointer_refresh_seconds=settings.inference.pointer_refresh_seconds,
+    )
+    return {**config.to_environment(), **powertools_environment(names, service=service)}
+
+
 def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[str, str]:
-    """The monitor function's variables: the aliases of functions.monitor.config.MonitorConfig."""
+    """The monitor function's variables (MonitorConfig, which reads Powertools' service and namespace too)."""
     monitor = settings.monitor
-    return {
-        "ARTIFACTS_BUCKET": names.artifacts_bucket,
-        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
-        "WINDOW_HOURS": str(monitor.window_hours),
-        "QUALITY_WINDOW_HOURS": str(monitor.quality_window_hours),
-        "DRIFT_POLICY": monitor.drift.model_dump_json(),
-        "EVENT_SOURCE": event_source(settings.project, settings.stage),
-        "EVENT_BUS_NAME": "default",
-        "POWERTOOLS_SERVICE_NAME": names.monitor_service,
-        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
+    config = MonitorConfig(
+        artifacts_bucket=names.artifacts_bucket,
+        live_pointer_parameter=names.live_pointer_parameter,
+        window_hours=monitor.window_hours,
+        quality_window_hours=monitor.quality_window_hours,
+        drift_policy=monitor.drift,
+        event_source=event_source(settings.project, settings.stage),
+        event_bus="default",
+        metrics_namespace=names.metrics_namespace,
+        service=names.monitor_service,
+    )
+    return {**powertools_environment(names, service=names.monitor_service), **config.to_environment()}
 
 
 def retrain_environment(
-    settings: StageSettings, names: ResourceNames, *, state_machine_arn: str = "", topic_arn: str = ""
+    settings: StageSettings,
+    names: ResourceNames,
+    *,
+    state_machine_arn: str | None = None,
+    topic_arn: str | None = None,
 ) -> dict[str, str]:
-    """The retrain functions' variables: the aliases of functions.retrain.config.RetrainConfig."""
+    """The retrain functions' variables (RetrainConfig); what a function does not need is left unset."""
     retrain = settings.retrain
-    return {
-        "ARTIFACTS_BUCKET": names.artifacts_bucket,
-        "LIVE_POINTER_PARAMETER": names.live_pointer_parameter,
-        "GATE_TOLERANCE": str(retrain.gate_tolerance),
-        "GATE_FLOOR": "" if retrain.gate_floor is None else str(retrain.gate_floor),
-        "ALLOW_INCOMPATIBLE_SPEC": str(retrain.allow_incompatible_spec).lower(),
-        "COOLDOWN_MINUTES": str(retrain.cooldown_minutes),
-        "ROLLBACK_WINDOW_MINUTES": str(retrain.rollback_window_minutes),
-        "STATE_MACHINE_ARN": state_machine_arn,
-        "NOTIFY_TOPIC_ARN": topic_arn,
-        "POWERTOOLS_SERVICE_NAME": names.retrain_service,
-        "POWERTOOLS_METRICS_NAMESPACE": names.metrics_namespace,
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
+    config = RetrainConfig(
+        artifacts_bucket=names.artifacts_bucket,
+        live_pointer_parameter=names.live_pointer_parameter,
+        gate_tolerance=retrain.gate_tolerance,
+        gate_floor=retrain.gate_floor,
+        allow_incompatible_spec=retrain.allow_incompatible_spec,
+        cooldown_minutes=retrain.cooldown_minutes,
+        rollback_window_minutes=retrain.rollback_window_minutes,
+        state_machine_arn=state_machine_arn,
+        notify_topic_arn=topic_arn,
+    )
+    return {**config.to_environment(), **powertools_environment(names, service=names.retrain_service)}

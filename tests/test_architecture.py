@@ -18,7 +18,8 @@ PACKAGES = ("functions", "stage", "infra", "slipway", "model", "benchmarks")
 ALLOWED = {
     "functions": set(),
     "model": set(),
-    "stage": {"functions.core"},
+    # The stage model writes each function's environment with that function's own configuration model.
+    "stage": {"functions.core", "functions.inference.config", "functions.monitor.config", "functions.retrain.config"},
     "infra": {"functions", "stage"},
     "slipway": {"functions", "stage", "model"},
     "benchmarks": {"functions", "stage", "infra", "slipway", "model"},

@@ -20,7 +20,7 @@ from functions.adapters import factory
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.core.jobs import JOB_ID_PATTERN, JobQueue, JobStore
 from functions.inference import async_jobs
-from functions.inference.config import AsyncConfig
+from functions.inference.config import InferenceConfig
 from functions.inference.live_model import LiveModel
 from functions.inference.schemas import ErrorBody, PredictionOut, dump_json
 
@@ -52,10 +52,9 @@ def register(
     request_model: type[BaseModel],
     store: JobStore | None = None,
     queue: JobQueue | None = None,
-    config: AsyncConfig | None = None,
+    config: InferenceConfig,
 ) -> None:
     """Add the async routes to `app`; `request_model` is the /predict body model of this deployment."""
-    config = config or AsyncConfig.from_environ()
     store = store or factory.job_store(config.artifacts_bucket)
     if queue is None and config.requests_queue_url:
         queue = factory.job_queue(config.requests_queue_url)

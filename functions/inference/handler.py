@@ -57,7 +57,7 @@ PredictRequest = predict_request_model(config.max_instances)
 
 # Routes of later components are added here, each by one call such as
 # `feedback_routes.register(app, live_model=live_model, metrics=metrics)`, before the freeze at the end.
-async_routes.register(app, live_model=live_model, metrics=metrics, request_model=PredictRequest)
+async_routes.register(app, live_model=live_model, metrics=metrics, request_model=PredictRequest, config=config)
 feedback_routes.register(app, metrics=metrics, bucket=config.artifacts_bucket)
 capture = Capture(sampling_rate=config.capture_sampling_rate)
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from functions.core.config import FunctionConfig
 from functions.core.gate import GatePolicy
 
 
-class RetrainConfig(BaseModel):
+class RetrainConfig(FunctionConfig):
     """Environment of the retrain step functions, the drift trigger and the rollback watcher."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
@@ -33,14 +30,6 @@ class RetrainConfig(BaseModel):
         return GatePolicy(
             tolerance=self.gate_tolerance, floor=self.gate_floor, allow_incompatible_spec=self.allow_incompatible_spec
         )
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> RetrainConfig:
-        values = {key: value for key, value in environ.items() if key in _ENV_NAMES and value != ""}
-        return cls.model_validate(values)
-
-
-_ENV_NAMES = {field.alias for field in RetrainConfig.model_fields.values()}
 
 
 @cache

@@ -39,9 +39,7 @@ def test_environment_is_exactly_the_config_aliases_plus_powertools(
     from functions.inference.config import InferenceConfig
 
     env = _function(templates["prod"])["Environment"]["Variables"]
-    from functions.inference.config import AsyncConfig
-
-    aliases = {field.alias for config in (InferenceConfig, AsyncConfig) for field in config.model_fields.values()}
+    aliases = InferenceConfig.variable_names()
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
     assert set(env) == aliases | powertools
     # The same names the storage construct gives the bucket and the parameter (one names module).

@@ -1,0 +1,48 @@
+"""A function's environment as one pydantic model: the single definition of its variables.
+
+Each field's alias is the variable's name. The function parses its environment with
+`from_environ` at cold start (a bad value fails it at once); the CDK app and the
+local stack build the same variables from the same model with `to_environment`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict
+
+
+class FunctionConfig(BaseModel):
+    """Base of every function's configuration model."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    @classmethod
+    def variable_names(cls) -> frozenset[str]:
+        """The environment variables this model reads."""
+        return frozenset(field.alias for field in cls.model_fields.values() if field.alias)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        """The configuration in `environ`; other variables are ignored, an empty one counts as unset."""
+        names = cls.variable_names()
+        return cls.model_validate({key: value for key, value in environ.items() if key in names and value != ""})
+
+    def to_environment(self) -> dict[str, str]:
+        """The variables that carry this configuration (unset optional fields are left out)."""
+        variables = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value is not None and field.alias:
+                variables[field.alias] = _text(value)
+        return variables
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return str(value)

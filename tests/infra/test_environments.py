@@ -1,0 +1,55 @@
+"""Every function's environment in the template is exactly what its configuration model reads, and parses with it."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Template
+
+from functions.core.config import FunctionConfig
+from functions.inference.config import InferenceConfig, WorkerConfig
+from functions.monitor.config import MonitorConfig
+from functions.retrain.config import RetrainConfig
+from tests.assembly import resolve
+
+# The handler module of a function -> the model its cold start parses the environment with.
+MODELS: dict[str, type[FunctionConfig]] = {
+    "functions.inference.handler": InferenceConfig,
+    "functions.inference.async_worker": WorkerConfig,
+    "functions.inference.async_fallback": WorkerConfig,
+    "functions.inference.batch_handler": WorkerConfig,
+    "functions.monitor.handler": MonitorConfig,
+    "functions.retrain.handler": RetrainConfig,
+    "functions.retrain.control": RetrainConfig,
+}
+POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+
+
+class _Tokens(dict[str, str]):
+    """Any Ref resolves to a placeholder ARN-like value (what CloudFormation would put there)."""
+
+    def __missing__(self, key: str) -> str:
+        return f"arn:aws:placeholder:us-east-1:123456789012:{key}"
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_function_environment_is_its_config_model(templates: dict[str, Template], stage: str) -> None:
+    functions = {
+        key: resource["Properties"]
+        for key, resource in templates[stage].find_resources("AWS::Lambda::Function").items()
+        if str(resource["Properties"].get("Runtime", "")).startswith("python")
+    }
+    assert len(functions) == 13
+    for key, properties in functions.items():
+        model = MODELS[properties["Handler"].rsplit(".", 1)[0]]
+        variables = properties["Environment"]["Variables"]
+        assert set(variables) - POWERTOOLS <= model.variable_names(), (key, set(variables) - model.variable_names())
+        environ = {name: resolve(value, _Tokens()) for name, value in variables.items()}
+        model.from_environ(environ)  # a value the model refuses would fail the cold start
+
+
+def test_a_model_writes_what_it_reads() -> None:
+    config = RetrainConfig(artifacts_bucket="bucket", live_pointer_parameter="/p", gate_floor=None, code_revision="x")
+    variables = config.to_environment()
+    assert "GATE_FLOOR" not in variables and variables["ALLOW_INCOMPATIBLE_SPEC"] == "false"
+    assert RetrainConfig.from_environ(variables) == config
+    assert RetrainConfig.from_environ({**variables, "GATE_FLOOR": ""}).gate_floor is None
