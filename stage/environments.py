@@ -24,12 +24,16 @@ def powertools_environment(names: ResourceNames, *, service: str) -> dict[str, s
     }
 
 
+def _stores(names: ResourceNames) -> dict[str, str]:
+    """Where every function finds the models: the artifacts bucket and the live pointer."""
+    return {"artifacts_bucket": names.artifacts_bucket, "live_pointer_parameter": names.live_pointer_parameter}
+
+
 def inference_environment(settings: StageSettings, names: ResourceNames) -> dict[str, str]:
     """The inference function's variables (InferenceConfig)."""
     inference = settings.inference
     config = InferenceConfig(
-        artifacts_bucket=names.artifacts_bucket,
-        live_pointer_parameter=names.live_pointer_parameter,
+        **_stores(names),
         pointer_refresh_seconds=inference.pointer_refresh_seconds,
         max_instances=inference.max_instances,
         max_body_bytes=inference.max_body_bytes,
@@ -42,8 +46,7 @@ def inference_environment(settings: StageSettings, names: ResourceNames) -> dict
 def worker_environment(settings: StageSettings, names: ResourceNames, *, service: str) -> dict[str, str]:
     """Variables of the async worker, the dead-letter fallback and the batch functions (WorkerConfig)."""
     config = WorkerConfig(
-        artifacts_bucket=names.artifacts_bucket,
-        live_pointer_parameter=names.live_pointer_parameter,
+        **_stores(names),
         pointer_refresh_seconds=settings.inference.pointer_refresh_seconds,
     )
     return {**config.to_environment(), **powertools_environment(names, service=service)}
@@ -53,8 +56,7 @@ def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[s
     """The monitor function's variables (MonitorConfig, which reads Powertools' service and namespace too)."""
     monitor = settings.monitor
     config = MonitorConfig(
-        artifacts_bucket=names.artifacts_bucket,
-        live_pointer_parameter=names.live_pointer_parameter,
+        **_stores(names),
         window_hours=monitor.window_hours,
         quality_window_hours=monitor.quality_window_hours,
         drift_policy=monitor.drift,
@@ -76,8 +78,7 @@ def retrain_environment(
     """The retrain functions' variables (RetrainConfig); what a function does not need is left unset."""
     retrain = settings.retrain
     config = RetrainConfig(
-        artifacts_bucket=names.artifacts_bucket,
-        live_pointer_parameter=names.live_pointer_parameter,
+        **_stores(names),
         gate_tolerance=retrain.gate_tolerance,
         gate_floor=retrain.gate_floor,
         allow_incompatible_spec=retrain.allow_incompatible_spec,

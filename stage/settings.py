@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -33,6 +34,16 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 _SCHEDULE = re.compile(r"^(cron\(.+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+
+
+def _schedule(value: str) -> str:
+    if not _SCHEDULE.match(value):
+        raise ValueError("must be an EventBridge expression: cron(...) or rate(N unit)")
+    return value
+
+
+# An EventBridge (Scheduler) expression: cron(...) or rate(N unit).
+Schedule = Annotated[str, AfterValidator(_schedule)]
 
 
 class _Section(BaseModel):
@@ -125,7 +136,7 @@ class AlarmSettings(_Section):
 class RetrainSettings(_Section):
     """The retrain pipeline: its triggers, its gate, where training runs, automatic rollback."""
 
-    schedule: str = "cron(0 3 ? * MON *)"
+    schedule: Schedule = "cron(0 3 ? * MON *)"
     cooldown_minutes: int = Field(
         360, ge=0, le=10080, description="A drift event within this of the last start is ignored."
     )
@@ -154,13 +165,6 @@ class RetrainSettings(_Section):
             raise ValueError("engine 'sagemaker' needs sagemaker_image_uri (the training image in ECR)")
         return self
 
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        if not _SCHEDULE.match(value):
-            raise ValueError("must be an EventBridge expression: cron(...) or rate(N unit)")
-        return value
-
 
 class CaptureSettings(_Section):
     """Data capture for drift monitoring."""
@@ -171,7 +175,7 @@ class CaptureSettings(_Section):
 class MonitorSettings(_Section):
     """The drift monitor: schedule, window, drift policy (thresholds per feature) and the quality alarm."""
 
-    schedule: str = Field("rate(1 hour)", description="EventBridge Scheduler expression of the monitor runs.")
+    schedule: Schedule = Field("rate(1 hour)", description="EventBridge Scheduler expression of the monitor runs.")
     window_hours: int = Field(1, ge=1, le=168, description="Hours of capture each run judges.")
     quality_window_hours: int = Field(168, ge=1, le=2160, description="Hours of feedback the live metric covers.")
     memory_mb: int = Field(1024, ge=128, le=10240)
@@ -184,13 +188,6 @@ class MonitorSettings(_Section):
     quality_alarm_above: float | None = Field(
         None, description="Alarm when the live metric rises above this (errors such as rmse, log_loss)."
     )
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        if not _SCHEDULE.match(value):
-            raise ValueError("must be an EventBridge expression: cron(...) or rate(N unit)")
-        return value
 
 
 class StorageSettings(_Section):

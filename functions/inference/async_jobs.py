@@ -55,12 +55,9 @@ def process(message: JobMessage, serving: Serving, *, store: JobStore) -> JobRes
     that raises (the request unreadable, rows the live spec now refuses, S3 failing) fails
     this receive; after the redrive policy's receives the dead-letter fallback answers.
     """
-    existing = store.get_result(message.job_id)
-    if existing is not None:
-        return existing
-    request = store.get_request(message.job_id)
-    if request is None:
-        raise JobRequestMissing(f"job {message.job_id} has no stored request")
+    request = _pending(message, store)
+    if isinstance(request, JobResult):
+        return request
     outcome = service.predict(serving, request.instances)
     result = JobResult(
         job_id=message.job_id,
@@ -74,6 +71,17 @@ def process(message: JobMessage, serving: Serving, *, store: JobStore) -> JobRes
     return result if store.put_result(result) else _stored(store, message.job_id)
 
 
+def _pending(message: JobMessage, store: JobStore) -> JobResult | JobRequest:
+    """The job's stored result when it has one (a redelivery), else its request; JobRequestMissing without either."""
+    existing = store.get_result(message.job_id)
+    if existing is not None:
+        return existing
+    request = store.get_request(message.job_id)
+    if request is None:
+        raise JobRequestMissing(f"job {message.job_id} has no stored request")
+    return request
+
+
 def answer_dead_letter(
     message: JobMessage, *, store: JobStore, fallback: FallbackAnswer | None, version: str | None
 ) -> JobResult:
@@ -82,12 +90,9 @@ def answer_dead_letter(
     Raises JobRequestMissing when the request is gone (the row count is unknown): such a
     message stays in the dead-letter queue, where the DLQ-depth alarm sees it.
     """
-    existing = store.get_result(message.job_id)
-    if existing is not None:
-        return existing
-    request = store.get_request(message.job_id)
-    if request is None:
-        raise JobRequestMissing(f"job {message.job_id} has no stored request")
+    request = _pending(message, store)
+    if isinstance(request, JobResult):
+        return request
     result = JobResult(
         job_id=message.job_id,
         status="fallback",
