@@ -7,12 +7,11 @@ exact prefixes, queue and parameter each one needs.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CfnElement, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnElement, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -20,8 +19,7 @@ from constructs import Construct, IConstruct
 
 from functions.core import layout
 from infra.bundling import INFERENCE_PACKAGE
-from infra.lambda_function import package_code, python_function
-from infra.log_retention import retention
+from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from infra.observability import Observability
 from stage.names import ResourceNames
@@ -52,13 +50,13 @@ class AsyncJobs(Construct):
         pointer_parameter_arn: str,
         environment: dict[str, str],
         observability: Observability,
+        defaults: FunctionDefaults,
     ) -> None:
         super().__init__(scope, construct_id)
         self._names, self._settings, self._bucket = names, settings, bucket
         self._environment = environment
-        self._log_removal = RemovalPolicy.RETAIN if settings.storage.retain_data else RemovalPolicy.DESTROY
-        inference = settings.inference
-        self._code = package_code(INFERENCE_PACKAGE, architecture=inference.architecture, runtime=inference.runtime)
+        self._defaults = defaults
+        self._code = defaults.code(INFERENCE_PACKAGE)
         jobs = settings.async_jobs
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -201,12 +199,8 @@ class AsyncJobs(Construct):
         self._allow(self.batch_score, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
 
         stack = Stack.of(self)
-        self.batch_log_group = logs.LogGroup(
-            self,
-            "BatchStateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{names.batch_state_machine}",
-            retention=retention(settings.logs.retention_days),
-            removal_policy=self._log_removal,
+        self.batch_log_group = self._defaults.log_group(
+            self, "BatchStateMachineLogs", f"/aws/vendedlogs/states/{names.batch_state_machine}"
         )
         definition = batch_definition(
             plan_function=self.batch_plan.function_arn,
@@ -314,24 +308,16 @@ class AsyncJobs(Construct):
     def _function(
         self, construct_id: str, name: str, handler: str, description: str, *, memory_mb: int, timeout_seconds: int
     ) -> lambda_.Function:
-        inference = self._settings.inference
         return python_function(
             self,
             construct_id,
+            defaults=self._defaults,
             name=name,
             description=description,
             handler=handler,
             code=self._code,
-            runtime=inference.runtime,
-            architecture=inference.architecture,
             memory_mb=memory_mb,
             timeout_seconds=timeout_seconds,
             environment=self._environment,
-            log_retention_days=self._settings.logs.retention_days,
-            log_removal=self._log_removal,
             role_description=f"{name}: its logs and traces, and the grants listed in infra/async_jobs.py",
-            runtime_reason=(
-                "The runtime is the pinned stage setting inference.runtime, matched to the manylinux wheels bundled "
-                "for it (the same package as the inference function)."
-            ),
         ).function

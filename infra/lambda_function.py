@@ -1,5 +1,7 @@
 """One Python Lambda function as every construct of the stack makes it: own log group, own role, traced.
 
+`FunctionDefaults` holds what every function of a stage shares (runtime, architecture,
+log retention and removal), decided once by the stack from the settings.
 `python_function` is a plain function, not a Construct, so the resources it adds sit
 directly under the caller's scope and keep their logical IDs (`<id>Logs`, `<id>Role`, `<id>`).
 The role starts with writes to the function's own log group and, from active tracing,
@@ -20,13 +22,56 @@ from constructs import Construct
 from infra.bundling import FUNCTIONS_DIR, PackageSpec, package_hash, python_bundling
 from infra.log_retention import retention
 from infra.nag import acknowledge
+from stage.settings import StageSettings
 
 _RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+_RUNTIME_REASON = (
+    "The runtime is the pinned stage setting inference.runtime (python3.12 or python3.13), matched to the "
+    "manylinux wheels bundled for it; moving to a newer runtime is a settings change once the pinned wheels "
+    "exist for it and its packages pass the package tests."
+)
 _XRAY_REASON = (
     "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
     "support no resource-level permissions, so AWS requires Resource '*'."
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionDefaults:
+    """What every Python function of a stage shares."""
+
+    runtime: str
+    architecture: str
+    log_retention_days: int
+    log_removal: RemovalPolicy
+
+    @classmethod
+    def of(cls, settings: StageSettings) -> FunctionDefaults:
+        return cls(
+            runtime=settings.inference.runtime,
+            architecture=settings.inference.architecture,
+            log_retention_days=settings.logs.retention_days,
+            log_removal=RemovalPolicy.RETAIN if settings.storage.retain_data else RemovalPolicy.DESTROY,
+        )
+
+    def code(self, spec: PackageSpec) -> lambda_.Code:
+        """`spec`'s package as a Lambda asset, built locally (infra.bundling) and hashed by its inputs."""
+        return lambda_.Code.from_asset(
+            str(FUNCTIONS_DIR),
+            asset_hash=package_hash(spec, architecture=self.architecture, runtime=self.runtime),
+            bundling=python_bundling(spec, architecture=self.architecture, runtime=self.runtime),
+        )
+
+    def log_group(self, scope: Construct, construct_id: str, name: str | None = None) -> logs.LogGroup:
+        """A log group with the stage's retention and removal policy."""
+        return logs.LogGroup(
+            scope,
+            construct_id,
+            log_group_name=name,
+            retention=retention(self.log_retention_days),
+            removal_policy=self.log_removal,
+        )
 
 
 @dataclass(frozen=True)
@@ -38,47 +83,27 @@ class PythonFunction:
     log_group: logs.LogGroup
 
 
-def package_code(spec: PackageSpec, *, architecture: str, runtime: str) -> lambda_.Code:
-    """`spec`'s package as a Lambda asset, built locally (infra.bundling) and hashed by its inputs."""
-    return lambda_.Code.from_asset(
-        str(FUNCTIONS_DIR),
-        asset_hash=package_hash(spec, architecture=architecture, runtime=runtime),
-        bundling=python_bundling(spec, architecture=architecture, runtime=runtime),
-    )
-
-
 def python_function(
     scope: Construct,
     construct_id: str,
     *,
+    defaults: FunctionDefaults,
     name: str,
     description: str,
     handler: str,
     code: lambda_.Code,
-    runtime: str,
-    architecture: str,
     memory_mb: int,
     timeout_seconds: int,
     environment: dict[str, str],
-    log_retention_days: int,
-    log_removal: RemovalPolicy,
     role_description: str,
-    runtime_reason: str,
     reserved_concurrency: int | None = None,
     statements: Sequence[iam.PolicyStatement] = (),
 ) -> PythonFunction:
     """Function `name` (construct `construct_id`) with log group `/aws/lambda/<name>` and its own role.
 
-    `statements` join the role's policy before the function adds X-Ray's; `runtime_reason`
-    is why the pinned runtime is accepted (cdk-nag AwsSolutions-L1).
+    `statements` join the role's policy before the function adds X-Ray's.
     """
-    log_group = logs.LogGroup(
-        scope,
-        f"{construct_id}Logs",
-        log_group_name=f"/aws/lambda/{name}",
-        retention=retention(log_retention_days),
-        removal_policy=log_removal,
-    )
+    log_group = defaults.log_group(scope, f"{construct_id}Logs", f"/aws/lambda/{name}")
     role = iam.Role(
         scope,
         f"{construct_id}Role",
@@ -99,8 +124,8 @@ def python_function(
         construct_id,
         function_name=name,
         description=description,
-        runtime=_RUNTIMES[runtime],
-        architecture=_ARCHITECTURES[architecture],
+        runtime=_RUNTIMES[defaults.runtime],
+        architecture=_ARCHITECTURES[defaults.architecture],
         handler=handler,
         code=code,
         memory_size=memory_mb,
@@ -112,5 +137,5 @@ def python_function(
         environment=environment,
     )
     acknowledge(role, "AwsSolutions-IAM5[Resource::*]", _XRAY_REASON)
-    acknowledge(function, "AwsSolutions-L1", runtime_reason)
+    acknowledge(function, "AwsSolutions-L1", _RUNTIME_REASON)
     return PythonFunction(function=function, role=role, log_group=log_group)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import Duration, Size
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
@@ -17,11 +17,10 @@ from functions.core import telemetry
 from functions.core.capture import CAPTURE_FILTER_PATTERN
 from functions.core.layout import CAPTURE_PREFIX
 from infra.bundling import FUNCTIONS_DIR, PackageSpec
-from infra.lambda_function import package_code, python_function
-from infra.log_retention import retention
+from infra.lambda_function import FunctionDefaults, python_function
 from infra.observability import PERIOD, Observability
 from stage.names import ResourceNames
-from stage.settings import InferenceSettings, MonitorSettings
+from stage.settings import MonitorSettings
 
 MONITOR_HANDLER = "functions.monitor.handler.lambda_handler"
 MONITOR_PACKAGE = PackageSpec(
@@ -48,21 +47,16 @@ class Monitoring(Construct):
         *,
         names: ResourceNames,
         monitor: MonitorSettings,
-        inference: InferenceSettings,
         bucket: s3.IBucket,
         inference_logs: logs.ILogGroup,
         environment: dict[str, str],
-        log_retention_days: int,
-        retain_logs: bool,
+        defaults: FunctionDefaults,
     ) -> None:
         super().__init__(scope, construct_id)
-        log_removal = RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY
         self._names = names
 
         # -- capture: subscription filter -> Firehose -> S3 -------------------------------
-        self.delivery_logs = logs.LogGroup(
-            self, "CaptureDeliveryLogs", retention=retention(log_retention_days), removal_policy=log_removal
-        )
+        self.delivery_logs = defaults.log_group(self, "CaptureDeliveryLogs")
         # Firehose's role, written out: the L2 destination would grant s3:* wildcard actions on the
         # whole bucket; this one may only write (and clean up uploads) under capture/ and capture-errors/.
         self.delivery_role = iam.Role(
@@ -130,23 +124,17 @@ class Monitoring(Construct):
         made = python_function(
             self,
             "Monitor",
+            defaults=defaults,
             name=names.monitor_function,
             description="Slipway drift monitor: capture window vs the live model's baseline, live quality",
             handler=MONITOR_HANDLER,
-            code=package_code(MONITOR_PACKAGE, architecture=inference.architecture, runtime=inference.runtime),
-            runtime=inference.runtime,
-            architecture=inference.architecture,
+            code=defaults.code(MONITOR_PACKAGE),
             memory_mb=monitor.memory_mb,
             timeout_seconds=monitor.timeout_seconds,
             # One cycle at a time: two overlapping runs would write the same report twice.
             reserved_concurrency=1,
             environment=environment,
-            log_retention_days=log_retention_days,
-            log_removal=log_removal,
             role_description=(f"{names.monitor_function}: capture, feedback and manifest reads, report writes, events"),
-            runtime_reason=(
-                "The runtime is the pinned stage setting inference.runtime, matched to the bundled manylinux wheels."
-            ),
         )
         self.function, self.role, self.log_group = made.function, made.role, made.log_group
 

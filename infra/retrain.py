@@ -6,14 +6,13 @@ also runs, so what moto executes locally is what CloudFormation deploys.
 
 from __future__ import annotations
 
-from aws_cdk import CfnElement, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnElement, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as event_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
@@ -25,11 +24,10 @@ from constructs import Construct
 from functions.core import layout
 from functions.core.events import DRIFT_DETECTED, event_source
 from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec
-from infra.lambda_function import package_code, python_function
-from infra.log_retention import retention
+from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from stage.names import ResourceNames
-from stage.settings import InferenceSettings, RetrainSettings
+from stage.settings import RetrainSettings
 from stage.workflows.retrain import RetrainSteps, SageMakerTraining, retrain_definition
 
 RETRAIN_DIR = FUNCTIONS_DIR / "retrain"
@@ -69,21 +67,17 @@ class Retrain(Construct):
         *,
         names: ResourceNames,
         retrain: RetrainSettings,
-        inference: InferenceSettings,
         bucket: s3.IBucket,
         live_pointer: ssm.IStringParameter,
         topic: sns.ITopic,
         topic_key: kms.IKey,
         rollback_alarms: list[cloudwatch.IAlarm],
         environment: dict[str, str],
-        log_retention_days: int,
-        retain_logs: bool,
+        defaults: FunctionDefaults,
     ) -> None:
         super().__init__(scope, construct_id)
         self._names = names
-        self._log_removal = RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY
-        self._log_retention_days = log_retention_days
-        self._inference = inference
+        self._defaults = defaults
         self._environment = environment
         bucket_resource = bucket.node.default_child
         assert isinstance(bucket_resource, CfnElement)
@@ -157,12 +151,8 @@ class Retrain(Construct):
             step_timeout_seconds=retrain.step_timeout_seconds,
             sagemaker=sagemaker,
         )
-        self.log_group = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{names.retrain_state_machine}",
-            retention=retention(log_retention_days),
-            removal_policy=self._log_removal,
+        self.log_group = defaults.log_group(
+            self, "StateMachineLogs", f"/aws/vendedlogs/states/{names.retrain_state_machine}"
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -269,7 +259,7 @@ class Retrain(Construct):
         return tail.lstrip("/") if isinstance(tail, str) and tail.endswith("*") else None
 
     def _code(self, spec: PackageSpec) -> lambda_.Code:
-        return package_code(spec, architecture=self._inference.architecture, runtime=self._inference.runtime)
+        return self._defaults.code(spec)
 
     def _function(
         self,
@@ -285,22 +275,15 @@ class Retrain(Construct):
         made = python_function(
             self,
             step.capitalize(),
+            defaults=self._defaults,
             name=name,
             description=f"Slipway retrain: {step}",
             handler=handler,
             code=code,
-            runtime=self._inference.runtime,
-            architecture=self._inference.architecture,
             memory_mb=memory_mb,
             timeout_seconds=timeout_seconds,
             environment=self._environment,
-            log_retention_days=self._log_retention_days,
-            log_removal=self._log_removal,
             role_description=f"{name}: its own logs and traces and only the objects its step reads and writes",
-            runtime_reason=(
-                "The runtime is the pinned stage setting inference.runtime, matched to the manylinux wheels bundled "
-                "for it; moving to a newer runtime is a settings change once the pinned wheels exist for it."
-            ),
             statements=[iam.PolicyStatement(actions=actions, resources=resources) for actions, resources in grants],
         )
         for prefix in sorted(

@@ -9,12 +9,10 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import INFERENCE_PACKAGE
-from infra.lambda_function import package_code, python_function
-from infra.log_retention import retention
+from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from stage.names import ResourceNames
 from stage.settings import ApiSettings, InferenceSettings, ProvisionedConcurrencySettings
@@ -60,34 +58,23 @@ class Serving(Construct):
         inference: InferenceSettings,
         provisioned_concurrency: ProvisionedConcurrencySettings,
         api: ApiSettings,
-        log_retention_days: int,
+        defaults: FunctionDefaults,
         environment: dict[str, str],
-        retain_logs: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        log_removal = RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY
-
         made = python_function(
             self,
             "Function",
+            defaults=defaults,
             name=names.inference_function,
             description="Slipway inference: scores rows with the live ONNX model bundle",
             handler=HANDLER,
-            code=package_code(INFERENCE_PACKAGE, architecture=inference.architecture, runtime=inference.runtime),
-            runtime=inference.runtime,
-            architecture=inference.architecture,
+            code=defaults.code(INFERENCE_PACKAGE),
             memory_mb=inference.memory_mb,
             timeout_seconds=inference.timeout_seconds,
             reserved_concurrency=inference.reserved_concurrency,
             environment=environment,
-            log_retention_days=log_retention_days,
-            log_removal=log_removal,
             role_description=f"{names.inference_function}: logs, traces, model bundles and the live pointer only",
-            runtime_reason=(
-                "The runtime is a pinned stage setting (inference.runtime: python3.12 or python3.13) matched to the "
-                "manylinux wheels bundled for it; moving to a newer runtime is a settings change once the pinned "
-                "onnxruntime/numpy wheels exist and pass the tests for it."
-            ),
         )
         self.function, self.role, self.log_group = made.function, made.role, made.log_group
 
@@ -103,7 +90,7 @@ class Serving(Construct):
         if provisioned_concurrency.enabled:
             self._autoscale(provisioned_concurrency)
 
-        self.api = self._rest_api(names=names, api=api, log_retention_days=log_retention_days, log_removal=log_removal)
+        self.api = self._rest_api(names=names, api=api, defaults=defaults)
         self.api_key: apigw.IApiKey | None = None
         if api.auth == "api_key":
             self.api_key = self._usage_plan(names=names, api=api)
@@ -131,15 +118,8 @@ class Serving(Construct):
                 max_capacity=scheduled.max,
             )
 
-    def _rest_api(
-        self, *, names: ResourceNames, api: ApiSettings, log_retention_days: int, log_removal: RemovalPolicy
-    ) -> apigw.RestApi:
-        self.access_log_group = logs.LogGroup(
-            self,
-            "ApiAccessLogs",
-            retention=retention(log_retention_days),
-            removal_policy=log_removal,
-        )
+    def _rest_api(self, *, names: ResourceNames, api: ApiSettings, defaults: FunctionDefaults) -> apigw.RestApi:
+        self.access_log_group = defaults.log_group(self, "ApiAccessLogs")
         if api.auth == "iam":
             method_options = apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM)
         else:

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from functions.core.layout import CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX, REPORTS_PREFIX
 from infra.async_jobs import AsyncJobs
+from infra.lambda_function import FunctionDefaults
 from infra.monitoring import CAPTURE_ERRORS_PREFIX, Monitoring
 from infra.nag import acknowledge
 from infra.observability import Observability
@@ -30,6 +31,7 @@ class SlipwayStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
 
         self.storage = Storage(self, "Storage", names=names, retain_data=settings.storage.retain_data)
+        defaults = FunctionDefaults.of(settings)
 
         self.serving = Serving(
             self,
@@ -38,9 +40,8 @@ class SlipwayStack(Stack):
             inference=settings.inference,
             provisioned_concurrency=settings.provisioned_concurrency,
             api=settings.api,
-            log_retention_days=settings.logs.retention_days,
+            defaults=defaults,
             environment=inference_environment(settings, names),
-            retain_logs=settings.storage.retain_data,
         )
         # Grants: read-only, and only the model bundles and the pointer.
         self.serving.allow_model_reads(bucket_objects_arn=self.storage.bucket.arn_for_objects(f"{MODELS_PREFIX}*"))
@@ -67,7 +68,7 @@ class SlipwayStack(Stack):
         # Each further component is one construct that takes its settings as keyword arguments,
         # gets its grants here, and registers its alarms and widgets with
         # `self.observability.add_alarm(...)` / `add_widgets(...)`; API routes go into infra.serving.ROUTES.
-        self._add_monitoring(settings, names, bucket_id)
+        self._add_monitoring(settings, names, bucket_id, defaults)
 
         self.async_jobs = AsyncJobs(
             self,
@@ -78,6 +79,7 @@ class SlipwayStack(Stack):
             pointer_parameter_arn=self.storage.live_pointer.parameter_arn,
             environment=worker_environment(settings, names, service=names.inference_service),
             observability=self.observability,
+            defaults=defaults,
         )
         self.async_jobs.allow_submissions(self.serving.role)
 
@@ -86,15 +88,13 @@ class SlipwayStack(Stack):
             "Retrain",
             names=names,
             retrain=settings.retrain,
-            inference=settings.inference,
             bucket=self.storage.bucket,
             live_pointer=self.storage.live_pointer,
             topic=self.observability.topic,
             topic_key=self.observability.topic_key,
             rollback_alarms=[self.observability.fallback_alarm, self.observability.api_5xx_alarm],
             environment=retrain_environment(settings, names, topic_arn=self.observability.topic.topic_arn),
-            log_retention_days=settings.logs.retention_days,
-            retain_logs=settings.storage.retain_data,
+            defaults=defaults,
         )
         CfnOutput(self, "RetrainStateMachineArn", value=self.retrain.state_machine.state_machine_arn)
 
@@ -123,7 +123,9 @@ class SlipwayStack(Stack):
         CfnOutput(self, "LivePointerParameter", value=self.storage.live_pointer.parameter_name)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
 
-    def _add_monitoring(self, settings: StageSettings, names: ResourceNames, bucket_id: str) -> None:
+    def _add_monitoring(
+        self, settings: StageSettings, names: ResourceNames, bucket_id: str, defaults: FunctionDefaults
+    ) -> None:
         """Capture pipeline and drift monitor, with the grants between them and the serving side."""
         bucket = self.storage.bucket
         self.monitoring = Monitoring(
@@ -131,12 +133,10 @@ class SlipwayStack(Stack):
             "Monitoring",
             names=names,
             monitor=settings.monitor,
-            inference=settings.inference,
             bucket=bucket,
             inference_logs=self.serving.log_group,
             environment=monitor_environment(settings, names),
-            log_retention_days=settings.logs.retention_days,
-            retain_logs=settings.storage.retain_data,
+            defaults=defaults,
         )
         self.monitoring.allow(
             "ReadCaptureFeedbackModels",
