@@ -7,7 +7,7 @@ exact prefixes, queue and parameter each one needs.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CfnElement, Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -15,25 +15,17 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from functions.core import layout
 from infra.bundling import INFERENCE_PACKAGE
+from infra.grants import GET, PUT, ArtifactGrants, allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from infra.observability import Observability
 from stage.names import ResourceNames
 from stage.settings import StageSettings
 from stage.workflows.batch import batch_definition
-
-_GET, _PUT, _LIST = "s3:GetObject", "s3:PutObject", "s3:ListBucket"
-_PREFIXES = (
-    layout.MODELS_PREFIX,
-    layout.ASYNC_REQUESTS_PREFIX,
-    layout.ASYNC_RESULTS_PREFIX,
-    layout.BATCH_RUNS_PREFIX,
-    layout.BATCH_PREFIX,
-)
 
 
 class AsyncJobs(Construct):
@@ -46,14 +38,15 @@ class AsyncJobs(Construct):
         *,
         names: ResourceNames,
         settings: StageSettings,
-        bucket: s3.IBucket,
+        grants: ArtifactGrants,
         pointer_parameter_arn: str,
         environment: dict[str, str],
         observability: Observability,
         defaults: FunctionDefaults,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._names, self._settings, self._bucket = names, settings, bucket
+        self._names, self._settings, self._grants = names, settings, grants
+        bucket = grants.bucket
         self._environment = environment
         self._defaults = defaults
         self._code = defaults.code(INFERENCE_PACKAGE)
@@ -89,16 +82,17 @@ class AsyncJobs(Construct):
             bucket.add_lifecycle_rule(
                 id="ExpireAsyncJobs", prefix=layout.ASYNC_PREFIX, expiration=Duration.days(jobs.result_retention_days)
             )
-        results = [self._objects(layout.ASYNC_REQUESTS_PREFIX), self._objects(layout.ASYNC_RESULTS_PREFIX)]
+        jobs_prefixes = [layout.ASYNC_REQUESTS_PREFIX, layout.ASYNC_RESULTS_PREFIX]
         self.worker = self._function(
             "Worker", names.async_worker_function, "functions.inference.async_worker.lambda_handler",
             "Slipway async worker: scores queued jobs with the live model",
             memory_mb=jobs.worker_memory_mb, timeout_seconds=jobs.worker_timeout_seconds,
         )  # fmt: skip
-        self._allow(self.worker, "ReadModelsAndJobs", [_GET], [self._objects(layout.MODELS_PREFIX), *results])
-        self._allow(self.worker, "WriteResults", [_PUT], [results[1]])
-        self._allow_missing_keys(self.worker, layout.ASYNC_PREFIX)
-        self._allow(self.worker, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
+        worker = self._role(self.worker)
+        grants.allow(worker, "ReadModelsAndJobs", [GET], [layout.MODELS_PREFIX, *jobs_prefixes])
+        grants.allow(worker, "WriteResults", [PUT], [layout.ASYNC_RESULTS_PREFIX])
+        grants.allow_listing(worker, "ListAsync", [layout.ASYNC_PREFIX])
+        allow(worker, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
         self.worker.add_event_source(
             sources.SqsEventSource(
                 self.requests_queue,
@@ -113,10 +107,11 @@ class AsyncJobs(Construct):
             "Slipway async fallback: answers dead-lettered jobs with the declared plan B",
             memory_mb=512, timeout_seconds=60,
         )  # fmt: skip
-        self._allow(self.fallback, "ReadJobs", [_GET], results)
-        self._allow(self.fallback, "WriteResults", [_PUT], [results[1]])
-        self._allow_missing_keys(self.fallback, layout.ASYNC_PREFIX)
-        self._allow(self.fallback, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
+        fallback = self._role(self.fallback)
+        grants.allow(fallback, "ReadJobs", [GET], jobs_prefixes)
+        grants.allow(fallback, "WriteResults", [PUT], [layout.ASYNC_RESULTS_PREFIX])
+        grants.allow_listing(fallback, "ListAsync", [layout.ASYNC_PREFIX])
+        allow(fallback, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
         self.fallback.add_event_source(
             sources.SqsEventSource(self.dead_letter_queue, batch_size=jobs.batch_size, report_batch_item_failures=True)
         )
@@ -150,53 +145,28 @@ class AsyncJobs(Construct):
         )
         self._batch(pointer_parameter_arn)
 
-    def allow_submissions(self, role: iam.IRole) -> None:
-        """What the inference function needs for /predict/async: send to the queue, store requests, read both."""
-        # Only SendMessage (grant_send_messages would add GetQueueAttributes and GetQueueUrl, unused here).
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="SendAsyncJobs", actions=["sqs:SendMessage"], resources=[self.requests_queue.queue_arn]
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="StoreAsyncRequests", actions=[_PUT], resources=[self._objects(layout.ASYNC_REQUESTS_PREFIX)]
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadAsyncJobs",
-                actions=[_GET],
-                resources=[self._objects(layout.ASYNC_REQUESTS_PREFIX), self._objects(layout.ASYNC_RESULTS_PREFIX)],
-            )
-        )
-        role.add_to_principal_policy(self._list_statement(layout.ASYNC_PREFIX))
-        self._acknowledge_prefixes(
-            role, [self._objects(layout.ASYNC_REQUESTS_PREFIX), self._objects(layout.ASYNC_RESULTS_PREFIX)]
-        )
-
     # -- batch scoring --------------------------------------------------------------------
 
     def _batch(self, pointer_parameter_arn: str) -> None:
         names, settings = self._names, self._settings
-        batch_objects = self._objects(layout.BATCH_PREFIX)
+        grants = self._grants
         self.batch_plan = self._function(
             "BatchPlan", names.batch_plan_function, "functions.inference.batch_handler.plan_handler",
             "Slipway batch scoring: lists the new or changed objects of a prefix into a manifest",
             memory_mb=512, timeout_seconds=300,
         )  # fmt: skip
-        self._allow(self.batch_plan, "WriteManifests", [_PUT], [self._objects(layout.BATCH_RUNS_PREFIX)])
-        self.batch_plan.add_to_role_policy(self._list_statement(layout.BATCH_PREFIX))
+        plan = self._role(self.batch_plan)
+        grants.allow(plan, "WriteManifests", [PUT], [layout.BATCH_RUNS_PREFIX])
+        grants.allow_listing(plan, "ListBatch", [layout.BATCH_PREFIX])
         self.batch_score = self._function(
             "BatchScore", names.batch_score_function, "functions.inference.batch_handler.score_handler",
             "Slipway batch scoring: scores one CSV object with the live model",
             memory_mb=settings.batch.scoring_memory_mb, timeout_seconds=settings.batch.scoring_timeout_seconds,
         )  # fmt: skip
-        self._allow(
-            self.batch_score, "ReadModelsAndInputs", [_GET], [self._objects(layout.MODELS_PREFIX), batch_objects]
-        )
-        self._allow(self.batch_score, "WriteOutputs", [_PUT], [batch_objects])
-        self._allow(self.batch_score, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
+        score = self._role(self.batch_score)
+        grants.allow(score, "ReadModelsAndInputs", [GET], [layout.MODELS_PREFIX, layout.BATCH_PREFIX])
+        grants.allow(score, "WriteOutputs", [PUT], [layout.BATCH_PREFIX])
+        allow(score, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
 
         stack = Stack.of(self)
         self.batch_log_group = self._defaults.log_group(
@@ -205,7 +175,7 @@ class AsyncJobs(Construct):
         definition = batch_definition(
             plan_function=self.batch_plan.function_arn,
             score_function=self.batch_score.function_arn,
-            bucket=self._bucket.bucket_name,
+            bucket=grants.bucket.bucket_name,
             max_concurrency=settings.batch.max_concurrency,
         )
         self.batch_state_machine = sfn.StateMachine(
@@ -226,10 +196,7 @@ class AsyncJobs(Construct):
                 resources=[self.batch_plan.function_arn, self.batch_score.function_arn],
             )
         )
-        runs = self._objects(layout.BATCH_RUNS_PREFIX)
-        machine.add_to_role_policy(
-            iam.PolicyStatement(sid="ReadManifestsWriteResults", actions=[_GET, _PUT], resources=[runs])
-        )
+        grants.allow(machine.role, "ReadManifestsWriteResults", [GET, PUT], [layout.BATCH_RUNS_PREFIX])
         # A Distributed Map runs each item as a child execution of this state machine.
         own_arn = stack.format_arn(
             service="states",
@@ -259,7 +226,6 @@ class AsyncJobs(Construct):
             "Step Functions logging (logs:CreateLogDelivery and related) and X-Ray tracing "
             "(xray:PutTraceSegments) support no resource-level permissions, so AWS requires Resource '*'.",
         )
-        self._acknowledge_prefixes(machine.role, [runs])
         acknowledge(
             machine.role,
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:<AWS::AccountId>:execution:"
@@ -270,40 +236,10 @@ class AsyncJobs(Construct):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _objects(self, prefix: str) -> str:
-        return self._bucket.arn_for_objects(f"{prefix}*")
-
-    def _acknowledge_prefixes(self, construct: IConstruct, arns: list[str]) -> None:
-        """Accept each prefix wildcard `construct`'s policy holds, by its exact finding id."""
-        stack = Stack.of(self)
-        bucket_resource = self._bucket.node.default_child
-        assert isinstance(bucket_resource, CfnElement)
-        bucket_id = stack.resolve(stack.get_logical_id(bucket_resource))
-        for arn in arns:
-            prefix = next(p for p in _PREFIXES if arn == self._objects(p))
-            acknowledge(
-                construct,
-                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
-                f"Only the {prefix} prefix of the artifacts bucket: the keys below it (job ids, model versions, "
-                "batch objects, run ids) are made at run time, so they can only be named by prefix.",
-            )
-
-    def _list_statement(self, prefix: str) -> iam.PolicyStatement:
-        # Without s3:ListBucket a missing key answers 403, not 404; the condition limits listing to `prefix`.
-        return iam.PolicyStatement(
-            sid=f"List{''.join(part.title() for part in prefix.strip('/').split('/'))}",
-            actions=[_LIST],
-            resources=[self._bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-        )
-
-    def _allow_missing_keys(self, function: lambda_.Function, prefix: str) -> None:
-        function.add_to_role_policy(self._list_statement(prefix))
-
-    def _allow(self, function: lambda_.Function, sid: str, actions: list[str], resources: list[str]) -> None:
-        function.add_to_role_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
+    @staticmethod
+    def _role(function: lambda_.Function) -> iam.IRole:
         assert function.role is not None
-        self._acknowledge_prefixes(function.role, [arn for arn in resources if arn.endswith("*")])
+        return function.role
 
     def _function(
         self, construct_id: str, name: str, handler: str, description: str, *, memory_mb: int, timeout_seconds: int

@@ -163,12 +163,6 @@ class Monitoring(Construct):
             ),
         )
 
-    def allow(self, sid: str, actions: list[str], resources: list[str], conditions: dict | None = None) -> None:  # type: ignore[type-arg]
-        """Grant the monitor `actions` on `resources` (the stack names them)."""
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid=sid, actions=actions, resources=resources, conditions=conditions)
-        )
-
     def add_alarms(self, observability: Observability, *, monitor: MonitorSettings) -> None:
         """The drift and quality alarms and the monitoring widgets."""
         names = self._names

@@ -6,7 +6,7 @@ also runs, so what moto executes locally is what CloudFormation deploys.
 
 from __future__ import annotations
 
-from aws_cdk import CfnElement, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as event_targets
@@ -24,6 +24,7 @@ from constructs import Construct
 from functions.core import layout
 from functions.core.events import DRIFT_DETECTED, event_source
 from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec
+from infra.grants import GET, PUT, ArtifactGrants, allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from stage.names import ResourceNames
@@ -48,6 +49,7 @@ CONTROL_PACKAGE = PackageSpec(
     sources=("__init__.py", "core", "adapters", "retrain"),
     requirements=RETRAIN_DIR / "control-requirements.txt",
 )
+_POINTER_ACTIONS = ("ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory")
 STEP_HANDLERS = {
     "prepare": "functions.retrain.handler.prepare_handler",
     "train": "functions.retrain.handler.train_handler",
@@ -67,7 +69,7 @@ class Retrain(Construct):
         *,
         names: ResourceNames,
         retrain: RetrainSettings,
-        bucket: s3.IBucket,
+        grants: ArtifactGrants,
         live_pointer: ssm.IStringParameter,
         topic: sns.ITopic,
         topic_key: kms.IKey,
@@ -79,9 +81,6 @@ class Retrain(Construct):
         self._names = names
         self._defaults = defaults
         self._environment = environment
-        bucket_resource = bucket.node.default_child
-        assert isinstance(bucket_resource, CfnElement)
-        self._bucket_id = Stack.of(self).resolve(Stack.of(self).get_logical_id(bucket_resource))
         self._publish = [
             iam.PolicyStatement(sid="PublishNotifications", actions=["sns:Publish"], resources=[topic.topic_arn]),
             iam.PolicyStatement(
@@ -90,56 +89,37 @@ class Retrain(Construct):
                 resources=[topic_key.key_arn],
             ),
         ]
-        objects = bucket.arn_for_objects
+        self._grants = grants
+        bucket = grants.bucket
         training_code = self._code(TRAINING_PACKAGE)
-
-        reads, writes = "s3:GetObject", "s3:PutObject"
-        grants: dict[str, list[tuple[list[str], list[str]]]] = {
-            "prepare": [
-                (
-                    [reads],
-                    [
-                        objects(layout.BASE_DATA_KEY),
-                        objects(f"{layout.FEEDBACK_PREFIX}*"),
-                        objects(f"{layout.CAPTURE_PREFIX}*"),
-                    ],
-                ),
-                ([writes], [objects(f"{layout.RETRAIN_RUNS_PREFIX}*")]),
-                (["s3:ListBucket"], [bucket.bucket_arn]),
-            ],
-            "train": [
-                ([reads], [objects(f"{layout.RETRAIN_RUNS_PREFIX}*")]),
-                ([writes], [objects(f"{layout.RETRAIN_CANDIDATES_PREFIX}*")]),
-            ],
-            "evaluate": [
-                (
-                    [reads],
-                    [
-                        objects(f"{layout.RETRAIN_RUNS_PREFIX}*"),
-                        objects(f"{layout.RETRAIN_CANDIDATES_PREFIX}*"),
-                        objects(f"{layout.MODELS_PREFIX}*"),
-                    ],
-                ),
-                ([writes], [objects(f"{layout.GATE_DECISIONS_PREFIX}*")]),
-                (["ssm:GetParameter"], [live_pointer.parameter_arn]),
-            ],
-            "register": [
-                ([reads], [objects(f"{layout.RETRAIN_CANDIDATES_PREFIX}*"), objects(f"{layout.MODELS_PREFIX}*")]),
-                ([writes], [objects(f"{layout.MODELS_PREFIX}*")]),
-            ],
-            "promote": [
-                ([reads], [objects(f"{layout.MODELS_PREFIX}*")]),
-                (["ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory"], [live_pointer.parameter_arn]),
-            ],
-        }
+        pointer = live_pointer.parameter_arn
         self.step_functions = {
             step: self._function(
-                step, handler, training_code, grants[step],
+                step, handler, training_code,
                 memory_mb=retrain.train_memory_mb if step in ("train", "evaluate") else 1024,
                 timeout_seconds=retrain.train_timeout_seconds if step == "train" else retrain.step_timeout_seconds,
             )
             for step, handler in STEP_HANDLERS.items()
         }  # fmt: skip
+        role = {step: self._role(fn) for step, fn in self.step_functions.items()}
+        grants.allow_keys(role["prepare"], "ReadBaseData", [GET], [layout.BASE_DATA_KEY])
+        grants.allow(role["prepare"], "ReadLabelledRows", [GET], [layout.FEEDBACK_PREFIX, layout.CAPTURE_PREFIX])
+        grants.allow(role["prepare"], "WriteRunTables", [PUT], [layout.RETRAIN_RUNS_PREFIX])
+        grants.allow_listing(role["prepare"], "ListBucket", None)
+        grants.allow(role["train"], "ReadRunTables", [GET], [layout.RETRAIN_RUNS_PREFIX])
+        grants.allow(role["train"], "WriteCandidates", [PUT], [layout.RETRAIN_CANDIDATES_PREFIX])
+        grants.allow(
+            role["evaluate"], "ReadRunsCandidatesModels", [GET],
+            [layout.RETRAIN_RUNS_PREFIX, layout.RETRAIN_CANDIDATES_PREFIX, layout.MODELS_PREFIX],
+        )  # fmt: skip
+        grants.allow(role["evaluate"], "WriteDecisions", [PUT], [layout.GATE_DECISIONS_PREFIX])
+        allow(role["evaluate"], "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+        grants.allow(
+            role["register"], "ReadCandidatesModels", [GET], [layout.RETRAIN_CANDIDATES_PREFIX, layout.MODELS_PREFIX]
+        )
+        grants.allow(role["register"], "WriteModels", [PUT], [layout.MODELS_PREFIX])
+        grants.allow(role["promote"], "ReadModels", [GET], [layout.MODELS_PREFIX])
+        allow(role["promote"], "MoveLivePointer", _POINTER_ACTIONS, [pointer])
 
         sagemaker = self._sagemaker(retrain, bucket) if retrain.engine == "sagemaker" else None
         steps = RetrainSteps(
@@ -210,10 +190,15 @@ class Retrain(Construct):
 
         control_code = self._code(CONTROL_PACKAGE)
         self.drift_trigger = self._function(
-            "trigger", "functions.retrain.control.drift_trigger_handler", control_code,
-            [([reads, writes], [objects(layout.RETRAIN_TRIGGER_KEY)]), (["s3:ListBucket"], [bucket.bucket_arn])],
-            memory_mb=512, timeout_seconds=30,
-        )  # fmt: skip
+            "trigger",
+            "functions.retrain.control.drift_trigger_handler",
+            control_code,
+            memory_mb=512,
+            timeout_seconds=30,
+        )
+        trigger = self._role(self.drift_trigger)
+        grants.allow_keys(trigger, "ReadWriteCooldown", [GET, PUT], [layout.RETRAIN_TRIGGER_KEY])
+        grants.allow_listing(trigger, "ListBucket", None)
         self.drift_trigger.add_environment("STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
         self.state_machine.grant_start_execution(self.drift_trigger)
         self.drift_rule = events.Rule(
@@ -227,13 +212,11 @@ class Retrain(Construct):
         )
 
         self.rollback = self._function(
-            "rollback", "functions.retrain.control.rollback_handler", control_code,
-            [
-                ([reads], [objects(f"{layout.MODELS_PREFIX}*")]),
-                (["ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory"], [live_pointer.parameter_arn]),
-            ],
-            memory_mb=512, timeout_seconds=30,
-        )  # fmt: skip
+            "rollback", "functions.retrain.control.rollback_handler", control_code, memory_mb=512, timeout_seconds=30
+        )
+        rollback = self._role(self.rollback)
+        grants.allow(rollback, "ReadModels", [GET], [layout.MODELS_PREFIX])
+        allow(rollback, "MoveLivePointer", _POINTER_ACTIONS, [pointer])
         self.rollback.add_environment("NOTIFY_TOPIC_ARN", topic.topic_arn)
         for statement in self._publish:
             self.rollback.add_to_role_policy(statement)
@@ -250,13 +233,10 @@ class Retrain(Construct):
             targets=[event_targets.LambdaFunction(self.rollback, retry_attempts=2)],
         )
 
-    def _literal(self, arn: str) -> str | None:
-        """'<bucket>/retrain/runs/*' -> 'retrain/runs/*' for a prefix grant of the artifacts bucket, else None."""
-        resolved = Stack.of(self).resolve(arn)
-        if not isinstance(resolved, dict) or "Fn::Join" not in resolved:
-            return None
-        tail = resolved["Fn::Join"][1][-1]
-        return tail.lstrip("/") if isinstance(tail, str) and tail.endswith("*") else None
+    @staticmethod
+    def _role(function: lambda_.Function) -> iam.IRole:
+        assert function.role is not None
+        return function.role
 
     def _code(self, spec: PackageSpec) -> lambda_.Code:
         return self._defaults.code(spec)
@@ -266,7 +246,6 @@ class Retrain(Construct):
         step: str,
         handler: str,
         code: lambda_.Code,
-        grants: list[tuple[list[str], list[str]]],
         *,
         memory_mb: int,
         timeout_seconds: int,
@@ -284,17 +263,7 @@ class Retrain(Construct):
             timeout_seconds=timeout_seconds,
             environment=self._environment,
             role_description=f"{name}: its own logs and traces and only the objects its step reads and writes",
-            statements=[iam.PolicyStatement(actions=actions, resources=resources) for actions, resources in grants],
         )
-        for prefix in sorted(
-            {r.rsplit("/", 1)[0] for _, resources in grants for r in map(self._literal, resources) if r}
-        ):
-            acknowledge(
-                made.role,
-                f"AwsSolutions-IAM5[Resource::<{self._bucket_id}.Arn>/{prefix}/*]",
-                f"Only the {prefix}/ prefix of the artifacts bucket: run tables, candidate bundles, model bundles "
-                "and gate decisions are keyed by run id or content hash, unknown until the pipeline runs.",
-            )
         return made.function
 
     def _sagemaker(self, retrain: RetrainSettings, bucket: s3.IBucket) -> SageMakerTraining:
@@ -305,16 +274,8 @@ class Retrain(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"{self._names.retrain_state_machine}: SageMaker training job, run tables and candidates only",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{layout.RETRAIN_RUNS_PREFIX}*")]
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{layout.RETRAIN_PREFIX}*")]
-            )
-        )
+        self._grants.allow(role, "ReadRunTables", [GET], [layout.RETRAIN_RUNS_PREFIX])
+        self._grants.allow(role, "WriteRunOutputs", [PUT], [layout.RETRAIN_PREFIX])
         assert retrain.sagemaker_image_uri is not None
         return SageMakerTraining(
             image_uri=retrain.sagemaker_image_uri,

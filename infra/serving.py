@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_applicationautoscaling as appscaling
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -46,7 +45,7 @@ class Serving(Construct):
     """Inference Lambda (alias `live`, optional autoscaled provisioned concurrency) behind API Gateway.
 
     The function's role starts with only its own logging and tracing rights; the stack
-    grants it read access to the model bundles and the live pointer.
+    grants it the rest (infra.grants).
     """
 
     def __init__(
@@ -94,18 +93,6 @@ class Serving(Construct):
         self.api_key: apigw.IApiKey | None = None
         if api.auth == "api_key":
             self.api_key = self._usage_plan(names=names, api=api)
-
-    def allow_model_reads(self, *, bucket_objects_arn: str) -> None:
-        """Let the function read model bundles (s3:GetObject on `bucket_objects_arn`, e.g. `<bucket>/models/*`)."""
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid="ReadModelBundles", actions=["s3:GetObject"], resources=[bucket_objects_arn])
-        )
-
-    def allow_pointer_reads(self, *, parameter_arn: str) -> None:
-        """Let the function read the live-model pointer parameter."""
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid="ReadLivePointer", actions=["ssm:GetParameter"], resources=[parameter_arn])
-        )
 
     def _autoscale(self, settings: ProvisionedConcurrencySettings) -> None:
         scaling = self.alias.add_auto_scaling(min_capacity=settings.min, max_capacity=settings.max)

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, CfnElement, CfnOutput, Stack
-from aws_cdk import aws_iam as iam
+from aws_cdk import Aws, CfnOutput, Stack
 from constructs import Construct
 
-from functions.core.layout import CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX, REPORTS_PREFIX
+from functions.core.layout import (
+    ASYNC_PREFIX,
+    ASYNC_REQUESTS_PREFIX,
+    ASYNC_RESULTS_PREFIX,
+    CAPTURE_PREFIX,
+    FEEDBACK_PREFIX,
+    MODELS_PREFIX,
+    REPORTS_PREFIX,
+)
 from infra.async_jobs import AsyncJobs
+from infra.grants import GET, PUT, ArtifactGrants, allow
 from infra.lambda_function import FunctionDefaults
 from infra.monitoring import CAPTURE_ERRORS_PREFIX, Monitoring
-from infra.nag import acknowledge
 from infra.observability import Observability
 from infra.retrain import Retrain
 from infra.serving import Serving
@@ -43,18 +50,11 @@ class SlipwayStack(Stack):
             defaults=defaults,
             environment=inference_environment(settings, names),
         )
-        # Grants: read-only, and only the model bundles and the pointer.
-        self.serving.allow_model_reads(bucket_objects_arn=self.storage.bucket.arn_for_objects(f"{MODELS_PREFIX}*"))
-        self.serving.allow_pointer_reads(parameter_arn=self.storage.live_pointer.parameter_arn)
-        bucket_resource = self.storage.bucket.node.default_child
-        assert isinstance(bucket_resource, CfnElement)
-        bucket_id = self.resolve(self.get_logical_id(bucket_resource))
-        acknowledge(
-            self.serving.role,
-            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{MODELS_PREFIX}*]",
-            f"Read-only s3:GetObject on the {MODELS_PREFIX} prefix: model bundles are stored under their content "
-            "hash, unknown until training runs, so the keys can only be named by prefix.",
-        )
+        # Every grant between components is made here, through infra.grants.
+        grants = ArtifactGrants(self.storage.bucket)
+        pointer = self.storage.live_pointer.parameter_arn
+        grants.allow(self.serving.role, "ReadModelBundles", [GET], [MODELS_PREFIX])
+        allow(self.serving.role, "ReadLivePointer", ["ssm:GetParameter"], [pointer])
 
         self.observability = Observability(
             self,
@@ -68,27 +68,31 @@ class SlipwayStack(Stack):
         # Each further component is one construct that takes its settings as keyword arguments,
         # gets its grants here, and registers its alarms and widgets with
         # `self.observability.add_alarm(...)` / `add_widgets(...)`; API routes go into infra.serving.ROUTES.
-        self._add_monitoring(settings, names, bucket_id, defaults)
+        self._add_monitoring(settings, names, grants, defaults)
 
         self.async_jobs = AsyncJobs(
             self,
             "AsyncJobs",
             names=names,
             settings=settings,
-            bucket=self.storage.bucket,
-            pointer_parameter_arn=self.storage.live_pointer.parameter_arn,
+            grants=grants,
+            pointer_parameter_arn=pointer,
             environment=worker_environment(settings, names, service=names.inference_service),
             observability=self.observability,
             defaults=defaults,
         )
-        self.async_jobs.allow_submissions(self.serving.role)
+        # /predict/async on the inference function: queue jobs (SendMessage only), store and read them.
+        allow(self.serving.role, "SendAsyncJobs", ["sqs:SendMessage"], [self.async_jobs.requests_queue.queue_arn])
+        grants.allow(self.serving.role, "StoreAsyncRequests", [PUT], [ASYNC_REQUESTS_PREFIX])
+        grants.allow(self.serving.role, "ReadAsyncJobs", [GET], [ASYNC_REQUESTS_PREFIX, ASYNC_RESULTS_PREFIX])
+        grants.allow_listing(self.serving.role, "ListAsync", [ASYNC_PREFIX])
 
         self.retrain = Retrain(
             self,
             "Retrain",
             names=names,
             retrain=settings.retrain,
-            bucket=self.storage.bucket,
+            grants=grants,
             live_pointer=self.storage.live_pointer,
             topic=self.observability.topic,
             topic_key=self.observability.topic_key,
@@ -124,76 +128,39 @@ class SlipwayStack(Stack):
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
 
     def _add_monitoring(
-        self, settings: StageSettings, names: ResourceNames, bucket_id: str, defaults: FunctionDefaults
+        self, settings: StageSettings, names: ResourceNames, grants: ArtifactGrants, defaults: FunctionDefaults
     ) -> None:
         """Capture pipeline and drift monitor, with the grants between them and the serving side."""
-        bucket = self.storage.bucket
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             names=names,
             monitor=settings.monitor,
-            bucket=bucket,
+            bucket=grants.bucket,
             inference_logs=self.serving.log_group,
             environment=monitor_environment(settings, names),
             defaults=defaults,
         )
-        self.monitoring.allow(
-            "ReadCaptureFeedbackModels",
-            ["s3:GetObject"],
-            [bucket.arn_for_objects(f"{prefix}*") for prefix in (CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX)],
-        )
-        self.monitoring.allow(
-            "ListCaptureAndFeedback",
-            ["s3:ListBucket"],
-            [bucket.bucket_arn],
-            {"StringLike": {"s3:prefix": [f"{CAPTURE_PREFIX}*", f"{FEEDBACK_PREFIX}*"]}},
-        )
-        self.monitoring.allow("WriteReports", ["s3:PutObject"], [bucket.arn_for_objects(f"{REPORTS_PREFIX}*")])
-        self.monitoring.allow("ReadLivePointer", ["ssm:GetParameter"], [self.storage.live_pointer.parameter_arn])
-        self.monitoring.allow(
+        monitor = self.monitoring.role
+        grants.allow(monitor, "ReadCaptureFeedbackModels", [GET], [CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX])
+        grants.allow_listing(monitor, "ListCaptureAndFeedback", [CAPTURE_PREFIX, FEEDBACK_PREFIX])
+        grants.allow(monitor, "WriteReports", [PUT], [REPORTS_PREFIX])
+        allow(monitor, "ReadLivePointer", ["ssm:GetParameter"], [self.storage.live_pointer.parameter_arn])
+        allow(
+            monitor,
             "PutDriftEvents",
             ["events:PutEvents"],
             [f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"],
         )
         # /feedback on the inference function: store labels, look request ids up in the capture.
-        self.serving.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="StoreFeedback", actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{FEEDBACK_PREFIX}*")]
-            )
+        grants.allow(self.serving.role, "StoreFeedback", [PUT], [FEEDBACK_PREFIX])
+        grants.allow(self.serving.role, "ReadCapture", [GET], [CAPTURE_PREFIX])
+        grants.allow_listing(self.serving.role, "ListCapture", [CAPTURE_PREFIX])
+        # Firehose's own role (written in infra.monitoring): objects it names itself under its prefixes.
+        grants.acknowledge(
+            self.monitoring.delivery_role,
+            [CAPTURE_PREFIX, CAPTURE_ERRORS_PREFIX],
+            "Firehose writes objects it names itself (hour partition, stream, time, uuid).",
         )
-        self.serving.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadCapture", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{CAPTURE_PREFIX}*")]
-            )
-        )
-        self.serving.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ListCapture",
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{CAPTURE_PREFIX}*"]}},
-            )
-        )
-        for prefix in (CAPTURE_PREFIX, FEEDBACK_PREFIX, REPORTS_PREFIX, MODELS_PREFIX):
-            acknowledge(
-                self.monitoring.role,
-                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
-                f"Object access limited to the {prefix} prefix: capture and feedback objects are named by "
-                "Firehose/hour and batch, reports by window, bundles by content hash; unknown until written.",
-            )
-        for prefix in (CAPTURE_PREFIX, FEEDBACK_PREFIX):
-            acknowledge(
-                self.serving.role,
-                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
-                f"/feedback writes labels under {FEEDBACK_PREFIX} (one object per batch) and looks request ids up "
-                f"under {CAPTURE_PREFIX} (Firehose-named objects): keys exist only per prefix.",
-            )
-        for prefix in (CAPTURE_PREFIX, CAPTURE_ERRORS_PREFIX):
-            acknowledge(
-                self.monitoring.delivery_role,
-                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
-                f"Firehose writes under {prefix} objects it names itself (hour partition, stream, time, uuid).",
-            )
         self.monitoring.add_alarms(self.observability, monitor=settings.monitor)
         CfnOutput(self, "CaptureStreamName", value=self.monitoring.stream.delivery_stream_name)
