@@ -21,7 +21,8 @@ def test_prefix_grants_are_acknowledged_by_their_exact_finding_and_keys_are_not_
 
     [policy] = Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    assert [part["Fn::Join"][1][-1] for part in statements["ReadModels"]["Resource"]] == ["/models/*", "/retrain/runs/*"]
+    tails = [part["Fn::Join"][1][-1] for part in statements["ReadModels"]["Resource"]]
+    assert tails == ["/models/*", "/retrain/runs/*"]
     assert statements["WriteMarker"]["Resource"]["Fn::Join"][1][-1] == "/retrain/last-trigger.json"
     assert statements["ListModels"]["Condition"] == {"StringLike": {"s3:prefix": ["models/*"]}}
 
