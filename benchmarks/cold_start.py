@@ -34,7 +34,7 @@ from benchmarks import targets
 from benchmarks.table import Row
 from benchmarks.warm_latency import NAIVE_MODULE, OURS_MODULE
 from benchmarks.workload import FAKE_CREDENTIALS, PROJECT_ROOT, REGION, Workload, seed_registry
-from slipway.local.events import proxy_event
+from slipway.local.lambda_runtime import proxy_event
 
 CHILD_SCRIPT = Path(__file__).with_name("cold_start_child.py")
 CHILD_TIMEOUT_S = 120

@@ -11,10 +11,8 @@ terminal. Logging stays at INFO as deployed; the handler logs only at load.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,7 +24,7 @@ from moto import mock_aws
 from benchmarks import targets
 from benchmarks.table import Row
 from benchmarks.workload import FAKE_CREDENTIALS, Workload, seed_registry
-from slipway.local.events import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 OURS_MODULE = "functions.inference.handler"
@@ -39,8 +37,8 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
     batch_iterations, batch_warmup = 200 // scale, 20 // scale
     with _environment(workload), mock_aws():
         seed_registry(boto3.client("s3"), boto3.client("ssm"), workload)
-        ours = _fresh_import(OURS_MODULE).lambda_handler
-        naive = _fresh_import(NAIVE_MODULE).lambda_handler
+        ours = cold_start(OURS_MODULE).lambda_handler
+        naive = cold_start(NAIVE_MODULE).lambda_handler
         _check_answers(ours, naive, workload)
         one = {
             name: _latencies(handler, workload.one_row_bodies, one_row_iterations, one_row_warmup)
@@ -61,7 +59,7 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
     method = (
         f"warm: {one_row_iterations} one-row and {batch_iterations} 1,000-row requests per handler after "
         f"{one_row_warmup}/{batch_warmup} warm-up calls; time.perf_counter_ns around lambda_handler(event, context) "
-        "with events prebuilt by slipway.local.events.proxy_event; stdout redirected to os.devnull; "
+        "with events prebuilt by slipway.local.lambda_runtime.proxy_event; stdout redirected to os.devnull; "
         "POWERTOOLS_TRACE_DISABLED=1, POWERTOOLS_LOG_LEVEL=INFO (as deployed; logs only at model load)"
     )
     return [
@@ -121,13 +119,6 @@ def _environment(workload: Workload) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _fresh_import(name: str) -> Any:
-    """Import (or re-import) a handler module: a cold container."""
-    if name in sys.modules:
-        return importlib.reload(sys.modules[name])
-    return importlib.import_module(name)
 
 
 def _events(bodies: list[str], count: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from moto import mock_aws
 from functions.adapters import factory
 from functions.core.registry import LivePointer, Registry
 from functions.training.train import Bundle, load_recipe, train_bundle
-from slipway.local.events import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import sys
 from typing import Any
 
 from functions.adapters import factory
+from slipway.local.lambda_runtime import cold_start
 from slipway.local.services import LocalContext
 from slipway.local.sqs import SqsEventSource
 from stage.environments import worker_environment
@@ -39,11 +38,6 @@ def create_queues(sqs: Any, settings: StageSettings, names: ResourceNames) -> tu
     return requests, dead_letters
 
 
-def fresh_module(name: str) -> Any:
-    """Import a handler module afresh (a cold start) with the current environment."""
-    return importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
-
-
 class AsyncJobsService:
     """Creates the queues, then runs the worker on the requests queue and the fallback on the dead letters."""
 
@@ -55,8 +49,8 @@ class AsyncJobsService:
         sqs = factory.client("sqs")
         requests, dead_letters = create_queues(sqs, settings, names)
         os.environ.update(worker_environment(settings, names, service=names.inference_service))
-        worker = fresh_module(WORKER_MODULE)
-        fallback = fresh_module(FALLBACK_MODULE)
+        worker = cold_start(WORKER_MODULE)
+        fallback = cold_start(FALLBACK_MODULE)
         region = settings.region
         self.sources = [
             SqsEventSource(

@@ -6,7 +6,7 @@ import os
 import threading
 from typing import Any
 
-from slipway.local.async_jobs import fresh_module
+from slipway.local.lambda_runtime import cold_start
 from slipway.local.services import LocalContext
 from slipway.local.stepfunctions import LocalStepFunctions
 from stage.environments import worker_environment
@@ -26,7 +26,7 @@ class BatchScoringService:
     def start(self, context: LocalContext) -> None:
         settings, names = context.settings, context.names
         os.environ.update(worker_environment(settings, names, service=names.inference_service))
-        module = fresh_module(HANDLER_MODULE)
+        module = cold_start(HANDLER_MODULE)
         self.bucket = names.artifacts_bucket
         self.runner = LocalStepFunctions(region=settings.region)
         plan = self.runner.register(names.batch_plan_function, module.plan_handler)

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from slipway.local.events import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

@@ -1,10 +1,10 @@
-"""What the local stack runs besides moto and the gateway: one entry per component.
+"""The interface of what the local stack runs besides moto and the gateway: one service per component.
 
 The local stack stands in for AWS's wiring (schedules, event sources, state
-machine executions) with small background services. Each component adds its
-own here: a class with `start(context)` that creates its moto resources and
-starts its loops, and `stop()` that ends them. The decisions they call are the
-same code the Lambda functions run.
+machine executions) with small background services: a class with `start(context)`
+that creates its moto resources and starts its loops, and `stop()` that ends them.
+The decisions they call are the same code the Lambda functions run. The list of
+services is `slipway.local.stack.local_services`.
 """
 
 from __future__ import annotations
@@ -33,14 +33,3 @@ class LocalService(Protocol):
     def start(self, context: LocalContext) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def local_services() -> list[LocalService]:
-    """The services of every component, in start order (stopped in reverse)."""
-    # Imported here: each service module imports LocalContext from this one.
-    from slipway.local.async_jobs import AsyncJobsService
-    from slipway.local.batch_scoring import BatchScoringService
-    from slipway.local.monitoring import LocalMonitoring
-    from slipway.local.retrain_service import RetrainService
-
-    return [AsyncJobsService(), BatchScoringService(), RetrainService(), LocalMonitoring()]

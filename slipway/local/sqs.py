@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slipway.local.events import FakeLambdaContext
+from slipway.local.lambda_runtime import FakeLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

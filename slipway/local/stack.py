@@ -9,11 +9,9 @@ wiring.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import socket
-import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +22,13 @@ from moto.server import ThreadedMotoServer
 from functions.adapters import factory
 from functions.core.registry import LivePointer
 from functions.training.train import load_recipe, train_bundle
+from slipway.local.async_jobs import AsyncJobsService
+from slipway.local.batch_scoring import BatchScoringService
 from slipway.local.gateway import Gateway
-from slipway.local.services import LocalContext, LocalService, local_services
+from slipway.local.lambda_runtime import cold_start
+from slipway.local.monitoring import LocalMonitoring
+from slipway.local.retrain_service import RetrainService
+from slipway.local.services import LocalContext, LocalService
 from stage.environments import inference_environment
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import PROJECT_ROOT, load_settings
@@ -34,6 +37,11 @@ DEFAULT_AWS_PORT = 5050
 ServiceT = TypeVar("ServiceT")
 STATE_DIR = PROJECT_ROOT / ".slipway"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+def local_services() -> list[LocalService]:
+    """The services of every component, in start order (stopped in reverse); a new component adds its own."""
+    return [AsyncJobsService(), BatchScoringService(), RetrainService(), LocalMonitoring()]
 
 
 @dataclass
@@ -99,7 +107,7 @@ class LocalStack:
             if isinstance(existing, logging.StreamHandler):
                 existing.setStream(self._function_log)
         with contextlib.redirect_stdout(self._function_log):
-            module = _fresh_handler_module()
+            module = cold_start("functions.inference.handler")
         handler = module.lambda_handler
         self._gateway = Gateway(
             handler, host=self.host, port=self.port, function_log=self._function_log, access_log=access_log
@@ -159,9 +167,3 @@ def _check_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise OSError(f"{host}:{port} is already in use") from exc
-
-
-def _fresh_handler_module() -> Any:
-    """The inference handler module, imported after its environment is set (a cold start)."""
-    name = "functions.inference.handler"
-    return importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)

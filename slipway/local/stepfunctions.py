@@ -42,7 +42,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.models import default_user_config
 
 from slipway.executions import ExecutionResult, wait_for_execution
-from slipway.local.events import FakeLambdaContext
+from slipway.local.lambda_runtime import FakeLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

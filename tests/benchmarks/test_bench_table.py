@@ -12,7 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.table import Row, format_value, render_markdown
-from slipway.local.events import proxy_event
+from slipway.local.lambda_runtime import proxy_event
 
 
 def test_ratio_is_baseline_over_ours() -> None:

@@ -32,7 +32,7 @@ from functions.core.registry import LivePointer
 from functions.training.base_data import seed_base_data
 from functions.training.train import Bundle
 from infra.bundling import find_runtime_interpreter
-from slipway.local.events import proxy_event
+from slipway.local.lambda_runtime import proxy_event
 from slipway.local.stack import reset_moto
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings

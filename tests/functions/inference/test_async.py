@@ -14,7 +14,8 @@ import pytest
 from functions.adapters import factory
 from functions.core.jobs import REASON_WORKER_FAILED, JobMessage, JobResult
 from functions.training.train import Bundle
-from slipway.local.async_jobs import FALLBACK_MODULE, WORKER_MODULE, create_queues, fresh_module
+from slipway.local.async_jobs import FALLBACK_MODULE, WORKER_MODULE, create_queues
+from slipway.local.lambda_runtime import cold_start
 from slipway.local.sqs import SqsEventSource
 from stage.names import ResourceNames
 from stage.settings import load_settings
@@ -54,7 +55,7 @@ class Workers:
 @pytest.fixture
 def workers(queues: Queues, handler_env: None, live_bundle: Bundle) -> Iterator[Workers]:
     """Cold worker and fallback containers, each fed by its queue as Lambda's event source would."""
-    worker, fallback = fresh_module(WORKER_MODULE), fresh_module(FALLBACK_MODULE)
+    worker, fallback = cold_start(WORKER_MODULE), cold_start(FALLBACK_MODULE)
     sqs = boto3.client("sqs")
     yield Workers(
         worker,

@@ -11,7 +11,7 @@ import pytest
 from functions.adapters import factory
 from functions.core.capture import CAPTURE_MARKER, ROWS_PER_LINE, CaptureRecord
 from functions.training.train import Bundle
-from slipway.local.events import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
 from stage.names import ResourceNames
 from tests.capture_lines import capture_lines
 from tests.conftest import example_row

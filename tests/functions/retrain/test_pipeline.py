@@ -104,7 +104,7 @@ def test_the_drift_event_and_the_schedule_start_the_state_machine(
 ) -> None:
     from functions.retrain.config import config
     from functions.retrain.control import drift_trigger_handler
-    from slipway.local.events import FakeLambdaContext
+    from slipway.local.lambda_runtime import FakeLambdaContext
 
     config.cache_clear()
     event = {

@@ -1,16 +1,25 @@
-"""API Gateway REST proxy events and a Lambda context, as AWS builds them.
+"""The Lambda runtime's side of a handler, off AWS: a cold start, a context, API Gateway's proxy events.
 
-The local gateway, the tests and the benchmarks all drive the real handler
-through these, so they exercise exactly what API Gateway would send.
+The local stack, the tests and the benchmarks all drive the real handlers through
+these, so they exercise exactly what Lambda and API Gateway would send.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def cold_start(module_name: str) -> Any:
+    """Import a handler module afresh, as a new container does, with the environment as it is now."""
+    if module_name in sys.modules:
+        return importlib.reload(sys.modules[module_name])
+    return importlib.import_module(module_name)
 
 
 @dataclass
