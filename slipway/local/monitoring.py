@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import sys
 import threading
+import traceback
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,8 +158,12 @@ class LocalMonitoring:
 
     def _loop(self, interval: float, work: Any) -> None:
         while not self._stop.wait(interval):
-            with contextlib.suppress(Exception):  # a failed run is retried at the next tick, as Scheduler would
+            try:
                 work()
+            except Exception:
+                # stdout is the services log under `slipway up`, where the functions' own logs go.
+                print(f"local monitoring: {work.__name__.strip('_')} failed; retrying at the next tick", flush=True)
+                traceback.print_exc(file=sys.stdout)
 
     def _ship(self) -> None:
         if self.shipper is not None:

@@ -88,3 +88,25 @@ def test_schedule_seconds() -> None:
     assert schedule_seconds("rate(1 hour)") == 3600
     assert schedule_seconds("rate(5 minutes)") == 300
     assert schedule_seconds("cron(0 * * * ? *)") == 3600
+
+
+def test_a_failing_local_monitor_run_is_logged_not_swallowed(capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+
+    from slipway.local.monitoring import LocalMonitoring
+
+    service = LocalMonitoring()
+    runs: list[int] = []
+
+    def _monitor() -> None:
+        runs.append(1)
+        if len(runs) >= 2:
+            service.stop()
+        raise RuntimeError("bucket gone")
+
+    worker = threading.Thread(target=service._loop, args=(0.01, _monitor))
+    worker.start()
+    worker.join(timeout=5)
+    out = capsys.readouterr().out
+    assert len(runs) == 2, "a failed run is retried at the next tick"
+    assert "local monitoring: monitor failed; retrying at the next tick" in out and "RuntimeError: bucket gone" in out
