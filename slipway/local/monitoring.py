@@ -161,7 +161,8 @@ class LocalMonitoring:
             try:
                 work()
             except Exception:
-                # stdout is the services log under `slipway up`, where the functions' own logs go.
+                # Logged and retried at the next tick, as Scheduler would. stdout is the services log
+                # under `slipway up`, where the functions' own logs go.
                 print(f"local monitoring: {work.__name__.strip('_')} failed; retrying at the next tick", flush=True)
                 traceback.print_exc(file=sys.stdout)
 
