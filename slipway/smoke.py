@@ -57,9 +57,9 @@ def _call(method: str, url: str, body: Any, api_key: str | None, sign: bool) -> 
     if api_key:
         headers["x-api-key"] = api_key
     if sign:
-        session = boto3.session.Session()
         request = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(session.get_credentials(), "execute-api", session.region_name).add_auth(request)
+        region = factory.client("sts").meta.region_name
+        SigV4Auth(boto3.session.Session().get_credentials(), "execute-api", region).add_auth(request)
         headers = dict(request.headers)
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:

@@ -27,16 +27,18 @@ class Target:
 
 
 def resolve(stage: str) -> Target:
-    """The stage's target; boto3 clients are pointed at the stage's region.
+    """The stage's target; the clients of `functions.adapters.factory` are pointed at the stage's region.
 
     The account comes from STS, so names match what `cdk deploy` created (moto
     answers with its own account, which the local stack's names use too).
     """
     settings = load_settings(stage)
-    os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        # moto accepts any credentials; a laptop without AWS ones must still reach the local stack.
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    defaults: dict[str, str] = {}
+    if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
+        defaults["region_name"] = settings.region
+    if os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        # moto and emulators accept any credentials; a laptop without AWS ones must still reach them.
+        defaults.update(aws_access_key_id="local", aws_secret_access_key="local")
+    factory.use_defaults(**defaults)
     account = factory.client("sts").get_caller_identity()["Account"]
     return Target(settings, ResourceNames.of(settings, account=account, region=settings.region))

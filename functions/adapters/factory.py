@@ -25,10 +25,21 @@ from functions.core.registry import Registry
 _CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
 
 
+# Keyword arguments every client gets (set by the CLI, never by a function; see `use_defaults`).
+_DEFAULTS: dict[str, str] = {}
+
+
+def use_defaults(**client_arguments: str) -> None:
+    """Give every client made from now on these boto3 arguments (region_name, credentials)."""
+    _DEFAULTS.clear()
+    _DEFAULTS.update(client_arguments)
+    client.cache_clear()
+
+
 @cache
 def client(service: str) -> Any:
     """A boto3 client, created once per process."""
-    return boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+    return boto3.client(service, config=_CLIENT_CONFIG, **_DEFAULTS)  # type: ignore[call-overload]
 
 
 def model_store(bucket: str) -> S3ModelStore:
