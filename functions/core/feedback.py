@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,3 +77,25 @@ def latest_labels(stored: Iterable[StoredFeedback]) -> dict[tuple[str, int], Sto
         if current is None or (item.received, str(item.label)) > (current.received, str(current.label)):
             latest[key] = item
     return latest
+
+
+# How far back a request id is looked up in the capture when feedback arrives.
+LOOKUP_HOURS = 48
+
+
+class FeedbackStore(Protocol):
+    """Where feedback is kept and served request ids are looked up (the monitoring store)."""
+
+    def put_feedback(self, items: list[FeedbackItem], received: datetime) -> str: ...
+    def captured_request_ids(self, start: datetime, end: datetime) -> set[str]: ...
+
+
+def record_feedback(
+    request: FeedbackRequest, *, store: FeedbackStore, now: datetime, lookup: timedelta = timedelta(hours=LOOKUP_HOURS)
+) -> FeedbackResponse:
+    """Store the batch (first of each (request_id, row) kept); name the ids not captured (yet)."""
+    kept, duplicates = deduplicate(request.items)
+    store.put_feedback(kept, now)
+    captured = store.captured_request_ids(now - lookup, now + timedelta(hours=1))
+    unknown = sorted({item.request_id for item in kept} - captured)
+    return FeedbackResponse(accepted=len(kept), duplicates=duplicates, unknown=unknown)

@@ -20,7 +20,7 @@ from functions.core import telemetry
 from functions.core.jobs import JobMessage
 from functions.inference import async_jobs
 from functions.inference.config import WorkerConfig
-from functions.inference.live_model import LiveModel
+from functions.inference.live_model import live_model_of
 
 config = WorkerConfig.from_environ()
 logger = Logger()
@@ -28,11 +28,7 @@ tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 store = factory.job_store(config.artifacts_bucket)
-live_model = LiveModel(
-    store=factory.model_store(config.artifacts_bucket),
-    pointer=factory.pointer_store(config.live_pointer_parameter),
-    refresh_seconds=config.pointer_refresh_seconds,
-)
+live_model = live_model_of(config)
 
 
 @tracer.capture_method(capture_response=False)

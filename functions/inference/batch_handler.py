@@ -17,7 +17,7 @@ from functions.adapters import factory
 from functions.core.batch import BatchItem
 from functions.inference import batch_service
 from functions.inference.config import WorkerConfig
-from functions.inference.live_model import LiveModel
+from functions.inference.live_model import live_model_of
 
 BATCH_ROWS_SCORED = "BatchRowsScored"
 BATCH_ROWS_REFUSED = "BatchRowsRefused"
@@ -27,11 +27,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 store = factory.batch_store(config.artifacts_bucket)
-live_model = LiveModel(
-    store=factory.model_store(config.artifacts_bucket),
-    pointer=factory.pointer_store(config.live_pointer_parameter),
-    refresh_seconds=config.pointer_refresh_seconds,
-)
+live_model = live_model_of(config)
 
 
 class PlanRequest(BaseModel):

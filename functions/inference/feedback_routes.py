@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Protocol
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -12,30 +12,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.adapters import factory
-from functions.core.feedback import FeedbackItem, FeedbackRequest, FeedbackResponse, deduplicate
+from functions.core.feedback import FeedbackRequest, FeedbackResponse, FeedbackStore, record_feedback
 from functions.inference.schemas import ErrorBody
 
 FEEDBACK_PATH = "/feedback"
 FEEDBACK_ITEMS = "FeedbackItems"
 JSON = content_types.APPLICATION_JSON
-# How far back a request id is looked up in the capture when feedback arrives.
-LOOKUP_HOURS = 48
-
-
-class FeedbackStore(Protocol):
-    def put_feedback(self, items: list[FeedbackItem], received: datetime) -> str: ...
-    def captured_request_ids(self, start: datetime, end: datetime) -> set[str]: ...
-
-
-def record_feedback(
-    request: FeedbackRequest, *, store: FeedbackStore, now: datetime, lookup: timedelta = timedelta(hours=LOOKUP_HOURS)
-) -> FeedbackResponse:
-    """Store the batch (first of each (request_id, row) kept); name the ids not captured (yet)."""
-    kept, duplicates = deduplicate(request.items)
-    store.put_feedback(kept, now)
-    captured = store.captured_request_ids(now - lookup, now + timedelta(hours=1))
-    unknown = sorted({item.request_id for item in kept} - captured)
-    return FeedbackResponse(accepted=len(kept), duplicates=duplicates, unknown=unknown)
 
 
 def register(

@@ -23,13 +23,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.adapters import factory
 from functions.core import telemetry
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.inference import async_routes, feedback_routes, service
 from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
-from functions.inference.live_model import LiveModel
+from functions.inference.live_model import live_model_of
 from functions.inference.schemas import (
     ErrorBody,
     Health,
@@ -48,11 +47,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json, serializer=dump_json)
-live_model = LiveModel(
-    store=factory.model_store(config.artifacts_bucket),
-    pointer=factory.pointer_store(config.live_pointer_parameter),
-    refresh_seconds=config.pointer_refresh_seconds,
-)
+live_model = live_model_of(config)
 PredictRequest = predict_request_model(config.max_instances)
 
 # Routes of later components are added here, each by one call such as

@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
+from functions.adapters import factory
 from functions.core.errors import BundleError, ModelUnavailable
 from functions.core.manifest import FallbackAnswer
 from functions.core.predictor import REASON_MODEL_UNAVAILABLE, REASON_NO_LIVE_MODEL, Predictor
@@ -89,3 +91,23 @@ class LiveModel:
             return Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
         logger.info("live model loaded", extra={"version": pointer.version})
         return Serving(predictor, pointer.version, pointer.fallback, None)
+
+
+class ModelSource(Protocol):
+    """The part of a function's configuration that says where its live model is (InferenceConfig, WorkerConfig)."""
+
+    @property
+    def artifacts_bucket(self) -> str: ...
+    @property
+    def live_pointer_parameter(self) -> str: ...
+    @property
+    def pointer_refresh_seconds(self) -> float: ...
+
+
+def live_model_of(config: ModelSource) -> LiveModel:
+    """The live model of a function, from the bundles and the pointer its configuration names."""
+    return LiveModel(
+        store=factory.model_store(config.artifacts_bucket),
+        pointer=factory.pointer_store(config.live_pointer_parameter),
+        refresh_seconds=config.pointer_refresh_seconds,
+    )
