@@ -5,8 +5,8 @@ spec before anything is stored, so bad input gets exactly the /predict 4xx and
 is never queued.
 """
 
-# No `from __future__ import annotations` here: the POST route's body annotation names the
-# deployment's request model, a local of `register`, which Powertools must see as an object.
+from __future__ import annotations
+
 import re
 from typing import Annotated, Any, Literal
 
@@ -22,7 +22,7 @@ from functions.core.jobs import JOB_ID_PATTERN, JobQueue, JobStore
 from functions.inference import async_jobs
 from functions.inference.config import InferenceConfig
 from functions.inference.live_model import LiveModel
-from functions.inference.schemas import ErrorBody, PredictionOut, dump_json
+from functions.inference.schemas import ErrorBody, PredictionOut, PredictRequest, dump_json
 
 ASYNC_PATH = "/predict/async"
 JSON = content_types.APPLICATION_JSON
@@ -49,7 +49,7 @@ def register(
     *,
     live_model: LiveModel,
     metrics: Metrics,
-    request_model: type[BaseModel],
+    request_model: type[PredictRequest],
     store: JobStore | None = None,
     queue: JobQueue | None = None,
     config: InferenceConfig,
@@ -58,23 +58,24 @@ def register(
     store = store or factory.job_store(config.artifacts_bucket)
     if queue is None and config.requests_queue_url:
         queue = factory.job_queue(config.requests_queue_url)
-    predict_request = request_model
+    def submit(request: Annotated[PredictRequest, Body()]) -> Response[str]:
+        if queue is None:
+            raise ServiceUnavailable("async predictions are not configured on this deployment")
+        job_id = async_jobs.submit(live_model.current(), request.instances, store=store, queue=queue)
+        metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
+        return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
 
-    @app.post(
+    # The body is this deployment's own model (its row limit), which the resolver validates and
+    # the OpenAPI document shows; the annotation above is what code may rely on of it.
+    submit.__annotations__["request"] = Annotated[request_model, Body()]
+    app.post(
         ASYNC_PATH,
         summary="Queue rows for scoring; answers 202 with a job id",
         responses={
             202: {"description": "Accepted", "content": {JSON: {"model": JobAccepted}}},
             422: {"description": "Instances that break the feature spec", "content": {JSON: {"model": ErrorBody}}},
         },
-    )
-    def submit(request: Annotated[predict_request, Body()]):  # type: ignore[no-untyped-def,valid-type]
-        if queue is None:
-            raise ServiceUnavailable("async predictions are not configured on this deployment")
-        rows: list[dict[str, Any]] = request.instances  # type: ignore[attr-defined]
-        job_id = async_jobs.submit(live_model.current(), rows, store=store, queue=queue)
-        metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
-        return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
+    )(submit)
 
     @app.get(
         f"{ASYNC_PATH}/<job_id>",

@@ -35,19 +35,24 @@ class _Rows(BaseModel):
         return f"{type(self).__name__}(instances=<{len(getattr(self, 'instances', ()))} rows>)"
 
 
-def predict_request_model(max_instances: int) -> type[BaseModel]:
+_INSTANCES = "Rows to score: feature name to value. See GET /model for the features."
+_INSTANCES_SCHEMA: dict[str, Any] = {"items": {"type": "object", "additionalProperties": {}}}
+
+
+class PredictRequest(_Rows):
+    """The /predict body, as code reads it; the deployment's model adds its row limit (`predict_request_model`)."""
+
+    instances: list[dict[str, Any]] = Field(min_length=1, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA)
+
+
+def predict_request_model(max_instances: int) -> type[PredictRequest]:
     """The /predict body, with the row limit of this deployment."""
     return create_model(
         "PredictRequest",
-        __base__=_Rows,
+        __base__=PredictRequest,
         instances=(
             list[dict[str, Any]],
-            Field(
-                min_length=1,
-                max_length=max_instances,
-                description="Rows to score: feature name to value. See GET /model for the features.",
-                json_schema_extra={"items": {"type": "object", "additionalProperties": {}}},
-            ),
+            Field(min_length=1, max_length=max_instances, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA),
         ),
     )
 

@@ -99,6 +99,7 @@ def test_a_job_is_pending_then_done_with_the_predict_answer(
         {"rows": [{"a": 1}]},
         {"instances": [{"mean_radius": "big"}]},
         {"instances": [{"no such feature": 1.0}]},
+        {"instances": [{"mean_radius": 14.0}] * 1001},  # over the deployment's row limit (MAX_INSTANCES)
     ],
 )
 def test_bad_input_gets_the_predict_answer_and_is_never_queued(
