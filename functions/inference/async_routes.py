@@ -10,18 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, Field
 
-from functions.adapters import factory
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
-from functions.core.jobs import JOB_ID_PATTERN, JobQueue, JobStore
+from functions.core.jobs import JOB_ID_PATTERN
 from functions.inference import async_jobs
-from functions.inference.config import InferenceConfig
-from functions.inference.live_model import LiveModel
+from functions.inference.dependencies import RouteDependencies
 from functions.inference.schemas import ErrorBody, PredictionOut, PredictRequest, dump_json
 
 ASYNC_PATH = "/predict/async"
@@ -44,20 +41,10 @@ class JobStatusOut(BaseModel):
     reason: str | None = Field(None, description="Why plan B answered (status fallback).")
 
 
-def register(
-    app: APIGatewayRestResolver,
-    *,
-    live_model: LiveModel,
-    metrics: Metrics,
-    request_model: type[PredictRequest],
-    store: JobStore | None = None,
-    queue: JobQueue | None = None,
-    config: InferenceConfig,
-) -> None:
-    """Add the async routes to `app`; `request_model` is the /predict body model of this deployment."""
-    store = store or factory.job_store(config.artifacts_bucket)
-    if queue is None and config.requests_queue_url:
-        queue = factory.job_queue(config.requests_queue_url)
+def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
+    """Add the async routes to `app`."""
+    live_model, metrics, store, queue = deps.live_model, deps.metrics, deps.jobs, deps.queue
+
     def submit(request: Annotated[PredictRequest, Body()]) -> Response[str]:
         if queue is None:
             raise ServiceUnavailable("async predictions are not configured on this deployment")
@@ -67,7 +54,7 @@ def register(
 
     # The body is this deployment's own model (its row limit), which the resolver validates and
     # the OpenAPI document shows; the annotation above is what code may rely on of it.
-    submit.__annotations__["request"] = Annotated[request_model, Body()]
+    submit.__annotations__["request"] = Annotated[deps.request_model, Body()]
     app.post(
         ASYNC_PATH,
         summary="Queue rows for scoring; answers 202 with a job id",

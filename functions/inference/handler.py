@@ -28,6 +28,7 @@ from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.inference import async_routes, feedback_routes, service
 from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
+from functions.inference.dependencies import route_dependencies
 from functions.inference.live_model import live_model_of
 from functions.inference.schemas import (
     ErrorBody,
@@ -54,10 +55,10 @@ if TYPE_CHECKING:
 else:  # the deployment's row limit, which the resolver validates and the OpenAPI document shows
     PredictBody = predict_request_model(config.max_instances)
 
-# Routes of later components are added here, each by one call such as
-# `feedback_routes.register(app, live_model=live_model, metrics=metrics)`, before the freeze at the end.
-async_routes.register(app, live_model=live_model, metrics=metrics, request_model=PredictBody, config=config)
-feedback_routes.register(app, metrics=metrics, bucket=config.artifacts_bucket)
+# Each route module adds its routes with `register(app, deps)`, before the freeze at the end.
+deps = route_dependencies(config, metrics=metrics, live_model=live_model, request_model=PredictBody)
+async_routes.register(app, deps)
+feedback_routes.register(app, deps)
 capture = Capture(sampling_rate=config.capture_sampling_rate)
 
 OPENAPI_TITLE = "Slipway inference API"
