@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
@@ -19,7 +18,7 @@ from constructs import Construct
 
 from functions.core import layout
 from infra.bundling import INFERENCE_PACKAGE
-from infra.grants import GET, PUT, ArtifactGrants, allow
+from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from infra.observability import Observability
@@ -29,7 +28,10 @@ from stage.workflows.batch import batch_definition
 
 
 class AsyncJobs(Construct):
-    """Requests queue -> worker; dead-letter queue -> fallback; batch scoring state machine; DLQ-depth alarm."""
+    """Requests queue -> worker; dead-letter queue -> fallback; batch scoring state machine; DLQ-depth alarm.
+
+    Its functions' access to the bucket and the pointer is granted by the stack (infra.stack).
+    """
 
     def __init__(
         self,
@@ -38,15 +40,13 @@ class AsyncJobs(Construct):
         *,
         names: ResourceNames,
         settings: StageSettings,
-        grants: ArtifactGrants,
-        pointer_parameter_arn: str,
+        bucket: s3.IBucket,
         environment: dict[str, str],
         observability: Observability,
         defaults: FunctionDefaults,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._names, self._settings, self._grants = names, settings, grants
-        bucket = grants.bucket
+        self._names, self._settings, self._bucket = names, settings, bucket
         self._environment = environment
         self._defaults = defaults
         self._code = defaults.code(INFERENCE_PACKAGE)
@@ -82,17 +82,11 @@ class AsyncJobs(Construct):
             bucket.add_lifecycle_rule(
                 id="ExpireAsyncJobs", prefix=layout.ASYNC_PREFIX, expiration=Duration.days(jobs.result_retention_days)
             )
-        jobs_prefixes = [layout.ASYNC_REQUESTS_PREFIX, layout.ASYNC_RESULTS_PREFIX]
         self.worker = self._function(
             "Worker", names.async_worker_function, "functions.inference.async_worker.lambda_handler",
             "Slipway async worker: scores queued jobs with the live model",
             memory_mb=jobs.worker_memory_mb, timeout_seconds=jobs.worker_timeout_seconds,
         )  # fmt: skip
-        worker = self._role(self.worker)
-        grants.allow(worker, "ReadModelsAndJobs", [GET], [layout.MODELS_PREFIX, *jobs_prefixes])
-        grants.allow(worker, "WriteResults", [PUT], [layout.ASYNC_RESULTS_PREFIX])
-        grants.allow_listing(worker, "ListAsync", [layout.ASYNC_PREFIX])
-        allow(worker, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
         self.worker.add_event_source(
             sources.SqsEventSource(
                 self.requests_queue,
@@ -107,11 +101,6 @@ class AsyncJobs(Construct):
             "Slipway async fallback: answers dead-lettered jobs with the declared plan B",
             memory_mb=512, timeout_seconds=60,
         )  # fmt: skip
-        fallback = self._role(self.fallback)
-        grants.allow(fallback, "ReadJobs", [GET], jobs_prefixes)
-        grants.allow(fallback, "WriteResults", [PUT], [layout.ASYNC_RESULTS_PREFIX])
-        grants.allow_listing(fallback, "ListAsync", [layout.ASYNC_PREFIX])
-        allow(fallback, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
         self.fallback.add_event_source(
             sources.SqsEventSource(self.dead_letter_queue, batch_size=jobs.batch_size, report_batch_item_failures=True)
         )
@@ -143,30 +132,22 @@ class AsyncJobs(Construct):
                 width=12,
             ),
         )
-        self._batch(pointer_parameter_arn)
+        self._batch()
 
     # -- batch scoring --------------------------------------------------------------------
 
-    def _batch(self, pointer_parameter_arn: str) -> None:
+    def _batch(self) -> None:
         names, settings = self._names, self._settings
-        grants = self._grants
         self.batch_plan = self._function(
             "BatchPlan", names.batch_plan_function, "functions.inference.batch_handler.plan_handler",
             "Slipway batch scoring: lists the new or changed objects of a prefix into a manifest",
             memory_mb=512, timeout_seconds=300,
         )  # fmt: skip
-        plan = self._role(self.batch_plan)
-        grants.allow(plan, "WriteManifests", [PUT], [layout.BATCH_RUNS_PREFIX])
-        grants.allow_listing(plan, "ListBatch", [layout.BATCH_PREFIX])
         self.batch_score = self._function(
             "BatchScore", names.batch_score_function, "functions.inference.batch_handler.score_handler",
             "Slipway batch scoring: scores one CSV object with the live model",
             memory_mb=settings.batch.scoring_memory_mb, timeout_seconds=settings.batch.scoring_timeout_seconds,
         )  # fmt: skip
-        score = self._role(self.batch_score)
-        grants.allow(score, "ReadModelsAndInputs", [GET], [layout.MODELS_PREFIX, layout.BATCH_PREFIX])
-        grants.allow(score, "WriteOutputs", [PUT], [layout.BATCH_PREFIX])
-        allow(score, "ReadLivePointer", ["ssm:GetParameter"], [pointer_parameter_arn])
 
         stack = Stack.of(self)
         self.batch_log_group = self._defaults.log_group(
@@ -175,7 +156,7 @@ class AsyncJobs(Construct):
         definition = batch_definition(
             plan_function=self.batch_plan.function_arn,
             score_function=self.batch_score.function_arn,
-            bucket=grants.bucket.bucket_name,
+            bucket=self._bucket.bucket_name,
             max_concurrency=settings.batch.max_concurrency,
         )
         self.batch_state_machine = sfn.StateMachine(
@@ -189,14 +170,8 @@ class AsyncJobs(Construct):
             logs=sfn.LogOptions(destination=self.batch_log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         machine = self.batch_state_machine
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="InvokeBatchSteps",
-                actions=["lambda:InvokeFunction"],
-                resources=[self.batch_plan.function_arn, self.batch_score.function_arn],
-            )
-        )
-        grants.allow(machine.role, "ReadManifestsWriteResults", [GET, PUT], [layout.BATCH_RUNS_PREFIX])
+        steps = [self.batch_plan.function_arn, self.batch_score.function_arn]
+        allow(machine.role, "InvokeBatchSteps", ["lambda:InvokeFunction"], steps)
         # A Distributed Map runs each item as a child execution of this state machine.
         own_arn = stack.format_arn(
             service="states",
@@ -210,16 +185,8 @@ class AsyncJobs(Construct):
             resource_name=f"{names.batch_state_machine}/*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        machine.add_to_role_policy(
-            iam.PolicyStatement(sid="RunChildExecutions", actions=["states:StartExecution"], resources=[own_arn])
-        )
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="ManageChildExecutions",
-                actions=["states:DescribeExecution", "states:StopExecution"],
-                resources=[executions],
-            )
-        )
+        allow(machine.role, "RunChildExecutions", ["states:StartExecution"], [own_arn])
+        allow(machine.role, "ManageChildExecutions", ["states:DescribeExecution", "states:StopExecution"], [executions])
         acknowledge(
             machine.role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -235,11 +202,6 @@ class AsyncJobs(Construct):
         )
 
     # -- helpers --------------------------------------------------------------------------
-
-    @staticmethod
-    def _role(function: lambda_.Function) -> iam.IRole:
-        assert function.role is not None
-        return function.role
 
     def _function(
         self, construct_id: str, name: str, handler: str, description: str, *, memory_mb: int, timeout_seconds: int

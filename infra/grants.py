@@ -53,10 +53,12 @@ class ArtifactGrants:
         """The ARN of every object under `prefix`."""
         return self.bucket.arn_for_objects(f"{prefix}*")
 
-    def allow(self, role: iam.IRole, sid: str, actions: Sequence[str], prefixes: Sequence[str]) -> None:
+    def allow(
+        self, role: iam.IRole, sid: str, actions: Sequence[str], prefixes: Sequence[str], why: str = _WHY
+    ) -> None:
         """`actions` on the objects under each of `prefixes`, every prefix wildcard acknowledged on `role`."""
         allow(role, sid, actions, [self.objects(prefix) for prefix in prefixes])
-        self.acknowledge(role, prefixes)
+        self.acknowledge(role, prefixes, why)
 
     def allow_keys(self, role: iam.IRole, sid: str, actions: Sequence[str], keys: Sequence[str]) -> None:
         """`actions` on exact object keys (no wildcard)."""

@@ -10,7 +10,6 @@ X-Ray's two actions; callers add their grants to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
@@ -20,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import FUNCTIONS_DIR, PackageSpec, package_hash, python_bundling
+from infra.grants import allow
 from infra.log_retention import retention
 from infra.nag import acknowledge
 from stage.settings import StageSettings
@@ -97,12 +97,8 @@ def python_function(
     environment: dict[str, str],
     role_description: str,
     reserved_concurrency: int | None = None,
-    statements: Sequence[iam.PolicyStatement] = (),
 ) -> PythonFunction:
-    """Function `name` (construct `construct_id`) with log group `/aws/lambda/<name>` and its own role.
-
-    `statements` join the role's policy before the function adds X-Ray's.
-    """
+    """Function `name` (construct `construct_id`) with log group `/aws/lambda/<name>` and its own role."""
     log_group = defaults.log_group(scope, f"{construct_id}Logs", f"/aws/lambda/{name}")
     role = iam.Role(
         scope,
@@ -110,15 +106,7 @@ def python_function(
         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
         description=role_description,
     )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            sid="WriteOwnLogs",
-            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[log_group.log_group_arn],
-        )
-    )
-    for statement in statements:
-        role.add_to_policy(statement)
+    allow(role, "WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.log_group_arn])
     function = lambda_.Function(
         scope,
         construct_id,

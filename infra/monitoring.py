@@ -17,6 +17,7 @@ from functions.core import telemetry
 from functions.core.capture import CAPTURE_FILTER_PATTERN
 from functions.core.layout import CAPTURE_PREFIX
 from infra.bundling import FUNCTIONS_DIR, PackageSpec
+from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.observability import PERIOD, Observability
 from stage.names import ResourceNames
@@ -58,37 +59,17 @@ class Monitoring(Construct):
         # -- capture: subscription filter -> Firehose -> S3 -------------------------------
         self.delivery_logs = defaults.log_group(self, "CaptureDeliveryLogs")
         # Firehose's role, written out: the L2 destination would grant s3:* wildcard actions on the
-        # whole bucket; this one may only write (and clean up uploads) under capture/ and capture-errors/.
+        # whole bucket; the stack lets this one write (and clean up uploads) under capture/ and capture-errors/.
         self.delivery_role = iam.Role(
             self,
             "CaptureDeliveryRole",
             assumed_by=iam.ServicePrincipal("firehose.amazonaws.com"),
             description=f"{names.capture_stream}: write capture objects to the artifacts bucket",
         )
-        self.delivery_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteCapture",
-                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[
-                    bucket.arn_for_objects(f"{CAPTURE_PREFIX}*"),
-                    bucket.arn_for_objects(f"{CAPTURE_ERRORS_PREFIX}*"),
-                ],
-            )
-        )
-        self.delivery_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="LocateBucket",
-                actions=["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
-                resources=[bucket.bucket_arn],
-            )
-        )
-        self.delivery_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="DeliveryErrors",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.delivery_logs.log_group_arn],
-            )
-        )
+        allow(
+            self.delivery_role, "DeliveryErrors", ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [self.delivery_logs.log_group_arn],
+        )  # fmt: skip
         delivery_role = iam.Role.from_role_arn(self, "DeliveryRoleRef", self.delivery_role.role_arn, mutable=False)
         self.stream = firehose.DeliveryStream(
             self,
@@ -144,11 +125,7 @@ class Monitoring(Construct):
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
             description=f"{names.monitor_schedule}: invoke the monitor function",
         )
-        self.schedule_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="InvokeMonitor", actions=["lambda:InvokeFunction"], resources=[self.function.function_arn]
-            )
-        )
+        allow(self.schedule_role, "InvokeMonitor", ["lambda:InvokeFunction"], [self.function.function_arn])
         self.schedule = scheduler.Schedule(
             self,
             "MonitorSchedule",

@@ -11,20 +11,18 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as event_targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from functions.core import layout
 from functions.core.events import DRIFT_DETECTED, event_source
+from functions.retrain.config import RetrainConfig
 from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec
-from infra.grants import GET, PUT, ArtifactGrants, allow
+from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from stage.names import ResourceNames
@@ -49,7 +47,6 @@ CONTROL_PACKAGE = PackageSpec(
     sources=("__init__.py", "core", "adapters", "retrain"),
     requirements=RETRAIN_DIR / "control-requirements.txt",
 )
-_POINTER_ACTIONS = ("ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory")
 STEP_HANDLERS = {
     "prepare": "functions.retrain.handler.prepare_handler",
     "train": "functions.retrain.handler.train_handler",
@@ -60,7 +57,11 @@ STEP_HANDLERS = {
 
 
 class Retrain(Construct):
-    """The retrain state machine and what starts it (schedule, drift events, by hand) or undoes it (alarms)."""
+    """The retrain state machine and what starts it (schedule, drift events, by hand) or undoes it (alarms).
+
+    Its functions' (and the SageMaker job's) access to the bucket, the pointer and the alarm
+    topic is granted by the stack (infra.stack).
+    """
 
     def __init__(
         self,
@@ -69,30 +70,18 @@ class Retrain(Construct):
         *,
         names: ResourceNames,
         retrain: RetrainSettings,
-        grants: ArtifactGrants,
-        live_pointer: ssm.IStringParameter,
+        bucket: s3.IBucket,
         topic: sns.ITopic,
-        topic_key: kms.IKey,
         rollback_alarms: list[cloudwatch.IAlarm],
         environment: dict[str, str],
         defaults: FunctionDefaults,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.sagemaker_role: iam.Role | None = None
         self._names = names
         self._defaults = defaults
         self._environment = environment
-        self._publish = [
-            iam.PolicyStatement(sid="PublishNotifications", actions=["sns:Publish"], resources=[topic.topic_arn]),
-            iam.PolicyStatement(
-                sid="EncryptNotifications",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[topic_key.key_arn],
-            ),
-        ]
-        self._grants = grants
-        bucket = grants.bucket
         training_code = self._code(TRAINING_PACKAGE)
-        pointer = live_pointer.parameter_arn
         self.step_functions = {
             step: self._function(
                 step, handler, training_code,
@@ -101,25 +90,6 @@ class Retrain(Construct):
             )
             for step, handler in STEP_HANDLERS.items()
         }  # fmt: skip
-        role = {step: self._role(fn) for step, fn in self.step_functions.items()}
-        grants.allow_keys(role["prepare"], "ReadBaseData", [GET], [layout.BASE_DATA_KEY])
-        grants.allow(role["prepare"], "ReadLabelledRows", [GET], [layout.FEEDBACK_PREFIX, layout.CAPTURE_PREFIX])
-        grants.allow(role["prepare"], "WriteRunTables", [PUT], [layout.RETRAIN_RUNS_PREFIX])
-        grants.allow_listing(role["prepare"], "ListBucket", None)
-        grants.allow(role["train"], "ReadRunTables", [GET], [layout.RETRAIN_RUNS_PREFIX])
-        grants.allow(role["train"], "WriteCandidates", [PUT], [layout.RETRAIN_CANDIDATES_PREFIX])
-        grants.allow(
-            role["evaluate"], "ReadRunsCandidatesModels", [GET],
-            [layout.RETRAIN_RUNS_PREFIX, layout.RETRAIN_CANDIDATES_PREFIX, layout.MODELS_PREFIX],
-        )  # fmt: skip
-        grants.allow(role["evaluate"], "WriteDecisions", [PUT], [layout.GATE_DECISIONS_PREFIX])
-        allow(role["evaluate"], "ReadLivePointer", ["ssm:GetParameter"], [pointer])
-        grants.allow(
-            role["register"], "ReadCandidatesModels", [GET], [layout.RETRAIN_CANDIDATES_PREFIX, layout.MODELS_PREFIX]
-        )
-        grants.allow(role["register"], "WriteModels", [PUT], [layout.MODELS_PREFIX])
-        grants.allow(role["promote"], "ReadModels", [GET], [layout.MODELS_PREFIX])
-        allow(role["promote"], "MoveLivePointer", _POINTER_ACTIONS, [pointer])
 
         sagemaker = self._sagemaker(retrain, bucket) if retrain.engine == "sagemaker" else None
         steps = RetrainSteps(
@@ -144,32 +114,20 @@ class Retrain(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="InvokeRetrainSteps",
-                actions=["lambda:InvokeFunction"],
-                resources=[fn.function_arn for fn in self.step_functions.values()],
-            )
+        machine = self.state_machine.role
+        allow(
+            machine,
+            "InvokeRetrainSteps",
+            ["lambda:InvokeFunction"],
+            [f.function_arn for f in self.step_functions.values()],
         )
-        for statement in self._publish:
-            self.state_machine.add_to_role_policy(statement)
         if sagemaker is not None:
-            self.state_machine.add_to_role_policy(
-                iam.PolicyStatement(
-                    sid="RunTrainingJobs",
-                    actions=[
-                        "sagemaker:CreateTrainingJob",
-                        "sagemaker:DescribeTrainingJob",
-                        "sagemaker:StopTrainingJob",
-                    ],
-                    resources=[
-                        Stack.of(self).format_arn(service="sagemaker", resource="training-job", resource_name="*")
-                    ],
-                )
-            )
-            self.state_machine.add_to_role_policy(
-                iam.PolicyStatement(sid="PassTrainingRole", actions=["iam:PassRole"], resources=[sagemaker.role_arn])
-            )
+            jobs = Stack.of(self).format_arn(service="sagemaker", resource="training-job", resource_name="*")
+            allow(
+                machine, "RunTrainingJobs",
+                ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], [jobs],
+            )  # fmt: skip
+            allow(machine, "PassTrainingRole", ["iam:PassRole"], [sagemaker.role_arn])
         acknowledge(
             self.state_machine.role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -196,10 +154,9 @@ class Retrain(Construct):
             memory_mb=512,
             timeout_seconds=30,
         )
-        trigger = self._role(self.drift_trigger)
-        grants.allow_keys(trigger, "ReadWriteCooldown", [GET, PUT], [layout.RETRAIN_TRIGGER_KEY])
-        grants.allow_listing(trigger, "ListBucket", None)
-        self.drift_trigger.add_environment("STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
+        self.drift_trigger.add_environment(
+            RetrainConfig.variable("state_machine_arn"), self.state_machine.state_machine_arn
+        )
         self.state_machine.grant_start_execution(self.drift_trigger)
         self.drift_rule = events.Rule(
             self,
@@ -214,12 +171,6 @@ class Retrain(Construct):
         self.rollback = self._function(
             "rollback", "functions.retrain.control.rollback_handler", control_code, memory_mb=512, timeout_seconds=30
         )
-        rollback = self._role(self.rollback)
-        grants.allow(rollback, "ReadModels", [GET], [layout.MODELS_PREFIX])
-        allow(rollback, "MoveLivePointer", _POINTER_ACTIONS, [pointer])
-        self.rollback.add_environment("NOTIFY_TOPIC_ARN", topic.topic_arn)
-        for statement in self._publish:
-            self.rollback.add_to_role_policy(statement)
         self.rollback_rule = events.Rule(
             self,
             "RollbackRule",
@@ -232,11 +183,6 @@ class Retrain(Construct):
             ),
             targets=[event_targets.LambdaFunction(self.rollback, retry_attempts=2)],
         )
-
-    @staticmethod
-    def _role(function: lambda_.Function) -> iam.IRole:
-        assert function.role is not None
-        return function.role
 
     def _code(self, spec: PackageSpec) -> lambda_.Code:
         return self._defaults.code(spec)
@@ -274,8 +220,7 @@ class Retrain(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"{self._names.retrain_state_machine}: SageMaker training job, run tables and candidates only",
         )
-        self._grants.allow(role, "ReadRunTables", [GET], [layout.RETRAIN_RUNS_PREFIX])
-        self._grants.allow(role, "WriteRunOutputs", [PUT], [layout.RETRAIN_PREFIX])
+        self.sagemaker_role = role
         assert retrain.sagemaker_image_uri is not None
         return SageMakerTraining(
             image_uri=retrain.sagemaker_image_uri,

@@ -5,16 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from functions.core.layout import (
     ASYNC_PREFIX,
     ASYNC_REQUESTS_PREFIX,
     ASYNC_RESULTS_PREFIX,
+    BASE_DATA_KEY,
+    BATCH_PREFIX,
+    BATCH_RUNS_PREFIX,
     CAPTURE_PREFIX,
     FEEDBACK_PREFIX,
+    GATE_DECISIONS_PREFIX,
     MODELS_PREFIX,
     REPORTS_PREFIX,
+    RETRAIN_CANDIDATES_PREFIX,
+    RETRAIN_PREFIX,
+    RETRAIN_RUNS_PREFIX,
+    RETRAIN_TRIGGER_KEY,
 )
 from infra.async_jobs import AsyncJobs
 from infra.grants import GET, PUT, ArtifactGrants, allow
@@ -27,6 +37,8 @@ from infra.storage import Storage
 from stage.environments import inference_environment, monitor_environment, retrain_environment, worker_environment
 from stage.names import ResourceNames
 from stage.settings import StageSettings
+
+_POINTER_ACTIONS = ("ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory")
 
 
 class SlipwayStack(Stack):
@@ -75,8 +87,7 @@ class SlipwayStack(Stack):
             "AsyncJobs",
             names=names,
             settings=settings,
-            grants=grants,
-            pointer_parameter_arn=pointer,
+            bucket=grants.bucket,
             environment=worker_environment(settings, names, service=names.inference_service),
             observability=self.observability,
             defaults=defaults,
@@ -86,20 +97,20 @@ class SlipwayStack(Stack):
         grants.allow(self.serving.role, "StoreAsyncRequests", [PUT], [ASYNC_REQUESTS_PREFIX])
         grants.allow(self.serving.role, "ReadAsyncJobs", [GET], [ASYNC_REQUESTS_PREFIX, ASYNC_RESULTS_PREFIX])
         grants.allow_listing(self.serving.role, "ListAsync", [ASYNC_PREFIX])
+        self._grant_async_jobs(grants, pointer)
 
         self.retrain = Retrain(
             self,
             "Retrain",
             names=names,
             retrain=settings.retrain,
-            grants=grants,
-            live_pointer=self.storage.live_pointer,
+            bucket=grants.bucket,
             topic=self.observability.topic,
-            topic_key=self.observability.topic_key,
             rollback_alarms=[self.observability.fallback_alarm, self.observability.api_5xx_alarm],
             environment=retrain_environment(settings, names, topic_arn=self.observability.topic.topic_arn),
             defaults=defaults,
         )
+        self._grant_retrain(grants, pointer)
         CfnOutput(self, "RetrainStateMachineArn", value=self.retrain.state_machine.state_machine_arn)
 
         # Invoked asynchronously (Scheduler, EventBridge rules): what they fail on is kept, not lost.
@@ -126,6 +137,57 @@ class SlipwayStack(Stack):
         CfnOutput(self, "ArtifactsBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "LivePointerParameter", value=self.storage.live_pointer.parameter_name)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+
+    def _grant_async_jobs(self, grants: ArtifactGrants, pointer: str) -> None:
+        """The async worker, fallback and batch functions: the live model, their jobs and batch objects."""
+        jobs = self.async_jobs
+        worker, fallback = _role(jobs.worker), _role(jobs.fallback)
+        grants.allow(worker, "ReadModelsAndJobs", [GET], [MODELS_PREFIX, ASYNC_REQUESTS_PREFIX, ASYNC_RESULTS_PREFIX])
+        grants.allow(fallback, "ReadJobs", [GET], [ASYNC_REQUESTS_PREFIX, ASYNC_RESULTS_PREFIX])
+        plan, score = _role(jobs.batch_plan), _role(jobs.batch_score)
+        grants.allow(plan, "WriteManifests", [PUT], [BATCH_RUNS_PREFIX])
+        grants.allow_listing(plan, "ListBatch", [BATCH_PREFIX])
+        grants.allow(score, "ReadModelsAndInputs", [GET], [MODELS_PREFIX, BATCH_PREFIX])
+        grants.allow(score, "WriteOutputs", [PUT], [BATCH_PREFIX])
+        for role in (worker, fallback):
+            grants.allow(role, "WriteResults", [PUT], [ASYNC_RESULTS_PREFIX])
+            grants.allow_listing(role, "ListAsync", [ASYNC_PREFIX])
+        for role in (worker, fallback, score):
+            allow(role, "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+        machine = jobs.batch_state_machine.role
+        grants.allow(machine, "ReadManifestsWriteResults", [GET, PUT], [BATCH_RUNS_PREFIX])
+
+    def _grant_retrain(self, grants: ArtifactGrants, pointer: str) -> None:
+        """The retrain steps, trigger, rollback watcher and SageMaker job: only what each reads and writes."""
+        retrain = self.retrain
+        role = {step: _role(function) for step, function in retrain.step_functions.items()}
+        grants.allow_keys(role["prepare"], "ReadBaseData", [GET], [BASE_DATA_KEY])
+        grants.allow(role["prepare"], "ReadLabelledRows", [GET], [FEEDBACK_PREFIX, CAPTURE_PREFIX])
+        grants.allow(role["prepare"], "WriteRunTables", [PUT], [RETRAIN_RUNS_PREFIX])
+        grants.allow_listing(role["prepare"], "ListBucket", None)
+        grants.allow(role["train"], "ReadRunTables", [GET], [RETRAIN_RUNS_PREFIX])
+        grants.allow(role["train"], "WriteCandidates", [PUT], [RETRAIN_CANDIDATES_PREFIX])
+        grants.allow(
+            role["evaluate"], "ReadRunsCandidatesModels", [GET],
+            [RETRAIN_RUNS_PREFIX, RETRAIN_CANDIDATES_PREFIX, MODELS_PREFIX],
+        )  # fmt: skip
+        grants.allow(role["evaluate"], "WriteDecisions", [PUT], [GATE_DECISIONS_PREFIX])
+        allow(role["evaluate"], "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+        grants.allow(role["register"], "ReadCandidatesModels", [GET], [RETRAIN_CANDIDATES_PREFIX, MODELS_PREFIX])
+        grants.allow(role["register"], "WriteModels", [PUT], [MODELS_PREFIX])
+        rollback, trigger = _role(retrain.rollback), _role(retrain.drift_trigger)
+        for mover in (role["promote"], rollback):
+            grants.allow(mover, "ReadModels", [GET], [MODELS_PREFIX])
+            allow(mover, "MoveLivePointer", _POINTER_ACTIONS, [pointer])
+        grants.allow_keys(trigger, "ReadWriteCooldown", [GET, PUT], [RETRAIN_TRIGGER_KEY])
+        grants.allow_listing(trigger, "ListBucket", None)
+        topic, key = self.observability.topic.topic_arn, self.observability.topic_key.key_arn
+        for notifier in (retrain.state_machine.role, rollback):
+            allow(notifier, "PublishNotifications", ["sns:Publish"], [topic])
+            allow(notifier, "EncryptNotifications", ["kms:Decrypt", "kms:GenerateDataKey"], [key])
+        if retrain.sagemaker_role is not None:
+            grants.allow(retrain.sagemaker_role, "ReadRunTables", [GET], [RETRAIN_RUNS_PREFIX])
+            grants.allow(retrain.sagemaker_role, "WriteRunOutputs", [PUT], [RETRAIN_PREFIX])
 
     def _add_monitoring(
         self, settings: StageSettings, names: ResourceNames, grants: ArtifactGrants, defaults: FunctionDefaults
@@ -156,11 +218,21 @@ class SlipwayStack(Stack):
         grants.allow(self.serving.role, "StoreFeedback", [PUT], [FEEDBACK_PREFIX])
         grants.allow(self.serving.role, "ReadCapture", [GET], [CAPTURE_PREFIX])
         grants.allow_listing(self.serving.role, "ListCapture", [CAPTURE_PREFIX])
-        # Firehose's own role (written in infra.monitoring): objects it names itself under its prefixes.
-        grants.acknowledge(
-            self.monitoring.delivery_role,
+        # Firehose's own role (made in infra.monitoring): write objects it names itself under its prefixes.
+        delivery = self.monitoring.delivery_role
+        grants.allow(
+            delivery, "WriteCapture", ["s3:PutObject", "s3:AbortMultipartUpload"],
             [CAPTURE_PREFIX, CAPTURE_ERRORS_PREFIX],
             "Firehose writes objects it names itself (hour partition, stream, time, uuid).",
-        )
+        )  # fmt: skip
+        allow(
+            delivery, "LocateBucket", ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+            [grants.bucket.bucket_arn],
+        )  # fmt: skip
         self.monitoring.add_alarms(self.observability, monitor=settings.monitor)
         CfnOutput(self, "CaptureStreamName", value=self.monitoring.stream.delivery_stream_name)
+
+
+def _role(function: lambda_.Function) -> iam.IRole:
+    assert function.role is not None
+    return function.role

@@ -25,6 +25,13 @@ class FunctionConfig(BaseModel):
         return frozenset(field.alias for field in cls.model_fields.values() if field.alias)
 
     @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of `field`."""
+        alias = cls.model_fields[field].alias
+        assert alias is not None, f"{cls.__name__}.{field} has no variable name"
+        return alias
+
+    @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Self:
         """The configuration in `environ`; other variables are ignored, an empty one counts as unset."""
         names = cls.variable_names()
