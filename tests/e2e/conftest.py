@@ -7,7 +7,6 @@ check; the summary (tests/e2e/tier.py) is printed at the end of the run.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -15,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.assembly import CDK_ENV
+from tests.assembly import CDK_ENV, template
 from tests.e2e.emulator import Emulator, emulator_python
 from tests.e2e.tier import (
     ACCOUNT,
@@ -62,13 +60,7 @@ def deployment(emulator_assembly: Path) -> Iterator[Deployment]:
                 emulator, env, "deploy", "--app", str(emulator_assembly), "--require-approval", "never",
                 STACK, timeout=DEPLOY_TIMEOUT_SECONDS,
             )  # fmt: skip
-        cloudformation = boto3.client(
-            "cloudformation", endpoint_url=emulator.endpoint, region_name=REGION,
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )  # fmt: skip
-        [stack] = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        yield Deployment(emulator=emulator, assembly=emulator_assembly, env=env, outputs=outputs)
+        yield Deployment(emulator=emulator, assembly=emulator_assembly, env=env)
     finally:
         with SUMMARY.phase("emulator stop"):
             emulator.stop()
@@ -79,7 +71,7 @@ def deployment(emulator_assembly: Path) -> Iterator[Deployment]:
 
 @pytest.fixture(scope="session")
 def template_resources(emulator_assembly: Path) -> dict[str, Any]:
-    return dict(json.loads((emulator_assembly / f"{STACK}.template.json").read_text())["Resources"])
+    return dict(template(emulator_assembly, STACK)["Resources"])
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

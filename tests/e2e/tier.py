@@ -8,6 +8,7 @@ emulator cannot do (LIMITS, mirrored in docs/deploy.md).
 from __future__ import annotations
 
 import contextlib
+import functools
 import subprocess
 import time
 from collections.abc import Iterator
@@ -96,7 +97,12 @@ class Deployment:
     emulator: Emulator
     assembly: Path
     env: dict[str, str]
-    outputs: dict[str, str]
+
+    @functools.cached_property
+    def outputs(self) -> dict[str, str]:
+        """The deployed stack's outputs."""
+        [stack] = self.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]
+        return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
     def client(self, service: str) -> Any:
         return boto3.client(
