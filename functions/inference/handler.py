@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.core import telemetry
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
-from functions.inference import async_routes, feedback_routes, service
+from functions.inference import async_routes, feedback_routes, request_body, service
 from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
 from functions.inference.dependencies import route_dependencies
@@ -189,19 +189,24 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
     return FieldError(tuple(loc), str(error.get("type", "invalid")), msg).as_dict()
 
 
-def _too_large(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 413 proxy response when the body is over the limit (checked before any parsing)."""
+def _too_large(event: dict[str, Any]) -> InvalidRequest | None:
+    """A 413 when the body is over the limit (checked before any parsing)."""
     body = event.get("body") or ""
-    size = len(body) if event.get("isBase64Encoded") else len(body.encode())
+    size = len(body) if event.get("isBase64Encoded") else len(body.encode(errors="surrogatepass"))
     if event.get("isBase64Encoded"):
         size = size * 3 // 4
     if size <= config.max_body_bytes:
         return None
-    _count_invalid(event.get("path", ""))
     message = f"request body is {size} bytes; the limit is {config.max_body_bytes}"
-    body = ErrorBody(message=message, errors=[{"loc": ["body"], "type": "too_large", "msg": message}])
+    return InvalidRequest(message, [FieldError(("body",), "too_large", message)], status=413)
+
+
+def _refusal(event: dict[str, Any], exc: InvalidRequest) -> dict[str, Any]:
+    """The proxy response for a request refused before routing."""
+    _count_invalid(event.get("path", ""))
+    body = ErrorBody(message=exc.message, errors=[error.as_dict() for error in exc.errors])
     return {
-        "statusCode": 413,
+        "statusCode": exc.status,
         "headers": {"Content-Type": JSON},
         "body": body.model_dump_json(),
         "isBase64Encoded": False,
@@ -214,9 +219,14 @@ def _too_large(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("path") == PREDICT_PATH:
         metrics.add_metric(name=telemetry.PREDICT_REQUESTS, unit=MetricUnit.Count, value=1)
-    too_large = _too_large(event)
-    if too_large is not None:
-        return too_large
+    # The one place where a body that cannot become JSON text gets its 4xx, before routing.
+    try:
+        refused = _too_large(event)
+        if refused is not None:
+            return _refusal(event, refused)
+        event = request_body.normalised(event)
+    except InvalidRequest as exc:
+        return _refusal(event, exc)
     return app.resolve(event, context)
 
 

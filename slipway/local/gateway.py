@@ -111,7 +111,13 @@ class Gateway:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _unrouted(self) -> None:
+                # API Gateway's answer to a method no resource of the API defines.
+                data = b"" if self.command == "HEAD" else b'{"message":"Missing Authentication Token"}'
+                self._send(403, {"Content-Type": "application/json"}, data)
+
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _relay  # noqa: N815
+            do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _unrouted  # noqa: N815
 
             def log_message(self, format: str, *args: Any) -> None:
                 gateway._log(f"{self.address_string()} {format % args}")

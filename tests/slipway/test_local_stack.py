@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -73,6 +75,29 @@ def test_bad_input_over_http_is_a_4xx_with_the_field(stack: LocalStack) -> None:
     assert http("POST", f"{stack.url}/predict", raw=b"{oops")[0] == 400
     status, body = http("POST", f"{stack.url}/predict", {"instances": [{"mean_radius": "big"}]})
     assert status == 422 and body["errors"][0]["loc"] == ["instances", 0, "mean_radius"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        ("TRACE", "/predict", {}, None, 403),
+        ("OPTIONS", "/predict", {}, None, 403),
+        ("HEAD", "/health", {}, None, 403),
+        ("POST", "/predict", {"Content-Type": "multipart/form-data"}, b"--x", 415),
+        ("POST", "/predict", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, b"\x1f\x8b\x08", 415),
+        ("POST", "/predict", {"Content-Type": "application/json"}, b"\xff\xfe{}", 400),
+    ],
+)
+def test_requests_api_gateway_would_refuse_are_a_4xx_over_http(
+    stack: LocalStack, method: str, path: str, headers: dict[str, str], body: bytes | None, status: int
+) -> None:
+    where = urlsplit(stack.url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        assert connection.getresponse().status == status
+    finally:
+        connection.close()
 
 
 def test_health_model_and_openapi_over_http(stack: LocalStack) -> None:

@@ -1,0 +1,94 @@
+"""A request's body made into what the routes read, before routing: JSON text, or a clear 4xx.
+
+API Gateway passes bodies as they came: base64 when it holds bytes, any media type
+spelling, any charset, any Content-Encoding. Everything that can fail on the way to
+JSON text fails here, as an `InvalidRequest` naming the field and the rule, so that
+no such failure reaches the resolver (where it would raise, and API Gateway answer 502):
+
+- a base64 body is decoded (not valid base64: 400);
+- a Content-Encoding other than identity is refused (415: send the body uncompressed);
+- a body's media type must be application/json, compared case-insensitively (else 415);
+- its `charset` parameter is honoured (unknown: 415), and text that is not in it is 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+from typing import Any
+
+from functions.core.errors import FieldError, InvalidRequest
+
+JSON_MEDIA_TYPE = "application/json"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def header(event: dict[str, Any], name: str) -> str | None:
+    """A request header by name, compared case-insensitively as HTTP does."""
+    wanted = name.lower()
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == wanted:
+            return str(value)
+    return None
+
+
+def normalised(event: dict[str, Any]) -> dict[str, Any]:
+    """`event` with its body as JSON text (Content-Type application/json); InvalidRequest when it cannot be."""
+    raw = event.get("body")
+    method = str(event.get("httpMethod") or "").upper()
+    if raw is None or raw == "" or method not in _BODY_METHODS:
+        return event
+    encoding = (header(event, "Content-Encoding") or "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise _refused(415, ("header", "Content-Encoding"), "unsupported_content_encoding",
+                       f"Content-Encoding {encoding!r} is not supported: send the body uncompressed")  # fmt: skip
+    media_type, charset = _content_type(header(event, "Content-Type"))
+    if media_type != JSON_MEDIA_TYPE:
+        raise _refused(415, ("header", "Content-Type"), "unsupported_content_type",
+                       f"the body must be {JSON_MEDIA_TYPE}, got {media_type or 'no media type'!r}")  # fmt: skip
+    body = _bytes(raw, base64_encoded=bool(event.get("isBase64Encoded")))
+    try:
+        text = body.decode(charset)
+    except UnicodeDecodeError as exc:
+        raise _refused(400, ("body",), "invalid_encoding",
+                       f"the body is not valid {charset} text (byte {exc.start})") from None  # fmt: skip
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    headers["Content-Type"] = JSON_MEDIA_TYPE
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    multi["Content-Type"] = [JSON_MEDIA_TYPE]
+    return {**event, "body": text, "isBase64Encoded": False, "headers": headers, "multiValueHeaders": multi}
+
+
+def _content_type(value: str | None) -> tuple[str, str]:
+    """(media type in lower case, charset codec name) of a Content-Type header; no header means JSON."""
+    if value is None or not value.strip():
+        return JSON_MEDIA_TYPE, "utf-8"
+    media_type, *parameters = (part.strip() for part in value.split(";"))
+    charset = "utf-8"
+    for parameter in parameters:
+        name, _, given = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = given.strip().strip('"').lower() or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise _refused(415, ("header", "Content-Type"), "unsupported_charset",
+                       f"charset {charset!r} is not known: send UTF-8") from None  # fmt: skip
+    return media_type.lower(), charset
+
+
+def _bytes(raw: Any, *, base64_encoded: bool) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
+    text = str(raw)
+    if not base64_encoded:
+        return text.encode("utf-8", errors="surrogatepass")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _refused(400, ("body",), "invalid_base64", "the body is marked base64 but is not valid base64") from None
+
+
+def _refused(status: int, loc: tuple[str, ...], rule: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, [FieldError(loc, rule, message)], status=status)
