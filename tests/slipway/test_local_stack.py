@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -11,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,7 +92,7 @@ def test_requests_api_gateway_would_refuse_are_a_4xx_over_http(
     stack: LocalStack, method: str, path: str, headers: dict[str, str], body: bytes | None, status: int
 ) -> None:
     where = urlsplit(stack.url)
-    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    connection = HTTPConnection(where.hostname, where.port, timeout=10)
     try:
         connection.request(method, path, body=body, headers=headers)
         assert connection.getresponse().status == status
