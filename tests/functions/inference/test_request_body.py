@@ -12,10 +12,10 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Invoke, example_row
 
 from functions.training.train import Bundle
 from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+from tests.conftest import Invoke, example_row
 
 
 def _body(bundle: Bundle) -> str:
