@@ -81,7 +81,7 @@ class Retrain(Construct):
         self._names = names
         self._defaults = defaults
         self._environment = environment
-        training_code = self._code(TRAINING_PACKAGE)
+        training_code = self._defaults.code(TRAINING_PACKAGE)
         self.step_functions = {
             step: self._function(
                 step, handler, training_code,
@@ -146,7 +146,7 @@ class Retrain(Construct):
             ),
         )
 
-        control_code = self._code(CONTROL_PACKAGE)
+        control_code = self._defaults.code(CONTROL_PACKAGE)
         self.drift_trigger = self._function(
             "trigger",
             "functions.retrain.control.drift_trigger_handler",
@@ -183,9 +183,6 @@ class Retrain(Construct):
             ),
             targets=[event_targets.LambdaFunction(self.rollback, retry_attempts=2)],
         )
-
-    def _code(self, spec: PackageSpec) -> lambda_.Code:
-        return self._defaults.code(spec)
 
     def _function(
         self,
