@@ -26,6 +26,7 @@ from functions.core.layout import (
     RETRAIN_RUNS_PREFIX,
     RETRAIN_TRIGGER_KEY,
 )
+from functions.core.registry import POINTER_LOCK_SUFFIX
 from infra.async_jobs import AsyncJobs
 from infra.grants import GET, PUT, ArtifactGrants, allow
 from infra.lambda_function import FunctionDefaults
@@ -39,6 +40,8 @@ from stage.names import ResourceNames
 from stage.settings import StageSettings
 
 _POINTER_ACTIONS = ("ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory")
+# The pointer's lock: created, read and deleted by whoever moves the pointer (functions.adapters.live_pointer).
+_POINTER_LOCK_ACTIONS = ("ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter")
 
 
 class SlipwayStack(Stack):
@@ -179,6 +182,7 @@ class SlipwayStack(Stack):
         for mover in (role["promote"], rollback):
             grants.allow(mover, "ReadModels", [GET], [MODELS_PREFIX])
             allow(mover, "MoveLivePointer", _POINTER_ACTIONS, [pointer])
+            allow(mover, "LockLivePointer", _POINTER_LOCK_ACTIONS, [pointer + POINTER_LOCK_SUFFIX])
         grants.allow_keys(trigger, "ReadWriteCooldown", [GET, PUT], [RETRAIN_TRIGGER_KEY])
         grants.allow_listing(trigger, "ListBucket", None)
         topic, key = self.observability.topic.topic_arn, self.observability.topic_key.key_arn

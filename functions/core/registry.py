@@ -8,6 +8,7 @@ B never depends on the bundle it stands in for.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -17,6 +18,9 @@ from functions.core.errors import RegistryError
 from functions.core.manifest import FallbackAnswer, Manifest
 
 Action = Literal["init", "promote", "rollback"]
+
+# The live pointer's lock is a sibling parameter with this suffix (runtime and grants share the name).
+POINTER_LOCK_SUFFIX = "-lock"
 
 
 class LivePointer(BaseModel):
@@ -42,11 +46,16 @@ class ModelStore(Protocol):
 
 
 class PointerStore(Protocol):
-    """Where the live pointer lives, with its history (oldest first)."""
+    """Where the live pointer lives, with its history (oldest first).
+
+    `locked()` holds the one right to move the pointer: a read and a write inside it
+    are a compare-and-set, so two writers at the same moment cannot lose an entry.
+    """
 
     def read(self) -> LivePointer: ...
     def write(self, pointer: LivePointer) -> None: ...
     def history(self) -> list[LivePointer]: ...
+    def locked(self) -> AbstractContextManager[None]: ...
 
 
 class Registry:
@@ -67,38 +76,40 @@ class Registry:
 
     def promote(self, version: str, reason: str, *, now: datetime | None = None) -> LivePointer:
         """Make `version` live. Promoting the live version again changes nothing."""
-        current = self.pointer.read()
-        if current.version == version:
-            return current
         manifest = self._manifest(version)
-        return self._write(
-            LivePointer(
-                version=version,
-                previous=current.version,
-                action="promote",
-                reason=reason,
-                at=now or datetime.now(UTC),
-                fallback=manifest.fallback,
+        with self.pointer.locked():
+            current = self.pointer.read()
+            if current.version == version:
+                return current
+            return self._write(
+                LivePointer(
+                    version=version,
+                    previous=current.version,
+                    action="promote",
+                    reason=reason,
+                    at=now or datetime.now(UTC),
+                    fallback=manifest.fallback,
+                )
             )
-        )
 
     def rollback(self, reason: str, *, now: datetime | None = None) -> LivePointer:
         """Restore the version that was live before the current one."""
-        current = self.pointer.read()
-        if current.previous is None:
-            raise RegistryError("nothing to roll back to: the live version has no predecessor")
-        target = current.previous
-        manifest = self._manifest(target)
-        return self._write(
-            LivePointer(
-                version=target,
-                previous=self._predecessor_of(target),
-                action="rollback",
-                reason=reason,
-                at=now or datetime.now(UTC),
-                fallback=manifest.fallback,
+        with self.pointer.locked():
+            current = self.pointer.read()
+            if current.previous is None:
+                raise RegistryError("nothing to roll back to: the live version has no predecessor")
+            target = current.previous
+            manifest = self._manifest(target)
+            return self._write(
+                LivePointer(
+                    version=target,
+                    previous=self._predecessor_of(target),
+                    action="rollback",
+                    reason=reason,
+                    at=now or datetime.now(UTC),
+                    fallback=manifest.fallback,
+                )
             )
-        )
 
     def _predecessor_of(self, version: str) -> str | None:
         """What was live before `version` last became live, so repeated rollbacks walk back in time."""

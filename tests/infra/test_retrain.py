@@ -92,6 +92,11 @@ def test_step_roles_are_least_privilege(templates: dict[str, Template]) -> None:
     promote = _policy_of(template, "RetrainPromoteRole")
     promote_actions = {a for s in promote for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert "ssm:PutParameter" in promote_actions and "s3:PutObject" not in promote_actions
+    [move] = [s for s in promote if s.get("Sid") == "MoveLivePointer"]
+    [lock] = [s for s in promote if s.get("Sid") == "LockLivePointer"]
+    pointer_arn = move["Resource"]["Fn::Join"][1]
+    assert lock["Resource"]["Fn::Join"][1] == [*pointer_arn, "-lock"], "the lock is the pointer's sibling parameter"
+    assert sorted(lock["Action"]) == ["ssm:DeleteParameter", "ssm:GetParameter", "ssm:PutParameter"]
     machine = _policy_of(template, "RetrainStateMachineRole")
     invoke = [s for s in machine if s.get("Sid") == "InvokeRetrainSteps"]
     assert invoke and len(invoke[0]["Resource"]) == 5

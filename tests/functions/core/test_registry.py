@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import threading
+import time
 from datetime import UTC, datetime
 
 import boto3
 import pytest
 
+from functions.adapters import factory
+from functions.adapters.live_pointer import LOCK_WAIT_SECONDS, SsmPointerStore
 from functions.core import layout
 from functions.core.errors import RegistryError
 from functions.core.manifest import FallbackAnswer, Manifest
@@ -236,3 +242,88 @@ def test_missing_pointer_parameter_is_a_registry_error(registry: Registry, names
 
     with pytest.raises(RegistryError, match="does not exist; is the stack deployed"):
         registry.live()
+
+
+def _consistent(history: list[LivePointer]) -> None:
+    """Every entry follows from the one before it: nothing lost, nothing written twice."""
+    for before, entry in itertools.pairwise(history):
+        if entry.action == "promote":
+            assert entry.previous == before.version, (before, entry)
+            assert entry.version != before.version, "a promotion of the live version writes nothing"
+        else:
+            assert entry.version == before.previous, (before, entry)
+
+
+def test_concurrent_promotions_and_rollbacks_keep_the_history_consistent(
+    registry: Registry, three: list[str], names: ResourceNames
+) -> None:
+    """Eight writers at the same moment: the lock makes each read-and-write one step."""
+    a, b, c = three
+    registry.promote(a, "first")
+    registry.promote(b, "second")
+    writers = [registry] + [factory.registry(names.artifacts_bucket, names.live_pointer_parameter) for _ in range(7)]
+    start = threading.Barrier(len(writers))
+    outcomes: list[str] = []
+
+    def move(index: int) -> None:
+        start.wait()
+        try:
+            if index % 4 == 3:
+                writers[index].rollback(f"rollback {index}")
+            else:
+                writers[index].promote(three[index % 3], f"promote {index}")
+            outcomes.append("moved")
+        except RegistryError as exc:  # a rollback with no predecessor left is a clear refusal, not a loss
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=move, args=(i,)) for i in range(len(writers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    history = registry.pointer.history()
+    _consistent(history)
+    assert history[-1] == registry.live()
+    assert len(outcomes) == len(writers)
+    assert all(o == "moved" or "nothing to roll back to" in o for o in outcomes), outcomes
+    assert not boto3.client("ssm").get_parameters(Names=[names.live_pointer_parameter + "-lock"])["Parameters"]
+
+
+def test_a_held_lock_makes_a_second_writer_wait_then_refuse(registry: Registry, three: list[str]) -> None:
+    now = [1000.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    other = SsmPointerStore(boto3.client("ssm"), registry.pointer._name, clock=lambda: now[0], sleep=sleep)  # type: ignore[attr-defined]
+    with registry.pointer.locked():
+        with pytest.raises(RegistryError, match="being moved by another promotion or rollback"):
+            Registry(registry.store, other).promote(three[0], "blocked")
+    assert sum(waits) >= LOCK_WAIT_SECONDS
+    assert registry.live().version is None, "the refused promotion wrote nothing"
+    registry.promote(three[0], "after release")  # released on exit: the next writer gets it at once
+    assert registry.live().version == three[0]
+
+
+def test_a_lock_left_by_a_dead_writer_is_taken_over_after_its_lease(
+    registry: Registry, three: list[str], names: ResourceNames
+) -> None:
+    lock = names.live_pointer_parameter + "-lock"
+    stale = json.dumps({"token": "dead-writer", "expires": time.time() - 1})
+    boto3.client("ssm").put_parameter(Name=lock, Value=stale, Type="String")
+
+    registry.promote(three[0], "after a crash")
+
+    assert registry.live().version == three[0]
+    assert not boto3.client("ssm").get_parameters(Names=[lock])["Parameters"]
+
+
+def test_the_lock_is_released_when_the_write_fails(registry: Registry, names: ResourceNames) -> None:
+    with pytest.raises(RegistryError, match="unknown model version"):
+        registry.promote("not-registered", "typo")
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback("nothing live")
+    assert not boto3.client("ssm").get_parameters(Names=[names.live_pointer_parameter + "-lock"])["Parameters"]
