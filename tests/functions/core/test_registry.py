@@ -258,9 +258,8 @@ def test_concurrent_promotions_and_rollbacks_keep_the_history_consistent(
     registry: Registry, three: list[str], names: ResourceNames
 ) -> None:
     """Eight writers at the same moment: the lock makes each read-and-write one step."""
-    a, b, c = three
-    registry.promote(a, "first")
-    registry.promote(b, "second")
+    registry.promote(three[0], "first")
+    registry.promote(three[1], "second")
     writers = [registry] + [factory.registry(names.artifacts_bucket, names.live_pointer_parameter) for _ in range(7)]
     start = threading.Barrier(len(writers))
     outcomes: list[str] = []
@@ -290,7 +289,9 @@ def test_concurrent_promotions_and_rollbacks_keep_the_history_consistent(
     assert not boto3.client("ssm").get_parameters(Names=[names.live_pointer_parameter + "-lock"])["Parameters"]
 
 
-def test_a_held_lock_makes_a_second_writer_wait_then_refuse(registry: Registry, three: list[str]) -> None:
+def test_a_held_lock_makes_a_second_writer_wait_then_refuse(
+    registry: Registry, three: list[str], names: ResourceNames
+) -> None:
     now = [1000.0]
     waits: list[float] = []
 
@@ -298,10 +299,9 @@ def test_a_held_lock_makes_a_second_writer_wait_then_refuse(registry: Registry, 
         waits.append(seconds)
         now[0] += seconds
 
-    other = SsmPointerStore(boto3.client("ssm"), registry.pointer._name, clock=lambda: now[0], sleep=sleep)  # type: ignore[attr-defined]
-    with registry.pointer.locked():
-        with pytest.raises(RegistryError, match="being moved by another promotion or rollback"):
-            Registry(registry.store, other).promote(three[0], "blocked")
+    other = SsmPointerStore(boto3.client("ssm"), names.live_pointer_parameter, clock=lambda: now[0], sleep=sleep)
+    with registry.pointer.locked(), pytest.raises(RegistryError, match="being moved by another promotion or rollback"):
+        Registry(registry.store, other).promote(three[0], "blocked")
     assert sum(waits) >= LOCK_WAIT_SECONDS
     assert registry.live().version is None, "the refused promotion wrote nothing"
     registry.promote(three[0], "after release")  # released on exit: the next writer gets it at once
