@@ -215,6 +215,7 @@ class Observability(Construct):
         fallbacks = self.emf_metric(telemetry.FALLBACKS)
         predict_requests = self.emf_metric(telemetry.PREDICT_REQUESTS)
         invalid_requests = self.emf_metric(telemetry.INVALID_REQUESTS)
+        last_good = self.emf_metric(telemetry.LAST_GOOD_ANSWERS)
 
         self.api_5xx_alarm = self._rate_alarm(
             "Api5xxRate", numerator=server_errors, denominator=requests,
@@ -260,7 +261,11 @@ class Observability(Construct):
             ),
         )
         self.add_widgets(
-            cloudwatch.GraphWidget(title="Predictions and fallbacks (rows)", left=[predictions, fallbacks], width=8),
+            cloudwatch.GraphWidget(
+                title="Predictions, fallbacks and last-good answers (rows)",
+                left=[predictions, fallbacks, last_good],
+                width=8,
+            ),
             cloudwatch.GraphWidget(
                 title="/predict requests and invalid ones", left=[predict_requests, invalid_requests], width=8
             ),
@@ -270,8 +275,19 @@ class Observability(Construct):
                 width=8,
             ),
         )
+        # Any row answered by the last good version: the registry's live version cannot be loaded.
+        self.last_good_alarm = last_good.create_alarm(
+            self,
+            "LastGoodModelAnswering",
+            alarm_description="The live model version cannot be loaded; the last good version answers (see /health)",
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
         api_alarms = (self.api_5xx_alarm, self.latency_alarm, self.throttles_alarm)
-        for alarm in (*api_alarms, self.fallback_alarm, self.invalid_request_alarm):
+        model_alarms = (self.fallback_alarm, self.invalid_request_alarm, self.last_good_alarm)
+        for alarm in (*api_alarms, *model_alarms):
             alarm.add_alarm_action(self._action)
             alarm.add_ok_action(self._action)
             self.alarms.append(alarm)

@@ -174,7 +174,7 @@ class Retrain(Construct):
         self.rollback_rule = events.Rule(
             self,
             "RollbackRule",
-            description="The fallback-rate or error alarm entering ALARM soon after a promotion rolls it back",
+            description="A fallback-rate, 5XX or last-good alarm entering ALARM soon after a promotion rolls it back",
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
                 detail_type=["CloudWatch Alarm State Change"],

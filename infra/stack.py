@@ -109,7 +109,11 @@ class SlipwayStack(Stack):
             retrain=settings.retrain,
             bucket=grants.bucket,
             topic=self.observability.topic,
-            rollback_alarms=[self.observability.fallback_alarm, self.observability.api_5xx_alarm],
+            rollback_alarms=[
+                self.observability.fallback_alarm,
+                self.observability.api_5xx_alarm,
+                self.observability.last_good_alarm,
+            ],
             environment=retrain_environment(settings, names, topic_arn=self.observability.topic.topic_arn),
             defaults=defaults,
         )

@@ -14,6 +14,7 @@ PREDICTIONS = "Predictions"  # rows answered (model or fallback)
 INVALID_REQUESTS = "InvalidRequests"  # 4xx answers to bad input
 FALLBACKS = "Fallbacks"  # rows answered by plan B
 FALLBACKS_BY_REASON = "FallbacksByReason"  # same, with a `reason` dimension
+LAST_GOOD_ANSWERS = "LastGoodAnswers"  # rows answered by the last good version: the live one cannot be loaded
 IMPUTATIONS = "Imputations"  # feature values filled in
 OUT_OF_RANGE = "OutOfRange"  # feature values outside the training range
 SCORING_LATENCY = "ScoringLatency"  # milliseconds inside the handler for one /predict

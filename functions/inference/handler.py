@@ -103,6 +103,7 @@ def _record(outcome: service.Outcome, started: float) -> None:
     metrics.add_metric(name=telemetry.IMPUTATIONS, unit=MetricUnit.Count, value=outcome.imputations)
     metrics.add_metric(name=telemetry.OUT_OF_RANGE, unit=MetricUnit.Count, value=outcome.out_of_range)
     metrics.add_metric(name=telemetry.FALLBACKS, unit=MetricUnit.Count, value=rows if outcome.fallback_reason else 0)
+    metrics.add_metric(name=telemetry.LAST_GOOD_ANSWERS, unit=MetricUnit.Count, value=rows if outcome.stale else 0)
     if outcome.fallback_reason:
         # A separate EMF document, so the reason dimension does not split the alarms' metrics.
         with single_metric(
@@ -136,6 +137,8 @@ def health() -> Health:
     serving = live_model.current()
     if serving.predictor is None:
         return Health(status="degraded", model_version=serving.version, reason=serving.reason)
+    if serving.stale is not None:
+        return Health(status="degraded", model_version=serving.version, reason=serving.stale)
     return Health(status="ready", model_version=serving.version, reason=None)
 
 

@@ -1,8 +1,12 @@
-"""The model a warm container serves: loaded once, re-pointed when the registry moves.
+"""The model a container serves: loaded once, re-pointed when the registry moves.
 
 The live pointer is re-read at most every `refresh_seconds`; a bundle is
-loaded only when the pointer names a new version. Whatever fails (pointer,
-bundle, graph) leaves a reason that /health reports and plan B answers with.
+loaded only when the pointer names a new version. When that version cannot
+be loaded (missing, corrupt, wrong hash, a graph ONNX Runtime rejects, S3
+unreachable), the last good model keeps answering: a warm container keeps the
+one it has, a cold one loads the version the pointer replaced. Either way the
+serving state says why it is stale (/health, a metric, an alarm) and the load
+is retried at every refresh. Plan B answers only when no model could be loaded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Serving:
     version: str | None
     fallback: FallbackAnswer | None
     reason: str | None
+    # Set while the last good version answers because the pointer's cannot be loaded.
+    stale: str | None = None
 
 
 class LiveModel:
@@ -66,31 +72,42 @@ class LiveModel:
         except Exception as exc:  # registry, network or parse errors alike: keep serving what we have
             logger.warning("live pointer unreadable; keeping the last one", extra={"error": str(exc)})
             pointer = self._pointer
+        self._pointer = pointer
         loaded = self._serving.predictor
         if loaded is not None and pointer.version == loaded.version:
-            self._pointer = pointer
+            self._serving = Serving(loaded, loaded.version, pointer.fallback, None)
             return
-        self._pointer = pointer
-        self._serving = self._load(pointer)
-
-    def _load(self, pointer: LivePointer) -> Serving:
         if pointer.version is None:
-            return Serving(None, None, pointer.fallback, REASON_NO_LIVE_MODEL)
+            self._serving = Serving(None, None, pointer.fallback, REASON_NO_LIVE_MODEL)
+            return
+        predictor, failure = self._load(pointer.version)
+        if predictor is not None:
+            logger.info("live model loaded", extra={"version": pointer.version})
+            self._serving = Serving(predictor, pointer.version, pointer.fallback, None)
+            return
+        # The pointer's version cannot serve: the model this container has, else the one the pointer replaced.
+        last_good = loaded
+        if last_good is None and pointer.previous is not None:
+            last_good, _ = self._load(pointer.previous)
+        if last_good is None:
+            logger.error("no loadable model; plan B answers", extra={"version": pointer.version, "error": failure})
+            self._serving = Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
+            return
+        stale = f"live version {pointer.version} cannot be loaded ({failure}); the last good version answers"
+        logger.error(stale, extra={"version": pointer.version, "serving": last_good.version, "error": failure})
+        self._serving = Serving(last_good, last_good.version, last_good.manifest.fallback, None, stale=stale)
+
+    def _load(self, version: str) -> tuple[Predictor | None, str]:
+        """The predictor of `version`, or None and why it cannot be had."""
         try:
-            manifest, onnx_bytes = self._store.get_bundle(pointer.version)
-            if manifest.version != pointer.version:
-                raise BundleError(f"manifest names {manifest.version}, pointer names {pointer.version}")
-            predictor = Predictor(manifest, onnx_bytes)
+            manifest, onnx_bytes = self._store.get_bundle(version)
+            if manifest.version != version:
+                raise BundleError(f"manifest names {manifest.version}, the registry {version}")
+            return Predictor(manifest, onnx_bytes), ""
         except (KeyError, BundleError, ModelUnavailable) as exc:
-            logger.error("live bundle unusable; plan B answers", extra={"version": pointer.version, "error": str(exc)})
-            return Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
-        except Exception as exc:  # S3 unreachable and the like: plan B, retried at the next refresh
-            logger.error(
-                "live bundle unreachable; plan B answers", extra={"version": pointer.version, "error": str(exc)}
-            )
-            return Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
-        logger.info("live model loaded", extra={"version": pointer.version})
-        return Serving(predictor, pointer.version, pointer.fallback, None)
+            return None, f"unusable bundle: {exc}"
+        except Exception as exc:  # S3 unreachable and the like: retried at the next refresh
+            return None, f"bundle unreachable: {exc}"
 
 
 class ModelSource(Protocol):

@@ -86,7 +86,10 @@ class ModelInfo(BaseModel):
 class Health(BaseModel):
     status: Literal["ready", "degraded"]
     model_version: str | None
-    reason: str | None = Field(description="Why the service is degraded (plan B is answering).")
+    reason: str | None = Field(
+        description="Why the service is degraded: plan B answers, or the last good version does because the "
+        "registry's live version cannot be loaded."
+    )
 
 
 class ErrorBody(BaseModel):

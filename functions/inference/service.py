@@ -22,6 +22,7 @@ class Outcome:
     imputations: int
     out_of_range: int
     batch: EncodedBatch | None = None  # the encoded rows (None when no model could read them)
+    stale: bool = False  # answered by the last good version: the registry's live one cannot be loaded
 
 
 def predict(serving: Serving, rows: Sequence[Mapping[str, Any]]) -> Outcome:
@@ -38,4 +39,12 @@ def predict(serving: Serving, rows: Sequence[Mapping[str, Any]]) -> Outcome:
     except ModelUnavailable as exc:
         reason = str(exc)
         predictions = fallback_predictions(serving.fallback, reason, len(rows), batch)
-    return Outcome(predictor.version, predictions, reason, batch.imputation_count, batch.out_of_range_count, batch)
+    return Outcome(
+        predictor.version,
+        predictions,
+        reason,
+        batch.imputation_count,
+        batch.out_of_range_count,
+        batch,
+        stale=serving.stale is not None,
+    )

@@ -44,13 +44,13 @@ def test_topic_is_encrypted_and_tls_only(templates: dict[str, Template]) -> None
     assert not resources(template, "AWS::SNS::Subscription")  # no email configured
 
 
-def test_five_alarms_with_thresholds_from_settings_notify_the_topic(
+def test_six_alarms_with_thresholds_from_settings_notify_the_topic(
     templates: dict[str, Template], settings: dict[str, StageSettings]
 ) -> None:
     for stage in ("dev", "prod"):
         template, thresholds = templates[stage], settings[stage].alarms
         alarms = _alarms(template)
-        assert len(alarms) == 5
+        assert len(alarms) == 6
         topic_id = next(iter(resources(template, "AWS::SNS::Topic")))
         for props in alarms.values():
             assert props["AlarmActions"] == [{"Ref": topic_id}]
@@ -72,6 +72,14 @@ def test_five_alarms_with_thresholds_from_settings_notify_the_topic(
         assert throttles["Threshold"] == thresholds.throttles_per_5min
         assert throttles["MetricName"] == "Throttles" and throttles["Statistic"] == "Sum"
         assert throttles["Namespace"] == "AWS/Lambda"
+
+        last_good = _alarm(template, "LastGoodModelAnswering")
+        assert (last_good["MetricName"], last_good["Statistic"], last_good["Threshold"]) == (
+            telemetry.LAST_GOOD_ANSWERS,
+            "Sum",
+            0,
+        ), "any row answered by the last good version alarms"
+        assert last_good["Dimensions"] == [{"Name": "service", "Value": "slipway-inference"}]
 
         for prefix, threshold, names in (
             ("FallbackRate", thresholds.fallback_rate_percent, {telemetry.FALLBACKS, telemetry.PREDICTIONS}),

@@ -65,6 +65,13 @@ def test_schedule_and_drift_rule_start_the_pipeline(
         "AWS::Events::Rule",
         {"EventPattern": Match.object_like({"source": ["aws.cloudwatch"], "detail": {"state": {"value": ["ALARM"]}}})},
     )
+    [rollback] = [
+        rule["Properties"]["EventPattern"]
+        for rule in template.find_resources("AWS::Events::Rule").values()
+        if rule["Properties"].get("EventPattern", {}).get("source") == ["aws.cloudwatch"]
+    ]
+    watched = {alarm["Fn::GetAtt"][0] for alarm in rollback["resources"]}
+    assert {next(a for a in watched if a.startswith(p)) for p in _ROLLBACK_ALARMS} == watched, watched
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
@@ -72,6 +79,10 @@ def test_schedule_and_drift_rule_start_the_pipeline(
             "Environment": {"Variables": Match.object_like({"COOLDOWN_MINUTES": "360"})},
         },
     )
+
+
+# A promotion followed by one of these alarms is rolled back.
+_ROLLBACK_ALARMS = ("ObservabilityFallbackRate", "ObservabilityApi5xxRate", "ObservabilityLastGoodModelAnswering")
 
 
 def _policy_of(template: Template, role_prefix: str) -> list[dict[str, Any]]:
