@@ -21,6 +21,7 @@ PAD_ROWS = 8
 
 # Why a fallback answered, as reported per row and counted in the FallbacksByReason metric.
 REASON_NO_LIVE_MODEL = "no_live_model"
+REASON_REGISTRY_UNREACHABLE = "registry_unreachable"  # the live pointer could not be read at a cold start
 REASON_MODEL_UNAVAILABLE = "model_unavailable"
 REASON_RUNTIME_ERROR = "runtime_error"
 REASON_NON_FINITE_OUTPUT = "non_finite_output"

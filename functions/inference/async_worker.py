@@ -17,10 +17,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters import factory
 from functions.core import telemetry
+from functions.core.errors import ModelUnavailable
 from functions.core.jobs import JobMessage
+from functions.core.predictor import REASON_MODEL_UNAVAILABLE, REASON_REGISTRY_UNREACHABLE
 from functions.inference import async_jobs
 from functions.inference.config import WorkerConfig
 from functions.inference.live_model import live_model_of
+
+TRANSIENT_REASONS = (REASON_MODEL_UNAVAILABLE, REASON_REGISTRY_UNREACHABLE)
 
 config = WorkerConfig.from_environ()
 logger = Logger()
@@ -35,7 +39,12 @@ live_model = live_model_of(config)
 def score_record(record: SQSRecord) -> str:
     """Score the job a record names and store its result (a duplicate finds the stored one)."""
     message = JobMessage.model_validate_json(record.body)
-    result = async_jobs.process(message, live_model.current(), store=store)
+    serving = live_model.current()
+    if serving.predictor is None and serving.reason in TRANSIENT_REASONS:
+        # A bundle or pointer that could not be read just now: retry the record rather than store
+        # plan B as the job's one answer; after the redrive policy's receives, the fallback answers.
+        raise ModelUnavailable(f"no model loaded ({serving.reason}); the record returns to the queue")
+    result = async_jobs.process(message, serving, store=store)
     rows = len(result.predictions)
     metrics.add_metric(name=telemetry.PREDICTIONS, unit=MetricUnit.Count, value=rows)
     metrics.add_metric(name=telemetry.FALLBACKS, unit=MetricUnit.Count, value=rows if result.reason else 0)

@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import telemetry
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
@@ -171,6 +172,16 @@ def invalid_request(exc: InvalidRequest) -> Response[str]:
 @app.exception_handler(ServiceUnavailable)
 def service_unavailable(exc: ServiceUnavailable) -> Response[str]:
     return _error(503, str(exc), [])
+
+
+@app.exception_handler([BotoCoreError, ClientError])
+def dependency_unavailable(exc: BotoCoreError | ClientError) -> Response[str]:
+    # S3 or SQS failed under a route that stores something (/predict/async, /feedback): nothing was
+    # accepted, so the client may retry. /predict never gets here: its model is loaded from memory.
+    logger.error("a dependency failed; answered 503", extra={"path": app.current_event.path, "error": str(exc)})
+    response = _error(503, "a storage dependency is unavailable; nothing was stored, retry shortly", [])
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])

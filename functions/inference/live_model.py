@@ -21,7 +21,12 @@ from aws_lambda_powertools import Logger
 from functions.adapters import factory
 from functions.core.errors import BundleError, ModelUnavailable
 from functions.core.manifest import FallbackAnswer
-from functions.core.predictor import REASON_MODEL_UNAVAILABLE, REASON_NO_LIVE_MODEL, Predictor
+from functions.core.predictor import (
+    REASON_MODEL_UNAVAILABLE,
+    REASON_NO_LIVE_MODEL,
+    REASON_REGISTRY_UNREACHABLE,
+    Predictor,
+)
 from functions.core.registry import LivePointer, ModelStore, PointerStore
 
 logger = Logger(child=True)
@@ -55,7 +60,7 @@ class LiveModel:
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._checked_at: float | None = None
-        self._pointer = LivePointer()
+        self._pointer: LivePointer | None = None  # the last pointer read, None until one was
         self._serving = Serving(None, None, None, REASON_NO_LIVE_MODEL)
 
     def current(self) -> Serving:
@@ -70,6 +75,10 @@ class LiveModel:
         try:
             pointer = self._pointer_store.read()
         except Exception as exc:  # registry, network or parse errors alike: keep serving what we have
+            if self._pointer is None:
+                logger.error("live pointer unreadable at start; plan B answers", extra={"error": str(exc)})
+                self._serving = Serving(None, None, None, REASON_REGISTRY_UNREACHABLE)
+                return
             logger.warning("live pointer unreadable; keeping the last one", extra={"error": str(exc)})
             pointer = self._pointer
         self._pointer = pointer
