@@ -39,7 +39,9 @@ from stage.environments import inference_environment, monitor_environment, retra
 from stage.names import ResourceNames
 from stage.settings import StageSettings
 
-_POINTER_ACTIONS = ("ssm:GetParameter", "ssm:PutParameter", "ssm:GetParameterHistory")
+_POINTER_ACTIONS = ("ssm:GetParameter", "ssm:PutParameter")
+# Rollback also reads the pointer's history, to find what was live before the version it restores.
+_POINTER_HISTORY = "ssm:GetParameterHistory"
 # The pointer's lock: created, read and deleted by whoever moves the pointer (functions.adapters.live_pointer).
 _POINTER_LOCK_ACTIONS = ("ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter")
 
@@ -182,10 +184,15 @@ class SlipwayStack(Stack):
         allow(role["evaluate"], "ReadLivePointer", ["ssm:GetParameter"], [pointer])
         grants.allow(role["register"], "ReadCandidatesModels", [GET], [RETRAIN_CANDIDATES_PREFIX, MODELS_PREFIX])
         grants.allow(role["register"], "WriteModels", [PUT], [MODELS_PREFIX])
+        # Registering checks that the new version's manifest is absent: a 404 only with a listing grant.
+        grants.allow_listing(role["register"], "ListModels", [MODELS_PREFIX])
         rollback, trigger = _role(retrain.rollback), _role(retrain.drift_trigger)
-        for mover in (role["promote"], rollback):
+        for mover, pointer_actions in (
+            (role["promote"], _POINTER_ACTIONS),
+            (rollback, (*_POINTER_ACTIONS, _POINTER_HISTORY)),
+        ):
             grants.allow(mover, "ReadModels", [GET], [MODELS_PREFIX])
-            allow(mover, "MoveLivePointer", _POINTER_ACTIONS, [pointer])
+            allow(mover, "MoveLivePointer", pointer_actions, [pointer])
             allow(mover, "LockLivePointer", _POINTER_LOCK_ACTIONS, [pointer + POINTER_LOCK_SUFFIX])
         grants.allow_keys(trigger, "ReadWriteCooldown", [GET, PUT], [RETRAIN_TRIGGER_KEY])
         grants.allow_listing(trigger, "ListBucket", None)
