@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,13 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # API Gateway REST refuses bodies above 10 MB before the function sees them.
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of new clients overflows it, and the kernel
+    # drops their handshakes (retried after 1 s; some requests are cut off). API Gateway takes them all.
+    request_queue_size = socket.SOMAXCONN
+    daemon_threads = True
 
 
 class Gateway:
@@ -34,8 +42,7 @@ class Gateway:
         self._lock = threading.Lock()
         self._function_log = function_log
         self._access_log = access_log
-        self.server = ThreadingHTTPServer((host, port), self._request_class())
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), self._request_class())
         self._thread: threading.Thread | None = None
 
     @property
