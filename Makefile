@@ -7,7 +7,7 @@ STAGE ?= dev
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test test-unit e2e bench lint synth deploy destroy smoke clean
+.PHONY: install run test test-unit e2e bench load lint synth deploy destroy smoke clean
 
 $(STAMP): pyproject.toml requirements.lock package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ e2e: install  ## The emulator tier alone: cdk deploy of dev onto MiniStack on 12
 
 bench: install  ## Speed, memory and size figures against a naive baseline, measured in one run.
 	$(PY) -m benchmarks
+
+LOAD_USERS ?= 32
+LOAD_SECONDS ?= 60
+load: install  ## Locust against the local stack on loopback: LOAD_USERS keep-alive clients for LOAD_SECONDS s; fails on any server error or wrong answer.
+	$(PY) -m benchmarks.load --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
 lint: install
 	$(VENV)/bin/ruff check .

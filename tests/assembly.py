@@ -5,20 +5,21 @@ Shared by the package tests and the emulator tier: `synth` runs the pinned CDK C
 emulator overrides for this host's architecture, and `functions` lists every
 Python Lambda function of a template with its handler, package folder and
 environment, whose CloudFormation intrinsics `resolve` turns into plain values;
-`tool_venv` builds a tool's own virtual environment from its pinned requirements.
+`tool_venv` (from benchmarks.tool_venv, shared with the load run) builds a tool's own
+virtual environment from its pinned requirements.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks.tool_venv import tool_venv as tool_venv  # its home; the tests keep importing it from here
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
@@ -95,23 +96,3 @@ def resolve(value: Any, refs: dict[str, str]) -> str:
         separator, parts = value["Fn::Join"]
         return str(separator).join(resolve(part, refs) for part in parts)
     raise ValueError(f"cannot resolve {value!r}")
-
-
-def tool_venv(name: str, requirements: Path, base_python: Path) -> Path:
-    """The interpreter of `.venv/<name>`, a tool's own virtual environment built from its pinned requirements.
-
-    Rebuilt only when the requirements or the base interpreter change (a stamp holds their hash).
-    """
-    venv = PROJECT_ROOT / ".venv" / name
-    stamp = venv / ".requirements.sha256"
-    digest = hashlib.sha256(requirements.read_bytes() + str(base_python).encode()).hexdigest()
-    python = venv / "bin" / "python"
-    if not (stamp.is_file() and stamp.read_text() == digest and python.exists()):
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([str(base_python), "-m", "venv", str(venv)], check=True, timeout=120)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)],
-            check=True, timeout=900,
-        )  # fmt: skip
-        stamp.write_text(digest)
-    return python

@@ -139,6 +139,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 LAYERS = {
     "tests/functions/core/": "unit",
     "tests/functions/training/": "unit",
+    "tests/benchmarks/load/test_load_run.py": "local",  # the local stack under locust
     "tests/benchmarks/": "unit",
     "tests/test_architecture.py": "unit",
     "tests/functions/": "handler",
