@@ -103,7 +103,7 @@ def _capture_cost(workload: Workload, rows: int, repeats: int) -> float:
         sink.truncate()
         with redirect_stdout(sink):
             started = time.perf_counter()
-            capture.record(request_id="r", spec=manifest.feature_spec, model_version=manifest.version,
+            capture.record(request_id="r", manifest=manifest, model_version=manifest.version,
                            rows=request, batch=batch, predictions=predictions)  # fmt: skip
             times.append(time.perf_counter() - started)
     return float(np.median(times) * 1000)

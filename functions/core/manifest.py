@@ -4,6 +4,16 @@ A bundle is `model.onnx` plus `manifest.json`; nothing in it is a pickle. Its
 version is a content hash over the ONNX bytes and everything in the manifest
 that shapes an answer, so the same data and seed give the same version, and
 lineage (who built it, when, with what code) never changes it.
+
+`capture_exclude` names the features the serving function never records
+(capture lines, hence drift reports). It enters the version hash when it is
+not empty, although it changes what the endpoint records and not what it
+answers: a bundle is immutable under its version (the model store refuses to
+overwrite one), so a recipe that only adds a feature to CAPTURE_EXCLUDE must
+get a new version, or the stored bundle would go on capturing it; and every
+capture record of a version was then written under the same exclusion. An
+empty list is left out of the hash and of the manifest's JSON, so bundles made
+before the field existed keep their version, their bytes and their validity.
 """
 
 from __future__ import annotations
@@ -89,6 +99,10 @@ class Manifest(_Frozen):
     parity: Parity
     onnx_input: str = "input"
     lineage: Lineage
+    capture_exclude: tuple[str, ...] = Field(
+        default=(),
+        description="Features whose values are never captured (in spec order); their drift is not computed.",
+    )
 
     @model_validator(mode="after")
     def _task_shape(self) -> Manifest:
@@ -96,11 +110,17 @@ class Manifest(_Frozen):
             raise ValueError("a classification manifest needs its classes")
         if self.metric not in self.metrics:
             raise ValueError(f"the gate metric {self.metric!r} is missing from metrics")
+        unknown = sorted(set(self.capture_exclude) - set(self.feature_spec.names))
+        if unknown:
+            raise ValueError(f"capture_exclude names features the spec does not have: {unknown}")
         return self
+
+    def _unset_when_empty(self) -> set[str]:
+        return set() if self.capture_exclude else {"capture_exclude"}
 
     def content_version(self, onnx_bytes: bytes) -> str:
         """The version this manifest and graph hash to."""
-        contract = self.model_dump(mode="json", exclude={"version", "lineage"})
+        contract = self.model_dump(mode="json", exclude={"version", "lineage", *self._unset_when_empty()})
         digest = hashlib.sha256(onnx_bytes)
         digest.update(json.dumps(contract, sort_keys=True, separators=(",", ":")).encode())
         return digest.hexdigest()[:VERSION_LENGTH]
@@ -111,4 +131,5 @@ class Manifest(_Frozen):
 
     def to_json(self) -> bytes:
         """Canonical bytes: the same manifest always serialises identically."""
-        return (json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2) + "\n").encode()
+        data = self.model_dump(mode="json", exclude=self._unset_when_empty())
+        return (json.dumps(data, sort_keys=True, indent=2) + "\n").encode()

@@ -6,6 +6,10 @@ partitions in S3. The request is sampled before anything is serialised; the
 numeric columns are the encoder's canonical values (never the rows read
 again), serialised by orjson straight from numpy; all of a request's lines
 leave in one write.
+
+The features the manifest names in `capture_exclude` are left out of every
+line: no column, and no mention in a row's imputed or out-of-range flags
+(which would tell whether the value was missing or outside the training range).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +26,7 @@ import orjson
 
 from functions.core.capture import CAPTURE_MARKER, CAPTURE_SCHEMA, MAX_CAPTURED_TEXT, MAX_LINE_BYTES, ROWS_PER_LINE
 from functions.core.features import EncodedBatch, FeatureSpec, FeatureType
+from functions.core.manifest import Manifest
 from functions.core.predictor import Prediction
 
 logger = logging.getLogger(__name__)
@@ -30,19 +35,21 @@ _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 class _SpecColumns:
-    """What capture needs of a feature spec, computed once per loaded model."""
+    """What capture needs of a feature spec and its exclusions, computed once per loaded model."""
 
-    def __init__(self, spec: FeatureSpec) -> None:
+    def __init__(self, spec: FeatureSpec, exclude: Collection[str]) -> None:
         numeric_types = (FeatureType.NUMBER, FeatureType.INTEGER)
-        self.names = spec.names
+        self.excluded = frozenset(exclude)
+        kept = [(i, f) for i, f in enumerate(spec.features) if f.name not in self.excluded]
+        self.names = [f.name for _, f in kept]
         self.rows_per_line = ROWS_PER_LINE  # lowered when rows of this spec overflow MAX_LINE_BYTES
-        self.numeric = [(i, f.name) for i, f in enumerate(spec.features) if f.type in numeric_types]
+        self.numeric = [(i, f.name) for i, f in kept if f.type in numeric_types]
         all_numeric = len(self.numeric) == len(spec.features)
         self.numeric_index = None if all_numeric else np.array([i for i, _ in self.numeric], dtype=np.intp)
         # Categories and booleans are captured as sent (validated by the encoder), text cut to a bound.
         self.other = [
             (f.name, max(MAX_CAPTURED_TEXT, 1 + max((len(c) for c in f.categories or ()), default=0)))
-            for f in spec.features
+            for _, f in kept
             if f.type not in numeric_types
         ]
 
@@ -66,20 +73,23 @@ class Capture:
         self,
         *,
         request_id: str,
-        spec: FeatureSpec | None,
+        manifest: Manifest | None,
         model_version: str | None,
         rows: Sequence[Mapping[str, Any]],
         batch: EncodedBatch | None,
         predictions: Sequence[Prediction],
     ) -> int:
-        """Write the request's rows when it is sampled (and was encoded); the number of rows written."""
-        if self.sampling_rate <= 0 or spec is None or self._sample() >= self.sampling_rate:
+        """Write the request's rows when it is sampled (and was encoded); the number of rows written.
+
+        `manifest` is the loaded model's (its feature spec and capture exclusions); None when no model is.
+        """
+        if self.sampling_rate <= 0 or manifest is None or self._sample() >= self.sampling_rate:
             return 0
         if batch is None or batch.canonical is None or batch.missing is None:
             return 0  # rows no model could read: there are no canonical features to capture
-        columns = self._columns.get(id(spec))
+        columns = self._columns.get(id(manifest))
         if columns is None:
-            columns = self._columns[id(spec)] = _SpecColumns(spec)
+            columns = self._columns[id(manifest)] = _SpecColumns(manifest.feature_spec, manifest.capture_exclude)
         record = _columnar(columns, rows, batch, predictions)
         head = {
             CAPTURE_MARKER: CAPTURE_SCHEMA,
@@ -130,15 +140,24 @@ def _columnar(
     first = next((a for a in answers if a is not None), None)
     if first is not None:
         probabilities = {c: [(a or {}).get(c) for a in answers] for c in first}
+    imputed = [p["imputed"] for p in predictions]
+    out_of_range = [p["out_of_range"] for p in predictions]
+    if columns.excluded:
+        imputed, out_of_range = _without(imputed, columns.excluded), _without(out_of_range, columns.excluded)
     return {
         "features": features,
         "label": None if all(label is None for label in labels) else labels,
         "probabilities": probabilities,
         "value": None if all(v is None for v in values_out) else values_out,
-        "imputed": [p["imputed"] for p in predictions],
-        "out_of_range": [p["out_of_range"] for p in predictions],
+        "imputed": imputed,
+        "out_of_range": out_of_range,
         "fallback": [p["fallback"] for p in predictions],
     }
+
+
+def _without(flags: list[list[str]], excluded: frozenset[str]) -> list[list[str]]:
+    """Each row's flags minus the excluded features (rows without flags kept as they are)."""
+    return [[name for name in row if name not in excluded] if row else row for row in flags]
 
 
 def _serialise(

@@ -85,7 +85,7 @@ def predict(request: Annotated[PredictBody, Body()]) -> Response[str]:
     request_id = app.current_event.request_context.request_id
     capture.record(
         request_id=request_id,
-        spec=serving.predictor.manifest.feature_spec if serving.predictor else None,
+        manifest=serving.predictor.manifest if serving.predictor else None,
         model_version=outcome.version,
         rows=request.instances,
         batch=outcome.batch,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from functions.core.features import encode_columns
+from functions.core.features import FeatureSpec, encode_columns
 from functions.core.manifest import Lineage, Manifest
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
 from functions.training.export import ONNX_INPUT, check_parity, export_onnx
@@ -47,6 +48,27 @@ def load_recipe(name: str = DEFAULT_RECIPE) -> ModuleType:
     return recipe
 
 
+def capture_exclusions(declared: object, spec: FeatureSpec) -> tuple[str, ...]:
+    """The recipe's CAPTURE_EXCLUDE as feature names in the spec's order; a name the data lacks refuses training."""
+    if declared is None:
+        return ()
+    if isinstance(declared, str) or not isinstance(declared, Iterable):
+        raise ValueError(f'recipe CAPTURE_EXCLUDE must be a list of feature names, e.g. ["postcode"]; got {declared!r}')
+    names = list(declared)
+    not_names = [name for name in names if not isinstance(name, str)]
+    if not_names:
+        raise ValueError(f"recipe CAPTURE_EXCLUDE must hold feature names (strings); got {not_names!r}")
+    unknown = sorted(set(names) - set(spec.names))
+    if unknown:
+        known = ", ".join(spec.names[:20]) + (", ..." if len(spec.names) > 20 else "")
+        raise ValueError(
+            f"recipe CAPTURE_EXCLUDE names features the data does not have: {unknown}; "
+            f"the features are the columns of load_data(): {known}"
+        )
+    excluded = set(names)
+    return tuple(name for name in spec.names if name in excluded)
+
+
 def data_hash(columns: dict[str, np.ndarray], target: np.ndarray) -> str:
     """A hash of the training table (names, values and target), for lineage."""
     digest = hashlib.sha256()
@@ -74,6 +96,7 @@ def train_bundle(
         target = target.astype(str)
 
     spec = derive_feature_spec(columns, getattr(recipe, "FEATURES", None))
+    capture_exclude = capture_exclusions(getattr(recipe, "CAPTURE_EXCLUDE", None), spec)
     encoded = encode_columns(spec, columns)
     stratify = target if task == "classification" else None
     x_train, x_holdout, y_train, y_holdout = train_test_split(
@@ -107,5 +130,6 @@ def train_bundle(
             code_revision=code_revision,
             libraries={name: importlib.metadata.version(name) for name in _LIBRARIES},
         ),
+        capture_exclude=capture_exclude,
     )
     return Bundle(manifest.with_version(onnx_bytes), onnx_bytes)

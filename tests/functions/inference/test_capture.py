@@ -13,6 +13,7 @@ import pytest
 
 from functions.core.capture import MAX_CAPTURED_TEXT, MAX_LINE_BYTES, ROWS_PER_LINE, CaptureRecord
 from functions.core.features import Feature, FeatureSpec, FeatureType
+from functions.core.manifest import Baseline, FallbackAnswer, FeatureBaseline, Lineage, Manifest, Parity
 from functions.inference.capture import Capture
 from stage.settings import InferenceSettings
 
@@ -24,8 +25,24 @@ def _answers(count: int) -> list[dict[str, Any]]:
              "imputed": [], "out_of_range": [], "fallback": None} for _ in range(count)]  # fmt: skip
 
 
+def _manifest(spec: FeatureSpec, capture_exclude: tuple[str, ...] = ()) -> Manifest:
+    """A manifest around `spec`: capture reads only its feature spec and exclusions."""
+    return Manifest(
+        task="classification", classes=("no", "yes"), feature_spec=spec, metric="accuracy",
+        metrics={"accuracy": 1.0}, fallback=FallbackAnswer(label="no"),
+        baseline=Baseline(rows=1, features=(), prediction=FeatureBaseline(name="prediction", proportions=(1.0,),
+                                                                          missing_rate=0.0)),
+        parity=Parity(rows=1, max_abs_diff=0.0, tolerance=1e-4),
+        lineage=Lineage(data_hash="h", rows=1, seed=0, recipe="test"), capture_exclude=capture_exclude,
+    )  # fmt: skip
+
+
 def _write(
-    spec: FeatureSpec, rows: list[dict[str, Any]], answers: list[dict[str, Any]] | None = None
+    spec: FeatureSpec,
+    rows: list[dict[str, Any]],
+    answers: list[dict[str, Any]] | None = None,
+    *,
+    capture_exclude: tuple[str, ...] = (),
 ) -> list[tuple[str, CaptureRecord]]:
     """The lines written for `rows`, each with its validated record."""
     batch = spec.compile().encode(rows)
@@ -35,7 +52,12 @@ def _write(
     out = io.StringIO()
     with redirect_stdout(out):
         written = Capture(sampling_rate=1.0, clock=lambda: NOW).record(
-            request_id="req", spec=spec, model_version="v1", rows=rows, batch=batch, predictions=answers
+            request_id="req",
+            manifest=_manifest(spec, capture_exclude),
+            model_version="v1",
+            rows=rows,
+            batch=batch,
+            predictions=answers,
         )
     lines = [(line, CaptureRecord.model_validate_json(line)) for line in out.getvalue().splitlines()]
     assert written == sum(record.rows for _, record in lines)
@@ -83,7 +105,7 @@ def test_an_unsampled_request_writes_nothing(capsys: pytest.CaptureFixture[str])
     rows = [{"x": 1.0}]
     capture = Capture(sampling_rate=0.5, sample=lambda: 0.7)
     batch = spec.compile().encode(rows)
-    assert capture.record(request_id="r", spec=spec, model_version="v", rows=rows, batch=batch,
+    assert capture.record(request_id="r", manifest=_manifest(spec), model_version="v", rows=rows, batch=batch,
                           predictions=_answers(1)) == 0  # fmt: skip
     assert capsys.readouterr().out == ""
 
@@ -120,3 +142,27 @@ def test_a_row_too_wide_for_any_line_is_logged_not_written(caplog: pytest.LogCap
     with caplog.at_level(logging.WARNING):
         assert _write(spec, [row]) == []
     assert "over the line limit" in caplog.text
+
+
+# Features the manifest excludes from capture
+
+
+@pytest.mark.parametrize("count", [3, ROWS_PER_LINE * 2 + 1], ids=["one line", "several lines"])
+def test_excluded_features_leave_no_column_no_flag_and_no_value_in_any_line(count: int) -> None:
+    secret_number, secret_text = 987.654321, "postcode-SW1A-2AA"
+    rows = [{"x": 12.0, "colour": secret_text, "n": None, "flag": True} for _ in range(count)]
+    rows[0]["x"] = secret_number
+    lines = _write(_mixed_spec(), rows, capture_exclude=("x", "colour"))
+    for line, record in lines:
+        assert list(record.features) == ["n", "flag"]
+        assert secret_text not in line and "987.65" not in line
+        assert record.imputed == [["n"]] * record.rows  # not "x" or "colour", whatever they were
+        assert record.out_of_range == [[]] * record.rows
+    expanded = [row for _, record in lines for row in record.row_records()]
+    assert [row.features for row in expanded] == [{"n": None, "flag": True}] * count
+
+
+def test_an_excluded_missing_feature_is_not_named_among_the_imputed() -> None:
+    ((_, record),) = _write(_mixed_spec(), [{"x": 1.0}, {"x": 2.0, "n": 4}], capture_exclude=("n",))
+    assert list(record.features) == ["x", "colour", "flag"]
+    assert record.imputed == [["colour", "flag"], ["colour", "flag"]]
