@@ -77,6 +77,7 @@ def report_json(report: DriftReport) -> dict[str, Any]:
         "drift_detected": report.drift_detected,
         "drifted_features": report.drifted_features,
         "features": features,
+        "excluded_features": report.excluded_features,
     }
 
 
@@ -89,6 +90,8 @@ def print_table(report: DriftReport) -> None:
         verdict = "n/a" if f.drift is None else ("DRIFT " + ",".join(f.reasons) if f.drift else "ok")
         print(f"{f.name[:25]:26}{fmt(f.psi)}{fmt(f.js)}{fmt(f.ks)}{fmt(f.linf)}"
               f"{f.missing_rate:8.3f}{f.out_of_range:8.3f}  {verdict}")  # fmt: skip
+    for name in report.excluded_features:
+        print(f"{name[:25]:26}{'':48}  excluded from capture (CAPTURE_EXCLUDE): no drift computed")
     print(
         f"\n{report.rows} rows vs model {report.model_version}: {report.verdict.replace('_', ' ')}; "
         f"{len(report.drifted_features)}/{len(report.features)} features drifted (share {report.drift_share:.3f})"

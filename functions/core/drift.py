@@ -14,6 +14,10 @@ defined once, here:
   with base-2 logarithms, so it lies in [0, 1];
 - the binned Kolmogorov-Smirnov statistic and the L-infinity distance use the
   unsmoothed proportions.
+
+The features a manifest names in `capture_exclude` are never counted (even
+when a table holds them) and have no statistics: the report lists them as
+excluded, and the drifted share is taken over the other features.
 """
 
 from __future__ import annotations
@@ -139,13 +143,18 @@ def count_columns(
     """Count a table of canonical feature values (None or NaN when missing) and its predictions.
 
     `predictions` are labels (classification) or values (regression). A feature
-    absent from `columns` counts as missing in every row.
+    absent from `columns` counts as missing in every row; a feature the manifest
+    excludes from capture is not counted at all.
     """
     rows = len(predictions)
     spec = manifest.feature_spec
+    excluded = set(manifest.capture_exclude)
     features = []
     for feature, baseline in zip(spec.features, manifest.baseline.features, strict=True):
         raw = columns.get(feature.name)
+        if feature.name in excluded:
+            features.append(FeatureCounts(name=feature.name, bins=[0] * len(baseline.proportions)))
+            continue
         if raw is None:
             features.append(FeatureCounts(name=feature.name, bins=[0] * len(baseline.proportions), missing=rows))
             continue
@@ -297,7 +306,10 @@ class DriftReport(BaseModel):
     drift_detected: bool
     drift_share: float
     drifted_features: list[str]
-    features: list[FeatureDrift]
+    features: list[FeatureDrift] = Field(description="Every captured feature, in spec order.")
+    excluded_features: list[str] = Field(
+        default_factory=list, description="Features kept out of capture by the recipe: no drift is computed for them."
+    )
     prediction: FeatureDrift
 
 
@@ -359,9 +371,11 @@ def drift_report(
     """The verdict of a window: per feature, the prediction (unless the rows carry none), the drifted share."""
     baseline: Baseline = manifest.baseline
     rows = counts.rows
+    excluded = set(manifest.capture_exclude)
     features = [
         feature_drift(b, c, rows, policy.for_feature(b.name), policy.min_rows)
         for b, c in zip(baseline.features, counts.features, strict=True)
+        if b.name not in excluded
     ]
     prediction = feature_drift(
         baseline.prediction, counts.prediction, rows, policy.for_feature(PREDICTION), policy.min_rows
@@ -387,5 +401,6 @@ def drift_report(
         drift_share=share if rows >= policy.min_rows else 0.0,
         drifted_features=drifted if rows >= policy.min_rows else [],
         features=features,
+        excluded_features=[b.name for b in baseline.features if b.name in excluded],
         prediction=prediction,
     )

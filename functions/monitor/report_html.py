@@ -84,6 +84,12 @@ def render_html(report: DriftReport, quality: Sequence[Any] = ()) -> str:
         else "<h2>Model quality from feedback</h2><p>No labelled rows in the quality window.</p>"
     )
     drifted = ": " + escape(", ".join(report.drifted_features)) if report.drifted_features else ""
+    excluded = (
+        f"<p>Excluded from capture by the recipe (CAPTURE_EXCLUDE), so no drift is computed for: "
+        f"{escape(', '.join(report.excluded_features))}.</p>"
+        if report.excluded_features
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{_STYLE}</style></head>
 <body><h1>{escape(title)}</h1>
@@ -91,6 +97,7 @@ def render_html(report: DriftReport, quality: Sequence[Any] = ()) -> str:
 Verdict: <span class="{verdict_class}">{report.verdict.replace("_", " ")}</span>;
 {len(report.drifted_features)} of {len(report.features)} features drifted
 (share {report.drift_share:.3f}){drifted}.</p>
+{excluded}
 <table><tr><th>feature</th><th>kind</th><th>PSI</th><th>JS distance</th><th>KS</th><th>L&infin;</th>
 <th>unseen</th><th>missing</th><th>out of range</th><th>verdict</th></tr>{"".join(rows)}</table>
 {quality_table}

@@ -154,3 +154,28 @@ def test_per_feature_thresholds_override_the_defaults() -> None:
     lenient = {"x0": {"psi": 10, "js": 1, "ks": 1, "out_of_range_share": 1}}
     report = drift_report(MANIFEST, counts, DriftPolicy.model_validate({"features": lenient}))
     assert report.drifted_features == []
+
+
+def test_excluded_features_are_listed_not_computed_and_the_others_still_drift() -> None:
+    """The columns carry values of the excluded features too (a CSV would): none is counted or reported."""
+    excluded = Manifest.model_validate({**MANIFEST.model_dump(), "capture_exclude": ("x1", "colour")})
+    columns, predictions = _sample(np.random.default_rng(1), 2000, shift=1.0)
+    columns["x1"] = columns["x1"] + 5.0  # a shift no report may show
+    columns["colour"] = ["green"] * 2000
+    counts = count_columns(excluded, columns, predictions)
+    report = drift_report(excluded, counts, DriftPolicy())
+
+    assert report.excluded_features == ["x1", "colour"]
+    assert [f.name for f in report.features] == ["x0", "x2", "x3", "x4"]
+    assert report.drifted_features == ["x0"] and report.drift_share == pytest.approx(1 / 4)
+    assert all(f.psi is not None and f.js is not None and f.ks is not None for f in report.features)
+    x0 = report.features[0]
+    assert x0.psi is not None and x0.psi > 0.25 and set(x0.reasons) >= {"psi", "ks"}
+    by_name = {c.name: c for c in counts.features}
+    assert by_name["x1"].bins == [0] * len(by_name["x1"].bins) and by_name["x1"].missing == 0
+    assert sum(by_name["colour"].bins) == 0
+    # The figures of the other features are those of a report on the same rows without the exclusion.
+    full = {
+        f.name: f for f in drift_report(MANIFEST, count_columns(MANIFEST, columns, predictions), DriftPolicy()).features
+    }
+    assert all(f == full[f.name] for f in report.features)
