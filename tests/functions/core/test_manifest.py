@@ -115,3 +115,32 @@ def test_manifest_refuses_unknown_fields(bundle: Bundle) -> None:
 
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         Manifest.model_validate(data)
+
+
+def test_a_manifest_without_capture_exclude_loads_and_keeps_its_version(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    assert "capture_exclude" not in data  # as every manifest written before the field existed
+
+    older = Manifest.model_validate(data)
+    explicit = Manifest.model_validate({**data, "capture_exclude": []})
+
+    assert older.capture_exclude == explicit.capture_exclude == ()
+    assert older.content_version(bundle.onnx_bytes) == explicit.content_version(bundle.onnx_bytes) == bundle.version
+    assert explicit.to_json() == bundle.manifest.to_json()
+
+
+def test_capture_exclude_enters_the_version_and_round_trips(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    private = Manifest.model_validate({**data, "capture_exclude": ["mean_radius"]}).with_version(bundle.onnx_bytes)
+
+    assert private.version != bundle.version
+    assert Manifest.model_validate_json(private.to_json()) == private
+    assert json.loads(private.to_json())["capture_exclude"] == ["mean_radius"]
+
+
+def test_capture_exclude_must_name_features_of_the_spec(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    data["capture_exclude"] = ["mean_radius", "postcode"]
+
+    with pytest.raises(ValidationError, match=r"capture_exclude names features the spec does not have: \['postcode'\]"):
+        Manifest.model_validate(data)

@@ -234,3 +234,57 @@ def test_serving_an_unseen_category_is_flagged_not_refused(mixed_bundle: Bundle)
     for prediction in predictions:
         assert prediction["label"] in ("no", "yes")
         assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+# CAPTURE_EXCLUDE
+
+
+def _diabetes_recipe(name: str, **attributes: Any) -> types.ModuleType:
+    data = load_diabetes()
+    columns = {feature: data.data[:, i] for i, feature in enumerate(data.feature_names)}
+    build = attributes.pop("build", lambda seed: Pipeline([("scale", StandardScaler()), ("ridge", Ridge())]))
+    return recipe_module(
+        name, SEED=3, TASK="regression", METRIC="r2", load_data=lambda: (columns, data.target), build=build,
+        **attributes,
+    )  # fmt: skip
+
+
+def test_capture_exclude_names_features_in_spec_order_and_makes_a_new_version() -> None:
+    plain = train_bundle(_diabetes_recipe("tmp_plain"))
+    private = train_bundle(_diabetes_recipe("tmp_private", CAPTURE_EXCLUDE=["sex", "age", "sex"]))
+
+    assert plain.manifest.capture_exclude == ()
+    assert private.manifest.capture_exclude == ("age", "sex")
+    assert private.onnx_bytes == plain.onnx_bytes and private.manifest.metrics == plain.manifest.metrics
+    assert private.version != plain.version  # a bundle that records less is a different bundle
+
+
+def test_a_recipe_without_capture_exclude_captures_every_feature(bundle: Bundle) -> None:
+    assert bundle.manifest.capture_exclude == ()
+    assert b"capture_exclude" not in bundle.manifest.to_json()  # the manifest a recipe made before the field
+
+
+def test_capture_exclude_naming_unknown_features_refuses_training_before_fitting() -> None:
+    def never(seed: int) -> Pipeline:
+        raise AssertionError("training fitted a model for a recipe it should have refused")
+
+    recipe = _diabetes_recipe("tmp_unknown_exclude", CAPTURE_EXCLUDE=["bmi", "postcode", "Age"], build=never)
+
+    with pytest.raises(
+        ValueError,
+        match=r"recipe CAPTURE_EXCLUDE names features the data does not have: \['Age', 'postcode'\]; "
+        r"the features are the columns of load_data\(\): age, sex, bmi",
+    ):
+        train_bundle(recipe)
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [("bmi", r"must be a list of feature names, e\.g\. \[\"postcode\"\]; got 'bmi'"),
+     (["bmi", 3], r"must hold feature names \(strings\); got \[3\]"),
+     (7, r"must be a list of feature names")],
+    ids=["a bare string", "a number among the names", "not a list"],
+)  # fmt: skip
+def test_capture_exclude_must_be_a_list_of_names(declared: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        train_bundle(_diabetes_recipe("tmp_bad_exclude", CAPTURE_EXCLUDE=declared))
