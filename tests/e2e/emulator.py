@@ -125,12 +125,20 @@ class Emulator:
             self.stopped_group = process.pid
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def left_running(self) -> bool:
-        """Whether any process of the stopped emulator's group is still alive."""
+    def left_running(self, grace_seconds: float = 10.0) -> bool:
+        """Whether a process of the stopped emulator's group is still alive after `grace_seconds`.
+
+        SIGKILL is delivered asynchronously: on a loaded machine the group's last workers can take a
+        moment to die and be reaped, so the check waits for them (bounded) before it says they outlived it.
+        """
         if self.stopped_group is None:
             return False
-        try:
-            os.killpg(self.stopped_group, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        deadline = time.monotonic() + grace_seconds
+        while True:
+            try:
+                os.killpg(self.stopped_group, 0)
+            except ProcessLookupError:
+                return False
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.1)
