@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from functions.core.errors import InvalidRequest
 from functions.core.jobs import (
     REASON_WORKER_FAILED,
     JobMessage,
@@ -34,6 +35,10 @@ class JobRequestMissing(RuntimeError):
     """A queued job's stored request is gone: nothing can score it, the message stays a dead letter."""
 
 
+class JobRowsRefused(ValueError):
+    """The live feature spec refuses a queued job's rows (it changed since they were accepted)."""
+
+
 def submit(serving: Serving, rows: Sequence[Mapping[str, Any]], *, store: JobStore, queue: JobQueue) -> str:
     """Validate `rows` as /predict does (raises InvalidRequest: nothing is queued), store and queue the job."""
     if serving.predictor is not None:
@@ -52,13 +57,18 @@ def process(message: JobMessage, serving: Serving, *, store: JobStore) -> JobRes
     """Score one job with the live model (plan B if it cannot answer) and store the result once.
 
     Returns the stored result: a redelivered message finds it and does no work. Anything
-    that raises (the request unreadable, rows the live spec now refuses, S3 failing) fails
-    this receive; after the redrive policy's receives the dead-letter fallback answers.
+    that raises (the request unreadable, rows the live spec now refuses: JobRowsRefused, S3
+    failing) fails this receive; after the redrive policy's receives the dead-letter fallback answers.
     """
     request = _pending(message, store)
     if isinstance(request, JobResult):
         return request
-    outcome = service.predict(serving, request.instances)
+    try:
+        outcome = service.predict(serving, request.instances)
+    except InvalidRequest as exc:
+        # The refusal's messages quote the rows' values; what fails a receive is logged, so it names places only.
+        places = ", ".join(".".join(str(part) for part in error.loc) for error in exc.errors)
+        raise JobRowsRefused(f"job {message.job_id}: the live feature spec refuses its rows at {places}") from None
     result = JobResult(
         job_id=message.job_id,
         status="fallback" if outcome.fallback_reason else "done",
