@@ -69,11 +69,29 @@ def _derive_feature(name: str, raw: np.ndarray, declared_type: str | None) -> di
 def _infer_type(raw: np.ndarray) -> FeatureType:
     if raw.dtype == np.bool_:
         return FeatureType.BOOLEAN
-    if raw.dtype.kind in "OUS":
+    if raw.dtype.kind == "O":
+        return _infer_type_of_values(raw)
+    if raw.dtype.kind in "US":
         return FeatureType.CATEGORY
     if raw.dtype.kind in "iu":
         return FeatureType.INTEGER
     return FeatureType.NUMBER
+
+
+def _infer_type_of_values(raw: np.ndarray) -> FeatureType:
+    """The type of an object column's present values: numbers with None among them stay numbers.
+
+    Such columns come from a data set's nulls, and from labelled feedback rows that lack a
+    feature (one the recipe excludes from capture); read as text they would become categories.
+    """
+    present = [v for v in raw.tolist() if v is not None and v == v]
+    if present and all(type(v) is bool for v in present):
+        return FeatureType.BOOLEAN
+    if present and all(type(v) is int for v in present):
+        return FeatureType.INTEGER
+    if present and all(type(v) in (int, float) for v in present):
+        return FeatureType.NUMBER
+    return FeatureType.CATEGORY
 
 
 def _precision(values: np.ndarray) -> int:

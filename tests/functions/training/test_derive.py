@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
 from functions.core.features import FeatureType, encode_columns
+from functions.core.labelled import LabelledRow
+from functions.training.dataset import TrainingTable
 from functions.training.derive import (
     BASELINE_BINS,
     VALID_RANGE_SPANS,
@@ -187,3 +191,31 @@ def test_regression_fallback_is_the_median() -> None:
     answer = derive_fallback("regression", np.array([1.0, 2.0, 10.0]), None)
 
     assert (answer.value, answer.label, answer.probabilities) == (2.0, None, None)
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [([1.5, None, 2.25], FeatureType.NUMBER), ([3, None, 4], FeatureType.INTEGER), ([3, None, 4.5], FeatureType.NUMBER),
+     ([True, None, False], FeatureType.BOOLEAN), (["a", None, "b"], FeatureType.CATEGORY),
+     ([1.5, "a", None], FeatureType.CATEGORY)],
+    ids=["number", "integer", "mixed numbers", "boolean", "category", "numbers and text"],
+)  # fmt: skip
+def test_a_column_with_missing_values_keeps_the_type_of_its_values(values: list[object], kind: FeatureType) -> None:
+    """Columns holding None are object arrays (a data set's nulls, labelled rows missing a feature)."""
+    (feature,) = derive_feature_spec({"x": np.asarray(values, dtype=object)}).features
+
+    assert feature.type is kind
+
+
+def test_labelled_rows_missing_an_excluded_feature_keep_its_type_for_retraining() -> None:
+    """Feedback joins captured rows, which lack the features excluded from capture: those stay missing."""
+    base = TrainingTable.from_rows([({"age": 30 + i, "income": 1000.5 + i}, i % 2) for i in range(20)])
+    time = datetime(2026, 1, 5, tzinfo=UTC)
+    labelled = [LabelledRow(request_id="r", row=i, time=time, features={"age": 40}, label=1) for i in range(5)]
+
+    table = base.with_labelled(labelled)
+    spec = derive_feature_spec(table.columns)
+
+    assert [(f.name, f.type) for f in spec.features] == [("age", FeatureType.INTEGER), ("income", FeatureType.NUMBER)]
+    assert spec.features[1].impute == 1010.0  # the median of the values present
+    assert encode_columns(spec, table.columns)[-1].tolist() == [40.0, 1010.0]
