@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -182,6 +183,14 @@ def dependency_unavailable(exc: BotoCoreError | ClientError) -> Response[str]:
     response = _error(503, "a storage dependency is unavailable; nothing was stored, retry shortly", [])
     response.headers["Retry-After"] = "1"
     return response
+
+
+@app.not_found
+def not_found(exc: NotFoundError) -> Response[str]:
+    event = app.current_event
+    route = f"{event.http_method} {event.path}"[:200]
+    message = f"no route {route!r}: GET /openapi.json lists the routes and their methods"
+    return _error(404, message, [FieldError(("path",), "not_found", "no such route").as_dict()])
 
 
 @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])

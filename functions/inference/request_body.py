@@ -8,14 +8,13 @@ no such failure reaches the resolver (where it would raise, and API Gateway answ
 - a base64 body is decoded (not valid base64: 400);
 - a Content-Encoding other than identity is refused (415: send the body uncompressed);
 - a body's media type must be application/json, compared case-insensitively (else 415);
-- its `charset` parameter is honoured (unknown: 415), and text that is not in it is 400.
+- its `charset` parameter is honoured (unknown, or not a text encoding: 415), and text that is not in it is 400.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 from typing import Any
 
 from functions.core.errors import FieldError, InvalidRequest
@@ -50,9 +49,10 @@ def normalised(event: dict[str, Any]) -> dict[str, Any]:
     body = _bytes(raw, base64_encoded=bool(event.get("isBase64Encoded")))
     try:
         text = body.decode(charset)
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:  # some codecs (punycode) raise UnicodeError without a position
+        where = f" (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
         raise _refused(400, ("body",), "invalid_encoding",
-                       f"the body is not valid {charset} text (byte {exc.start})") from None  # fmt: skip
+                       f"the body is not valid {charset} text{where}") from None  # fmt: skip
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     headers["Content-Type"] = JSON_MEDIA_TYPE
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
@@ -71,10 +71,10 @@ def _content_type(value: str | None) -> tuple[str, str]:
         if name.strip().lower() == "charset":
             charset = given.strip().strip('"').lower() or "utf-8"
     try:
-        codecs.lookup(charset)
+        "".encode(charset)  # unlike codecs.lookup, refuses the codecs that are not text (base64, zlib, rot13)
     except LookupError:
         raise _refused(415, ("header", "Content-Type"), "unsupported_charset",
-                       f"charset {charset!r} is not known: send UTF-8") from None  # fmt: skip
+                       f"charset {charset!r} is not a known text encoding: send UTF-8") from None  # fmt: skip
     return media_type.lower(), charset
 
 

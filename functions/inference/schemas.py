@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from typing import Any, Literal
 
 import orjson
@@ -14,11 +16,42 @@ from functions.core.manifest import Parity, Task
 
 def parse_json(text: str) -> Any:
     """Parse a request body fast (orjson); on failure re-parse with the standard library so that a
-    NaN/Infinity literal or an overflowing number is refused by its field name, not as malformed JSON."""
+    NaN/Infinity literal or an overflowing number is refused by its field name, not as malformed JSON.
+
+    Raises json.JSONDecodeError (a 400) for anything the standard library cannot read either,
+    nesting deeper than Python's stack included.
+    """
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text, parse_constant=NonFiniteLiteral)
+        pass
+    try:
+        value = json.loads(text, parse_constant=NonFiniteLiteral, parse_int=_integer)
+        # orjson refuses a \ud800-\udfff escape that is not half of a pair; the standard library keeps it
+        # as a lone surrogate, which no answer, log line or stored object can encode as UTF-8.
+        json.dumps(value, ensure_ascii=False).encode()
+    except RecursionError:
+        raise json.JSONDecodeError("arrays and objects nested too deeply", text, 0) from None
+    except UnicodeEncodeError:
+        lone = next((m.start() for m in _SURROGATE_ESCAPES.finditer(text) if len(m.group()) == 6), 0)
+        message = "a \\u escape is half of a surrogate pair: strings must be valid Unicode"
+        raise json.JSONDecodeError(message, text, lone) from None
+    return value
+
+
+# A surrogate pair's two escapes (12 characters), or one surrogate escape alone (6).
+_SURROGATE_ESCAPES = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a pair
+    r"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"  # one alone
+)
+
+
+def _integer(digits: str) -> int | float:
+    # More digits than Python converts to int (ValueError) is far past any float too: refused
+    # by its field name as non-finite, like 1e999.
+    if len(digits) > sys.get_int_max_str_digits() > 0:
+        return NonFiniteLiteral(digits)
+    return int(digits)
 
 
 def dump_json(payload: Any) -> str:

@@ -91,9 +91,11 @@ def test_openapi_is_generated_from_the_pydantic_models(invoke: Invoke, live_bund
     assert ok["$ref"].endswith("/PredictResponse")
 
 
-def test_unknown_route_is_404(invoke: Invoke, live_bundle: Bundle) -> None:
-    status, _ = invoke("GET", "/nope")
+def test_unknown_route_is_404_with_an_error_body(invoke: Invoke, live_bundle: Bundle) -> None:
+    status, body = invoke("GET", "/nope")
     assert status == 404
+    assert set(body) == {"message", "errors"} and "GET /openapi.json lists the routes" in body["message"]
+    assert body["errors"][0]["loc"] == ["path"] and body["errors"][0]["type"] == "not_found"
 
 
 # --- bad input: a 4xx naming the field and the rule, never a 500 ----------------------------
@@ -110,6 +112,26 @@ def _error(invoke: Invoke, expected_status: int, *args: Any, **kwargs: Any) -> d
 def test_malformed_json_is_400(invoke: Invoke, live_bundle: Bundle) -> None:
     body = _error(invoke, 400, "POST", "/predict", raw='{"instances": [')
     assert body["errors"][0]["type"] == "json_invalid" and "malformed JSON" in body["message"]
+
+
+# Each of these raised in the handler before (found by test_fuzz): RecursionError from the standard
+# library's parser, and a lone surrogate that no error body could encode (PydanticSerializationError).
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"instances": [NaN, ' + "[" * 5_000 + "]" * 5_000 + "]}", "nested too deeply"),
+        ('{"instances": [{"\\ud800": NaN}]}', "surrogate pair"),
+        ('{"items": [{"request_id": "\\udfff", "label": "benign"}]}', "surrogate pair"),
+    ],
+    ids=["nested-deep", "nested-deep-after-nan", "lone-surrogate-key", "lone-surrogate-value"],
+)
+def test_json_that_cannot_be_read_as_unicode_values_is_400(
+    invoke: Invoke, live_bundle: Bundle, raw: str, says: str
+) -> None:
+    for path in ("/predict", "/feedback"):
+        body = _error(invoke, 400, "POST", path, raw=raw)
+        assert body["errors"][0]["type"] == "json_invalid" and says in body["message"], body
 
 
 @pytest.mark.parametrize("payload", [[1, 2], "text", 3, None])
@@ -144,7 +166,8 @@ def test_wrong_type_is_422(invoke: Invoke, live_bundle: Bundle, value: Any) -> N
     assert body["errors"][0]["type"] == "type" and "must be a number" in body["errors"][0]["msg"]
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+# An integer of more digits than int() converts raised ValueError in the parser before (found by test_fuzz).
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "9" * 5000, "-" + "9" * 5000])
 def test_non_finite_number_is_422(invoke: Invoke, live_bundle: Bundle, literal: str) -> None:
     row = json.dumps(example_row(live_bundle))[:-1] + f', "worst_area": {literal}}}'
     body = _error(invoke, 422, "POST", "/predict", raw=f'{{"instances": [{row}]}}')

@@ -64,12 +64,22 @@ def test_media_types_compare_case_insensitively(invoke: Invoke, live_bundle: Bun
         ("application/x-www-form-urlencoded", "unsupported_content_type"),
         ("text/plain", "unsupported_content_type"),
         ("application/json; charset=no-such-codec", "unsupported_charset"),
+        # Codecs Python knows but that are not text encodings: bytes.decode raised LookupError (found by test_fuzz).
+        ("application/json; charset=zlib", "unsupported_charset"),
+        ("application/json; charset=base64", "unsupported_charset"),
     ],
 )
 def test_other_media_types_and_unknown_charsets_are_415(
     invoke: Invoke, live_bundle: Bundle, content_type: str, rule: str
 ) -> None:
     _refused(invoke, 415, rule, ["header", "Content-Type"], raw="a=1", headers={"Content-Type": content_type})
+
+
+def test_text_a_codec_refuses_without_a_position_is_400(invoke: Invoke, live_bundle: Bundle) -> None:
+    # punycode raises a bare UnicodeError, not UnicodeDecodeError; it escaped the handler before (found by test_fuzz).
+    headers = {"Content-Type": "application/json; charset=punycode"}
+    body = _refused(invoke, 400, "invalid_encoding", ["body"], raw=_body(live_bundle), headers=headers)
+    assert "not valid punycode text" in body["message"]
 
 
 def test_a_base64_body_is_decoded_and_invalid_base64_is_400(
