@@ -7,6 +7,15 @@ Slipway calls these names and nothing else:
 - `METRIC`: the holdout metric the retrain gate compares (see `slipway train --help`).
 - `load_data()`: the training table as named columns, and the target.
 - `FEATURES`: overrides of the feature spec that Slipway derives from the data.
+- `CAPTURE_EXCLUDE` (optional, default none): features whose values the
+  endpoint never records. They are still required, validated and scored as
+  usual, but are left out of the captured rows (with their imputed and
+  out-of-range flags), so of the logs those rows travel through and of the drift
+  reports, which list them as excluded instead of computing their drift; the
+  other features' drift and the live quality from feedback are unaffected.
+  Labelled feedback rows lack them, so retraining imputes them there. A name
+  that is not a column of `load_data()` stops training. The list travels in
+  the bundle's manifest, and changing it makes a new model version.
 - `build(seed)`: an unfitted scikit-learn Pipeline.
 
 The pipeline receives one float matrix whose columns follow `load_data()`'s
@@ -43,6 +52,9 @@ FEATURES: dict[str, dict[str, Any]] = {
         "mean_smoothness",
     )
 }
+
+# Features never captured for drift, e.g. ["postcode"]; the example data holds nothing personal.
+CAPTURE_EXCLUDE: list[str] = []
 
 
 def load_data() -> tuple[dict[str, np.ndarray], np.ndarray]:
