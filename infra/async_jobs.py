@@ -16,7 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from functions.core import layout
+from functions.core import layout, telemetry
 from infra.bundling import INFERENCE_PACKAGE
 from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
@@ -116,6 +116,15 @@ class AsyncJobs(Construct):
                 "has not answered: inspect, fix, then `slipway redrive`"
             ),
             threshold=jobs.dead_letter_alarm_threshold,
+        )
+        self.poison_alarm = observability.alarm_when_reached(
+            self,
+            "PoisonDeadLetters",
+            observability.emf_metric(telemetry.ASYNC_POISON_MESSAGES),
+            description=(
+                f"The fallback set aside dead letters of {names.dead_letter_queue} that name no job: each is in its "
+                "log whole ('poison dead letter set aside', with the message id), then deleted"
+            ),
         )
         observability.add_widgets(
             cloudwatch.GraphWidget(

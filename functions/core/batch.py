@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.core import layout
 from functions.core.errors import InvalidRequest
@@ -33,6 +33,14 @@ class BatchItem(BaseModel):
     etag: str
     input_prefix: str
     output_prefix: str
+
+    @model_validator(mode="after")
+    def _inside_its_prefixes(self) -> BatchItem:
+        # The outputs' keys are made from these: an item from anywhere else must not write anywhere else.
+        check_prefixes(self.input_prefix, self.output_prefix)
+        if not self.key.startswith(self.input_prefix) or self.key == self.input_prefix:
+            raise ValueError(f"key {self.key!r} is not an object under input_prefix {self.input_prefix!r}")
+        return self
 
 
 class LedgerEntry(BaseModel):

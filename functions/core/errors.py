@@ -43,3 +43,10 @@ class BundleError(Exception):
 
 class RegistryError(Exception):
     """The model registry cannot be read or moved as asked."""
+
+
+class MalformedEvent(ValueError):
+    """A Lambda event, or one of its records, is not the shape its handler takes: no retry can help.
+
+    The name is what Step Functions' Retry and Catch see (a task never retries it).
+    """

@@ -18,6 +18,7 @@ LAST_GOOD_ANSWERS = "LastGoodAnswers"  # rows answered by the last good version:
 IMPUTATIONS = "Imputations"  # feature values filled in
 OUT_OF_RANGE = "OutOfRange"  # feature values outside the training range
 SCORING_LATENCY = "ScoringLatency"  # milliseconds inside the handler for one /predict
+ASYNC_POISON_MESSAGES = "AsyncPoisonMessages"  # dead letters that name no job: logged whole, then deleted
 REASON_DIMENSION = "reason"
 
 # The drift monitor (one EMF document per cycle, one per feature with the `feature` dimension,

@@ -1,9 +1,14 @@
 """The dead-letter fallback Lambda: answers every dead-lettered job with plan B, flagged with the reason.
 
 It needs only the live pointer (for the declared fallback answer) and the
-stored request (for the row count), never the model. A record it cannot
-handle (malformed body, request gone) is reported failed and stays in the
+stored request (for the row count), never the model. A record whose request is
+gone, or that fails for a passing reason, is reported failed and stays in the
 dead-letter queue, where the DLQ-depth alarm sees it.
+
+A record whose body is not a job message (a poison message) names no job: no
+receive can ever answer it, and reported failed it would come back every
+visibility timeout for the queue's 14 days. It is set aside instead: logged
+whole with its message id, counted (AsyncPoisonMessages, which alarms), deleted.
 """
 
 from __future__ import annotations
@@ -19,11 +24,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters import factory
 from functions.core import telemetry
+from functions.core.errors import MalformedEvent
+from functions.core.event_input import SqsEvent, parse_event, parse_json
 from functions.core.jobs import JobMessage
 from functions.inference import async_jobs
 from functions.inference.config import WorkerConfig
 
 ASYNC_DEAD_LETTERS_ANSWERED = "AsyncDeadLettersAnswered"
+# An SQS body is at most 256 KiB; a job message is about 50 bytes. Beyond this a poison body is
+# logged cut short (with its size and MD5), to stay inside one CloudWatch Logs event.
+LOGGED_BODY_CHARS = 64 * 1024
 
 config = WorkerConfig.from_environ()
 logger = Logger()
@@ -36,8 +46,12 @@ pointer = factory.pointer_store(config.live_pointer_parameter)
 
 @tracer.capture_method(capture_response=False)
 def answer_record(record: SQSRecord) -> str:
-    """Store the plan-B result of the job a dead letter names."""
-    message = JobMessage.model_validate_json(record.body)
+    """Store the plan-B result of the job a dead letter names; set a poison message aside."""
+    try:
+        message = parse_json(JobMessage, record.body)
+    except MalformedEvent as exc:
+        _set_aside(record, exc)
+        return record.message_id
     live = pointer.read()
     result = async_jobs.answer_dead_letter(message, store=store, fallback=live.fallback, version=live.version)
     rows = len(result.predictions)
@@ -47,8 +61,27 @@ def answer_record(record: SQSRecord) -> str:
     return result.job_id
 
 
+def _set_aside(record: SQSRecord, problem: MalformedEvent) -> None:
+    body = record.body
+    metrics.add_metric(name=telemetry.ASYNC_POISON_MESSAGES, unit=MetricUnit.Count, value=1)
+    logger.error(
+        "poison dead letter set aside (deleted): not a job message",
+        extra={
+            "message_id": record.message_id,
+            "error": str(problem),
+            "attributes": record.get("attributes"),
+            "md5_of_body": record.get("md5OfBody"),
+            "body_chars": len(body),
+            "body": body[:LOGGED_BODY_CHARS],
+        },
+    )
+
+
+# A batch whose every record failed raises (Powertools' default): the whole batch is redelivered,
+# as it would be anyway, and the failure shows as a function error. Poison never counts as failed.
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    parse_event(SqsEvent, event)  # anything but an SQS event is refused whole (MalformedEvent)
     return process_partial_response(event=event, record_handler=answer_record, processor=processor, context=context)

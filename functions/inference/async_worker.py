@@ -1,7 +1,9 @@
 """The async worker Lambda: scores jobs from the requests queue, reporting partial batch failures.
 
 A failed record returns to the queue (and, after the redrive policy's receives,
-goes to the dead-letter queue); the records that succeeded are not retried.
+goes to the dead-letter queue); the records that succeeded are not retried. A
+record whose body is not a job message fails too (logged with its message id):
+the dead-letter fallback is the one place that decides what becomes of it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters import factory
 from functions.core import telemetry
-from functions.core.errors import ModelUnavailable
+from functions.core.errors import MalformedEvent, ModelUnavailable
+from functions.core.event_input import SqsEvent, parse_event, parse_json
 from functions.core.jobs import JobMessage
 from functions.core.predictor import REASON_MODEL_UNAVAILABLE, REASON_REGISTRY_UNREACHABLE
 from functions.inference import async_jobs
@@ -38,7 +41,11 @@ live_model = live_model_of(config)
 @tracer.capture_method(capture_response=False)
 def score_record(record: SQSRecord) -> str:
     """Score the job a record names and store its result (a duplicate finds the stored one)."""
-    message = JobMessage.model_validate_json(record.body)
+    try:
+        message = parse_json(JobMessage, record.body)
+    except MalformedEvent as exc:
+        logger.warning("poison message: not a job message", extra={"message_id": record.message_id, "error": str(exc)})
+        raise
     serving = live_model.current()
     if serving.predictor is None and serving.reason in TRANSIENT_REASONS:
         # A bundle or pointer that could not be read just now: retry the record rather than store
@@ -56,4 +63,5 @@ def score_record(record: SQSRecord) -> str:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    parse_event(SqsEvent, event)  # anything but an SQS event is refused whole (MalformedEvent)
     return process_partial_response(event=event, record_handler=score_record, processor=processor, context=context)

@@ -1,6 +1,8 @@
 """What starts a retrain and what undoes a bad promotion: the drift trigger (cool-down) and the rollback watcher.
 
-Light on purpose: these run in the small control package (no scikit-learn).
+Light on purpose: these run in the small control package (no scikit-learn). Both are invoked
+asynchronously by EventBridge: an event that is not theirs raises MalformedEvent and, after
+Lambda's retries, lands in the failed-invocations queue (whose alarm notifies) with the error.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from functions.adapters import factory
 from functions.adapters.retrain_control import SnsNotifier, StepFunctionsStarter
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.errors import RegistryError
+from functions.core.event_input import parse_event
 from functions.core.events import DriftDetectedDetail
 from functions.core.registry import LivePointer, Registry
 from functions.retrain.config import config
@@ -35,6 +38,22 @@ class Starter(Protocol):
 
 class Notifier(Protocol):
     def notify(self, subject: str, message: dict[str, Any]) -> None: ...
+
+
+class DriftEvent(BaseModel):
+    """The EventBridge event the drift trigger takes (what it reads of it)."""
+
+    detail: DriftDetectedDetail
+
+
+class AlarmDetail(BaseModel):
+    alarmName: str = Field(min_length=1)  # noqa: N815 (CloudWatch's own field name)
+
+
+class AlarmEvent(BaseModel):
+    """The EventBridge 'CloudWatch Alarm State Change' event the rollback watcher takes (what it reads of it)."""
+
+    detail: AlarmDetail
 
 
 class TriggerOutcome(BaseModel):
@@ -103,8 +122,8 @@ def on_alarm(
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def drift_trigger_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """EventBridge DriftDetected -> at most one run per cool-down."""
-    detail = DriftDetectedDetail.model_validate(event["detail"])
+    """EventBridge DriftDetected -> at most one run per cool-down (MalformedEvent for any other event)."""
+    detail = parse_event(DriftEvent, event).detail
     cfg = config()
     if not cfg.state_machine_arn:
         raise ValueError("STATE_MACHINE_ARN is not set: the drift trigger has nothing to start")
@@ -122,10 +141,11 @@ def drift_trigger_handler(event: dict[str, Any], context: LambdaContext) -> dict
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def rollback_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """EventBridge 'CloudWatch Alarm State Change' to ALARM -> roll back a fresh promotion."""
+    """EventBridge 'CloudWatch Alarm State Change' to ALARM -> roll back a fresh promotion (or MalformedEvent)."""
+    alarm = parse_event(AlarmEvent, event).detail.alarmName
     cfg = config()
     outcome = on_alarm(
-        str(event["detail"]["alarmName"]),
+        alarm,
         factory.registry(cfg.artifacts_bucket, cfg.live_pointer_parameter),
         SnsNotifier(factory.client("sns"), cfg.notify_topic_arn),
         window=timedelta(minutes=cfg.rollback_window_minutes),

@@ -1,4 +1,8 @@
-"""The retrain state machine's Lambda steps: each parses its input, calls one use case, returns its output."""
+"""The retrain state machine's Lambda steps: each parses its input, calls one use case, returns its output.
+
+An input that is not the step's model raises MalformedEvent, which the state machine never
+retries (stage/workflows/retrain.py retries only transient errors): it is caught and notified.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters import factory
 from functions.adapters.retrain_store import S3RetrainStore, labelled_row_source
+from functions.core.event_input import parse_event
 from functions.core.registry import Registry
 from functions.retrain import steps
 from functions.retrain.config import config
@@ -38,7 +43,7 @@ def _registry() -> Registry:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def prepare_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = PrepareInput.model_validate(event)
+    request = parse_event(PrepareInput, event)
     source = labelled_row_source(factory.client("s3"), config().artifacts_bucket)
     return steps.prepare(_store(), source, run_id=request.run_id, reason=request.reason).model_dump(mode="json")
 
@@ -46,7 +51,7 @@ def prepare_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def train_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = TrainInput.model_validate(event)
+    request = parse_event(TrainInput, event)
     recipe = load_recipe(config().recipe)
     return steps.train(_store(), recipe, request.data, code_revision=config().code_revision).model_dump(mode="json")
 
@@ -54,7 +59,7 @@ def train_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def evaluate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = EvaluateInput.model_validate(event)
+    request = parse_event(EvaluateInput, event)
     decision = steps.evaluate(_store(), _registry(), config().gate_policy, request.data, request.candidate)
     logger.info("gate decision", extra=decision.model_dump(mode="json"))
     return decision.model_dump(mode="json")
@@ -63,12 +68,12 @@ def evaluate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str,
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def register_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = VersionInput.model_validate(event)
+    request = parse_event(VersionInput, event)
     return steps.register(_store(), _registry(), request.version).model_dump(mode="json")
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def promote_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = VersionInput.model_validate(event)
+    request = parse_event(VersionInput, event)
     return steps.promote(_registry(), request.version, request.reason).model_dump(mode="json")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.core import layout
+from functions.core.errors import MalformedEvent
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 _RETRY_LAMBDA_ERRORS = {
@@ -34,6 +35,9 @@ _RETRY_LAMBDA_ERRORS = {
     "JitterStrategy": "FULL",
 }
 _RETRY_ANY = {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2}
+# An item that is not a BatchItem fails the same way on every attempt: no retry. Retriers are
+# tried in order, so this one comes before _RETRY_ANY.
+_NEVER_RETRY_MALFORMED = {"ErrorEquals": [MalformedEvent.__name__], "MaxAttempts": 0}
 
 
 def _invoke(function: str, payload: str, **fields: Any) -> dict[str, Any]:
@@ -50,7 +54,7 @@ def _invoke(function: str, payload: str, **fields: Any) -> dict[str, Any]:
 def batch_definition(*, plan_function: str, score_function: str, bucket: str, max_concurrency: int) -> dict[str, Any]:
     """The state machine; `plan_function`/`score_function` are function ARNs (or names locally)."""
     score = _invoke(score_function, "$", End=True)
-    score["Retry"] = [_RETRY_LAMBDA_ERRORS, _RETRY_ANY]
+    score["Retry"] = [_RETRY_LAMBDA_ERRORS, _NEVER_RETRY_MALFORMED, _RETRY_ANY]
     score["OutputPath"] = "$.result"
     score_map: dict[str, Any] = {
         "Type": "Map",

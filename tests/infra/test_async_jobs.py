@@ -105,6 +105,17 @@ def test_the_dead_letter_depth_alarm_notifies_the_topic(
         assert alarm["AlarmActions"] and alarm["OKActions"]
 
 
+def test_a_poison_dead_letter_set_aside_by_the_fallback_alarms(templates: dict[str, Template]) -> None:
+    for stage in STAGES:
+        [alarm] = [
+            a["Properties"]
+            for k, a in resources(templates[stage], "AWS::CloudWatch::Alarm").items()
+            if "PoisonDeadLetters" in k
+        ]
+        assert alarm["MetricName"] == "AsyncPoisonMessages" and alarm["Statistic"] == "Sum"
+        assert alarm["Threshold"] == 1 and alarm["AlarmActions"] and "poison dead letter" in alarm["AlarmDescription"]
+
+
 def test_roles_hold_only_what_each_function_needs(templates: dict[str, Template]) -> None:
     template = templates["dev"]
     base = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}

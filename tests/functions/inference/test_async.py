@@ -210,9 +210,10 @@ def test_the_redrive_policy_moves_a_failing_message_after_max_receives(
 def test_a_dead_letter_the_fallback_cannot_handle_stays_in_the_queue(
     queues: Queues, workers: Workers, live_bundle: Bundle
 ) -> None:
+    # A body that is not a job message is set aside instead (tests/functions/test_malformed_events.py).
     sqs = boto3.client("sqs")
-    sqs.send_message(QueueUrl=queues.dead_letters, MessageBody="not json")
     sqs.send_message(QueueUrl=queues.dead_letters, MessageBody=JobMessage(job_id="e" * 32).model_dump_json())
+    sqs.send_message(QueueUrl=queues.dead_letters, MessageBody=JobMessage(job_id="d" * 32).model_dump_json())
     result = workers.dead_letters.poll_once()
     assert (result.received, result.failed) == (2, 2)
     assert queues.depth(queues.dead_letters) == 2
