@@ -44,8 +44,9 @@ LIMITS = {
     "checked (nothing in Slipway reads them); moto runs the same definition in tests/slipway/test_local_stack.py.",
     "Bucket tags from CloudFormation": "not applied, and CDK's auto-delete handler checks a bucket's tag before "
     "emptying it on destroy: the tier tags the buckets as the template says before `cdk destroy`.",
-    "IAM": "the emulator does not enforce the roles' policies: least privilege is checked statically (cdk-nag, "
-    "tests/infra/test_iam.py).",
+    "IAM": "the emulator does not enforce the roles' policies: each function's normal paths run under moto with IAM "
+    "enforced and exactly its role's policy instead (tests/infra/test_least_privilege.py), plus cdk-nag and "
+    "tests/infra/test_iam.py.",
 }
 
 
