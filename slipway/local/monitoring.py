@@ -154,7 +154,11 @@ class LocalMonitoring:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
-        self._ship()
+        try:  # the last lines; stopping must go on when moto is already gone (they stay in the log file)
+            self._ship()
+        except Exception:
+            print("local monitoring: the last capture lines could not be shipped", flush=True)
+            traceback.print_exc(file=sys.stdout)
 
     def _loop(self, interval: float, work: Any) -> None:
         while not self._stop.wait(interval):

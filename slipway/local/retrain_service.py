@@ -9,7 +9,9 @@ schedule is not simulated; `slipway retrain` starts a run by hand.
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import traceback
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -58,11 +60,15 @@ class RetrainService:
         store = S3RetrainStore(factory.client("s3"), bucket)
         starter = StepFunctionsStarter(factory.client("stepfunctions"), self.retrain.state_machine_arn)
         while not self._stop.is_set():
-            messages = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            for message in messages.get("Messages", []):
-                detail = DriftDetectedDetail.model_validate(json.loads(message["Body"])["detail"])
-                on_drift(detail, store, starter, cooldown=cooldown, now=datetime.now(UTC))
-                sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+            try:
+                messages = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+                for message in messages.get("Messages", []):
+                    detail = DriftDetectedDetail.model_validate(json.loads(message["Body"])["detail"])
+                    on_drift(detail, store, starter, cooldown=cooldown, now=datetime.now(UTC))
+                    sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+            except Exception:  # moto away or a bad event: logged, and polled again (a message not deleted returns)
+                print("local retrain trigger: poll failed; retrying", flush=True)
+                traceback.print_exc(file=sys.stdout)
             self._stop.wait(self.poll_seconds)
 
     def stop(self) -> None:
