@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ class LocalStack:
     _moto: ThreadedMotoServer | None = field(default=None, repr=False)
     _gateway: Gateway | None = field(default=None, repr=False)
     _function_log: IO[str] | None = field(default=None, repr=False)
+    _service_logger: logging.Logger | None = field(default=None, repr=False)
     _services: list[LocalService] = field(default_factory=list, repr=False)
 
     @property
@@ -103,9 +105,8 @@ class LocalStack:
         self._function_log = self.function_log_path.open("a", encoding="utf-8")
         # The handler logs while it initialises, through a Powertools Logger that binds stdout at its
         # first import and is reused (by service name) on a re-import: face both towards the log file.
-        for existing in logging.getLogger(names.inference_service).handlers:
-            if isinstance(existing, logging.StreamHandler):
-                existing.setStream(self._function_log)
+        self._service_logger = logging.getLogger(names.inference_service)
+        _face(self._service_logger, self._function_log)
         with contextlib.redirect_stdout(self._function_log):
             module = cold_start("functions.inference.handler")
         handler = module.lambda_handler
@@ -125,6 +126,9 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
         if self._function_log is not None:
+            # A later stack in the same process reuses the logger: leave it on stdout, not a closed file.
+            if self._service_logger is not None:
+                _face(self._service_logger, sys.stdout)
             self._function_log.close()
             self._function_log = None
 
@@ -157,6 +161,13 @@ def reset_moto(endpoint: str) -> None:
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     with urllib.request.urlopen(request, timeout=10):
         pass
+
+
+def _face(logger: logging.Logger, stream: IO[str]) -> None:
+    """Point the logger's stream handlers at ``stream`` (assigned, not ``setStream``: that flushes the old one, which may be closed)."""
+    for existing in logger.handlers:
+        if isinstance(existing, logging.StreamHandler):
+            existing.stream = stream
 
 
 def _check_free(host: str, port: int) -> None:
