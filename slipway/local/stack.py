@@ -164,7 +164,10 @@ def reset_moto(endpoint: str) -> None:
 
 
 def _face(logger: logging.Logger, stream: IO[str]) -> None:
-    """Point the logger's stream handlers at ``stream`` (assigned, not ``setStream``: that flushes the old one, which may be closed)."""
+    """Point the logger's stream handlers at ``stream``.
+
+    Assigned, not ``setStream``: that flushes the old stream, which may be closed.
+    """
     for existing in logger.handlers:
         if isinstance(existing, logging.StreamHandler):
             existing.stream = stream
