@@ -122,8 +122,9 @@ class AsyncJobs(Construct):
             "PoisonDeadLetters",
             observability.emf_metric(telemetry.ASYNC_POISON_MESSAGES),
             description=(
-                f"The fallback set aside dead letters of {names.dead_letter_queue} that name no job: each is in its "
-                "log whole ('poison dead letter set aside', with the message id), then deleted"
+                f"The fallback set aside dead letters of {names.dead_letter_queue} that name no job: each body is "
+                f"kept under {layout.ASYNC_POISON_PREFIX} and its message id logged ('poison dead letter set aside'), "
+                "then the message is deleted"
             ),
         )
         observability.add_widgets(

@@ -10,6 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from functions.core.layout import (
+    ASYNC_POISON_PREFIX,
     ASYNC_PREFIX,
     ASYNC_REQUESTS_PREFIX,
     ASYNC_RESULTS_PREFIX,
@@ -153,6 +154,7 @@ class SlipwayStack(Stack):
         worker, fallback = _role(jobs.worker), _role(jobs.fallback)
         grants.allow(worker, "ReadModelsAndJobs", [GET], [MODELS_PREFIX, ASYNC_REQUESTS_PREFIX, ASYNC_RESULTS_PREFIX])
         grants.allow(fallback, "ReadJobs", [GET], [ASYNC_REQUESTS_PREFIX, ASYNC_RESULTS_PREFIX])
+        grants.allow(fallback, "KeepPoison", [PUT], [ASYNC_POISON_PREFIX])
         plan, score = _role(jobs.batch_plan), _role(jobs.batch_score)
         grants.allow(plan, "WriteManifests", [PUT], [BATCH_RUNS_PREFIX])
         grants.allow_listing(plan, "ListBatch", [BATCH_PREFIX])

@@ -14,7 +14,7 @@ _ALREADY_WRITTEN = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
 
 class S3JobStore:
-    """`async/requests/<id>.json` and `async/results/<id>.json` in the artifacts bucket."""
+    """Job requests, results and poison bodies: `async/requests/`, `async/results/`, `async/poison/`."""
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
@@ -51,6 +51,14 @@ class S3JobStore:
                 return False
             raise
         return True
+
+    def put_poison(self, message_id: str, body: str) -> str:
+        """Keep a message that names no job, byte for byte; returns its key."""
+        key = layout.async_poison_key(message_id)
+        self._s3.put_object(
+            Bucket=self._bucket, Key=key, Body=body.encode("utf-8", "surrogatepass"), ContentType="text/plain"
+        )
+        return key
 
     def get_result(self, job_id: str) -> JobResult | None:
         raw = self._get(layout.async_result_key(job_id))

@@ -11,6 +11,7 @@ DATA_PREFIX = "data/"
 ASYNC_PREFIX = "async/"
 ASYNC_REQUESTS_PREFIX = "async/requests/"
 ASYNC_RESULTS_PREFIX = "async/results/"
+ASYNC_POISON_PREFIX = "async/poison/"  # dead letters that name no job, kept as they arrived
 # Batch scoring: inputs, outputs, the delta ledger and run manifests all live under this prefix.
 BATCH_PREFIX = "batch/"
 BATCH_RUNS_PREFIX = "batch/_runs/"
@@ -37,6 +38,11 @@ def async_request_key(job_id: str) -> str:
 def async_result_key(job_id: str) -> str:
     """Key of an async job's one result."""
     return f"{ASYNC_RESULTS_PREFIX}{job_id}.json"
+
+
+def async_poison_key(message_id: str) -> str:
+    """Key of a poison dead letter's body, by its SQS message id."""
+    return f"{ASYNC_POISON_PREFIX}{message_id}.txt"
 
 
 # The retrain pipeline: the base training data set, each run's prepared table, the candidate

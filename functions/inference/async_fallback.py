@@ -7,8 +7,11 @@ dead-letter queue, where the DLQ-depth alarm sees it.
 
 A record whose body is not a job message (a poison message) names no job: no
 receive can ever answer it, and reported failed it would come back every
-visibility timeout for the queue's 14 days. It is set aside instead: logged
-whole with its message id, counted (AsyncPoisonMessages, which alarms), deleted.
+visibility timeout for the queue's 14 days. It is set aside instead: its body
+kept as it arrived under async/poison/<message id>.txt (the async expiry applies),
+logged by id and size (never its content: it may hold anything), counted
+(AsyncPoisonMessages, which alarms), deleted. If the body cannot be kept, the
+record fails and stays in the queue.
 """
 
 from __future__ import annotations
@@ -31,9 +34,6 @@ from functions.inference import async_jobs
 from functions.inference.config import WorkerConfig
 
 ASYNC_DEAD_LETTERS_ANSWERED = "AsyncDeadLettersAnswered"
-# An SQS body is at most 256 KiB; a job message is about 50 bytes. Beyond this a poison body is
-# logged cut short (with its size and MD5), to stay inside one CloudWatch Logs event.
-LOGGED_BODY_CHARS = 64 * 1024
 
 config = WorkerConfig.from_environ()
 logger = Logger()
@@ -62,7 +62,7 @@ def answer_record(record: SQSRecord) -> str:
 
 
 def _set_aside(record: SQSRecord, problem: MalformedEvent) -> None:
-    body = record.body
+    key = store.put_poison(record.message_id, record.body)
     metrics.add_metric(name=telemetry.ASYNC_POISON_MESSAGES, unit=MetricUnit.Count, value=1)
     logger.error(
         "poison dead letter set aside (deleted): not a job message",
@@ -71,8 +71,8 @@ def _set_aside(record: SQSRecord, problem: MalformedEvent) -> None:
             "error": str(problem),
             "attributes": record.get("attributes"),
             "md5_of_body": record.get("md5OfBody"),
-            "body_chars": len(body),
-            "body": body[:LOGGED_BODY_CHARS],
+            "body_chars": len(record.body),
+            "kept_at": f"s3://{config.artifacts_bucket}/{key}",
         },
     )
 

@@ -109,6 +109,24 @@ def test_poison_job_goes_through_the_dead_letters_to_the_fallback_once(deploymen
     assert len(versions) == 1, f"one answer per job, found {len(versions)}"
 
 
+def test_a_message_that_names_no_job_is_kept_in_s3_and_leaves_the_dead_letters(deployment: Deployment) -> None:
+    """The fallback's event source delivers a poison dead letter; its body lands under async/poison/, once."""
+    bucket = deployment.outputs["ArtifactsBucketName"]
+    s3, sqs = deployment.client("s3"), deployment.client("sqs")
+    dead_letters = sqs.get_queue_url(QueueName=f"{STACK}-async-dead-letters")["QueueUrl"]
+    body = "not a job message: " + new_job_id()
+    message_id = sqs.send_message(QueueUrl=dead_letters, MessageBody=body)["MessageId"]
+
+    def kept() -> Any:
+        try:
+            return s3.get_object(Bucket=bucket, Key=layout.async_poison_key(message_id))["Body"].read()
+        except ClientError:
+            return None
+
+    assert _wait("the poison body under async/poison/", kept, deployment, timeout=120) == body.encode()
+    _wait("the dead letters drained", lambda: _depth(sqs, dead_letters) == 0, deployment, timeout=60)
+
+
 def _depth(sqs: Any, url: str) -> int:
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]

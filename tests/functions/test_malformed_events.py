@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from functions.adapters import factory
+from functions.core import layout
 from functions.core.errors import MalformedEvent
 from functions.core.jobs import JobMessage, JobRequest, new_job_id, now
 from functions.inference.schemas import ErrorBody
@@ -151,7 +152,7 @@ def test_a_worker_batch_of_only_poison_raises_so_every_record_returns(queue_hand
         worker.lambda_handler({"Records": [sqs_record("not json")]}, FakeLambdaContext())
 
 
-def test_the_fallback_sets_poison_aside_logged_whole_and_counted_and_answers_the_rest(
+def test_the_fallback_keeps_poison_in_s3_logs_it_by_id_counts_it_and_answers_the_rest(
     queue_handlers: tuple[Any, Any],
     live_bundle: Bundle,
     capsys: pytest.CaptureFixture[str],
@@ -168,13 +169,36 @@ def test_the_fallback_sets_poison_aside_logged_whole_and_counted_and_answers_the
     assert result is not None and result.status == "fallback"
     set_aside = {line.message_id: line for line in _logged(caplog, "poison dead letter set aside")}
     assert set(set_aside) == {r["messageId"] for r in poison}
+    s3 = boto3.client("s3")
+    bucket = fallback.config.artifacts_bucket
     for record in poison:
         line = set_aside[record["messageId"]]
+        key = layout.async_poison_key(record["messageId"])
         assert line.levelname == "ERROR" and line.body_chars == len(record["body"])
-        assert line.body == record["body"][: fallback.LOGGED_BODY_CHARS] and line.md5_of_body == record["md5OfBody"]
+        assert line.kept_at == f"s3://{bucket}/{key}" and line.md5_of_body == record["md5OfBody"]
         assert line.attributes["SentTimestamp"] == record["attributes"]["SentTimestamp"]
-    [counted] = [doc["AsyncPoisonMessages"] for doc in _emf(capsys.readouterr().out) if "AsyncPoisonMessages" in doc]
+        assert not hasattr(line, "body"), "a poison body is kept in S3, never logged"
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == record["body"].encode()
+    output = capsys.readouterr().out
+    assert SECRET not in output and SECRET not in caplog.text
+    [counted] = [doc["AsyncPoisonMessages"] for doc in _emf(output) if "AsyncPoisonMessages" in doc]
     assert sum(counted) == len(poison)
+
+
+def test_poison_that_cannot_be_kept_stays_in_the_dead_letter_queue(
+    queue_handlers: tuple[Any, Any], live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 refusing the write: the poison record fails (it returns later), the good job beside it is answered."""
+    _, fallback = queue_handlers
+
+    def refuse(message_id: str, body: str) -> str:
+        raise ConnectionError("S3 unreachable")
+
+    monkeypatch.setattr(fallback.store, "put_poison", refuse)
+    poison = sqs_record("not json")
+    good = sqs_record(JobMessage(job_id=_stored_job(fallback, live_bundle)).model_dump_json())
+    response = fallback.lambda_handler({"Records": [poison, good]}, FakeLambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": poison["messageId"]}]}
 
 
 def test_a_fallback_batch_of_only_poison_succeeds_and_the_queue_keeps_none(

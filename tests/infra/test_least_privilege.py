@@ -246,6 +246,12 @@ def _fallback(stage: Stage) -> None:
     assert result is not None and result.answered_by == "dead_letter_fallback", result
 
 
+@step(FALLBACK, "a poison dead letter")
+def _fallback_poison(stage: Stage) -> None:
+    event = {"Records": [{**_sqs_record(new_job_id(), stage.names.dead_letter_queue), "body": "not a job message"}]}
+    assert stage.invoke(FALLBACK, event) == {"batchItemFailures": []}
+
+
 @step(PLAN, "plan the delta")
 def _plan(stage: Stage) -> None:
     row = _row()
@@ -437,7 +443,8 @@ FORBIDDEN: dict[str, list[Forbidden]] = {
                           lambda n, _: {"QueueUrl": n.queue_url(n.dead_letter_queue), "MessageBody": "x"})],
     WORKER: [WRITE_POINTER, WRITE_BUNDLE, _s3("rewrite a job request", "put_object", "async/requests/job-x.json"),
              _s3("read the capture", "get_object", "capture/x.jsonl")],
-    FALLBACK: [WRITE_POINTER, READ_BUNDLE, _s3("list the capture", "list_objects_v2", "capture/")],
+    FALLBACK: [WRITE_POINTER, READ_BUNDLE, _s3("list the capture", "list_objects_v2", "capture/"),
+               _s3("overwrite a job request", "put_object", "async/requests/job-x.json")],
     PLAN: [WRITE_POINTER, READ_BUNDLE, _s3("write batch output", "put_object", "batch/out/x.csv")],
     SCORE: [WRITE_POINTER, WRITE_BUNDLE, _s3("list the bucket", "list_objects_v2", "batch/")],
     MONITOR: [WRITE_POINTER, WRITE_BUNDLE, START_RETRAIN, _s3("rewrite the capture", "put_object", "capture/x.jsonl"),
