@@ -165,7 +165,7 @@ class EncodedBatch:
     # The canonical float64 values before the cast for the model (imputed where missing;
     # category and boolean columns hold their codes), and which values were missing:
     # data capture reuses both instead of reading the rows again.
-    canonical: np.ndarray | None = None
+    canonical: np.ndarray
     missing: np.ndarray | None = None
 
     @property

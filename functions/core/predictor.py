@@ -74,7 +74,7 @@ class Predictor:
         self.manifest = manifest
         self.version = manifest.version
         self.spec = CompiledSpec(manifest.feature_spec)
-        self._input = manifest.onnx_input
+        self._input, self._dtype = graph_input(self._session)
         self._classes = list(manifest.classes or ())
         self._outputs = [output.name for output in self._session.get_outputs()]
         self.batch_invariant = self._is_batch_invariant()
@@ -88,7 +88,7 @@ class Predictor:
     def score(self, batch: EncodedBatch) -> list[Prediction]:
         """Answer every row of an encoded batch; raises ModelUnavailable with a reason on failure."""
         try:
-            outputs = self._run(batch.matrix)
+            outputs = self._run(batch.matrix if self._dtype == np.float32 else batch.canonical)
         except Exception as exc:  # any runtime failure must become plan B, never a 500
             raise ModelUnavailable(REASON_RUNTIME_ERROR) from exc
         if self.manifest.task == "classification":
@@ -112,6 +112,7 @@ class Predictor:
 
     def _run_padded(self, matrix: np.ndarray) -> list[np.ndarray]:
         rows = matrix.shape[0]
+        matrix = np.asarray(matrix, dtype=self._dtype)
         padding = -rows % PAD_ROWS
         if padding:
             matrix = np.concatenate([matrix, np.repeat(matrix[:1], padding, axis=0)])
@@ -151,8 +152,24 @@ class Predictor:
         ]
 
 
+def graph_input(session: ort.InferenceSession) -> tuple[str, type[np.floating[Any]]]:
+    """The name of the graph's one input and the precision it takes.
+
+    Graphs take float64 where ONNX Runtime can run them so (bundles made before, and
+    graphs with a float-only op, take float32); the graph itself is the one record of it.
+    """
+    [single] = session.get_inputs()
+    return single.name, (np.float64 if single.type == "tensor(double)" else np.float32)
+
+
+def input_feed(session: ort.InferenceSession, canonical: np.ndarray) -> dict[str, np.ndarray]:
+    """The graph's input from canonical float64 values, for the retrain gate and the parity check."""
+    name, dtype = graph_input(session)
+    return {name: np.ascontiguousarray(canonical, dtype=dtype)}
+
+
 def probe_rows(spec: FeatureSpec, count: int = 2 * PAD_ROWS + 3) -> np.ndarray:
-    """Synthetic, valid model input spread over each feature's training range (no training data needed)."""
+    """Synthetic, valid canonical rows spread over each feature's training range (no training data needed)."""
     rng = np.random.default_rng(0)
     columns = []
     for feature in spec.features:
@@ -164,7 +181,7 @@ def probe_rows(spec: FeatureSpec, count: int = 2 * PAD_ROWS + 3) -> np.ndarray:
             low = feature.train_min if feature.train_min is not None else feature.encode_impute() - 1
             high = feature.train_max if feature.train_max is not None else feature.encode_impute() + 1
             columns.append(canonical(rng.uniform(low, high, count), feature.scale))
-    return np.column_stack(columns).astype(np.float32)
+    return np.column_stack(columns)
 
 
 def fallback_predictions(

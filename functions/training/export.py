@@ -1,53 +1,254 @@
-"""Export a fitted pipeline to ONNX and prove it answers like scikit-learn."""
+"""Export a fitted pipeline to ONNX and prove it answers like scikit-learn.
+
+Parity by construction, not by luck:
+
+- The graph takes the canonical values in double precision, so every step before the
+  estimator (scalers, imputers, linear maps) computes what scikit-learn computes, in
+  float64. A graph ONNX Runtime cannot run in double (an op with only a float kernel,
+  such as SVMRegressor) is exported in float32 instead, and the parity gate judges it.
+- Tree ensembles compare float32 features with their thresholds: scikit-learn casts
+  the input to float32 inside `predict`. `cast_before_trees` puts that cast in the
+  pipeline itself (skl2onnx's `CastTransformer`) before fitting, so the graph casts at
+  the same point and the converter's thresholds are exact for float32 input.
+  HistGradientBoosting bins in float64 instead; with the cast it is trained on the
+  float32 values it will be asked about, and then matches exactly too.
+
+Everything the export cannot do faithfully is refused before fitting (`check_exportable`),
+naming the step, the reason and what to use instead.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from skl2onnx import to_onnx
-from skl2onnx.common.data_types import FloatTensorType
+from onnx import GraphProto, ModelProto, TensorProto
+from skl2onnx import get_model_alias, to_onnx, update_registered_converter
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+from skl2onnx.operator_converters.common import concatenate_variables
+from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+from skl2onnx.sklapi import CastTransformer
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import (
+    BaseEnsemble,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.tree import BaseDecisionTree
 
 from functions.core.errors import BundleError
 from functions.core.manifest import Parity
+from functions.core.predictor import input_feed
 
 ONNX_INPUT = "input"
 TARGET_OPSET = 18
+# Holdout rows named in a parity refusal.
+_SHOWN_ROWS = 5
+
+_HIST_GRADIENT_BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingRegressor)
+_GRADIENT_BOOSTING = (GradientBoostingClassifier, GradientBoostingRegressor)
 
 
-def export_onnx(pipeline: Pipeline, n_features: int, task: str) -> bytes:
-    """The fitted pipeline as an ONNX graph taking one float32 matrix."""
-    options = {"zipmap": False} if task == "classification" else None
+def _is_tree_model(estimator: object) -> bool:
+    if isinstance(estimator, (BaseDecisionTree, *_GRADIENT_BOOSTING, *_HIST_GRADIENT_BOOSTING)):
+        return True
+    # Forests and extra trees: ensembles of decision trees.
+    return isinstance(estimator, BaseEnsemble) and isinstance(getattr(estimator, "estimator", None), BaseDecisionTree)
+
+
+def cast_before_trees(estimator: BaseEstimator) -> BaseEstimator:
+    """`estimator` with a float32 cast in front of a tree-ensemble final step (unfitted; the cast is stateless)."""
+    if isinstance(estimator, Pipeline):
+        *head, (name, last) = estimator.steps
+        if not _is_tree_model(last):
+            return estimator
+        return Pipeline([*head, ("float32_for_trees", CastTransformer(dtype=np.float32)), (name, last)])
+    if _is_tree_model(estimator):
+        return Pipeline([("float32_for_trees", CastTransformer(dtype=np.float32)), ("model", estimator)])
+    return estimator
+
+
+def check_exportable(estimator: BaseEstimator) -> None:
+    """Refuse, before any fitting, a step the ONNX export cannot reproduce (naming it, why, and instead what)."""
+    for path, step in _steps(estimator, "build()"):
+        kind = type(step).__name__
+        if isinstance(step, _HIST_GRADIENT_BOOSTING) and _declares_categories(step):
+            raise BundleError(
+                f"{path} is {kind}(categorical_features=...): skl2onnx does not export categorical splits, so the "
+                "served model would answer differently. Instead, one-hot or ordinal encode the column before it "
+                "(OneHotEncoder / OrdinalEncoder) and leave categorical_features unset."
+            )
+        if not _has_converter(step) or (isinstance(step, FunctionTransformer) and step.func is not None):
+            raise BundleError(
+                f"{path} is {kind}, which has no ONNX converter (a custom or FunctionTransformer step cannot be "
+                "exported: the endpoint runs no Python of the recipe). Instead, use scikit-learn's own transformers "
+                "for the same step, or compute the column in load_data() so that training and serving share it."
+            )
+
+
+def _has_converter(step: BaseEstimator) -> bool:
     try:
-        graph = to_onnx(
-            pipeline,
-            initial_types=[(ONNX_INPUT, FloatTensorType([None, n_features]))],
-            options=options,
-            target_opset=TARGET_OPSET,
-        )
+        get_model_alias(type(step))
+    except RuntimeError:
+        return False
+    return True
+
+
+def _declares_categories(step: BaseEstimator) -> bool:
+    declared = getattr(step, "categorical_features", None)
+    if declared is None or (isinstance(declared, str) and declared == "from_dtype"):
+        return False  # 'from_dtype' finds none: the pipeline receives a float matrix
+    declared = np.asarray(declared)
+    return bool(declared.any()) if declared.dtype == bool else declared.size > 0  # a mask, or indices / names
+
+
+def _steps(estimator: object, path: str) -> list[tuple[str, BaseEstimator]]:
+    """Every estimator inside `estimator` (pipelines, column transformers, unions, ensembles) with its path."""
+    if isinstance(estimator, str) or estimator is None:  # "passthrough" / "drop"
+        return []
+    found = [(path, estimator)]
+    if isinstance(estimator, Pipeline):
+        for name, step in estimator.steps:
+            found += _steps(step, f"{path} step {name!r}")
+        return found[1:]  # a Pipeline is exported through its steps
+    for attribute in ("transformers", "transformer_list"):
+        for name, step, *_ in getattr(estimator, attribute, ()):
+            found += _steps(step, f"{path} -> {name!r}")
+    return found
+
+
+def export_onnx(pipeline: BaseEstimator, n_features: int, task: str) -> bytes:
+    """The fitted pipeline as an ONNX graph taking one matrix: float64 where ONNX Runtime can run it, else float32."""
+    try:
+        return _loadable(_convert(pipeline, DoubleTensorType([None, n_features]), task))
+    except Exception:
+        pass
+    try:
+        return _convert(pipeline, FloatTensorType([None, n_features]), task)
     except Exception as exc:  # skl2onnx raises many types for unsupported estimators
         raise BundleError(f"skl2onnx cannot export this pipeline: {exc}") from exc
+
+
+def _convert(pipeline: BaseEstimator, input_type: DoubleTensorType | FloatTensorType, task: str) -> bytes:
+    options = {"zipmap": False} if task == "classification" else None
+    graph = to_onnx(pipeline, initial_types=[(ONNX_INPUT, input_type)], options=options, target_opset=TARGET_OPSET)
     graph.doc_string = ""
+    _canonical_names(graph)
     return bytes(graph.SerializeToString())
 
 
-def check_parity(pipeline: Pipeline, onnx_bytes: bytes, holdout: np.ndarray, task: str, tolerance: float) -> Parity:
+def _canonical_names(model: ModelProto) -> None:
+    """Name every node and intermediate value by its place in the graph.
+
+    skl2onnx numbers names with process-wide counters (k-NN's Scan body, for one), so the
+    same model exported twice in one process would give other bytes, hence another version.
+    The graph's own inputs and outputs keep their names (serving feeds and reads them).
+    """
+    keep = {value.name for value in (*model.graph.input, *model.graph.output)}
+    names: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        return name if not name or name in keep else names.setdefault(name, f"v{len(names)}")
+
+    def walk(graph: GraphProto, prefix: str) -> None:
+        for value in (*graph.initializer, *graph.input, *graph.output, *graph.value_info):
+            value.name = rename(value.name)
+        for index, node in enumerate(graph.node):
+            node.name = f"{prefix}{index}"
+            node.input[:] = [rename(name) for name in node.input]
+            node.output[:] = [rename(name) for name in node.output]
+            for attribute in node.attribute:
+                subgraphs = [attribute.g] if attribute.HasField("g") else []
+                for position, subgraph in enumerate([*subgraphs, *attribute.graphs]):
+                    walk(subgraph, f"{node.name}.{position}.")
+
+    walk(model.graph, "n")
+
+
+def _loadable(onnx_bytes: bytes) -> bytes:
+    ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return onnx_bytes
+
+
+def graph_precision(onnx_bytes: bytes) -> str:
+    """'float64' or 'float32': what the graph's input (hence its first steps) computes in."""
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return "float64" if session.get_inputs()[0].type == "tensor(double)" else "float32"
+
+
+def check_parity(
+    pipeline: BaseEstimator, onnx_bytes: bytes, holdout: np.ndarray, task: str, tolerance: float
+) -> Parity:
     """Compare ONNX Runtime with scikit-learn on the holdout set; raise BundleError on a mismatch."""
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {ONNX_INPUT: holdout.astype(np.float32)})
+    feed = input_feed(session, holdout)
+    # scikit-learn answers on exactly the values the graph receives.
+    reference = np.asarray(next(iter(feed.values())), dtype=np.float64)
+    outputs = session.run(None, feed)
     if task == "classification":
-        labels_equal = bool(np.array_equal(np.asarray(outputs[0]).astype(str), pipeline.predict(holdout).astype(str)))
-        diff = float(np.max(np.abs(np.asarray(outputs[1], np.float64) - pipeline.predict_proba(holdout))))
+        expected_labels = np.asarray(pipeline.predict(reference)).astype(str)
+        label_differs = np.asarray(outputs[0]).astype(str) != expected_labels
+        labels_equal = not bool(label_differs.any())
+        row_diff = np.max(np.abs(np.asarray(outputs[1], np.float64) - pipeline.predict_proba(reference)), axis=1)
     else:
-        labels_equal = None
-        expected = np.asarray(pipeline.predict(holdout), np.float64)
+        labels_equal, label_differs = None, np.zeros(len(reference), dtype=bool)
+        expected = np.asarray(pipeline.predict(reference), np.float64)
         # Relative above 1, so a target in the thousands is held to the same digits.
         actual = np.asarray(outputs[0], np.float64).reshape(-1)
-        diff = float(np.max(np.abs(actual - expected) / np.maximum(np.abs(expected), 1.0)))
+        row_diff = np.abs(actual - expected) / np.maximum(np.abs(expected), 1.0)
+    diff = float(np.max(row_diff))
     parity = Parity(rows=int(holdout.shape[0]), labels_equal=labels_equal, max_abs_diff=diff, tolerance=tolerance)
     if labels_equal is False or diff > tolerance or not np.isfinite(diff):
-        raise BundleError(
-            f"ONNX export refused: labels equal={labels_equal}, max difference {diff:.3g} "
-            f"over tolerance {tolerance:g} on {parity.rows} holdout rows"
-        )
+        raise BundleError(_parity_refusal(parity, row_diff, label_differs, graph_precision(onnx_bytes)))
     return parity
+
+
+def _parity_refusal(parity: Parity, row_diff: np.ndarray, label_differs: np.ndarray, precision: str) -> str:
+    off = np.flatnonzero(label_differs | ~(row_diff <= parity.tolerance))
+    worst = off[np.argsort(-np.nan_to_num(row_diff[off], nan=np.inf), kind="stable")][:_SHOWN_ROWS]
+    rows = ", ".join(f"{int(i)} (difference {row_diff[i]:.3g})" for i in worst)
+    cause = (
+        "the graph runs in float32 (an op of the pipeline has no float64 kernel in ONNX Runtime), so values near "
+        "a threshold or a large sum can round differently; a model whose steps all run in float64 avoids it"
+        if precision == "float32"
+        else "a step whose converter approximates scikit-learn (see skl2onnx's list of supported options)"
+    )
+    return (
+        f"ONNX export refused: on {parity.rows} holdout rows labels equal={parity.labels_equal}, max difference "
+        f"{parity.max_abs_diff:.3g} over tolerance {parity.tolerance:g}; {len(off)} row(s) differ, the worst at "
+        f"holdout row(s) {rows}. Likely cause: {cause}. A recipe may raise PARITY_TOLERANCE when the difference is "
+        "understood."
+    )
+
+
+def _convert_double_imputer(scope: object, operator: object, container: object) -> None:
+    """SimpleImputer on float64 input as IsNaN and Where (ONNX Runtime runs the Imputer op in float32 only)."""
+    imputer = operator.raw_operator  # type: ignore[attr-defined]
+    statistics = np.asarray(imputer.statistics_, dtype=np.float64)
+    marker = imputer.missing_values
+    faithful = (
+        isinstance(operator.inputs[0].type, DoubleTensorType)  # type: ignore[attr-defined]
+        and isinstance(marker, float)
+        and np.isnan(marker)
+        and not imputer.add_indicator
+        and not np.isnan(statistics).any()  # an all-missing column would be dropped
+    )
+    if not faithful:
+        convert_sklearn_imputer(scope, operator, container)
+        return
+    values = concatenate_variables(scope, operator.inputs, container)  # type: ignore[attr-defined]
+    missing = scope.get_unique_variable_name("missing")  # type: ignore[attr-defined]
+    fill = scope.get_unique_variable_name("fill")  # type: ignore[attr-defined]
+    container.add_initializer(fill, TensorProto.DOUBLE, [1, statistics.size], statistics.tolist())  # type: ignore[attr-defined]
+    container.add_node("IsNaN", [values], [missing])  # type: ignore[attr-defined]
+    container.add_node("Where", [missing, fill, values], [operator.outputs[0].full_name])  # type: ignore[attr-defined]
+
+
+update_registered_converter(
+    SimpleImputer, "SklearnSimpleImputer", calculate_sklearn_imputer_output_shapes, _convert_double_imputer
+)

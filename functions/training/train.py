@@ -8,6 +8,7 @@ import importlib.metadata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -15,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from functions.core.features import FeatureSpec, encode_columns
 from functions.core.manifest import Lineage, Manifest
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
-from functions.training.export import ONNX_INPUT, check_parity, export_onnx
+from functions.training.export import ONNX_INPUT, cast_before_trees, check_exportable, check_parity, export_onnx
 from functions.training.metrics import check_metric, holdout_metrics
 
 DEFAULT_RECIPE = "model.recipe"
@@ -46,6 +47,29 @@ def load_recipe(name: str = DEFAULT_RECIPE) -> ModuleType:
         raise ValueError(f"recipe TASK must be 'classification' or 'regression', got {recipe.TASK!r}")
     check_metric(recipe.METRIC, recipe.TASK)
     return recipe
+
+
+class RecipeError(ValueError):
+    """The recipe cannot be trained as written; the message says what to change."""
+
+
+def _fit(recipe: ModuleType, seed: int, x_train: np.ndarray, y_train: np.ndarray) -> Any:
+    """The recipe's estimator, checked for export before fitting, fitted with a float32 cast before its trees."""
+    estimator = recipe.build(seed)
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
+        raise RecipeError(
+            f"build() must return an unfitted scikit-learn estimator (a Pipeline, say); got {type(estimator).__name__}"
+        )
+    check_exportable(estimator)
+    estimator = cast_before_trees(estimator)
+    try:
+        return estimator.fit(x_train, y_train)
+    except Exception as exc:  # scikit-learn's own message, with what Slipway passed in
+        raise RecipeError(
+            f"fitting build()'s estimator failed: {type(exc).__name__}: {exc}. It receives one float matrix of "
+            f"{x_train.shape[1]} columns in load_data()'s column order (numbers canonicalised, missing values "
+            "imputed, categories as integer codes, booleans as 0/1): select columns by position, not by name"
+        ) from exc
 
 
 def capture_exclusions(declared: object, spec: FeatureSpec) -> tuple[str, ...]:
@@ -102,7 +126,12 @@ def train_bundle(
     x_train, x_holdout, y_train, y_holdout = train_test_split(
         encoded, target, test_size=HOLDOUT_SHARE, random_state=seed, stratify=stratify
     )
-    pipeline = recipe.build(seed).fit(x_train, y_train)
+    if task == "classification" and len(np.unique(y_train)) < 2:
+        raise RecipeError(
+            f"the target has one class ({str(target[0])!r}) in the training rows: a classifier needs at least two; "
+            "check load_data()'s target, or set TASK = 'regression' for a numeric target"
+        )
+    pipeline = _fit(recipe, seed, x_train, y_train)
 
     classes = [str(c) for c in pipeline.classes_] if task == "classification" else []
     probabilities = pipeline.predict_proba(x_holdout) if task == "classification" else None

@@ -190,6 +190,7 @@ class _BatchSensitiveSession:
     def __init__(self, real: Any) -> None:
         self._real = real
         self.get_outputs = real.get_outputs
+        self.get_inputs = real.get_inputs
 
     def run(self, outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         labels, probabilities = self._real.run(outputs, feeds)
@@ -202,7 +203,7 @@ def test_probe_rows_are_valid_input_for_the_spec(bundle: Bundle) -> None:
 
     probe = probe_rows(bundle.manifest.feature_spec)
     features = bundle.manifest.feature_spec.features
-    assert probe.dtype == np.float32 and probe.shape == (19, len(features))
+    assert probe.dtype == np.float64 and probe.shape == (19, len(features))
     for column, feature in enumerate(features):
         assert probe[:, column].min() >= np.float32(feature.train_min) - 1e-3
         assert probe[:, column].max() <= np.float32(feature.train_max) + 1e-3

@@ -21,14 +21,14 @@ def classifier() -> tuple[Pipeline, np.ndarray]:
     return pipeline, x
 
 
-def test_export_gives_a_graph_taking_one_float_matrix(classifier: tuple[Pipeline, np.ndarray]) -> None:
+def test_export_gives_a_graph_taking_one_float64_matrix(classifier: tuple[Pipeline, np.ndarray]) -> None:
     pipeline, x = classifier
 
     onnx_bytes = export_onnx(pipeline, 4, "classification")
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == [ONNX_INPUT]
-    labels, probabilities = session.run(None, {ONNX_INPUT: x[:5].astype(np.float32)})
+    assert [(i.name, i.type) for i in session.get_inputs()] == [(ONNX_INPUT, "tensor(double)")]
+    labels, probabilities = session.run(None, {ONNX_INPUT: x[:5]})
     assert np.asarray(probabilities).shape == (5, 2)  # no zipmap: a plain matrix
     assert list(labels) == list(pipeline.predict(x[:5]))
 
@@ -63,7 +63,8 @@ def test_parity_over_tolerance_is_refused(classifier: tuple[Pipeline, np.ndarray
 
     with pytest.raises(
         BundleError,
-        match=r"ONNX export refused: labels equal=True, max difference .* over tolerance 0 on 30 holdout rows",
+        match=r"ONNX export refused: on 30 holdout rows labels equal=True, max difference .* over tolerance 0; "
+        r"\d+ row\(s\) differ, the worst at holdout row\(s\) \d+ \(difference",
     ):
         check_parity(pipeline, onnx_bytes, x[:30], "classification", 0.0)
 
