@@ -18,12 +18,15 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
+
+from functions.dependencies import DEPENDENCIES_ZIP
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = PROJECT_ROOT / "functions"
@@ -61,9 +64,12 @@ class PackageSpec:
     requirements: Path
     trim_dirs: tuple[str, ...] = ()
     root_sources: tuple[Path, ...] = ()
-    # Bytecode for the runtime: faster cold starts, about 15% more bytes. A package near the
-    # limit whose cold start does not matter (a training step that runs for minutes) goes without.
+    # Bytecode for the runtime: faster cold starts, about 15% more bytes.
     compile_bytecode: bool = True
+    # Ship the installed requirements as one zip that `functions.dependencies` unpacks to the
+    # temp folder at cold start: Lambda's 250 MB limit counts the zip's compressed bytes. For a
+    # package whose dependencies do not fit unzipped and whose cold start does not matter.
+    zip_dependencies: bool = False
 
 
 INFERENCE_PACKAGE = PackageSpec(name="inference", sources=INFERENCE_SOURCES, requirements=INFERENCE_REQUIREMENTS)
@@ -125,10 +131,14 @@ def _run(step: str, command: list[str]) -> None:
         raise BundlingError(f"{step} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr[-4000:]}")
 
 
+# What `import functions` runs in every package, whatever else it holds.
+_PACKAGE_BOOTSTRAP = ("__init__.py", "dependencies.py")
+
+
 def _copy_sources(out_dir: Path, sources: tuple[str, ...] = INFERENCE_SOURCES) -> None:
     package_dir = out_dir / "functions"
     package_dir.mkdir(parents=True, exist_ok=True)
-    for name in sources:
+    for name in dict.fromkeys((*_PACKAGE_BOOTSTRAP, *sources)):
         source = FUNCTIONS_DIR / name
         if source.is_dir():
             shutil.copytree(source, package_dir / name, ignore=_SOURCE_IGNORE, dirs_exist_ok=True)
@@ -203,13 +213,14 @@ def build_package(spec: PackageSpec, out_dir: Path, *, architecture: str, runtim
     out_dir = Path(out_dir)
     python_version = python_version_of(runtime)
     out_dir.mkdir(parents=True, exist_ok=True)
+    deps_dir = out_dir / "dependencies" if spec.zip_dependencies else out_dir
     _install_requirements(
-        out_dir, architecture=architecture, python_version=python_version, requirements=spec.requirements
+        deps_dir, architecture=architecture, python_version=python_version, requirements=spec.requirements
     )
     _copy_sources(out_dir, spec.sources)
     for source in spec.root_sources:
         shutil.copytree(source, out_dir / source.name, ignore=_SOURCE_IGNORE, dirs_exist_ok=True)
-    _trim(out_dir, spec.trim_dirs)
+    _trim(deps_dir, spec.trim_dirs)
     interpreter = find_runtime_interpreter(python_version) if spec.compile_bytecode else None
     if interpreter is not None:
         _compile(out_dir, interpreter)
@@ -219,9 +230,22 @@ def build_package(spec: PackageSpec, out_dir: Path, *, architecture: str, runtim
             "(slower cold starts)",
             file=sys.stderr,
         )
+    if deps_dir != out_dir:
+        _zip_folder(deps_dir, out_dir / DEPENDENCIES_ZIP)
+        shutil.rmtree(deps_dir)
     size = folder_size(out_dir)
     check_size(spec, size)
     return size
+
+
+def _zip_folder(folder: Path, archive: Path) -> None:
+    """`folder`'s files into `archive`, in name order with fixed times: the same files give the same bytes."""
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as bundle:
+        for file in sorted(path for path in folder.rglob("*") if path.is_file() and not path.is_symlink()):
+            info = zipfile.ZipInfo(file.relative_to(folder).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (file.stat().st_mode & 0o777) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(info, file.read_bytes())
 
 
 def _files_of(paths: Iterable[Path]) -> Iterable[Path]:
@@ -239,7 +263,8 @@ def _files_of(paths: Iterable[Path]) -> Iterable[Path]:
 def package_hash(spec: PackageSpec, *, architecture: str, runtime: str) -> str:
     """Content hash of everything `spec`'s package is built from (sources, requirements, this builder)."""
     digest = hashlib.sha256(f"{architecture}|{runtime}".encode())
-    sources = [FUNCTIONS_DIR / name for name in spec.sources] + [*spec.root_sources, Path(__file__)]
+    sources = [FUNCTIONS_DIR / name for name in dict.fromkeys((*_PACKAGE_BOOTSTRAP, *spec.sources))]
+    sources += [*spec.root_sources, Path(__file__)]
     if not any(spec.requirements.is_relative_to(source) for source in sources):
         sources.append(spec.requirements)
     for file in _files_of(sources):

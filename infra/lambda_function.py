@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -97,6 +97,7 @@ def python_function(
     environment: dict[str, str],
     role_description: str,
     reserved_concurrency: int | None = None,
+    ephemeral_storage_mb: int | None = None,
 ) -> PythonFunction:
     """Function `name` (construct `construct_id`) with log group `/aws/lambda/<name>` and its own role."""
     log_group = defaults.log_group(scope, f"{construct_id}Logs", f"/aws/lambda/{name}")
@@ -119,6 +120,7 @@ def python_function(
         memory_size=memory_mb,
         timeout=Duration.seconds(timeout_seconds),
         reserved_concurrent_executions=reserved_concurrency,
+        ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb) if ephemeral_storage_mb else None,
         tracing=lambda_.Tracing.ACTIVE,
         role=role,
         log_group=log_group,

@@ -30,18 +30,20 @@ from stage.settings import RetrainSettings
 from stage.workflows.retrain import RetrainSteps, SageMakerTraining, retrain_definition
 
 RETRAIN_DIR = FUNCTIONS_DIR / "retrain"
-# scikit-learn, scipy, skl2onnx, onnx and ONNX Runtime: 315 MB as installed; test suites and onnx's
-# backend test data (67 MB, never imported) go, leaving about 210 MB under Lambda's 250 MB.
+# scikit-learn, SciPy, skl2onnx, onnx and ONNX Runtime: 315 MB as installed; test suites and onnx's
+# backend test data (67 MB, never imported) go. What is left (about 235 MiB unzipped, with no room
+# for a recipe's own libraries) ships as one zip unpacked at cold start (functions/dependencies.py).
 TRAINING_PACKAGE = PackageSpec(
     name="training",
     sources=("__init__.py", "core", "adapters", "training", "retrain"),
     requirements=RETRAIN_DIR / "requirements.txt",
     trim_dirs=("onnx/backend/test",),
     root_sources=(PROJECT_ROOT / "model",),
-    # 264 MiB with Python 3.12 bytecode, 224 MiB without: training runs for minutes, so the
-    # one-off compile at cold start costs far less than the room under the limit is worth.
-    compile_bytecode=False,
+    zip_dependencies=True,
 )
+# /tmp of the training package's functions: its dependencies unpack there (about 270 MiB, more
+# with a recipe's own libraries); Lambda's default 512 MiB would leave little for anything else.
+TRAINING_EPHEMERAL_STORAGE_MB = 1024
 CONTROL_PACKAGE = PackageSpec(
     name="retrain-control",
     sources=("__init__.py", "core", "adapters", "retrain"),
@@ -87,6 +89,7 @@ class Retrain(Construct):
                 step, handler, training_code,
                 memory_mb=retrain.train_memory_mb if step in ("train", "evaluate") else 1024,
                 timeout_seconds=retrain.train_timeout_seconds if step == "train" else retrain.step_timeout_seconds,
+                ephemeral_storage_mb=TRAINING_EPHEMERAL_STORAGE_MB,
             )
             for step, handler in STEP_HANDLERS.items()
         }  # fmt: skip
@@ -192,6 +195,7 @@ class Retrain(Construct):
         *,
         memory_mb: int,
         timeout_seconds: int,
+        ephemeral_storage_mb: int | None = None,
     ) -> lambda_.Function:
         name = self._names.retrain_function(step)
         made = python_function(
@@ -206,6 +210,7 @@ class Retrain(Construct):
             timeout_seconds=timeout_seconds,
             environment=self._environment,
             role_description=f"{name}: its own logs and traces and only the objects its step reads and writes",
+            ephemeral_storage_mb=ephemeral_storage_mb,
         )
         return made.function
 

@@ -6,13 +6,15 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from synth_support import PROJECT_ROOT, STAGES
 
-from infra.bundling import LAMBDA_UNZIPPED_LIMIT, folder_size
+from functions.dependencies import DEPENDENCIES_ZIP
+from infra.bundling import LAMBDA_UNZIPPED_LIMIT, find_runtime_interpreter, folder_size
 from infra.nag import MIN_REASON_LENGTH
 from tests.assembly import synth as cdk_synth
 from tests.assembly import tool_venv
@@ -108,9 +110,18 @@ def test_training_package_is_built_trimmed_and_under_the_lambda_limit(assembly: 
     package = assembly / function["Metadata"]["aws:asset:path"]
     assert (package / "functions" / "retrain" / "handler.py").is_file()
     assert (package / "model" / "recipe.py").is_file()
-    assert (package / "sklearn").is_dir() and (package / "skl2onnx").is_dir() and (package / "onnxruntime").is_dir()
-    assert not (package / "onnx" / "backend" / "test").exists()
-    assert not list(package.rglob("tests")), "test folders are trimmed"
+    with zipfile.ZipFile(package / DEPENDENCIES_ZIP) as bundle:
+        names = bundle.namelist()
+    tops = {name.split("/", 1)[0] for name in names}
+    assert {"sklearn", "scipy", "skl2onnx", "onnxruntime", "numpy"} <= tops, sorted(tops)
+    assert not (package / "sklearn").exists(), "the dependencies ship zipped, not beside the code"
+    assert not any(name.startswith("onnx/backend/test/") for name in names)
+    assert not [name for name in names if "/tests/" in name], "test folders are trimmed"
+    assert any(name.endswith(".pyc") for name in names) == (find_runtime_interpreter("3.12") is not None)
+    with zipfile.ZipFile(package / DEPENDENCIES_ZIP) as bundle:
+        unzipped = sum(info.file_size for info in bundle.infolist())
+    zipped = (package / DEPENDENCIES_ZIP).stat().st_size
+    print(f"\ntraining dependencies: {unzipped / 2**20:.1f} MiB unzipped, {zipped / 2**20:.1f} MiB zipped")
     size = folder_size(package)
     print(f"\ntraining package (dev, arm64, unzipped): {size / 1e6:.1f} MB ({size / 2**20:.1f} MiB)")
     assert size <= LAMBDA_UNZIPPED_LIMIT, f"unzipped package is {size / 2**20:.1f} MiB, over Lambda's 250 MiB"

@@ -151,8 +151,9 @@ def _package_name(function: Function) -> str:
 class PackageRun:
     """Runs the template's handlers, each from its package folder in an isolated interpreter."""
 
-    def __init__(self, interpreter: Path, runtime: Path, endpoint: str, refs: dict[str, str]) -> None:
+    def __init__(self, interpreter: Path, runtime: Path, endpoint: str, refs: dict[str, str], temp: Path) -> None:
         self.interpreter, self.runtime, self.endpoint, self.refs = interpreter, runtime, endpoint, refs
+        self.temp = temp  # Lambda's /tmp: where a zipped package unpacks its dependencies
 
     def __call__(self, function: Function, event: dict[str, Any]) -> Any:
         environment = {name: resolve(value, self.refs) for name, value in function.environment.items()}
@@ -164,6 +165,7 @@ class PackageRun:
             "AWS_SECRET_ACCESS_KEY": "local",
             "POWERTOOLS_TRACE_DISABLED": "1",
             "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "TMPDIR": str(self.temp),
             **environment,
         }
         result = subprocess.run(
@@ -187,8 +189,14 @@ class PackageRun:
 
 
 @pytest.fixture(scope="module")
-def run(interpreter: Path, runtime_libs: Path, moto_endpoint: str, stage: dict[str, str]) -> PackageRun:
-    return PackageRun(interpreter, runtime_libs, moto_endpoint, stage)
+def run(
+    interpreter: Path,
+    runtime_libs: Path,
+    moto_endpoint: str,
+    stage: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PackageRun:
+    return PackageRun(interpreter, runtime_libs, moto_endpoint, stage, tmp_path_factory.mktemp("lambda-tmp"))
 
 
 def test_the_template_names_four_packages_and_every_handler_of_them(template_functions: dict[str, Function]) -> None:

@@ -136,3 +136,17 @@ def test_notifications_keep_the_runs_output(templates: dict[str, Template]) -> N
         result_path = states[name].get("ResultPath", "$")
         assert result_path not in ("$", None) and result_path.startswith("$."), (name, result_path)
         assert result_path not in {"$.decision", "$.data", "$.candidate", "$.error"}, (name, result_path)
+
+
+def test_the_training_package_s_functions_have_room_in_tmp_for_their_unpacked_dependencies(
+    templates: dict[str, Template],
+) -> None:
+    from infra.retrain import STEP_HANDLERS, TRAINING_EPHEMERAL_STORAGE_MB
+
+    for template in templates.values():
+        functions = template.find_resources("AWS::Lambda::Function")
+        handlers = {r["Properties"]["Handler"]: r["Properties"] for r in functions.values()}
+        for handler in STEP_HANDLERS.values():
+            assert handlers[handler]["EphemeralStorage"] == {"Size": TRAINING_EPHEMERAL_STORAGE_MB}, handler
+        others = [p for h, p in handlers.items() if h not in STEP_HANDLERS.values()]
+        assert others and all("EphemeralStorage" not in p for p in others)
