@@ -18,7 +18,7 @@ from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.core.features import encode_columns
 from functions.core.registry import LivePointer, Registry
-from functions.training.train import HOLDOUT_SHARE, Bundle, load_recipe, train_bundle
+from functions.training.train import HOLDOUT_SHARE, Bundle, load_recipe, load_table, train_bundle
 from stage.environments import inference_environment
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import StageSettings, load_settings
@@ -52,7 +52,7 @@ def build_workload(workdir: Path | None = None) -> Workload:
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slipway-bench-"))
     recipe = load_recipe()
     bundle = train_bundle(recipe)
-    columns, target = recipe.load_data()
+    columns, target = load_table(recipe)
     naive_model_path = workdir / "naive_pipeline.joblib"
     _fit_naive(recipe, bundle, columns, target, naive_model_path)
 

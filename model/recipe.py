@@ -5,7 +5,8 @@ Slipway calls these names and nothing else:
 - `SEED`: every source of randomness (split, estimator) derives from it.
 - `TASK`: "classification" or "regression".
 - `METRIC`: the holdout metric the retrain gate compares (see `slipway train --help`).
-- `load_data()`: the training table as named columns, and the target.
+- `load_data()`: the training table and the target: a pandas DataFrame (or a
+  dict of named columns) and a Series or array.
 - `FEATURES`: overrides of the feature spec that Slipway derives from the data.
 - `CAPTURE_EXCLUDE` (optional, default none): features whose values the
   endpoint never records. They are still required, validated and scored as
@@ -18,17 +19,20 @@ Slipway calls these names and nothing else:
   the bundle's manifest, and changing it makes a new model version.
 - `build(seed)`: an unfitted scikit-learn Pipeline.
 
-The pipeline receives one float matrix whose columns follow `load_data()`'s
-order: numbers canonicalised to their precision, missing values already
-imputed, categories as integer codes (index in the training domain, -1 for
-unseen) and booleans as 0/1.
+The pipeline receives a pandas DataFrame with `load_data()`'s columns by name:
+numbers as float64 (canonicalised to their precision), categories as strings,
+booleans as bool, missing values already imputed the way the endpoint imputes
+them. Select columns by name (`ColumnTransformer`, `make_column_selector`),
+encode strings with `OneHotEncoder` or `OrdinalEncoder`; every step must be one
+scikit-learn exports to ONNX (`slipway train` names a step that is not, before
+fitting). The endpoint answers from the same JSON rows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -57,13 +61,12 @@ FEATURES: dict[str, dict[str, Any]] = {
 CAPTURE_EXCLUDE: list[str] = []
 
 
-def load_data() -> tuple[dict[str, np.ndarray], np.ndarray]:
+def load_data() -> tuple[pd.DataFrame, pd.Series]:
     """The Wisconsin breast-cancer data that ships with scikit-learn: 569 rows, 30 features."""
-    data = load_breast_cancer()
-    names = [name.replace(" ", "_") for name in data.feature_names]
-    columns = {name: data.data[:, i] for i, name in enumerate(names)}
-    target = np.asarray(data.target_names)[data.target]  # "malignant" / "benign"
-    return columns, target
+    data = load_breast_cancer(as_frame=True)
+    features = data.data.rename(columns=lambda name: name.replace(" ", "_"))
+    target = data.target.map(dict(enumerate(data.target_names)))  # "malignant" / "benign"
+    return features, target
 
 
 def build(seed: int) -> Pipeline:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     train = command("train", cmd_train, "Train model/recipe.py, export to ONNX, check parity, register the bundle.")
     train.add_argument("--promote", action="store_true", help="make the new version live")
     train.add_argument("--reason", default="trained by hand", help="recorded with the promotion")
+    train.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the bundle (model.onnx, manifest.json) to DIR and print its spec; no AWS, no stack",
+    )
 
     models = command("models", cmd_models, "List registered versions and which one is live.")
     models.add_argument("--json", action="store_true", help="machine-readable output")
@@ -183,6 +190,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from functions.training.train import load_recipe, train_bundle
     from slipway.target import resolve
 
+    if args.out is not None:
+        if args.promote:
+            raise ValueError("--out writes the bundle to a folder; --promote needs a stack: use one or the other")
+        return _train_offline(train_bundle(load_recipe(), code_revision=_code_revision()), args.out)
     target = resolve(args.stage)
     bundle = train_bundle(load_recipe(), code_revision=_code_revision())
     manifest = bundle.manifest
@@ -201,6 +212,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{'registered' if created else 'already registered'} in s3://{target.names.artifacts_bucket}")
     if args.promote:
         _print_pointer(registry.promote(manifest.version, args.reason))
+    return 0
+
+
+def _train_offline(bundle: Any, out: Path) -> int:
+    """Write the bundle where the registry would store it, and say what it takes and how well it does."""
+    from functions.core import layout
+    from functions.training.export import graph_precision
+
+    manifest = bundle.manifest
+    out.mkdir(parents=True, exist_ok=True)
+    (out / layout.MODEL_FILE).write_bytes(bundle.onnx_bytes)
+    (out / layout.MANIFEST_FILE).write_bytes(manifest.to_json())
+    print(f"trained {manifest.version} ({manifest.task}, {manifest.lineage.rows} rows, seed {manifest.lineage.seed})")
+    print("features:")
+    for feature in manifest.feature_spec.features:
+        detail = (
+            f"categories {', '.join(feature.categories)}"
+            if feature.categories
+            else f"training range {feature.train_min:g} to {feature.train_max:g}, precision {feature.decimals}"
+            if feature.train_min is not None and feature.train_max is not None
+            else ""
+        )
+        required = "required" if feature.required else f"imputed with {feature.impute!r} when missing"
+        print(f"  {feature.name}: {feature.type.value}, {required}{'; ' + detail if detail else ''}")
+    print("holdout metrics: " + ", ".join(f"{name} {value:.4f}" for name, value in sorted(manifest.metrics.items())))
+    parity = manifest.parity
+    print(
+        f"ONNX parity: max difference {parity.max_abs_diff:.2g} on {parity.rows} holdout rows (tolerance "
+        f"{parity.tolerance:g}), {graph_precision(bundle.onnx_bytes)} graph"
+    )
+    print(f"wrote {out / layout.MODEL_FILE} and {out / layout.MANIFEST_FILE}")
     return 0
 
 

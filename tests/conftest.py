@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from functions.adapters import factory
 from functions.core.registry import LivePointer, Registry
-from functions.training.train import Bundle, load_recipe, train_bundle
+from functions.training.train import Bundle, load_recipe, load_table, train_bundle
 from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
@@ -128,7 +128,7 @@ def handler_module(invoke: Invoke) -> Any:
 
 def example_row(bundle: Bundle, index: int = 0) -> dict[str, float]:
     """Row `index` of the example data, as a client would send it."""
-    columns, _ = load_recipe().load_data()
+    columns, _ = load_table(load_recipe())
     return {name: float(values[index]) for name, values in columns.items()}
 
 

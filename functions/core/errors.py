@@ -50,3 +50,7 @@ class MalformedEvent(ValueError):
 
     The name is what Step Functions' Retry and Catch see (a task never retries it).
     """
+
+
+class RecipeError(ValueError):
+    """The training recipe cannot be trained as written; the message says what to change."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from itertools import chain
 from operator import itemgetter
@@ -138,6 +138,15 @@ def encode_columns(spec: FeatureSpec, columns: Mapping[str, Sequence[Any] | np.n
     return np.column_stack(encoded)
 
 
+def category_texts(spec: FeatureSpec, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[int, list[str]]:
+    """The text of each category column by its index in the spec, missing values imputed: what the model reads."""
+    return {
+        index: [str(feature.impute) if _is_missing(v) else str(v) for v in columns[feature.name]]
+        for index, feature in enumerate(spec.features)
+        if feature.type is FeatureType.CATEGORY
+    }
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -167,6 +176,9 @@ class EncodedBatch:
     # data capture reuses both instead of reading the rows again.
     canonical: np.ndarray
     missing: np.ndarray | None = None
+    # The text of each category column (by its index), missing values imputed: the model reads
+    # categories as strings; `canonical` holds their codes (index in the training domain, -1 unseen).
+    texts: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def imputation_count(self) -> int:
@@ -275,18 +287,26 @@ class CompiledSpec:
         matrix = np.empty((n_rows, len(self.names)), dtype=np.float64)
         missing = np.zeros(matrix.shape, dtype=bool)
         outside = np.zeros(matrix.shape, dtype=bool)
+        texts: dict[int, list[str]] = {}
         for column, feature in enumerate(self.spec.features):
             values = [row.get(feature.name) for row in rows]
             encoded = self._encode_column(feature, values, loc, errors)
             if encoded is None:
                 continue
+            if feature.type is FeatureType.CATEGORY:
+                texts[column] = [str(feature.impute) if value is None else str(value) for value in values]
             matrix[:, column] = encoded
             missing[:, column] = [value is None for value in values]
             outside[:, column] = self._outside_training(feature, encoded) & ~missing[:, column]
         if errors:
             raise _invalid(errors)
         return EncodedBatch(
-            matrix.astype(np.float32), self._flags(missing), self._flags(outside), canonical=matrix, missing=missing
+            matrix.astype(np.float32),
+            self._flags(missing),
+            self._flags(outside),
+            canonical=matrix,
+            missing=missing,
+            texts=texts,
         )
 
     def _encode_column(

@@ -97,6 +97,8 @@ class Manifest(_Frozen):
     fallback: FallbackAnswer
     baseline: Baseline
     parity: Parity
+    # The single matrix input of bundles made before graphs took one input per feature; serving reads
+    # the graph's own inputs (functions.core.predictor.GraphInputs). Kept: it is in older versions' hash.
     onnx_input: str = "input"
     lineage: Lineage
     capture_exclude: tuple[str, ...] = Field(

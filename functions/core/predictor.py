@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,7 +75,7 @@ class Predictor:
         self.manifest = manifest
         self.version = manifest.version
         self.spec = CompiledSpec(manifest.feature_spec)
-        self._input, self._dtype = graph_input(self._session)
+        self._inputs = GraphInputs.of(self._session)
         self._classes = list(manifest.classes or ())
         self._outputs = [output.name for output in self._session.get_outputs()]
         self.batch_invariant = self._is_batch_invariant()
@@ -88,15 +89,15 @@ class Predictor:
     def score(self, batch: EncodedBatch) -> list[Prediction]:
         """Answer every row of an encoded batch; raises ModelUnavailable with a reason on failure."""
         try:
-            outputs = self._run(batch.matrix if self._dtype == np.float32 else batch.canonical)
+            outputs = self._run(batch.canonical, batch.texts)
         except Exception as exc:  # any runtime failure must become plan B, never a 500
             raise ModelUnavailable(REASON_RUNTIME_ERROR) from exc
         if self.manifest.task == "classification":
             return self._classification(outputs, batch)
         return self._regression(outputs, batch)
 
-    def _run(self, matrix: np.ndarray) -> list[np.ndarray]:
-        """The graph's outputs for `matrix`, the same for a row whatever batch it arrives in.
+    def _run(self, canonical: np.ndarray, texts: Mapping[int, Sequence[str]]) -> list[np.ndarray]:
+        """The graph's outputs for these rows, the same for a row whatever batch it arrives in.
 
         ONNX Runtime takes another kernel for a single row than for a block of
         rows, and the two round differently in the last bits of float32. Every
@@ -106,25 +107,25 @@ class Predictor:
         by one.
         """
         if not self.batch_invariant:
-            parts = [self._run_padded(matrix[i : i + 1]) for i in range(matrix.shape[0])]
+            parts = [self._run_padded(*_rows(canonical, texts, slice(i, i + 1))) for i in range(canonical.shape[0])]
             return [np.concatenate(column) for column in zip(*parts, strict=True)]
-        return self._run_padded(matrix)
+        return self._run_padded(canonical, texts)
 
-    def _run_padded(self, matrix: np.ndarray) -> list[np.ndarray]:
-        rows = matrix.shape[0]
-        matrix = np.asarray(matrix, dtype=self._dtype)
+    def _run_padded(self, canonical: np.ndarray, texts: Mapping[int, Sequence[str]]) -> list[np.ndarray]:
+        rows = canonical.shape[0]
         padding = -rows % PAD_ROWS
         if padding:
-            matrix = np.concatenate([matrix, np.repeat(matrix[:1], padding, axis=0)])
-        outputs = self._session.run(self._outputs, {self._input: matrix})
+            canonical = np.concatenate([canonical, np.repeat(canonical[:1], padding, axis=0)])
+            texts = {column: [*values, *[values[0]] * padding] for column, values in texts.items()}
+        outputs = self._session.run(self._outputs, self._inputs.feed(canonical, texts))
         return [np.asarray(output)[:rows] for output in outputs]
 
     def _is_batch_invariant(self) -> bool:
         """Whether probe rows score identically alone and together on this CPU."""
-        probe = probe_rows(self.manifest.feature_spec)
-        together = self._run_padded(probe)
+        probe, texts = probe_rows(self.manifest.feature_spec)
+        together = self._run_padded(probe, texts)
         for index in range(probe.shape[0]):
-            alone = self._run_padded(probe[index : index + 1])
+            alone = self._run_padded(*_rows(probe, texts, slice(index, index + 1)))
             if any(not np.array_equal(a[0], t[index]) for a, t in zip(alone, together, strict=True)):
                 return False
         return True
@@ -152,36 +153,63 @@ class Predictor:
         ]
 
 
-def graph_input(session: ort.InferenceSession) -> tuple[str, type[np.floating[Any]]]:
-    """The name of the graph's one input and the precision it takes.
+@dataclass(frozen=True)
+class GraphInputs:
+    """How a graph takes rows: one input per feature (its name, as a column), or one matrix (older bundles).
 
-    Graphs take float64 where ONNX Runtime can run them so (bundles made before, and
-    graphs with a float-only op, take float32); the graph itself is the one record of it.
+    Model values are the canonical values rounded to float32, in training and serving alike:
+    skl2onnx joins numeric columns through a float32 op (FeatureVectorizer), so values that
+    float32 holds exactly pass it unchanged, and the graph's float64 steps then compute what
+    scikit-learn computed on the same values. Categories are fed as their text.
     """
-    [single] = session.get_inputs()
-    return single.name, (np.float64 if single.type == "tensor(double)" else np.float32)
+
+    names: tuple[str, ...]
+    dtypes: tuple[Any, ...]  # np.float64, np.float32, or object (text)
+
+    @classmethod
+    def of(cls, session: ort.InferenceSession) -> GraphInputs:
+        kinds = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(string)": object}
+        inputs = session.get_inputs()
+        return cls(tuple(i.name for i in inputs), tuple(kinds.get(i.type, np.float32) for i in inputs))
+
+    def feed(self, canonical: np.ndarray, texts: Mapping[int, Sequence[str]]) -> dict[str, np.ndarray]:
+        """The graph's inputs for rows given as canonical values (category codes) and category texts."""
+        values = np.asarray(canonical, dtype=np.float32)
+        if len(self.names) == 1 and self.dtypes[0] is not object:
+            return {self.names[0]: np.ascontiguousarray(values, dtype=self.dtypes[0])}
+        feed = {}
+        for column, (name, dtype) in enumerate(zip(self.names, self.dtypes, strict=True)):
+            if dtype is object:
+                feed[name] = np.array(texts[column], dtype=object).reshape(-1, 1)
+            else:
+                feed[name] = np.ascontiguousarray(values[:, column : column + 1], dtype=dtype)
+        return feed
 
 
-def input_feed(session: ort.InferenceSession, canonical: np.ndarray) -> dict[str, np.ndarray]:
-    """The graph's input from canonical float64 values, for the retrain gate and the parity check."""
-    name, dtype = graph_input(session)
-    return {name: np.ascontiguousarray(canonical, dtype=dtype)}
+def _rows(
+    canonical: np.ndarray, texts: Mapping[int, Sequence[str]], rows: slice
+) -> tuple[np.ndarray, dict[int, list[str]]]:
+    return canonical[rows], {column: list(values[rows]) for column, values in texts.items()}
 
 
-def probe_rows(spec: FeatureSpec, count: int = 2 * PAD_ROWS + 3) -> np.ndarray:
-    """Synthetic, valid canonical rows spread over each feature's training range (no training data needed)."""
+def probe_rows(spec: FeatureSpec, count: int = 2 * PAD_ROWS + 3) -> tuple[np.ndarray, dict[int, list[str]]]:
+    """Synthetic, valid rows spread over each feature's training range (no training data needed):
+    canonical values, and the text of each category column."""
     rng = np.random.default_rng(0)
     columns = []
-    for feature in spec.features:
+    texts: dict[int, list[str]] = {}
+    for index, feature in enumerate(spec.features):
         if feature.categories:
-            columns.append(rng.integers(0, len(feature.categories), count).astype(np.float64))
+            codes = rng.integers(0, len(feature.categories), count)
+            columns.append(codes.astype(np.float64))
+            texts[index] = [feature.categories[code] for code in codes]
         elif feature.type is FeatureType.BOOLEAN:
             columns.append(rng.integers(0, 2, count).astype(np.float64))
         else:
             low = feature.train_min if feature.train_min is not None else feature.encode_impute() - 1
             high = feature.train_max if feature.train_max is not None else feature.encode_impute() + 1
             columns.append(canonical(rng.uniform(low, high, count), feature.scale))
-    return np.column_stack(columns)
+    return np.column_stack(columns), texts
 
 
 def fallback_predictions(

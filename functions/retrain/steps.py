@@ -11,11 +11,11 @@ import onnxruntime as ort
 from sklearn.model_selection import train_test_split
 
 from functions.core import layout
-from functions.core.features import encode_columns
+from functions.core.features import category_texts, encode_columns
 from functions.core.gate import GateDecision, GatePolicy, decide, spec_differences
 from functions.core.labelled import LabelledRowSource
 from functions.core.manifest import Manifest
-from functions.core.predictor import input_feed
+from functions.core.predictor import GraphInputs
 from functions.core.registry import Registry
 from functions.retrain.schemas import Candidate, DecisionSummary, PreparedData, Promoted, Registered
 from functions.training.dataset import TrainingTable
@@ -96,8 +96,10 @@ def holdout_of(table: TrainingTable, manifest: Manifest) -> TrainingTable:
 def score(manifest: Manifest, onnx_bytes: bytes, holdout: TrainingTable) -> float:
     """The manifest's gate metric of this ONNX graph on `holdout` (raises KeyError when a feature is missing)."""
     columns = {name: holdout.columns[name] for name in manifest.feature_spec.names}
+    spec = manifest.feature_spec
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, input_feed(session, encode_columns(manifest.feature_spec, columns)))
+    feed = GraphInputs.of(session).feed(encode_columns(spec, columns), category_texts(spec, columns))
+    outputs = session.run(None, feed)
     classes = list(manifest.classes or ())
     if manifest.task == "classification":
         predicted = np.asarray(outputs[0]).astype(str)

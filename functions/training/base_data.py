@@ -6,7 +6,7 @@ from typing import Protocol
 
 from functions.core import layout
 from functions.training.dataset import TrainingTable
-from functions.training.train import load_recipe
+from functions.training.train import load_recipe, load_table
 
 
 class ObjectStore(Protocol):
@@ -24,6 +24,6 @@ def seed_base_data(store: ObjectStore, recipe_name: str = "model.recipe", *, ove
             return False
         except KeyError:
             pass
-    columns, target = load_recipe(recipe_name).load_data()
+    columns, target = load_table(load_recipe(recipe_name))
     store.put(layout.BASE_DATA_KEY, TrainingTable(columns, target).to_jsonl(), "application/x-ndjson")
     return True

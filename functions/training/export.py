@@ -19,11 +19,14 @@ naming the step, the reason and what to use instead.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import onnxruntime as ort
 from onnx import GraphProto, ModelProto, TensorProto
 from skl2onnx import get_model_alias, to_onnx, update_registered_converter
-from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 from skl2onnx.operator_converters.common import concatenate_variables
 from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
@@ -38,12 +41,13 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 from sklearn.tree import BaseDecisionTree
 
 from functions.core.errors import BundleError
+from functions.core.features import FeatureSpec, FeatureType
 from functions.core.manifest import Parity
-from functions.core.predictor import input_feed
+from functions.core.predictor import GraphInputs
 
 ONNX_INPUT = "input"
 TARGET_OPSET = 18
@@ -83,6 +87,17 @@ def check_exportable(estimator: BaseEstimator) -> None:
                 "served model would answer differently. Instead, one-hot or ordinal encode the column before it "
                 "(OneHotEncoder / OrdinalEncoder) and leave categorical_features unset."
             )
+        if isinstance(step, OneHotEncoder | OrdinalEncoder) and step.handle_unknown == "error":
+            instead = (
+                'handle_unknown="ignore"'
+                if isinstance(step, OneHotEncoder)
+                else 'handle_unknown="use_encoded_value", unknown_value=-1'
+            )
+            raise BundleError(
+                f"{path} is {kind}(handle_unknown='error'): the endpoint serves categories training never saw "
+                "(flagged out_of_range), and this encoder would fail on them, sending the whole request to plan B. "
+                f"Instead, use {kind}({instead})."
+            )
         if not _has_converter(step) or (isinstance(step, FunctionTransformer) and step.func is not None):
             raise BundleError(
                 f"{path} is {kind}, which has no ONNX converter (a custom or FunctionTransformer step cannot be "
@@ -102,7 +117,7 @@ def _has_converter(step: BaseEstimator) -> bool:
 def _declares_categories(step: BaseEstimator) -> bool:
     declared = getattr(step, "categorical_features", None)
     if declared is None or (isinstance(declared, str) and declared == "from_dtype"):
-        return False  # 'from_dtype' finds none: the pipeline receives a float matrix
+        return False  # 'from_dtype' finds none: categories arrive as strings, not pandas' category dtype
     declared = np.asarray(declared)
     return bool(declared.any()) if declared.dtype == bool else declared.size > 0  # a mask, or indices / names
 
@@ -122,21 +137,29 @@ def _steps(estimator: object, path: str) -> list[tuple[str, BaseEstimator]]:
     return found
 
 
-def export_onnx(pipeline: BaseEstimator, n_features: int, task: str) -> bytes:
-    """The fitted pipeline as an ONNX graph taking one matrix: float64 where ONNX Runtime can run it, else float32."""
+def export_onnx(pipeline: BaseEstimator, spec: FeatureSpec, task: str) -> bytes:
+    """The fitted pipeline as an ONNX graph with one input per feature, in the spec's order and by its name:
+    categories as strings, the rest float64 where ONNX Runtime can run the graph so, else float32."""
     try:
-        return _loadable(_convert(pipeline, DoubleTensorType([None, n_features]), task))
-    except Exception:
+        return _loadable(_convert(pipeline, _inputs(spec, DoubleTensorType), task))
+    except Exception:  # an op without a float64 kernel, or converter: the float32 graph, judged by parity
         pass
     try:
-        return _convert(pipeline, FloatTensorType([None, n_features]), task)
+        return _convert(pipeline, _inputs(spec, FloatTensorType), task)
     except Exception as exc:  # skl2onnx raises many types for unsupported estimators
         raise BundleError(f"skl2onnx cannot export this pipeline: {exc}") from exc
 
 
-def _convert(pipeline: BaseEstimator, input_type: DoubleTensorType | FloatTensorType, task: str) -> bytes:
+def _inputs(spec: FeatureSpec, number: type[DoubleTensorType | FloatTensorType]) -> list[tuple[str, Any]]:
+    return [
+        (f.name, StringTensorType([None, 1]) if f.type is FeatureType.CATEGORY else number([None, 1]))
+        for f in spec.features
+    ]
+
+
+def _convert(pipeline: BaseEstimator, inputs: list[tuple[str, Any]], task: str) -> bytes:
     options = {"zipmap": False} if task == "classification" else None
-    graph = to_onnx(pipeline, initial_types=[(ONNX_INPUT, input_type)], options=options, target_opset=TARGET_OPSET)
+    graph = to_onnx(pipeline, initial_types=inputs, options=options, target_opset=TARGET_OPSET)
     graph.doc_string = ""
     _canonical_names(graph)
     return bytes(graph.SerializeToString())
@@ -175,21 +198,27 @@ def _loadable(onnx_bytes: bytes) -> bytes:
     return onnx_bytes
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """Holdout rows both ways: as the pipeline takes them, and as serving encodes them (codes and texts)."""
+
+    frame: Any
+    canonical: np.ndarray
+    texts: dict[int, list[str]]
+
+
 def graph_precision(onnx_bytes: bytes) -> str:
-    """'float64' or 'float32': what the graph's input (hence its first steps) computes in."""
+    """'float64' or 'float32': what the graph's numeric inputs (hence its first steps) compute in."""
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    return "float64" if session.get_inputs()[0].type == "tensor(double)" else "float32"
+    types = {i.type for i in session.get_inputs()} - {"tensor(string)"}
+    return "float64" if types == {"tensor(double)"} else "float32"
 
 
-def check_parity(
-    pipeline: BaseEstimator, onnx_bytes: bytes, holdout: np.ndarray, task: str, tolerance: float
-) -> Parity:
+def check_parity(pipeline: BaseEstimator, onnx_bytes: bytes, holdout: Holdout, task: str, tolerance: float) -> Parity:
     """Compare ONNX Runtime with scikit-learn on the holdout set; raise BundleError on a mismatch."""
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    feed = input_feed(session, holdout)
-    # scikit-learn answers on exactly the values the graph receives.
-    reference = np.asarray(next(iter(feed.values())), dtype=np.float64)
-    outputs = session.run(None, feed)
+    outputs = session.run(None, GraphInputs.of(session).feed(holdout.canonical, holdout.texts))
+    reference = holdout.frame  # the same values, as the pipeline takes them
     if task == "classification":
         expected_labels = np.asarray(pipeline.predict(reference)).astype(str)
         label_differs = np.asarray(outputs[0]).astype(str) != expected_labels
@@ -202,7 +231,7 @@ def check_parity(
         actual = np.asarray(outputs[0], np.float64).reshape(-1)
         row_diff = np.abs(actual - expected) / np.maximum(np.abs(expected), 1.0)
     diff = float(np.max(row_diff))
-    parity = Parity(rows=int(holdout.shape[0]), labels_equal=labels_equal, max_abs_diff=diff, tolerance=tolerance)
+    parity = Parity(rows=len(reference), labels_equal=labels_equal, max_abs_diff=diff, tolerance=tolerance)
     if labels_equal is False or diff > tolerance or not np.isfinite(diff):
         raise BundleError(_parity_refusal(parity, row_diff, label_differs, graph_precision(onnx_bytes)))
     return parity

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from functions.core.features import FeatureSpec, encode_columns
+from functions.core.errors import RecipeError
+from functions.core.features import FeatureSpec, category_texts, encode_columns
 from functions.core.manifest import Lineage, Manifest
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
-from functions.training.export import ONNX_INPUT, cast_before_trees, check_exportable, check_parity, export_onnx
+from functions.training.export import Holdout, cast_before_trees, check_exportable, check_parity, export_onnx
+from functions.training.frame import as_table, model_frame
 from functions.training.metrics import check_metric, holdout_metrics
 
 DEFAULT_RECIPE = "model.recipe"
@@ -49,11 +51,15 @@ def load_recipe(name: str = DEFAULT_RECIPE) -> ModuleType:
     return recipe
 
 
-class RecipeError(ValueError):
-    """The recipe cannot be trained as written; the message says what to change."""
+def load_table(recipe: ModuleType) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The recipe's `load_data()` as named columns and a target array (it may return a DataFrame)."""
+    loaded = recipe.load_data()
+    if not (isinstance(loaded, tuple) and len(loaded) == 2):
+        raise RecipeError(f"load_data() must return (features, target); got {type(loaded).__name__}")
+    return as_table(*loaded)
 
 
-def _fit(recipe: ModuleType, seed: int, x_train: np.ndarray, y_train: np.ndarray) -> Any:
+def _fit(recipe: ModuleType, seed: int, x_train: Any, y_train: np.ndarray) -> Any:
     """The recipe's estimator, checked for export before fitting, fitted with a float32 cast before its trees."""
     estimator = recipe.build(seed)
     if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
@@ -66,9 +72,9 @@ def _fit(recipe: ModuleType, seed: int, x_train: np.ndarray, y_train: np.ndarray
         return estimator.fit(x_train, y_train)
     except Exception as exc:  # scikit-learn's own message, with what Slipway passed in
         raise RecipeError(
-            f"fitting build()'s estimator failed: {type(exc).__name__}: {exc}. It receives one float matrix of "
-            f"{x_train.shape[1]} columns in load_data()'s column order (numbers canonicalised, missing values "
-            "imputed, categories as integer codes, booleans as 0/1): select columns by position, not by name"
+            f"fitting build()'s estimator failed: {type(exc).__name__}: {exc}. It receives a pandas DataFrame with "
+            f"load_data()'s {x_train.shape[1]} columns by name: numbers as float64, categories as strings, booleans "
+            "as bool, missing values already imputed; see model/recipe.py"
         ) from exc
 
 
@@ -111,10 +117,7 @@ def train_bundle(
     code_revision: str | None = None,
 ) -> Bundle:
     """Fit the recipe on its data (or on `columns`/`target` when given) into a bundle."""
-    if columns is None or target is None:
-        columns, target = recipe.load_data()
-    columns = {name: np.asarray(values) for name, values in columns.items()}
-    target = np.asarray(target)
+    columns, target = load_table(recipe) if columns is None or target is None else as_table(columns, target)
     task, seed = recipe.TASK, int(recipe.SEED)
     if task == "classification":
         target = target.astype(str)
@@ -122,10 +125,14 @@ def train_bundle(
     spec = derive_feature_spec(columns, getattr(recipe, "FEATURES", None))
     capture_exclude = capture_exclusions(getattr(recipe, "CAPTURE_EXCLUDE", None), spec)
     encoded = encode_columns(spec, columns)
+    texts = category_texts(spec, columns)
+    frame = model_frame(spec, encoded, texts)
     stratify = target if task == "classification" else None
-    x_train, x_holdout, y_train, y_holdout = train_test_split(
-        encoded, target, test_size=HOLDOUT_SHARE, random_state=seed, stratify=stratify
+    train_rows, holdout_rows = train_test_split(
+        np.arange(len(target)), test_size=HOLDOUT_SHARE, random_state=seed, stratify=stratify
     )
+    x_train, x_holdout = frame.iloc[train_rows], frame.iloc[holdout_rows]
+    y_train, y_holdout = target[train_rows], target[holdout_rows]
     if task == "classification" and len(np.unique(y_train)) < 2:
         raise RecipeError(
             f"the target has one class ({str(target[0])!r}) in the training rows: a classifier needs at least two; "
@@ -137,9 +144,10 @@ def train_bundle(
     probabilities = pipeline.predict_proba(x_holdout) if task == "classification" else None
     metrics = holdout_metrics(task, y_holdout, pipeline.predict(x_holdout), probabilities, classes)
 
-    onnx_bytes = export_onnx(pipeline, encoded.shape[1], task)
+    onnx_bytes = export_onnx(pipeline, spec, task)
     tolerance = float(getattr(recipe, "PARITY_TOLERANCE", DEFAULT_PARITY_TOLERANCE))
-    parity = check_parity(pipeline, onnx_bytes, x_holdout, task, tolerance)
+    holdout = Holdout(x_holdout, encoded[holdout_rows], {i: [t[r] for r in holdout_rows] for i, t in texts.items()})
+    parity = check_parity(pipeline, onnx_bytes, holdout, task, tolerance)
 
     manifest = Manifest(
         task=task,
@@ -148,9 +156,8 @@ def train_bundle(
         metric=recipe.METRIC,
         metrics=metrics,
         fallback=derive_fallback(task, y_train, tuple(classes) or None),
-        baseline=derive_baseline(spec, columns, encoded, pipeline.predict(encoded), task),
+        baseline=derive_baseline(spec, columns, encoded, pipeline.predict(frame), task),
         parity=parity,
-        onnx_input=ONNX_INPUT,
         lineage=Lineage(
             data_hash=data_hash(columns, target),
             rows=int(encoded.shape[0]),

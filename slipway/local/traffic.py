@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from functions.training.train import load_recipe
+from functions.training.train import load_recipe, load_table
 
 FEEDBACK_BATCH = 1000  # FeedbackRequest's maximum number of items
 
@@ -46,7 +46,7 @@ def example_rows(count: int, *, seed: int, recipe_name: str = "model.recipe") ->
     Each row once keeps a sample as close to the training distribution as its size allows (drawing with
     replacement moves a few features' statistics near their drift thresholds by chance alone).
     """
-    columns, target = load_recipe(recipe_name).load_data()
+    columns, target = load_table(load_recipe(recipe_name))
     rng = np.random.default_rng(seed)
     rounds = -(-count // len(target))
     picks = np.concatenate([rng.permutation(len(target)) for _ in range(rounds)])[:count]

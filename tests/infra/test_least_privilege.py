@@ -57,7 +57,7 @@ from functions.monitor.service import window_of
 from functions.retrain import config as retrain_config
 from functions.retrain import handler as retrain_handler
 from functions.training.base_data import seed_base_data
-from functions.training.train import Bundle, load_recipe
+from functions.training.train import Bundle, load_recipe, load_table
 from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
@@ -172,7 +172,7 @@ def step(handler: str, name: str) -> Callable[[Callable[[Stage], None]], Callabl
 
 def _row(index: int = 0) -> dict[str, float]:
     """Row `index` of the example data, as a client sends it."""
-    columns, _ = load_recipe().load_data()
+    columns, _ = load_table(load_recipe())
     return {name: float(values[index]) for name, values in columns.items()}
 
 
@@ -363,7 +363,7 @@ def _seed(stage: Stage) -> None:
     registry.register(stage.bundle.manifest, stage.bundle.onnx_bytes)
     registry.promote(stage.bundle.version, "seed")
     seed_base_data(S3RetrainStore(factory.client("s3"), stage.names.artifacts_bucket))
-    columns, target = load_recipe().load_data()
+    columns, target = load_table(load_recipe())
     shift = {"mean_radius": 0.5, "worst_texture": 0.6, "mean_smoothness": 0.4}
     store = factory.monitoring_store(stage.names.artifacts_bucket)
     rng = np.random.default_rng(0)

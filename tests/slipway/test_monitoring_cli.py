@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from functions.training.train import Bundle, load_recipe
+from functions.training.train import Bundle, load_recipe, load_table
 from slipway.cli import main
 from slipway.local.monitoring import CaptureShipper, schedule_seconds
 from stage.names import ResourceNames
@@ -18,7 +18,7 @@ from tests.capture_lines import capture_lines
 
 
 def _write_csv(path: Path, *, scale: dict[str, float], rows: int = 400) -> None:
-    columns, _ = load_recipe().load_data()
+    columns, _ = load_table(load_recipe())
     names = list(columns)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -56,7 +56,7 @@ def test_shipped_capture_is_monitored_and_reported(
     log = tmp_path / "inference.log"
     log.write_text("")
     shipper = CaptureShipper(log, names.artifacts_bucket)
-    columns, target = load_recipe().load_data()
+    columns, target = load_table(load_recipe())
     from datetime import UTC, datetime
 
     now = datetime.now(UTC).isoformat()

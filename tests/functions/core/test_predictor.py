@@ -16,13 +16,13 @@ from functions.core.predictor import (
     Predictor,
     fallback_predictions,
 )
-from functions.training.train import Bundle, load_recipe
+from functions.training.train import Bundle, load_recipe, load_table
 
 KEYS = {"label", "probabilities", "value", "imputed", "out_of_range", "fallback"}
 
 
 def example_rows(count: int) -> list[dict[str, float]]:
-    columns, _ = load_recipe().load_data()
+    columns, _ = load_table(load_recipe())
     return [{name: float(values[i]) for name, values in columns.items()} for i in range(count)]
 
 
@@ -61,7 +61,7 @@ def test_predictions_carry_labels_and_probabilities_over_the_classes(predictor: 
 
 
 def test_labels_agree_with_the_training_data_mostly(predictor: Predictor) -> None:
-    _, target = load_recipe().load_data()
+    _, target = load_table(load_recipe())
 
     predictions = predictor.score(predictor.encode(example_rows(100)))
 
@@ -201,9 +201,9 @@ class _BatchSensitiveSession:
 def test_probe_rows_are_valid_input_for_the_spec(bundle: Bundle) -> None:
     from functions.core.predictor import probe_rows
 
-    probe = probe_rows(bundle.manifest.feature_spec)
+    probe, texts = probe_rows(bundle.manifest.feature_spec)
     features = bundle.manifest.feature_spec.features
-    assert probe.dtype == np.float64 and probe.shape == (19, len(features))
+    assert probe.dtype == np.float64 and probe.shape == (19, len(features)) and texts == {}
     for column, feature in enumerate(features):
         assert probe[:, column].min() >= np.float32(feature.train_min) - 1e-3
         assert probe[:, column].max() <= np.float32(feature.train_max) + 1e-3
@@ -218,11 +218,40 @@ def test_a_batch_sensitive_model_is_scored_row_by_row(bundle: Bundle, monkeypatc
     )
     predictor = Predictor(bundle.manifest, bundle.onnx_bytes)
     assert predictor.batch_invariant is False
-    columns, _ = load_recipe().load_data()
+    columns, _ = load_table(load_recipe())
     rows = [{name: float(values[i]) for name, values in columns.items()} for i in range(20)]
     together = predictor.score(predictor.encode(rows))
     assert [predictor.score(predictor.encode([row]))[0] for row in rows] == together
 
 
 def test_the_example_model_is_batch_invariant_on_this_cpu(predictor: Predictor) -> None:
+    assert predictor.batch_invariant is True
+
+
+def test_a_bundle_made_before_per_feature_inputs_is_still_served(bundle: Bundle) -> None:
+    """Registered bundles whose graph takes one float32 matrix named 'input' keep answering, unchanged."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from functions.core.features import encode_columns
+    from functions.training.train import load_table
+
+    columns, target = load_table(load_recipe())
+    spec = bundle.manifest.feature_spec
+    matrix = encode_columns(spec, columns).astype(np.float32)
+    pipeline = Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression(max_iter=5000))]).fit(matrix, target)
+    graph = to_onnx(
+        pipeline, initial_types=[("input", FloatTensorType([None, len(spec.features)]))], options={"zipmap": False}
+    ).SerializeToString()
+    old = bundle.manifest.model_copy(update={"version": ""}).with_version(graph)
+
+    predictor = Predictor(old, graph)
+    answers = predictor.score(predictor.encode(example_rows(10)))
+
+    expected = pipeline.predict_proba(matrix[:10])
+    served = np.array([[a["probabilities"][c] for c in pipeline.classes_] for a in answers])
+    np.testing.assert_allclose(served, expected, atol=1e-6)
     assert predictor.batch_invariant is True

@@ -26,9 +26,10 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from functions.adapters import factory
 from functions.core.batch import BatchItem
@@ -62,8 +63,14 @@ def _recipe() -> types.ModuleType:
     recipe.SEED, recipe.TASK, recipe.METRIC = 7, "classification", "accuracy"  # type: ignore[attr-defined]
     recipe.CAPTURE_EXCLUDE = list(EXCLUDED)  # type: ignore[attr-defined]
     recipe.load_data = lambda: ({"age": age, "income": income, "postcode": postcode}, target)  # type: ignore[attr-defined]
+    prep = ColumnTransformer(
+        [
+            ("numbers", StandardScaler(), ["age", "income"]),
+            ("postcode", OneHotEncoder(handle_unknown="ignore"), ["postcode"]),
+        ]
+    )
     recipe.build = lambda seed: Pipeline(  # type: ignore[attr-defined]
-        [("scale", StandardScaler()), ("classify", LogisticRegression(random_state=seed))]
+        [("prep", prep), ("classify", LogisticRegression(random_state=seed))]
     )
     return recipe
 
@@ -212,7 +219,8 @@ def test_async_jobs_log_no_secret_even_when_the_live_spec_refuses_their_rows(
         status, accepted = invoke("POST", "/predict/async", {"instances": [_row(35.0), _row(65.0)]})
         assert status == 202
         assert SqsEventSource(sqs, queue_url=requests, handler=worker.lambda_handler, region=REGION).drain() == 1
-        assert invoke("GET", f"/predict/async/{accepted['job_id']}")[1]["status"] == "done"
+        job = invoke("GET", f"/predict/async/{accepted['job_id']}")[1]
+        assert job["status"] == "done", job
 
         # Rows accepted under an earlier spec that the live one refuses: the worker fails the record.
         job_id = new_job_id()

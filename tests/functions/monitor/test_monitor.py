@@ -14,7 +14,7 @@ import pytest
 from functions.adapters import factory
 from functions.core.events import DRIFT_DETECTED
 from functions.core.feedback import FeedbackItem
-from functions.training.train import Bundle, load_recipe
+from functions.training.train import Bundle, load_recipe, load_table
 from stage.environments import monitor_environment
 from stage.names import ResourceNames
 from stage.settings import load_settings
@@ -26,7 +26,7 @@ HOUR = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 def _capture(bundle: Bundle, names: ResourceNames, *, rows: int, shift: dict[str, float]) -> list[tuple[str, int]]:
     """`rows` served rows as requests of 10 rows each; the (request id, row) of every row."""
-    columns, target = load_recipe().load_data()
+    columns, target = load_table(load_recipe())
     rng = np.random.default_rng(0)
     picks = rng.integers(0, len(target), rows)
     classes = bundle.manifest.classes or ()

@@ -9,7 +9,7 @@ import numpy as np
 from functions.core.events import DriftDetectedDetail
 from functions.core.registry import Registry
 from functions.retrain.control import on_alarm, on_drift
-from functions.training.train import Bundle, load_recipe, train_bundle
+from functions.training.train import Bundle, load_recipe, load_table, train_bundle
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -64,7 +64,7 @@ def test_a_storm_of_drift_events_starts_one_run_until_the_cooldown_passes() -> N
 
 def _variant(bundle: Bundle) -> Bundle:
     recipe = load_recipe()
-    columns, target = recipe.load_data()
+    columns, target = load_table(recipe)
     columns = {name: np.asarray(values)[1:] for name, values in columns.items()}
     return train_bundle(recipe, columns, np.asarray(target)[1:])
 
@@ -94,7 +94,7 @@ def test_an_alarm_outside_the_window_changes_nothing(registry: Registry, live_bu
 
 def test_same_data_same_version_and_one_changed_row_a_new_one(bundle: Bundle) -> None:
     recipe = load_recipe()
-    columns, target = recipe.load_data()
+    columns, target = load_table(recipe)
     again = train_bundle(recipe, columns, target)
     assert again.version == bundle.version and again.onnx_bytes == bundle.onnx_bytes
     changed = {name: np.array(values, copy=True) for name, values in columns.items()}

@@ -2,89 +2,142 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnxruntime as ort
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from functions.core.errors import BundleError
-from functions.training.export import ONNX_INPUT, check_parity, export_onnx
+from functions.core.features import FeatureSpec, category_texts, encode_columns
+from functions.core.predictor import GraphInputs
+from functions.training.derive import derive_feature_spec
+from functions.training.export import Holdout, check_parity, export_onnx
+from functions.training.frame import model_frame
+
+
+@dataclass(frozen=True)
+class Table:
+    spec: FeatureSpec
+    holdout: Holdout
+
+    @property
+    def frame(self) -> object:
+        return self.holdout.frame
+
+
+def table(columns: dict[str, np.ndarray]) -> Table:
+    spec = derive_feature_spec(columns)
+    encoded, texts = encode_columns(spec, columns), category_texts(spec, columns)
+    return Table(spec, Holdout(model_frame(spec, encoded, texts), encoded, texts))
+
+
+def numbers(x: np.ndarray) -> Table:
+    return table({f"f{i}": np.round(x[:, i], 4) for i in range(x.shape[1])})
 
 
 @pytest.fixture(scope="module")
-def classifier() -> tuple[Pipeline, np.ndarray]:
+def classifier() -> tuple[Pipeline, Table]:
     x, y = make_classification(n_samples=120, n_features=4, random_state=1)
-    pipeline = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(x, y.astype(str))
-    return pipeline, x
+    data = numbers(x)
+    pipeline = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(data.frame, y.astype(str))
+    return pipeline, data
 
 
-def test_export_gives_a_graph_taking_one_float64_matrix(classifier: tuple[Pipeline, np.ndarray]) -> None:
-    pipeline, x = classifier
+def test_export_gives_a_graph_with_one_float64_input_per_feature(classifier: tuple[Pipeline, Table]) -> None:
+    pipeline, data = classifier
 
-    onnx_bytes = export_onnx(pipeline, 4, "classification")
+    onnx_bytes = export_onnx(pipeline, data.spec, "classification")
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    assert [(i.name, i.type) for i in session.get_inputs()] == [(ONNX_INPUT, "tensor(double)")]
-    labels, probabilities = session.run(None, {ONNX_INPUT: x[:5]})
+    assert [(i.name, i.type) for i in session.get_inputs()] == [(f"f{i}", "tensor(double)") for i in range(4)]
+    labels, probabilities = session.run(None, GraphInputs.of(session).feed(data.holdout.canonical[:5], {}))
     assert np.asarray(probabilities).shape == (5, 2)  # no zipmap: a plain matrix
-    assert list(labels) == list(pipeline.predict(x[:5]))
+    assert list(labels) == list(pipeline.predict(data.frame.iloc[:5]))  # type: ignore[attr-defined]
 
 
-def test_export_is_deterministic(classifier: tuple[Pipeline, np.ndarray]) -> None:
-    pipeline, _ = classifier
+def test_a_category_is_a_string_input_selected_by_name() -> None:
+    rng = np.random.default_rng(3)
+    colour = rng.choice(["red", "green", "blue"], 150)
+    size = np.round(rng.normal(size=150), 3)
+    y = np.where((colour == "red") | (size > 1), "yes", "no")
+    data = table({"size": size, "colour": colour.astype(object)})
+    prep = ColumnTransformer(
+        [("size", StandardScaler(), ["size"]), ("colour", OneHotEncoder(handle_unknown="ignore"), ["colour"])]
+    )
+    pipeline = Pipeline([("prep", prep), ("clf", LogisticRegression())]).fit(data.frame, y)
 
-    assert export_onnx(pipeline, 4, "classification") == export_onnx(pipeline, 4, "classification")
+    onnx_bytes = export_onnx(pipeline, data.spec, "classification")
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in session.get_inputs()] == [
+        ("size", "tensor(double)"),
+        ("colour", "tensor(string)"),
+    ]
+    parity = check_parity(pipeline, onnx_bytes, data.holdout, "classification", 1e-9)
+    assert parity.labels_equal is True and parity.max_abs_diff <= 1e-12
+
+
+def test_export_is_deterministic(classifier: tuple[Pipeline, Table]) -> None:
+    pipeline, data = classifier
+
+    assert export_onnx(pipeline, data.spec, "classification") == export_onnx(pipeline, data.spec, "classification")
 
 
 def test_an_unexportable_pipeline_is_a_bundle_error() -> None:
     x, y = make_regression(n_samples=30, n_features=2, random_state=0)
-    pipeline = Pipeline([("custom", FunctionTransformer(np.log1p)), ("lr", LinearRegression())]).fit(np.abs(x), y)
+    data = numbers(np.abs(x))
+    pipeline = Pipeline([("custom", FunctionTransformer(np.log1p)), ("lr", LinearRegression())]).fit(data.frame, y)
 
     with pytest.raises(BundleError, match="skl2onnx cannot export this pipeline"):
-        export_onnx(pipeline, 2, "regression")
+        export_onnx(pipeline, data.spec, "regression")
 
 
-def test_parity_within_tolerance_is_recorded(classifier: tuple[Pipeline, np.ndarray]) -> None:
-    pipeline, x = classifier
-    onnx_bytes = export_onnx(pipeline, 4, "classification")
+def test_parity_within_tolerance_is_recorded(classifier: tuple[Pipeline, Table]) -> None:
+    pipeline, data = classifier
+    onnx_bytes = export_onnx(pipeline, data.spec, "classification")
 
-    parity = check_parity(pipeline, onnx_bytes, x[:30], "classification", 1e-4)
+    parity = check_parity(pipeline, onnx_bytes, data.holdout, "classification", 1e-4)
 
-    assert (parity.rows, parity.labels_equal, parity.tolerance) == (30, True, 1e-4)
+    assert (parity.rows, parity.labels_equal, parity.tolerance) == (120, True, 1e-4)
     assert 0 <= parity.max_abs_diff <= 1e-4
 
 
-def test_parity_over_tolerance_is_refused(classifier: tuple[Pipeline, np.ndarray]) -> None:
-    pipeline, x = classifier
-    onnx_bytes = export_onnx(pipeline, 4, "classification")
+def test_parity_over_tolerance_is_refused(classifier: tuple[Pipeline, Table]) -> None:
+    pipeline, data = classifier
+    onnx_bytes = export_onnx(pipeline, data.spec, "classification")
 
     with pytest.raises(
         BundleError,
-        match=r"ONNX export refused: on 30 holdout rows labels equal=True, max difference .* over tolerance 0; "
+        match=r"ONNX export refused: on 120 holdout rows labels equal=True, max difference .* over tolerance 0; "
         r"\d+ row\(s\) differ, the worst at holdout row\(s\) \d+ \(difference",
     ):
-        check_parity(pipeline, onnx_bytes, x[:30], "classification", 0.0)
+        check_parity(pipeline, onnx_bytes, data.holdout, "classification", 0.0)
 
 
 def test_regression_parity_is_relative_for_large_targets() -> None:
     x, y = make_regression(n_samples=80, n_features=3, random_state=2)
     y = y * 1000 + 50_000
-    pipeline = Pipeline([("scale", StandardScaler()), ("lr", LinearRegression())]).fit(x, y)
-    onnx_bytes = export_onnx(pipeline, 3, "regression")
+    data = numbers(x)
+    pipeline = Pipeline([("scale", StandardScaler()), ("lr", LinearRegression())]).fit(data.frame, y)
+    onnx_bytes = export_onnx(pipeline, data.spec, "regression")
 
-    parity = check_parity(pipeline, onnx_bytes, x, "regression", 1e-4)
+    parity = check_parity(pipeline, onnx_bytes, data.holdout, "regression", 1e-4)
 
     assert parity.labels_equal is None
     assert parity.max_abs_diff <= 1e-4
 
 
-def test_parity_refuses_a_graph_of_another_model(classifier: tuple[Pipeline, np.ndarray]) -> None:
-    pipeline, x = classifier
+def test_parity_refuses_a_graph_of_another_model(classifier: tuple[Pipeline, Table]) -> None:
+    pipeline, data = classifier
     x2, y2 = make_classification(n_samples=120, n_features=4, random_state=9)
-    other = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(x2, y2.astype(str))
+    other_data = numbers(x2)
+    other = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(other_data.frame, y2.astype(str))
 
     with pytest.raises(BundleError, match="ONNX export refused"):
-        check_parity(pipeline, export_onnx(other, 4, "classification"), x, "classification", 1e-4)
+        check_parity(pipeline, export_onnx(other, data.spec, "classification"), data.holdout, "classification", 1e-4)

@@ -14,19 +14,21 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import DoubleTensorType
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVR
 
-from functions.core.errors import BundleError
+from functions.core.errors import BundleError, RecipeError
 from functions.core.predictor import Predictor
-from functions.training.export import cast_before_trees, export_onnx, graph_precision
-from functions.training.train import RecipeError, train_bundle
+from functions.training.export import cast_before_trees, graph_precision
+from functions.training.train import train_bundle
 
 pytestmark = pytest.mark.unit
 
@@ -68,13 +70,13 @@ def test_a_scaler_before_a_forest_regressor_matches_too() -> None:
 
 
 def test_without_the_cast_the_same_forest_differs_past_the_tolerance() -> None:
-    """The mismatch the cast removes is real: exported without it, the double graph disagrees with scikit-learn."""
+    """The mismatch the cast removes is real: exported without it, a float64 graph disagrees with scikit-learn."""
     data = load_breast_cancer()
     x, y = np.round(data.data, 4), data.target
     pipeline = Pipeline([("scale", StandardScaler()), ("forest", RandomForestClassifier(100, random_state=0))])
     pipeline.fit(x, y)
-    session = ort.InferenceSession(export_onnx(pipeline, x.shape[1], "classification"))
-    probabilities = session.run(None, {"input": x})[1]
+    graph = to_onnx(pipeline, initial_types=[("x", DoubleTensorType([None, x.shape[1]]))], options={"zipmap": False})
+    probabilities = ort.InferenceSession(graph.SerializeToString()).run(None, {"x": x})[1]
     assert np.max(np.abs(probabilities - pipeline.predict_proba(x))) > 1e-3
 
 
@@ -143,6 +145,22 @@ def test_a_custom_transformer_inside_a_column_transformer_is_named_by_its_path()
         train_bundle(_recipe(build))
 
 
+@pytest.mark.parametrize(
+    ("encoder", "instead"),
+    [
+        (OneHotEncoder(), r'OneHotEncoder\(handle_unknown="ignore"\)'),
+        (OrdinalEncoder(), r'OrdinalEncoder\(handle_unknown="use_encoded_value", unknown_value=-1\)'),
+    ],
+)
+def test_an_encoder_that_would_fail_on_an_unseen_category_is_refused(encoder: Any, instead: str) -> None:
+    """Unseen categories are served (flagged out_of_range): an encoder that errors on them would send plan B."""
+    build = lambda seed: Pipeline(  # noqa: E731
+        [("prep", ColumnTransformer([("colour", encoder, [0])], remainder="passthrough")), ("lr", LogisticRegression())]
+    )
+    with pytest.raises(BundleError, match=rf"step 'prep' -> 'colour' is \w+\(handle_unknown='error'\).*{instead}"):
+        train_bundle(_recipe(build))
+
+
 def test_build_returning_no_estimator_says_so() -> None:
     with pytest.raises(RecipeError, match=r"build\(\) must return an unfitted scikit-learn estimator .*got dict"):
         train_bundle(_recipe(lambda seed: {"model": "logistic"}))
@@ -155,13 +173,11 @@ def test_a_target_with_one_class_says_what_to_check() -> None:
         train_bundle(recipe)
 
 
-def test_selecting_columns_by_name_on_the_matrix_says_to_select_by_position() -> None:
+def test_a_fit_that_fails_says_what_the_pipeline_receives() -> None:
     build = lambda seed: Pipeline(  # noqa: E731
-        [("prep", ColumnTransformer([("num", StandardScaler(), ["f0", "f1"])])), ("lr", LogisticRegression())]
+        [("prep", ColumnTransformer([("num", StandardScaler(), ["no_such_column"])])), ("lr", LogisticRegression())]
     )
-    with pytest.raises(
-        RecipeError, match=r"fitting build\(\)'s estimator failed: ValueError: .*select columns by position"
-    ):
+    with pytest.raises(RecipeError, match=r"fitting build\(\)'s estimator failed: .*receives a pandas DataFrame"):
         train_bundle(_recipe(build))
 
 

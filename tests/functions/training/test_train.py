@@ -17,7 +17,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from functions.core.errors import BundleError
 from functions.core.features import FeatureType, encode_columns
 from functions.core.predictor import Predictor
-from functions.training.train import DEFAULT_PARITY_TOLERANCE, Bundle, data_hash, load_recipe, train_bundle
+from functions.training.train import DEFAULT_PARITY_TOLERANCE, Bundle, data_hash, load_recipe, load_table, train_bundle
 
 
 def recipe_module(name: str, **attributes: Any) -> types.ModuleType:
@@ -53,7 +53,7 @@ def test_training_twice_gives_the_same_bundle(bundle: Bundle) -> None:
 
 def test_one_changed_row_gives_a_new_version(bundle: Bundle) -> None:
     recipe = load_recipe()
-    columns, target = recipe.load_data()
+    columns, target = load_table(recipe)
     same = train_bundle(recipe, columns, target)
     changed_columns = {name: values.copy() for name, values in columns.items()}
     changed_columns["mean_radius"][0] += 1.0
