@@ -48,7 +48,7 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
     def submit(request: Annotated[PredictRequest, Body()]) -> Response[str]:
         if queue is None:
             raise ServiceUnavailable("async predictions are not configured on this deployment")
-        job_id = async_jobs.submit(live_model.current(), request.instances, store=store, queue=queue)
+        job_id = async_jobs.submit(live_model.current(), request.rows, store=store, queue=queue)
         metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
         return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
 

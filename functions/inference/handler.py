@@ -66,11 +66,20 @@ capture = Capture(sampling_rate=config.capture_sampling_rate)
 OPENAPI_TITLE = "Slipway inference API"
 JSON = content_types.APPLICATION_JSON
 PREDICT_PATH = "/predict"
+# The routes that take rows, in JSON or as a CSV body.
+ROW_PATHS = frozenset({PREDICT_PATH, async_routes.ASYNC_PATH})
 
 
 @app.post(
     PREDICT_PATH,
     summary="Score rows with the live model",
+    description=(
+        "The rows come as application/json, in one of three shapes: `instances` (a list of objects), "
+        "`dataframe_records` (the same, as MLflow and pandas' to_dict(orient='records') name it) or "
+        "`dataframe_split` (`columns` and one list of values per row, pandas' to_dict(orient='split')); or as "
+        "text/csv with a header row (empty is missing, numbers are numbers). Every shape meets the same "
+        "validation, canonicalisation and row limit, and identical rows get identical answers."
+    ),
     responses={
         200: {"description": "One prediction per instance", "content": {JSON: {"model": PredictResponse}}},
         422: {"description": "Instances that break the feature spec", "content": {JSON: {"model": ErrorBody}}},
@@ -81,14 +90,15 @@ def predict(request: Annotated[PredictBody, Body()]) -> Response[str]:
     # built would cost more than scoring 1,000 rows (tests check it against the model).
     started = time.perf_counter()
     serving = live_model.current()
-    outcome = service.predict(serving, request.instances)
+    rows = request.rows
+    outcome = service.predict(serving, rows)
     _record(outcome, started)
     request_id = app.current_event.request_context.request_id
     capture.record(
         request_id=request_id,
         manifest=serving.predictor.manifest if serving.predictor else None,
         model_version=outcome.version,
-        rows=request.instances,
+        rows=rows,
         batch=outcome.batch,
         predictions=outcome.predictions,
     )
@@ -247,7 +257,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         refused = _too_large(event)
         if refused is not None:
             return _refusal(event, refused)
-        event = request_body.normalised(event)
+        event = request_body.normalised(event, csv_paths=ROW_PATHS)
     except InvalidRequest as exc:
         return _refusal(event, exc)
     return app.resolve(event, context)

@@ -7,7 +7,10 @@ no such failure reaches the resolver (where it would raise, and API Gateway answ
 
 - a base64 body is decoded (not valid base64: 400);
 - a Content-Encoding other than identity is refused (415: send the body uncompressed);
-- a body's media type must be application/json, compared case-insensitively (else 415);
+- a body's media type must be application/json, compared case-insensitively (else 415), or
+  text/csv with a header row on the routes that take rows (`csv_paths`): the rows become
+  `{"instances": [...]}`, read as batch scoring reads its files (empty is missing, numbers
+  are numbers, anything else text), so they meet the same validation and limits;
 - its `charset` parameter is honoured (unknown, or not a text encoding: 415), and text that is not in it is 400.
 """
 
@@ -17,9 +20,14 @@ import base64
 import binascii
 from typing import Any
 
+import orjson
+
+from functions.core.batch import parse_csv
 from functions.core.errors import FieldError, InvalidRequest
 
 JSON_MEDIA_TYPE = "application/json"
+CSV_MEDIA_TYPE = "text/csv"
+_SHOWN_CSV_ERRORS = 3
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -32,7 +40,7 @@ def header(event: dict[str, Any], name: str) -> str | None:
     return None
 
 
-def normalised(event: dict[str, Any]) -> dict[str, Any]:
+def normalised(event: dict[str, Any], *, csv_paths: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`event` with its body as JSON text (Content-Type application/json); InvalidRequest when it cannot be."""
     raw = event.get("body")
     method = str(event.get("httpMethod") or "").upper()
@@ -43,9 +51,11 @@ def normalised(event: dict[str, Any]) -> dict[str, Any]:
         raise _refused(415, ("header", "Content-Encoding"), "unsupported_content_encoding",
                        f"Content-Encoding {encoding!r} is not supported: send the body uncompressed")  # fmt: skip
     media_type, charset = _content_type(header(event, "Content-Type"))
-    if media_type != JSON_MEDIA_TYPE:
+    csv = media_type == CSV_MEDIA_TYPE and event.get("path") in csv_paths
+    if media_type != JSON_MEDIA_TYPE and not csv:
+        accepted = f"{JSON_MEDIA_TYPE} or {CSV_MEDIA_TYPE}" if event.get("path") in csv_paths else JSON_MEDIA_TYPE
         raise _refused(415, ("header", "Content-Type"), "unsupported_content_type",
-                       f"the body must be {JSON_MEDIA_TYPE}, got {media_type or 'no media type'!r}")  # fmt: skip
+                       f"the body must be {accepted}, got {media_type or 'no media type'!r}")  # fmt: skip
     body = _bytes(raw, base64_encoded=bool(event.get("isBase64Encoded")))
     try:
         text = body.decode(charset)
@@ -53,11 +63,23 @@ def normalised(event: dict[str, Any]) -> dict[str, Any]:
         where = f" (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
         raise _refused(400, ("body",), "invalid_encoding",
                        f"the body is not valid {charset} text{where}") from None  # fmt: skip
+    if csv:
+        text = _csv_as_json(text)
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     headers["Content-Type"] = JSON_MEDIA_TYPE
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
     multi["Content-Type"] = [JSON_MEDIA_TYPE]
     return {**event, "body": text, "isBase64Encoded": False, "headers": headers, "multiValueHeaders": multi}
+
+
+def _csv_as_json(text: str) -> str:
+    """A CSV body (header row first) as the JSON body `{"instances": [...]}`; 400 naming the lines that are not rows."""
+    parsed = parse_csv(text.encode("utf-8", errors="surrogatepass"))
+    if parsed.errors:
+        shown = "; ".join(f"line {error.line}: {error.message}" for error in parsed.errors[:_SHOWN_CSV_ERRORS])
+        more = f" (and {len(parsed.errors) - _SHOWN_CSV_ERRORS} more)" if len(parsed.errors) > _SHOWN_CSV_ERRORS else ""
+        raise _refused(400, ("body",), "invalid_csv", f"the CSV body has lines that are not rows: {shown}{more}")
+    return orjson.dumps({"instances": parsed.rows}).decode()
 
 
 def _content_type(value: str | None) -> tuple[str, str]:

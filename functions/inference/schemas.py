@@ -8,7 +8,7 @@ import sys
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from functions.core.features import FeatureSpec, NonFiniteLiteral
 from functions.core.manifest import Parity, Task
@@ -65,28 +65,90 @@ class _Rows(BaseModel):
     def __repr__(self) -> str:
         # The resolver formats route arguments into a debug message on every call, log level
         # notwithstanding; the default repr of 1,000 rows costs more than scoring them.
-        return f"{type(self).__name__}(instances=<{len(getattr(self, 'instances', ()))} rows>)"
+        return f"{type(self).__name__}(<{len(getattr(self, 'rows', ()))} rows>)"
 
 
 _INSTANCES = "Rows to score: feature name to value. See GET /model for the features."
+_RECORDS = "The same rows, as MLflow's dataframe_records (pandas' to_dict(orient='records'))."
+_SPLIT = "The same rows as MLflow's dataframe_split (pandas' to_dict(orient='split')): columns, and one list per row."
+_SPLIT_DATA = "One list of values per row, in `columns`' order."
 _INSTANCES_SCHEMA: dict[str, Any] = {"items": {"type": "object", "additionalProperties": {}}}
 
 
-class PredictRequest(_Rows):
-    """The /predict body, as code reads it; the deployment's model adds its row limit (`predict_request_model`)."""
+class DataFrameSplit(BaseModel):
+    """Rows as column names and one list of values per row; pandas' `index`, if sent, is ignored."""
 
-    instances: list[dict[str, Any]] = Field(min_length=1, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA)
+    model_config = ConfigDict(extra="forbid")
+
+    columns: list[str] = Field(min_length=1, description="Feature names, in the order of each row's values.")
+    data: list[list[Any]] = Field(min_length=1, description=_SPLIT_DATA)
+    index: list[Any] | None = Field(None, description="Row labels (ignored: answers follow the rows' order).")
+
+    @model_validator(mode="after")
+    def _rectangular(self) -> DataFrameSplit:
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError("dataframe_split.columns names a feature twice")
+        widths = {len(row) for row in self.data}
+        if widths != {len(self.columns)}:
+            raise ValueError(f"every dataframe_split.data row must hold {len(self.columns)} values, one per column")
+        return self
+
+
+class PredictRequest(_Rows):
+    """The /predict body, as code reads it: rows in one of three shapes (exactly one), read through `rows`.
+
+    The deployment's model adds its row limit (`predict_request_model`).
+    """
+
+    instances: list[dict[str, Any]] | None = Field(
+        None, min_length=1, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA
+    )
+    dataframe_records: list[dict[str, Any]] | None = Field(
+        None, min_length=1, description=_RECORDS, json_schema_extra=_INSTANCES_SCHEMA
+    )
+    dataframe_split: DataFrameSplit | None = Field(None, description=_SPLIT)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> PredictRequest:
+        given = [name for name in _SHAPES if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"send the rows as exactly one of {', '.join(_SHAPES)}; got {len(given)}")
+        return self
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as feature name -> value, whichever shape they came in."""
+        if self.instances is not None:
+            return self.instances
+        if self.dataframe_records is not None:
+            return self.dataframe_records
+        assert self.dataframe_split is not None
+        columns = self.dataframe_split.columns
+        return [dict(zip(columns, values, strict=True)) for values in self.dataframe_split.data]
+
+
+_SHAPES = ("instances", "dataframe_records", "dataframe_split")
 
 
 def predict_request_model(max_instances: int) -> type[PredictRequest]:
-    """The /predict body, with the row limit of this deployment."""
+    """The /predict body, with the row limit of this deployment (on whichever shape the rows come in)."""
+
+    def rows(description: str) -> Any:
+        return Field(
+            None, min_length=1, max_length=max_instances, description=description, json_schema_extra=_INSTANCES_SCHEMA
+        )
+
+    split = create_model(
+        "DataFrameSplit",
+        __base__=DataFrameSplit,
+        data=(list[list[Any]], Field(min_length=1, max_length=max_instances, description=_SPLIT_DATA)),
+    )
     return create_model(
         "PredictRequest",
         __base__=PredictRequest,
-        instances=(
-            list[dict[str, Any]],
-            Field(min_length=1, max_length=max_instances, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA),
-        ),
+        instances=(list[dict[str, Any]] | None, rows(_INSTANCES)),
+        dataframe_records=(list[dict[str, Any]] | None, rows(_RECORDS)),
+        dataframe_split=(split | None, Field(None, description=_SPLIT)),
     )
 
 

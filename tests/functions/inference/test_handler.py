@@ -86,7 +86,13 @@ def test_openapi_is_generated_from_the_pydantic_models(invoke: Invoke, live_bund
     assert {"/predict", "/model", "/health"} <= set(document["paths"])
     schemas = document["components"]["schemas"]
     assert {"PredictRequest", "PredictResponse", "PredictionOut", "ErrorBody", "ModelInfo", "Health"} <= set(schemas)
-    assert schemas["PredictRequest"]["properties"]["instances"]["maxItems"] == 1000
+    shapes = schemas["PredictRequest"]["properties"]
+    assert set(shapes) == {"instances", "dataframe_records", "dataframe_split"}
+    for shape in ("instances", "dataframe_records"):
+        [rows] = [option for option in shapes[shape]["anyOf"] if option.get("type") == "array"]
+        assert rows["maxItems"] == 1000 and rows["minItems"] == 1
+    assert schemas["DataFrameSplit"]["properties"]["data"]["maxItems"] == 1000
+    assert "text/csv" in document["paths"]["/predict"]["post"]["description"]
     ok = document["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok["$ref"].endswith("/PredictResponse")
 

@@ -1,0 +1,137 @@
+"""The request formats users already send: instances, MLflow's dataframe_records and dataframe_split, and CSV.
+
+Every shape goes through the same validation, canonicalisation and row limit, and identical rows get
+identical answers; a malformed shape is a 4xx naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.adapters import factory
+from functions.training.train import Bundle
+from slipway.local.async_jobs import create_queues
+from stage.names import ResourceNames
+from stage.settings import load_settings
+from tests.conftest import Invoke
+
+pytestmark = pytest.mark.handler
+
+
+def _rows(bundle: Bundle, count: int) -> list[dict[str, Any]]:
+    spec = bundle.manifest.feature_spec
+    return [
+        {f.name: round((f.train_min or 0) + (i + 1) * ((f.train_max or 1) - (f.train_min or 0)) / (count + 2), 3)
+         for f in spec.features}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def test_every_shape_gives_the_same_answers_for_the_same_rows(invoke: Invoke, live_bundle: Bundle) -> None:
+    rows = _rows(live_bundle, 5)
+    rows[1].pop("mean_symmetry")  # an optional feature left out: imputed in every shape
+    columns = list(rows[0])
+    split = {
+        "columns": columns,
+        "data": [[row.get(name) for name in columns] for row in rows],
+        "index": [9, 8, 7, 6, 5],
+    }
+
+    answers = [
+        invoke("POST", "/predict", {"instances": rows}),
+        invoke("POST", "/predict", {"dataframe_records": rows}),
+        invoke("POST", "/predict", {"dataframe_split": split}),
+        invoke("POST", "/predict", raw=_csv([{n: r.get(n, "") for n in columns} for r in rows]),
+               headers={"Content-Type": "text/csv; charset=utf-8"}),
+    ]  # fmt: skip
+
+    assert [status for status, _ in answers] == [200] * 4, answers
+    first = answers[0][1]["predictions"]
+    assert first[1]["imputed"] == ["mean_symmetry"]
+    for _, body in answers[1:]:
+        assert body["predictions"] == first
+
+
+def test_a_csv_body_is_validated_like_json(invoke: Invoke, live_bundle: Bundle) -> None:
+    rows = _rows(live_bundle, 2)
+    rows[1]["mean_radius"] = "wide"
+    status, body = invoke("POST", "/predict", raw=_csv(rows), headers={"Content-Type": "text/csv"})
+
+    assert status == 422
+    assert body["errors"][0]["loc"] == ["instances", 1, "mean_radius"]
+
+
+def test_a_csv_line_with_the_wrong_number_of_fields_is_named(invoke: Invoke, live_bundle: Bundle) -> None:
+    text = _csv(_rows(live_bundle, 2)) + "1,2,3\n"
+    status, body = invoke("POST", "/predict", raw=text, headers={"Content-Type": "text/csv"})
+
+    assert status == 400
+    assert body["errors"][0]["type"] == "invalid_csv" and "line 4: 3 fields, the header has 30" in body["message"]
+
+
+def test_csv_is_for_the_routes_that_take_rows(invoke: Invoke, live_bundle: Bundle) -> None:
+    status, body = invoke("POST", "/feedback", raw="request_id,label\nx,y\n", headers={"Content-Type": "text/csv"})
+
+    assert status == 415 and "the body must be application/json, got 'text/csv'" in body["message"]
+
+
+def test_async_jobs_take_the_same_shapes(
+    invoke_factory: Callable[[], Invoke], live_bundle: Bundle, names: ResourceNames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests, _ = create_queues(boto3.client("sqs"), load_settings("dev"), names)
+    monkeypatch.setenv("REQUESTS_QUEUE_URL", requests)
+    invoke = invoke_factory()
+    rows = _rows(live_bundle, 3)
+    columns = list(rows[0])
+    split = {"columns": columns, "data": [[row[name] for name in columns] for row in rows]}
+
+    status, accepted = invoke("POST", "/predict/async", {"dataframe_split": split})
+
+    assert status == 202, accepted
+    stored = factory.job_store(names.artifacts_bucket).get_request(accepted["job_id"])
+    assert stored is not None and stored.instances == rows
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, "exactly one of instances, dataframe_records, dataframe_split; got 0"),
+        ({"instances": [{"mean_radius": 12.0}], "dataframe_records": [{"mean_radius": 12.0}]}, "got 2"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}}, "must hold 2 values, one per column"),
+        ({"dataframe_split": {"columns": ["a", "a"], "data": [[1.0, 2.0]]}}, "names a feature twice"),
+        ({"dataframe_split": {"columns": [], "data": [[]]}}, "at least 1 item"),
+        ({"dataframe_records": []}, "at least 1 item"),
+    ],
+)
+def test_a_malformed_shape_is_a_422_that_says_what_is_wrong(
+    invoke: Invoke, live_bundle: Bundle, body: dict[str, Any], expected: str
+) -> None:
+    status, answer = invoke("POST", "/predict", body)
+
+    assert status == 422, answer
+    assert expected in str(answer), answer
+
+
+def test_the_row_limit_holds_in_every_shape(invoke: Invoke, live_bundle: Bundle) -> None:
+    rows = _rows(live_bundle, 1) * 1001
+    columns = list(rows[0])
+    split = {"columns": columns, "data": [[row[name] for name in columns] for row in rows]}
+    for body in ({"instances": rows}, {"dataframe_records": rows}, {"dataframe_split": split}):
+        status, answer = invoke("POST", "/predict", body)
+        assert status == 422 and "at most 1000 items" in str(answer), (list(body), answer)
+    status, answer = invoke("POST", "/predict", raw=_csv(rows), headers={"Content-Type": "text/csv"})
+    assert status == 422 and "at most 1000 items" in str(answer)
