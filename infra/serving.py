@@ -35,6 +35,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "model"),
     Route("GET", "health"),
     Route("GET", "openapi.json"),
+    Route("GET", "docs"),
     Route("POST", "predict/async"),
     Route("GET", "predict/async/{job_id}"),
     Route("POST", "feedback"),

@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -66,6 +67,7 @@ capture = Capture(sampling_rate=config.capture_sampling_rate)
 OPENAPI_TITLE = "Slipway inference API"
 JSON = content_types.APPLICATION_JSON
 PREDICT_PATH = "/predict"
+DOCS_PATH = "/docs"
 # The routes that take rows, in JSON or as a CSV body.
 ROW_PATHS = frozenset({PREDICT_PATH, async_routes.ASYNC_PATH})
 
@@ -161,6 +163,17 @@ def openapi() -> Response[str]:
         content_type=JSON,
         body=app.get_openapi_json_schema(title=OPENAPI_TITLE, version="1"),
     )
+
+
+# Swagger UI for people, from the same document; its script and styles are served inline by Powertools
+# (no third-party CDN). "Try it out" sends the API key a reader enters in the x-api-key header.
+app.enable_swagger(
+    path=DOCS_PATH,
+    title=OPENAPI_TITLE,
+    version="1",
+    security_schemes={"apiKey": APIKey(name="x-api-key", **{"in": APIKeyIn.header})},
+    security=[{"apiKey": []}],
+)
 
 
 def _error(status: int, message: str, errors: list[dict[str, Any]]) -> Response[str]:

@@ -97,6 +97,22 @@ def test_openapi_is_generated_from_the_pydantic_models(invoke: Invoke, live_bund
     assert ok["$ref"].endswith("/PredictResponse")
 
 
+def test_docs_is_a_swagger_ui_page_of_the_same_document_with_nothing_from_a_cdn(
+    handler_module: Any, live_bundle: Bundle
+) -> None:
+    from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+
+    response = handler_module.lambda_handler(proxy_event("GET", "/docs"), FakeLambdaContext())
+
+    headers = {**response.get("headers", {}), **{k: v[0] for k, v in response.get("multiValueHeaders", {}).items()}}
+    assert response["statusCode"] == 200 and headers["Content-Type"] == "text/html", response.keys()
+    page = response["body"]
+    assert "SwaggerUIBundle" in page and '"/predict"' in page and "dataframe_split" in page
+    assert "x-api-key" in page
+    assert "<script src=" not in page and "cdn" not in page.lower(), "script and styles are inline"
+    assert len(page.encode()) < 6 * 2**20, "under Lambda's response limit"
+
+
 def test_unknown_route_is_404_with_an_error_body(invoke: Invoke, live_bundle: Bundle) -> None:
     status, body = invoke("GET", "/nope")
     assert status == 404
