@@ -155,7 +155,7 @@ class Predictor:
 
 @dataclass(frozen=True)
 class GraphInputs:
-    """How a graph takes rows: one input per feature (its name, as a column), or one matrix (older bundles).
+    """How a graph takes rows: one matrix (all-numeric data, and older bundles) or one input per feature.
 
     Model values are the canonical values rounded to float32, in training and serving alike:
     skl2onnx joins numeric columns through a float32 op (FeatureVectorizer), so values that

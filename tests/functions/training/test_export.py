@@ -49,16 +49,29 @@ def classifier() -> tuple[Pipeline, Table]:
     return pipeline, data
 
 
-def test_export_gives_a_graph_with_one_float64_input_per_feature(classifier: tuple[Pipeline, Table]) -> None:
+def test_all_numeric_data_gives_a_graph_taking_one_float64_matrix(classifier: tuple[Pipeline, Table]) -> None:
     pipeline, data = classifier
 
     onnx_bytes = export_onnx(pipeline, data.spec, "classification")
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    assert [(i.name, i.type) for i in session.get_inputs()] == [(f"f{i}", "tensor(double)") for i in range(4)]
+    assert [(i.name, i.type, i.shape[1]) for i in session.get_inputs()] == [("input", "tensor(double)", 4)]
     labels, probabilities = session.run(None, GraphInputs.of(session).feed(data.holdout.canonical[:5], {}))
     assert np.asarray(probabilities).shape == (5, 2)  # no zipmap: a plain matrix
     assert list(labels) == list(pipeline.predict(data.frame.iloc[:5]))  # type: ignore[attr-defined]
+
+
+def test_a_pipeline_selecting_numbers_by_name_gets_one_input_per_feature(classifier: tuple[Pipeline, Table]) -> None:
+    _, data = classifier
+    y = (data.holdout.canonical[:, 0] > 0).astype(str)
+    prep = ColumnTransformer([("scaled", StandardScaler(), ["f2", "f0"])])
+    pipeline = Pipeline([("prep", prep), ("clf", LogisticRegression())]).fit(data.frame, y)
+
+    onnx_bytes = export_onnx(pipeline, data.spec, "classification")
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in session.get_inputs()] == [(f"f{i}", "tensor(double)") for i in range(4)]
+    assert check_parity(pipeline, onnx_bytes, data.holdout, "classification", 1e-9).max_abs_diff <= 1e-12
 
 
 def test_a_category_is_a_string_input_selected_by_name() -> None:
