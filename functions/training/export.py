@@ -123,7 +123,7 @@ def _declares_categories(step: BaseEstimator) -> bool:
 
 
 def _steps(estimator: object, path: str) -> list[tuple[str, BaseEstimator]]:
-    """Every estimator inside `estimator` (pipelines, column transformers, unions, ensembles) with its path."""
+    """Every estimator inside `estimator` (through pipelines, column transformers and feature unions), with its path."""
     if isinstance(estimator, str) or estimator is None:  # "passthrough" / "drop"
         return []
     found = [(path, estimator)]
