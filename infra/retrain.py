@@ -31,8 +31,8 @@ from stage.workflows.retrain import RetrainSteps, SageMakerTraining, retrain_def
 
 RETRAIN_DIR = FUNCTIONS_DIR / "retrain"
 # scikit-learn, SciPy, skl2onnx, onnx and ONNX Runtime: 315 MB as installed; test suites and onnx's
-# backend test data (67 MB, never imported) go. What is left (about 235 MiB unzipped, with no room
-# for a recipe's own libraries) ships as one zip unpacked at cold start (functions/dependencies.py).
+# backend test data (67 MB, never imported) go. What is left, with pandas about 300 MiB (over the
+# 250 MB limit), ships as one zip of about 100 MiB unpacked at cold start (functions/dependencies.py).
 TRAINING_PACKAGE = PackageSpec(
     name="training",
     sources=("__init__.py", "core", "adapters", "training", "retrain"),
@@ -41,7 +41,7 @@ TRAINING_PACKAGE = PackageSpec(
     root_sources=(PROJECT_ROOT / "model",),
     zip_dependencies=True,
 )
-# /tmp of the training package's functions: its dependencies unpack there (about 270 MiB, more
+# /tmp of the training package's functions: its dependencies unpack there (about 300 MiB, more
 # with a recipe's own libraries); Lambda's default 512 MiB would leave little for anything else.
 TRAINING_EPHEMERAL_STORAGE_MB = 1024
 CONTROL_PACKAGE = PackageSpec(

@@ -89,7 +89,7 @@ class Predictor:
     def score(self, batch: EncodedBatch) -> list[Prediction]:
         """Answer every row of an encoded batch; raises ModelUnavailable with a reason on failure."""
         try:
-            outputs = self._run(batch.canonical, batch.texts)
+            outputs = self._run(batch.matrix, batch.texts)  # the canonical values, already in float32
         except Exception as exc:  # any runtime failure must become plan B, never a 500
             raise ModelUnavailable(REASON_RUNTIME_ERROR) from exc
         if self.manifest.task == "classification":
@@ -173,7 +173,8 @@ class GraphInputs:
         return cls(tuple(i.name for i in inputs), tuple(kinds.get(i.type, np.float32) for i in inputs))
 
     def feed(self, canonical: np.ndarray, texts: Mapping[int, Sequence[str]]) -> dict[str, np.ndarray]:
-        """The graph's inputs for rows given as canonical values (category codes) and category texts."""
+        """The graph's inputs for rows given as canonical values (category codes; float64, or already
+        rounded to float32) and category texts."""
         values = np.asarray(canonical, dtype=np.float32)
         if len(self.names) == 1 and self.dtypes[0] is not object:
             return {self.names[0]: np.ascontiguousarray(values, dtype=self.dtypes[0])}
