@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from functions.core.layout import FEEDBACK_PREFIX
 
@@ -18,7 +18,7 @@ class FeedbackItem(BaseModel):
 
     request_id: str = Field(min_length=1, max_length=128, description="The request_id /predict answered with.")
     row: int = Field(0, ge=0, description="Index of the row in that request (0 for a one-row request).")
-    label: str | float = Field(description="The true class, or the true value.")
+    label: str | FiniteFloat = Field(description="The true class, or the true (finite) value.")
 
 
 class FeedbackRequest(BaseModel):

@@ -118,7 +118,8 @@ def test_duplicate_feedback_keeps_the_first_of_a_batch(
 @pytest.mark.parametrize(
     "body",
     [{}, {"items": []}, {"items": [{"label": "x"}]}, {"items": [{"request_id": "r", "label": "x", "extra": 1}]},
-     {"items": [{"request_id": "r", "row": -1, "label": "x"}]}],
+     {"items": [{"request_id": "r", "row": -1, "label": "x"}]},
+     {"items": [{"request_id": "r", "label": float("nan")}]}, {"items": [{"request_id": "r", "label": float("-inf")}]}],
 )  # fmt: skip
 def test_invalid_feedback_is_a_422_and_stores_nothing(
     live_bundle: Bundle, handler_module: Any, names: ResourceNames, body: Any
