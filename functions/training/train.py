@@ -24,7 +24,7 @@ from functions.training.metrics import check_metric, holdout_metrics
 DEFAULT_RECIPE = "model.recipe"
 DEFAULT_PARITY_TOLERANCE = 1e-4
 HOLDOUT_SHARE = 0.2
-_LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy")
+_LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas")
 
 
 @dataclass(frozen=True)
