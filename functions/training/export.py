@@ -15,11 +15,16 @@ Parity by construction, not by luck:
 
 Everything the export cannot do faithfully is refused before fitting (`check_exportable`),
 naming the step, the reason and what to use instead.
+
+LightGBM's scikit-learn estimators (a recipe dependency, see model/requirements.txt) export
+through onnxmltools' converters, registered with skl2onnx the first time a recipe uses one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -58,7 +63,13 @@ _HIST_GRADIENT_BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingR
 _GRADIENT_BOOSTING = (GradientBoostingClassifier, GradientBoostingRegressor)
 
 
+def _is_lightgbm(estimator: object) -> bool:
+    return type(estimator).__module__.split(".", 1)[0] == "lightgbm"
+
+
 def _is_tree_model(estimator: object) -> bool:
+    if _is_lightgbm(estimator):
+        return True  # gradient-boosted trees; onnxmltools exports float32 thresholds
     if isinstance(estimator, (BaseDecisionTree, *_GRADIENT_BOOSTING, *_HIST_GRADIENT_BOOSTING)):
         return True
     # Forests and extra trees: ensembles of decision trees.
@@ -79,7 +90,9 @@ def cast_before_trees(estimator: BaseEstimator) -> BaseEstimator:
 
 def check_exportable(estimator: BaseEstimator) -> None:
     """Refuse, before any fitting, a step the ONNX export cannot reproduce (naming it, why, and instead what)."""
-    for path, step in _steps(estimator, "build()"):
+    steps = _steps(estimator, "build()")
+    _register_converters_for(steps)
+    for path, step in steps:
         kind = type(step).__name__
         if isinstance(step, _HIST_GRADIENT_BOOSTING) and _declares_categories(step):
             raise BundleError(
@@ -104,6 +117,82 @@ def check_exportable(estimator: BaseEstimator) -> None:
                 "exported: the endpoint runs no Python of the recipe). Instead, use scikit-learn's own transformers "
                 "for the same step, or compute the column in load_data() so that training and serving share it."
             )
+
+
+def _register_converters_for(steps: list[tuple[str, BaseEstimator]]) -> None:
+    if any(_is_lightgbm(step) for _, step in steps):
+        _register_lightgbm()
+
+
+@cache
+def _register_lightgbm() -> None:
+    """LightGBM's classifier and regressor as skl2onnx pipeline steps (onnxmltools' converter)."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(
+        LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        _convert_lightgbm,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )
+    update_registered_converter(
+        LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, _convert_lightgbm
+    )
+
+
+def _convert_lightgbm(scope: object, operator: Any, container: object) -> None:
+    """onnxmltools' LightGBM converter, fed a dump whose `<=` thresholds are exact in float32.
+
+    LightGBM compares a feature with a float64 threshold; ONNX's tree ensemble stores float32
+    thresholds, rounded to nearest, so a float32 value equal to a threshold rounded up went
+    the other way (seen: 0.024 in a probability). The features reach the trees as float32
+    (`cast_before_trees`), and for a float32 x, x <= t exactly when x <= the largest float32
+    not above t: that is the threshold written. onnxmltools reads a booster that says
+    `is_mock` through its `dump_model()`, its own hook for a prepared dump.
+    """
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+    model = operator.raw_operator
+    dump = model.booster_.dump_model()
+    for tree in dump["tree_info"]:
+        _floor_thresholds(tree["tree_structure"])
+    prepared = _PreparedBooster(dump)
+    operator.raw_operator = SimpleNamespace(
+        booster_=prepared, boosting_type=model.boosting_type, classes_=getattr(model, "classes_", None)
+    )
+    try:
+        convert_lightgbm(scope, operator, container)
+    finally:
+        operator.raw_operator = model
+
+
+@dataclass(frozen=True)
+class _PreparedBooster:
+    dump: dict[str, Any]
+    is_mock: bool = True
+
+    def dump_model(self) -> dict[str, Any]:
+        return self.dump
+
+
+def _floor_thresholds(node: dict[str, Any]) -> None:
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if "left_child" not in node:
+            continue
+        threshold = node.get("threshold")
+        if node.get("decision_type") == "<=" and isinstance(threshold, float):
+            single = np.float32(threshold)
+            if float(single) > threshold:  # compared in float64 (NumPy would compare a float32 in float32)
+                single = np.nextafter(single, np.float32(-np.inf))
+            node["threshold"] = float(single)
+        stack += [node["left_child"], node["right_child"]]
 
 
 def _has_converter(step: BaseEstimator) -> bool:
@@ -145,13 +234,21 @@ def export_onnx(pipeline: BaseEstimator, spec: FeatureSpec, task: str) -> bytes:
     more per request; a pipeline that selects columns by name cannot take a matrix); categories
     are always their own string inputs.
     """
-    problem: Exception | None = None
+    steps = _steps(pipeline, "pipeline")
+    _register_converters_for(steps)
+    # onnxmltools' LightGBM converter writes the ai.onnx.ml domain's version 3 only; the rest keep
+    # skl2onnx's default, so that their graphs (hence versions) stay as they were.
+    opset: int | dict[str, int] = (
+        {"": TARGET_OPSET, "ai.onnx.ml": 3} if any(_is_lightgbm(step) for _, step in steps) else TARGET_OPSET
+    )
+    problems: list[Exception] = []
     for inputs in _layouts(spec):
         try:
-            return _loadable(_convert(pipeline, inputs, task))
+            return _loadable(_convert(pipeline, inputs, task, opset))
         except Exception as exc:  # skl2onnx and ONNX Runtime raise many types
-            problem = exc
-    raise BundleError(f"skl2onnx cannot export this pipeline: {problem}")
+            problems.append(exc)
+    # The first layout's reason: the one the pipeline was most likely to take.
+    raise BundleError(f"skl2onnx cannot export this pipeline: {problems[0]}")
 
 
 def _layouts(spec: FeatureSpec) -> list[list[tuple[str, Any]]]:
@@ -167,9 +264,9 @@ def _layouts(spec: FeatureSpec) -> list[list[tuple[str, Any]]]:
     return layouts
 
 
-def _convert(pipeline: BaseEstimator, inputs: list[tuple[str, Any]], task: str) -> bytes:
+def _convert(pipeline: BaseEstimator, inputs: list[tuple[str, Any]], task: str, opset: int | dict[str, int]) -> bytes:
     options = {"zipmap": False} if task == "classification" else None
-    graph = to_onnx(pipeline, initial_types=inputs, options=options, target_opset=TARGET_OPSET)
+    graph = to_onnx(pipeline, initial_types=inputs, options=options, target_opset=opset)
     graph.doc_string = ""
     _canonical_names(graph)
     return bytes(graph.SerializeToString())

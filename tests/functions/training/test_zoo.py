@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -34,7 +35,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeClassifier
 
@@ -79,6 +80,20 @@ def _one_hot(model: BaseEstimator) -> Callable[[int], Pipeline]:
     return lambda seed: Pipeline([("prep", prep), ("model", model)])
 
 
+def _by_name(model: BaseEstimator, encoder: BaseEstimator | None = None) -> Callable[[int], Pipeline]:
+    """Columns selected by name: the numbers imputed and scaled, the colour encoded, the boolean passed through."""
+    numbers = Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())])
+    colour = encoder or OneHotEncoder(handle_unknown="ignore")
+    prep = ColumnTransformer(
+        [("numbers", numbers, ["x0", "x1", "x2", "x3"]), ("colour", colour, ["colour"])], remainder="passthrough"
+    )
+    return lambda seed: Pipeline([("prep", prep), ("model", model)])
+
+
+# Deterministic LightGBM: one thread order, no log lines.
+LIGHTGBM = {"n_estimators": 50, "deterministic": True, "force_row_wise": True, "verbose": -1, "random_state": 0}
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -102,6 +117,18 @@ CASES = [
     Case("extra trees, multiclass", C, 3, "mixed", _one_hot(ExtraTreesClassifier(50, random_state=0))),
     Case("gradient boosting", C, 2, "numeric", _scaled(GradientBoostingClassifier(n_estimators=50, random_state=0))),
     Case("HGB", C, 2, "numeric", _scaled(HistGradientBoostingClassifier(max_iter=50, random_state=0))),
+    Case("HGB, multiclass", C, 3, "numeric", _scaled(HistGradientBoostingClassifier(max_iter=50, random_state=0))),
+    Case(
+        "HGB, by-name ordinal category", C, 2, "mixed",
+        _by_name(
+            HistGradientBoostingClassifier(max_iter=50, random_state=0),
+            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+        ),
+    ),
+    Case("LightGBM, binary, no pipeline", C, 2, "numeric", lambda seed: LGBMClassifier(**LIGHTGBM)),
+    Case("LightGBM, multiclass, by name", C, 3, "mixed", _by_name(LGBMClassifier(**LIGHTGBM))),
+    Case("LightGBM regressor", R, 0, "numeric", _scaled(LGBMRegressor(**LIGHTGBM))),
+    Case("random forest, by-name one-hot", C, 2, "mixed", _by_name(RandomForestClassifier(50, random_state=0))),
     Case("MLP", C, 2, "numeric", _scaled(MLPClassifier((16,), max_iter=2000, random_state=0))),
     Case("ridge", R, 0, "mixed", _one_hot(Ridge())),
     Case("random forest regressor", R, 0, "numeric", _scaled(RandomForestRegressor(50, random_state=0))),
