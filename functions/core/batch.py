@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.core import layout
 from functions.core.errors import InvalidRequest
+from functions.core.features import FeatureSpec, FeatureType
 
 CSV_SUFFIX = ".csv"
 SCORED_SUFFIX = ".scored.csv"
@@ -124,10 +125,14 @@ class ParsedCsv:
     errors: list[RowError] = field(default_factory=list)
 
 
-def _value(text: str) -> Any:
+def _value(text: str, kind: FeatureType | None) -> Any:
     text = text.strip()
     if text == "":
         return None  # missing: imputed, as a JSON null would be
+    if kind is FeatureType.CATEGORY:
+        return text
+    if kind is FeatureType.BOOLEAN:
+        return _BOOLEAN_TEXTS.get(text.lower(), text)  # anything else is refused by name, as in JSON
     try:
         number = float(text)
     except ValueError:
@@ -135,8 +140,19 @@ def _value(text: str) -> Any:
     return number if math.isfinite(number) else text  # 'nan'/'inf' are refused by name, as in JSON
 
 
-def parse_csv(data: bytes) -> ParsedCsv:
-    """Rows keyed by the header's column names; line 1 is the header."""
+# What a CSV cell may say for a boolean feature, compared case-insensitively (pandas' to_csv writes True/False).
+_BOOLEAN_TEXTS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def parse_csv(data: bytes, spec: FeatureSpec | None = None) -> ParsedCsv:
+    """Rows keyed by the header's column names; line 1 is the header.
+
+    CSV has no types, so a cell is read as its feature in `spec` is typed: a category
+    keeps its text ("01" stays "01"), a boolean reads true/false/1/0/yes/no, a number
+    reads as one. A column the spec lacks (or every column, without a spec) is a number
+    when it reads as one, else text. An empty cell is missing, as a JSON null is.
+    """
+    types = {feature.name: feature.type for feature in spec.features} if spec is not None else {}
     parsed = ParsedCsv()
     try:
         text = data.decode("utf-8-sig")
@@ -157,7 +173,7 @@ def parse_csv(data: bytes) -> ParsedCsv:
             parsed.errors.append(RowError(line, f"{len(fields)} fields, the header has {len(names)}"))
             continue
         parsed.lines.append(line)
-        parsed.rows.append({name: _value(value) for name, value in zip(names, fields, strict=True)})
+        parsed.rows.append({name: _value(value, types.get(name)) for name, value in zip(names, fields, strict=True)})
     return parsed
 
 

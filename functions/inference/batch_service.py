@@ -54,7 +54,7 @@ def score_object(store: S3BatchStore, item: BatchItem, serving: Serving) -> Ledg
     """Score one CSV object: scored rows, an errors object for refused lines, then the ledger entry."""
     data, etag = store.get(item.key)
     item = item.model_copy(update={"etag": batch.normalise_etag(etag)})  # the version actually read
-    parsed = batch.parse_csv(data)
+    parsed = batch.parse_csv(data, serving.predictor.manifest.feature_spec if serving.predictor else None)
     lines, rows, errors = parsed.lines, parsed.rows, list(parsed.errors)
     if serving.predictor is not None and rows:
         try:

@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import telemetry
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
+from functions.core.features import FeatureSpec
 from functions.inference import async_routes, feedback_routes, request_body, service
 from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
@@ -259,6 +260,11 @@ def _refusal(event: dict[str, Any], exc: InvalidRequest) -> dict[str, Any]:
     }
 
 
+def _live_spec() -> FeatureSpec | None:
+    predictor = live_model.current().predictor
+    return predictor.manifest.feature_spec if predictor is not None else None
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -270,7 +276,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         refused = _too_large(event)
         if refused is not None:
             return _refusal(event, refused)
-        event = request_body.normalised(event, csv_paths=ROW_PATHS)
+        event = request_body.normalised(event, csv_paths=ROW_PATHS, csv_spec=_live_spec)
     except InvalidRequest as exc:
         return _refusal(event, exc)
     return app.resolve(event, context)

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from functions.core.batch import parse_csv
 from functions.core.errors import FieldError, InvalidRequest
+from functions.core.features import FeatureSpec
 
 JSON_MEDIA_TYPE = "application/json"
 CSV_MEDIA_TYPE = "text/csv"
@@ -40,8 +42,16 @@ def header(event: dict[str, Any], name: str) -> str | None:
     return None
 
 
-def normalised(event: dict[str, Any], *, csv_paths: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """`event` with its body as JSON text (Content-Type application/json); InvalidRequest when it cannot be."""
+def normalised(
+    event: dict[str, Any],
+    *,
+    csv_paths: frozenset[str] = frozenset(),
+    csv_spec: Callable[[], FeatureSpec | None] = lambda: None,
+) -> dict[str, Any]:
+    """`event` with its body as JSON text (Content-Type application/json); InvalidRequest when it cannot be.
+
+    A CSV body's cells are typed by `csv_spec()`'s features (the live model's), see `parse_csv`.
+    """
     raw = event.get("body")
     method = str(event.get("httpMethod") or "").upper()
     if raw is None or raw == "" or method not in _BODY_METHODS:
@@ -64,7 +74,7 @@ def normalised(event: dict[str, Any], *, csv_paths: frozenset[str] = frozenset()
         raise _refused(400, ("body",), "invalid_encoding",
                        f"the body is not valid {charset} text{where}") from None  # fmt: skip
     if csv:
-        text = _csv_as_json(text)
+        text = _csv_as_json(text, csv_spec())
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     headers["Content-Type"] = JSON_MEDIA_TYPE
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
@@ -72,9 +82,9 @@ def normalised(event: dict[str, Any], *, csv_paths: frozenset[str] = frozenset()
     return {**event, "body": text, "isBase64Encoded": False, "headers": headers, "multiValueHeaders": multi}
 
 
-def _csv_as_json(text: str) -> str:
+def _csv_as_json(text: str, spec: FeatureSpec | None) -> str:
     """A CSV body (header row first) as the JSON body `{"instances": [...]}`; 400 naming the lines that are not rows."""
-    parsed = parse_csv(text.encode("utf-8", errors="surrogatepass"))
+    parsed = parse_csv(text.encode("utf-8", errors="surrogatepass"), spec)
     if parsed.errors:
         shown = "; ".join(f"line {error.line}: {error.message}" for error in parsed.errors[:_SHOWN_CSV_ERRORS])
         more = f" (and {len(parsed.errors) - _SHOWN_CSV_ERRORS} more)" if len(parsed.errors) > _SHOWN_CSV_ERRORS else ""

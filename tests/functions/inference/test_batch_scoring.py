@@ -13,6 +13,7 @@ import pytest
 
 from functions.core import batch
 from functions.core.batch import BatchItem
+from functions.core.features import Feature, FeatureSpec, FeatureType
 from functions.training.train import Bundle
 from slipway.local.batch_scoring import BatchScoringService
 from slipway.local.services import LocalContext
@@ -134,3 +135,20 @@ def test_parse_csv_numbers_blanks_and_line_numbers() -> None:
     assert parsed.lines == [2, 4]
     assert [(e.line, "3 fields" in e.message) for e in parsed.errors] == [(5, True)]
     assert json.loads(json.dumps(parsed.rows))  # JSON-able, as a /predict body would be
+
+
+def test_parse_csv_types_each_cell_as_its_feature_is_typed() -> None:
+    """Codes that look like numbers stay category texts; booleans read as pandas and people write them."""
+    spec = FeatureSpec(features=[
+        Feature(name="plan", type=FeatureType.CATEGORY, categories=("01", "02", "x"), impute="01"),
+        Feature(name="member", type=FeatureType.BOOLEAN, impute=False),
+        Feature(name="age", type=FeatureType.NUMBER, precision=0, impute=40.0),
+    ])  # fmt: skip
+    data = b"plan,member,age,other\n01,True,41,7\n 02 ,no,,z\nx,maybe,40,\n"
+    parsed = batch.parse_csv(data, spec)
+    assert parsed.rows == [
+        {"plan": "01", "member": True, "age": 41.0, "other": 7.0},
+        {"plan": "02", "member": False, "age": None, "other": "z"},
+        {"plan": "x", "member": "maybe", "age": 40.0, "other": None},  # 'maybe' is refused by the spec, by name
+    ]
+    assert batch.parse_csv(data).rows[0]["plan"] == 1.0, "without a spec a code reads as a number"

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import csv
 import io
+import types
 from collections.abc import Callable
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from functions.adapters import factory
-from functions.training.train import Bundle
+from functions.training.train import Bundle, train_bundle
 from slipway.local.async_jobs import create_queues
 from stage.names import ResourceNames
 from stage.settings import load_settings
@@ -135,3 +141,42 @@ def test_the_row_limit_holds_in_every_shape(invoke: Invoke, live_bundle: Bundle)
         assert status == 422 and "at most 1000 items" in str(answer), (list(body), answer)
     status, answer = invoke("POST", "/predict", raw=_csv(rows), headers={"Content-Type": "text/csv"})
     assert status == 422 and "at most 1000 items" in str(answer)
+
+
+def _coded_recipe() -> types.ModuleType:
+    """Plan codes that look like numbers ('01', '02', '10') and a boolean, as CSV exports write them."""
+    rng = np.random.default_rng(3)
+    rows = 200
+    plan = rng.choice(["01", "02", "10"], rows)
+    member = rng.random(rows) < 0.5
+    age = np.round(rng.uniform(18, 80, rows))
+    target = np.where((plan == "10") ^ member, "churn", "stay")
+    recipe = types.ModuleType("tmp_coded_recipe")
+    recipe.SEED, recipe.TASK, recipe.METRIC = 3, "classification", "accuracy"  # type: ignore[attr-defined]
+    recipe.load_data = lambda: ({"plan": plan, "member": member, "age": age}, target)  # type: ignore[attr-defined]
+    prep = ColumnTransformer(
+        [("plan", OneHotEncoder(handle_unknown="ignore"), ["plan"]), ("age", StandardScaler(), ["age"])],
+        remainder="passthrough",
+    )
+    recipe.build = lambda seed: Pipeline([("prep", prep), ("model", LogisticRegression())])  # type: ignore[attr-defined]
+    return recipe
+
+
+def test_csv_cells_are_typed_by_the_live_model_s_features(registry: Any, invoke_factory: Callable[[], Invoke]) -> None:
+    coded = train_bundle(_coded_recipe())
+    registry.register(coded.manifest, coded.onnx_bytes)
+    registry.promote(coded.version, "test")
+    invoke = invoke_factory()
+    rows = [{"plan": "01", "member": True, "age": 30.0}, {"plan": "10", "member": False, "age": 61.0}]
+    status, as_json = invoke("POST", "/predict", {"instances": rows})
+    assert status == 200, as_json
+    csv_body = "plan,member,age\n01,True,30\n10,false,61\n"
+    status, as_csv = invoke("POST", "/predict", raw=csv_body, headers={"Content-Type": "text/csv"})
+    assert status == 200, as_csv
+    assert as_csv["predictions"] == as_json["predictions"]
+    assert not any(p["out_of_range"] for p in as_csv["predictions"]), "'01' is the known plan, not the number 1"
+
+    status, refused = invoke(
+        "POST", "/predict", raw="plan,member,age\n01,maybe,30\n", headers={"Content-Type": "text/csv"}
+    )
+    assert status == 422 and "member" in str(refused), refused
