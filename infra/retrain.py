@@ -39,7 +39,13 @@ TRAINING_PACKAGE = PackageSpec(
     requirements=RETRAIN_DIR / "requirements.txt",
     trim_dirs=("onnx/backend/test",),
     root_sources=(PROJECT_ROOT / "model",),
+    # The recipe's own libraries (LightGBM, say), beside Slipway's set.
+    extra_requirements=(PROJECT_ROOT / "model" / "requirements.txt",),
     zip_dependencies=True,
+    over_limit=(
+        "trim model/requirements.txt, or train on the managed engine instead of Lambda: "
+        '"retrain": {"engine": "sagemaker"} in the stage\'s settings (docs/retrain.md)'
+    ),
 )
 # /tmp of the training package's functions: its dependencies unpack there (about 300 MiB, more
 # with a recipe's own libraries); Lambda's default 512 MiB would leave little for anything else.
