@@ -35,6 +35,10 @@ def holdout_metrics(
             "mae": float(sk.mean_absolute_error(y_true, predicted)),
         }
     assert probabilities is not None
+    # An ONNX graph answers in float32: a forest's probabilities can sum to 1 + 4e-7 in a row,
+    # which scikit-learn's log_loss refuses. Scored as the probabilities they stand for.
+    probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
     auc: Callable[[], float]
     if len(classes) == 2:
         auc = lambda: float(sk.roc_auc_score(y_true == classes[1], probabilities[:, 1]))  # noqa: E731

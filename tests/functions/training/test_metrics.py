@@ -84,3 +84,13 @@ def test_multiclass_classification_metrics() -> None:
     assert result["accuracy"] == 1.0
     assert result["roc_auc"] == 1.0
     assert result["f1_macro"] == 1.0
+
+
+def test_float32_probabilities_that_sum_past_one_are_scored() -> None:
+    """A forest's ONNX probabilities (float32) can sum to 1 + 4e-7; the retrain gate must still score them."""
+    classes = ["churn", "stay"]
+    y_true = np.array(["churn", "stay", "stay"])
+    probabilities = np.array([[0.7, 0.3000004], [0.1, 0.9], [0.0, 1.0000004]], dtype=np.float32)
+    metrics = holdout_metrics("classification", y_true, np.array(["churn", "stay", "stay"]), probabilities, classes)
+    assert metrics["accuracy"] == 1.0 and metrics["roc_auc"] == 1.0
+    assert metrics["log_loss"] == pytest.approx(-(np.log(0.7) + np.log(0.9) + np.log(1.0)) / 3, rel=1e-5)
