@@ -13,6 +13,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -179,3 +180,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and np.isnan(value):
         return None
     return value.item() if isinstance(value, np.generic) else value
+
+
+def test_the_readme_lists_exactly_the_zoo_configurations_and_their_outcome() -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    table = readme.split("### Supported estimators", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    listed = {cells[0].strip(): cells[3].strip() for cells in rows[1:]}
+    expected = {case.name: f"refused before fitting: {case.refused}" if case.refused else "served" for case in CASES}
+    assert listed == expected
