@@ -3,7 +3,8 @@
 The live pointer is one small document; promotion and rollback are one write
 each, and every write records the time, the reason and the version it
 replaced. The pointer also carries the live model's fallback answer, so plan
-B never depends on the bundle it stands in for.
+B never depends on the bundle it stands in for, and the rollout of a candidate
+in shadow or canary (functions.core.rollout), if one is under way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.core.errors import RegistryError
 from functions.core.manifest import FallbackAnswer, Manifest
+from functions.core.rollout import Rollout, RolloutMode
 
 Action = Literal["init", "promote", "rollback"]
 
@@ -34,6 +36,9 @@ class LivePointer(BaseModel):
     reason: str = ""
     at: datetime | None = None
     fallback: FallbackAnswer | None = None
+    # A candidate in shadow or canary beside `version`. Starting or ending a rollout changes only
+    # this field: the live version, its history and the rollback watcher's window stay as they were.
+    rollout: Rollout | None = None
 
 
 class ModelStore(Protocol):
@@ -74,13 +79,39 @@ class Registry:
     def live(self) -> LivePointer:
         return self.pointer.read()
 
+    def start_rollout(
+        self, version: str, mode: RolloutMode, percent: float, reason: str, *, now: datetime | None = None
+    ) -> LivePointer:
+        """Put `version` beside the live one, in shadow or canary for `percent` (replacing any rollout)."""
+        self._manifest(version)
+        with self.pointer.locked():
+            current = self.pointer.read()
+            if current.version is None:
+                raise RegistryError("no live version to roll a candidate out beside: promote one first")
+            if current.version == version:
+                raise RegistryError(f"{version} is the live version already; a rollout needs another version")
+            rollout = Rollout(
+                candidate=version, mode=mode, percent=percent, started_at=now or datetime.now(UTC), reason=reason
+            )
+            return self._write(current.model_copy(update={"rollout": rollout}))
+
+    def end_rollout(self) -> LivePointer:
+        """Take the candidate out; the live version is untouched. Ending no rollout changes nothing."""
+        with self.pointer.locked():
+            current = self.pointer.read()
+            if current.rollout is None:
+                return current
+            return self._write(current.model_copy(update={"rollout": None}))
+
     def promote(self, version: str, reason: str, *, now: datetime | None = None) -> LivePointer:
-        """Make `version` live. Promoting the live version again changes nothing."""
+        """Make `version` live (ending any rollout). Promoting the live version again changes nothing."""
         manifest = self._manifest(version)
         with self.pointer.locked():
             current = self.pointer.read()
-            if current.version == version:
+            if current.version == version and current.rollout is None:
                 return current
+            if current.version == version:
+                return self._write(current.model_copy(update={"rollout": None}))
             return self._write(
                 LivePointer(
                     version=version,

@@ -6,7 +6,6 @@ import itertools
 import json
 import threading
 import time
-from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -15,31 +14,10 @@ from functions.adapters import factory
 from functions.adapters.live_pointer import LOCK_WAIT_SECONDS, SsmPointerStore
 from functions.core import layout
 from functions.core.errors import RegistryError
-from functions.core.manifest import FallbackAnswer, Manifest
 from functions.core.registry import LivePointer, Registry, summarise
 from functions.training.train import Bundle
 from stage.names import ResourceNames
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def variant(bundle: Bundle, score: float, label: str = "benign") -> Manifest:
-    """A distinct, correctly stamped version over the same graph."""
-    fallback = FallbackAnswer(label=label, probabilities={"benign": 0.5, "malignant": 0.5})
-    metrics = {**bundle.manifest.metrics, "roc_auc": score}
-    return bundle.manifest.model_copy(update={"metrics": metrics, "fallback": fallback}).with_version(bundle.onnx_bytes)
-
-
-@pytest.fixture
-def three(registry: Registry, bundle: Bundle) -> list[str]:
-    """Three registered versions, A, B and C."""
-    versions = []
-    for score, label in ((0.91, "benign"), (0.92, "malignant"), (0.93, "benign")):
-        manifest = variant(bundle, score, label)
-        assert registry.register(manifest, bundle.onnx_bytes)
-        versions.append(manifest.version)
-    assert len(set(versions)) == 3
-    return versions
+from tests.functions.core.conftest import T0
 
 
 def bucket_keys(names: ResourceNames) -> list[str]:
