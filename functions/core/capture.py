@@ -44,6 +44,19 @@ MAX_CAPTURED_TEXT = 256
 FeatureValue = float | int | str | bool | None
 
 
+class ShadowColumns(BaseModel):
+    """What a rollout's candidate in shadow said about the same rows (columns as the record's), or why not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    label: list[str | None] | None = None
+    probabilities: dict[str, list[float | None]] | None = None
+    value: list[float | None] | None = None
+    latency_ms: float = Field(ge=0, description="The candidate's time to score the whole request.")
+    error: str | None = None
+
+
 class CaptureRecord(BaseModel):
     """Rows first_row .. first_row + rows - 1 of one request: canonical features (None when missing), answers, flags."""
 
@@ -62,14 +75,21 @@ class CaptureRecord(BaseModel):
     imputed: list[list[str]]
     out_of_range: list[list[str]]
     fallback: list[str | None]
+    # Which of the container's versions answered (live, or a canary's candidate), and in how long.
+    model_role: Literal["live", "candidate"] = "live"
+    latency_ms: float | None = Field(None, ge=0, description="Scoring time of the whole request.")
+    shadow: ShadowColumns | None = None
 
     @model_validator(mode="after")
     def _columns_hold_every_row(self) -> CaptureRecord:
+        shadow = self.shadow
         columns: dict[str, Sequence[object] | None] = {
             "label": self.label, "value": self.value, "imputed": self.imputed,
             "out_of_range": self.out_of_range, "fallback": self.fallback,
             **{f"features.{name}": column for name, column in self.features.items()},
             **{f"probabilities.{c}": column for c, column in (self.probabilities or {}).items()},
+            **({"shadow.label": shadow.label, "shadow.value": shadow.value} if shadow else {}),
+            **{f"shadow.probabilities.{c}": column for c, column in ((shadow and shadow.probabilities) or {}).items()},
         }  # fmt: skip
         for name, column in columns.items():
             if column is not None and len(column) != self.rows:

@@ -20,6 +20,12 @@ OUT_OF_RANGE = "OutOfRange"  # feature values outside the training range
 SCORING_LATENCY = "ScoringLatency"  # milliseconds inside the handler for one /predict
 ASYNC_POISON_MESSAGES = "AsyncPoisonMessages"  # dead letters that name no job: logged whole, then deleted
 REASON_DIMENSION = "reason"
+# During a rollout, Predictions, Fallbacks and ScoringLatency again by `model_role` (live or
+# candidate: two values, so a new version never adds a metric stream), and the candidate's own.
+MODEL_ROLE_DIMENSION = "model_role"
+CANDIDATE_ERRORS = "CandidateErrors"  # canary requests the candidate could not answer (live did)
+SHADOW_LATENCY = "ShadowLatency"  # milliseconds the candidate took to score a shadowed request
+SHADOW_ERRORS = "ShadowErrors"  # shadowed requests the candidate could not score
 
 # The drift monitor (one EMF document per cycle, one per feature with the `feature` dimension,
 # and one per model version with the `model_version` dimension for the live quality).

@@ -28,6 +28,8 @@ from functions.core.capture import CAPTURE_MARKER, CAPTURE_SCHEMA, MAX_CAPTURED_
 from functions.core.features import EncodedBatch, FeatureSpec, FeatureType
 from functions.core.manifest import Manifest
 from functions.core.predictor import Prediction
+from functions.core.rollout import LIVE
+from functions.inference.service import Shadow
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +80,16 @@ class Capture:
         rows: Sequence[Mapping[str, Any]],
         batch: EncodedBatch | None,
         predictions: Sequence[Prediction],
+        role: str = LIVE,
+        latency_ms: float | None = None,
+        shadow: Shadow | None = None,
     ) -> int:
         """Write the request's rows when it is sampled (and was encoded); the number of rows written.
 
-        `manifest` is the loaded model's (its feature spec and capture exclusions); None when no model is.
+        `manifest` is the answering model's (its feature spec and capture exclusions); None when no model is.
+        A shadowed request is always written (the rollout's figures need every one the candidate scored).
         """
-        if self.sampling_rate <= 0 or manifest is None or self._sample() >= self.sampling_rate:
+        if manifest is None or (shadow is None and (self.sampling_rate <= 0 or self._sample() >= self.sampling_rate)):
             return 0
         if batch is None or batch.canonical is None or batch.missing is None:
             return 0  # rows no model could read: there are no canonical features to capture
@@ -91,11 +97,15 @@ class Capture:
         if columns is None:
             columns = self._columns[id(manifest)] = _SpecColumns(manifest.feature_spec, manifest.capture_exclude)
         record = _columnar(columns, rows, batch, predictions)
+        if shadow is not None:
+            record["shadow"] = _shadow_columns(shadow)
         head = {
             CAPTURE_MARKER: CAPTURE_SCHEMA,
             "request_id": request_id,
             "time": self._clock().isoformat(),
             "model_version": model_version,
+            "model_role": role,
+            "latency_ms": latency_ms,
         }
         lines: list[bytes] = []
         count, start, written = len(predictions), 0, 0
@@ -133,26 +143,35 @@ def _columnar(
                 v[:limit] if type(v) is str and len(v) > limit else v for v in (row.get(name) for row in rows)
             ]
         features = {name: features[name] for name in columns.names}  # the spec's order
-    labels = [p["label"] for p in predictions]
-    values_out = [p["value"] for p in predictions]
-    answers = [p["probabilities"] for p in predictions]
-    probabilities = None
-    first = next((a for a in answers if a is not None), None)
-    if first is not None:
-        probabilities = {c: [(a or {}).get(c) for a in answers] for c in first}
     imputed = [p["imputed"] for p in predictions]
     out_of_range = [p["out_of_range"] for p in predictions]
     if columns.excluded:
         imputed, out_of_range = _without(imputed, columns.excluded), _without(out_of_range, columns.excluded)
     return {
         "features": features,
-        "label": None if all(label is None for label in labels) else labels,
-        "probabilities": probabilities,
-        "value": None if all(v is None for v in values_out) else values_out,
+        **_answer_columns(predictions),
         "imputed": imputed,
         "out_of_range": out_of_range,
         "fallback": [p["fallback"] for p in predictions],
     }
+
+
+def _answer_columns(predictions: Sequence[Prediction]) -> dict[str, Any]:
+    """label, probabilities (one list per class) and value of the predictions, as columns (None when absent)."""
+    labels = [p["label"] for p in predictions]
+    values = [p["value"] for p in predictions]
+    answers = [p["probabilities"] for p in predictions]
+    first = next((a for a in answers if a is not None), None)
+    return {
+        "label": None if all(label is None for label in labels) else labels,
+        "probabilities": None if first is None else {c: [(a or {}).get(c) for a in answers] for c in first},
+        "value": None if all(v is None for v in values) else values,
+    }
+
+
+def _shadow_columns(shadow: Shadow) -> dict[str, Any]:
+    answers = _answer_columns(shadow.predictions) if shadow.predictions is not None else {}
+    return {"version": shadow.version, **answers, "latency_ms": shadow.latency_ms, "error": shadow.error}
 
 
 def _without(flags: list[list[str]], excluded: frozenset[str]) -> list[list[str]]:
@@ -188,13 +207,20 @@ def _rows(record: dict[str, Any], start: int, end: int) -> dict[str, Any]:
     def part(column: Any) -> Any:
         return None if column is None else column[start:end]
 
-    probabilities = record["probabilities"]
+    def answers(columns: dict[str, Any]) -> dict[str, Any]:
+        probabilities = columns.get("probabilities")
+        return {
+            "label": part(columns.get("label")),
+            "probabilities": None if probabilities is None else {c: p[start:end] for c, p in probabilities.items()},
+            "value": part(columns.get("value")),
+        }
+
+    shadow = record.get("shadow")
     return {
         "features": {name: column[start:end] for name, column in record["features"].items()},
-        "label": part(record["label"]),
-        "probabilities": None if probabilities is None else {c: p[start:end] for c, p in probabilities.items()},
-        "value": part(record["value"]),
+        **answers(record),
         "imputed": record["imputed"][start:end],
         "out_of_range": record["out_of_range"][start:end],
         "fallback": record["fallback"][start:end],
+        **({"shadow": {**shadow, **answers(shadow)}} if shadow is not None else {}),
     }

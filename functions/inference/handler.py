@@ -22,19 +22,21 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import telemetry
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.core.features import FeatureSpec
+from functions.core.rollout import STICKY_HEADER
 from functions.inference import async_routes, feedback_routes, request_body, service
 from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
 from functions.inference.dependencies import route_dependencies
-from functions.inference.live_model import live_model_of
+from functions.inference.live_model import Serving, live_model_of
 from functions.inference.schemas import (
+    CandidateInfo,
     ErrorBody,
     Health,
     ModelInfo,
@@ -94,16 +96,19 @@ def predict(request: Annotated[PredictBody, Body()]) -> Response[str]:
     started = time.perf_counter()
     serving = live_model.current()
     rows = request.rows
-    outcome = service.predict(serving, rows)
-    _record(outcome, started)
+    outcome = service.predict(serving, rows, key=app.current_event.headers.get(STICKY_HEADER))
+    latency_ms = _record(outcome, started, rollout=serving.candidate is not None)
     request_id = app.current_event.request_context.request_id
     capture.record(
         request_id=request_id,
-        manifest=serving.predictor.manifest if serving.predictor else None,
+        manifest=outcome.predictor.manifest if outcome.predictor else None,
         model_version=outcome.version,
         rows=rows,
         batch=outcome.batch,
         predictions=outcome.predictions,
+        role=outcome.role,
+        latency_ms=latency_ms,
+        shadow=outcome.shadow,
     )
     body = {"model_version": outcome.version, "predictions": outcome.predictions}
     # The id to send ground truth for these rows with (POST /feedback).
@@ -111,7 +116,8 @@ def predict(request: Annotated[PredictBody, Body()]) -> Response[str]:
     return Response(status_code=200, content_type=JSON, body=dump_json(body), headers=headers)
 
 
-def _record(outcome: service.Outcome, started: float) -> None:
+def _record(outcome: service.Outcome, started: float, *, rollout: bool) -> float:
+    """Count the answer; the scoring latency in milliseconds."""
     rows = len(outcome.predictions)
     metrics.add_metadata(key="model_version", value=outcome.version or "none")
     metrics.add_metric(name=telemetry.PREDICTIONS, unit=MetricUnit.Count, value=rows)
@@ -128,6 +134,31 @@ def _record(outcome: service.Outcome, started: float) -> None:
             metric.add_dimension(name=telemetry.REASON_DIMENSION, value=outcome.fallback_reason)
     elapsed_ms = (time.perf_counter() - started) * 1000
     metrics.add_metric(name=telemetry.SCORING_LATENCY, unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    if rollout:
+        _record_rollout(outcome, rows, elapsed_ms)
+    return elapsed_ms
+
+
+def _record_rollout(outcome: service.Outcome, rows: int, elapsed_ms: float) -> None:
+    """During a rollout, the answer's figures by role (live or candidate: two values, whatever the versions)."""
+    # Its own EMF document (EphemeralMetrics shares nothing with `metrics`), so the alarms' set keeps one dimension.
+    by_role = EphemeralMetrics(namespace=metrics.namespace, service=metrics.service)
+    by_role.add_dimension(name=telemetry.MODEL_ROLE_DIMENSION, value=outcome.role)
+    by_role.add_metric(name=telemetry.PREDICTIONS, unit=MetricUnit.Count, value=rows)
+    by_role.add_metric(name=telemetry.FALLBACKS, unit=MetricUnit.Count, value=rows if outcome.fallback_reason else 0)
+    by_role.add_metric(name=telemetry.SCORING_LATENCY, unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    by_role.add_metric(name=telemetry.CANDIDATE_ERRORS, unit=MetricUnit.Count, value=int(bool(outcome.candidate_error)))
+    shadow = outcome.shadow
+    if shadow is not None:
+        by_role.add_metric(name=telemetry.SHADOW_LATENCY, unit=MetricUnit.Milliseconds, value=shadow.latency_ms)
+        by_role.add_metric(name=telemetry.SHADOW_ERRORS, unit=MetricUnit.Count, value=int(shadow.error is not None))
+    by_role.add_metadata(key="model_version", value=outcome.version or "none")
+    by_role.flush_metrics()
+    if outcome.candidate_error or (shadow is not None and shadow.error):
+        logger.warning(
+            "the rollout's candidate could not score a request; the live model answered",
+            extra={"error": outcome.candidate_error or (shadow.error if shadow else None)},
+        )
 
 
 @app.get("/model", summary="The live model: version, task, classes, feature spec, holdout metrics")
@@ -144,6 +175,7 @@ def model_info() -> ModelInfo:
         metrics=manifest.metrics,
         parity=manifest.parity,
         feature_spec=manifest.feature_spec,
+        candidate=_candidate_info(serving),
     )
 
 
@@ -152,9 +184,27 @@ def health() -> Health:
     serving = live_model.current()
     if serving.predictor is None:
         return Health(status="degraded", model_version=serving.version, reason=serving.reason)
+    candidate = _candidate_info(serving)
     if serving.stale is not None:
-        return Health(status="degraded", model_version=serving.version, reason=serving.stale)
-    return Health(status="ready", model_version=serving.version, reason=None)
+        return Health(status="degraded", model_version=serving.version, reason=serving.stale, candidate=candidate)
+    return Health(status="ready", model_version=serving.version, reason=None, candidate=candidate)
+
+
+def _candidate_info(serving: Serving) -> CandidateInfo | None:
+    rollout = live_model.rollout()
+    if rollout is None:
+        return None
+    loaded = serving.candidate.predictor.manifest if serving.candidate is not None else None
+    return CandidateInfo(
+        version=rollout.candidate,
+        mode=rollout.mode,
+        percent=rollout.percent,
+        started_at=rollout.started_at,
+        loaded=loaded is not None,
+        reason=serving.candidate_problem,
+        metric=loaded.metric if loaded else None,
+        metrics=loaded.metrics if loaded else None,
+    )
 
 
 @app.get("/openapi.json", summary="This document", include_in_schema=False)

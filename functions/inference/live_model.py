@@ -7,13 +7,18 @@ unreachable), the last good model keeps answering: a warm container keeps the
 one it has, a cold one loads the version the pointer replaced. Either way the
 serving state says why it is stale (/health, a metric, an alarm) and the load
 is retried at every refresh. Plan B answers only when no model could be loaded.
+
+When the pointer names a rollout, the candidate is loaded beside the live model and
+kept while the rollout names it. A candidate that cannot be loaded leaves the live
+model alone: the serving state says why (/health), and the load is retried at every
+refresh.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from aws_lambda_powertools import Logger
@@ -28,13 +33,22 @@ from functions.core.predictor import (
     Predictor,
 )
 from functions.core.registry import LivePointer, ModelStore, PointerStore
+from functions.core.rollout import Rollout
 
 logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """The rollout's candidate, loaded: its predictor and how it takes part."""
+
+    predictor: Predictor
+    rollout: Rollout
+
+
+@dataclass(frozen=True)
 class Serving:
-    """What answers right now: a predictor, or the reason plan B must."""
+    """What answers right now: a predictor, or the reason plan B must; and the rollout's candidate, if any."""
 
     predictor: Predictor | None
     version: str | None
@@ -42,6 +56,9 @@ class Serving:
     reason: str | None
     # Set while the last good version answers because the pointer's cannot be loaded.
     stale: str | None = None
+    candidate: Candidate | None = None
+    # Why the rollout's candidate is not loaded (None when there is no rollout, or it is).
+    candidate_problem: str | None = None
 
 
 class LiveModel:
@@ -62,6 +79,7 @@ class LiveModel:
         self._checked_at: float | None = None
         self._pointer: LivePointer | None = None  # the last pointer read, None until one was
         self._serving = Serving(None, None, None, REASON_NO_LIVE_MODEL)
+        self._candidate: Predictor | None = None
 
     def current(self) -> Serving:
         """The serving state, refreshed from the registry when the interval has passed."""
@@ -71,40 +89,64 @@ class LiveModel:
             self._refresh()
         return self._serving
 
+    def rollout(self) -> Rollout | None:
+        """The rollout the last pointer read names (its candidate may or may not be loaded)."""
+        return self._pointer.rollout if self._pointer is not None else None
+
     def _refresh(self) -> None:
+        self._serving = self._live()
+        if self._pointer is not None:
+            self._serving = self._with_candidate(self._serving, self._pointer.rollout)
+
+    def _with_candidate(self, serving: Serving, rollout: Rollout | None) -> Serving:
+        """`serving` with the rollout's candidate loaded beside it (or why it is not)."""
+        if rollout is None or serving.predictor is None:
+            self._candidate = None
+            return serving
+        if self._candidate is None or self._candidate.version != rollout.candidate:
+            predictor, failure = self._load(rollout.candidate)
+            if predictor is None:
+                problem = f"candidate {rollout.candidate} cannot be loaded ({failure}); live answers alone"
+                logger.error(problem, extra={"candidate": rollout.candidate, "error": failure})
+                self._candidate = None
+                return replace(serving, candidate_problem=problem)
+            logger.info("candidate loaded", extra={"candidate": rollout.candidate, "mode": rollout.mode})
+            self._candidate = predictor
+        return replace(serving, candidate=Candidate(self._candidate, rollout))
+
+    def _live(self) -> Serving:
+        """The live side of the serving state, from a fresh read of the pointer (or the last one)."""
         try:
             pointer = self._pointer_store.read()
         except Exception as exc:  # registry, network or parse errors alike: keep serving what we have
             if self._pointer is None:
                 logger.error("live pointer unreadable at start; plan B answers", extra={"error": str(exc)})
-                self._serving = Serving(None, None, None, REASON_REGISTRY_UNREACHABLE)
-                return
+                return Serving(None, None, None, REASON_REGISTRY_UNREACHABLE)
             logger.warning("live pointer unreadable; keeping the last one", extra={"error": str(exc)})
             pointer = self._pointer
         self._pointer = pointer
         loaded = self._serving.predictor
         if loaded is not None and pointer.version == loaded.version:
-            self._serving = Serving(loaded, loaded.version, pointer.fallback, None)
-            return
+            return Serving(loaded, loaded.version, pointer.fallback, None)
         if pointer.version is None:
-            self._serving = Serving(None, None, pointer.fallback, REASON_NO_LIVE_MODEL)
-            return
+            return Serving(None, None, pointer.fallback, REASON_NO_LIVE_MODEL)
+        if self._candidate is not None and self._candidate.version == pointer.version:
+            logger.info("candidate promoted: it answers now", extra={"version": pointer.version})
+            return Serving(self._candidate, pointer.version, pointer.fallback, None)
         predictor, failure = self._load(pointer.version)
         if predictor is not None:
             logger.info("live model loaded", extra={"version": pointer.version})
-            self._serving = Serving(predictor, pointer.version, pointer.fallback, None)
-            return
+            return Serving(predictor, pointer.version, pointer.fallback, None)
         # The pointer's version cannot serve: the model this container has, else the one the pointer replaced.
         last_good = loaded
         if last_good is None and pointer.previous is not None:
             last_good, _ = self._load(pointer.previous)
         if last_good is None:
             logger.error("no loadable model; plan B answers", extra={"version": pointer.version, "error": failure})
-            self._serving = Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
-            return
+            return Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
         stale = f"live version {pointer.version} cannot be loaded ({failure}); the last good version answers"
         logger.error(stale, extra={"version": pointer.version, "serving": last_good.version, "error": failure})
-        self._serving = Serving(last_good, last_good.version, last_good.manifest.fallback, None, stale=stale)
+        return Serving(last_good, last_good.version, last_good.manifest.fallback, None, stale=stale)
 
     def _load(self, version: str) -> tuple[Predictor | None, str]:
         """The predictor of `version`, or None and why it cannot be had."""

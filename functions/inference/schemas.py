@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
@@ -168,6 +169,19 @@ class PredictResponse(BaseModel):
     predictions: list[PredictionOut]
 
 
+class CandidateInfo(BaseModel):
+    """A rollout's candidate as this container holds it."""
+
+    version: str
+    mode: Literal["shadow", "canary"]
+    percent: float = Field(description="Canary: share of requests it answers. Shadow: share it also scores.")
+    started_at: datetime
+    loaded: bool
+    reason: str | None = Field(None, description="Why it is not loaded (the live model answers alone).")
+    metric: str | None = None
+    metrics: dict[str, float] | None = Field(None, description="Its holdout metrics, when loaded.")
+
+
 class ModelInfo(BaseModel):
     version: str
     task: Task
@@ -176,6 +190,7 @@ class ModelInfo(BaseModel):
     metrics: dict[str, float]
     parity: Parity
     feature_spec: FeatureSpec
+    candidate: CandidateInfo | None = Field(None, description="The rollout's candidate, when one is under way.")
 
 
 class Health(BaseModel):
@@ -184,6 +199,9 @@ class Health(BaseModel):
     reason: str | None = Field(
         description="Why the service is degraded: plan B answers, or the last good version does because the "
         "registry's live version cannot be loaded."
+    )
+    candidate: CandidateInfo | None = Field(
+        None, description="The rollout's candidate; one that cannot be loaded does not degrade the service."
     )
 
 

@@ -1,15 +1,35 @@
-"""The /predict use case: validate and score rows, or answer with plan B."""
+"""The /predict use case: validate and score rows, or answer with plan B; with a rollout, the candidate's part.
+
+The live model's feature spec is the API: rows it refuses are a 4xx whatever the rollout.
+In a canary, the candidate answers its share of requests; in a shadow, it scores its share
+after the live answer is made, and its predictions go to the capture record only. Either
+way a candidate that refuses the rows, fails or raises never changes an answer: the live
+model gives it, and the outcome says what went wrong with the candidate.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from functions.core.errors import ModelUnavailable
+from functions.core.errors import InvalidRequest, ModelUnavailable
 from functions.core.features import EncodedBatch
-from functions.core.predictor import REASON_MODEL_UNAVAILABLE, Prediction, fallback_predictions
+from functions.core.predictor import REASON_MODEL_UNAVAILABLE, Prediction, Predictor, fallback_predictions
+from functions.core.rollout import CANDIDATE, LIVE, candidate_takes
 from functions.inference.live_model import Serving
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """What the candidate said about the rows the live model answered (or why it said nothing)."""
+
+    version: str
+    predictions: list[Prediction] | None
+    latency_ms: float
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,20 +43,56 @@ class Outcome:
     out_of_range: int
     batch: EncodedBatch | None = None  # the encoded rows (None when no model could read them)
     stale: bool = False  # answered by the last good version: the registry's live one cannot be loaded
+    role: str = LIVE  # which of the container's versions answered: live or candidate (canary)
+    predictor: Predictor | None = None  # the model that answered (its manifest describes the rows)
+    shadow: Shadow | None = None
+    candidate_error: str | None = None  # the canary's candidate should have answered and could not
 
 
-def predict(serving: Serving, rows: Sequence[Mapping[str, Any]]) -> Outcome:
-    """Score `rows` with the live model; plan B when it cannot answer. Raises InvalidRequest."""
+def predict(
+    serving: Serving,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str | None = None,
+    draw: Callable[[], float] = random.random,
+) -> Outcome:
+    """Score `rows` with the live model (or the canary's candidate); plan B when none can. Raises InvalidRequest."""
     predictor = serving.predictor
     if predictor is None:
         # Without a loaded spec the rows cannot be checked feature by feature; plan B answers them all.
         why = serving.reason or REASON_MODEL_UNAVAILABLE
         return Outcome(serving.version, fallback_predictions(serving.fallback, why, len(rows)), why, 0, 0)
     batch = predictor.encode(rows)
+    candidate = serving.candidate
+    takes = candidate is not None and candidate_takes(candidate.rollout, key=key, draw=draw())
+    candidate_error = None
+    if candidate is not None and takes and candidate.rollout.mode == "canary":
+        try:
+            answered = _answer(candidate.predictor, rows, serving)
+        except Exception as exc:  # refused rows, a failing graph: the live model answers instead
+            candidate_error = _why(exc)
+        else:
+            return answered
+    outcome = _answer(predictor, rows, serving, batch=batch)
+    if candidate is not None and takes and candidate.rollout.mode == "shadow":
+        return _with_shadow(outcome, candidate.predictor, rows)
+    if candidate_error is not None:
+        return replace(outcome, candidate_error=candidate_error)
+    return outcome
+
+
+def _answer(
+    predictor: Predictor, rows: Sequence[Mapping[str, Any]], serving: Serving, *, batch: EncodedBatch | None = None
+) -> Outcome:
+    """`predictor`'s answer to the rows; plan B (the live fallback) if the live graph fails."""
+    is_live = predictor is serving.predictor
+    batch = batch if batch is not None else predictor.encode(rows)
     reason: str | None = None
     try:
         predictions = predictor.score(batch)
     except ModelUnavailable as exc:
+        if not is_live:
+            raise
         reason = str(exc)
         predictions = fallback_predictions(serving.fallback, reason, len(rows), batch)
     return Outcome(
@@ -46,5 +102,23 @@ def predict(serving: Serving, rows: Sequence[Mapping[str, Any]]) -> Outcome:
         batch.imputation_count,
         batch.out_of_range_count,
         batch,
-        stale=serving.stale is not None,
+        stale=is_live and serving.stale is not None,
+        role=LIVE if is_live else CANDIDATE,
+        predictor=predictor,
     )
+
+
+def _with_shadow(outcome: Outcome, candidate: Predictor, rows: Sequence[Mapping[str, Any]]) -> Outcome:
+    started = time.perf_counter()
+    try:
+        predictions, error = candidate.score(candidate.encode(rows)), None
+    except Exception as exc:  # never the answer's problem: recorded beside it
+        predictions, error = None, _why(exc)
+    latency_ms = (time.perf_counter() - started) * 1000
+    return replace(outcome, shadow=Shadow(candidate.version, predictions, latency_ms, error))
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, InvalidRequest):
+        return f"refused the rows: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"

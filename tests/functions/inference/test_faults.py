@@ -117,6 +117,7 @@ def test_ssm_failing_at_a_cold_start_answers_with_plan_b_then_recovers(
             "status": "degraded",
             "model_version": None,
             "reason": "registry_unreachable",
+            "candidate": None,
         }
     _predict_is_answered(invoke, live_bundle, version=live_bundle.version, fallback=None)
 

@@ -77,7 +77,10 @@ def test_model_route_describes_the_live_model(invoke: Invoke, live_bundle: Bundl
 
 
 def test_health_is_ready_with_a_live_model(invoke: Invoke, live_bundle: Bundle) -> None:
-    assert invoke("GET", "/health") == (200, {"status": "ready", "model_version": live_bundle.version, "reason": None})
+    assert invoke("GET", "/health") == (
+        200,
+        {"status": "ready", "model_version": live_bundle.version, "reason": None, "candidate": None},
+    )
 
 
 def test_openapi_is_generated_from_the_pydantic_models(invoke: Invoke, live_bundle: Bundle) -> None:
@@ -280,7 +283,12 @@ def test_no_live_model_answers_with_plan_b(invoke: Invoke, aws: None) -> None:
     status, body = invoke("POST", "/predict", {"instances": [{"mean_radius": 1.0}, {}]})
     assert status == 200
     assert [p["fallback"] for p in body["predictions"]] == ["no_live_model", "no_live_model"]
-    assert invoke("GET", "/health")[1] == {"status": "degraded", "model_version": None, "reason": "no_live_model"}
+    assert invoke("GET", "/health")[1] == {
+        "status": "degraded",
+        "model_version": None,
+        "reason": "no_live_model",
+        "candidate": None,
+    }
     assert invoke("GET", "/model")[0] == 503
 
 
@@ -315,6 +323,7 @@ def test_unusable_bundle_answers_with_the_fallback_from_the_pointer(
         "status": "degraded",
         "model_version": live_bundle.version,
         "reason": "model_unavailable",
+        "candidate": None,
     }
 
 

@@ -124,7 +124,12 @@ def test_a_warm_container_keeps_its_model_when_the_new_live_one_cannot_load(
     _expect_last_good(invoke, live_bundle, broken, capsys)  # retried at every refresh, still stale
 
     registry.rollback("undo the bad promotion")
-    assert invoke("GET", "/health")[1] == {"status": "ready", "model_version": live_bundle.version, "reason": None}
+    assert invoke("GET", "/health")[1] == {
+        "status": "ready",
+        "model_version": live_bundle.version,
+        "reason": None,
+        "candidate": None,
+    }
     capsys.readouterr()
     invoke("POST", "/predict", {"instances": [example_row(live_bundle)]})
     assert _stale_answers(capsys.readouterr().out) == [0]
@@ -158,7 +163,12 @@ def test_a_repaired_live_version_is_picked_up_at_the_next_refresh(
 
     _put(names, layout.model_key(broken), live_bundle.onnx_bytes)
 
-    assert invoke("GET", "/health")[1] == {"status": "ready", "model_version": broken, "reason": None}
+    assert invoke("GET", "/health")[1] == {
+        "status": "ready",
+        "model_version": broken,
+        "reason": None,
+        "candidate": None,
+    }
 
 
 def test_plan_b_answers_only_when_no_version_can_be_loaded(
@@ -173,7 +183,12 @@ def test_plan_b_answers_only_when_no_version_can_be_loaded(
     assert body["model_version"] == broken
     assert body["predictions"][0]["fallback"] == "model_unavailable"
     assert body["predictions"][0]["label"] == live_bundle.manifest.fallback.label
-    assert invoke("GET", "/health")[1] == {"status": "degraded", "model_version": broken, "reason": "model_unavailable"}
+    assert invoke("GET", "/health")[1] == {
+        "status": "degraded",
+        "model_version": broken,
+        "reason": "model_unavailable",
+        "candidate": None,
+    }
 
 
 def test_s3_unreachable_during_a_promotion_keeps_the_warm_model(
