@@ -79,6 +79,7 @@ class CaptureRecord(BaseModel):
     model_role: Literal["live", "candidate"] = "live"
     latency_ms: float | None = Field(None, ge=0, description="Scoring time of the whole request.")
     shadow: ShadowColumns | None = None
+    candidate_error: str | None = Field(None, description="Why a canary's candidate could not answer (live did).")
 
     @model_validator(mode="after")
     def _columns_hold_every_row(self) -> CaptureRecord:

@@ -83,13 +83,15 @@ class Capture:
         role: str = LIVE,
         latency_ms: float | None = None,
         shadow: Shadow | None = None,
+        candidate_error: str | None = None,
+        always: bool = False,
     ) -> int:
         """Write the request's rows when it is sampled (and was encoded); the number of rows written.
 
         `manifest` is the answering model's (its feature spec and capture exclusions); None when no model is.
-        A shadowed request is always written (the rollout's figures need every one the candidate scored).
+        With `always` (during a rollout, whose figures need every request) sampling is skipped.
         """
-        if manifest is None or (shadow is None and (self.sampling_rate <= 0 or self._sample() >= self.sampling_rate)):
+        if manifest is None or not (always or (self.sampling_rate > 0 and self._sample() < self.sampling_rate)):
             return 0
         if batch is None or batch.canonical is None or batch.missing is None:
             return 0  # rows no model could read: there are no canonical features to capture
@@ -106,6 +108,7 @@ class Capture:
             "model_version": model_version,
             "model_role": role,
             "latency_ms": latency_ms,
+            "candidate_error": candidate_error,
         }
         lines: list[bytes] = []
         count, start, written = len(predictions), 0, 0

@@ -109,6 +109,8 @@ def predict(request: Annotated[PredictBody, Body()]) -> Response[str]:
         role=outcome.role,
         latency_ms=latency_ms,
         shadow=outcome.shadow,
+        candidate_error=outcome.candidate_error,
+        always=serving.candidate is not None,
     )
     body = {"model_version": outcome.version, "predictions": outcome.predictions}
     # The id to send ground truth for these rows with (POST /feedback).

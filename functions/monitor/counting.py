@@ -79,23 +79,27 @@ class WindowCounter:
                 continue
             if (start is not None and record.time < start) or (end is not None and record.time >= end):
                 continue
-            version = str(record.model_version)
-            if version not in self._manifests:
-                self._manifests[version] = self._manifest_of(version)
-            if self._manifests[version] is None:
-                self.skipped += 1
-                continue
-            pending = self._pending.get(version)
-            if pending is None:
-                pending = self._pending[version] = _Pending()
-            pending.add(record)
-            self._pending_rows += record.rows
-            if self._pending_rows >= self._chunk_rows:
-                self.flush()
+            self.add_record(record)
         if malformed:
             logger.warning("skipped %d malformed capture lines", malformed)
         self.skipped += malformed
         self.flush()
+
+    def add_record(self, record: CaptureRecord) -> None:
+        """Count one record under its model version (skipped, counted, when the version is unknown)."""
+        version = str(record.model_version)
+        if version not in self._manifests:
+            self._manifests[version] = self._manifest_of(version)
+        if self._manifests[version] is None:
+            self.skipped += 1
+            return
+        pending = self._pending.get(version)
+        if pending is None:
+            pending = self._pending[version] = _Pending()
+        pending.add(record)
+        self._pending_rows += record.rows
+        if self._pending_rows >= self._chunk_rows:
+            self.flush()
 
     def flush(self) -> None:
         """Count the pending records."""
