@@ -268,6 +268,11 @@ def _convert(pipeline: BaseEstimator, inputs: list[tuple[str, Any]], task: str, 
     options = {"zipmap": False} if task == "classification" else None
     graph = to_onnx(pipeline, initial_types=inputs, options=options, target_opset=opset)
     graph.doc_string = ""
+    # skl2onnx lists the opset imports of a dict target_opset in set order, which varies with
+    # Python's string hashing from one process to the next: sorted, the bytes do not.
+    imports = sorted(graph.opset_import, key=lambda entry: entry.domain)
+    del graph.opset_import[:]
+    graph.opset_import.extend(imports)
     _canonical_names(graph)
     return bytes(graph.SerializeToString())
 

@@ -36,9 +36,10 @@ def holdout_metrics(
         }
     assert probabilities is not None
     # An ONNX graph answers in float32: a forest's probabilities can sum to 1 + 4e-7 in a row,
-    # which scikit-learn's log_loss refuses. Scored as the probabilities they stand for.
-    probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    # which scikit-learn's log_loss refuses; it scores them as the distribution they stand for.
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    distributions = np.clip(probabilities, 0.0, 1.0)
+    distributions = distributions / distributions.sum(axis=1, keepdims=True)
     auc: Callable[[], float]
     if len(classes) == 2:
         auc = lambda: float(sk.roc_auc_score(y_true == classes[1], probabilities[:, 1]))  # noqa: E731
@@ -48,5 +49,5 @@ def holdout_metrics(
         "accuracy": float(sk.accuracy_score(y_true, predicted)),
         "roc_auc": auc(),
         "f1_macro": float(sk.f1_score(y_true, predicted, average="macro")),
-        "log_loss": float(sk.log_loss(y_true, probabilities, labels=classes)),
+        "log_loss": float(sk.log_loss(y_true, distributions, labels=classes)),
     }

@@ -57,7 +57,9 @@ def load_data():
 
 
 def build(seed):
-    model = LGBMClassifier(n_estimators=40, random_state=seed, deterministic=True, force_row_wise=True, verbose=-1)
+    model = LGBMClassifier(
+        n_estimators=40, random_state=seed, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1
+    )
     return Pipeline([("scale", StandardScaler()), ("model", model)])
 """
 

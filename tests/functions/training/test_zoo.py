@@ -10,6 +10,9 @@ of supported estimators is this table.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -189,3 +192,22 @@ def test_the_readme_lists_exactly_the_zoo_configurations_and_their_outcome() -> 
     listed = {cells[0].strip(): cells[3].strip() for cells in rows[1:]}
     expected = {case.name: f"refused before fitting: {case.refused}" if case.refused else "served" for case in CASES}
     assert listed == expected
+
+
+def test_a_lightgbm_version_repeats_in_another_process() -> None:
+    """skl2onnx orders a LightGBM graph's opset imports by string hashing; these two hash seeds gave two orders."""
+    script = (
+        "from tests.functions.training.test_zoo import CASES, _recipe\n"
+        "from functions.training.train import train_bundle\n"
+        "[case] = [c for c in CASES if c.name == 'LightGBM regressor']\n"
+        "print(train_bundle(_recipe(case)).version)\n"
+    )
+    root = Path(__file__).parents[3]
+    versions = {
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]
+        for seed in ("5", "6")
+    }  # fmt: skip
+    assert len(versions) == 1, versions
