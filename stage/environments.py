@@ -7,10 +7,13 @@ the stage's settings and names, writes them. Powertools' own variables come on t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from functions.core.events import event_source
 from functions.inference.config import InferenceConfig, WorkerConfig
 from functions.monitor.config import MonitorConfig
 from functions.retrain.config import RetrainConfig
+from functions.rollout.config import RolloutConfig
 from stage.names import ResourceNames
 from stage.settings import StageSettings
 
@@ -66,6 +69,32 @@ def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[s
         service=names.monitor_service,
     )
     return {**powertools_environment(names, service=names.monitor_service), **config.to_environment()}
+
+
+def rollout_environment(
+    settings: StageSettings,
+    names: ResourceNames,
+    *,
+    alarm_names: Sequence[str] = (),
+    state_machine_arn: str | None = None,
+    settle_seconds: int | None = None,
+) -> dict[str, str]:
+    """The rollout functions' variables (RolloutConfig).
+
+    A phase is judged `settle_seconds` after its bake: by default capture's delivery delay on AWS
+    (Firehose's buffer and a minute), which the local stack, shipping every few seconds, shortens.
+    """
+    rollout = settings.rollout
+    config = RolloutConfig(
+        **_stores(names),
+        policy=rollout.policy,
+        drift_policy=settings.monitor.drift,
+        alarm_names=list(alarm_names),
+        state_machine_arn=state_machine_arn,
+        bake_seconds=rollout.bake_minutes * 60,
+        settle_seconds=settings.monitor.capture_buffer_seconds + 60 if settle_seconds is None else settle_seconds,
+    )
+    return {**config.to_environment(), **powertools_environment(names, service=names.rollout_service)}
 
 
 def retrain_environment(

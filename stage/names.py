@@ -137,5 +137,17 @@ class ResourceNames:
         return f"{self.project}-retrain"
 
     @property
+    def rollout_state_machine(self) -> str:
+        return f"{self.prefix}-rollout"
+
+    def rollout_function(self, step: str) -> str:
+        """One rollout step's function: start, judge, finish, launch."""
+        return f"{self.prefix}-rollout-{step}"
+
+    @property
+    def rollout_service(self) -> str:
+        return f"{self.project}-rollout"
+
+    @property
     def retrain_schedule(self) -> str:
         return f"{self.prefix}-retrain-schedule"

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from functions.core.drift import DriftPolicy
+from functions.core.rollout import RolloutPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -148,6 +149,11 @@ class RetrainSettings(_Section):
     rollback_window_minutes: int = Field(
         60, ge=0, le=1440, description="An alarm this soon after a promotion rolls back."
     )
+    rollout: Literal["immediate", "shadow", "canary"] = Field(
+        "canary",
+        description="After the gate: promote at once, or roll the candidate out (shadow; canary = shadow, then "
+        "canary) and let its figures decide (the `rollout` section).",
+    )
     engine: Literal["lambda", "sagemaker"] = "lambda"
     train_memory_mb: int = Field(3008, ge=512, le=10240)
     train_timeout_seconds: int = Field(
@@ -188,6 +194,17 @@ class MonitorSettings(_Section):
     quality_alarm_above: float | None = Field(
         None, description="Alarm when the live metric rises above this (errors such as rmse, log_loss)."
     )
+
+
+class RolloutSettings(_Section):
+    """A candidate's rollout: the shares, how long each phase bakes, and when its figures pass."""
+
+    shadow_percent: float = Field(100, gt=0, le=100, description="Share of requests the candidate also scores.")
+    canary_percent: float = Field(10, gt=0, le=100, description="Share of requests the candidate answers.")
+    bake_minutes: int = Field(60, ge=1, le=1440, description="How long each phase runs before its figures count.")
+    policy: RolloutPolicy = RolloutPolicy()
+    function_memory_mb: int = Field(1024, ge=128, le=10240)
+    timeout_seconds: int = Field(300, ge=10, le=900)
 
 
 class StorageSettings(_Section):
@@ -239,6 +256,7 @@ class StageSettings(_Section):
     retrain: RetrainSettings = RetrainSettings()
     capture: CaptureSettings = CaptureSettings()
     monitor: MonitorSettings = MonitorSettings()
+    rollout: RolloutSettings = RolloutSettings()
     storage: StorageSettings = StorageSettings()
     async_jobs: AsyncSettings = AsyncSettings()
     batch: BatchSettings = BatchSettings()

@@ -19,7 +19,13 @@ ALLOWED = {
     "functions": set(),
     "model": set(),
     # The stage model writes each function's environment with that function's own configuration model.
-    "stage": {"functions.core", "functions.inference.config", "functions.monitor.config", "functions.retrain.config"},
+    "stage": {
+        "functions.core",
+        "functions.inference.config",
+        "functions.monitor.config",
+        "functions.retrain.config",
+        "functions.rollout.config",
+    },
     "infra": {"functions", "stage"},
     "slipway": {"functions", "stage", "model"},
     "benchmarks": {"functions", "stage", "infra", "slipway", "model"},

@@ -9,19 +9,19 @@ from typing import Any
 
 
 class StepFunctionsStarter:
-    """Starts executions of one state machine."""
+    """Starts executions of one state machine (the retrain pipeline, a rollout)."""
 
     def __init__(self, sfn: Any, state_machine_arn: str) -> None:
         self._sfn = sfn
         self.state_machine_arn = state_machine_arn
 
-    def start(self, reason: str, *, at: datetime | None = None) -> str:
-        """Start a run named after its time (sortable, unique); return the execution ARN."""
+    def start(self, reason: str, *, at: datetime | None = None, extra: dict[str, Any] | None = None) -> str:
+        """Start a run named after its time (sortable, unique) with {"reason", **extra}; return the execution ARN."""
         stamp = (at or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
         started = self._sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=f"{stamp}-{uuid.uuid4().hex[:8]}",
-            input=json.dumps({"reason": reason}),
+            input=json.dumps({"reason": reason, **(extra or {})}),
         )
         return str(started["executionArn"])
 

@@ -7,6 +7,7 @@ local stack build the same variables from the same model with `to_environment`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Self
@@ -52,4 +53,6 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, BaseModel):
         return value.model_dump_json()
+    if isinstance(value, list | dict):
+        return json.dumps(value)
     return str(value)

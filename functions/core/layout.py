@@ -51,6 +51,8 @@ BASE_DATA_KEY = f"{DATA_PREFIX}base.jsonl"
 RETRAIN_PREFIX = "retrain/"
 RETRAIN_RUNS_PREFIX = f"{RETRAIN_PREFIX}runs/"
 RETRAIN_CANDIDATES_PREFIX = f"{RETRAIN_PREFIX}candidates/"
+# A rollout's records: rollouts/<run>/<phase>.json (figures and verdict) and rollouts/<run>/outcome.json.
+ROLLOUT_PREFIX = "rollouts/"
 GATE_DECISIONS_PREFIX = f"{RETRAIN_PREFIX}decisions/"
 RETRAIN_TRIGGER_KEY = f"{RETRAIN_PREFIX}last-trigger.json"
 

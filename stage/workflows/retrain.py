@@ -5,7 +5,8 @@ Plain Python with no CDK import, so the local stack runs exactly the JSON that
 ARNs (tokens there), the local stack passes moto's ARNs.
 
 prepare -> train (export + parity inside) -> evaluate (candidate and live on the same holdout,
-decision written to S3) -> gate -> register -> promote -> notify. Transient Lambda errors are
+decision written to S3) -> gate -> register -> promote (or, with `retrain.rollout` shadow or
+canary, start the candidate's rollout, stage/workflows/rollout.py) -> notify. Transient Lambda errors are
 retried with exponential backoff; any other failure is caught, notified, and ends the
 execution as failed before the live pointer moves.
 """
@@ -29,7 +30,7 @@ FAILED_STATE = "RetrainFailed"
 # A notification's result goes beside the run's output, never over it. `"ResultPath": None` (discard)
 # would say the same, but CDK drops nulls when it serialises the stack, so AWS would receive no
 # ResultPath at all and replace the output with SNS's answer.
-_KEEP_OUTPUT = {"ResultSelector": {"message_id.$": "$.MessageId"}, "ResultPath": "$.notification"}
+KEEP_OUTPUT = {"ResultSelector": {"message_id.$": "$.MessageId"}, "ResultPath": "$.notification"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +43,9 @@ class RetrainSteps:
     register: str
     promote: str
     notify_topic: str
+    # The function that starts the candidate's rollout (functions.rollout.handler.launch_handler), when the
+    # stage's `retrain.rollout` is shadow or canary; without it, Register goes straight to Promote.
+    launch_rollout: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +60,7 @@ class SageMakerTraining:
     bucket: str
 
 
-def _retry(max_attempts: int, interval_seconds: int) -> list[dict[str, Any]]:
+def retry_transient(max_attempts: int, interval_seconds: int) -> list[dict[str, Any]]:
     return [
         {
             "ErrorEquals": list(TRANSIENT_ERRORS),
@@ -126,6 +130,18 @@ def _sagemaker_train(sagemaker: SageMakerTraining, timeout: int, retry: list[Any
     }
 
 
+def _start_rollout(steps: RetrainSteps, timeout: int, retry: list[Any]) -> dict[str, Any]:
+    """The StartRollout state when the stage rolls candidates out (the rollout then decides and notifies)."""
+    if steps.launch_rollout is None:
+        return {}
+    parameters = {
+        "version.$": "$.decision.candidate_version",
+        "reason.$": "States.Format('retrain {} ({})', $.data.run_id, $.data.reason)",
+    }
+    return {"StartRollout": _lambda_task(steps.launch_rollout, parameters, "$.rollout", "NotifyOutcome",
+                                         timeout=timeout, retry=retry)}  # fmt: skip
+
+
 def retrain_definition(
     steps: RetrainSteps,
     *,
@@ -136,7 +152,7 @@ def retrain_definition(
     sagemaker: SageMakerTraining | None = None,
 ) -> dict[str, Any]:
     """The state machine's definition as a JSON-ready dict."""
-    retry = _retry(retry_attempts, retry_interval_seconds)
+    retry = retry_transient(retry_attempts, retry_interval_seconds)
     train: dict[str, Any] = (
         _lambda_task(
             steps.train, {"data.$": "$.data"}, "$.candidate", "Evaluate", timeout=train_timeout_seconds, retry=retry
@@ -175,10 +191,11 @@ def retrain_definition(
                 steps.register,
                 {"version.$": "$.decision.candidate_version"},
                 "$.registered",
-                "Promote",
+                "Promote" if steps.launch_rollout is None else "StartRollout",
                 timeout=step_timeout_seconds,
                 retry=retry,
             ),
+            **_start_rollout(steps, step_timeout_seconds, retry),
             "Promote": _lambda_task(
                 steps.promote,
                 {
@@ -198,7 +215,7 @@ def retrain_definition(
                     "Subject": "Slipway retrain finished",
                     "Message.$": "States.JsonToString($.decision)",
                 },
-                **_KEEP_OUTPUT,
+                **KEEP_OUTPUT,
                 "TimeoutSeconds": step_timeout_seconds,
                 "Retry": retry,
                 "Catch": _catch(),
@@ -212,7 +229,7 @@ def retrain_definition(
                     "Subject": "Slipway retrain failed; the live model is unchanged",
                     "Message.$": "States.JsonToString($.error)",
                 },
-                **_KEEP_OUTPUT,
+                **KEEP_OUTPUT,
                 "TimeoutSeconds": step_timeout_seconds,
                 "Retry": retry,
                 "Next": FAILED_STATE,

@@ -1,0 +1,1 @@
+"""A candidate's rollout: the steps of the rollout state machine (start a phase, judge it, finish)."""
