@@ -15,14 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from functions.adapters.s3_objects import error_code
 from functions.core.errors import RegistryError
 from functions.core.registry import POINTER_LOCK_SUFFIX, LivePointer
-
-logger = Logger(child=True)
+from functions.core.telemetry import service_logger
 
 LOCK_LEASE_SECONDS = 30.0  # longer than any read-and-write of the pointer takes
 LOCK_WAIT_SECONDS = 20.0  # how long a second writer waits before it gives up
@@ -75,7 +73,9 @@ class SsmPointerStore:
         while not self._acquire(token):
             holder = self._holder()
             if holder is not None and holder["expires"] < self._clock():
-                logger.warning("taking over an expired pointer lock", extra={"lock": self._lock, "holder": holder})
+                service_logger(__name__).warning(
+                    "taking over an expired pointer lock", extra={"lock": self._lock, "holder": holder}
+                )
                 self._delete_lock()
                 continue
             if self._clock() >= deadline:
@@ -91,7 +91,7 @@ class SsmPointerStore:
             if holder is not None and holder["token"] == token:
                 self._delete_lock()
             else:  # our lease ran out and another writer took over: its lock is not ours to delete
-                logger.warning("pointer lock lost before release", extra={"lock": self._lock})
+                service_logger(__name__).warning("pointer lock lost before release", extra={"lock": self._lock})
 
     def _acquire(self, token: str) -> bool:
         value = json.dumps({"token": token, "expires": self._clock() + LOCK_LEASE_SECONDS})

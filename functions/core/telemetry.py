@@ -7,6 +7,9 @@ stable dimension set across promotions.
 
 from __future__ import annotations
 
+import logging
+import os
+
 SERVICE_DIMENSION = "service"
 
 PREDICT_REQUESTS = "PredictRequests"  # every /predict call that reached the handler, valid or not
@@ -46,3 +49,14 @@ FEATURE_MISSING_RATE = "FeatureMissingRate"
 FEATURE_OUT_OF_RANGE = "FeatureOutOfRange"
 MODEL_QUALITY = "ModelQuality"  # the recipe's metric on labelled live rows
 LABELLED_ROWS = "LabelledRows"
+
+
+def service_logger(module: str) -> logging.Logger:
+    """`module`'s logger under its function's Powertools logger, looked up when called.
+
+    Powertools' `Logger(child=True)` names a child after the service when its module is first
+    imported; a module imported before its function's environment is set (by a test, or by a
+    second function of the local stack) would log under another service, never reaching the
+    function's log. Looked up per call, the name is always the function's: `<service>.<module>`.
+    """
+    return logging.getLogger(f"{os.environ.get('POWERTOOLS_SERVICE_NAME', 'service_undefined')}.{module}")

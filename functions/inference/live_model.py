@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from aws_lambda_powertools import Logger
-
 from functions.adapters import factory
 from functions.core.errors import BundleError, ModelUnavailable
 from functions.core.manifest import FallbackAnswer
@@ -34,8 +32,7 @@ from functions.core.predictor import (
 )
 from functions.core.registry import LivePointer, ModelStore, PointerStore
 from functions.core.rollout import Rollout
-
-logger = Logger(child=True)
+from functions.core.telemetry import service_logger
 
 
 @dataclass(frozen=True)
@@ -107,10 +104,12 @@ class LiveModel:
             predictor, failure = self._load(rollout.candidate)
             if predictor is None:
                 problem = f"candidate {rollout.candidate} cannot be loaded ({failure}); live answers alone"
-                logger.error(problem, extra={"candidate": rollout.candidate, "error": failure})
+                service_logger(__name__).error(problem, extra={"candidate": rollout.candidate, "error": failure})
                 self._candidate = None
                 return replace(serving, candidate_problem=problem)
-            logger.info("candidate loaded", extra={"candidate": rollout.candidate, "mode": rollout.mode})
+            service_logger(__name__).info(
+                "candidate loaded", extra={"candidate": rollout.candidate, "mode": rollout.mode}
+            )
             self._candidate = predictor
         return replace(serving, candidate=Candidate(self._candidate, rollout))
 
@@ -120,9 +119,11 @@ class LiveModel:
             pointer = self._pointer_store.read()
         except Exception as exc:  # registry, network or parse errors alike: keep serving what we have
             if self._pointer is None:
-                logger.error("live pointer unreadable at start; plan B answers", extra={"error": str(exc)})
+                service_logger(__name__).error(
+                    "live pointer unreadable at start; plan B answers", extra={"error": str(exc)}
+                )
                 return Serving(None, None, None, REASON_REGISTRY_UNREACHABLE)
-            logger.warning("live pointer unreadable; keeping the last one", extra={"error": str(exc)})
+            service_logger(__name__).warning("live pointer unreadable; keeping the last one", extra={"error": str(exc)})
             pointer = self._pointer
         self._pointer = pointer
         loaded = self._serving.predictor
@@ -131,21 +132,25 @@ class LiveModel:
         if pointer.version is None:
             return Serving(None, None, pointer.fallback, REASON_NO_LIVE_MODEL)
         if self._candidate is not None and self._candidate.version == pointer.version:
-            logger.info("candidate promoted: it answers now", extra={"version": pointer.version})
+            service_logger(__name__).info("candidate promoted: it answers now", extra={"version": pointer.version})
             return Serving(self._candidate, pointer.version, pointer.fallback, None)
         predictor, failure = self._load(pointer.version)
         if predictor is not None:
-            logger.info("live model loaded", extra={"version": pointer.version})
+            service_logger(__name__).info("live model loaded", extra={"version": pointer.version})
             return Serving(predictor, pointer.version, pointer.fallback, None)
         # The pointer's version cannot serve: the model this container has, else the one the pointer replaced.
         last_good = loaded
         if last_good is None and pointer.previous is not None:
             last_good, _ = self._load(pointer.previous)
         if last_good is None:
-            logger.error("no loadable model; plan B answers", extra={"version": pointer.version, "error": failure})
+            service_logger(__name__).error(
+                "no loadable model; plan B answers", extra={"version": pointer.version, "error": failure}
+            )
             return Serving(None, pointer.version, pointer.fallback, REASON_MODEL_UNAVAILABLE)
         stale = f"live version {pointer.version} cannot be loaded ({failure}); the last good version answers"
-        logger.error(stale, extra={"version": pointer.version, "serving": last_good.version, "error": failure})
+        service_logger(__name__).error(
+            stale, extra={"version": pointer.version, "serving": last_good.version, "error": failure}
+        )
         return Serving(last_good, last_good.version, last_good.manifest.fallback, None, stale=stale)
 
     def _load(self, version: str) -> tuple[Predictor | None, str]:
