@@ -83,6 +83,7 @@ class Retrain(Construct):
         rollback_alarms: list[cloudwatch.IAlarm],
         environment: dict[str, str],
         defaults: FunctionDefaults,
+        launch_rollout: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.sagemaker_role: iam.Role | None = None
@@ -102,7 +103,9 @@ class Retrain(Construct):
 
         sagemaker = self._sagemaker(retrain, bucket) if retrain.engine == "sagemaker" else None
         steps = RetrainSteps(
-            notify_topic=topic.topic_arn, **{step: fn.function_arn for step, fn in self.step_functions.items()}
+            notify_topic=topic.topic_arn,
+            launch_rollout=launch_rollout.function_arn if launch_rollout is not None else None,
+            **{step: fn.function_arn for step, fn in self.step_functions.items()},
         )
         definition = retrain_definition(
             steps,
@@ -124,11 +127,12 @@ class Retrain(Construct):
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
         machine = self.state_machine.role
+        invoked = [f.function_arn for f in self.step_functions.values()]
         allow(
             machine,
             "InvokeRetrainSteps",
             ["lambda:InvokeFunction"],
-            [f.function_arn for f in self.step_functions.values()],
+            invoked + ([launch_rollout.function_arn] if launch_rollout is not None else []),
         )
         if sagemaker is not None:
             jobs = Stack.of(self).format_arn(service="sagemaker", resource="training-job", resource_name="*")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -26,6 +27,7 @@ from functions.core.layout import (
     RETRAIN_PREFIX,
     RETRAIN_RUNS_PREFIX,
     RETRAIN_TRIGGER_KEY,
+    ROLLOUT_PREFIX,
 )
 from functions.core.registry import POINTER_LOCK_SUFFIX
 from infra.async_jobs import AsyncJobs
@@ -34,6 +36,7 @@ from infra.lambda_function import FunctionDefaults
 from infra.monitoring import CAPTURE_ERRORS_PREFIX, Monitoring
 from infra.observability import Observability
 from infra.retrain import Retrain
+from infra.rollout import Rollout
 from infra.serving import Serving
 from infra.storage import Storage
 from stage.environments import inference_environment, monitor_environment, retrain_environment, worker_environment
@@ -105,6 +108,17 @@ class SlipwayStack(Stack):
         grants.allow_listing(self.serving.role, "ListAsync", [ASYNC_PREFIX])
         self._grant_async_jobs(grants, pointer)
 
+        serving_alarms: list[cloudwatch.IAlarm] = [
+            self.observability.fallback_alarm,
+            self.observability.api_5xx_alarm,
+            self.observability.last_good_alarm,
+        ]
+        self.rollout = Rollout(
+            self, "Rollout", names=names, settings=settings, topic=self.observability.topic,
+            alarms=serving_alarms, defaults=defaults,
+        )  # fmt: skip
+        self._grant_rollout(grants, pointer)
+        CfnOutput(self, "RolloutStateMachineArn", value=self.rollout.state_machine.state_machine_arn)
         self.retrain = Retrain(
             self,
             "Retrain",
@@ -112,11 +126,8 @@ class SlipwayStack(Stack):
             retrain=settings.retrain,
             bucket=grants.bucket,
             topic=self.observability.topic,
-            rollback_alarms=[
-                self.observability.fallback_alarm,
-                self.observability.api_5xx_alarm,
-                self.observability.last_good_alarm,
-            ],
+            rollback_alarms=serving_alarms,
+            launch_rollout=self.rollout.launch if settings.retrain.rollout != "immediate" else None,
             environment=retrain_environment(settings, names, topic_arn=self.observability.topic.topic_arn),
             defaults=defaults,
         )
@@ -205,6 +216,24 @@ class SlipwayStack(Stack):
         if retrain.sagemaker_role is not None:
             grants.allow(retrain.sagemaker_role, "ReadRunTables", [GET], [RETRAIN_RUNS_PREFIX])
             grants.allow(retrain.sagemaker_role, "WriteRunOutputs", [PUT], [RETRAIN_PREFIX])
+
+    def _grant_rollout(self, grants: ArtifactGrants, pointer: str) -> None:
+        """The rollout steps: start and finish move the pointer; the judge reads the capture and records verdicts."""
+        role = {step: _role(function) for step, function in self.rollout.step_functions.items()}
+        for mover in (role["start"], role["finish"]):
+            grants.allow(mover, "ReadModels", [GET], [MODELS_PREFIX])
+            allow(mover, "MoveLivePointer", _POINTER_ACTIONS, [pointer])
+            allow(mover, "LockLivePointer", _POINTER_LOCK_ACTIONS, [pointer + POINTER_LOCK_SUFFIX])
+        grants.allow(role["finish"], "WriteOutcomes", [PUT], [ROLLOUT_PREFIX])
+        judge = role["judge"]
+        grants.allow(judge, "ReadCaptureFeedbackModels", [GET], [CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX])
+        grants.allow_listing(judge, "ListCaptureAndFeedback", [CAPTURE_PREFIX, FEEDBACK_PREFIX])
+        grants.allow(judge, "WriteVerdicts", [PUT], [ROLLOUT_PREFIX])
+        allow(judge, "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+        machine = self.rollout.state_machine.role
+        allow(machine, "PublishNotifications", ["sns:Publish"], [self.observability.topic.topic_arn])
+        allow(machine, "EncryptNotifications", ["kms:Decrypt", "kms:GenerateDataKey"],
+              [self.observability.topic_key.key_arn])  # fmt: skip
 
     def _add_monitoring(
         self, settings: StageSettings, names: ResourceNames, grants: ArtifactGrants, defaults: FunctionDefaults

@@ -82,6 +82,9 @@ def requests_of(call: Call, *, account: str) -> list[Request]:
         case "events", "PutEvents":
             buses = {entry.get("EventBusName", "default") for entry in p["Entries"]}
             return [Request("events:PutEvents", event_bus_arn(bus, region=region, account=account)) for bus in buses]
+        case "monitoring", "DescribeAlarms":
+            return [Request("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}")
+                    for name in p.get("AlarmNames", ["*"])]  # fmt: skip
         case "monitoring", "PutMetricData":
             return [Request("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": p["Namespace"]})]
     raise LookupError(

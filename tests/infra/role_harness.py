@@ -22,7 +22,9 @@ from typing import Any
 import boto3
 from botocore.handlers import BUILTIN_HANDLERS
 from iam_evaluation import Call, Request, event_bus_arn, parameter_arn
+from moto.cloudwatch.responses import CloudWatchResponse
 from moto.events.responses import EventsHandler
+from moto.iam.access_control import IAMRequestBase
 from moto.sns.responses import SNSResponse
 from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.stepfunctions.responses import StepFunctionResponse
@@ -82,6 +84,8 @@ class TemplateNames:
             "AWS::Lambda::Function": lambda: self.resolve(props["FunctionName"]),
             "AWS::Logs::LogGroup": lambda: self.resolve(props["LogGroupName"]),
             "AWS::IAM::Role": lambda: self.resolve(props.get("RoleName", logical_id)),
+            # An alarm without a name gets one from CloudFormation: its logical id stands in for it.
+            "AWS::CloudWatch::Alarm": lambda: self.resolve(props.get("AlarmName", logical_id)),
         }
         if kind not in named:
             raise LookupError(f"Ref {logical_id} ({kind}): no concrete value modelled; pass it in `known`")
@@ -101,6 +105,7 @@ class TemplateNames:
                 "AWS::Logs::LogGroup": lambda: self._arn("logs", f"log-group:{self.ref(logical_id)}:*"),
                 "AWS::IAM::Role": lambda: f"arn:aws:iam::{self.account}:role/{self.ref(logical_id)}",
                 "AWS::KMS::Key": lambda: self._arn("kms", f"key/{self.ref(logical_id)}"),
+                "AWS::CloudWatch::Alarm": lambda: self._arn("cloudwatch", f"alarm:{self.ref(logical_id)}"),
             }
             if kind in arns:
                 return arns[kind]()
@@ -298,7 +303,15 @@ def _event_bus(self: Any) -> str:
     return event_bus_arn(bus, region=self.region, account=self.current_account)
 
 
+def _alarm(self: Any) -> str:
+    names = self._get_multi_param("AlarmNames.member") if hasattr(self, "_get_multi_param") else []
+    if not names:
+        names = self._get_param("AlarmNames") or []
+    return f"arn:aws:cloudwatch:{self.region}:{self.current_account}:alarm:{names[0]}" if names else "*"
+
+
 _RESOURCE_OF: dict[Any, Callable[[Any], str]] = {
+    CloudWatchResponse: _alarm,
     SimpleSystemManagerResponse: _parameter,
     SNSResponse: _topic,
     StepFunctionResponse: _state_machine,
@@ -308,17 +321,28 @@ _RESOURCE_OF: dict[Any, Callable[[Any], str]] = {
 
 @contextmanager
 def moto_names_resources() -> Iterator[None]:
-    """Make moto authorize SSM, SNS, Step Functions and EventBridge calls against their resource's ARN.
+    """Make moto authorize SSM, SNS, Step Functions, EventBridge and CloudWatch alarm calls against their resource.
 
     moto checks these services' actions against Resource "*" unless its response class
     names the resource through `_determine_resource` (the hook its SQS responses use); a
-    statement scoped to one parameter or topic would then never match.
+    statement scoped to one parameter or topic would then never match. moto also names
+    CloudWatch's actions after its signing name (monitoring:DescribeAlarms), where IAM
+    says cloudwatch:DescribeAlarms; the action is renamed as IAM spells it.
     """
+    original_init = IAMRequestBase.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if self._action.startswith("monitoring:"):
+            self._action = "cloudwatch:" + self._action.removeprefix("monitoring:")
+
+    IAMRequestBase.__init__ = init  # type: ignore[method-assign]
     for response, resource_of in _RESOURCE_OF.items():
         response._determine_resource = resource_of
     try:
         yield
     finally:
+        IAMRequestBase.__init__ = original_init  # type: ignore[method-assign]
         for response in _RESOURCE_OF:
             delattr(response, "_determine_resource")
 

@@ -9,6 +9,7 @@ from functions.core.config import FunctionConfig
 from functions.inference.config import InferenceConfig, WorkerConfig
 from functions.monitor.config import MonitorConfig
 from functions.retrain.config import RetrainConfig
+from functions.rollout.config import RolloutConfig
 from tests.assembly import resolve
 
 # The handler module of a function -> the model its cold start parses the environment with.
@@ -20,6 +21,7 @@ MODELS: dict[str, type[FunctionConfig]] = {
     "functions.monitor.handler": MonitorConfig,
     "functions.retrain.handler": RetrainConfig,
     "functions.retrain.control": RetrainConfig,
+    "functions.rollout.handler": RolloutConfig,
 }
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
@@ -38,7 +40,7 @@ def test_every_function_environment_is_its_config_model(templates: dict[str, Tem
         for key, resource in templates[stage].find_resources("AWS::Lambda::Function").items()
         if str(resource["Properties"].get("Runtime", "")).startswith("python")
     }
-    assert len(functions) == 13
+    assert len(functions) == 17
     for key, properties in functions.items():
         model = MODELS[properties["Handler"].rsplit(".", 1)[0]]
         variables = properties["Environment"]["Variables"]

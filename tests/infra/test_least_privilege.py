@@ -77,6 +77,9 @@ PREPARE, TRAIN, EVALUATE, REGISTER, PROMOTE = (
 )
 TRIGGER = "functions.retrain.control.drift_trigger_handler"
 ROLLBACK = "functions.retrain.control.rollback_handler"
+START, JUDGE, FINISH, LAUNCH = (
+    f"functions.rollout.handler.{step}_handler" for step in ("start", "judge", "finish", "launch")
+)
 
 # Companions CDK's own grants add to an action that is needed (in the same statement, on the same
 # resource); neither this code nor Lambda calls them.
@@ -337,6 +340,41 @@ def _rollback_nothing(stage: Stage) -> None:
     assert outcome["rolled_back"] is False, outcome
 
 
+@step(LAUNCH, "start the candidate's rollout")
+def _launch(stage: Stage) -> None:
+    started = stage.invoke(LAUNCH, {"version": stage.handed_on["candidate"]["version"], "reason": "test"})
+    assert started["execution_arn"], started
+
+
+@step(START, "put the candidate in shadow")
+def _start(stage: Stage) -> None:
+    event = {"candidate": stage.handed_on["candidate"]["version"], "mode": "shadow", "percent": 100, "reason": "t"}
+    stage.handed_on["started"] = stage.invoke(START, event)
+
+
+@step(JUDGE, "the shadow phase's figures")
+def _judge(stage: Stage) -> None:
+    event = {"candidate": stage.handed_on["candidate"]["version"], "mode": "shadow",
+             "started_at": stage.handed_on["started"]["started_at"], "settle_seconds": 0,
+             "run_id": "least-privilege"}  # fmt: skip
+    decision = stage.invoke(JUDGE, event)
+    assert decision["decision"] == "refuse" and decision["record_key"], decision  # no shadowed rows here
+
+
+@step(FINISH, "refuse: end the rollout")
+def _finish(stage: Stage) -> None:
+    event = {"candidate": stage.handed_on["candidate"]["version"], "action": "refuse", "reason": "t",
+             "run_id": "least-privilege"}  # fmt: skip
+    assert stage.invoke(FINISH, event)["live"] == stage.bundle.version
+
+
+@step(FINISH, "promote: the candidate goes live")
+def _finish_promote(stage: Stage) -> None:
+    version = stage.handed_on["candidate"]["version"]
+    event = {"candidate": version, "action": "promote", "reason": "t", "run_id": "least-privilege"}
+    assert stage.invoke(FINISH, event)["live"] == version
+
+
 def _jobs(stage: Stage) -> S3JobStore:
     return S3JobStore(boto3.client("s3", **ADMIN), stage.names.artifacts_bucket)
 
@@ -462,6 +500,10 @@ FORBIDDEN: dict[str, list[Forbidden]] = {
                         lambda n, _: {"stateMachineArn":
                                       f"arn:aws:states:{REGION}:{n.account}:stateMachine:{n.batch_state_machine}"})],
     ROLLBACK: [WRITE_BUNDLE, START_RETRAIN, _s3("read the capture", "get_object", "capture/x.jsonl")],
+    LAUNCH: [WRITE_POINTER, START_RETRAIN, READ_BUNDLE],
+    START: [WRITE_BUNDLE, NOTIFY, _s3("read the capture", "get_object", "capture/x.jsonl")],
+    JUDGE: [WRITE_POINTER, WRITE_BUNDLE, START_RETRAIN, _s3("rewrite the capture", "put_object", "capture/x.jsonl")],
+    FINISH: [WRITE_BUNDLE, START_RETRAIN, _s3("read the feedback", "get_object", "feedback/x.jsonl")],
 }  # fmt: skip
 
 

@@ -1,0 +1,114 @@
+"""The rollout of a candidate: its step functions and the Step Functions state machine (shadow, canary, decide).
+
+The definition comes from stage.workflows.rollout, the builder the local stack also runs.
+Its functions' access to the bucket and the pointer is granted by the stack (infra.stack);
+the alarms that refuse a phase are read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from functions.rollout.config import RolloutConfig
+from infra.bundling import FUNCTIONS_DIR, PackageSpec
+from infra.grants import allow
+from infra.lambda_function import FunctionDefaults, python_function
+from infra.nag import acknowledge
+from stage.environments import rollout_environment
+from stage.names import ResourceNames
+from stage.settings import StageSettings
+from stage.workflows.rollout import RolloutSteps, rollout_definition, stage_phases
+
+# The judge reads the capture with the monitor's code (numpy, no scikit-learn).
+ROLLOUT_PACKAGE = PackageSpec(
+    name="rollout",
+    sources=("__init__.py", "core", "adapters", "monitor", "rollout"),
+    requirements=FUNCTIONS_DIR / "monitor" / "requirements.txt",
+)
+STEP_HANDLERS = {
+    "start": "functions.rollout.handler.start_handler",
+    "judge": "functions.rollout.handler.judge_handler",
+    "finish": "functions.rollout.handler.finish_handler",
+}
+LAUNCH_HANDLER = "functions.rollout.handler.launch_handler"
+
+
+class Rollout(Construct):
+    """The rollout state machine, its steps, and `launch`, which starts it (the retrain pipeline's step)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        settings: StageSettings,
+        topic: sns.ITopic,
+        alarms: Sequence[cloudwatch.IAlarm],
+        defaults: FunctionDefaults,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._names, self._defaults = names, defaults
+        rollout = settings.rollout
+        self._environment = rollout_environment(settings, names, alarm_names=[a.alarm_name for a in alarms])
+        code = defaults.code(ROLLOUT_PACKAGE)
+        self.step_functions = {step: self._function(step, handler, code, rollout.timeout_seconds,
+                                                    rollout.function_memory_mb)
+                               for step, handler in STEP_HANDLERS.items()}  # fmt: skip
+        definition = rollout_definition(
+            RolloutSteps(notify_topic=topic.topic_arn, **{s: f.function_arn for s, f in self.step_functions.items()}),
+            stage_phases(settings),
+            step_timeout_seconds=rollout.timeout_seconds,
+        )
+        self.log_group = defaults.log_group(
+            self, "StateMachineLogs", f"/aws/vendedlogs/states/{names.rollout_state_machine}"
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=names.rollout_state_machine,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(Stack.of(self).to_json_string(definition)),
+            # Two phases of at most a day each, with their settle time and steps.
+            timeout=Duration.days(3),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        allow(self.state_machine.role, "InvokeRolloutSteps", ["lambda:InvokeFunction"],
+              [f.function_arn for f in self.step_functions.values()])  # fmt: skip
+        acknowledge(
+            self.state_machine.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions logging (logs:CreateLogDelivery and related) and X-Ray tracing "
+            "(xray:PutTraceSegments) support no resource-level permissions, so AWS requires Resource '*'.",
+        )
+        judge = self.step_functions["judge"].role
+        assert judge is not None
+        allow(judge, "ReadAlarmStates", ["cloudwatch:DescribeAlarms"], [a.alarm_arn for a in alarms])
+
+        self.launch = self._function("launch", LAUNCH_HANDLER, code, 30, 512)
+        self.launch.add_environment(RolloutConfig.variable("state_machine_arn"), self.state_machine.state_machine_arn)
+        self.state_machine.grant_start_execution(self.launch)
+
+    def _function(self, step: str, handler: str, code: lambda_.Code, timeout: int, memory: int) -> lambda_.Function:
+        name = self._names.rollout_function(step)
+        return python_function(
+            self,
+            step.capitalize(),
+            defaults=self._defaults,
+            name=name,
+            description=f"Slipway rollout: {step}",
+            handler=handler,
+            code=code,
+            memory_mb=memory,
+            timeout_seconds=timeout,
+            environment=self._environment,
+            role_description=f"{name}: its own logs and traces and only what its step reads and writes",
+        ).function
