@@ -74,6 +74,28 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("version")
     promote.add_argument("--reason", required=True, help="why (recorded in the registry)")
 
+    shadow = command(
+        "shadow", cmd_shadow, "Load VERSION beside the live model; it scores a share of requests, live answers all."
+    )
+    shadow.add_argument("version")
+    shadow.add_argument("--percent", type=float, default=100.0, help="share of requests it also scores (100)")
+    shadow.add_argument("--reason", default="shadow by hand", help="recorded in the registry")
+
+    canary = command("canary", cmd_canary, "Let VERSION answer a share of requests beside the live model.")
+    canary.add_argument("version")
+    canary.add_argument("--percent", type=float, required=True, help="share of requests it answers (0-100]")
+    canary.add_argument("--reason", default="canary by hand", help="recorded in the registry")
+
+    rollout = command(
+        "rollout", cmd_rollout, "Roll VERSION out (shadow, then canary) and let its figures promote or refuse it."
+    )
+    rollout.add_argument("version")
+    rollout.add_argument("--reason", default="rollout by hand", help="recorded with the decision")
+    rollout.add_argument("--bake-seconds", type=int, default=None, help="each phase's bake (rollout.bake_minutes)")
+    rollout.add_argument("--no-wait", action="store_true", help="start and return without waiting for the decision")
+
+    command("stop-rollout", cmd_stop_rollout, "Take the shadow or canary candidate out; the live model stays.")
+
     retrain = command("retrain", cmd_retrain, "Start the retrain pipeline (prepare, train, gate, promote) now.")
     retrain.add_argument("--reason", default="started by hand", help="recorded with the run and any promotion")
     retrain.add_argument("--no-wait", action="store_true", help="start and return without waiting for the end")
@@ -348,6 +370,69 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shadow(args: argparse.Namespace) -> int:
+    from slipway.target import resolve
+
+    _print_pointer(resolve(args.stage).registry().start_rollout(args.version, "shadow", args.percent, args.reason))
+    return 0
+
+
+def cmd_canary(args: argparse.Namespace) -> int:
+    from slipway.target import resolve
+
+    _print_pointer(resolve(args.stage).registry().start_rollout(args.version, "canary", args.percent, args.reason))
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from functions.adapters import factory
+    from functions.adapters.retrain_control import StepFunctionsStarter
+    from functions.rollout.steps import execution_input
+    from slipway.executions import StateMachineError, state_machine_arn, wait_for_execution
+    from slipway.local.monitoring import LOCAL_SETTLE_SECONDS
+    from slipway.target import resolve
+
+    target = resolve(args.stage)
+    known = target.registry().store.list_versions()
+    if args.version not in known:  # here, not in the state machine's first step
+        raise RegistryError(f"unknown model version {args.version!r}; registered: {', '.join(known) or 'none'}")
+    settings = target.settings
+    bake = args.bake_seconds or settings.rollout.bake_minutes * 60
+    settle = LOCAL_SETTLE_SECONDS if target.local else settings.monitor.capture_buffer_seconds + 60
+    given = execution_input(args.version, args.reason, bake_seconds=bake, settle_seconds=settle)
+    sfn = factory.client("stepfunctions")
+    arn = state_machine_arn(target.names, target.names.rollout_state_machine)
+    execution = StepFunctionsStarter(sfn, arn).start(
+        args.reason, extra={k: v for k, v in given.items() if k != "reason"}
+    )
+    print(f"started {execution} (each phase bakes {bake} s)")
+    if args.no_wait:
+        return 0
+    try:
+        result = wait_for_execution(sfn, execution, timeout_seconds=2 * (bake + settle) + 600,
+                                    poll_seconds=0.5 if target.local else 10)  # fmt: skip
+    except StateMachineError as exc:
+        print(f"slipway: {exc}")
+        return EXIT_FAILED
+    if not result.succeeded:
+        print(f"rollout {result.status}: {result.error} {(result.cause or '')[:400]}; the live model is unchanged")
+        return EXIT_FAILED
+    for mode in ("shadow", "canary"):
+        verdict = result.output.get(f"verdict_{mode}")
+        if verdict:
+            print(f"{mode}: {verdict['decision']} ({'; '.join(verdict['reasons']) or 'every check passed'})")
+    print(result.output["outcome"]["reason"])
+    _print_pointer(target.registry().live())
+    return 0 if result.output["outcome"]["action"] == "promote" else EXIT_FAILED
+
+
+def cmd_stop_rollout(args: argparse.Namespace) -> int:
+    from slipway.target import resolve
+
+    _print_pointer(resolve(args.stage).registry().end_rollout())
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from slipway.target import resolve
 
@@ -367,6 +452,15 @@ def _print_pointer(pointer: LivePointer) -> None:
         f"live: {pointer.version or 'none'} (previous {pointer.previous or 'none'}; "
         f"{pointer.action} at {when}: {pointer.reason or '-'})"
     )
+    rollout = pointer.rollout
+    if rollout is not None:
+        share = "answers" if rollout.mode == "canary" else "also scores"
+        print(
+            f"{rollout.mode}: {rollout.candidate} {share} {rollout.percent:g} % of requests "
+            f"(since {rollout.started_at.isoformat(timespec='seconds')}: {rollout.reason or '-'})"
+        )
+    else:
+        print("rollout: none")
 
 
 def _code_revision() -> str | None:

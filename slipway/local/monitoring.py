@@ -31,6 +31,8 @@ from stage.names import ResourceNames
 from stage.settings import StageSettings
 
 SHIP_SECONDS = 5.0  # the local "buffering interval"
+# A rollout phase is judged this long after its bake, once its last requests have landed.
+LOCAL_SETTLE_SECONDS = int(SHIP_SECONDS) + 1
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
 from functions.retrain import handler as steps_handler
+from functions.rollout import handler as rollout_handler
+from slipway.local.rollout import LocalRollout, topic
 from slipway.local.stepfunctions import ExecutionResult, LocalStepFunctions
 from stage.environments import retrain_environment
 from stage.names import ResourceNames
@@ -33,14 +33,20 @@ class LocalRetrain:
     runner: LocalStepFunctions = field(init=False)
     state_machine_arn: str = field(init=False)
     topic_arn: str = field(init=False)
+    rollout: LocalRollout = field(init=False)
 
     def __post_init__(self) -> None:
         region = self.names.region
-        self.topic_arn = boto3.client("sns", region_name=region).create_topic(Name=self.names.alarm_topic)["TopicArn"]
+        self.topic_arn = topic(self.names)
+        # The rollout machine first: with retrain.rollout shadow or canary, a run ends by starting it.
+        self.rollout = LocalRollout(self.settings, self.names, self.topic_arn)
         self.runner = LocalStepFunctions(region=region)
         arns = {step: self.runner.register(self.names.retrain_function(step), fn) for step, fn in STEPS.items()}
+        launch = None
+        if self.settings.retrain.rollout != "immediate":
+            launch = self.runner.register(self.names.rollout_function("launch"), rollout_handler.launch_handler)
         definition = retrain_definition(
-            RetrainSteps(notify_topic=self.topic_arn, **arns),
+            RetrainSteps(notify_topic=self.topic_arn, launch_rollout=launch, **arns),
             train_timeout_seconds=self.settings.retrain.train_timeout_seconds,
             step_timeout_seconds=self.settings.retrain.step_timeout_seconds,
         )
@@ -67,6 +73,7 @@ class LocalRetrain:
 
     def close(self) -> None:
         self.runner.close()
+        self.rollout.close()
 
     def __enter__(self) -> LocalRetrain:
         return self

@@ -10,7 +10,7 @@ import boto3
 
 from functions.rollout import handler as steps_handler
 from functions.rollout.steps import execution_input
-from slipway.local.monitoring import SHIP_SECONDS
+from slipway.local.monitoring import LOCAL_SETTLE_SECONDS
 from slipway.local.stepfunctions import ExecutionResult, LocalStepFunctions
 from stage.environments import rollout_environment
 from stage.names import ResourceNames
@@ -19,8 +19,6 @@ from stage.workflows.rollout import RolloutSteps, rollout_definition, stage_phas
 
 STEPS = {"start": steps_handler.start_handler, "judge": steps_handler.judge_handler,
          "finish": steps_handler.finish_handler}  # fmt: skip
-# Local capture lands every SHIP_SECONDS: a phase is judged once its last requests have.
-LOCAL_SETTLE_SECONDS = int(SHIP_SECONDS) + 1
 
 
 @dataclass
