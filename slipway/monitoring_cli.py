@@ -10,6 +10,7 @@ from typing import Any
 
 from functions.core.drift import DriftReport, count_columns, drift_report
 from functions.core.manifest import Manifest
+from functions.core.rollout import RolloutFigures
 
 
 def _live_manifest(stage: str) -> tuple[Any, Manifest]:
@@ -123,6 +124,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_rollout(figures: RolloutFigures) -> None:
+    """The candidate beside live: what each answered, and the shadow comparison."""
+    for role, version in (("live", figures.live), ("candidate", figures.candidate)):
+        print(f"{role} {version.version}: {version.requests} requests, {version.rows} rows, p99 "
+              f"{_ms(version.latency_p99_ms)}, plan B {version.fallback_share:.1%}")  # fmt: skip
+    shadow = figures.shadow
+    if shadow is not None:
+        agreement = "-" if shadow.label_agreement is None else f"{shadow.label_agreement:.1%}"
+        difference = "-" if shadow.p99_abs_difference is None else f"{shadow.p99_abs_difference:.3g}"
+        latency = f"{_ms(shadow.latency_p99_ms)} (live {_ms(shadow.live_latency_p99_ms)})"
+        print(f"shadow: {shadow.rows} rows scored by both, label agreement {agreement}, p99 difference "
+              f"{difference}, candidate p99 {latency}, {shadow.errors} failed")  # fmt: skip
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from slipway.target import resolve
 
@@ -137,6 +156,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             print(f"live {quality.metric} of {quality.model_version}: {quality.value} on {quality.labelled_rows} rows")
         if result.event is not None:
             print(f"DriftDetected event put: drifted {', '.join(result.event.drifted_features)}")
+        if result.rollout is not None:
+            print_rollout(result.rollout)
         return 0
     from functions.adapters import factory
 

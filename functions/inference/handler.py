@@ -97,7 +97,9 @@ def predict(request: Annotated[PredictBody, Body()]) -> Response[str]:
     serving = live_model.current()
     rows = request.rows
     outcome = service.predict(serving, rows, key=app.current_event.headers.get(STICKY_HEADER))
-    latency_ms = _record(outcome, started, rollout=serving.candidate is not None)
+    elapsed_ms = _record(outcome, started, rollout=serving.candidate is not None)
+    # The answer's own time, so that a shadow's compares like with like (the handler's includes the shadow's).
+    latency_ms = elapsed_ms - outcome.shadow.latency_ms if outcome.shadow is not None else elapsed_ms
     request_id = app.current_event.request_context.request_id
     capture.record(
         request_id=request_id,

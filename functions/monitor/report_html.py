@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from functions.core.drift import DriftReport, FeatureDrift
+from functions.core.rollout import RolloutFigures
 
 _WIDTH, _HEIGHT, _PAD = 360, 120, 4
 _STYLE = """
@@ -57,7 +58,40 @@ def _verdict(feature: FeatureDrift) -> str:
     )
 
 
-def render_html(report: DriftReport, quality: Sequence[Any] = ()) -> str:
+def _rollout_section(rollout: RolloutFigures | None) -> str:
+    """The candidate beside live in the window, when a rollout is under way."""
+    if rollout is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(role)}</td><td>{escape(v.version)}</td><td>{v.requests}</td><td>{v.rows}</td>"
+        f"<td>{v.fallback_share:.3f}</td><td>{_fmt(v.latency_p50_ms)}</td><td>{_fmt(v.latency_p99_ms)}</td>"
+        f"<td>{_fmt(v.quality)}</td><td>{v.labelled_rows}</td></tr>"
+        for role, v in (("live", rollout.live), ("candidate", rollout.candidate))
+    )
+    shadow = rollout.shadow
+    compared = (
+        f"<p>Shadow: {shadow.rows} rows scored by both; label agreement {_fmt(shadow.label_agreement)}, "
+        f"mean difference {_fmt(shadow.mean_abs_difference)}, p99 difference {_fmt(shadow.p99_abs_difference)}; "
+        f"candidate p99 latency {_fmt(shadow.latency_p99_ms)} ms (live {_fmt(shadow.live_latency_p99_ms)} ms); "
+        f"{shadow.errors} failed requests; {rollout.metric} on the same {shadow.labelled_rows} labelled rows: "
+        f"candidate {_fmt(shadow.quality)}, live {_fmt(shadow.live_quality)}.</p>"
+        if shadow
+        else "<p>No shadowed requests in the window.</p>"
+    )
+    drift = (
+        f"<p>The candidate's own drift: share {_fmt(rollout.candidate_drift_share)} "
+        f"({escape(', '.join(rollout.candidate_drifted_features)) or 'no feature'} drifted).</p>"
+        if rollout.candidate_drift_share is not None
+        else ""
+    )
+    return (
+        "<h2>Rollout: the candidate beside live</h2><table><tr><th>role</th><th>version</th><th>requests</th>"
+        "<th>rows</th><th>plan B share</th><th>p50 ms</th><th>p99 ms</th><th>quality</th><th>labelled rows</th>"
+        f"</tr>{rows}</table>{compared}{drift}"
+    )
+
+
+def render_html(report: DriftReport, quality: Sequence[Any] = (), rollout: RolloutFigures | None = None) -> str:
     """The report page of one window."""
     title = f"Drift report: model {report.model_version}"
     verdict_class = "drift" if report.drift_detected else "ok"
@@ -101,6 +135,7 @@ Verdict: <span class="{verdict_class}">{report.verdict.replace("_", " ")}</span>
 <table><tr><th>feature</th><th>kind</th><th>PSI</th><th>JS distance</th><th>KS</th><th>L&infin;</th>
 <th>unseen</th><th>missing</th><th>out of range</th><th>verdict</th></tr>{"".join(rows)}</table>
 {quality_table}
+{_rollout_section(rollout)}
 <h2>Distributions</h2><p class="legend"><span style="background:#999"></span>training
 <span style="background:#2a6fdb"></span>live (share of present values per frozen bin)</p>
 {"".join(plots)}

@@ -19,11 +19,14 @@ from functions.core.feedback import latest_labels
 from functions.core.manifest import Manifest
 from functions.core.quality import HIGHER_IS_BETTER, live_metric
 from functions.core.registry import ModelStore, PointerStore
+from functions.core.rollout import Rollout, RolloutFigures
 from functions.monitor.counting import WindowCounter
 from functions.monitor.report_html import render_html
+from functions.monitor.rollout_figures import rollout_figures
 
 
 class MonitoringStore(Protocol):
+    def capture_records(self, start: datetime, end: datetime) -> Any: ...
     def capture_keys(self, start: datetime, end: datetime) -> list[str]: ...
     def capture_lines(self, key: str) -> Any: ...
     def capture_rows(self, start: datetime, end: datetime) -> Any: ...
@@ -53,6 +56,7 @@ class CycleResult(BaseModel):
     quality: list[Quality]
     event: DriftDetectedDetail | None
     skipped_lines: int
+    rollout: RolloutFigures | None = None
 
 
 @dataclass
@@ -102,12 +106,17 @@ def run_cycle(
     counts = counts.model_copy(update={"start": start, "end": end})
     report = drift_report(live, counts, policy)
     quality = measure_quality(store, manifests, end - quality_window, end)
+    rollout = _rollout(store, manifests, pointer.read().rollout, live, policy, start, end)
     stem = f"{end:%Y/%m/%d/%H}-{live_version}"
     body = orjson.dumps(
-        {"report": report.model_dump(mode="json"), "quality": [q.model_dump(mode="json") for q in quality]},
+        {
+            "report": report.model_dump(mode="json"),
+            "quality": [q.model_dump(mode="json") for q in quality],
+            "rollout": rollout.model_dump(mode="json") if rollout else None,
+        },
         option=orjson.OPT_INDENT_2,
     )
-    json_key, html_key = store.put_report(stem, body, render_html(report, quality))
+    json_key, html_key = store.put_report(stem, body, render_html(report, quality, rollout))
     event = None
     if report.drift_detected:
         event = DriftDetectedDetail(
@@ -128,6 +137,25 @@ def run_cycle(
         quality=quality,
         event=event,
         skipped_lines=counter.skipped,
+        rollout=rollout,
+    )
+
+
+def _rollout(
+    store: MonitoringStore,
+    manifests: Manifests,
+    rollout: Rollout | None,
+    live: Manifest,
+    policy: DriftPolicy,
+    start: datetime,
+    end: datetime,
+) -> RolloutFigures | None:
+    """The candidate beside live over the part of the window its rollout covers (None without one)."""
+    candidate = manifests(rollout.candidate) if rollout else None
+    if rollout is None or candidate is None or rollout.started_at >= end:
+        return None
+    return rollout_figures(
+        store, live=live, candidate=candidate, start=max(start, rollout.started_at), end=end, drift_policy=policy
     )
 
 

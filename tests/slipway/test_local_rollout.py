@@ -1,0 +1,187 @@
+"""Rollouts on the embedded stack `make run` starts, driven by the CLI, with HTTP traffic on 127.0.0.1.
+
+`slipway canary V --percent 30` makes about 30 % of 1,000 answers come from V (each naming
+it); `slipway shadow V` leaves every answer to live while `slipway monitor` reports the
+agreement; `slipway rollout V` promotes a good candidate by itself and refuses one trained
+on shuffled labels, the live model untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterator
+from http.client import HTTPConnection
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from functions.adapters import factory
+from functions.core.registry import Registry
+from functions.training.train import Bundle, load_recipe, load_table, train_bundle
+from slipway.local.monitoring import SHIP_SECONDS
+from slipway.local.stack import LocalStack
+
+pytestmark = pytest.mark.local
+
+
+def _recipe(seed_offset: int, *, shuffled: bool = False) -> Any:
+    recipe = load_recipe()
+    copy = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
+    copy.SEED, copy.__name__ = recipe.SEED + seed_offset, f"local-rollout-{seed_offset}-{shuffled}"
+    if shuffled:
+        frame, target = recipe.load_data()
+        labels = np.random.default_rng(0).permutation(np.asarray(target))
+        copy.load_data = lambda: (frame, labels)
+    return copy
+
+
+def _port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    saved = dict(os.environ)
+    local = LocalStack(port=_port(), aws_port=_port(), log_dir=tmp_path_factory.mktemp("logs"))
+    local.start()
+    sys.modules["functions.inference.handler"].live_model._refresh_seconds = 0.05  # pick pointer moves up at once
+    try:
+        yield local
+    finally:
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def registry(stack: LocalStack) -> Registry:
+    return factory.registry(os.environ["ARTIFACTS_BUCKET"], os.environ["LIVE_POINTER_PARAMETER"])
+
+
+@pytest.fixture(scope="module")
+def good(registry: Registry) -> Bundle:
+    bundle = train_bundle(_recipe(1))
+    registry.register(bundle.manifest, bundle.onnx_bytes)
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def bad(registry: Registry) -> Bundle:
+    bundle = train_bundle(_recipe(2, shuffled=True))
+    registry.register(bundle.manifest, bundle.onnx_bytes)
+    return bundle
+
+
+def cli(stack: LocalStack, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_ENDPOINT_URL": stack.aws_endpoint}
+    return subprocess.run([sys.executable, "-m", "slipway.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)  # fmt: skip
+
+
+class Client:
+    """One keep-alive connection to the local gateway, sending example rows."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        address = urlsplit(stack.url)
+        self.connection = HTTPConnection(address.hostname, address.port, timeout=30)
+        columns, _ = load_table(load_recipe())
+        count = len(next(iter(columns.values())))
+        self.rows = [{n: float(v[i]) for n, v in columns.items()} for i in range(count)]
+        self.sent = 0
+
+    def predict(self, rows: int = 1, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        start = (self.sent * rows) % (len(self.rows) - rows)
+        body = json.dumps({"instances": self.rows[start : start + rows]})
+        self.connection.request("POST", "/predict", body, {"Content-Type": "application/json", **(headers or {})})
+        response = self.connection.getresponse()
+        self.sent += 1
+        answer = json.loads(response.read())
+        assert response.status == 200, answer
+        return dict(answer)
+
+
+def test_a_canary_of_30_percent_answers_about_30_percent_naming_itself(
+    stack: LocalStack, registry: Registry, good: Bundle
+) -> None:
+    live = registry.live().version
+    started = cli(stack, "canary", good.version, "--percent", "30")
+    assert started.returncode == 0, started.stderr
+    assert f"canary: {good.version} answers 30 % of requests" in started.stdout
+    client = Client(stack)
+    versions = [client.predict()["model_version"] for _ in range(1000)]
+    share = versions.count(good.version) / len(versions)
+    print(f"\ncanary 30 %: {share:.1%} of 1,000 answers from the candidate")
+    assert set(versions) == {live, good.version} and 0.25 < share < 0.35
+    sticky = {client.predict(headers={"X-Slipway-Key": "caller-42"})["model_version"] for _ in range(30)}
+    assert len(sticky) == 1
+    assert cli(stack, "stop-rollout").returncode == 0
+    assert registry.live().version == live and registry.live().rollout is None
+
+
+def test_a_shadow_leaves_every_answer_to_live_and_the_monitor_reports_agreement(
+    stack: LocalStack, registry: Registry, good: Bundle
+) -> None:
+    live = registry.live().version
+    assert cli(stack, "shadow", good.version).returncode == 0
+    client = Client(stack)
+    assert {client.predict(rows=5)["model_version"] for _ in range(100)} == {live}
+    time.sleep(SHIP_SECONDS + 1)  # the local capture shipper's interval
+    report = cli(stack, "monitor", "--hours", "1")
+    assert report.returncode == 0, report.stderr
+    [line] = [line for line in report.stdout.splitlines() if line.startswith("shadow:")]
+    assert "rows scored by both" in line and "0 failed" in line, line
+    agreement = float(line.split("label agreement ")[1].split("%")[0])
+    assert agreement > 90, line
+    assert cli(stack, "stop-rollout").returncode == 0
+
+
+class Traffic:
+    """Five-row requests in the background while a rollout bakes."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.client = Client(stack)
+        self.stop = threading.Event()
+        self.answers: list[str] = []
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            self.answers.append(self.client.predict(rows=5)["model_version"])
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def test_a_rollout_promotes_a_good_candidate_and_refuses_a_bad_one_by_itself(
+    stack: LocalStack, registry: Registry, good: Bundle, bad: Bundle
+) -> None:
+    live = registry.live().version
+    with Traffic(stack) as traffic:
+        refused = cli(stack, "rollout", bad.version, "--bake-seconds", "3", timeout=300)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "shadow: refuse" in refused.stdout and "labels differ" in refused.stdout
+    assert registry.live().version == live and registry.live().rollout is None
+    assert bad.version not in traffic.answers, "a shadow never answers"
+
+    with Traffic(stack) as traffic:
+        promoted = cli(stack, "rollout", good.version, "--bake-seconds", "3", timeout=300)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "shadow: promote" in promoted.stdout and "canary: promote" in promoted.stdout
+    assert registry.live().version == good.version and registry.live().previous == live
+    assert good.version in traffic.answers
