@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     rollout.add_argument("version")
     rollout.add_argument("--reason", default="rollout by hand", help="recorded with the decision")
     rollout.add_argument("--bake-seconds", type=int, default=None, help="each phase's bake (rollout.bake_minutes)")
+    rollout.add_argument(
+        "--settle-seconds", type=int, default=None, help="wait for capture after each bake (Firehose's buffer + 60 s)"
+    )
     rollout.add_argument("--no-wait", action="store_true", help="start and return without waiting for the decision")
 
     command("stop-rollout", cmd_stop_rollout, "Take the shadow or canary candidate out; the live model stays.")
@@ -391,6 +394,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from slipway.executions import StateMachineError, state_machine_arn, wait_for_execution
     from slipway.local.monitoring import LOCAL_SETTLE_SECONDS
     from slipway.target import resolve
+    from stage.environments import capture_settle_seconds
 
     target = resolve(args.stage)
     known = target.registry().store.list_versions()
@@ -398,7 +402,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         raise RegistryError(f"unknown model version {args.version!r}; registered: {', '.join(known) or 'none'}")
     settings = target.settings
     bake = args.bake_seconds or settings.rollout.bake_minutes * 60
-    settle = LOCAL_SETTLE_SECONDS if target.local else settings.monitor.capture_buffer_seconds + 60
+    settle = args.settle_seconds
+    if settle is None:
+        settle = LOCAL_SETTLE_SECONDS if target.local else capture_settle_seconds(settings)
     given = execution_input(args.version, args.reason, bake_seconds=bake, settle_seconds=settle)
     sfn = factory.client("stepfunctions")
     arn = state_machine_arn(target.names, target.names.rollout_state_machine)

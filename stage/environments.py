@@ -71,6 +71,11 @@ def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[s
     return {**powertools_environment(names, service=names.monitor_service), **config.to_environment()}
 
 
+def capture_settle_seconds(settings: StageSettings) -> int:
+    """How long after a rollout phase's bake its last requests are in capture/ on AWS: Firehose's buffer + 60 s."""
+    return settings.monitor.capture_buffer_seconds + 60
+
+
 def rollout_environment(
     settings: StageSettings,
     names: ResourceNames,
@@ -92,7 +97,7 @@ def rollout_environment(
         alarm_names=list(alarm_names),
         state_machine_arn=state_machine_arn,
         bake_seconds=rollout.bake_minutes * 60,
-        settle_seconds=settings.monitor.capture_buffer_seconds + 60 if settle_seconds is None else settle_seconds,
+        settle_seconds=capture_settle_seconds(settings) if settle_seconds is None else settle_seconds,
     )
     return {**config.to_environment(), **powertools_environment(names, service=names.rollout_service)}
 

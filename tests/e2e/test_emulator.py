@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import types
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,10 +16,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from functions.adapters.model_store import S3ModelStore
 from functions.core import layout
 from functions.core.capture import CAPTURE_MARKER
 from functions.core.events import DRIFT_DETECTED, event_source
 from functions.core.jobs import JobMessage, JobRequest, new_job_id
+from functions.training.train import load_recipe, train_bundle
 from slipway.smoke import emulator_url
 from tests.assembly import resolve
 from tests.e2e.tier import ACCOUNT, REGION, STACK, SUMMARY, Deployment
@@ -137,6 +140,34 @@ def _depth(sqs: Any, url: str) -> int:
 def test_retrain_runs_the_deployed_state_machine_and_prints_the_gate(deployment: Deployment) -> None:
     result = deployment.slipway("retrain", "--reason", "emulator tier")
     assert "gate: " in result.stdout, result.stdout
+
+
+def test_a_rollout_runs_the_deployed_state_machine_and_refuses_a_candidate_without_traffic(
+    deployment: Deployment,
+) -> None:
+    """Firehose does not deliver here, so no shadowed row reaches capture/: the judge refuses for want of rows."""
+    bucket = deployment.outputs["ArtifactsBucketName"]
+    models = S3ModelStore(deployment.client("s3"), bucket)
+
+    def live() -> list[str]:
+        return [m["version"] for m in json.loads(deployment.slipway("models", "--json").stdout) if m["live"]]
+
+    before = live()
+    recipe = load_recipe()
+    reseeded = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
+    reseeded.SEED, reseeded.__name__ = recipe.SEED + 1, "emulator-candidate"
+    candidate = train_bundle(reseeded)  # type: ignore[arg-type]
+    models.put_bundle(candidate.manifest, candidate.onnx_bytes)
+    result = deployment.slipway(
+        "rollout", candidate.version, "--bake-seconds", "2", "--settle-seconds", "0", check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "shadow: refuse" in result.stdout and "rows compared, fewer than" in result.stdout, result.stdout
+    assert "stays live" in result.stdout and "rollout: none" in result.stdout
+    assert live() == before, "the live model is untouched"
+    records = deployment.client("s3").list_objects_v2(Bucket=bucket, Prefix=layout.ROLLOUT_PREFIX)
+    names = sorted(item["Key"].rsplit("/", 1)[1] for item in records.get("Contents", []))
+    assert names == ["outcome.json", "shadow.json"], names
 
 
 def test_drift_event_reaches_the_trigger_and_starts_a_run(deployment: Deployment) -> None:
