@@ -2,7 +2,9 @@
 
 Serve the example data, monitor (no drift), shift the traffic and send its
 true labels, monitor (drift), let the DriftDetected event start the retrain
-state machine, show the gate's decision and the promotion, roll back.
+state machine, show the gate's decision and the promotion, roll back; then roll
+the retrained candidate out through shadow and canary to promotion, and watch a
+candidate trained on shuffled labels refused by its rollout, live untouched.
 
 The demo always starts its own in-process stack on free ports, even when
 AWS_ENDPOINT_URL names a running one: it needs the gateway and the capture
@@ -19,19 +21,25 @@ import logging
 import signal
 import socket
 import sys
+import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
 
 from functions.adapters import factory
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.gate import GateDecision
 from functions.core.registry import LivePointer
 from functions.monitor.service import CycleResult
+from functions.training.train import load_recipe, train_bundle
 from slipway.local.monitoring import LocalMonitoring, monitor_once
 from slipway.local.retrain_service import RetrainService
+from slipway.local.rollout import LocalRollout
 from slipway.local.stack import STATE_DIR, LocalStack
 from slipway.local.stepfunctions import ExecutionResult
 from slipway.local.traffic import example_rows, send_feedback, serve, shifted
@@ -44,7 +52,9 @@ SHIFTED_ROWS = 600
 # A recalibrated imaging device: every size measurement reads 25 % larger.
 SHIFT = {f"{kind}_{size}": 1.25 for kind in ("mean", "se", "worst") for size in ("radius", "perimeter", "area")}
 EXECUTION_TIMEOUT_SECONDS = 120.0
-STEP_COUNT = 8
+# Each rollout phase bakes this long under the demo's traffic (enough rows for the canary's 10 %).
+ROLLOUT_BAKE_SECONDS = 8
+STEP_COUNT = 10
 OK, FAILED = "✓", "✗"
 
 
@@ -92,6 +102,7 @@ class Record:
     execution: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)
     promoted: dict[str, Any] = field(default_factory=dict)
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
     final_pointer: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     outcome: str = "incomplete"
@@ -110,7 +121,10 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
         earlier.unlink(missing_ok=True)  # each run's files describe that run alone
     progress = Progress(STEP_COUNT, out)
     record = Record()
-    stack = LocalStack(stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir)
+    # A rollout phase bakes for seconds here: the serving container follows the pointer within one.
+    stack = LocalStack(
+        stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir, pointer_refresh_seconds=1
+    )
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     print("Slipway demo: serve, drift, retrain, gate, promote, roll back, on a local stack of its own.", file=out)
@@ -221,8 +235,9 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
         record.promoted = pointer.model_dump(mode="json")
         say(f"live pointer: {_pointer(pointer)}")
         if decision.promote:
-            refresh = target.settings.inference.pointer_refresh_seconds
-            say(f"serving answers with {pointer.version} within pointer_refresh_seconds ({refresh} s)")
+            say(
+                f"serving answers with {pointer.version} within the pointer refresh ({stack.pointer_refresh_seconds} s)"
+            )
         else:
             say("the live model is untouched: a refused candidate is kept out of the registry")
 
@@ -233,7 +248,99 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
         else:
             pointer = registry.rollback("slipway demo: roll back the drift retrain")
             say(f"live pointer: {_pointer(pointer)}")
-        record.final_pointer = registry.live().model_dump(mode="json")
+
+    candidate = record.decision.get("candidate_version")
+    retrain = stack.service(RetrainService).retrain
+    if retrain is None:
+        raise DemoError("the local stack has no retrain pipeline")
+    rollout = retrain.rollout
+    with progress.step("Roll the retrained candidate out: shadow, then canary, then promote") as say:
+        if not candidate or candidate == target.registry().live().version:
+            raise DemoError("no retrained candidate to roll out")
+        outcome = _rollout(stack, rollout, candidate, "slipway demo: the retrained candidate", record, say)
+        if outcome["action"] != "promote":
+            raise DemoError(f"the retrained candidate was refused: {outcome['reason']}")
+
+    with progress.step("A candidate trained on shuffled labels: refused by its rollout") as say:
+        live = target.registry().live().version or ""
+        bad = train_bundle(_shuffled_recipe())
+        target.registry().register(bad.manifest, bad.onnx_bytes)
+        say(f"{bad.version} trained on shuffled labels: holdout {bad.manifest.metric} "
+            f"{bad.manifest.metrics[bad.manifest.metric]:.4f}, registered")  # fmt: skip
+        outcome = _rollout(stack, rollout, bad.version, "slipway demo: a bad candidate", record, say)
+        if outcome["action"] == "promote" or target.registry().live().version != live:
+            raise DemoError("the bad candidate was promoted")
+        say(f"live untouched: {live}")
+        record.final_pointer = target.registry().live().model_dump(mode="json")
+
+
+def _rollout(
+    stack: LocalStack, rollout: LocalRollout, candidate: str, reason: str, record: Record, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Roll `candidate` out under one-row traffic; say each phase's figures and verdict; the outcome."""
+    stop = threading.Event()
+    served: list[Any] = []
+
+    def traffic() -> None:
+        rows = example_rows(200, seed=SEED + 2).instances
+        while not stop.is_set():
+            served.extend(serve(stack.url, rows[:50]))
+
+    sender = threading.Thread(target=traffic, daemon=True)
+    sender.start()
+    try:
+        result = rollout.wait(rollout.start(candidate, reason, bake_seconds=ROLLOUT_BAKE_SECONDS),
+                              timeout_seconds=EXECUTION_TIMEOUT_SECONDS)  # fmt: skip
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+    if not result.succeeded:
+        raise DemoError(f"the rollout {result.status}: {result.error} {(result.cause or '')[:300]}")
+    versions = _versions(served)
+    say(f"states: {' -> '.join(rollout.steps_run(result))}")
+    say(f"{len(served)} requests meanwhile, answered by {_describe(versions)}")
+    for mode in ("shadow", "canary"):
+        verdict = result.output.get(f"verdict_{mode}")
+        if not verdict:
+            continue
+        figures = verdict["figures"] or {}
+        shadow, answered = figures.get("shadow") or {}, figures.get("candidate") or {}
+        shown = (
+            f"{shadow.get('rows', 0)} rows scored by both, label agreement {_share(shadow.get('label_agreement'))}, "
+            f"p99 difference {_number(shadow.get('p99_abs_difference'))}"
+            if mode == "shadow"
+            else f"the candidate answered {answered.get('requests', 0)} requests, plan B "
+            f"{_share(answered.get('fallback_rows', 0) / max(answered.get('rows', 0), 1))}"
+        )
+        why = "; ".join(verdict["reasons"]) or "every check passed"
+        say(f"{mode}: {shown}: {verdict['decision']} ({why})")
+    outcome = dict(result.output["outcome"])
+    say(outcome["reason"])
+    reasons = {
+        m: result.output[f"verdict_{m}"]["reasons"] for m in ("shadow", "canary") if f"verdict_{m}" in result.output
+    }
+    record.rollouts.append(
+        {"candidate": candidate, "served": versions, "outcome": outcome["action"], "reasons": reasons}
+    )
+    return outcome
+
+
+def _shuffled_recipe() -> Any:
+    """The example recipe on labels shuffled once: a model that learned nothing true."""
+    recipe = load_recipe()
+    copy = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
+    frame, target = recipe.load_data()
+    labels = np.random.default_rng(SEED).permutation(np.asarray(target))
+    copy.load_data, copy.__name__ = (lambda: (frame, labels)), "demo-shuffled-labels"
+    return copy
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _monitor(stack: LocalStack, target: Target, say: Callable[[str], None]) -> CycleResult:
@@ -328,6 +435,8 @@ def _print_summary(record: Record, state_dir: Path, out: TextIO) -> None:
     if record.decision:
         d = record.decision
         lines.append(f"  gate: {d['verdict']} {d['candidate_version']} ({'; '.join(d['reasons'])})")
+    for rollout in record.rollouts:
+        lines.append(f"  rollout of {rollout['candidate']}: {rollout['outcome']}")
     if record.final_pointer:
         lines.append(f"  live now: {record.final_pointer['version']} (first live: {record.first_version})")
     lines.append(f"  logs, drift reports and summary.json in {state_dir}")

@@ -114,6 +114,8 @@ class RolloutPolicy(BaseModel):
     max_disagreement: float = Field(0.05, ge=0, le=1)
     max_p99_difference: float = Field(0.2, ge=0)
     max_latency_ratio: float = Field(1.5, ge=1)
+    # p99 over a phase's requests moves by a millisecond on a busy host alone: below that, no refusal.
+    latency_slack_ms: float = Field(1.0, ge=0)
     max_fallback_increase: float = Field(0.0, ge=0, le=1)
     min_labelled_rows: int = Field(50, ge=1)
     quality_tolerance: float = Field(0.01, ge=0)
@@ -184,8 +186,11 @@ def judge(mode: RolloutMode, figures: RolloutFigures, policy: RolloutPolicy, *, 
 def _latency(check: Any, candidate: float | None, live: float | None, policy: RolloutPolicy) -> None:
     if candidate is not None and live is not None and live > 0:
         ratio = candidate / live
-        why = f"p99 latency {candidate:.2f} ms is {ratio:.2f}x live's {live:.2f} ms, over {policy.max_latency_ratio:g}x"
-        check("latency", ratio <= policy.max_latency_ratio, why)
+        why = (
+            f"p99 latency {candidate:.2f} ms is {ratio:.2f}x live's {live:.2f} ms, over {policy.max_latency_ratio:g}x "
+            f"and {policy.latency_slack_ms:g} ms"
+        )
+        check("latency", candidate <= live * policy.max_latency_ratio + policy.latency_slack_ms, why)
 
 
 def _quality(

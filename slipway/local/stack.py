@@ -54,6 +54,8 @@ class LocalStack:
     port: int = 8080
     aws_port: int = DEFAULT_AWS_PORT
     log_dir: Path = STATE_DIR / "logs"
+    # How often the serving function re-reads the live pointer (default: the stage's setting).
+    pointer_refresh_seconds: int | None = None
     live_version: str | None = None
     _moto: ThreadedMotoServer | None = field(default=None, repr=False)
     _gateway: Gateway | None = field(default=None, repr=False)
@@ -84,6 +86,9 @@ class LocalStack:
     def start(self, access_log: Any = None) -> LocalStack:
         """Start moto, create the stage's resources, train and promote the example model, serve."""
         settings = load_settings(self.stage)
+        if self.pointer_refresh_seconds is not None:
+            inference = settings.inference.model_copy(update={"pointer_refresh_seconds": self.pointer_refresh_seconds})
+            settings = settings.model_copy(update={"inference": inference})
         names = ResourceNames.of(settings, account=LOCAL_ACCOUNT, region=settings.region)
         for port in (self.port, self.aws_port):
             _check_free(self.host, port)

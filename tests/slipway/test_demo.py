@@ -63,8 +63,9 @@ def test_the_traffic_was_served_and_captured(demo: tuple[subprocess.CompletedPro
     assert summary["served"] == {"normal": {first: NORMAL_ROWS}, "shifted": {first: SHIFTED_ROWS}}
     assert summary["feedback_accepted"] == SHIFTED_ROWS
     captured = _captured(state / "inference.log")
-    assert len(captured) == NORMAL_ROWS + SHIFTED_ROWS
-    assert {record["model_version"] for record in captured} == {first}
+    during_rollouts = sum(count for rollout in summary["rollouts"] for count in rollout["served"].values())
+    assert len(captured) == NORMAL_ROWS + SHIFTED_ROWS + during_rollouts, "every request captured (dev: 100 %)"
+    assert {record["model_version"] for record in captured} == {first, summary["decision"]["candidate_version"]}
 
 
 def test_drift_is_detected_on_the_shifted_traffic_and_not_before(
@@ -101,9 +102,25 @@ def test_the_drift_event_ran_the_pipeline_the_gate_promoted_and_rollback_restore
     assert decision["data_rows"] > SHIFTED_ROWS
     assert summary["promoted"]["version"] == decision["candidate_version"]
     assert summary["promoted"]["previous"] == first and summary["promoted"]["action"] == "promote"
+    assert f"live pointer: {first} (previous none; rollback" in finished.stdout, "rolled back by hand first"
+
+
+def test_the_retrained_candidate_is_rolled_out_to_promotion_and_a_bad_one_refused(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    finished, state = demo
+    summary = json.loads((state / "summary.json").read_text())
+    good, bad = summary["rollouts"]
+    retrained = summary["decision"]["candidate_version"]
+    assert (good["candidate"], good["outcome"]) == (retrained, "promote")
+    assert good["reasons"] == {"shadow": [], "canary": []}
+    assert retrained in good["served"], "the canary answered some requests"
+    assert bad["outcome"] == "refuse" and list(bad["reasons"]) == ["shadow"]
+    assert any("labels differ" in reason for reason in bad["reasons"]["shadow"])
+    assert bad["candidate"] not in bad["served"], "a shadow never answers"
     final = summary["final_pointer"]
-    assert final["version"] == first and final["action"] == "rollback"
-    assert f"live now: {first}" in finished.stdout
+    assert final["version"] == retrained and final["previous"] == summary["first_version"]
+    assert f"live now: {retrained}" in finished.stdout
 
 
 def test_ctrl_c_stops_the_stack_and_says_so(tmp_path: Path) -> None:

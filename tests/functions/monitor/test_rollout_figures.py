@@ -16,7 +16,7 @@ from functions.core.capture import CAPTURE_MARKER, CaptureRecord
 from functions.core.drift import DriftPolicy
 from functions.core.feedback import StoredFeedback
 from functions.core.predictor import Predictor
-from functions.core.rollout import Rollout, RolloutPolicy, judge
+from functions.core.rollout import Rollout, RolloutFigures, RolloutPolicy, VersionFigures, judge
 from functions.inference import service
 from functions.inference.capture import Capture
 from functions.inference.live_model import Candidate, Serving
@@ -141,3 +141,17 @@ def test_too_few_rows_is_a_refusal_that_says_so(bundle: Bundle, good: Bundle) ->
     figures = _figures(_serve(bundle, good, "shadow", 100, requests=4), bundle, good)
     verdict = judge("shadow", figures, RolloutPolicy(), alarms=[])
     assert verdict.decision == "refuse" and verdict.reasons[0] == "20 rows compared, fewer than 200"
+
+
+def test_a_slower_canary_is_refused_beyond_the_ratio_and_the_slack() -> None:
+    def figures(candidate_p99: float) -> RolloutFigures:
+        live = VersionFigures(version="a", requests=900, rows=900, latency_p99_ms=2.0)
+        candidate = VersionFigures(version="b", requests=300, rows=300, latency_p99_ms=candidate_p99)
+        return RolloutFigures(start=T0, end=T0, metric="roc_auc", higher_is_better=True, live=live, candidate=candidate)
+
+    policy = RolloutPolicy(min_rows=100)  # p99 within 1.5x live's + 1 ms
+    assert judge("canary", figures(3.9), policy, alarms=[]).decision == "promote"
+    slow = judge("canary", figures(4.1), policy, alarms=[])
+    assert slow.decision == "refuse" and slow.reasons == [
+        "p99 latency 4.10 ms is 2.05x live's 2.00 ms, over 1.5x and 1 ms"
+    ]
