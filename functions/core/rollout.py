@@ -85,7 +85,8 @@ class ShadowFigures(BaseModel):
     p99_abs_difference: float | None = None
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
-    live_latency_p99_ms: float | None = Field(None, description="Live's scoring latency on the same requests.")
+    live_latency_p50_ms: float | None = Field(None, description="Live's scoring latency on the same requests.")
+    live_latency_p99_ms: float | None = None
     quality: float | None = None
     live_quality: float | None = Field(None, description="Live's metric on the same labelled rows.")
     labelled_rows: int = 0
@@ -114,8 +115,10 @@ class RolloutPolicy(BaseModel):
     max_disagreement: float = Field(0.05, ge=0, le=1)
     max_p99_difference: float = Field(0.2, ge=0)
     max_latency_ratio: float = Field(1.5, ge=1)
-    # p99 over a phase's requests moves by a millisecond on a busy host alone: below that, no refusal.
+    # Latency on a busy host moves by a millisecond alone: a slowdown below that is no refusal.
     latency_slack_ms: float = Field(1.0, ge=0)
+    # A p99 is its 1 % slowest requests: over fewer requests than this it is a handful of outliers, not judged.
+    min_requests_for_p99: int = Field(1000, ge=100)
     max_fallback_increase: float = Field(0.0, ge=0, le=1)
     min_labelled_rows: int = Field(50, ge=1)
     quality_tolerance: float = Field(0.01, ge=0)
@@ -165,7 +168,9 @@ def judge(mode: RolloutMode, figures: RolloutFigures, policy: RolloutPolicy, *, 
                     shadow.p99_abs_difference <= policy.max_p99_difference,
                     f"p99 difference {shadow.p99_abs_difference:.3g}, over {policy.max_p99_difference:g}",
                 )
-            _latency(check, shadow.latency_p99_ms, shadow.live_latency_p99_ms, policy)
+            _latency(check, "p50", shadow.latency_p50_ms, shadow.live_latency_p50_ms, policy)
+            if shadow.requests >= policy.min_requests_for_p99:
+                _latency(check, "p99", shadow.latency_p99_ms, shadow.live_latency_p99_ms, policy)
             if shadow.labelled_rows >= policy.min_labelled_rows:
                 _quality(check, figures, shadow.quality, shadow.live_quality, policy)
     else:
@@ -177,20 +182,22 @@ def judge(mode: RolloutMode, figures: RolloutFigures, policy: RolloutPolicy, *, 
         check("no more plan B", increase <= policy.max_fallback_increase,
               f"plan B answered {candidate.fallback_share:.1%} of the candidate's rows, "
               f"{live.fallback_share:.1%} of live's")  # fmt: skip
-        _latency(check, candidate.latency_p99_ms, live.latency_p99_ms, policy)
+        _latency(check, "p50", candidate.latency_p50_ms, live.latency_p50_ms, policy)
+        if min(candidate.requests, live.requests) >= policy.min_requests_for_p99:
+            _latency(check, "p99", candidate.latency_p99_ms, live.latency_p99_ms, policy)
         if min(candidate.labelled_rows, live.labelled_rows) >= policy.min_labelled_rows:
             _quality(check, figures, candidate.quality, live.quality, policy)
     return RolloutVerdict(decision="refuse" if reasons else "promote", reasons=reasons, checks=checks)
 
 
-def _latency(check: Any, candidate: float | None, live: float | None, policy: RolloutPolicy) -> None:
+def _latency(check: Any, which: str, candidate: float | None, live: float | None, policy: RolloutPolicy) -> None:
     if candidate is not None and live is not None and live > 0:
         ratio = candidate / live
         why = (
-            f"p99 latency {candidate:.2f} ms is {ratio:.2f}x live's {live:.2f} ms, over {policy.max_latency_ratio:g}x "
-            f"and {policy.latency_slack_ms:g} ms"
+            f"{which} latency {candidate:.2f} ms is {ratio:.2f}x live's {live:.2f} ms, over "
+            f"{policy.max_latency_ratio:g}x and {policy.latency_slack_ms:g} ms"
         )
-        check("latency", candidate <= live * policy.max_latency_ratio + policy.latency_slack_ms, why)
+        check(f"{which} latency", candidate <= live * policy.max_latency_ratio + policy.latency_slack_ms, why)
 
 
 def _quality(

@@ -203,6 +203,7 @@ def _shadow_figures(live: Manifest, candidate: Manifest, shadow: _Shadow) -> Sha
         p99_abs_difference=_percentile(shadow.differences, 99),
         latency_p50_ms=_percentile(shadow.latencies, 50),
         latency_p99_ms=_percentile(shadow.latencies, 99),
+        live_latency_p50_ms=_percentile(shadow.live_latencies, 50),
         live_latency_p99_ms=_percentile(shadow.live_latencies, 99),
         quality=_metric(candidate, candidate_rows),
         live_quality=_metric(live, live_rows),

@@ -26,9 +26,11 @@ from moto.server import ThreadedMotoServer
 
 from functions.adapters import factory
 from functions.adapters.job_store import S3JobStore
+from functions.adapters.live_pointer import SsmPointerStore
+from functions.adapters.model_store import S3ModelStore
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.jobs import JobMessage, JobRequest, new_job_id
-from functions.core.registry import LivePointer
+from functions.core.registry import LivePointer, Registry
 from functions.training.base_data import seed_base_data
 from functions.training.train import Bundle
 from infra.bundling import find_runtime_interpreter
@@ -37,6 +39,7 @@ from slipway.local.stack import reset_moto
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
 from tests.assembly import Function, functions, resolve, template
+from tests.functions.core.conftest import variant
 
 STACK = "slipway-dev"
 RUNTIME_PYTHON = "3.12"
@@ -131,6 +134,8 @@ def stage(moto_endpoint: str, bundle: Bundle, emulator_assembly: Path) -> Iterat
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             **{key: by_type[r["Type"]] for key, r in resources.items() if r["Type"] in by_type},
+            # An alarm's Ref is its name; none exists in moto, so the rollout's judge finds none firing.
+            **{key: key for key, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"},
         }
     factory.client.cache_clear()
 
@@ -199,9 +204,9 @@ def run(
     return PackageRun(interpreter, runtime_libs, moto_endpoint, stage, tmp_path_factory.mktemp("lambda-tmp"))
 
 
-def test_the_template_names_four_packages_and_every_handler_of_them(template_functions: dict[str, Function]) -> None:
+def test_the_template_names_five_packages_and_every_handler_of_them(template_functions: dict[str, Function]) -> None:
     packages = {function.package for function in template_functions.values()}
-    assert len(packages) == 4, sorted(str(p) for p in packages)
+    assert len(packages) == 5, sorted(str(p) for p in packages)
     assert set(template_functions) == {
         "functions.inference.handler.lambda_handler",
         "functions.inference.async_worker.lambda_handler",
@@ -216,6 +221,10 @@ def test_the_template_names_four_packages_and_every_handler_of_them(template_fun
         "functions.retrain.handler.promote_handler",
         "functions.retrain.control.drift_trigger_handler",
         "functions.retrain.control.rollback_handler",
+        "functions.rollout.handler.start_handler",
+        "functions.rollout.handler.judge_handler",
+        "functions.rollout.handler.finish_handler",
+        "functions.rollout.handler.launch_handler",
     }
 
 
@@ -282,6 +291,33 @@ def test_control_package_starts_runs_and_watches_alarms(
         template_functions["functions.retrain.control.rollback_handler"], {"detail": {"alarmName": "package-test"}}
     )
     assert set(outcome) == {"rolled_back", "live", "reason"}, outcome
+
+
+def test_rollout_package_starts_judges_and_finishes_a_phase(
+    template_functions: dict[str, Function], run: PackageRun, bundle: Bundle, stage: dict[str, str]
+) -> None:
+    step = "functions.rollout.handler.{}_handler".format
+    environment = template_functions[step("start")].environment
+    registry = Registry(
+        S3ModelStore(boto3.client("s3", endpoint_url=run.endpoint, region_name=REGION),
+                     resolve(environment["ARTIFACTS_BUCKET"], stage)),
+        SsmPointerStore(boto3.client("ssm", endpoint_url=run.endpoint, region_name=REGION),
+                        resolve(environment["LIVE_POINTER_PARAMETER"], stage)),
+    )  # fmt: skip
+    candidate = variant(bundle, 0.99, "malignant")
+    registry.register(candidate, bundle.onnx_bytes)
+    phase = {"candidate": candidate.version, "mode": "shadow"}
+    started = run(template_functions[step("start")], {**phase, "percent": 100, "reason": "package test"})
+    rollout = registry.live().rollout
+    assert rollout is not None and rollout.candidate == candidate.version
+    judge = {**phase, "started_at": started["started_at"], "settle_seconds": 0, "run_id": "package-test"}
+    judged = run(template_functions[step("judge")], judge)
+    assert judged["decision"] == "refuse" and "rows compared" in judged["reasons"][0], judged
+    finish = {"candidate": candidate.version, "action": "refuse", "reason": "package test", "run_id": "package-test"}
+    finished = run(template_functions[step("finish")], finish)
+    assert finished["live"] == bundle.version and registry.live().rollout is None
+    launched = run(template_functions[step("launch")], {"version": candidate.version, "reason": "package test"})
+    assert launched["execution_arn"], launched
 
 
 def _sqs_record(body: str) -> dict[str, Any]:
