@@ -144,14 +144,18 @@ def test_too_few_rows_is_a_refusal_that_says_so(bundle: Bundle, good: Bundle) ->
 
 
 def test_a_slower_canary_is_refused_beyond_the_ratio_and_the_slack() -> None:
-    def figures(candidate_p99: float) -> RolloutFigures:
-        live = VersionFigures(version="a", requests=900, rows=900, latency_p99_ms=2.0)
-        candidate = VersionFigures(version="b", requests=300, rows=300, latency_p99_ms=candidate_p99)
+    def figures(p50: float, p99: float, requests: int = 3000) -> RolloutFigures:
+        live = VersionFigures(version="a", requests=9000, rows=9000, latency_p50_ms=2.0, latency_p99_ms=4.0)
+        candidate = VersionFigures(version="b", requests=requests, rows=requests, latency_p50_ms=p50,
+                                   latency_p99_ms=p99)  # fmt: skip
         return RolloutFigures(start=T0, end=T0, metric="roc_auc", higher_is_better=True, live=live, candidate=candidate)
 
-    policy = RolloutPolicy(min_rows=100)  # p99 within 1.5x live's + 1 ms
-    assert judge("canary", figures(3.9), policy, alarms=[]).decision == "promote"
-    slow = judge("canary", figures(4.1), policy, alarms=[])
+    policy = RolloutPolicy(min_rows=100)  # within 1.5x live's + 1 ms
+    assert judge("canary", figures(3.9, 6.9), policy, alarms=[]).decision == "promote"
+    slow = judge("canary", figures(4.1, 7.1), policy, alarms=[])
     assert slow.decision == "refuse" and slow.reasons == [
-        "p99 latency 4.10 ms is 2.05x live's 2.00 ms, over 1.5x and 1 ms"
+        "p50 latency 4.10 ms is 2.05x live's 2.00 ms, over 1.5x and 1 ms",
+        "p99 latency 7.10 ms is 1.77x live's 4.00 ms, over 1.5x and 1 ms",
     ]
+    few = judge("canary", figures(2.0, 30.0, requests=400), policy, alarms=[])
+    assert few.decision == "promote" and "p99 latency" not in few.checks, "a p99 of 400 requests is not judged"
