@@ -10,7 +10,6 @@ against before.
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import boto3
@@ -23,8 +22,9 @@ from benchmarks.workload import Workload, seed_registry
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.core.registry import Registry
-from functions.training.train import load_recipe, train_bundle
+from functions.training.train import train_bundle
 from slipway.local.lambda_runtime import cold_start
+from slipway.local.recipes import variant
 
 ROUNDS = 4
 
@@ -45,10 +45,7 @@ def _follow(module: Any) -> None:
 
 def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
     iterations, warmup = (2000, 200) if not quick else (200, 20)
-    recipe = load_recipe()
-    reseeded = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
-    reseeded.SEED, reseeded.__name__ = recipe.SEED + 1, "bench-candidate"
-    candidate = train_bundle(reseeded)  # type: ignore[arg-type]
+    candidate = train_bundle(variant(seed_offset=1))
     with _environment(workload), mock_aws():
         s3, ssm = boto3.client("s3"), boto3.client("ssm")
         seed_registry(s3, ssm, workload)

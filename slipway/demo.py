@@ -23,21 +23,19 @@ import socket
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-
-import numpy as np
 
 from functions.adapters import factory
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.gate import GateDecision
 from functions.core.registry import LivePointer
 from functions.monitor.service import CycleResult
-from functions.training.train import load_recipe, train_bundle
+from functions.training.train import train_bundle
 from slipway.local.monitoring import LocalMonitoring, monitor_once
+from slipway.local.recipes import variant
 from slipway.local.retrain_service import RetrainService
 from slipway.local.rollout import LocalRollout
 from slipway.local.stack import STATE_DIR, LocalStack
@@ -263,7 +261,7 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
 
     with progress.step("A candidate trained on shuffled labels: refused by its rollout") as say:
         live = target.registry().live().version or ""
-        bad = train_bundle(_shuffled_recipe())
+        bad = train_bundle(variant(seed_offset=1, shuffle_labels=True))
         target.registry().register(bad.manifest, bad.onnx_bytes)
         say(f"{bad.version} trained on shuffled labels: holdout {bad.manifest.metric} "
             f"{bad.manifest.metrics[bad.manifest.metric]:.4f}, registered")  # fmt: skip
@@ -323,16 +321,6 @@ def _rollout(
         {"candidate": candidate, "served": versions, "outcome": outcome["action"], "reasons": reasons}
     )
     return outcome
-
-
-def _shuffled_recipe() -> Any:
-    """The example recipe on labels shuffled once: a model that learned nothing true."""
-    recipe = load_recipe()
-    copy = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
-    frame, target = recipe.load_data()
-    labels = np.random.default_rng(SEED).permutation(np.asarray(target))
-    copy.load_data, copy.__name__ = (lambda: (frame, labels)), "demo-shuffled-labels"
-    return copy
 
 
 def _share(value: float | None) -> str:

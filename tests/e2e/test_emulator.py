@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import types
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +20,8 @@ from functions.core import layout
 from functions.core.capture import CAPTURE_MARKER
 from functions.core.events import DRIFT_DETECTED, event_source
 from functions.core.jobs import JobMessage, JobRequest, new_job_id
-from functions.training.train import load_recipe, train_bundle
+from functions.training.train import train_bundle
+from slipway.local.recipes import variant
 from slipway.smoke import emulator_url
 from tests.assembly import resolve
 from tests.e2e.tier import ACCOUNT, REGION, STACK, SUMMARY, Deployment
@@ -153,10 +153,7 @@ def test_a_rollout_runs_the_deployed_state_machine_and_refuses_a_candidate_witho
         return [m["version"] for m in json.loads(deployment.slipway("models", "--json").stdout) if m["live"]]
 
     before = live()
-    recipe = load_recipe()
-    reseeded = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
-    reseeded.SEED, reseeded.__name__ = recipe.SEED + 1, "emulator-candidate"
-    candidate = train_bundle(reseeded)  # type: ignore[arg-type]
+    candidate = train_bundle(variant(seed_offset=1))
     models.put_bundle(candidate.manifest, candidate.onnx_bytes)
     result = deployment.slipway(
         "rollout", candidate.version, "--bake-seconds", "2", "--settle-seconds", "0", check=False

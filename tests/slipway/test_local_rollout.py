@@ -15,33 +15,21 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from http.client import HTTPConnection
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 import pytest
 
 from functions.adapters import factory
 from functions.core.registry import Registry
 from functions.training.train import Bundle, load_recipe, load_table, train_bundle
 from slipway.local.monitoring import SHIP_SECONDS
+from slipway.local.recipes import variant
 from slipway.local.stack import LocalStack
 
 pytestmark = pytest.mark.local
-
-
-def _recipe(seed_offset: int, *, shuffled: bool = False) -> Any:
-    recipe = load_recipe()
-    copy = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
-    copy.SEED, copy.__name__ = recipe.SEED + seed_offset, f"local-rollout-{seed_offset}-{shuffled}"
-    if shuffled:
-        frame, target = recipe.load_data()
-        labels = np.random.default_rng(0).permutation(np.asarray(target))
-        copy.load_data = lambda: (frame, labels)
-    return copy
 
 
 def _port() -> int:
@@ -71,14 +59,14 @@ def registry(stack: LocalStack) -> Registry:
 
 @pytest.fixture(scope="module")
 def good(registry: Registry) -> Bundle:
-    bundle = train_bundle(_recipe(1))
+    bundle = train_bundle(variant(seed_offset=1))
     registry.register(bundle.manifest, bundle.onnx_bytes)
     return bundle
 
 
 @pytest.fixture(scope="module")
 def bad(registry: Registry) -> Bundle:
-    bundle = train_bundle(_recipe(2, shuffled=True))
+    bundle = train_bundle(variant(seed_offset=2, shuffle_labels=True))
     registry.register(bundle.manifest, bundle.onnx_bytes)
     return bundle
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -13,20 +12,15 @@ import pytest
 from functions.core import layout
 from functions.core.capture import CAPTURE_MARKER, CaptureRecord
 from functions.core.registry import Registry
-from functions.training.train import Bundle, load_recipe, train_bundle
+from functions.training.train import Bundle, train_bundle
+from slipway.local.recipes import variant
 from tests.conftest import Invoke, example_row
 
 
 @pytest.fixture(scope="module")
 def other_bundle() -> Bundle:
     """The example recipe under another seed: another version, same features, slightly other answers."""
-    recipe = load_recipe()
-    reseeded = types.SimpleNamespace(
-        **{name: getattr(recipe, name) for name in dir(recipe) if not name.startswith("_")}
-    )
-    reseeded.SEED = recipe.SEED + 1
-    reseeded.__name__ = "reseeded"
-    return train_bundle(reseeded)  # type: ignore[arg-type]
+    return train_bundle(variant(seed_offset=1))
 
 
 @pytest.fixture

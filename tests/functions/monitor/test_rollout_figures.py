@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import types
 from collections.abc import Iterable
 from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
@@ -22,32 +21,22 @@ from functions.inference.capture import Capture
 from functions.inference.live_model import Candidate, Serving
 from functions.monitor.rollout_figures import rollout_figures
 from functions.training.train import Bundle, load_recipe, load_table, train_bundle
+from slipway.local.recipes import variant
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 
-def _recipe(seed_offset: int, *, shuffled: bool = False) -> Any:
-    recipe = load_recipe()
-    copy = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
-    copy.SEED, copy.__name__ = recipe.SEED + seed_offset, f"figures-{seed_offset}-{shuffled}"
-    if shuffled:
-        frame, target = recipe.load_data()
-        labels = np.random.default_rng(0).permutation(np.asarray(target))
-        copy.load_data = lambda: (frame, labels)
-    return copy
-
-
 @pytest.fixture(scope="module")
 def good() -> Bundle:
-    return train_bundle(_recipe(1))
+    return train_bundle(variant(seed_offset=1))
 
 
 @pytest.fixture(scope="module")
 def bad() -> Bundle:
     """Trained on shuffled labels: the model a rollout must refuse."""
-    return train_bundle(_recipe(2, shuffled=True))
+    return train_bundle(variant(seed_offset=2, shuffle_labels=True))
 
 
 class _Source:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import io
 import json
 import threading
-import types
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-import numpy as np
 import pytest
 
 from functions.adapters import factory
@@ -29,6 +27,7 @@ from functions.inference import service
 from functions.inference.capture import Capture
 from functions.inference.live_model import LiveModel
 from functions.training.train import Bundle, load_recipe, load_table, train_bundle
+from slipway.local.recipes import variant
 from slipway.local.rollout import LocalRollout, topic
 from stage.names import ResourceNames
 from stage.settings import load_settings
@@ -37,25 +36,14 @@ BAKE_SECONDS = 3
 POLICY = {"min_rows": 50, "min_labelled_rows": 10_000, "max_latency_ratio": 50}
 
 
-def _recipe(seed_offset: int, *, shuffled: bool = False) -> Any:
-    recipe = load_recipe()
-    copy = types.SimpleNamespace(**{n: getattr(recipe, n) for n in dir(recipe) if not n.startswith("_")})
-    copy.SEED, copy.__name__ = recipe.SEED + seed_offset, f"machine-{seed_offset}-{shuffled}"
-    if shuffled:
-        frame, target = recipe.load_data()
-        labels = np.random.default_rng(0).permutation(np.asarray(target))
-        copy.load_data = lambda: (frame, labels)
-    return copy
-
-
 @pytest.fixture(scope="module")
 def good() -> Bundle:
-    return train_bundle(_recipe(1))
+    return train_bundle(variant(seed_offset=1))
 
 
 @pytest.fixture(scope="module")
 def bad() -> Bundle:
-    return train_bundle(_recipe(2, shuffled=True))
+    return train_bundle(variant(seed_offset=2, shuffle_labels=True))
 
 
 @pytest.fixture
