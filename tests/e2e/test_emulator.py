@@ -149,8 +149,8 @@ def test_a_rollout_runs_the_deployed_state_machine_and_refuses_a_candidate_witho
     bucket = deployment.outputs["ArtifactsBucketName"]
     models = S3ModelStore(deployment.client("s3"), bucket)
 
-    def live() -> list[str]:
-        return [m["version"] for m in json.loads(deployment.slipway("models", "--json").stdout) if m["live"]]
+    def live() -> dict[str, Any]:
+        return dict(json.loads(deployment.slipway("models", "--json").stdout)["live"])
 
     before = live()
     candidate = train_bundle(variant(seed_offset=1))

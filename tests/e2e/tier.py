@@ -42,6 +42,9 @@ LIMITS = {
     "numerator); the math alarms AWS gets are asserted in tests/infra/test_observability.py.",
     "Distributed Map ResultWriter": "the map runs and scores, but the result files it would write are not "
     "checked (nothing in Slipway reads them); moto runs the same definition in tests/slipway/test_local_stack.py.",
+    "A rollout decided by figures": "with no Firehose delivery no shadowed row reaches capture/, so the deployed "
+    "rollout state machine runs its steps and refuses for want of rows (checked); promotion by figures and refusal "
+    "of a bad candidate run under moto with real traffic in tests/functions/rollout and tests/slipway.",
     "Bucket tags from CloudFormation": "not applied, and CDK's auto-delete handler checks a bucket's tag before "
     "emptying it on destroy: the tier tags the buckets as the template says before `cdk destroy`.",
     "IAM": "the emulator does not enforce the roles' policies: each function's normal paths run under moto with IAM "
