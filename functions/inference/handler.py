@@ -55,7 +55,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json, serializer=dump_json)
-live_model = live_model_of(config)
+live_model = live_model_of(config, load_candidate=True)
 if TYPE_CHECKING:
     PredictBody = PredictRequest
 else:  # the deployment's row limit, which the resolver validates and the OpenAPI document shows

@@ -68,7 +68,9 @@ class LiveModel:
         pointer: PointerStore,
         refresh_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        load_candidate: bool = False,
     ) -> None:
+        self._load_candidate = load_candidate
         self._store = store
         self._pointer_store = pointer
         self._refresh_seconds = refresh_seconds
@@ -97,7 +99,7 @@ class LiveModel:
 
     def _with_candidate(self, serving: Serving, rollout: Rollout | None) -> Serving:
         """`serving` with the rollout's candidate loaded beside it (or why it is not)."""
-        if rollout is None or serving.predictor is None:
+        if rollout is None or serving.predictor is None or not self._load_candidate:
             self._candidate = None
             return serving
         if self._candidate is None or self._candidate.version != rollout.candidate:
@@ -177,10 +179,15 @@ class ModelSource(Protocol):
     def pointer_refresh_seconds(self) -> float: ...
 
 
-def live_model_of(config: ModelSource) -> LiveModel:
-    """The live model of a function, from the bundles and the pointer its configuration names."""
+def live_model_of(config: ModelSource, *, load_candidate: bool = False) -> LiveModel:
+    """The live model of a function, from the bundles and the pointer its configuration names.
+
+    With `load_candidate` (the /predict function) a rollout's candidate is loaded beside it; the
+    async worker and batch scoring answer with the live model alone and leave it out.
+    """
     return LiveModel(
         store=factory.model_store(config.artifacts_bucket),
         pointer=factory.pointer_store(config.live_pointer_parameter),
         refresh_seconds=config.pointer_refresh_seconds,
+        load_candidate=load_candidate,
     )

@@ -125,3 +125,16 @@ def test_a_canary_that_fails_to_score_is_answered_by_live(
     assert body["predictions"][0]["fallback"] is None
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"CandidateErrors"' in line]
     assert [doc["CandidateErrors"] for doc in emitted] == [[1.0]] and emitted[0]["model_role"] == "live"
+
+
+def test_the_async_worker_and_batch_scoring_leave_the_candidate_unloaded(
+    registry: Registry, live_bundle: Bundle, candidate: Bundle, names: Any
+) -> None:
+    """They answer with the live model alone: loading the candidate there would only cost memory."""
+    registry.start_rollout(candidate.version, "canary", 50, "test")
+    from functions.inference.config import WorkerConfig
+    from functions.inference.live_model import live_model_of
+
+    config = WorkerConfig(artifacts_bucket=names.artifacts_bucket, live_pointer_parameter=names.live_pointer_parameter)
+    serving = live_model_of(config).current()
+    assert serving.version == live_bundle.version and serving.candidate is None and serving.candidate_problem is None

@@ -67,6 +67,7 @@ class Traffic:
             store=factory.model_store(names.artifacts_bucket),
             pointer=factory.pointer_store(names.live_pointer_parameter),
             refresh_seconds=0,
+            load_candidate=True,
         )
         columns, _ = load_table(load_recipe())
         self.rows = [{n: float(v[i]) for n, v in columns.items()} for i in range(len(next(iter(columns.values()))))]
