@@ -11,8 +11,9 @@ without a key each request is drawn at random.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -125,6 +126,8 @@ class RolloutPolicy(BaseModel):
 
 
 Decision = Literal["promote", "refuse"]
+# check(name, passed, why): records one check of a verdict and, when it failed, why.
+Check = Callable[[str, bool, str], None]
 
 
 class RolloutVerdict(BaseModel):
@@ -149,7 +152,7 @@ def judge(mode: RolloutMode, figures: RolloutFigures, policy: RolloutPolicy, *, 
         if not passed:
             reasons.append(why)
 
-    check("no alarm", not alarms, f"alarms fired during the bake: {', '.join(alarms)}")
+    check("no alarm", not alarms, f"serving alarms in ALARM when judged: {', '.join(alarms)}")
     if mode == "shadow":
         compared = shadow.rows if shadow else 0
         check("enough rows", compared >= policy.min_rows, f"{compared} rows compared, fewer than {policy.min_rows}")
@@ -190,7 +193,7 @@ def judge(mode: RolloutMode, figures: RolloutFigures, policy: RolloutPolicy, *, 
     return RolloutVerdict(decision="refuse" if reasons else "promote", reasons=reasons, checks=checks)
 
 
-def _latency(check: Any, which: str, candidate: float | None, live: float | None, policy: RolloutPolicy) -> None:
+def _latency(check: Check, which: str, candidate: float | None, live: float | None, policy: RolloutPolicy) -> None:
     if candidate is not None and live is not None and live > 0:
         ratio = candidate / live
         why = (
@@ -201,7 +204,7 @@ def _latency(check: Any, which: str, candidate: float | None, live: float | None
 
 
 def _quality(
-    check: Any, figures: RolloutFigures, candidate: float | None, live: float | None, policy: RolloutPolicy
+    check: Check, figures: RolloutFigures, candidate: float | None, live: float | None, policy: RolloutPolicy
 ) -> None:
     if candidate is None or live is None:
         return

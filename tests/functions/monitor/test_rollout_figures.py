@@ -123,7 +123,7 @@ def test_a_canary_splits_the_figures_by_version(bundle: Bundle, good: Bundle) ->
     policy = RolloutPolicy(min_rows=10, min_labelled_rows=10, max_latency_ratio=1000, quality_tolerance=0.2)
     assert judge("canary", figures, policy, alarms=[]).decision == "promote"
     refused = judge("canary", figures, policy, alarms=["slipway-dev-5xx"])
-    assert refused.decision == "refuse" and refused.reasons == ["alarms fired during the bake: slipway-dev-5xx"]
+    assert refused.decision == "refuse" and refused.reasons == ["serving alarms in ALARM when judged: slipway-dev-5xx"]
 
 
 def test_too_few_rows_is_a_refusal_that_says_so(bundle: Bundle, good: Bundle) -> None:
