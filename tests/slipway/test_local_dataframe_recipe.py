@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import types
 import urllib.request
@@ -28,6 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from functions.adapters import factory
 from slipway.local.retrain_service import RetrainService
 from slipway.local.stack import LocalStack
+from tests.slipway.stacks import running_stack
 
 pytestmark = pytest.mark.local
 
@@ -63,24 +63,14 @@ def _churn_recipe() -> types.ModuleType:
     return recipe
 
 
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    saved_env, saved_recipe = dict(os.environ), sys.modules.get("model.recipe")
+    saved_recipe = sys.modules.get("model.recipe")
     sys.modules["model.recipe"] = _churn_recipe()
-    local = LocalStack(port=_port(), aws_port=_port(), log_dir=tmp_path_factory.mktemp("logs"))
-    local.start()
     try:
-        yield local
+        with running_stack(tmp_path_factory.mktemp("logs")) as local:
+            yield local
     finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved_env)
         if saved_recipe is not None:
             sys.modules["model.recipe"] = saved_recipe
         else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -28,28 +27,16 @@ from functions.training.train import Bundle, load_recipe, load_table, train_bund
 from slipway.local.monitoring import SHIP_SECONDS
 from slipway.local.recipes import variant
 from slipway.local.stack import LocalStack
+from tests.slipway.stacks import running_stack
 
 pytestmark = pytest.mark.local
 
 
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    saved = dict(os.environ)
-    local = LocalStack(port=_port(), aws_port=_port(), log_dir=tmp_path_factory.mktemp("logs"))
-    local.start()
-    sys.modules["functions.inference.handler"].live_model._refresh_seconds = 0.05  # pick pointer moves up at once
-    try:
+    with running_stack(tmp_path_factory.mktemp("logs")) as local:
+        sys.modules["functions.inference.handler"].live_model._refresh_seconds = 0.05  # pick pointer moves up at once
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

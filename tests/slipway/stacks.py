@@ -1,0 +1,25 @@
+"""A local stack for a test module: free loopback ports, started, and stopped with the environment it found."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from slipway.demo import free_port
+from slipway.local.stack import LocalStack
+
+
+@contextlib.contextmanager
+def running_stack(log_dir: Path) -> Iterator[LocalStack]:
+    """The embedded stack `make run` starts, on free ports of 127.0.0.1; the environment restored after."""
+    saved = dict(os.environ)
+    local = LocalStack(port=free_port(), aws_port=free_port(), log_dir=log_dir)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
