@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -18,14 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from functions.core.registry import LivePointer
+from slipway.demo import free_port
 from slipway.local.stack import LocalStack
 from stage.settings import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.slipway.stacks import running_stack
 
 
 def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
@@ -40,15 +35,8 @@ def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> t
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    saved = dict(os.environ)
-    local = LocalStack(port=free_port(), aws_port=free_port(), log_dir=tmp_path_factory.mktemp("logs"))
-    local.start()
-    try:
+    with running_stack(tmp_path_factory.mktemp("logs")) as local:
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def cli(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
