@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import pytest
 from moto.server import ThreadedMotoServer
 
+from slipway.demo import free_port
 from slipway.local.retrain_service import RetrainService
 from slipway.local.stack import LocalStack, reset_moto
-from tests.slipway.test_local_stack import free_port
 
 
 @pytest.fixture
