@@ -14,6 +14,8 @@ get a new version, or the stored bundle would go on capturing it; and every
 capture record of a version was then written under the same exclusion. An
 empty list is left out of the hash and of the manifest's JSON, so bundles made
 before the field existed keep their version, their bytes and their validity.
+`outliers` (the detector whose distance the graph computes) is treated alike:
+absent, as in bundles made before it existed, it is not hashed or written.
 """
 
 from __future__ import annotations
@@ -73,6 +75,18 @@ class Parity(_Frozen):
     tolerance: float
 
 
+class OutlierDetector(_Frozen):
+    """The bundle's outlier detector (functions.training.outliers): its distance is an output of the graph."""
+
+    method: Literal["minimum_covariance_determinant", "ledoit_wolf"]
+    share: float = Field(gt=0, lt=0.5, description="The share of training rows the threshold was set to flag.")
+    threshold: float = Field(gt=0, description="The distance above which a row is flagged (its score is 1 there).")
+    features: tuple[str, ...] = Field(description="The features the distance is measured over.")
+    dimensions: int = Field(ge=1, description="Directions of the training scatter the distance uses.")
+    training_flagged: float = Field(ge=0, le=1, description="Share of training rows above the threshold.")
+    holdout_flagged: float = Field(ge=0, le=1, description="Share of holdout rows above the threshold.")
+
+
 class Lineage(_Frozen):
     """Where the bundle came from. Not part of the version hash."""
 
@@ -105,6 +119,7 @@ class Manifest(_Frozen):
         default=(),
         description="Features whose values are never captured (in spec order); their drift is not computed.",
     )
+    outliers: OutlierDetector | None = Field(None, description="The outlier detector in the graph; None: none.")
 
     @model_validator(mode="after")
     def _task_shape(self) -> Manifest:
@@ -118,7 +133,8 @@ class Manifest(_Frozen):
         return self
 
     def _unset_when_empty(self) -> set[str]:
-        return set() if self.capture_exclude else {"capture_exclude"}
+        unset = set() if self.capture_exclude else {"capture_exclude"}
+        return unset if self.outliers is not None else unset | {"outliers"}
 
     def content_version(self, onnx_bytes: bytes) -> str:
         """The version this manifest and graph hash to."""

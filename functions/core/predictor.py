@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 
 # Rows per block of the padded model call (see Predictor._run).
 PAD_ROWS = 8
+# The outlier detector's input (the canonical rows, float64) and output (each row's distance) in the
+# model's graph (functions.training.outliers); a graph without them has no detector.
+OUTLIER_INPUT = "outlier_rows"
+OUTLIER_OUTPUT = "outlier_distance"
 
 # Why a fallback answered, as reported per row and counted in the FallbacksByReason metric.
 REASON_NO_LIVE_MODEL = "no_live_model"
@@ -29,14 +33,14 @@ REASON_NON_FINITE_OUTPUT = "non_finite_output"
 
 
 # One row's answer, shaped as the API returns it (schemas.PredictionOut): label and
-# probabilities (classification) or value (regression), imputed, out_of_range, fallback.
-# A plain dict, because a thousand of them are built and serialised per request.
+# probabilities (classification) or value (regression), imputed, out_of_range, outlier,
+# fallback. A plain dict, because a thousand of them are built and serialised per request.
 Prediction = dict[str, Any]
 
 
 def _answer(
     label: str | None, probabilities: dict[str, float] | None, value: float | None,
-    imputed: list[str], out_of_range: list[str], fallback: str | None,
+    imputed: list[str], out_of_range: list[str], outlier: dict[str, Any] | None, fallback: str | None,
 ) -> Prediction:  # fmt: skip
     return {
         "label": label,
@@ -44,6 +48,7 @@ def _answer(
         "value": value,
         "imputed": imputed,
         "out_of_range": out_of_range,
+        "outlier": outlier,
         "fallback": fallback,
     }
 
@@ -78,6 +83,8 @@ class Predictor:
         self._inputs = GraphInputs.of(self._session)
         self._classes = list(manifest.classes or ())
         self._outputs = [output.name for output in self._session.get_outputs()]
+        detector = manifest.outliers
+        self._threshold = detector.threshold if detector and OUTLIER_OUTPUT in self._outputs else None
         self.batch_invariant = self._is_batch_invariant()
         if not self.batch_invariant:
             logger.warning("model %s answers differently in batches on this CPU; scoring row by row", self.version)
@@ -137,9 +144,9 @@ class Predictor:
         classes = self._classes
         rows = probabilities.tolist()
         return [
-            _answer(str(label), dict(zip(classes, row, strict=True)), None, imputed, outside, None)
-            for label, row, imputed, outside in zip(
-                labels.tolist(), rows, batch.imputed, batch.out_of_range, strict=True
+            _answer(str(label), dict(zip(classes, row, strict=True)), None, imputed, outside, outlier, None)
+            for label, row, imputed, outside, outlier in zip(
+                labels.tolist(), rows, batch.imputed, batch.out_of_range, self._outliers(outputs), strict=True
             )
         ]
 
@@ -148,9 +155,22 @@ class Predictor:
         if not np.all(np.isfinite(values)):
             raise ModelUnavailable(REASON_NON_FINITE_OUTPUT)
         return [
-            _answer(None, None, value, imputed, outside, None)
-            for value, imputed, outside in zip(values.tolist(), batch.imputed, batch.out_of_range, strict=True)
+            _answer(None, None, value, imputed, outside, outlier, None)
+            for value, imputed, outside, outlier in zip(
+                values.tolist(), batch.imputed, batch.out_of_range, self._outliers(outputs), strict=True
+            )
         ]
+
+    def _outliers(self, outputs: list[Any]) -> list[dict[str, Any] | None]:
+        """Each row's outlier score (its distance over the detector's threshold) and flag; None without one."""
+        rows = len(outputs[0])
+        if self._threshold is None:
+            return [None] * rows
+        scores = np.asarray(outputs[-1], dtype=np.float64) / self._threshold
+        # A distance that is not finite (an extreme value overflowing) is as far from training as it gets.
+        scores = np.where(np.isfinite(scores), scores, np.finfo(np.float64).max)
+        flags = (scores > 1.0).tolist()
+        return [{"score": score, "flag": flag} for score, flag in zip(scores.round(4).tolist(), flags, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -165,20 +185,23 @@ class GraphInputs:
 
     names: tuple[str, ...]
     dtypes: tuple[Any, ...]  # np.float64, np.float32, or object (text)
+    outliers: bool = False  # the graph also takes the rows for its outlier detector
 
     @classmethod
     def of(cls, session: ort.InferenceSession) -> GraphInputs:
         kinds = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(string)": object}
-        inputs = session.get_inputs()
-        return cls(tuple(i.name for i in inputs), tuple(kinds.get(i.type, np.float32) for i in inputs))
+        inputs = [i for i in session.get_inputs() if i.name != OUTLIER_INPUT]
+        detector = any(i.name == OUTLIER_INPUT for i in session.get_inputs())
+        return cls(tuple(i.name for i in inputs), tuple(kinds.get(i.type, np.float32) for i in inputs), detector)
 
     def feed(self, canonical: np.ndarray, texts: Mapping[int, Sequence[str]]) -> dict[str, np.ndarray]:
         """The graph's inputs for rows given as canonical values (category codes; float64, or already
         rounded to float32) and category texts."""
         values = np.asarray(canonical, dtype=np.float32)
+        feed = {OUTLIER_INPUT: values.astype(np.float64)} if self.outliers else {}
         if len(self.names) == 1 and self.dtypes[0] is not object:
-            return {self.names[0]: np.ascontiguousarray(values, dtype=self.dtypes[0])}
-        feed = {}
+            feed[self.names[0]] = np.ascontiguousarray(values, dtype=self.dtypes[0])
+            return feed
         for column, (name, dtype) in enumerate(zip(self.names, self.dtypes, strict=True)):
             if dtype is object:
                 feed[name] = np.array(texts[column], dtype=object).reshape(-1, 1)
@@ -221,4 +244,6 @@ def fallback_predictions(
     value = answer.value if answer.value is not None and math.isfinite(answer.value) else None
     imputed = batch.imputed if batch else [[] for _ in range(count)]
     outside = batch.out_of_range if batch else [[] for _ in range(count)]
-    return [_answer(answer.label, answer.probabilities, value, imputed[i], outside[i], reason) for i in range(count)]
+    return [
+        _answer(answer.label, answer.probabilities, value, imputed[i], outside[i], None, reason) for i in range(count)
+    ]

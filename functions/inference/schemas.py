@@ -153,6 +153,15 @@ def predict_request_model(max_instances: int) -> type[PredictRequest]:
     )
 
 
+class OutlierOut(BaseModel):
+    """How unlike the training rows this row is, taken over all its features together."""
+
+    score: float = Field(
+        ge=0, description="The row's distance from the training data over the flagging threshold: above 1, flagged."
+    )
+    flag: bool = Field(description="True when the row is unlike the training data (score above 1).")
+
+
 class PredictionOut(BaseModel):
     """One row's answer."""
 
@@ -161,6 +170,9 @@ class PredictionOut(BaseModel):
     value: float | None = Field(None, description="Predicted value (regression).")
     imputed: list[str] = Field(description="Features that were missing and filled with their training value.")
     out_of_range: list[str] = Field(description="Features outside their training range (served, but flagged).")
+    outlier: OutlierOut | None = Field(
+        None, description="The model's outlier detector on this row; null for plan B or a model without one."
+    )
     fallback: str | None = Field(description="Null, or why plan B answered instead of the model.")
 
 

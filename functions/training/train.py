@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import onnx
 from sklearn.model_selection import train_test_split
 
 from functions.core.errors import RecipeError
@@ -20,6 +21,7 @@ from functions.training.derive import derive_baseline, derive_fallback, derive_f
 from functions.training.export import Holdout, cast_before_trees, check_exportable, check_parity, export_onnx
 from functions.training.frame import as_table, model_frame
 from functions.training.metrics import check_metric, holdout_metrics
+from functions.training.outliers import fit_detector, outlier_share
 
 DEFAULT_RECIPE = "model.recipe"
 DEFAULT_PARITY_TOLERANCE = 1e-4
@@ -124,6 +126,7 @@ def train_bundle(
 
     spec = derive_feature_spec(columns, getattr(recipe, "FEATURES", None))
     capture_exclude = capture_exclusions(getattr(recipe, "CAPTURE_EXCLUDE", None), spec)
+    share = outlier_share(getattr(recipe, "OUTLIER_SHARE", None))
     encoded = encode_columns(spec, columns)
     texts = category_texts(spec, columns)
     frame = model_frame(spec, encoded, texts)
@@ -144,7 +147,14 @@ def train_bundle(
     probabilities = pipeline.predict_proba(x_holdout) if task == "classification" else None
     metrics = holdout_metrics(task, y_holdout, pipeline.predict(x_holdout), probabilities, classes)
 
-    onnx_bytes = export_onnx(pipeline, spec, task)
+    onnx_bytes, detector = fit_detector(
+        onnx.load_from_string(export_onnx(pipeline, spec, task)),
+        spec,
+        encoded[train_rows],
+        encoded[holdout_rows],
+        seed=seed,
+        share=share,
+    )
     tolerance = float(getattr(recipe, "PARITY_TOLERANCE", DEFAULT_PARITY_TOLERANCE))
     holdout = Holdout(x_holdout, encoded[holdout_rows], {i: [t[r] for r in holdout_rows] for i, t in texts.items()})
     parity = check_parity(pipeline, onnx_bytes, holdout, task, tolerance)
@@ -167,5 +177,6 @@ def train_bundle(
             libraries={name: importlib.metadata.version(name) for name in _LIBRARIES},
         ),
         capture_exclude=capture_exclude,
+        outliers=detector,
     )
     return Bundle(manifest.with_version(onnx_bytes), onnx_bytes)

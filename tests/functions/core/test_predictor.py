@@ -18,7 +18,7 @@ from functions.core.predictor import (
 )
 from functions.training.train import Bundle, load_recipe, load_table
 
-KEYS = {"label", "probabilities", "value", "imputed", "out_of_range", "fallback"}
+KEYS = {"label", "probabilities", "value", "imputed", "out_of_range", "outlier", "fallback"}
 
 
 def example_rows(count: int) -> list[dict[str, float]]:
@@ -169,6 +169,7 @@ def test_fallback_without_an_answer_or_a_batch_is_empty_and_flagged() -> None:
                 "value": None,
                 "imputed": [],
                 "out_of_range": [],
+                "outlier": None,
                 "fallback": "no_live_model",
             }
         ]
@@ -193,9 +194,9 @@ class _BatchSensitiveSession:
         self.get_inputs = real.get_inputs
 
     def run(self, outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        labels, probabilities = self._real.run(outputs, feeds)
+        labels, probabilities, *rest = self._real.run(outputs, feeds)
         rows = next(iter(feeds.values())).shape[0]
-        return [labels, probabilities + np.float32(1e-7) * (rows > 8)]
+        return [labels, probabilities + np.float32(1e-7) * (rows > 8), *rest]
 
 
 def test_probe_rows_are_valid_input_for_the_spec(bundle: Bundle) -> None:
