@@ -216,6 +216,7 @@ class Observability(Construct):
         predict_requests = self.emf_metric(telemetry.PREDICT_REQUESTS)
         invalid_requests = self.emf_metric(telemetry.INVALID_REQUESTS)
         last_good = self.emf_metric(telemetry.LAST_GOOD_ANSWERS)
+        outliers = self.emf_metric(telemetry.OUTLIERS)
 
         self.api_5xx_alarm = self._rate_alarm(
             "Api5xxRate", numerator=server_errors, denominator=requests,
@@ -245,6 +246,12 @@ class Observability(Construct):
             threshold=alarms.fallback_rate_percent, label="Fallback rate (%)",
             description=f"Rows answered by the fallback above {alarms.fallback_rate_percent}% over 5 minutes",
         )  # fmt: skip
+        # Traffic unlike the training data, not a failing model: it alarms, and never rolls a version back.
+        self.outlier_alarm = self._rate_alarm(
+            "OutlierRate", numerator=outliers, denominator=predictions,
+            threshold=alarms.outlier_rate_percent, label="Outlier rate (%)",
+            description=f"Rows flagged as outliers above {alarms.outlier_rate_percent}% over 5 minutes",
+        )  # fmt: skip
         self.invalid_request_alarm = self._rate_alarm(
             "InvalidRequestRate", numerator=invalid_requests, denominator=predict_requests,
             threshold=alarms.invalid_request_rate_percent, label="Invalid request rate (%)",
@@ -262,8 +269,8 @@ class Observability(Construct):
         )
         self.add_widgets(
             cloudwatch.GraphWidget(
-                title="Predictions, fallbacks and last-good answers (rows)",
-                left=[predictions, fallbacks, last_good],
+                title="Predictions, fallbacks, last-good answers and outliers (rows)",
+                left=[predictions, fallbacks, last_good, outliers],
                 width=8,
             ),
             cloudwatch.GraphWidget(
@@ -286,7 +293,7 @@ class Observability(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         api_alarms = (self.api_5xx_alarm, self.latency_alarm, self.throttles_alarm)
-        model_alarms = (self.fallback_alarm, self.invalid_request_alarm, self.last_good_alarm)
+        model_alarms = (self.fallback_alarm, self.invalid_request_alarm, self.last_good_alarm, self.outlier_alarm)
         for alarm in (*api_alarms, *model_alarms):
             alarm.add_alarm_action(self._action)
             alarm.add_ok_action(self._action)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from functions.core.drift import DriftReport, count_columns, drift_report
+from functions.core.drift import DriftReport, OutlierFigures, count_columns, drift_report
 from functions.core.manifest import Manifest
 from functions.core.rollout import RolloutFigures
 
@@ -79,6 +79,7 @@ def report_json(report: DriftReport) -> dict[str, Any]:
         "drifted_features": report.drifted_features,
         "features": features,
         "excluded_features": report.excluded_features,
+        "outliers": report.outliers.model_dump(mode="json") if report.outliers else None,
     }
 
 
@@ -96,6 +97,20 @@ def print_table(report: DriftReport) -> None:
     print(
         f"\n{report.rows} rows vs model {report.model_version}: {report.verdict.replace('_', ' ')}; "
         f"{len(report.drifted_features)}/{len(report.features)} features drifted (share {report.drift_share:.3f})"
+    )
+    if report.outliers is not None:
+        print(outlier_line(report.outliers))
+
+
+def outlier_line(figures: OutlierFigures) -> str:
+    """The outlier detector's figures of a window, in one line."""
+    if figures.share is None:
+        return "outliers: no row scored by the outlier detector"
+    verdict = "n/a (too few rows)" if figures.drift is None else ("DRIFT" if figures.drift else "ok")
+    training = f"{figures.training_share:.1%}" if figures.training_share is not None else "n/a"
+    return (
+        f"outliers: {figures.flagged}/{figures.scored} rows flagged ({figures.share:.1%}; training {training}, "
+        f"drift at {figures.threshold:.0%}): {verdict}"
     )
 
 

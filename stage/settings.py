@@ -127,6 +127,9 @@ class AlarmSettings(_Section):
     throttles_per_5min: int = Field(10, ge=1)
     fallback_rate_percent: float = Field(1.0, gt=0, le=100)
     invalid_request_rate_percent: float = Field(10.0, gt=0, le=100)
+    outlier_rate_percent: float = Field(
+        5.0, gt=0, le=100, description="Rows flagged as outliers over 5 minutes (the detector flags 1 % of training)."
+    )
     metric_math: bool = Field(
         True,
         description="Rate alarms as metric math (100 * n / d); false: plain alarms on any count of n, for an "

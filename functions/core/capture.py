@@ -75,6 +75,9 @@ class CaptureRecord(BaseModel):
     imputed: list[list[str]]
     out_of_range: list[list[str]]
     fallback: list[str | None]
+    outlier: list[float | None] | None = Field(
+        None, description="Each row's outlier score (above 1: flagged); None for a model without a detector."
+    )
     # Which of the container's versions answered (live, or a canary's candidate), and in how long.
     model_role: Literal["live", "candidate"] = "live"
     latency_ms: float | None = Field(None, ge=0, description="Scoring time of the whole request.")
@@ -86,7 +89,7 @@ class CaptureRecord(BaseModel):
         shadow = self.shadow
         columns: dict[str, Sequence[object] | None] = {
             "label": self.label, "value": self.value, "imputed": self.imputed,
-            "out_of_range": self.out_of_range, "fallback": self.fallback,
+            "out_of_range": self.out_of_range, "fallback": self.fallback, "outlier": self.outlier,
             **{f"features.{name}": column for name, column in self.features.items()},
             **{f"probabilities.{c}": column for c, column in (self.probabilities or {}).items()},
             **({"shadow.label": shadow.label, "shadow.value": shadow.value} if shadow else {}),

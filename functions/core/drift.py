@@ -65,6 +65,13 @@ class DriftPolicy(BaseModel):
     )
     thresholds: DriftThresholds = DriftThresholds()
     features: dict[str, DriftThresholds] = Field(default_factory=dict, description="Per-feature overrides.")
+    outlier_share: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="The window drifts when this share of its rows is flagged by the outlier detector "
+        "(which flags about 1 % of training rows).",
+    )
 
     def for_feature(self, name: str) -> DriftThresholds:
         return self.features.get(name, self.thresholds)
@@ -105,6 +112,8 @@ class WindowCounts(BaseModel):
     end: datetime | None = None
     features: list[FeatureCounts]
     prediction: FeatureCounts
+    outlier_scored: int = Field(0, description="Rows the outlier detector scored (no plan B, a model with one).")
+    outliers: int = Field(0, description="Of them, rows it flagged.")
 
     def merged(self, other: WindowCounts) -> WindowCounts:
         """The counts of both windows together (the same model version)."""
@@ -119,6 +128,8 @@ class WindowCounts(BaseModel):
             end=max(ends) if ends else None,
             features=[a.merged(b) for a, b in zip(self.features, other.features, strict=True)],
             prediction=self.prediction.merged(other.prediction),
+            outlier_scored=self.outlier_scored + other.outlier_scored,
+            outliers=self.outliers + other.outliers,
         )
 
 
@@ -139,10 +150,12 @@ def count_columns(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    outlier_scores: Sequence[float | None] | None = None,
 ) -> WindowCounts:
     """Count a table of canonical feature values (None or NaN when missing) and its predictions.
 
-    `predictions` are labels (classification) or values (regression). A feature
+    `predictions` are labels (classification) or values (regression); `outlier_scores` the
+    detector's score of each row (None where it gave none; above 1 is flagged). A feature
     absent from `columns` counts as missing in every row; a feature the manifest
     excludes from capture is not counted at all.
     """
@@ -171,8 +184,17 @@ def count_columns(
     else:
         prediction = _count_numeric(prediction_baseline, _as_float(predictions), None, None)
     prediction = prediction.model_copy(update={"name": PREDICTION})
+    scores = _as_float(outlier_scores) if outlier_scores is not None else np.zeros(0)
+    scores = scores[~np.isnan(scores)]
     return WindowCounts(
-        model_version=manifest.version, rows=rows, start=start, end=end, features=features, prediction=prediction
+        model_version=manifest.version,
+        rows=rows,
+        start=start,
+        end=end,
+        features=features,
+        prediction=prediction,
+        outlier_scored=int(scores.size),
+        outliers=int(np.count_nonzero(scores > 1.0)),
     )
 
 
@@ -294,6 +316,17 @@ class FeatureDrift(BaseModel):
     bin_labels: list[str]
 
 
+class OutlierFigures(BaseModel):
+    """The window's rows the model's outlier detector flagged, against the share it flags of training rows."""
+
+    scored: int = Field(description="Rows scored by the detector (answered by a model that has one).")
+    flagged: int
+    share: float | None = Field(description="flagged / scored; None when nothing was scored.")
+    training_share: float | None = Field(description="The share of training rows the detector flags.")
+    threshold: float = Field(description="The share at which the window drifts (monitor.drift.outlier_share).")
+    drift: bool | None = Field(description="None when too few rows were scored for a verdict.")
+
+
 class DriftReport(BaseModel):
     """The statistics of a window against the baseline of the model version that served it."""
 
@@ -311,6 +344,7 @@ class DriftReport(BaseModel):
         default_factory=list, description="Features kept out of capture by the recipe: no drift is computed for them."
     )
     prediction: FeatureDrift
+    outliers: OutlierFigures | None = Field(None, description="None when the model has no outlier detector.")
 
 
 def feature_drift(
@@ -384,11 +418,12 @@ def drift_report(
         prediction = prediction.model_copy(update={"drift": None, "reasons": []})
     drifted = [f.name for f in features if f.drift]
     share = len(drifted) / len(features) if features else 0.0
+    outliers = _outlier_figures(manifest, counts, policy)
     if rows < policy.min_rows:
         verdict: Verdict = "insufficient_data"
         detected = False
     else:
-        detected = share >= policy.drift_share or bool(prediction.drift)
+        detected = share >= policy.drift_share or bool(prediction.drift) or bool(outliers and outliers.drift)
         verdict = "drift" if detected else "no_drift"
     return DriftReport(
         model_version=counts.model_version,
@@ -403,4 +438,20 @@ def drift_report(
         features=features,
         excluded_features=[b.name for b in baseline.features if b.name in excluded],
         prediction=prediction,
+        outliers=outliers,
+    )
+
+
+def _outlier_figures(manifest: Manifest, counts: WindowCounts, policy: DriftPolicy) -> OutlierFigures | None:
+    if manifest.outliers is None:
+        return None
+    scored = counts.outlier_scored
+    share = counts.outliers / scored if scored else None
+    return OutlierFigures(
+        scored=scored,
+        flagged=counts.outliers,
+        share=share,
+        training_share=manifest.outliers.training_flagged,
+        threshold=policy.outlier_share,
+        drift=None if share is None or scored < policy.min_rows else share >= policy.outlier_share,
     )

@@ -20,6 +20,7 @@ FALLBACKS_BY_REASON = "FallbacksByReason"  # same, with a `reason` dimension
 LAST_GOOD_ANSWERS = "LastGoodAnswers"  # rows answered by the last good version: the live one cannot be loaded
 IMPUTATIONS = "Imputations"  # feature values filled in
 OUT_OF_RANGE = "OutOfRange"  # feature values outside the training range
+OUTLIERS = "Outliers"  # rows the model's outlier detector flagged (unlike the training rows as a whole)
 SCORING_LATENCY = "ScoringLatency"  # milliseconds inside the handler for one /predict
 ASYNC_POISON_MESSAGES = "AsyncPoisonMessages"  # dead letters that name no job: logged whole, then deleted
 REASON_DIMENSION = "reason"
@@ -47,6 +48,7 @@ FEATURE_KS = "FeatureKS"
 FEATURE_LINF = "FeatureLinf"
 FEATURE_MISSING_RATE = "FeatureMissingRate"
 FEATURE_OUT_OF_RANGE = "FeatureOutOfRange"
+OUTLIER_SHARE = "OutlierShare"  # share of the window's scored rows the outlier detector flagged
 MODEL_QUALITY = "ModelQuality"  # the recipe's metric on labelled live rows
 LABELLED_ROWS = "LabelledRows"
 

@@ -148,6 +148,7 @@ def _columnar(
         features = {name: features[name] for name in columns.names}  # the spec's order
     imputed = [p["imputed"] for p in predictions]
     out_of_range = [p["out_of_range"] for p in predictions]
+    scores = [(p.get("outlier") or {}).get("score") for p in predictions]
     if columns.excluded:
         imputed, out_of_range = _without(imputed, columns.excluded), _without(out_of_range, columns.excluded)
     return {
@@ -155,6 +156,7 @@ def _columnar(
         **_answer_columns(predictions),
         "imputed": imputed,
         "out_of_range": out_of_range,
+        "outlier": None if all(score is None for score in scores) else scores,
         "fallback": [p["fallback"] for p in predictions],
     }
 
@@ -224,6 +226,7 @@ def _rows(record: dict[str, Any], start: int, end: int) -> dict[str, Any]:
         **answers(record),
         "imputed": record["imputed"][start:end],
         "out_of_range": record["out_of_range"][start:end],
+        "outlier": part(record["outlier"]),
         "fallback": record["fallback"][start:end],
         **({"shadow": {**shadow, **answers(shadow)}} if shadow is not None else {}),
     }

@@ -127,6 +127,7 @@ def _record(outcome: service.Outcome, started: float, *, rollout: bool) -> float
     metrics.add_metric(name=telemetry.PREDICTIONS, unit=MetricUnit.Count, value=rows)
     metrics.add_metric(name=telemetry.IMPUTATIONS, unit=MetricUnit.Count, value=outcome.imputations)
     metrics.add_metric(name=telemetry.OUT_OF_RANGE, unit=MetricUnit.Count, value=outcome.out_of_range)
+    metrics.add_metric(name=telemetry.OUTLIERS, unit=MetricUnit.Count, value=outcome.outliers)
     metrics.add_metric(name=telemetry.FALLBACKS, unit=MetricUnit.Count, value=rows if outcome.fallback_reason else 0)
     metrics.add_metric(name=telemetry.LAST_GOOD_ANSWERS, unit=MetricUnit.Count, value=rows if outcome.stale else 0)
     if outcome.fallback_reason:

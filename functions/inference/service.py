@@ -48,6 +48,11 @@ class Outcome:
     shadow: Shadow | None = None
     candidate_error: str | None = None  # the canary's candidate should have answered and could not
 
+    @property
+    def outliers(self) -> int:
+        """Rows the answering model's outlier detector flagged."""
+        return sum(1 for p in self.predictions if (p.get("outlier") or {}).get("flag"))
+
 
 def predict(
     serving: Serving,

@@ -28,6 +28,7 @@ class _Pending:
         self.features: dict[str, list[Any]] = {}
         self.labels: list[Any] = []
         self.values: list[Any] = []
+        self.outliers: list[float | None] = []
         self.rows = 0
         self.start: datetime | None = None
         self.end: datetime | None = None
@@ -48,6 +49,7 @@ class _Pending:
                 target.extend([None] * (self.rows - len(target)))
         self.labels.extend(record.label or [None] * rows)
         self.values.extend(record.value or [None] * rows)
+        self.outliers.extend(record.outlier or [None] * rows)
         time = record.time
         self.start = time if self.start is None or time < self.start else self.start
         self.end = time if self.end is None or time > self.end else self.end
@@ -128,4 +130,6 @@ def _count(manifest: Manifest, pending: _Pending) -> WindowCounts:
             with suppress(TypeError, ValueError):
                 columns[feature.name] = np.array(column, dtype=np.float64)
     predictions = pending.labels if manifest.task == "classification" else pending.values
-    return count_columns(manifest, columns, predictions, start=pending.start, end=pending.end)
+    return count_columns(
+        manifest, columns, predictions, start=pending.start, end=pending.end, outlier_scores=pending.outliers
+    )

@@ -27,6 +27,8 @@ def publish(result: CycleResult, *, namespace: str, service: str) -> None:
     overall.add_metric(name=telemetry.DRIFT_DETECTED, unit=MetricUnit.Count, value=int(report.drift_detected))
     insufficient = int(report.verdict == "insufficient_data")
     overall.add_metric(name=telemetry.DRIFT_INSUFFICIENT_DATA, unit=MetricUnit.Count, value=insufficient)
+    if report.outliers is not None and report.outliers.share is not None:
+        overall.add_metric(name=telemetry.OUTLIER_SHARE, unit=MetricUnit.NoUnit, value=report.outliers.share)
     if report.prediction.psi is not None:
         overall.add_metric(name=telemetry.PREDICTION_PSI, unit=MetricUnit.NoUnit, value=report.prediction.psi)
     live_quality = next((q for q in result.quality if q.model_version == report.model_version), None)

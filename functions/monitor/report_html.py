@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from functions.core.drift import DriftReport, FeatureDrift
+from functions.core.drift import DriftReport, FeatureDrift, OutlierFigures
 from functions.core.rollout import RolloutFigures
 
 _WIDTH, _HEIGHT, _PAD = 360, 120, 4
@@ -91,6 +91,20 @@ def _rollout_section(rollout: RolloutFigures | None) -> str:
     )
 
 
+def _outliers(figures: OutlierFigures | None) -> str:
+    if figures is None:
+        return ""
+    if figures.share is None:
+        return "<p>Outliers: no row was scored by the outlier detector.</p>"
+    verdict = "n/a (too few rows)" if figures.drift is None else ("drift" if figures.drift else "ok")
+    training = f"{figures.training_share:.1%}" if figures.training_share is not None else "n/a"
+    return (
+        f"<p>Outliers (rows unlike the training data as a whole): {figures.flagged} of {figures.scored} scored rows "
+        f"flagged ({figures.share:.1%}; {training} of training rows; the window drifts at {figures.threshold:.0%}): "
+        f'<span class="{"drift" if figures.drift else "ok"}">{verdict}</span>.</p>'
+    )
+
+
 def render_html(report: DriftReport, quality: Sequence[Any] = (), rollout: RolloutFigures | None = None) -> str:
     """The report page of one window."""
     title = f"Drift report: model {report.model_version}"
@@ -132,6 +146,7 @@ Verdict: <span class="{verdict_class}">{report.verdict.replace("_", " ")}</span>
 {len(report.drifted_features)} of {len(report.features)} features drifted
 (share {report.drift_share:.3f}){drifted}.</p>
 {excluded}
+{_outliers(report.outliers)}
 <table><tr><th>feature</th><th>kind</th><th>PSI</th><th>JS distance</th><th>KS</th><th>L&infin;</th>
 <th>unseen</th><th>missing</th><th>out of range</th><th>verdict</th></tr>{"".join(rows)}</table>
 {quality_table}

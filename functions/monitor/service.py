@@ -125,7 +125,11 @@ def run_cycle(
             window_end=end,
             rows=report.rows,
             drift_share=report.drift_share,
-            drifted_features=report.drifted_features + (["prediction"] if report.prediction.drift else []),
+            drifted_features=[
+                *report.drifted_features,
+                *(["prediction"] if report.prediction.drift else []),
+                *(["outliers"] if report.outliers and report.outliers.drift else []),
+            ],
             report_key=json_key,
         )
     return CycleResult(

@@ -85,6 +85,7 @@ def test_six_alarms_with_thresholds_from_settings_notify_the_topic(
             ("FallbackRate", thresholds.fallback_rate_percent, {telemetry.FALLBACKS, telemetry.PREDICTIONS}),
             ("InvalidRequestRate", thresholds.invalid_request_rate_percent,
              {telemetry.INVALID_REQUESTS, telemetry.PREDICT_REQUESTS}),
+            ("OutlierRate", thresholds.outlier_rate_percent, {telemetry.OUTLIERS, telemetry.PREDICTIONS}),
         ):  # fmt: skip
             alarm = _alarm(template, prefix)
             assert alarm["Threshold"] == threshold
@@ -98,7 +99,14 @@ def test_dashboard(templates: dict[str, Template]) -> None:
     dashboard = only(templates["prod"], "AWS::CloudWatch::Dashboard")["Properties"]
     assert dashboard["DashboardName"] == "slipway-prod-dashboard"
     body = str(dashboard["DashboardBody"])
-    for name in (telemetry.FALLBACKS, telemetry.INVALID_REQUESTS, "5XXError", "Throttles", "Latency"):
+    for name in (
+        telemetry.FALLBACKS,
+        telemetry.INVALID_REQUESTS,
+        telemetry.OUTLIERS,
+        "5XXError",
+        "Throttles",
+        "Latency",
+    ):
         assert name in body
 
 

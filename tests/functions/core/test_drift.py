@@ -179,3 +179,54 @@ def test_excluded_features_are_listed_not_computed_and_the_others_still_drift() 
         f.name: f for f in drift_report(MANIFEST, count_columns(MANIFEST, columns, predictions), DriftPolicy()).features
     }
     assert all(f == full[f.name] for f in report.features)
+
+
+def _with_detector(manifest: Manifest) -> Manifest:
+    from functions.core.manifest import OutlierDetector
+
+    detector = OutlierDetector(method="minimum_covariance_determinant", share=0.01, threshold=5.0,
+                               features=("x0",), dimensions=1, training_flagged=0.01, holdout_flagged=0.01)  # fmt: skip
+    return manifest.model_copy(update={"outliers": detector})
+
+
+def test_outlier_scores_are_counted_and_merge() -> None:
+    manifest = _with_detector(MANIFEST)
+    columns, predictions = _sample(np.random.default_rng(8), 4)
+    scores = [0.5, 2.0, None, 1.5]
+
+    counts = count_columns(manifest, columns, predictions, outlier_scores=scores)
+    twice = counts.merged(counts)
+
+    assert (counts.outlier_scored, counts.outliers) == (3, 2)
+    assert (twice.outlier_scored, twice.outliers) == (6, 4)
+
+
+def test_a_window_of_outliers_drifts_although_no_feature_does() -> None:
+    manifest = _with_detector(MANIFEST)
+    policy = DriftPolicy()
+    columns, predictions = _sample(np.random.default_rng(9), 2000)
+    flagged = int(2000 * policy.outlier_share) + 10
+    scores = [3.0] * flagged + [0.4] * (2000 - flagged)
+
+    report = drift_report(manifest, count_columns(manifest, columns, predictions, outlier_scores=scores), policy)
+    calm = drift_report(manifest, count_columns(manifest, columns, predictions, outlier_scores=[0.4] * 2000), policy)
+
+    assert report.drifted_features == [] and report.prediction.drift is False
+    assert report.outliers is not None and report.outliers.drift is True and report.outliers.flagged == flagged
+    assert report.drift_detected and report.verdict == "drift"
+    assert calm.outliers is not None and calm.outliers.share == 0 and not calm.drift_detected
+
+
+def test_outlier_figures_need_a_detector_and_enough_rows() -> None:
+    columns, predictions = _sample(np.random.default_rng(10), 50)
+    few = _with_detector(MANIFEST)
+
+    without = drift_report(
+        MANIFEST, count_columns(MANIFEST, columns, predictions, outlier_scores=[3.0] * 50), DriftPolicy()
+    )
+    too_few = drift_report(few, count_columns(few, columns, predictions, outlier_scores=[3.0] * 50), DriftPolicy())
+    unscored = drift_report(few, count_columns(few, columns, predictions), DriftPolicy())
+
+    assert without.outliers is None
+    assert too_few.outliers is not None and too_few.outliers.share == 1.0 and too_few.outliers.drift is None
+    assert unscored.outliers is not None and unscored.outliers.share is None and unscored.outliers.drift is None

@@ -412,7 +412,7 @@ def test_predict_publishes_emf_metrics_with_the_model_version(invoke: Invoke, li
     row = example_row(live_bundle)
     del row["worst_area"]
     capsys.readouterr()
-    invoke("POST", "/predict", {"instances": [row, example_row(live_bundle, 1)]})
+    _, body = invoke("POST", "/predict", {"instances": [row, example_row(live_bundle, 1)]})
     documents = _emf_documents(capsys.readouterr().out)
     metrics = documents[-1]
     directive = metrics["_aws"]["CloudWatchMetrics"][0]
@@ -420,6 +420,29 @@ def test_predict_publishes_emf_metrics_with_the_model_version(invoke: Invoke, li
     assert metrics["model_version"] == live_bundle.version
     assert metrics["PredictRequests"] == 1 and metrics["Predictions"] == 2
     assert metrics["Imputations"] == 1 and metrics["Fallbacks"] == 0 and metrics["ScoringLatency"] > 0
+    assert metrics["Outliers"] == sum(p["outlier"]["flag"] for p in body["predictions"])
+
+
+def test_an_implausible_row_inside_every_range_is_flagged_counted_and_captured(
+    invoke: Invoke, live_bundle: Bundle, capsys: Any
+) -> None:
+    """Each value inside its training range, the combination (a large radius, a small area) unlike training."""
+    from model.recipe import load_data
+
+    table, _ = load_data()
+    odd = {**example_row(live_bundle), "mean_radius": float(table["mean_radius"].quantile(0.95)),
+           "mean_area": float(table["mean_area"].quantile(0.05))}  # fmt: skip
+    capsys.readouterr()
+    status, body = invoke("POST", "/predict", {"instances": [example_row(live_bundle), odd]})
+    out = capsys.readouterr().out
+
+    typical, implausible = PredictResponse.model_validate(body).predictions
+    assert status == 200 and implausible.out_of_range == [] and implausible.fallback is None
+    assert implausible.outlier is not None and implausible.outlier.flag and implausible.outlier.score > 1
+    assert typical.outlier is not None and not typical.outlier.flag and typical.outlier.score < 1
+    assert _emf(out)["Outliers"] == 1
+    [capture] = [json.loads(line) for line in out.splitlines() if '"slipway_capture"' in line]
+    assert capture["outlier"] == [typical.outlier.score, implausible.outlier.score]
 
 
 def _emf_documents(out: str) -> list[dict[str, Any]]:
