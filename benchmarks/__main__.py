@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import batch_throughput, cold_start, drift, local_loop, package_size, rollout, warm_latency
+from benchmarks import batch_throughput, cold_start, drift, local_loop, outliers, package_size, rollout, warm_latency
 from benchmarks.table import Row, render_markdown
 from benchmarks.workload import PROJECT_ROOT, Workload, build_workload
 
@@ -25,6 +25,7 @@ Section = Callable[..., list[Row]]
 SECTIONS: dict[str, Section] = {
     "warm": warm_latency.run,
     "rollout": rollout.run,
+    "outliers": outliers.run,
     "cold": cold_start.run,
     "package": package_size.run,
     "batch": batch_throughput.run,
