@@ -44,13 +44,13 @@ def test_topic_is_encrypted_and_tls_only(templates: dict[str, Template]) -> None
     assert not resources(template, "AWS::SNS::Subscription")  # no email configured
 
 
-def test_six_alarms_with_thresholds_from_settings_notify_the_topic(
+def test_seven_serving_alarms_with_thresholds_from_settings_notify_the_topic(
     templates: dict[str, Template], settings: dict[str, StageSettings]
 ) -> None:
     for stage in ("dev", "prod"):
         template, thresholds = templates[stage], settings[stage].alarms
         alarms = _alarms(template)
-        assert len(alarms) == 6
+        assert len(alarms) == 7
         topic_id = next(iter(resources(template, "AWS::SNS::Topic")))
         for props in alarms.values():
             assert props["AlarmActions"] == [{"Ref": topic_id}]
