@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 
 from functions.adapters import factory
 from functions.core.registry import LivePointer
-from functions.training.train import load_recipe, train_bundle
+from functions.training.train import DEFAULT_RECIPE, load_recipe, train_bundle
 from slipway.local.async_jobs import AsyncJobsService
 from slipway.local.batch_scoring import BatchScoringService
 from slipway.local.gateway import Gateway
@@ -56,6 +56,8 @@ class LocalStack:
     log_dir: Path = STATE_DIR / "logs"
     # How often the serving function re-reads the live pointer (default: the stage's setting).
     pointer_refresh_seconds: int | None = None
+    # The recipe module trained, served and retrained (model/recipe.py unless told).
+    recipe: str = DEFAULT_RECIPE
     live_version: str | None = None
     _moto: ThreadedMotoServer | None = field(default=None, repr=False)
     _gateway: Gateway | None = field(default=None, repr=False)
@@ -100,11 +102,12 @@ class LocalStack:
         os.environ.pop("AWS_PROFILE", None)
         factory.client.cache_clear()
         self._create_resources(names)
-        self.live_version = self._seed_model(names)
+        self.live_version = self._seed_model(names, self.recipe)
         context = LocalContext(settings=settings, names=names, aws_endpoint=self.aws_endpoint, log_dir=self.log_dir)
         for service in local_services():
             service.start(context)
             self._services.append(service)
+        os.environ["RECIPE"] = self.recipe  # what the retrain functions train (read at their first call)
         os.environ.update(inference_environment(settings, names), POWERTOOLS_TRACE_DISABLED="1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._function_log = self.function_log_path.open("a", encoding="utf-8")
@@ -124,6 +127,7 @@ class LocalStack:
     def stop(self) -> None:
         while self._services:
             self._services.pop().stop()
+        os.environ.pop("RECIPE", None)
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
@@ -153,8 +157,8 @@ class LocalStack:
         )
 
     @staticmethod
-    def _seed_model(names: ResourceNames) -> str:
-        bundle = train_bundle(load_recipe())
+    def _seed_model(names: ResourceNames, recipe: str) -> str:
+        bundle = train_bundle(load_recipe(recipe))
         registry = factory.registry(names.artifacts_bucket, names.live_pointer_parameter)
         registry.register(bundle.manifest, bundle.onnx_bytes)
         registry.promote(bundle.version, "local stack: example model")

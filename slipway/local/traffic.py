@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ class TrafficError(RuntimeError):
 class Rows:
     """Instances to send, with their true labels."""
 
-    instances: list[dict[str, float]]
+    instances: list[dict[str, Any]]
     labels: list[Any]
 
 
@@ -51,14 +52,35 @@ def example_rows(count: int, *, seed: int, recipe_name: str = "model.recipe") ->
     rounds = -(-count // len(target))
     picks = np.concatenate([rng.permutation(len(target)) for _ in range(rounds)])[:count]
     names = list(columns)
-    instances = [{name: float(columns[name][i]) for name in names} for i in picks]
-    return Rows(instances=instances, labels=[target[i].item() for i in picks])
+    instances = [{name: _json_value(columns[name][i]) for name in names} for i in picks]
+    return Rows(instances=instances, labels=[_json_value(target[i]) for i in picks])
 
 
-def shifted(rows: Rows, factors: Mapping[str, float]) -> Rows:
-    """The same rows with some features multiplied (a recalibrated instrument, a new population)."""
+def _json_value(value: Any) -> Any:
+    """A table cell as a request carries it: a number, a text, a boolean, or None when missing."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return str(value)  # NumPy's str_ as a plain str
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def shifted(
+    rows: Rows, factors: Mapping[str, float], *, where: Callable[[Mapping[str, Any]], bool] | None = None
+) -> Rows:
+    """The same rows with some features multiplied (a recalibrated instrument, a new population);
+    with `where`, only in the rows it selects (one segment's traffic)."""
     instances = [
-        {name: value * factors.get(name, 1.0) for name, value in instance.items()} for instance in rows.instances
+        {
+            name: value * factors.get(name, 1.0) if isinstance(value, float) else value
+            for name, value in instance.items()
+        }
+        if where is None or where(instance)
+        else instance
+        for instance in rows.instances
     ]
     return Rows(instances=instances, labels=rows.labels)
 

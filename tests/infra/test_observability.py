@@ -148,7 +148,7 @@ def test_emulator_overrides_drop_metric_math_and_nothing_else(tmp_path: Path) ->
     # Same resources; only the function version's logical id (a hash of the function's settings) differs.
     assert sorted(r["Type"] for r in aws.values()) == sorted(r["Type"] for r in emulator.values())
     math = [key for key, r in aws.items() if r["Type"] == "AWS::CloudWatch::Alarm" and "Metrics" in r["Properties"]]
-    assert len(math) == 3, math
+    assert len(math) == 4, math
     for key in math:
         assert "Metrics" not in emulator[key]["Properties"], key
         assert emulator[key]["Properties"]["Threshold"] == 0, key
