@@ -1,4 +1,4 @@
-"""Train the recipe in `model/` into a model bundle: fit, derive, export, check parity, stamp."""
+"""Train the recipe in `model/` into a model bundle: fit, derive, export, check parity, measure features, stamp."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from functions.core.manifest import Lineage, Manifest
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
 from functions.training.export import Holdout, cast_before_trees, check_exportable, check_parity, export_onnx
 from functions.training.frame import as_table, model_frame
+from functions.training.importance import feature_report, importance_threshold
 from functions.training.metrics import check_metric, holdout_metrics
 
 DEFAULT_RECIPE = "model.recipe"
@@ -124,6 +125,7 @@ def train_bundle(
 
     spec = derive_feature_spec(columns, getattr(recipe, "FEATURES", None))
     capture_exclude = capture_exclusions(getattr(recipe, "CAPTURE_EXCLUDE", None), spec)
+    threshold = importance_threshold(getattr(recipe, "IMPORTANCE_THRESHOLD", None))
     encoded = encode_columns(spec, columns)
     texts = category_texts(spec, columns)
     frame = model_frame(spec, encoded, texts)
@@ -148,6 +150,10 @@ def train_bundle(
     tolerance = float(getattr(recipe, "PARITY_TOLERANCE", DEFAULT_PARITY_TOLERANCE))
     holdout = Holdout(x_holdout, encoded[holdout_rows], {i: [t[r] for r in holdout_rows] for i, t in texts.items()})
     parity = check_parity(pipeline, onnx_bytes, holdout, task, tolerance)
+    importance = feature_report(
+        pipeline, lambda x: _fit(recipe, seed, x, y_train), spec=spec, metric=recipe.METRIC, seed=seed,
+        threshold=threshold, x_train=x_train, x_holdout=x_holdout, y_holdout=y_holdout,
+    )  # fmt: skip
 
     manifest = Manifest(
         task=task,
@@ -167,5 +173,6 @@ def train_bundle(
             libraries={name: importlib.metadata.version(name) for name in _LIBRARIES},
         ),
         capture_exclude=capture_exclude,
+        feature_report=importance,
     )
     return Bundle(manifest.with_version(onnx_bytes), onnx_bytes)
