@@ -151,7 +151,8 @@ def held_constant(frame: pd.DataFrame, spec: FeatureSpec, names: Sequence[str]) 
     features = {feature.name: feature for feature in spec.features}
     held = frame.copy()
     for name in names:
-        held[name] = _model_value(features[name].type, features[name].impute)
+        value = _model_value(features[name].type, features[name].impute)
+        held[name] = pd.Series(value, index=held.index, dtype=frame[name].dtype)  # the dtype model_frame gave it
     return held
 
 
