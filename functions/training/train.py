@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
 from functions.core.errors import RecipeError
@@ -60,13 +61,19 @@ def load_table(recipe: ModuleType) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return as_table(*loaded)
 
 
-def _fit(recipe: ModuleType, seed: int, x_train: Any, y_train: np.ndarray) -> Any:
-    """The recipe's estimator, checked for export before fitting, fitted with a float32 cast before its trees."""
+def _fit(recipe: ModuleType, seed: int, x_train: Any, y_train: np.ndarray, *, copy: bool = False) -> Any:
+    """The recipe's estimator, checked for export before fitting, fitted with a float32 cast before its trees.
+
+    With `copy`, a clone of what build() returns is fitted: a build() may hand out the same step objects
+    on every call, and fitting them again would change the model already fitted with them.
+    """
     estimator = recipe.build(seed)
     if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
         raise RecipeError(
             f"build() must return an unfitted scikit-learn estimator (a Pipeline, say); got {type(estimator).__name__}"
         )
+    if copy:
+        estimator = clone(estimator)
     check_exportable(estimator)
     estimator = cast_before_trees(estimator)
     try:
@@ -151,7 +158,7 @@ def train_bundle(
     holdout = Holdout(x_holdout, encoded[holdout_rows], {i: [t[r] for r in holdout_rows] for i, t in texts.items()})
     parity = check_parity(pipeline, onnx_bytes, holdout, task, tolerance)
     importance = feature_report(
-        pipeline, lambda x: _fit(recipe, seed, x, y_train), spec=spec, metric=recipe.METRIC, seed=seed,
+        pipeline, lambda x: _fit(recipe, seed, x, y_train, copy=True), spec=spec, metric=recipe.METRIC, seed=seed,
         threshold=threshold, x_train=x_train, x_holdout=x_holdout, y_holdout=y_holdout,
     )  # fmt: skip
 

@@ -256,3 +256,23 @@ def test_a_category_held_constant_still_fits_a_pipeline_that_encodes_it_by_name(
     assert report.without_unimportant.features == ("colour",)
     assert report.without_unimportant.error is None
     assert report.without_unimportant.metric == pytest.approx(report.holdout_metric, abs=0.02)
+
+
+def test_a_build_that_shares_its_steps_keeps_the_served_model_intact() -> None:
+    shared = ColumnTransformer(
+        [("colour", OneHotEncoder(handle_unknown="ignore"), ["colour"]), ("size", StandardScaler(), ["size"])]
+    )
+    rng = np.random.default_rng(4)
+    colour, size = rng.choice(["red", "green", "blue"], ROWS), np.round(rng.normal(10, 2, ROWS), 2)
+    recipe = recipe_module(
+        "tmp_importance_shared", SEED=1, TASK="classification", METRIC="accuracy",
+        load_data=lambda: ({"colour": colour, "size": size}, np.where(size > 10, "big", "small")),
+        build=lambda seed: Pipeline([("columns", shared), ("classify", LogisticRegression(random_state=seed))]),
+    )  # fmt: skip
+
+    trained = train_bundle(recipe)  # the refit holds colour constant: one category instead of three
+
+    report = trained.manifest.feature_report
+    assert report is not None and report.without_unimportant is not None
+    assert report.without_unimportant.features == ("colour",) and report.without_unimportant.error is None
+    assert len(shared.transformers_[0][1].categories_[0]) == 3  # the served pipeline's encoder, untouched
