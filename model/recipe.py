@@ -17,6 +17,15 @@ Slipway calls these names and nothing else:
   Labelled feedback rows lack them, so retraining imputes them there. A name
   that is not a column of `load_data()` stops training. The list travels in
   the bundle's manifest, and changing it makes a new model version.
+- `IMPORTANCE_THRESHOLD` (optional, default 0.001): training measures how much
+  each feature helps, as the loss of METRIC on the holdout rows when the
+  feature's values are shuffled (permutation importance, positive when the
+  feature helps; `slipway features` prints it). A feature below this threshold
+  is marked unimportant, and training reports what METRIC would be with the
+  unimportant ones held constant. It is in METRIC's units: the default suits
+  the metrics bounded by 1 (accuracy, roc_auc, f1_macro, r2); for rmse, mae or
+  log_loss choose a value on the target's scale. The report changes no answer
+  and no model version.
 - `build(seed)`: an unfitted scikit-learn Pipeline.
 
 The pipeline receives a pandas DataFrame with `load_data()`'s columns by name:

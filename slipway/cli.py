@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     from slipway.monitoring_cli import add_commands as add_monitoring_commands
 
     add_monitoring_commands(command)
+    from slipway.features_cli import add_commands as add_features_commands
+
+    add_features_commands(command)
 
     smoke = command("smoke", cmd_smoke, "Call a deployed stage (or --url) end to end and check the answers.")
     smoke.add_argument("--url", help="endpoint base URL (default: the stage's stack output)")
@@ -213,6 +216,7 @@ Press Ctrl-C to stop."""
 
 def cmd_train(args: argparse.Namespace) -> int:
     from functions.training.train import load_recipe, train_bundle
+    from slipway.features_cli import print_report
     from slipway.target import resolve
 
     if args.out is not None:
@@ -235,6 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"ONNX parity {manifest.parity.max_abs_diff:.2g} (tolerance {manifest.parity.tolerance:g})"
     )
     print(f"{'registered' if created else 'already registered'} in s3://{target.names.artifacts_bucket}")
+    print_report(manifest.feature_report, manifest.version)
     if args.promote:
         _print_pointer(registry.promote(manifest.version, args.reason))
     return 0
@@ -244,6 +249,7 @@ def _train_offline(bundle: Any, out: Path) -> int:
     """Write the bundle where the registry would store it, and say what it takes and how well it does."""
     from functions.core import layout
     from functions.training.export import graph_precision
+    from slipway.features_cli import print_report
 
     manifest = bundle.manifest
     out.mkdir(parents=True, exist_ok=True)
@@ -267,6 +273,7 @@ def _train_offline(bundle: Any, out: Path) -> int:
         f"ONNX parity: max difference {parity.max_abs_diff:.2g} on {parity.rows} holdout rows (tolerance "
         f"{parity.tolerance:g}), {graph_precision(bundle.onnx_bytes)} graph"
     )
+    print_report(manifest.feature_report, manifest.version)
     print(f"wrote {out / layout.MODEL_FILE} and {out / layout.MANIFEST_FILE}")
     return 0
 

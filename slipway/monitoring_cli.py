@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from functions.core.drift import DriftReport, OutlierFigures, count_columns, drift_report
+from functions.core.drift import DriftReport, FeatureDrift, OutlierFigures, count_columns, drift_report
 from functions.core.manifest import Manifest
 from functions.core.rollout import RolloutFigures
 
@@ -69,7 +69,8 @@ def report_json(report: DriftReport) -> dict[str, Any]:
         stats = {"psi": feature.psi, "js": feature.js, "ks": feature.ks} if feature.kind == "numeric" else {
             "linf": feature.linf, "unseen_share": feature.unseen_share}  # fmt: skip
         features[feature.name] = {**stats, "missing_rate": feature.missing_rate, "out_of_range": feature.out_of_range,
-                                  "drift": feature.drift, "reasons": feature.reasons}  # fmt: skip
+                                  "drift": feature.drift, "reasons": feature.reasons,
+                                  "importance": feature.importance, "important": feature.important}  # fmt: skip
     return {
         "model_version": report.model_version,
         "rows": report.rows,
@@ -87,13 +88,15 @@ def print_table(report: DriftReport) -> None:
     def fmt(value: float | None) -> str:
         return f"{value:8.3f}" if value is not None else f"{'':8}"
 
-    print(f"{'feature':26}{'PSI':>8}{'JS':>8}{'KS':>8}{'Linf':>8}{'missing':>8}{'outside':>8}  verdict")
+    def importance(value: float | None) -> str:
+        return f"{value:8.4f}" if value is not None else f"{'':8}"
+
+    print(f"{'feature':26}{'PSI':>8}{'JS':>8}{'KS':>8}{'Linf':>8}{'missing':>8}{'outside':>8}{'import.':>8}  verdict")
     for f in (*report.features, report.prediction):
-        verdict = "n/a" if f.drift is None else ("DRIFT " + ",".join(f.reasons) if f.drift else "ok")
         print(f"{f.name[:25]:26}{fmt(f.psi)}{fmt(f.js)}{fmt(f.ks)}{fmt(f.linf)}"
-              f"{f.missing_rate:8.3f}{f.out_of_range:8.3f}  {verdict}")  # fmt: skip
+              f"{f.missing_rate:8.3f}{f.out_of_range:8.3f}{importance(f.importance)}  {verdict_text(f)}")  # fmt: skip
     for name in report.excluded_features:
-        print(f"{name[:25]:26}{'':48}  excluded from capture (CAPTURE_EXCLUDE): no drift computed")
+        print(f"{name[:25]:26}{'':56}  excluded from capture (CAPTURE_EXCLUDE): no drift computed")
     print(
         f"\n{report.rows} rows vs model {report.model_version}: {report.verdict.replace('_', ' ')}; "
         f"{len(report.drifted_features)}/{len(report.features)} features drifted (share {report.drift_share:.3f})"
@@ -112,6 +115,18 @@ def outlier_line(figures: OutlierFigures) -> str:
         f"outliers: {figures.flagged}/{figures.scored} rows flagged ({figures.share:.1%}; training {training}, "
         f"drift at {figures.threshold:.0%}): {verdict}"
     )
+
+
+def verdict_text(feature: FeatureDrift) -> str:
+    """'ok', 'n/a', or 'DRIFT psi,js' with whether the model relies on the feature, when the manifest says."""
+    if feature.drift is None:
+        return "n/a"
+    if not feature.drift:
+        return "ok"
+    verdict = "DRIFT " + ",".join(feature.reasons)
+    if feature.important is None or feature.importance is None:
+        return verdict
+    return f"{verdict} ({'important' if feature.important else 'unimportant'}: importance {feature.importance:.4f})"
 
 
 def cmd_drift(args: argparse.Namespace) -> int:

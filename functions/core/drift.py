@@ -18,6 +18,11 @@ defined once, here:
 The features a manifest names in `capture_exclude` are never counted (even
 when a table holds them) and have no statistics: the report lists them as
 excluded, and the drifted share is taken over the other features.
+
+When the manifest carries a feature report (functions.training.importance),
+each feature's drift also names its importance at training, so that a
+drifted feature the model hardly uses reads differently from one it relies
+on; the verdict and the drifted share do not depend on it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.core.features import FeatureType
-from functions.core.manifest import Baseline, FeatureBaseline, Manifest
+from functions.core.manifest import Baseline, FeatureBaseline, FeatureImportance, Manifest
 
 EPSILON = 1e-4
 PREDICTION = "prediction"
@@ -314,6 +319,12 @@ class FeatureDrift(BaseModel):
     baseline_proportions: list[float]
     live_proportions: list[float]
     bin_labels: list[str]
+    importance: float | None = Field(
+        None, description="The feature's permutation importance at training; None when the manifest has no report."
+    )
+    important: bool | None = Field(
+        None, description="Whether that importance reached the report's threshold; None without a report."
+    )
 
 
 class OutlierFigures(BaseModel):
@@ -406,8 +417,9 @@ def drift_report(
     baseline: Baseline = manifest.baseline
     rows = counts.rows
     excluded = set(manifest.capture_exclude)
+    measured = manifest.feature_report.by_name() if manifest.feature_report is not None else {}
     features = [
-        feature_drift(b, c, rows, policy.for_feature(b.name), policy.min_rows)
+        _with_importance(feature_drift(b, c, rows, policy.for_feature(b.name), policy.min_rows), measured.get(b.name))
         for b, c in zip(baseline.features, counts.features, strict=True)
         if b.name not in excluded
     ]
@@ -455,3 +467,9 @@ def _outlier_figures(manifest: Manifest, counts: WindowCounts, policy: DriftPoli
         threshold=policy.outlier_share,
         drift=None if share is None or scored < policy.min_rows else share >= policy.outlier_share,
     )
+
+
+def _with_importance(drift: FeatureDrift, measured: FeatureImportance | None) -> FeatureDrift:
+    if measured is None:
+        return drift
+    return drift.model_copy(update={"importance": measured.importance, "important": measured.important})

@@ -16,6 +16,12 @@ empty list is left out of the hash and of the manifest's JSON, so bundles made
 before the field existed keep their version, their bytes and their validity.
 `outliers` (the detector whose distance the graph computes) is treated alike:
 absent, as in bundles made before it existed, it is not hashed or written.
+
+`feature_report` (which features earn their place, measured on the holdout by
+functions.training.importance) never enters the version hash: it is a
+measurement about the model and changes no answer. Like lineage it is still
+reproducible, since training measures it with the recipe's seed. Bundles made
+before it existed have none; it is then left out of the JSON too.
 """
 
 from __future__ import annotations
@@ -98,6 +104,41 @@ class Lineage(_Frozen):
     libraries: dict[str, str] = Field(default_factory=dict)
 
 
+class FeatureImportance(_Frozen):
+    """How much one feature helps: the loss of the holdout metric when its values are shuffled."""
+
+    name: str
+    importance: float = Field(description="Mean loss of the metric over the repeats; positive: the feature helps.")
+    std: float = Field(ge=0, description="Standard deviation of the loss over the repeats.")
+    rank: int = Field(ge=1, description="1 for the feature whose shuffling costs the most.")
+    important: bool = Field(description="Whether the importance reaches the report's threshold.")
+
+
+class WithoutUnimportant(_Frozen):
+    """The recipe refitted with the unimportant features held at their imputation value, scored on the holdout."""
+
+    features: tuple[str, ...] = Field(min_length=1, description="The features held constant, in spec order.")
+    metric: float | None = Field(None, description="The holdout metric without them; None when the refit failed.")
+    error: str | None = Field(None, description="Why the refit or its scoring failed.")
+
+
+class FeatureReport(_Frozen):
+    """Which features earn their place: permutation importance on the holdout rows. Not part of the version hash."""
+
+    metric: str = Field(description="The recipe's metric, which importance is measured in.")
+    threshold: float = Field(ge=0, description="Below this importance a feature counts as unimportant.")
+    repeats: int = Field(ge=1, description="Shuffles per feature.")
+    rows: int = Field(ge=1, description="Holdout rows measured on (a seeded sample when the holdout is larger).")
+    holdout_metric: float = Field(description="The metric on those rows with every feature.")
+    features: tuple[FeatureImportance, ...] = Field(description="Every feature, in spec order.")
+    without_unimportant: WithoutUnimportant | None = Field(
+        None, description="The metric without the unimportant features; None when every feature is important."
+    )
+
+    def by_name(self) -> dict[str, FeatureImportance]:
+        return {feature.name: feature for feature in self.features}
+
+
 class Manifest(_Frozen):
     """Everything serving and monitoring need to know about one model version."""
 
@@ -120,6 +161,7 @@ class Manifest(_Frozen):
         description="Features whose values are never captured (in spec order); their drift is not computed.",
     )
     outliers: OutlierDetector | None = Field(None, description="The outlier detector in the graph; None: none.")
+    feature_report: FeatureReport | None = None
 
     @model_validator(mode="after")
     def _task_shape(self) -> Manifest:
@@ -130,15 +172,20 @@ class Manifest(_Frozen):
         unknown = sorted(set(self.capture_exclude) - set(self.feature_spec.names))
         if unknown:
             raise ValueError(f"capture_exclude names features the spec does not have: {unknown}")
+        report = self.feature_report
+        if report is not None and [f.name for f in report.features] != self.feature_spec.names:
+            raise ValueError("the feature report must name every feature of the spec, in spec order")
         return self
 
     def _unset_when_empty(self) -> set[str]:
         unset = set() if self.capture_exclude else {"capture_exclude"}
-        return unset if self.outliers is not None else unset | {"outliers"}
+        unset |= set() if self.outliers is not None else {"outliers"}
+        return unset if self.feature_report is not None else unset | {"feature_report"}
 
     def content_version(self, onnx_bytes: bytes) -> str:
         """The version this manifest and graph hash to."""
-        contract = self.model_dump(mode="json", exclude={"version", "lineage", *self._unset_when_empty()})
+        unhashed = {"version", "lineage", "feature_report", *self._unset_when_empty()}
+        contract = self.model_dump(mode="json", exclude=unhashed)
         digest = hashlib.sha256(onnx_bytes)
         digest.update(json.dumps(contract, sort_keys=True, separators=(",", ":")).encode())
         return digest.hexdigest()[:VERSION_LENGTH]

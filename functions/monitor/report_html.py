@@ -13,7 +13,7 @@ _WIDTH, _HEIGHT, _PAD = 360, 120, 4
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}
-th:first-child,td:first-child{text-align:left}.drift{color:#b00;font-weight:bold}.ok{color:#070}
+th:first-child,td:first-child{text-align:left}.drift{color:#b00;font-weight:bold}.minor{color:#b60}.ok{color:#070}
 .feature{display:inline-block;vertical-align:top;margin:0 1.5em 1.5em 0}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
 """
@@ -51,11 +51,20 @@ def _fmt(value: float | None) -> str:
 def _verdict(feature: FeatureDrift) -> str:
     if feature.drift is None:
         return "insufficient data"
-    return (
-        f'<span class="drift">drift ({", ".join(feature.reasons)})</span>'
-        if feature.drift
-        else '<span class="ok">ok</span>'
-    )
+    if not feature.drift:
+        return '<span class="ok">ok</span>'
+    reasons = ", ".join(feature.reasons)
+    if feature.importance is None:
+        return f'<span class="drift">drift ({reasons})</span>'
+    # A feature the model hardly uses moves few answers when it drifts: it reads as a minor finding.
+    kind, css = ("important", "drift") if feature.important else ("unimportant", "minor")
+    return f'<span class="{css}">drift ({reasons}) of an {kind} feature: importance {feature.importance:.4f}</span>'
+
+
+def _importance(feature: FeatureDrift) -> str:
+    if feature.importance is None:
+        return ""
+    return f"{feature.importance:.4f} ({'important' if feature.important else 'unimportant'})"
 
 
 def _rollout_section(rollout: RolloutFigures | None) -> str:
@@ -105,6 +114,15 @@ def _outliers(figures: OutlierFigures | None) -> str:
     )
 
 
+def _importance_note(report: DriftReport) -> str:
+    if all(f.importance is None for f in report.features):
+        return ""
+    return (
+        "<p>Importance: how much the model's holdout metric suffered at training when the feature's values were "
+        "shuffled (see <code>slipway features</code>). Drift of an unimportant feature moves few answers.</p>"
+    )
+
+
 def render_html(report: DriftReport, quality: Sequence[Any] = (), rollout: RolloutFigures | None = None) -> str:
     """The report page of one window."""
     title = f"Drift report: model {report.model_version}"
@@ -115,7 +133,8 @@ def render_html(report: DriftReport, quality: Sequence[Any] = (), rollout: Rollo
         rows.append(
             f"<tr><td>{escape(f.name)}</td><td>{f.kind}</td><td>{_fmt(f.psi)}</td><td>{_fmt(f.js)}</td>"
             f"<td>{_fmt(f.ks)}</td><td>{_fmt(f.linf)}</td><td>{_fmt(f.unseen_share)}</td>"
-            f"<td>{f.missing_rate:.3f}</td><td>{f.out_of_range:.3f}</td><td>{_verdict(f)}</td></tr>"
+            f"<td>{f.missing_rate:.3f}</td><td>{f.out_of_range:.3f}</td><td>{_importance(f)}</td>"
+            f"<td>{_verdict(f)}</td></tr>"
         )
     plots = [
         f'<div class="feature"><h3>{escape(f.name)}</h3>{_bars(f)}<div>{_verdict(f)}</div></div>' for f in everything
@@ -148,7 +167,8 @@ Verdict: <span class="{verdict_class}">{report.verdict.replace("_", " ")}</span>
 {excluded}
 {_outliers(report.outliers)}
 <table><tr><th>feature</th><th>kind</th><th>PSI</th><th>JS distance</th><th>KS</th><th>L&infin;</th>
-<th>unseen</th><th>missing</th><th>out of range</th><th>verdict</th></tr>{"".join(rows)}</table>
+<th>unseen</th><th>missing</th><th>out of range</th><th>importance</th><th>verdict</th></tr>{"".join(rows)}</table>
+{_importance_note(report)}
 {quality_table}
 {_rollout_section(rollout)}
 <h2>Distributions</h2><p class="legend"><span style="background:#999"></span>training

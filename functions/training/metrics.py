@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from sklearn import metrics as sk
 
@@ -28,26 +26,38 @@ def holdout_metrics(
     task: str, y_true: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray | None, classes: list[str]
 ) -> dict[str, float]:
     """Every metric of the task on the holdout set."""
-    if task == "regression":
-        return {
-            "r2": float(sk.r2_score(y_true, predicted)),
-            "rmse": float(np.sqrt(sk.mean_squared_error(y_true, predicted))),
-            "mae": float(sk.mean_absolute_error(y_true, predicted)),
-        }
-    assert probabilities is not None
+    names = [name for name, (kind, _) in METRICS.items() if kind == task]
+    return {name: metric_value(name, y_true, predicted, probabilities, classes) for name in names}
+
+
+def metric_value(
+    metric: str, y_true: np.ndarray, predicted: np.ndarray | None, probabilities: np.ndarray | None, classes: list[str]
+) -> float:
+    """One metric: regression ones and accuracy or f1_macro read `predicted`; roc_auc and log_loss `probabilities`."""
+    if metric in ("roc_auc", "log_loss"):
+        assert probabilities is not None
+        return _probability_metric(metric, y_true, np.asarray(probabilities, dtype=np.float64), classes)
+    assert predicted is not None
+    if metric == "r2":
+        return float(sk.r2_score(y_true, predicted))
+    if metric == "rmse":
+        return float(np.sqrt(sk.mean_squared_error(y_true, predicted)))
+    if metric == "mae":
+        return float(sk.mean_absolute_error(y_true, predicted))
+    if metric == "accuracy":
+        return float(sk.accuracy_score(y_true, predicted))
+    if metric == "f1_macro":
+        return float(sk.f1_score(y_true, predicted, average="macro"))
+    raise ValueError(f"unknown metric {metric!r}: choose one of {sorted(METRICS)}")
+
+
+def _probability_metric(metric: str, y_true: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> float:
+    if metric == "roc_auc":
+        if len(classes) == 2:
+            return float(sk.roc_auc_score(y_true == classes[1], probabilities[:, 1]))
+        return float(sk.roc_auc_score(y_true, probabilities, multi_class="ovr", labels=classes))
     # An ONNX graph answers in float32: a forest's probabilities can sum to 1 + 4e-7 in a row,
     # which scikit-learn's log_loss refuses; it scores them as the distribution they stand for.
-    probabilities = np.asarray(probabilities, dtype=np.float64)
     distributions = np.clip(probabilities, 0.0, 1.0)
     distributions = distributions / distributions.sum(axis=1, keepdims=True)
-    auc: Callable[[], float]
-    if len(classes) == 2:
-        auc = lambda: float(sk.roc_auc_score(y_true == classes[1], probabilities[:, 1]))  # noqa: E731
-    else:
-        auc = lambda: float(sk.roc_auc_score(y_true, probabilities, multi_class="ovr", labels=classes))  # noqa: E731
-    return {
-        "accuracy": float(sk.accuracy_score(y_true, predicted)),
-        "roc_auc": auc(),
-        "f1_macro": float(sk.f1_score(y_true, predicted, average="macro")),
-        "log_loss": float(sk.log_loss(y_true, distributions, labels=classes)),
-    }
+    return float(sk.log_loss(y_true, distributions, labels=classes))

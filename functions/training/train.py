@@ -1,4 +1,4 @@
-"""Train the recipe in `model/` into a model bundle: fit, derive, export, check parity, stamp."""
+"""Train the recipe in `model/` into a model bundle: fit, derive, export, check parity, measure features, stamp."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
 from functions.core.errors import RecipeError
@@ -20,6 +21,7 @@ from functions.core.manifest import Lineage, Manifest
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
 from functions.training.export import Holdout, cast_before_trees, check_exportable, check_parity, export_onnx
 from functions.training.frame import as_table, model_frame
+from functions.training.importance import feature_report, importance_threshold
 from functions.training.metrics import check_metric, holdout_metrics
 from functions.training.outliers import fit_detector, outlier_share
 
@@ -61,13 +63,19 @@ def load_table(recipe: ModuleType) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return as_table(*loaded)
 
 
-def _fit(recipe: ModuleType, seed: int, x_train: Any, y_train: np.ndarray) -> Any:
-    """The recipe's estimator, checked for export before fitting, fitted with a float32 cast before its trees."""
+def _fit(recipe: ModuleType, seed: int, x_train: Any, y_train: np.ndarray, *, copy: bool = False) -> Any:
+    """The recipe's estimator, checked for export before fitting, fitted with a float32 cast before its trees.
+
+    With `copy`, a clone of what build() returns is fitted: a build() may hand out the same step objects
+    on every call, and fitting them again would change the model already fitted with them.
+    """
     estimator = recipe.build(seed)
     if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
         raise RecipeError(
             f"build() must return an unfitted scikit-learn estimator (a Pipeline, say); got {type(estimator).__name__}"
         )
+    if copy:
+        estimator = clone(estimator)
     check_exportable(estimator)
     estimator = cast_before_trees(estimator)
     try:
@@ -127,6 +135,7 @@ def train_bundle(
     spec = derive_feature_spec(columns, getattr(recipe, "FEATURES", None))
     capture_exclude = capture_exclusions(getattr(recipe, "CAPTURE_EXCLUDE", None), spec)
     share = outlier_share(getattr(recipe, "OUTLIER_SHARE", None))
+    threshold = importance_threshold(getattr(recipe, "IMPORTANCE_THRESHOLD", None))
     encoded = encode_columns(spec, columns)
     texts = category_texts(spec, columns)
     frame = model_frame(spec, encoded, texts)
@@ -158,6 +167,10 @@ def train_bundle(
     tolerance = float(getattr(recipe, "PARITY_TOLERANCE", DEFAULT_PARITY_TOLERANCE))
     holdout = Holdout(x_holdout, encoded[holdout_rows], {i: [t[r] for r in holdout_rows] for i, t in texts.items()})
     parity = check_parity(pipeline, onnx_bytes, holdout, task, tolerance)
+    importance = feature_report(
+        pipeline, lambda x: _fit(recipe, seed, x, y_train, copy=True), spec=spec, metric=recipe.METRIC, seed=seed,
+        threshold=threshold, x_train=x_train, x_holdout=x_holdout, y_holdout=y_holdout,
+    )  # fmt: skip
 
     manifest = Manifest(
         task=task,
@@ -178,5 +191,6 @@ def train_bundle(
         ),
         capture_exclude=capture_exclude,
         outliers=detector,
+        feature_report=importance,
     )
     return Bundle(manifest.with_version(onnx_bytes), onnx_bytes)

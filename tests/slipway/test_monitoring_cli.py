@@ -38,6 +38,28 @@ def test_drift_json_flags_the_shifted_feature(live_bundle: Bundle, tmp_path: Pat
     assert answer["drifted_features"] == ["mean_radius"]
 
 
+def test_drift_text_says_whether_a_drifted_feature_is_important(
+    live_bundle: Bundle, tmp_path: Path, capsys: Any
+) -> None:
+    report = live_bundle.manifest.feature_report
+    assert report is not None
+    ranked = sorted(report.features, key=lambda f: f.rank)
+    top, bottom = ranked[0], ranked[-1]
+    path = tmp_path / "rows.csv"
+    _write_csv(path, scale={top.name: 1.6, bottom.name: 1.6})
+
+    assert main(["drift", str(path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert main(["drift", str(path), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+
+    assert lines[top.name].endswith(f"(important: importance {top.importance:.4f})")
+    assert lines[bottom.name].endswith(f"(unimportant: importance {bottom.importance:.4f})")
+    assert " DRIFT " in lines[bottom.name]
+    assert answer["features"][bottom.name]["important"] is False
+    assert answer["features"][top.name]["importance"] == top.importance
+
+
 def test_drift_table_and_a_bad_file(live_bundle: Bundle, tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "rows.csv"
     _write_csv(path, scale={})

@@ -10,6 +10,7 @@ import pytest
 
 from functions.core.drift import (
     DriftPolicy,
+    DriftReport,
     count_columns,
     drift_report,
     js_distance,
@@ -18,7 +19,16 @@ from functions.core.drift import (
     smooth,
 )
 from functions.core.features import Feature, FeatureSpec, FeatureType
-from functions.core.manifest import Baseline, FallbackAnswer, FeatureBaseline, Lineage, Manifest, Parity
+from functions.core.manifest import (
+    Baseline,
+    FallbackAnswer,
+    FeatureBaseline,
+    FeatureImportance,
+    FeatureReport,
+    Lineage,
+    Manifest,
+    Parity,
+)
 
 N_FEATURES = 5
 TRAIN_ROWS = 20_000
@@ -230,3 +240,47 @@ def test_outlier_figures_need_a_detector_and_enough_rows() -> None:
     assert without.outliers is None
     assert too_few.outliers is not None and too_few.outliers.share == 1.0 and too_few.outliers.drift is None
     assert unscored.outliers is not None and unscored.outliers.share is None and unscored.outliers.drift is None
+
+
+# Importance from the manifest's feature report
+
+
+def _with_report(manifest: Manifest, important: dict[str, float]) -> Manifest:
+    """`manifest` with a feature report: the named features important with that importance, the others not."""
+    names = manifest.feature_spec.names
+    report = FeatureReport(
+        metric="accuracy", threshold=0.01, repeats=5, rows=100, holdout_metric=0.9,
+        features=tuple(
+            FeatureImportance(name=name, importance=important.get(name, 0.0), std=0.0, rank=rank,
+                              important=name in important)
+            for rank, name in enumerate(names, start=1)
+        ),
+    )  # fmt: skip
+    return manifest.model_copy(update={"feature_report": report})
+
+
+def test_drift_names_each_feature_importance_from_the_manifest_report() -> None:
+    manifest = _with_report(MANIFEST, {"x1": 0.2})
+    columns, predictions = _sample(np.random.default_rng(3), 2_000, shift=1.0)
+
+    report = drift_report(manifest, count_columns(manifest, columns, predictions), DriftPolicy())
+
+    features = {f.name: f for f in report.features}
+    assert features["x0"].drift is True
+    assert (features["x0"].importance, features["x0"].important) == (0.0, False)  # drifted, but hardly used
+    assert (features["x1"].importance, features["x1"].important) == (0.2, True)
+    assert (report.prediction.importance, report.prediction.important) == (None, None)
+    assert report.drifted_features == drift_report(MANIFEST, count_columns(MANIFEST, columns, predictions),
+                                                   DriftPolicy()).drifted_features  # fmt: skip
+
+
+def test_without_a_feature_report_importance_is_unknown_and_old_reports_still_read() -> None:
+    columns, predictions = _sample(np.random.default_rng(4), 500)
+
+    report = drift_report(MANIFEST, count_columns(MANIFEST, columns, predictions), DriftPolicy())
+
+    assert all(f.importance is None and f.important is None for f in report.features)
+    stored = report.model_dump(mode="json")
+    for feature in [*stored["features"], stored["prediction"]]:  # a report written before the fields
+        del feature["importance"], feature["important"]
+    assert DriftReport.model_validate(stored) == report

@@ -144,3 +144,36 @@ def test_capture_exclude_must_name_features_of_the_spec(bundle: Bundle) -> None:
 
     with pytest.raises(ValidationError, match=r"capture_exclude names features the spec does not have: \['postcode'\]"):
         Manifest.model_validate(data)
+
+
+# The feature report
+
+
+def test_the_feature_report_is_left_out_of_the_version(bundle: Bundle) -> None:
+    report = bundle.manifest.feature_report
+    assert report is not None
+    without = bundle.manifest.model_copy(update={"feature_report": None})
+    other = bundle.manifest.model_copy(update={"feature_report": report.model_copy(update={"threshold": 0.5})})
+
+    assert without.content_version(bundle.onnx_bytes) == bundle.version
+    assert other.content_version(bundle.onnx_bytes) == bundle.version
+
+
+def test_a_manifest_without_a_feature_report_serialises_as_before_the_field(bundle: Bundle) -> None:
+    without = bundle.manifest.model_copy(update={"feature_report": None})
+
+    data = json.loads(without.to_json())
+
+    assert "feature_report" not in data
+    assert Manifest.model_validate(data) == without
+    assert "feature_report" in json.loads(bundle.manifest.to_json())
+
+
+def test_a_feature_report_must_name_the_spec_features_in_order(bundle: Bundle) -> None:
+    report = bundle.manifest.feature_report
+    assert report is not None
+    reordered = report.model_copy(update={"features": tuple(reversed(report.features))})
+    data = {**bundle.manifest.model_dump(mode="json"), "feature_report": reordered.model_dump(mode="json")}
+
+    with pytest.raises(ValidationError, match="the feature report must name every feature of the spec"):
+        Manifest.model_validate(data)
