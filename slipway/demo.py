@@ -34,13 +34,14 @@ from functions.core.gate import GateDecision
 from functions.core.registry import LivePointer
 from functions.monitor.service import CycleResult
 from functions.training.train import train_bundle
+from slipway.features_cli import report_lines
 from slipway.local.monitoring import LocalMonitoring, monitor_once
 from slipway.local.recipes import variant
 from slipway.local.retrain_service import RetrainService
 from slipway.local.rollout import LocalRollout
 from slipway.local.stack import STATE_DIR, LocalStack
 from slipway.local.stepfunctions import ExecutionResult
-from slipway.local.traffic import example_rows, send_feedback, serve, shifted
+from slipway.local.traffic import Client, example_rows, send_feedback, serve, shifted
 from slipway.target import Target, resolve
 
 DEMO_DIR = STATE_DIR / "demo"
@@ -49,10 +50,12 @@ NORMAL_ROWS = 300
 SHIFTED_ROWS = 600
 # A recalibrated imaging device: every size measurement reads 25 % larger.
 SHIFT = {f"{kind}_{size}": 1.25 for kind in ("mean", "se", "worst") for size in ("radius", "perimeter", "area")}
+# A tumour of the 95th percentile's radius and the 5th percentile's area: each in range, together unseen.
+OUTLIER_RADIUS, OUTLIER_AREA = 20.6, 280.0
 EXECUTION_TIMEOUT_SECONDS = 120.0
 # Each rollout phase bakes this long under the demo's traffic (enough rows for the canary's 10 %).
 ROLLOUT_BAKE_SECONDS = 8
-STEP_COUNT = 10
+STEP_COUNT = 12
 OK, FAILED = "✓", "✗"
 
 
@@ -94,6 +97,8 @@ class Record:
     first_version: str = ""
     aws_endpoint: str = ""
     gateway: str = ""
+    features: dict[str, Any] = field(default_factory=dict)
+    outliers: dict[str, Any] = field(default_factory=dict)
     served: dict[str, dict[str, int]] = field(default_factory=dict)
     feedback_accepted: int = 0
     cycles: list[dict[str, Any]] = field(default_factory=list)
@@ -179,11 +184,22 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
             f"{manifest.metrics[manifest.metric]:.4f} on holdout"
         )
 
+    with progress.step("Which features earn their place (slipway features)") as say:
+        if manifest.feature_report is None:
+            raise DemoError("the example model has no feature report")
+        lines = report_lines(manifest.feature_report)
+        for line in [*lines[:7], "  ...", lines[-1]]:
+            say(line)
+        record.features = manifest.feature_report.model_dump(mode="json")
+
     normal = example_rows(NORMAL_ROWS, seed=SEED)
     with progress.step(f"Serve {NORMAL_ROWS} rows of the example data") as say:
         answered = serve(stack.url, normal.instances)
         record.served["normal"] = _versions(answered)
         say(f"{len(answered)} requests over HTTP, answered by {_describe(record.served['normal'])}")
+
+    with progress.step("An outlier: every value inside its training range, the combination not") as say:
+        record.outliers = _outlier(stack, normal.instances, say)
 
     with progress.step("Monitor cycle") as say:
         cycle = _monitor(stack, target, say)
@@ -321,6 +337,21 @@ def _rollout(
         {"candidate": candidate, "served": versions, "outcome": outcome["action"], "reasons": reasons}
     )
     return outcome
+
+
+def _outlier(stack: LocalStack, typical: list[dict[str, Any]], say: Callable[[str], None]) -> dict[str, Any]:
+    """One request of the served rows and a tumour with a large radius and a small area: what the detector says."""
+    odd = {**typical[0], "mean_radius": OUTLIER_RADIUS, "mean_area": OUTLIER_AREA}
+    with Client(stack.url) as client:
+        body, _ = client.post("/predict", {"instances": [*typical, odd]})
+    *usual, answer = body["predictions"]
+    flagged = sum(p["outlier"]["flag"] for p in usual)
+    say(f"mean_radius {OUTLIER_RADIUS} and mean_area {OUTLIER_AREA}: out_of_range {answer['out_of_range']}, "
+        f"outlier score {answer['outlier']['score']:.2f}, flagged {answer['outlier']['flag']}")  # fmt: skip
+    say(f"of the {len(usual)} rows of the example data: {flagged} flagged ({flagged / len(usual):.1%})")
+    if not answer["outlier"]["flag"] or answer["out_of_range"] or flagged / len(usual) >= 0.05:
+        raise DemoError(f"the outlier detector did not tell the odd row from the usual ones: {answer}")
+    return {"odd": answer["outlier"], "usual_flagged": flagged, "usual_rows": len(usual)}
 
 
 def _share(value: float | None) -> str:
