@@ -14,12 +14,19 @@ get a new version, or the stored bundle would go on capturing it; and every
 capture record of a version was then written under the same exclusion. An
 empty list is left out of the hash and of the manifest's JSON, so bundles made
 before the field existed keep their version, their bytes and their validity.
+
+`segments` are the recipe's SEGMENTS: the features the monitor splits served
+rows by to compare the model's answers and errors across groups (bias across
+segments, docs/monitoring.md). Like `capture_exclude`, they enter the hash when
+not empty (each version's reports are always over the same segments) and are
+left out of it, and of the JSON, when empty.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,6 +80,31 @@ class Parity(_Frozen):
     tolerance: float
 
 
+SegmentKind = Literal["category", "boolean", "numeric"]
+
+
+class SegmentSpec(_Frozen):
+    """One segment feature: its values (category, boolean) or the inner edges of its bins (numeric)."""
+
+    feature: str
+    kind: SegmentKind
+    values: tuple[str, ...] = Field(default=(), description="One segment per value (category, boolean).")
+    edges: tuple[float, ...] = Field(
+        default=(), description="Inner edges of numeric segments: bin i holds edges[i-1] <= x < edges[i]."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> SegmentSpec:
+        if self.kind == "numeric":
+            if not self.edges or self.values:
+                raise ValueError(f"numeric segment feature {self.feature!r} needs edges and no values")
+            if any(b <= a for a, b in pairwise(self.edges)):
+                raise ValueError(f"the edges of segment feature {self.feature!r} must increase strictly")
+        elif not self.values or self.edges:
+            raise ValueError(f"segment feature {self.feature!r} needs its values and no edges")
+        return self
+
+
 class Lineage(_Frozen):
     """Where the bundle came from. Not part of the version hash."""
 
@@ -105,6 +137,9 @@ class Manifest(_Frozen):
         default=(),
         description="Features whose values are never captured (in spec order); their drift is not computed.",
     )
+    segments: tuple[SegmentSpec, ...] = Field(
+        default=(), description="The features the monitor compares answers and errors across (recipe SEGMENTS)."
+    )
 
     @model_validator(mode="after")
     def _task_shape(self) -> Manifest:
@@ -115,10 +150,19 @@ class Manifest(_Frozen):
         unknown = sorted(set(self.capture_exclude) - set(self.feature_spec.names))
         if unknown:
             raise ValueError(f"capture_exclude names features the spec does not have: {unknown}")
+        segmented = [s.feature for s in self.segments]
+        unknown = sorted(set(segmented) - set(self.feature_spec.names))
+        if unknown:
+            raise ValueError(f"segments name features the spec does not have: {unknown}")
+        if len(set(segmented)) != len(segmented):
+            raise ValueError(f"segments name a feature twice: {segmented}")
+        if set(segmented) & set(self.capture_exclude):
+            raise ValueError("a segment feature cannot be excluded from capture: the monitor reads its values")
         return self
 
     def _unset_when_empty(self) -> set[str]:
-        return set() if self.capture_exclude else {"capture_exclude"}
+        # Fields added after bundles were made: when empty they are not written, so old versions hash as before.
+        return {name for name in ("capture_exclude", "segments") if not getattr(self, name)}
 
     def content_version(self, onnx_bytes: bytes) -> str:
         """The version this manifest and graph hash to."""
