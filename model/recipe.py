@@ -17,6 +17,16 @@ Slipway calls these names and nothing else:
   Labelled feedback rows lack them, so retraining imputes them there. A name
   that is not a column of `load_data()` stops training. The list travels in
   the bundle's manifest, and changing it makes a new model version.
+- `SEGMENTS` (optional, default none): features to compare the model across
+  (bias across segments). A category or boolean feature gives one segment per
+  training value; a numeric feature is split at its training quartiles, or at
+  explicit edges given as a pair: `["sex", ("age", [30, 50])]` gives the
+  segments of `sex` and "< 30", "[30, 50)", ">= 50". The monitor reports, per
+  segment, the rows, prediction rates, true- and false-positive rates (or mean
+  prediction and MAE) and the gaps between segments, and alarms on a wide one
+  (docs/monitoring.md). A segment feature must be captured, so it cannot also
+  be in CAPTURE_EXCLUDE; an unknown name or bad edges stop training. The list
+  travels in the manifest, and changing it makes a new model version.
 - `build(seed)`: an unfitted scikit-learn Pipeline.
 
 The pipeline receives a pandas DataFrame with `load_data()`'s columns by name:
