@@ -141,7 +141,7 @@ class Monitoring(Construct):
         )
 
     def add_alarms(self, observability: Observability, *, monitor: MonitorSettings) -> None:
-        """The drift and quality alarms and the monitoring widgets."""
+        """The drift, quality and segment-gap alarms and the monitoring widgets."""
         names = self._names
 
         def metric(name: str, statistic: str = "Maximum", **dimensions: str) -> cloudwatch.Metric:
@@ -189,6 +189,22 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
             self.quality_alarms.append(observability.add_alarm(alarm))
+        # The widest gap across segments (published only when two segments of a feature have enough rows).
+        gap = metric(telemetry.SEGMENT_GAP)
+        self.segment_gap_alarm = observability.add_alarm(
+            gap.create_alarm(
+                self,
+                "SegmentGapAlarm",
+                alarm_description=(
+                    f"The model's answers or errors differ across the segments of a feature by over "
+                    f"{monitor.segments.gap_alarm:g} (monitor.segments.gap_alarm; see the HTML report)"
+                ),
+                threshold=monitor.segments.gap_alarm,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
         observability.add_widgets(
             cloudwatch.GraphWidget(
                 title="Drift share and rows monitored",
@@ -196,7 +212,12 @@ class Monitoring(Construct):
                 right=[metric(telemetry.MONITORED_ROWS, statistic="Sum")],
                 width=8,
             ),
-            cloudwatch.GraphWidget(title="Live model quality (recipe metric)", left=[quality], width=8),
+            cloudwatch.GraphWidget(
+                title="Live model quality (recipe metric) and widest gap across segments",
+                left=[quality],
+                right=[gap],
+                width=8,
+            ),
             cloudwatch.GraphWidget(
                 title="PSI per feature",
                 left=[

@@ -26,6 +26,21 @@ Slipway calls these names and nothing else:
   the metrics bounded by 1 (accuracy, roc_auc, f1_macro, r2); for rmse, mae or
   log_loss choose a value on the target's scale. The report changes no answer
   and no model version.
+- `OUTLIER_SHARE` (optional, default 0.01): the share of training rows the
+  outlier detector flags. Training fits a robust distance on the encoded
+  training rows beside the model; every answer carries its `outlier` score and
+  flag, and the monitor counts them (docs/monitoring.md, "Outliers"). It is part
+  of the bundle, so changing it makes a new model version.
+- `SEGMENTS` (optional, default none): features to compare the model across
+  (bias across segments). A category or boolean feature gives one segment per
+  training value; a numeric feature is split at its training quartiles, or at
+  explicit edges given as a pair: `["sex", ("age", [30, 50])]` gives the
+  segments of `sex` and "< 30", "[30, 50)", ">= 50". The monitor reports, per
+  segment, the rows, prediction rates, true- and false-positive rates (or mean
+  prediction and MAE) and the gaps between segments, and alarms on a wide one
+  (docs/monitoring.md). A segment feature must be captured, so it cannot also
+  be in CAPTURE_EXCLUDE; an unknown name or bad edges stop training. The list
+  travels in the manifest, and changing it makes a new model version.
 - `build(seed)`: an unfitted scikit-learn Pipeline.
 
 The pipeline receives a pandas DataFrame with `load_data()`'s columns by name:

@@ -11,6 +11,7 @@ from typing import Any
 from functions.core.drift import DriftReport, FeatureDrift, OutlierFigures, count_columns, drift_report
 from functions.core.manifest import Manifest
 from functions.core.rollout import RolloutFigures
+from functions.core.segments import SegmentReport
 
 
 def _live_manifest(stage: str) -> tuple[Any, Manifest]:
@@ -168,6 +169,55 @@ def print_rollout(figures: RolloutFigures) -> None:
               f"{difference}, candidate p99 {latency}, {shadow.errors} failed")  # fmt: skip
 
 
+_GAP_NAMES = {
+    "demographic_parity": "demographic parity",
+    "true_positive_rate": "TPR",
+    "false_positive_rate": "FPR",
+    "mean_prediction": "mean prediction",
+    "mae": "MAE",
+}
+
+
+def print_segments(segments: SegmentReport) -> None:
+    """Per segment feature: each segment's rows and figures, the gaps and the verdict."""
+    classification = segments.task == "classification"
+    binary = segments.positive_class is not None
+
+    def fmt(value: float | None) -> str:
+        return f"{value:8.3f}" if value is not None else f"{'-':>8}"
+
+    positive = f" (positive class {segments.positive_class})" if binary else ""
+    print(f"\nbias across segments{positive}: segments need {segments.min_rows} rows, {segments.min_labelled} "
+          f"labelled; a gap over {segments.gap_alarm:g} alarms")  # fmt: skip
+    columns = ("positive", "TPR", "FPR") if classification else ("mean", "MAE", "")
+    for feature in segments.features:
+        print(f"{feature.feature[:25]:26}{'rows':>8}{columns[0]:>9}{'labelled':>9}{'metric':>8}"
+              f"{columns[1]:>8}{columns[2]:>8}")  # fmt: skip
+        for s in feature.segments:
+            if classification:
+                figures = (s.positive_rate, s.metric, s.true_positive_rate, s.false_positive_rate)
+            else:
+                figures = (s.mean_prediction, s.metric, s.mae, None)
+            note = "" if s.declared else "  (not a declared segment)"
+            if s.declared and not s.sufficient:
+                note = "  insufficient rows"
+            elif s.declared and not s.labelled_sufficient:
+                note = "  insufficient labels"
+            rate, metric, first, second = figures
+            print(f"  {s.segment[:23]:24}{s.rows:8d} {fmt(rate)}{s.labelled_rows:9d}{fmt(metric)}{fmt(first)}"
+                  f"{fmt(second) if classification else '':8}{note}")  # fmt: skip
+        gaps = ", ".join(
+            f"{_GAP_NAMES[g.name]} {'insufficient data' if g.value is None else f'{g.value:.3f}'}"
+            + (f" ({g.positive_class})" if g.positive_class and not binary and g.value is not None else "")
+            for g in feature.gaps
+        )
+        print(f"  gaps: {gaps}; verdict {feature.verdict.replace('_', ' ')}")
+    if segments.largest_gap is not None:
+        print(f"widest gap {segments.largest_gap:.3f} ({segments.largest_gap_feature}): {segments.verdict}")
+    else:
+        print("widest gap: insufficient data")
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} ms"
 
@@ -186,6 +236,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             print(f"live {quality.metric} of {quality.model_version}: {quality.value} on {quality.labelled_rows} rows")
         if result.event is not None:
             print(f"DriftDetected event put: drifted {', '.join(result.event.drifted_features)}")
+        if result.segments is not None:
+            print_segments(result.segments)
         if result.rollout is not None:
             print_rollout(result.rollout)
         return 0

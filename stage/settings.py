@@ -26,6 +26,7 @@ from pydantic import (
 
 from functions.core.drift import DriftPolicy
 from functions.core.rollout import RolloutPolicy
+from functions.core.segments import SegmentPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -149,6 +150,12 @@ class RetrainSettings(_Section):
     allow_incompatible_spec: bool = Field(
         False, description="Promote a candidate whose feature names/types/order changed."
     )
+    gate_max_gap_increase: float | None = Field(
+        None,
+        ge=0,
+        description="Refuse a candidate whose demographic-parity gap (regression: mean-prediction gap) on the "
+        "holdout exceeds live's by more than this, on a segment feature the candidate declares; None: off.",
+    )
     rollback_window_minutes: int = Field(
         60, ge=0, le=1440, description="An alarm this soon after a promotion rolls back."
     )
@@ -182,7 +189,8 @@ class CaptureSettings(_Section):
 
 
 class MonitorSettings(_Section):
-    """The drift monitor: schedule, window, drift policy (thresholds per feature) and the quality alarm."""
+    """The drift monitor: schedule, window, drift policy (thresholds per feature), the quality alarm, and the
+    segments' minimum rows and gap alarm (bias across segments)."""
 
     schedule: Schedule = Field("rate(1 hour)", description="EventBridge Scheduler expression of the monitor runs.")
     window_hours: int = Field(1, ge=1, le=168, description="Hours of capture each run judges.")
@@ -191,6 +199,7 @@ class MonitorSettings(_Section):
     timeout_seconds: int = Field(300, ge=10, le=900)
     capture_buffer_seconds: int = Field(300, ge=0, le=900, description="Firehose buffering before an S3 write.")
     drift: DriftPolicy = DriftPolicy()
+    segments: SegmentPolicy = SegmentPolicy()
     quality_alarm_below: float | None = Field(
         0.8, description="Alarm when the live metric falls below this (metrics where higher is better)."
     )

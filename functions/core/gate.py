@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -22,6 +23,11 @@ class GatePolicy(BaseModel):
         None, description="The candidate must score at least this (at most, when lower is better)."
     )
     allow_incompatible_spec: bool = False
+    max_gap_increase: float | None = Field(
+        None,
+        ge=0,
+        description="Refuse when the candidate's gap across a segment feature exceeds live's by more than this.",
+    )
 
 
 class GateDecision(BaseModel):
@@ -46,6 +52,11 @@ class GateDecision(BaseModel):
     spec_compatible: bool
     data_hash: str
     data_rows: int
+    # Per segment feature, the demographic-parity gap (regression: mean-prediction gap, in training
+    # prediction std) of each model on the holdout; None when the gap check is off or nothing was declared.
+    max_gap_increase: float | None = None
+    candidate_gaps: dict[str, float | None] | None = None
+    live_gaps: dict[str, float | None] | None = None
 
     @property
     def promote(self) -> bool:
@@ -79,8 +90,11 @@ def decide(
     spec_problems: list[str],
     live_version: str | None,
     live_score: float | None,
+    candidate_gaps: Mapping[str, float | None] | None = None,
+    live_gaps: Mapping[str, float | None] | None = None,
 ) -> tuple[Verdict, list[str]]:
-    """Promote when the candidate is within `tolerance` of live, above the floor, parity passed and the spec fits."""
+    """Promote when the candidate is within `tolerance` of live, above the floor, parity passed, the spec fits
+    and (when `max_gap_increase` is set) no segment feature's gap widens by more than it."""
     if live_version is not None and candidate_version == live_version:
         return "unchanged", [f"candidate {candidate_version} is the live version: nothing to promote"]
     sign = 1.0 if higher_is_better else -1.0
@@ -97,6 +111,7 @@ def decide(
         reasons.append(
             f"{metric} {candidate_score:.4f} is worse than live {live_score:.4f} by over {policy.tolerance:g}"
         )
+    reasons += gap_increases(policy.max_gap_increase, candidate_gaps or {}, live_gaps or {})
     if reasons:
         return "refuse", reasons
     if live_version is None:
@@ -106,3 +121,20 @@ def decide(
             f"{metric} {candidate_score:.4f}; live {live_version} was not scored on this holdout (feature spec changed)"
         ]
     return "promote", [f"{metric} {candidate_score:.4f} vs live {live_score:.4f}, tolerance {policy.tolerance:g}"]
+
+
+def gap_increases(
+    limit: float | None, candidate_gaps: Mapping[str, float | None], live_gaps: Mapping[str, float | None]
+) -> list[str]:
+    """Why the candidate widens a gap across segments beyond `limit` (nothing when off or not comparable)."""
+    if limit is None:
+        return []
+    reasons = []
+    for feature, gap in candidate_gaps.items():
+        live = live_gaps.get(feature)
+        if gap is not None and live is not None and gap - live > limit:
+            reasons.append(
+                f"the gap across segments of {feature!r} widens from live {live:.4f} to {gap:.4f}, "
+                f"over the allowed increase {limit:g}"
+            )
+    return reasons

@@ -22,12 +22,19 @@ functions.training.importance) never enters the version hash: it is a
 measurement about the model and changes no answer. Like lineage it is still
 reproducible, since training measures it with the recipe's seed. Bundles made
 before it existed have none; it is then left out of the JSON too.
+
+`segments` are the recipe's SEGMENTS: the features the monitor splits served
+rows by to compare the model's answers and errors across groups (bias across
+segments, docs/monitoring.md). Like `capture_exclude`, they enter the hash when
+not empty (each version's reports are always over the same segments) and are
+left out of it, and of the JSON, when empty.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -91,6 +98,31 @@ class OutlierDetector(_Frozen):
     dimensions: int = Field(ge=1, description="Directions of the training scatter the distance uses.")
     training_flagged: float = Field(ge=0, le=1, description="Share of training rows above the threshold.")
     holdout_flagged: float = Field(ge=0, le=1, description="Share of holdout rows above the threshold.")
+
+
+SegmentKind = Literal["category", "boolean", "numeric"]
+
+
+class SegmentSpec(_Frozen):
+    """One segment feature: its values (category, boolean) or the inner edges of its bins (numeric)."""
+
+    feature: str
+    kind: SegmentKind
+    values: tuple[str, ...] = Field(default=(), description="One segment per value (category, boolean).")
+    edges: tuple[float, ...] = Field(
+        default=(), description="Inner edges of numeric segments: bin i holds edges[i-1] <= x < edges[i]."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> SegmentSpec:
+        if self.kind == "numeric":
+            if not self.edges or self.values:
+                raise ValueError(f"numeric segment feature {self.feature!r} needs edges and no values")
+            if any(b <= a for a, b in pairwise(self.edges)):
+                raise ValueError(f"the edges of segment feature {self.feature!r} must increase strictly")
+        elif not self.values or self.edges:
+            raise ValueError(f"segment feature {self.feature!r} needs its values and no edges")
+        return self
 
 
 class Lineage(_Frozen):
@@ -162,6 +194,9 @@ class Manifest(_Frozen):
     )
     outliers: OutlierDetector | None = Field(None, description="The outlier detector in the graph; None: none.")
     feature_report: FeatureReport | None = None
+    segments: tuple[SegmentSpec, ...] = Field(
+        default=(), description="The features the monitor compares answers and errors across (recipe SEGMENTS)."
+    )
 
     @model_validator(mode="after")
     def _task_shape(self) -> Manifest:
@@ -175,12 +210,20 @@ class Manifest(_Frozen):
         report = self.feature_report
         if report is not None and [f.name for f in report.features] != self.feature_spec.names:
             raise ValueError("the feature report must name every feature of the spec, in spec order")
+        segmented = [s.feature for s in self.segments]
+        unknown = sorted(set(segmented) - set(self.feature_spec.names))
+        if unknown:
+            raise ValueError(f"segments name features the spec does not have: {unknown}")
+        if len(set(segmented)) != len(segmented):
+            raise ValueError(f"segments name a feature twice: {segmented}")
+        if set(segmented) & set(self.capture_exclude):
+            raise ValueError("a segment feature cannot be excluded from capture: the monitor reads its values")
         return self
 
     def _unset_when_empty(self) -> set[str]:
-        unset = set() if self.capture_exclude else {"capture_exclude"}
-        unset |= set() if self.outliers is not None else {"outliers"}
-        return unset if self.feature_report is not None else unset | {"feature_report"}
+        # Fields added after bundles were made: when empty they are not written, so old versions hash as before.
+        optional = ("capture_exclude", "segments", "outliers", "feature_report")
+        return {name for name in optional if getattr(self, name) in (None, ())}
 
     def content_version(self, onnx_bytes: bytes) -> str:
         """The version this manifest and graph hash to."""

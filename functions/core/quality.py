@@ -7,7 +7,7 @@ scikit-learn, so the live figure is comparable with the one in the manifest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ def live_metric(
     y_true: Sequence[str | float],
     *,
     labels: Sequence[str | None] | None = None,
-    probabilities: Sequence[dict[str, float] | None] | None = None,
+    probabilities: Sequence[Mapping[str, float | None] | None] | None = None,
     values: Sequence[float | None] | None = None,
     classes: Sequence[str] = (),
 ) -> float | None:
@@ -69,7 +69,9 @@ def live_metric(
     raise ValueError(f"unknown metric {metric!r}: choose one of {sorted(HIGHER_IS_BETTER)}")
 
 
-def _probability_matrix(probabilities: Sequence[dict[str, float] | None], classes: Sequence[str]) -> np.ndarray:
+def _probability_matrix(
+    probabilities: Sequence[Mapping[str, float | None] | None], classes: Sequence[str]
+) -> np.ndarray:
     return np.array([[(p or {}).get(c, np.nan) for c in classes] for p in probabilities], dtype=np.float64).reshape(
         len(probabilities), len(classes)
     )

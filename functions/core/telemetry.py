@@ -52,6 +52,23 @@ OUTLIER_SHARE = "OutlierShare"  # share of the window's scored rows the outlier 
 MODEL_QUALITY = "ModelQuality"  # the recipe's metric on labelled live rows
 LABELLED_ROWS = "LabelledRows"
 
+# Bias across segments (functions.core.segments): one document per segment with the two segment
+# dimensions, one per segment feature with the first, and the widest gap with `service` alone.
+SEGMENT_FEATURE_DIMENSION = "SegmentFeature"
+SEGMENT_DIMENSION = "Segment"
+SEGMENT_ROWS = "SegmentRows"  # per segment: rows the model answered in the window
+SEGMENT_POSITIVE_RATE = "SegmentPositiveRate"  # per segment, binary: share predicted as the positive class
+SEGMENT_MEAN_PREDICTION = "SegmentMeanPrediction"  # per segment, regression
+SEGMENT_TRUE_POSITIVE_RATE = "SegmentTruePositiveRate"  # per segment, binary, from labelled rows
+SEGMENT_FALSE_POSITIVE_RATE = "SegmentFalsePositiveRate"
+SEGMENT_MAE = "SegmentMAE"  # per segment, regression, from labelled rows
+DEMOGRAPHIC_PARITY_GAP = "DemographicParityGap"  # per segment feature: max - min positive rate
+TRUE_POSITIVE_RATE_GAP = "TruePositiveRateGap"  # equal-opportunity difference
+FALSE_POSITIVE_RATE_GAP = "FalsePositiveRateGap"
+MEAN_PREDICTION_GAP = "MeanPredictionGap"  # regression
+MAE_GAP = "MAEGap"  # regression
+SEGMENT_GAP = "SegmentGap"  # the widest gap over every segment feature, in gap_alarm's units: the alarm's metric
+
 
 def service_logger(module: str) -> logging.Logger:
     """`module`'s logger under its function's Powertools logger, looked up when called.

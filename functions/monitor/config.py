@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from functions.core.config import FunctionConfig
 from functions.core.drift import DriftPolicy
+from functions.core.segments import SegmentPolicy
 
 
 class MonitorConfig(FunctionConfig):
@@ -19,12 +20,13 @@ class MonitorConfig(FunctionConfig):
     window_hours: int = Field(1, alias="WINDOW_HOURS", ge=1, le=168)
     quality_window_hours: int = Field(168, alias="QUALITY_WINDOW_HOURS", ge=1, le=2160)
     drift_policy: DriftPolicy = Field(alias="DRIFT_POLICY", description="JSON in the environment.")
+    segment_policy: SegmentPolicy = Field(SegmentPolicy(), alias="SEGMENT_POLICY", description="JSON, as drift_policy.")
     event_source: str = Field(alias="EVENT_SOURCE", min_length=1)
     event_bus: str = Field("default", alias="EVENT_BUS_NAME")
     metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
     service: str = Field(alias="POWERTOOLS_SERVICE_NAME", min_length=1)
 
-    @field_validator("drift_policy", mode="before")
+    @field_validator("drift_policy", "segment_policy", mode="before")
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value

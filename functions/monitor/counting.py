@@ -15,6 +15,7 @@ from functions.core.capture import CaptureRecord
 from functions.core.drift import WindowCounts, count_columns
 from functions.core.features import FeatureType
 from functions.core.manifest import Manifest
+from functions.core.segments import SegmentCounts, count_segments
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class _Pending:
         self.labels: list[Any] = []
         self.values: list[Any] = []
         self.outliers: list[float | None] = []
+        self.answered: list[bool] = []  # by the model, not plan B
         self.rows = 0
         self.start: datetime | None = None
         self.end: datetime | None = None
@@ -50,6 +52,7 @@ class _Pending:
         self.labels.extend(record.label or [None] * rows)
         self.values.extend(record.value or [None] * rows)
         self.outliers.extend(record.outlier or [None] * rows)
+        self.answered.extend(reason is None for reason in record.fallback)
         time = record.time
         self.start = time if self.start is None or time < self.start else self.start
         self.end = time if self.end is None or time > self.end else self.end
@@ -65,6 +68,7 @@ class WindowCounter:
         self._pending: dict[str, _Pending] = {}
         self._pending_rows = 0
         self.counts: dict[str, WindowCounts] = {}
+        self.segments: dict[str, SegmentCounts] = {}  # versions whose manifest declares segments
         self.skipped = 0  # lines that are not capture records, or of an unknown model version
 
     def add_lines(self, lines: Iterable[bytes], start: datetime | None = None, end: datetime | None = None) -> None:
@@ -112,10 +116,20 @@ class WindowCounter:
             counts = _count(manifest, columns)
             current = self.counts.get(version)
             self.counts[version] = counts if current is None else current.merged(counts)
+            if manifest.segments:
+                predictions = columns.labels if manifest.task == "classification" else columns.values
+                tallies = count_segments(manifest, columns.features, predictions, columns.answered)
+                known = self.segments.get(version)
+                self.segments[version] = tallies if known is None else known.merged(tallies)
 
     def result(self) -> dict[str, WindowCounts]:
         self.flush()
         return self.counts
+
+    def segment_counts(self, version: str) -> SegmentCounts:
+        """The per-segment tallies of `version`'s rows (empty when its manifest declares no segments)."""
+        self.flush()
+        return self.segments.get(version, SegmentCounts())
 
 
 def _count(manifest: Manifest, pending: _Pending) -> WindowCounts:

@@ -33,10 +33,11 @@ def monitor(now: datetime) -> dict[str, Any]:
         start=start,
         end=end,
         quality_window=timedelta(hours=config.quality_window_hours),
+        segment_policy=config.segment_policy,
     )
     metrics.publish(result, namespace=config.metrics_namespace, service=config.service)
     event_id = publisher.drift_detected(result.event) if result.event else None
-    summary = {
+    summary: dict[str, Any] = {
         "verdict": result.report.verdict,
         "rows": result.report.rows,
         "drift_share": result.report.drift_share,
@@ -45,6 +46,12 @@ def monitor(now: datetime) -> dict[str, Any]:
         "html": result.html_key,
         "event_id": event_id,
     }
+    if result.segments is not None:
+        summary["segments"] = {
+            "verdict": result.segments.verdict,
+            "largest_gap": result.segments.largest_gap,
+            "largest_gap_feature": result.segments.largest_gap_feature,
+        }
     logger.info("monitor cycle", extra=summary)
     return summary
 

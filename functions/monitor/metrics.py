@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from functions.core import telemetry
+from functions.core.segments import SegmentReport
 from functions.monitor.service import CycleResult
 
 _FEATURE_METRICS = (
@@ -15,6 +16,21 @@ _FEATURE_METRICS = (
     (telemetry.FEATURE_MISSING_RATE, "missing_rate"),
     (telemetry.FEATURE_OUT_OF_RANGE, "out_of_range"),
 )
+# (metric, field, the sufficiency it needs): a rate of too few rows is not published.
+_SEGMENT_METRICS = (
+    (telemetry.SEGMENT_POSITIVE_RATE, "positive_rate", "sufficient"),
+    (telemetry.SEGMENT_MEAN_PREDICTION, "mean_prediction", "sufficient"),
+    (telemetry.SEGMENT_TRUE_POSITIVE_RATE, "true_positive_rate", "labelled_sufficient"),
+    (telemetry.SEGMENT_FALSE_POSITIVE_RATE, "false_positive_rate", "labelled_sufficient"),
+    (telemetry.SEGMENT_MAE, "mae", "labelled_sufficient"),
+)
+_GAP_METRICS = {
+    "demographic_parity": telemetry.DEMOGRAPHIC_PARITY_GAP,
+    "true_positive_rate": telemetry.TRUE_POSITIVE_RATE_GAP,
+    "false_positive_rate": telemetry.FALSE_POSITIVE_RATE_GAP,
+    "mean_prediction": telemetry.MEAN_PREDICTION_GAP,
+    "mae": telemetry.MAE_GAP,
+}
 
 
 def publish(result: CycleResult, *, namespace: str, service: str) -> None:
@@ -35,7 +51,12 @@ def publish(result: CycleResult, *, namespace: str, service: str) -> None:
     if live_quality is not None and live_quality.value is not None:
         # Without a version dimension, so the quality alarm survives promotions.
         overall.add_metric(name=telemetry.MODEL_QUALITY, unit=MetricUnit.NoUnit, value=live_quality.value)
+    if result.segments is not None and result.segments.largest_gap is not None:
+        # Without segment dimensions, so one alarm watches every segment feature.
+        overall.add_metric(name=telemetry.SEGMENT_GAP, unit=MetricUnit.NoUnit, value=result.segments.largest_gap)
     overall.flush_metrics()
+    if result.segments is not None:
+        publish_segments(result.segments, namespace=namespace, service=service)
 
     if insufficient:
         return
@@ -57,4 +78,34 @@ def publish(result: CycleResult, *, namespace: str, service: str) -> None:
         metrics.add_dimension(name=telemetry.MODEL_VERSION_DIMENSION, value=quality.model_version)
         metrics.add_metric(name=telemetry.MODEL_QUALITY, unit=MetricUnit.NoUnit, value=quality.value)
         metrics.add_metric(name=telemetry.LABELLED_ROWS, unit=MetricUnit.Count, value=quality.labelled_rows)
+        metrics.flush_metrics()
+
+
+def publish_segments(segments: SegmentReport, *, namespace: str, service: str) -> None:
+    """Per segment (SegmentFeature, Segment) rows and rates; per segment feature (SegmentFeature) the gaps.
+
+    A segment's rates are published when it has enough rows for them (min_rows, min_labelled).
+    Only declared segments are published: a segment dimension value per training value or bin, so the
+    number of metric streams is fixed by the recipe, not by what clients send.
+    """
+    for feature in segments.features:
+        for segment in feature.segments:
+            if not segment.declared:
+                continue
+            metrics = EphemeralMetrics(namespace=namespace, service=service)
+            metrics.add_dimension(name=telemetry.SEGMENT_FEATURE_DIMENSION, value=feature.feature)
+            metrics.add_dimension(name=telemetry.SEGMENT_DIMENSION, value=segment.segment)
+            metrics.add_metric(name=telemetry.SEGMENT_ROWS, unit=MetricUnit.Count, value=segment.rows)
+            for name, field, enough in _SEGMENT_METRICS:
+                value = getattr(segment, field)
+                if value is not None and getattr(segment, enough):
+                    metrics.add_metric(name=name, unit=MetricUnit.NoUnit, value=value)
+            metrics.flush_metrics()
+        gaps = [(g.name, g.value) for g in feature.gaps if g.value is not None]
+        if not gaps:
+            continue
+        metrics = EphemeralMetrics(namespace=namespace, service=service)
+        metrics.add_dimension(name=telemetry.SEGMENT_FEATURE_DIMENSION, value=feature.feature)
+        for name, value in gaps:
+            metrics.add_metric(name=_GAP_METRICS[name], unit=MetricUnit.NoUnit, value=value)
         metrics.flush_metrics()

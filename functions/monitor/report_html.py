@@ -8,6 +8,7 @@ from typing import Any
 
 from functions.core.drift import DriftReport, FeatureDrift, OutlierFigures
 from functions.core.rollout import RolloutFigures
+from functions.core.segments import SegmentReport
 
 _WIDTH, _HEIGHT, _PAD = 360, 120, 4
 _STYLE = """
@@ -123,7 +124,87 @@ def _importance_note(report: DriftReport) -> str:
     )
 
 
-def render_html(report: DriftReport, quality: Sequence[Any] = (), rollout: RolloutFigures | None = None) -> str:
+_GAP_TITLES = {
+    "demographic_parity": "demographic parity (positive rate)",
+    "true_positive_rate": "true-positive rate",
+    "false_positive_rate": "false-positive rate",
+    "mean_prediction": "mean prediction",
+    "mae": "MAE",
+}
+
+
+def _rates(per_class: dict[str, float] | dict[str, float | None], positive: str | None) -> str:
+    """The positive class's rate (binary), or every class's (multiclass, one-vs-rest)."""
+    if positive is not None:
+        return _fmt(per_class.get(positive))
+    return ", ".join(f"{escape(c)} {_fmt(v)}" for c, v in per_class.items())
+
+
+def _segments_section(segments: SegmentReport | None) -> str:
+    """Per segment feature: each segment's rows, answers and errors, and the gaps between them."""
+    if segments is None:
+        return ""
+    classification = segments.task == "classification"
+    positive = f" ({escape(segments.positive_class)})" if segments.positive_class else ""
+    header = (
+        f"<th>segment</th><th>rows</th><th>{'positive' if positive else 'prediction'} rate{positive}</th>"
+        "<th>labelled</th><th>metric</th>"
+        "<th>TPR</th><th>FPR</th><th>status</th>"
+        if classification
+        else "<th>segment</th><th>rows</th><th>mean prediction</th><th>labelled</th><th>metric</th><th>MAE</th>"
+        "<th>status</th>"
+    )
+    parts = [
+        "<h2>Bias across segments</h2>"
+        f"<p>Segments with fewer than {segments.min_rows} rows ({segments.min_labelled} labelled rows for the error "
+        f"rates) are insufficient and take no part in the gaps; a gap above {segments.gap_alarm:g} is flagged. "
+        "Rates are over the window, errors over the quality window's labelled rows. These are monitoring "
+        "signals, not a fairness certificate.</p>"
+    ]
+    for feature in segments.features:
+        rows = []
+        for s in feature.segments:
+            status = "not a declared segment" if not s.declared else (
+                "ok" if s.sufficient and s.labelled_sufficient else
+                "insufficient rows" if not s.sufficient else "insufficient labels")  # fmt: skip
+            if classification:
+                figures = (
+                    f"<td>{_rates(s.prediction_rates, segments.positive_class)}</td><td>{s.labelled_rows}</td>"
+                    f"<td>{_fmt(s.metric)}</td><td>{_rates(s.true_positive_rates, segments.positive_class)}</td>"
+                    f"<td>{_rates(s.false_positive_rates, segments.positive_class)}</td>"
+                )
+            else:
+                figures = (
+                    f"<td>{_fmt(s.mean_prediction)}</td><td>{s.labelled_rows}</td><td>{_fmt(s.metric)}</td>"
+                    f"<td>{_fmt(s.mae)}</td>"
+                )
+            rows.append(f"<tr><td>{escape(s.segment)}</td><td>{s.rows}</td>{figures}<td>{status}</td></tr>")
+        gaps = "; ".join(
+            f"{_GAP_TITLES[g.name]}"
+            + (f" of {escape(g.positive_class)}" if g.positive_class and not segments.positive_class else "")
+            + (
+                f" {g.value:.3f} ({escape(g.highest or '')} vs {escape(g.lowest or '')})"
+                if g.value is not None
+                else " insufficient data"
+            )
+            for g in feature.gaps
+        )
+        verdict = {"gap": '<span class="drift">gap</span>', "ok": '<span class="ok">ok</span>'}.get(
+            feature.verdict, "insufficient data"
+        )
+        parts.append(
+            f"<h3>{escape(feature.feature)}: {verdict}</h3><table><tr>{header}</tr>{''.join(rows)}</table>"
+            f"<p>Gaps: {gaps}.</p>"
+        )
+    return "".join(parts)
+
+
+def render_html(
+    report: DriftReport,
+    quality: Sequence[Any] = (),
+    rollout: RolloutFigures | None = None,
+    segments: SegmentReport | None = None,
+) -> str:
     """The report page of one window."""
     title = f"Drift report: model {report.model_version}"
     verdict_class = "drift" if report.drift_detected else "ok"
@@ -170,6 +251,7 @@ Verdict: <span class="{verdict_class}">{report.verdict.replace("_", " ")}</span>
 <th>unseen</th><th>missing</th><th>out of range</th><th>importance</th><th>verdict</th></tr>{"".join(rows)}</table>
 {_importance_note(report)}
 {quality_table}
+{_segments_section(segments)}
 {_rollout_section(rollout)}
 <h2>Distributions</h2><p class="legend"><span style="background:#999"></span>training
 <span style="background:#2a6fdb"></span>live (share of present values per frozen bin)</p>

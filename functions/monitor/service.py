@@ -1,4 +1,4 @@
-"""One monitor cycle: count the window, judge drift, measure live quality, report. AWS-free.
+"""One monitor cycle: count the window, judge drift, measure live quality and bias across segments, report. AWS-free.
 
 The handler (or the CLI, or the local stack) passes the stores and a publisher;
 everything decided here is plain code over counts and labelled rows.
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from functions.core.drift import DriftPolicy, DriftReport, drift_report, empty_counts
 from functions.core.events import DriftDetectedDetail
@@ -20,6 +20,7 @@ from functions.core.manifest import Manifest
 from functions.core.quality import HIGHER_IS_BETTER, live_metric
 from functions.core.registry import ModelStore, PointerStore
 from functions.core.rollout import Rollout, RolloutFigures
+from functions.core.segments import LabelledAnswer, SegmentPolicy, SegmentReport, segment_report
 from functions.monitor.counting import WindowCounter
 from functions.monitor.report_html import render_html
 from functions.monitor.rollout_figures import rollout_figures
@@ -57,6 +58,7 @@ class CycleResult(BaseModel):
     event: DriftDetectedDetail | None
     skipped_lines: int
     rollout: RolloutFigures | None = None
+    segments: SegmentReport | None = Field(None, description="None when the live model declares no segments.")
 
 
 @dataclass
@@ -90,8 +92,13 @@ def run_cycle(
     start: datetime,
     end: datetime,
     quality_window: timedelta,
+    segment_policy: SegmentPolicy | None = None,
 ) -> CycleResult:
-    """Judge the window [start, end) against the live model's baseline and write its reports."""
+    """Judge the window [start, end) against the live model's baseline and write its reports.
+
+    Prediction rates per segment are over the window; error rates and the live metric over the
+    labelled rows of the quality window, as the live quality.
+    """
     live_version = pointer.read().version
     if live_version is None:
         raise LookupError("no live model: nothing to monitor against (train and promote one first)")
@@ -105,7 +112,14 @@ def run_cycle(
     counts = counter.result().get(live_version) or empty_counts(live)
     counts = counts.model_copy(update={"start": start, "end": end})
     report = drift_report(live, counts, policy)
-    quality = measure_quality(store, manifests, end - quality_window, end)
+    labelled = labelled_answers(store, end - quality_window, end)
+    quality = measure_quality(labelled, manifests)
+    segments = None
+    if live.segments:
+        live_labelled = labelled.get(live_version, [])
+        segments = segment_report(
+            live, counter.segment_counts(live_version), live_labelled, segment_policy or SegmentPolicy()
+        )
     rollout = _rollout(store, manifests, pointer.read().rollout, live, policy, start, end)
     stem = f"{end:%Y/%m/%d/%H}-{live_version}"
     body = orjson.dumps(
@@ -113,10 +127,11 @@ def run_cycle(
             "report": report.model_dump(mode="json"),
             "quality": [q.model_dump(mode="json") for q in quality],
             "rollout": rollout.model_dump(mode="json") if rollout else None,
+            "segments": segments.model_dump(mode="json") if segments else None,
         },
         option=orjson.OPT_INDENT_2,
     )
-    json_key, html_key = store.put_report(stem, body, render_html(report, quality, rollout))
+    json_key, html_key = store.put_report(stem, body, render_html(report, quality, rollout, segments))
     event = None
     if report.drift_detected:
         event = DriftDetectedDetail(
@@ -142,6 +157,7 @@ def run_cycle(
         event=event,
         skipped_lines=counter.skipped,
         rollout=rollout,
+        segments=segments,
     )
 
 
@@ -163,30 +179,41 @@ def _rollout(
     )
 
 
-def measure_quality(store: MonitoringStore, manifests: Manifests, start: datetime, end: datetime) -> list[Quality]:
-    """The recipe's metric per model version, over feedback received in [start, end) joined with capture."""
+def labelled_answers(store: MonitoringStore, start: datetime, end: datetime) -> dict[str, list[LabelledAnswer]]:
+    """Per model version, the model's answers (not plan B's) to rows whose feedback arrived in [start, end)."""
     labels = latest_labels(store.feedback(start, end))
     if not labels:
-        return []
+        return {}
     earliest = min(item.received for item in labels.values()) - (end - start)
-    rows: dict[str, list[tuple[Any, Any]]] = {}
+    out: dict[str, list[LabelledAnswer]] = {}
     for record in store.capture_rows(earliest, end):
         item = labels.pop((record.request_id, record.row), None)
         if item is not None and record.model_version and record.fallback is None:
-            rows.setdefault(record.model_version, []).append((record, item.label))
+            out.setdefault(record.model_version, []).append(
+                LabelledAnswer(
+                    features=record.features,
+                    label=record.label,
+                    probabilities=record.probabilities,
+                    value=record.value,
+                    truth=item.label,
+                )
+            )
+    return out
+
+
+def measure_quality(labelled: dict[str, list[LabelledAnswer]], manifests: Manifests) -> list[Quality]:
+    """The recipe's metric per model version over its labelled answers."""
     out = []
-    for version, pairs in sorted(rows.items()):
+    for version, rows in sorted(labelled.items()):
         manifest = manifests(version)
         if manifest is None:
             continue
-        records = [r for r, _ in pairs]
-        truth = [label for _, label in pairs]
         value = live_metric(
             manifest.metric,
-            truth,
-            labels=[r.label for r in records],
-            probabilities=[r.probabilities for r in records],
-            values=[r.value for r in records],
+            [row.truth for row in rows],
+            labels=[row.label for row in rows],
+            probabilities=[row.probabilities for row in rows],
+            values=[row.value for row in rows],
             classes=manifest.classes or (),
         )
         out.append(
@@ -196,7 +223,7 @@ def measure_quality(store: MonitoringStore, manifests: Manifests, start: datetim
                 value=value,
                 holdout=manifest.metrics.get(manifest.metric),
                 higher_is_better=HIGHER_IS_BETTER.get(manifest.metric, True),
-                labelled_rows=len(pairs),
+                labelled_rows=len(rows),
             )
         )
     return out

@@ -20,6 +20,7 @@ class RetrainConfig(FunctionConfig):
     gate_tolerance: float = Field(0.01, alias="GATE_TOLERANCE", ge=0)
     gate_floor: float | None = Field(None, alias="GATE_FLOOR")
     allow_incompatible_spec: bool = Field(False, alias="ALLOW_INCOMPATIBLE_SPEC")
+    gate_max_gap_increase: float | None = Field(None, alias="GATE_MAX_GAP_INCREASE", ge=0)
     state_machine_arn: str | None = Field(None, alias="STATE_MACHINE_ARN")
     cooldown_minutes: int = Field(360, alias="COOLDOWN_MINUTES", ge=0)
     rollback_window_minutes: int = Field(60, alias="ROLLBACK_WINDOW_MINUTES", ge=0)
@@ -28,7 +29,10 @@ class RetrainConfig(FunctionConfig):
     @property
     def gate_policy(self) -> GatePolicy:
         return GatePolicy(
-            tolerance=self.gate_tolerance, floor=self.gate_floor, allow_incompatible_spec=self.allow_incompatible_spec
+            tolerance=self.gate_tolerance,
+            floor=self.gate_floor,
+            allow_incompatible_spec=self.allow_incompatible_spec,
+            max_gap_increase=self.gate_max_gap_increase,
         )
 
 

@@ -17,6 +17,7 @@ from functions.core.labelled import LabelledRowSource
 from functions.core.manifest import Manifest
 from functions.core.predictor import GraphInputs
 from functions.core.registry import Registry
+from functions.core.segments import SegmentPolicy, count_segments, segment_report
 from functions.retrain.schemas import Candidate, DecisionSummary, PreparedData, Promoted, Registered
 from functions.training.dataset import TrainingTable
 from functions.training.metrics import higher_is_better, holdout_metrics
@@ -93,21 +94,43 @@ def holdout_of(table: TrainingTable, manifest: Manifest) -> TrainingTable:
     return TrainingTable({name: values[held] for name, values in table.columns.items()}, target[held])
 
 
-def score(manifest: Manifest, onnx_bytes: bytes, holdout: TrainingTable) -> float:
-    """The manifest's gate metric of this ONNX graph on `holdout` (raises KeyError when a feature is missing)."""
+def predict(manifest: Manifest, onnx_bytes: bytes, holdout: TrainingTable) -> tuple[np.ndarray, np.ndarray | None]:
+    """The graph's answers on `holdout`: labels and probabilities, or values (KeyError when a feature is missing)."""
     columns = {name: holdout.columns[name] for name in manifest.feature_spec.names}
     spec = manifest.feature_spec
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     feed = GraphInputs.of(session).feed(encode_columns(spec, columns), category_texts(spec, columns))
     outputs = session.run(None, feed)
+    if manifest.task == "classification":
+        return np.asarray(outputs[0]).astype(str), np.asarray(outputs[1])
+    return np.asarray(outputs[0], np.float64).reshape(-1), None
+
+
+def metric_of(manifest: Manifest, answers: tuple[np.ndarray, np.ndarray | None], holdout: TrainingTable) -> float:
+    """The manifest's gate metric of `answers` (from `predict`) on `holdout`."""
+    predicted, probabilities = answers
     classes = list(manifest.classes or ())
     if manifest.task == "classification":
-        predicted = np.asarray(outputs[0]).astype(str)
-        metrics = holdout_metrics("classification", holdout.target, predicted, np.asarray(outputs[1]), classes)
+        metrics = holdout_metrics("classification", holdout.target, predicted, probabilities, classes)
     else:
-        predicted = np.asarray(outputs[0], np.float64).reshape(-1)
         metrics = holdout_metrics("regression", holdout.target.astype(float), predicted, None, classes)
     return metrics[manifest.metric]
+
+
+def score(manifest: Manifest, onnx_bytes: bytes, holdout: TrainingTable) -> float:
+    """The manifest's gate metric of this ONNX graph on `holdout` (raises KeyError when a feature is missing)."""
+    return metric_of(manifest, predict(manifest, onnx_bytes, holdout), holdout)
+
+
+def holdout_gaps(segmented: Manifest, predicted: np.ndarray, holdout: TrainingTable) -> dict[str, float | None]:
+    """Per segment feature of `segmented`, the gap of `predicted` on the holdout rows.
+
+    The demographic-parity gap (regression: the mean-prediction gap in std of `segmented`'s training
+    predictions), over the segments with the monitor's default minimum of rows; None below two.
+    """
+    counts = count_segments(segmented, holdout.columns, predicted.tolist())
+    report = segment_report(segmented, counts, [], SegmentPolicy())
+    return {feature.feature: feature.largest_gap for feature in report.features}
 
 
 def evaluate(
@@ -123,7 +146,12 @@ def evaluate(
     table = TrainingTable.from_jsonl(store.get(data.data_key))
     manifest, onnx_bytes = store.get_candidate(candidate.version)
     holdout = holdout_of(table, manifest)
-    candidate_score = score(manifest, onnx_bytes, holdout)
+    candidate_answers = predict(manifest, onnx_bytes, holdout)
+    candidate_score = metric_of(manifest, candidate_answers, holdout)
+    # The gaps of both models over the candidate's segments, when the gate checks them.
+    check_gaps = policy.max_gap_increase is not None and bool(manifest.segments)
+    candidate_gaps = holdout_gaps(manifest, candidate_answers[0], holdout) if check_gaps else None
+    live_gaps: dict[str, float | None] | None = None
     parity = manifest.parity
     parity_passed = parity.labels_equal is not False and parity.max_abs_diff <= parity.tolerance
 
@@ -134,9 +162,13 @@ def evaluate(
         live_manifest, live_onnx = registry.store.get_bundle(live_version)
         problems = spec_differences(live_manifest.feature_spec, manifest.feature_spec)
         try:
-            live_score = score(live_manifest.model_copy(update={"metric": manifest.metric}), live_onnx, holdout)
+            live_answers = predict(live_manifest, live_onnx, holdout)
         except KeyError:  # the live model takes a feature the new table lacks: no comparable figure
-            live_score = None
+            live_answers = None
+        if live_answers is not None:
+            live_score = metric_of(live_manifest.model_copy(update={"metric": manifest.metric}), live_answers, holdout)
+            if check_gaps:
+                live_gaps = holdout_gaps(manifest, live_answers[0], holdout)
     better_high = higher_is_better(manifest.metric)
     verdict, reasons = decide(
         policy=policy,
@@ -148,6 +180,8 @@ def evaluate(
         spec_problems=problems,
         live_version=live_version,
         live_score=live_score,
+        candidate_gaps=candidate_gaps,
+        live_gaps=live_gaps,
     )
     decision = GateDecision(
         run_id=data.run_id,
@@ -167,6 +201,9 @@ def evaluate(
         spec_compatible=not problems,
         data_hash=data.data_hash,
         data_rows=data.rows,
+        max_gap_increase=policy.max_gap_increase,
+        candidate_gaps=candidate_gaps,
+        live_gaps=live_gaps,
     )
     key = store.put_decision(decision)
     return DecisionSummary(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
-from collections.abc import Iterable
+import math
+import numbers
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from types import ModuleType
 from typing import Any
 
@@ -16,8 +19,8 @@ from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
 from functions.core.errors import RecipeError
-from functions.core.features import FeatureSpec, category_texts, encode_columns
-from functions.core.manifest import Lineage, Manifest
+from functions.core.features import FeatureSpec, FeatureType, category_texts, encode_columns
+from functions.core.manifest import Lineage, Manifest, SegmentSpec
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
 from functions.training.export import Holdout, cast_before_trees, check_exportable, check_parity, export_onnx
 from functions.training.frame import as_table, model_frame
@@ -109,6 +112,79 @@ def capture_exclusions(declared: object, spec: FeatureSpec) -> tuple[str, ...]:
     return tuple(name for name in spec.names if name in excluded)
 
 
+_SEGMENTS_EXAMPLE = '["sex", ("age", [30, 50])]'
+
+
+def segment_specs(
+    declared: object, spec: FeatureSpec, columns: Mapping[str, np.ndarray], capture_exclude: Iterable[str] = ()
+) -> tuple[SegmentSpec, ...]:
+    """The recipe's SEGMENTS as segment specs: a category or boolean feature by its training values, a
+    numeric one by explicit edges or, by default, at its training quartiles. A bad entry refuses training."""
+    if declared is None:
+        return ()
+    if isinstance(declared, str) or not isinstance(declared, Iterable):
+        raise ValueError(f"recipe SEGMENTS must be a list of feature names or (name, [edges]) pairs, e.g. "
+                         f"{_SEGMENTS_EXAMPLE}; got {declared!r}")  # fmt: skip
+    features = {feature.name: feature for feature in spec.features}
+    excluded = set(capture_exclude)
+    out: list[SegmentSpec] = []
+    for entry in declared:
+        name, edges = (entry, None) if isinstance(entry, str) else _pair(entry)
+        if name not in features:
+            known = ", ".join(spec.names[:20]) + (", ..." if len(spec.names) > 20 else "")
+            raise ValueError(f"recipe SEGMENTS names {name!r}, which is not a feature; the features are the "
+                             f"columns of load_data(): {known}")  # fmt: skip
+        if name in excluded:
+            raise ValueError(f"recipe SEGMENTS names {name!r}, which CAPTURE_EXCLUDE keeps out of capture: the "
+                             "monitor splits served rows by their captured values, so a segment feature must be "
+                             "captured; remove it from one of the two lists")  # fmt: skip
+        if any(segment.feature == name for segment in out):
+            raise ValueError(f"recipe SEGMENTS names {name!r} twice")
+        feature = features[name]
+        numeric = feature.type in (FeatureType.NUMBER, FeatureType.INTEGER)
+        if edges is not None and not numeric:
+            raise ValueError(f"recipe SEGMENTS gives edges for {name!r}, a {feature.type.value} feature: edges are "
+                             "for numeric features; name a category or boolean feature alone")  # fmt: skip
+        if feature.type is FeatureType.CATEGORY:
+            out.append(SegmentSpec(feature=name, kind="category", values=tuple(feature.categories or ())))
+        elif feature.type is FeatureType.BOOLEAN:
+            out.append(SegmentSpec(feature=name, kind="boolean", values=("false", "true")))
+        else:
+            found = _edges(name, edges) if edges is not None else _quartiles(name, columns[name])
+            out.append(SegmentSpec(feature=name, kind="numeric", edges=found))
+    return tuple(out)
+
+
+def _pair(entry: object) -> tuple[str, object]:
+    if isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str):
+        return entry[0], entry[1]
+    raise ValueError(f"recipe SEGMENTS entries are feature names or (name, [edges]) pairs, e.g. "
+                     f"{_SEGMENTS_EXAMPLE}; got {entry!r}")  # fmt: skip
+
+
+def _edges(name: str, edges: object) -> tuple[float, ...]:
+    given = list(edges) if isinstance(edges, Iterable) and not isinstance(edges, str) else None
+    if (
+        not given
+        or any(isinstance(e, bool) or not isinstance(e, numbers.Real) or not math.isfinite(e) for e in given)
+        or any(b <= a for a, b in pairwise(given))
+    ):
+        raise ValueError(f"recipe SEGMENTS edges of {name!r} must be finite numbers in increasing order, at least "
+                         f"one, e.g. ({name!r}, [30, 50]); got {edges!r}")  # fmt: skip
+    return tuple(float(e) for e in given)
+
+
+def _quartiles(name: str, column: np.ndarray) -> tuple[float, ...]:
+    values = np.asarray(column, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    edges = np.unique(np.quantile(values, [0.25, 0.5, 0.75], method="nearest")) if values.size else np.array([])
+    edges = edges[edges > values.min()] if values.size else edges  # an edge at the minimum leaves an empty bin
+    if not edges.size:
+        raise ValueError(f"recipe SEGMENTS names {name!r}, whose training values are all the same: it has no "
+                         f"quartiles to split at; give edges, e.g. ({name!r}, [30, 50]), or drop it")  # fmt: skip
+    return tuple(edges.tolist())
+
+
 def data_hash(columns: dict[str, np.ndarray], target: np.ndarray) -> str:
     """A hash of the training table (names, values and target), for lineage."""
     digest = hashlib.sha256()
@@ -136,6 +212,7 @@ def train_bundle(
     capture_exclude = capture_exclusions(getattr(recipe, "CAPTURE_EXCLUDE", None), spec)
     share = outlier_share(getattr(recipe, "OUTLIER_SHARE", None))
     threshold = importance_threshold(getattr(recipe, "IMPORTANCE_THRESHOLD", None))
+    segments = segment_specs(getattr(recipe, "SEGMENTS", None), spec, columns, capture_exclude)
     encoded = encode_columns(spec, columns)
     texts = category_texts(spec, columns)
     frame = model_frame(spec, encoded, texts)
@@ -192,5 +269,6 @@ def train_bundle(
         capture_exclude=capture_exclude,
         outliers=detector,
         feature_report=importance,
+        segments=segments,
     )
     return Bundle(manifest.with_version(onnx_bytes), onnx_bytes)

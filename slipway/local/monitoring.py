@@ -98,6 +98,7 @@ def monitor_once(
         start=now - timedelta(hours=hours or monitor.window_hours),
         end=now,
         quality_window=timedelta(hours=monitor.quality_window_hours),
+        segment_policy=monitor.segments,
     )
     emf = io.StringIO()
     with contextlib.redirect_stdout(emf):

@@ -91,3 +91,20 @@ def test_the_inference_role_may_store_feedback_but_not_overwrite_capture(templat
     assert by_sid["StoreFeedback"]["Action"] == "s3:PutObject" and "/feedback/*" in json.dumps(by_sid["StoreFeedback"])
     puts = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
     assert all("/capture/" not in json.dumps(s["Resource"]) for s in puts)
+
+
+def test_the_segment_gap_alarm_watches_the_widest_gap_and_notifies_the_topic(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    alarms = templates["dev"].find_resources("AWS::CloudWatch::Alarm")
+    (gap,) = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "SegmentGap"]
+    assert gap["Threshold"] == settings["dev"].monitor.segments.gap_alarm == 0.2
+    assert gap["ComparisonOperator"] == "GreaterThanThreshold" and gap["TreatMissingData"] == "notBreaching"
+    assert gap["Dimensions"] == [{"Name": "service", "Value": "slipway-monitor"}]  # no segment dimension
+    assert gap["AlarmActions"] and gap["OKActions"]
+    policy = settings["dev"].monitor.segments.model_dump_json()
+    templates["dev"].has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "functions.monitor.handler.lambda_handler",
+         "Environment": {"Variables": Match.object_like({"SEGMENT_POLICY": policy})}},
+    )  # fmt: skip

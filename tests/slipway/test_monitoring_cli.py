@@ -132,3 +132,34 @@ def test_a_failing_local_monitor_run_is_logged_not_swallowed(capsys: pytest.Capt
     out = capsys.readouterr().out
     assert len(runs) == 2, "a failed run is retried at the next tick"
     assert "local monitoring: monitor failed; retrying at the next tick" in out and "RuntimeError: bucket gone" in out
+
+
+def test_monitor_output_shows_segments(
+    bundle: Bundle, registry: Any, names: ResourceNames, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from functions.adapters import factory
+    from functions.core.manifest import SegmentSpec
+    from slipway.target import Target
+
+    monkeypatch.setattr(Target, "local", property(lambda self: True))
+    segments = (SegmentSpec(feature="mean_radius", kind="numeric", edges=(13.0,)),)
+    manifest = bundle.manifest.model_copy(update={"segments": segments}).with_version(bundle.onnx_bytes)
+    registry.register(manifest, bundle.onnx_bytes)
+    registry.promote(manifest.version, "test")
+    columns, target = load_table(load_recipe())
+    now = datetime.now(UTC)
+    lines = []
+    for start in range(0, 300, 30):
+        rows = range(start, start + 30)
+        lines += capture_lines(request_id=f"r{start}", time=now.isoformat(), model_version=manifest.version,
+                               features=[{n: float(v[i]) for n, v in columns.items()} for i in rows],
+                               labels=[str(target[i]) for i in rows])  # fmt: skip
+    factory.monitoring_store(names.artifacts_bucket).put_capture(now.replace(minute=0, second=0, microsecond=0),
+                                                                 "part", lines)  # fmt: skip
+    assert main(["monitor"]) == 0
+    out = capsys.readouterr().out
+    assert "bias across segments (positive class malignant)" in out
+    assert "  < 13" in out and "  >= 13" in out and "demographic parity" in out
+    assert "TPR insufficient data" in out  # no feedback yet: no labelled rows

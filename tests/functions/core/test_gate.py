@@ -65,3 +65,22 @@ def test_each_refusal_names_its_reason(overrides: dict[str, Any], reason: str) -
 def test_the_live_version_itself_is_unchanged_and_no_live_model_promotes() -> None:
     assert _decide(candidate_version="old")[0] == "unchanged"
     assert _decide(live_version=None, live_score=None) == ("promote", ["no live model yet"])
+
+
+def test_a_candidate_widening_a_segment_gap_beyond_the_limit_is_refused() -> None:
+    policy = GatePolicy(tolerance=0.01, max_gap_increase=0.05)
+    verdict, reasons = _decide(
+        policy=policy, candidate_gaps={"sex": 0.30, "age": 0.12}, live_gaps={"sex": 0.20, "age": 0.1}
+    )
+    assert verdict == "refuse"
+    assert reasons == [
+        "the gap across segments of 'sex' widens from live 0.2000 to 0.3000, over the allowed increase 0.05"
+    ]
+
+
+def test_segment_gaps_are_not_checked_when_off_or_not_comparable() -> None:
+    gaps = {"candidate_gaps": {"sex": 0.9}, "live_gaps": {"sex": 0.1}}
+    assert _decide(**gaps)[0] == "promote"  # max_gap_increase is off by default
+    on = GatePolicy(tolerance=0.01, max_gap_increase=0.05)
+    assert _decide(policy=on, candidate_gaps={"sex": 0.9}, live_gaps={"sex": None})[0] == "promote"
+    assert _decide(policy=on, candidate_gaps={"sex": 0.12}, live_gaps={"sex": 0.1})[0] == "promote"

@@ -177,3 +177,41 @@ def test_a_feature_report_must_name_the_spec_features_in_order(bundle: Bundle) -
 
     with pytest.raises(ValidationError, match="the feature report must name every feature of the spec"):
         Manifest.model_validate(data)
+
+
+def test_a_manifest_without_segments_keeps_its_version_and_bytes(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    assert "segments" not in data  # as every manifest written before the field existed
+    explicit = Manifest.model_validate({**data, "segments": []})
+    assert explicit.content_version(bundle.onnx_bytes) == bundle.version
+    assert explicit.to_json() == bundle.manifest.to_json()
+
+
+def test_segments_enter_the_version_and_round_trip(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    segment = {"feature": "mean_radius", "kind": "numeric", "edges": [12.0, 15.0]}
+    segmented = Manifest.model_validate({**data, "segments": [segment]}).with_version(bundle.onnx_bytes)
+    assert segmented.version != bundle.version
+    assert Manifest.model_validate_json(segmented.to_json()) == segmented
+    assert json.loads(segmented.to_json())["segments"] == [{**segment, "values": []}]
+
+
+@pytest.mark.parametrize(
+    ("segments", "message"),
+    [([{"feature": "postcode", "kind": "category", "values": ["a"]}], r"segments name features the spec does not have"),
+     ([{"feature": "mean_radius", "kind": "numeric", "edges": [2.0, 1.0]}], r"must increase strictly"),
+     ([{"feature": "mean_radius", "kind": "numeric"}], r"needs edges"),
+     ([{"feature": "mean_radius", "kind": "numeric", "edges": [1.0]}] * 2, r"name a feature twice")],
+    ids=["unknown feature", "decreasing edges", "no edges", "twice"],
+)  # fmt: skip
+def test_segments_are_validated(bundle: Bundle, segments: list[dict[str, object]], message: str) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    with pytest.raises(ValidationError, match=message):
+        Manifest.model_validate({**data, "segments": segments})
+
+
+def test_a_segment_feature_cannot_be_excluded_from_capture(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    segment = {"feature": "mean_radius", "kind": "numeric", "edges": [12.0]}
+    with pytest.raises(ValidationError, match="cannot be excluded from capture"):
+        Manifest.model_validate({**data, "segments": [segment], "capture_exclude": ["mean_radius"]})

@@ -46,3 +46,19 @@ def test_rows_outside_the_window_or_of_unknown_versions_are_left_out(bundle: Bun
     counter.add_lines([*inside, *outside, *other], start, end)
     assert counter.result()[bundle.version].rows == 10
     assert counter.skipped == 2  # lines of an unknown version
+
+
+def test_segment_counts_streamed_in_chunks_equal_one_pass(bundle: Bundle) -> None:
+    from functions.core.manifest import SegmentSpec
+    from functions.core.segments import count_segments
+
+    manifest = bundle.manifest.model_copy(
+        update={"segments": (SegmentSpec(feature="mean_radius", kind="numeric", edges=(12.0, 16.0)),)}
+    )
+    lines, matrix = _lines(bundle, 2_500)
+    counter = WindowCounter(lambda version: manifest if version == bundle.version else None, chunk_rows=1_000)
+    counter.add_lines(lines)
+    radius = matrix[:, manifest.feature_spec.names.index("mean_radius")].tolist()
+    assert counter.segment_counts(bundle.version) == count_segments(
+        manifest, {"mean_radius": radius}, ["benign"] * 2_500
+    )

@@ -14,6 +14,8 @@ import pytest
 from functions.adapters import factory
 from functions.core.events import DRIFT_DETECTED
 from functions.core.feedback import FeedbackItem
+from functions.core.manifest import SegmentSpec
+from functions.core.registry import Registry
 from functions.training.train import Bundle, load_recipe, load_table
 from stage.environments import monitor_environment
 from stage.names import ResourceNames
@@ -120,3 +122,46 @@ def test_unshifted_capture_gives_no_event(monitor: Any, live_bundle: Bundle, nam
 def test_an_empty_window_is_insufficient_data(monitor: Any, live_bundle: Bundle) -> None:
     summary = monitor.monitor(NOW)
     assert summary["verdict"] == "insufficient_data" and summary["rows"] == 0 and summary["event_id"] is None
+
+
+def test_a_segmented_model_gets_segment_figures_in_the_report_and_metrics(
+    bundle: Bundle, registry: Registry, names: ResourceNames, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    segments = (SegmentSpec(feature="mean_radius", kind="numeric", edges=(13.0,)),)
+    manifest = bundle.manifest.model_copy(update={"segments": segments}).with_version(bundle.onnx_bytes)
+    segmented = Bundle(manifest, bundle.onnx_bytes)
+    registry.register(manifest, bundle.onnx_bytes)
+    registry.promote(manifest.version, "test")
+    for key, value in monitor_environment(load_settings("dev"), names).items():
+        monkeypatch.setenv(key, value)
+    import functions.monitor.handler as module
+
+    monitor = importlib.reload(module)
+    ids = _capture(segmented, names, rows=600, shift={})
+    store = factory.monitoring_store(names.artifacts_bucket)
+    store.put_feedback([FeedbackItem(request_id=i, row=row, label="benign") for i, row in ids], HOUR)
+    capsys.readouterr()
+    summary = monitor.monitor(NOW)
+
+    report = json.loads(
+        boto3.client("s3").get_object(Bucket=names.artifacts_bucket, Key=summary["report"])["Body"].read()
+    )
+    (feature,) = report["segments"]["features"]
+    assert [s["segment"] for s in feature["segments"]] == ["< 13", ">= 13"]
+    assert sum(s["rows"] for s in feature["segments"]) == 600
+    assert {g["name"] for g in feature["gaps"]} == {"demographic_parity", "true_positive_rate", "false_positive_rate"}
+    assert summary["segments"]["largest_gap"] == report["segments"]["largest_gap"] is not None
+    html = boto3.client("s3").get_object(Bucket=names.artifacts_bucket, Key=summary["html"])["Body"].read().decode()
+    assert "Bias across segments" in html and "<td>&gt;= 13</td>" in html
+
+    documents = _emf(capsys.readouterr().out)
+    overall = next(d for d in documents if "DriftShare" in d)
+    assert overall["SegmentGap"] == [report["segments"]["largest_gap"]]
+    per_segment = {d["Segment"]: d for d in documents if "Segment" in d}
+    assert set(per_segment) == {"< 13", ">= 13"}
+    assert per_segment["< 13"]["SegmentFeature"] == "mean_radius" and "SegmentRows" in per_segment["< 13"]
+    assert per_segment["< 13"]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["SegmentFeature", "Segment", "service"]
+    ]
+    (gaps,) = [d for d in documents if "DemographicParityGap" in d]
+    assert gaps["SegmentFeature"] == "mean_radius" and "Segment" not in gaps

@@ -288,3 +288,52 @@ def test_capture_exclude_naming_unknown_features_refuses_training_before_fitting
 def test_capture_exclude_must_be_a_list_of_names(declared: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         train_bundle(_diabetes_recipe("tmp_bad_exclude", CAPTURE_EXCLUDE=declared))
+
+
+# SEGMENTS
+
+
+def test_segments_by_edges_and_by_training_quartiles_enter_the_manifest() -> None:
+    plain = train_bundle(_diabetes_recipe("tmp_unsegmented"))
+    segmented = train_bundle(_diabetes_recipe("tmp_segmented", SEGMENTS=[("age", [-0.02, 0.02]), "bmi"]))
+
+    age, bmi = segmented.manifest.segments
+    assert (age.feature, age.kind, age.edges) == ("age", "numeric", (-0.02, 0.02))
+    columns = {name: load_diabetes().data[:, i] for i, name in enumerate(load_diabetes().feature_names)}
+    assert bmi.edges == tuple(np.unique(np.quantile(columns["bmi"], [0.25, 0.5, 0.75], method="nearest")))
+    assert plain.manifest.segments == () and b"segments" not in plain.manifest.to_json()
+    assert segmented.onnx_bytes == plain.onnx_bytes and segmented.version != plain.version
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [(["postcode"], r"SEGMENTS names 'postcode', which is not a feature; the features are the columns"),
+     ([("age", [0.02, -0.02])], r"edges of 'age' must be finite numbers in increasing order"),
+     ([("age", [])], r"edges of 'age' must be finite numbers"),
+     ([("age", [float("inf")])], r"edges of 'age' must be finite numbers"),
+     ([("age", 3)], r"edges of 'age' must be"),
+     ("age", r"SEGMENTS must be a list of feature names or \(name, \[edges\]\) pairs"),
+     ([3], r"entries are feature names or \(name, \[edges\]\) pairs"),
+     (["age", "age"], r"names 'age' twice")],
+    ids=["unknown", "decreasing", "no edges", "infinite", "edges not a list", "bare string", "number", "twice"],
+)  # fmt: skip
+def test_bad_segments_refuse_training(declared: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        train_bundle(_diabetes_recipe("tmp_bad_segments", SEGMENTS=declared))
+
+
+def test_a_segment_feature_kept_out_of_capture_refuses_training() -> None:
+    recipe = _diabetes_recipe("tmp_excluded_segment", SEGMENTS=["sex"], CAPTURE_EXCLUDE=["sex"])
+    with pytest.raises(ValueError, match=r"CAPTURE_EXCLUDE keeps out of capture: the monitor splits served rows by"):
+        train_bundle(recipe)
+
+
+def test_a_constant_feature_has_no_quartiles() -> None:
+    data = load_diabetes()
+    columns = {"constant": np.ones(len(data.target)), "bmi": data.data[:, 2]}
+    recipe = recipe_module(
+        "tmp_constant_segment", SEED=3, TASK="regression", METRIC="r2", load_data=lambda: (columns, data.target),
+        build=lambda seed: Pipeline([("ridge", Ridge())]), SEGMENTS=["constant"],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"'constant', whose training values are all the same"):
+        train_bundle(recipe)
