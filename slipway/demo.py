@@ -1,10 +1,15 @@
 """`slipway demo`: the whole loop on a fresh local stack, step by step, with the figures of each step.
 
-Serve the example data, monitor (no drift), shift the traffic and send its
-true labels, monitor (drift), let the DriftDetected event start the retrain
-state machine, show the gate's decision and the promotion, roll back; then roll
-the retrained candidate out through shadow and canary to promotion, and watch a
-candidate trained on shuffled labels refused by its rollout, live untouched.
+Show which features the example model relies on, serve the example data, send
+a row whose every value is in range but whose combination is not (flagged as an
+outlier), monitor (no drift), shift the traffic and send its true labels,
+monitor (drift), let the DriftDetected event start the retrain state machine,
+show the gate's decision and the promotion, roll back; then roll the retrained
+candidate out through shadow and canary to promotion, and watch a candidate
+trained on shuffled labels refused by its rollout, live untouched. Last, on a
+second stack, the second example (model/examples/penguins.py, species as a
+segment feature): per-species figures from served traffic and feedback, then a
+gap between species when one species' traffic shifts.
 
 The demo always starts its own in-process stack on free ports, even when
 AWS_ENDPOINT_URL names a running one: it needs the gateway and the capture
@@ -16,6 +21,7 @@ on a stack someone is using.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import signal
@@ -42,6 +48,7 @@ from slipway.local.rollout import LocalRollout
 from slipway.local.stack import STATE_DIR, LocalStack
 from slipway.local.stepfunctions import ExecutionResult
 from slipway.local.traffic import Client, example_rows, send_feedback, serve, shifted
+from slipway.monitoring_cli import outlier_line, print_segments
 from slipway.target import Target, resolve
 
 DEMO_DIR = STATE_DIR / "demo"
@@ -55,7 +62,12 @@ OUTLIER_RADIUS, OUTLIER_AREA = 20.6, 280.0
 EXECUTION_TIMEOUT_SECONDS = 120.0
 # Each rollout phase bakes this long under the demo's traffic (enough rows for the canary's 10 %).
 ROLLOUT_BAKE_SECONDS = 8
-STEP_COUNT = 12
+# The second example, whose recipe declares a categorical segment: species.
+PENGUINS = "model.examples.penguins"
+SEGMENT_ROWS = 450
+# Then Gentoo penguins are weighed on a scale that reads 20 % light.
+SEGMENT_SHIFT, SHIFTED_SPECIES = {"body_mass_g": 0.8}, "Gentoo"
+STEP_COUNT = 15
 OK, FAILED = "✓", "✗"
 
 
@@ -102,6 +114,7 @@ class Record:
     served: dict[str, dict[str, int]] = field(default_factory=dict)
     feedback_accepted: int = 0
     cycles: list[dict[str, Any]] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
     execution: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)
     promoted: dict[str, Any] = field(default_factory=dict)
@@ -131,9 +144,16 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     print("Slipway demo: serve, drift, retrain, gate, promote, roll back, on a local stack of its own.", file=out)
+    segmented = LocalStack(
+        stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir / "penguins", recipe=PENGUINS
+    )
     try:
         with pipeline_log(state_dir / "retrain.log"):
             _walk(stack, stage, state_dir, progress, record)
+        # One stack at a time: moto's state is the process's.
+        print("Stopping the local stack ...", file=out, flush=True)
+        stack.stop()
+        _segments_walk(segmented, stage, progress, record)
         record.outcome = "completed"
     except KeyboardInterrupt:
         record.outcome = "interrupted"
@@ -144,6 +164,7 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
     finally:
         print("Stopping the local stack ...", file=out, flush=True)
         stack.stop()
+        segmented.stop()
         signal.signal(signal.SIGTERM, previous_sigterm)
         record.seconds = {**progress.seconds, "total": round(time.perf_counter() - started, 2)}
         (state_dir / "summary.json").write_text(json.dumps(record.__dict__, indent=2, default=str) + "\n")
@@ -288,6 +309,51 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
         record.final_pointer = target.registry().live().model_dump(mode="json")
 
 
+def _segments_walk(stack: LocalStack, stage: str, progress: Progress, record: Record) -> None:
+    """The second example: the monitor's figures per species, before and after one species' traffic shifts."""
+    with progress.step("A second example with a segment feature: a penguin's sex, monitored per species") as say:
+        stack.start()
+        target = resolve(stage)
+        manifest = target.registry().store.get_manifest(stack.live_version or "")
+        segments = ", ".join(f"{s.feature} ({', '.join(s.values)})" for s in manifest.segments)
+        say(f"{PENGUINS} trained and live: {manifest.version}, {manifest.metric} "
+            f"{manifest.metrics[manifest.metric]:.4f} on holdout; segments: {segments}")  # fmt: skip
+
+    usual = example_rows(SEGMENT_ROWS, seed=SEED, recipe_name=PENGUINS)
+    with progress.step(f"Serve {SEGMENT_ROWS} penguins with their true sex; monitor per species") as say:
+        gap = _segment_cycle(stack, target, usual, say, record)
+
+    odd = shifted(
+        example_rows(2 * SEGMENT_ROWS, seed=SEED + 1, recipe_name=PENGUINS),
+        SEGMENT_SHIFT,
+        where=lambda row: row.get("species") == SHIFTED_SPECIES,
+    )
+    with progress.step(f"{SHIFTED_SPECIES} weighed 20 % light: {2 * SEGMENT_ROWS} more penguins; monitor") as say:
+        wider = _segment_cycle(stack, target, odd, say, record)
+        if gap is None or wider is None or wider <= gap:
+            raise DemoError(f"the segment gap did not widen when {SHIFTED_SPECIES}'s traffic shifted: {gap} -> {wider}")
+        say(f"the widest gap went from {gap:.3f} to {wider:.3f}: one species' answers moved, the others' did not")
+
+
+def _segment_cycle(
+    stack: LocalStack, target: Target, rows: Any, say: Callable[[str], None], record: Record
+) -> float | None:
+    """Serve the rows, send their labels, run a monitor cycle; say its segment figures; the widest gap."""
+    answered = serve(stack.url, rows.instances)
+    accepted = send_feedback(stack.url, answered, rows.labels)
+    say(f"{len(answered)} requests answered, {accepted} true labels sent to POST /feedback")
+    cycle = _monitor(stack, target, say)
+    if cycle.segments is None:
+        raise DemoError("the monitor reported no segments for a recipe that declares them")
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
+        print_segments(cycle.segments)
+    for line in table.getvalue().strip().splitlines():
+        say(line)
+    record.segments.append(cycle.segments.model_dump(mode="json"))
+    return cycle.segments.largest_gap
+
+
 def _rollout(
     stack: LocalStack, rollout: LocalRollout, candidate: str, reason: str, record: Record, say: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -375,6 +441,8 @@ def _monitor(stack: LocalStack, target: Target, say: Callable[[str], None]) -> C
     )
     if report.drifted_features:
         say(f"drifted: {', '.join(report.drifted_features)}")
+    if report.outliers is not None:
+        say(outlier_line(report.outliers))
     return cycle
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from functions.core.capture import CAPTURE_MARKER
-from slipway.demo import NORMAL_ROWS, SHIFT, SHIFTED_ROWS, STEP_COUNT
+from slipway.demo import NORMAL_ROWS, SEGMENT_ROWS, SHIFT, SHIFTED_ROWS, SHIFTED_SPECIES, STEP_COUNT
 from stage.settings import PROJECT_ROOT
 
 
@@ -64,7 +64,12 @@ def test_the_traffic_was_served_and_captured(demo: tuple[subprocess.CompletedPro
     assert summary["feedback_accepted"] == SHIFTED_ROWS
     captured = _captured(state / "inference.log")
     during_rollouts = sum(count for rollout in summary["rollouts"] for count in rollout["served"].values())
-    assert len(captured) == NORMAL_ROWS + SHIFTED_ROWS + during_rollouts, "every request captured (dev: 100 %)"
+    rows: dict[str, int] = {}
+    for record in captured:
+        rows[record["request_id"]] = rows.get(record["request_id"], 0) + record["rows"]
+    assert [n for n in rows.values() if n > 1] == [summary["outliers"]["usual_rows"] + 1], "the outlier request"
+    one_row = NORMAL_ROWS + SHIFTED_ROWS + during_rollouts
+    assert len(rows) == one_row + 1, "every request captured (dev: 100 %)"
     assert {record["model_version"] for record in captured} == {first, summary["decision"]["candidate_version"]}
 
 
@@ -72,10 +77,12 @@ def test_drift_is_detected_on_the_shifted_traffic_and_not_before(
     demo: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
     finished, state = demo
-    before, after = json.loads((state / "summary.json").read_text())["cycles"]
-    assert before["rows"] == NORMAL_ROWS
+    summary = json.loads((state / "summary.json").read_text())
+    before, after = summary["cycles"]
+    outlier_request = summary["outliers"]["usual_rows"] + 1
+    assert before["rows"] == NORMAL_ROWS + outlier_request
     assert not before["drift_detected"] and not before["event"]
-    assert after["rows"] == NORMAL_ROWS + SHIFTED_ROWS
+    assert after["rows"] == NORMAL_ROWS + outlier_request + SHIFTED_ROWS
     assert after["drift_detected"] and after["event"] and after["drift_share"] >= 0.1
     assert after["drifted_features"] and set(after["drifted_features"]) <= set(SHIFT)
     assert f"drifted: {', '.join(after['drifted_features'])}" in finished.stdout
@@ -121,6 +128,40 @@ def test_the_retrained_candidate_is_rolled_out_to_promotion_and_a_bad_one_refuse
     final = summary["final_pointer"]
     assert final["version"] == retrained and final["previous"] == summary["first_version"]
     assert f"live now: {retrained}" in finished.stdout
+
+
+def test_an_in_range_outlier_is_flagged_and_the_feature_report_is_shown(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    finished, state = demo
+    summary = json.loads((state / "summary.json").read_text())
+    outliers, report = summary["outliers"], summary["features"]
+    assert outliers["odd"]["flag"] is True and outliers["odd"]["score"] > 1
+    assert outliers["usual_flagged"] / outliers["usual_rows"] < 0.05
+    assert len(report["features"]) == 30 and report["metric"] == "roc_auc"
+    top = min(report["features"], key=lambda f: f["rank"])
+    assert f"1  {top['name']}" in finished.stdout and "without the" in finished.stdout
+
+
+def test_a_gap_between_species_appears_when_one_species_traffic_shifts(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    finished, state = demo
+    before, after = json.loads((state / "summary.json").read_text())["segments"]
+
+    def species(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        [feature] = report["features"]
+        assert feature["feature"] == "species"
+        return {s["segment"]: s for s in feature["segments"] if s["declared"]}
+
+    assert set(species(before)) == {"Adelie", "Chinstrap", "Gentoo"}
+    assert sum(s["rows"] for s in species(before).values()) == SEGMENT_ROWS
+    assert all(s["sufficient"] and s["labelled_sufficient"] for s in species(before).values())
+    assert before["verdict"] == "ok" and after["verdict"] == "gap"
+    assert after["largest_gap"] > before["largest_gap"] and after["largest_gap"] > after["gap_alarm"]
+    shifted, usual = species(after)[SHIFTED_SPECIES], species(before)[SHIFTED_SPECIES]
+    assert shifted["positive_rate"] < usual["positive_rate"] - 0.1, "light birds read as female"
+    assert "bias across segments (positive class male)" in finished.stdout
 
 
 def test_ctrl_c_stops_the_stack_and_says_so(tmp_path: Path) -> None:
