@@ -32,6 +32,7 @@ How:
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -151,7 +152,7 @@ def _with_distance(
         graph.initializer.append(numpy_helper.from_array(value, prefix + name))
         return prefix + name
 
-    def node(op: str, inputs: list[str], name: str, **attributes: object) -> str:
+    def node(op: str, inputs: list[str], name: str, **attributes: Any) -> str:
         graph.node.append(helper.make_node(op, inputs, [prefix + name], name=prefix + name, **attributes))
         return prefix + name
 
