@@ -151,7 +151,7 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
         with pipeline_log(state_dir / "retrain.log"):
             _walk(stack, stage, state_dir, progress, record)
         # One stack at a time: moto's state is the process's.
-        print("Stopping the local stack ...", file=out, flush=True)
+        print("Stopping the first example's stack ...", file=out, flush=True)
         stack.stop()
         _segments_walk(segmented, stage, progress, record)
         record.outcome = "completed"

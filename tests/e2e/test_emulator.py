@@ -9,7 +9,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -197,13 +197,21 @@ def test_monitor_runs_over_captured_traffic_and_writes_its_report(deployment: De
     assert capture, f"no capture lines in {group}: {lines[:5]}"
     bucket = deployment.outputs["ArtifactsBucketName"]
     s3 = deployment.client("s3")
-    key = f"{layout.CAPTURE_PREFIX}{datetime.now(UTC):%Y/%m/%d/%H}/emulator-tier"
-    s3.put_object(Bucket=bucket, Key=key, Body="\n".join(capture).encode())
+    # Dated an hour back: the scheduled monitor judges the last whole hour, which must hold them.
+    hour = datetime.now(UTC) - timedelta(hours=1)
+    records = [{**json.loads(line), "time": hour.isoformat()} for line in capture]
+    key = f"{layout.CAPTURE_PREFIX}{hour:%Y/%m/%d/%H}/emulator-tier"
+    s3.put_object(Bucket=bucket, Key=key, Body="\n".join(json.dumps(record) for record in records).encode())
     answer = deployment.client("lambda").invoke(FunctionName=f"{STACK}-monitor", Payload=b"{}")
     payload = json.loads(answer["Payload"].read())
     assert "FunctionError" not in answer, payload
     reports = s3.list_objects_v2(Bucket=bucket, Prefix=layout.REPORTS_PREFIX).get("Contents", [])
     assert reports, f"the monitor wrote no report: {payload}"
+    # Each answer's outlier score travelled through the deployed function's capture to the report.
+    assert all(record.get("outlier") for record in records), records[0]
+    keys = sorted(r["Key"] for r in reports if r["Key"].endswith(".json") and not r["Key"].endswith("latest.json"))
+    report = json.loads(s3.get_object(Bucket=bucket, Key=keys[-1])["Body"].read())["report"]
+    assert report["outliers"]["scored"] == sum(record["rows"] for record in records), report["outliers"]
 
 
 def test_batch_scoring_runs_the_deployed_state_machine(deployment: Deployment) -> None:
