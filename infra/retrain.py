@@ -6,13 +6,17 @@ also runs, so what moto executes locally is what CloudFormation deploys.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+import tempfile
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as event_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
@@ -25,6 +29,7 @@ from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec
 from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
+from infra.sagemaker import ENTRY_POINT, source_archive, training_image_uri
 from stage.names import ResourceNames
 from stage.settings import RetrainSettings
 from stage.workflows.retrain import RetrainSteps, SageMakerTraining, retrain_definition
@@ -62,6 +67,8 @@ STEP_HANDLERS = {
     "register": "functions.retrain.handler.register_handler",
     "promote": "functions.retrain.handler.promote_handler",
 }
+# Engine 'sagemaker' only: after the training job, its candidate checked and stored for Evaluate.
+COLLECT_HANDLER = "functions.retrain.handler.collect_handler"
 
 
 class Retrain(Construct):
@@ -91,6 +98,7 @@ class Retrain(Construct):
         self._defaults = defaults
         self._environment = environment
         training_code = self._defaults.code(TRAINING_PACKAGE)
+        handlers = {**STEP_HANDLERS, **({"collect": COLLECT_HANDLER} if retrain.engine == "sagemaker" else {})}
         self.step_functions = {
             step: self._function(
                 step, handler, training_code,
@@ -98,7 +106,7 @@ class Retrain(Construct):
                 timeout_seconds=retrain.train_timeout_seconds if step == "train" else retrain.step_timeout_seconds,
                 ephemeral_storage_mb=TRAINING_EPHEMERAL_STORAGE_MB,
             )
-            for step, handler in STEP_HANDLERS.items()
+            for step, handler in handlers.items()
         }  # fmt: skip
 
         sagemaker = self._sagemaker(retrain, bucket) if retrain.engine == "sagemaker" else None
@@ -141,6 +149,13 @@ class Retrain(Construct):
                 ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], [jobs],
             )  # fmt: skip
             allow(machine, "PassTrainingRole", ["iam:PassRole"], [sagemaker.role_arn])
+            acknowledge(
+                machine,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:{Stack.of(self).region}:"
+                "<AWS::AccountId>:training-job/*]",
+                "Each run's training job is named after its execution (the run id), known only when the run starts; "
+                "the state machine may create, describe and stop training jobs and nothing else of SageMaker.",
+            )
         acknowledge(
             self.state_machine.role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -225,20 +240,48 @@ class Retrain(Construct):
         return made.function
 
     def _sagemaker(self, retrain: RetrainSettings, bucket: s3.IBucket) -> SageMakerTraining:
-        """The managed engine's role and job settings (engine 'sagemaker'; see docs/retrain.md)."""
+        """The managed engine's role, source archive and job settings (engine 'sagemaker'; see docs/retrain.md).
+
+        The role reads the run tables and writes the jobs' output (granted by the stack), reads its
+        source archive, and writes its job's logs; nothing else.
+        """
         role = iam.Role(
             self,
             "SageMakerTrainingRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"{self._names.retrain_state_machine}: SageMaker training job, run tables and candidates only",
+            description=f"{self._names.retrain_state_machine}: SageMaker training job, run tables and job output only",
         )
         self.sagemaker_role = role
-        assert retrain.sagemaker_image_uri is not None
+        stack = Stack.of(self)
+        self.training_source = s3_assets.Asset(
+            self, "TrainingSource", path=str(source_archive(Path(tempfile.mkdtemp(prefix="slipway-sagemaker-"))))
+        )
+        source = self.training_source
+        allow(role, "ReadSourceArchive", ["s3:GetObject"], [source.bucket.arn_for_objects(source.s3_object_key)])
+        job_logs = stack.format_arn(
+            service="logs", resource="log-group", resource_name="/aws/sagemaker/TrainingJobs*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )  # fmt: skip
+        allow(role, "WriteJobLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                                     "logs:DescribeLogStreams"], [job_logs])  # fmt: skip
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{stack.region}:<AWS::AccountId>:log-group:"
+            "/aws/sagemaker/TrainingJobs*]",
+            "SageMaker writes each job's log streams, named at run time, under its fixed log group "
+            "/aws/sagemaker/TrainingJobs; the role may write there and nowhere else in CloudWatch Logs.",
+        )
         return SageMakerTraining(
-            image_uri=retrain.sagemaker_image_uri,
+            image_uri=retrain.sagemaker_image_uri or training_image_uri(stack.region),
             role_arn=role.role_arn,
             instance_type=retrain.sagemaker_instance_type,
+            instance_count=retrain.sagemaker_instance_count,
             volume_gb=retrain.sagemaker_volume_gb,
             max_runtime_seconds=retrain.sagemaker_max_runtime_seconds,
             bucket=bucket.bucket_name,
+            source_uri=self.training_source.s3_object_url,
+            entry_point=ENTRY_POINT,
+            region=stack.region,
+            recipe=self._environment.get(RetrainConfig.variable("recipe"), "model.recipe"),
+            code_revision=self._environment.get(RetrainConfig.variable("code_revision")),
         )

@@ -24,10 +24,10 @@ from functions.core.layout import (
     MODELS_PREFIX,
     REPORTS_PREFIX,
     RETRAIN_CANDIDATES_PREFIX,
-    RETRAIN_PREFIX,
     RETRAIN_RUNS_PREFIX,
     RETRAIN_TRIGGER_KEY,
     ROLLOUT_PREFIX,
+    SAGEMAKER_OUTPUT_PREFIX,
 )
 from functions.core.registry import POINTER_LOCK_SUFFIX
 from infra.async_jobs import AsyncJobs
@@ -214,8 +214,11 @@ class SlipwayStack(Stack):
             allow(notifier, "PublishNotifications", ["sns:Publish"], [topic])
             allow(notifier, "EncryptNotifications", ["kms:Decrypt", "kms:GenerateDataKey"], [key])
         if retrain.sagemaker_role is not None:
+            # The job reads the run tables and writes its output; CollectCandidate moves the checked candidate on.
             grants.allow(retrain.sagemaker_role, "ReadRunTables", [GET], [RETRAIN_RUNS_PREFIX])
-            grants.allow(retrain.sagemaker_role, "WriteRunOutputs", [PUT], [RETRAIN_PREFIX])
+            grants.allow(retrain.sagemaker_role, "WriteJobOutput", [PUT], [SAGEMAKER_OUTPUT_PREFIX])
+            grants.allow(role["collect"], "ReadJobOutput", [GET], [SAGEMAKER_OUTPUT_PREFIX])
+            grants.allow(role["collect"], "WriteCandidates", [PUT], [RETRAIN_CANDIDATES_PREFIX])
 
     def _grant_rollout(self, grants: ArtifactGrants, pointer: str) -> None:
         """The rollout steps: start and finish move the pointer; the judge reads the capture and records verdicts."""

@@ -170,16 +170,19 @@ class RetrainSettings(_Section):
         900, ge=60, le=900, description="Lambda's limit is 900 s; beyond, use sagemaker."
     )
     step_timeout_seconds: int = Field(300, ge=30, le=900)
-    sagemaker_image_uri: str | None = Field(None, description="Training image for engine 'sagemaker' (ECR URI).")
-    sagemaker_instance_type: str = "ml.m5.xlarge"
+    sagemaker_image_uri: str | None = Field(
+        None,
+        description="Engine 'sagemaker': another training image (ECR URI, Python 3.11+, SageMaker script mode); "
+        "default: AWS's prebuilt scikit-learn image of the stage's region (infra/sagemaker.py).",
+    )
+    sagemaker_instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    sagemaker_instance_count: Literal[1] = Field(
+        1,
+        description="One: a scikit-learn fit runs on one machine; more instances would each fit the same model "
+        "(SageMaker gives every instance the whole channel), costing more for nothing.",
+    )
     sagemaker_volume_gb: int = Field(30, ge=1, le=16384)
     sagemaker_max_runtime_seconds: int = Field(86400, ge=60, le=432000)
-
-    @model_validator(mode="after")
-    def _engine(self) -> RetrainSettings:
-        if self.engine == "sagemaker" and not self.sagemaker_image_uri:
-            raise ValueError("engine 'sagemaker' needs sagemaker_image_uri (the training image in ECR)")
-        return self
 
 
 class CaptureSettings(_Section):

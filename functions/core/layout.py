@@ -54,6 +54,8 @@ RETRAIN_CANDIDATES_PREFIX = f"{RETRAIN_PREFIX}candidates/"
 # A rollout's records: rollouts/<run>/<phase>.json (figures and verdict) and rollouts/<run>/outcome.json.
 ROLLOUT_PREFIX = "rollouts/"
 GATE_DECISIONS_PREFIX = f"{RETRAIN_PREFIX}decisions/"
+# Where SageMaker training jobs (retrain.engine "sagemaker") write their output: <job>/output/model.tar.gz.
+SAGEMAKER_OUTPUT_PREFIX = f"{RETRAIN_PREFIX}sagemaker/"
 RETRAIN_TRIGGER_KEY = f"{RETRAIN_PREFIX}last-trigger.json"
 
 
@@ -65,6 +67,11 @@ def run_data_key(run_id: str) -> str:
 def candidate_prefix(version: str) -> str:
     """Prefix of a candidate bundle not yet registered."""
     return f"{RETRAIN_CANDIDATES_PREFIX}{version}/"
+
+
+def training_job_output_key(job_name: str) -> str:
+    """The archive SageMaker uploads from a training job's model folder."""
+    return f"{SAGEMAKER_OUTPUT_PREFIX}{job_name}/output/model.tar.gz"
 
 
 def gate_decision_key(decided_at: str, run_id: str) -> str:

@@ -18,7 +18,7 @@ from functions.core.event_input import parse_event
 from functions.core.registry import Registry
 from functions.retrain import steps
 from functions.retrain.config import config
-from functions.retrain.schemas import EvaluateInput, PrepareInput, TrainInput, VersionInput
+from functions.retrain.schemas import CollectInput, EvaluateInput, PrepareInput, TrainInput, VersionInput
 from functions.training.train import load_recipe
 
 logger = Logger()
@@ -54,6 +54,14 @@ def train_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     request = parse_event(TrainInput, event)
     recipe = load_recipe(config().recipe)
     return steps.train(_store(), recipe, request.data, code_revision=config().code_revision).model_dump(mode="json")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def collect_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Engine 'sagemaker': the training job's candidate, checked and stored for Evaluate."""
+    request = parse_event(CollectInput, event)
+    return steps.collect(_store(), request.data, request.training_job).model_dump(mode="json")
 
 
 @logger.inject_lambda_context

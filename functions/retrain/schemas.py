@@ -40,6 +40,13 @@ class Candidate(_Message):
     data_hash: str
 
 
+class CollectInput(_Message):
+    """The run and the SageMaker training job that trained its candidate (engine 'sagemaker')."""
+
+    data: PreparedData
+    training_job: str = Field(min_length=1)
+
+
 class EvaluateInput(_Message):
     data: PreparedData
     candidate: Candidate

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Protocol
@@ -23,6 +25,9 @@ from functions.training.dataset import TrainingTable
 from functions.training.metrics import higher_is_better, holdout_metrics
 from functions.training.train import HOLDOUT_SHARE, train_bundle
 
+# The Candidate record a SageMaker training job writes beside its bundle (functions.retrain.training_job).
+CANDIDATE_FILE = "candidate.json"
+
 
 class RetrainStore(Protocol):
     """Where the pipeline keeps its objects (functions.adapters.retrain_store.S3RetrainStore)."""
@@ -32,6 +37,13 @@ class RetrainStore(Protocol):
     def put_candidate(self, manifest: Manifest, onnx_bytes: bytes) -> None: ...
     def get_candidate(self, version: str) -> tuple[Manifest, bytes]: ...
     def put_decision(self, decision: GateDecision) -> str: ...
+
+
+class TrainStore(Protocol):
+    """What the Train step reads and writes: the run's table, the candidate bundle (S3, or a training job's folders)."""
+
+    def get(self, key: str) -> bytes: ...
+    def put_candidate(self, manifest: Manifest, onnx_bytes: bytes) -> None: ...
 
 
 class StepError(RuntimeError):
@@ -63,7 +75,7 @@ def prepare(
     )
 
 
-def train(store: RetrainStore, recipe: ModuleType, data: PreparedData, *, code_revision: str | None) -> Candidate:
+def train(store: TrainStore, recipe: ModuleType, data: PreparedData, *, code_revision: str | None) -> Candidate:
     """Fit the recipe on the run's table, export to ONNX with the parity check (BundleError when refused)."""
     table = TrainingTable.from_jsonl(store.get(data.data_key))
     if table.hash != data.data_hash:
@@ -78,6 +90,35 @@ def train(store: RetrainStore, recipe: ModuleType, data: PreparedData, *, code_r
         parity_max_abs_diff=manifest.parity.max_abs_diff,
         data_hash=data.data_hash,
     )
+
+
+def collect(store: RetrainStore, data: PreparedData, job_name: str) -> Candidate:
+    """A SageMaker training job's candidate, checked and stored where Evaluate reads it (engine 'sagemaker')."""
+    key = layout.training_job_output_key(job_name)
+    try:
+        body = store.get(key)
+    except KeyError as exc:
+        raise StepError(f"training job {job_name} left no output at {key}") from exc
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        files = {member.name.removeprefix("./"): member for member in archive.getmembers() if member.isfile()}
+        missing = sorted({layout.MODEL_FILE, layout.MANIFEST_FILE, CANDIDATE_FILE} - set(files))
+        if missing:
+            raise StepError(f"training job {job_name}'s output lacks {missing} (it holds {sorted(files)})")
+
+        def read(name: str) -> bytes:
+            extracted = archive.extractfile(files[name])
+            assert extracted is not None  # a regular file
+            return extracted.read()
+
+        manifest = Manifest.model_validate_json(read(layout.MANIFEST_FILE))
+        onnx_bytes = read(layout.MODEL_FILE)
+        candidate = Candidate.model_validate_json(read(CANDIDATE_FILE))
+    if manifest.content_version(onnx_bytes) != manifest.version or candidate.version != manifest.version:
+        raise StepError(f"training job {job_name}'s bundle does not match its version {candidate.version}")
+    if candidate.data_hash != data.data_hash:
+        raise StepError(f"training job {job_name} trained on table {candidate.data_hash[:12]}, not this run's")
+    store.put_candidate(manifest, onnx_bytes)
+    return candidate
 
 
 def holdout_of(table: TrainingTable, manifest: Manifest) -> TrainingTable:

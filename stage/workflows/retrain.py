@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from functions.core.layout import SAGEMAKER_OUTPUT_PREFIX
+
 # Errors worth another attempt: Lambda's own throttling/service faults and S3/SSM throttling
 # surfacing from a step. A step's logic errors (bad data, parity refused) are not retried.
 TRANSIENT_ERRORS = (
@@ -46,18 +48,30 @@ class RetrainSteps:
     # The function that starts the candidate's rollout (functions.rollout.handler.launch_handler), when the
     # stage's `retrain.rollout` is shadow or canary; without it, Register goes straight to Promote.
     launch_rollout: str | None = None
+    # Engine 'sagemaker': the function that checks and stores the training job's candidate (steps.collect).
+    collect: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class SageMakerTraining:
-    """The managed training engine: a SageMaker training job run by the state machine (`.sync`)."""
+    """The managed training engine: a SageMaker training job run by the state machine (`.sync`), in script mode."""
 
     image_uri: str
     role_arn: str
     instance_type: str
+    instance_count: int
     volume_gb: int
     max_runtime_seconds: int
     bucket: str
+    source_uri: str  # the job's source archive (s3://.../...tar.gz), infra/sagemaker.py
+    entry_point: str
+    region: str
+    recipe: str
+    code_revision: str | None = None
+
+
+# A job waits for its instance and image before it runs: the Train state allows this on top of its runtime.
+SAGEMAKER_STARTUP_SECONDS = 900
 
 
 def retry_transient(max_attempts: int, interval_seconds: int) -> list[dict[str, Any]]:
@@ -90,8 +104,17 @@ def _lambda_task(
     }
 
 
-def _sagemaker_train(sagemaker: SageMakerTraining, timeout: int, retry: list[Any]) -> dict[str, Any]:
-    """Train in a SageMaker job: the image runs the same `steps.train` on the run's table (see docs/retrain.md)."""
+def _sagemaker_train(sagemaker: SageMakerTraining, retry: list[Any]) -> dict[str, Any]:
+    """Train in a SageMaker job: script mode runs the same `steps.train` on the run's table (docs/retrain.md)."""
+    hyperparameters = {
+        # Script mode: the container fetches the archive, installs its requirements.txt and runs the entry point.
+        "sagemaker_program": sagemaker.entry_point,
+        "sagemaker_submit_directory": sagemaker.source_uri,
+        "sagemaker_region": sagemaker.region,
+        "data.$": "States.JsonToString($.data)",
+        "recipe": sagemaker.recipe,
+        **({"code_revision": sagemaker.code_revision} if sagemaker.code_revision else {}),
+    }
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
@@ -99,7 +122,7 @@ def _sagemaker_train(sagemaker: SageMakerTraining, timeout: int, retry: list[Any
             "TrainingJobName.$": "$.data.run_id",
             "AlgorithmSpecification": {"TrainingImage": sagemaker.image_uri, "TrainingInputMode": "File"},
             "RoleArn": sagemaker.role_arn,
-            "HyperParameters": {"data_key.$": "$.data.data_key", "data_hash.$": "$.data.data_hash"},
+            "HyperParameters": hyperparameters,
             "InputDataConfig": [
                 {
                     "ChannelName": "train",
@@ -111,22 +134,22 @@ def _sagemaker_train(sagemaker: SageMakerTraining, timeout: int, retry: list[Any
                     },
                 }
             ],
-            "OutputDataConfig": {"S3OutputPath": f"s3://{sagemaker.bucket}/retrain/sagemaker/"},
+            "OutputDataConfig": {"S3OutputPath": f"s3://{sagemaker.bucket}/{SAGEMAKER_OUTPUT_PREFIX}"},
             "ResourceConfig": {
                 "InstanceType": sagemaker.instance_type,
-                "InstanceCount": 1,
+                "InstanceCount": sagemaker.instance_count,
                 "VolumeSizeInGB": sagemaker.volume_gb,
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": sagemaker.max_runtime_seconds},
         },
-        # The job writes the candidate bundle and `candidate.json` (a schemas.Candidate) under
-        # retrain/candidates/; the result selector keeps what the next states read.
+        # The job leaves the bundle and `candidate.json` in <output>/<job>/output/model.tar.gz;
+        # CollectCandidate checks them and stores the candidate where Evaluate reads it.
         "ResultSelector": {"training_job.$": "$.TrainingJobName"},
-        "ResultPath": "$.candidate_job",
-        "TimeoutSeconds": timeout,
+        "ResultPath": "$.training_job",
+        "TimeoutSeconds": sagemaker.max_runtime_seconds + SAGEMAKER_STARTUP_SECONDS,
         "Retry": retry,
         "Catch": _catch(),
-        "Next": "Evaluate",
+        "Next": "CollectCandidate",
     }
 
 
@@ -153,17 +176,32 @@ def retrain_definition(
 ) -> dict[str, Any]:
     """The state machine's definition as a JSON-ready dict."""
     retry = retry_transient(retry_attempts, retry_interval_seconds)
-    train: dict[str, Any] = (
-        _lambda_task(
-            steps.train, {"data.$": "$.data"}, "$.candidate", "Evaluate", timeout=train_timeout_seconds, retry=retry
-        )
-        if sagemaker is None
-        else _sagemaker_train(sagemaker, train_timeout_seconds, retry)
-    )
+    training: dict[str, Any]
+    if sagemaker is None:
+        training = {
+            "Train": _lambda_task(
+                steps.train, {"data.$": "$.data"}, "$.candidate", "Evaluate", timeout=train_timeout_seconds, retry=retry
+            )
+        }
+    else:
+        if steps.collect is None:
+            raise ValueError("engine 'sagemaker' needs the collect step's function")
+        train_timeout_seconds = sagemaker.max_runtime_seconds + SAGEMAKER_STARTUP_SECONDS
+        training = {
+            "Train": _sagemaker_train(sagemaker, retry),
+            "CollectCandidate": _lambda_task(
+                steps.collect,
+                {"data.$": "$.data", "training_job.$": "$.training_job.training_job"},
+                "$.candidate",
+                "Evaluate",
+                timeout=step_timeout_seconds,
+                retry=retry,
+            ),
+        }
     return {
         "Comment": "Slipway retrain: prepare, train + parity, evaluate vs live, gate, register, promote, notify",
         "StartAt": "Prepare",
-        "TimeoutSeconds": train_timeout_seconds + 6 * step_timeout_seconds,
+        "TimeoutSeconds": train_timeout_seconds + (6 + len(training) - 1) * step_timeout_seconds,
         "States": {
             "Prepare": _lambda_task(
                 steps.prepare,
@@ -173,7 +211,7 @@ def retrain_definition(
                 timeout=step_timeout_seconds,
                 retry=retry,
             ),
-            "Train": train,
+            **training,
             "Evaluate": _lambda_task(
                 steps.evaluate,
                 {"data.$": "$.data", "candidate.$": "$.candidate"},

@@ -63,7 +63,6 @@ def state_machine_definition(template: Template, name: str) -> dict[str, Any]:
         "AWS::StepFunctions::StateMachine", {"Properties": {"StateMachineName": name}}
     ).values()
     body = machine["Properties"]["DefinitionString"]
-    if isinstance(body, dict):  # Fn::Join of literal parts and tokens
-        body = "".join(part if isinstance(part, str) else f'"{TOKEN}"' for part in body["Fn::Join"][1])
-        body = body.replace(f'""{TOKEN}""', f'"{TOKEN}"')
+    if isinstance(body, dict):  # Fn::Join of literal parts and tokens, each token inside a JSON string
+        body = "".join(part if isinstance(part, str) else TOKEN for part in body["Fn::Join"][1])
     return dict(json.loads(body))
