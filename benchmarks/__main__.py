@@ -16,7 +16,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks import batch_throughput, cold_start, drift, local_loop, outliers, package_size, rollout, warm_latency
+from benchmarks import (
+    batch_throughput,
+    cold_start,
+    drift,
+    local_loop,
+    outliers,
+    package_size,
+    rollout,
+    training_scale,
+    warm_latency,
+)
 from benchmarks.table import Row, render_markdown
 from benchmarks.workload import PROJECT_ROOT, Workload, build_workload
 
@@ -31,6 +41,7 @@ SECTIONS: dict[str, Section] = {
     "batch": batch_throughput.run,
     "drift": drift.run,
     "local_loop": local_loop.run,
+    "training": training_scale.run,
 }
 RESULTS_PATH = PROJECT_ROOT / ".slipway" / "bench.json"
 
