@@ -253,9 +253,9 @@ class Retrain(Construct):
         )
         self.sagemaker_role = role
         stack = Stack.of(self)
-        self.training_source = s3_assets.Asset(
-            self, "TrainingSource", path=str(source_archive(Path(tempfile.mkdtemp(prefix="slipway-sagemaker-"))))
-        )
+        # The asset is staged (copied into the cloud assembly) as it is made: the built file can go after.
+        with tempfile.TemporaryDirectory(prefix="slipway-sagemaker-") as built:
+            self.training_source = s3_assets.Asset(self, "TrainingSource", path=str(source_archive(Path(built))))
         source = self.training_source
         allow(role, "ReadSourceArchive", ["s3:GetObject"], [source.bucket.arn_for_objects(source.s3_object_key)])
         job_logs = stack.format_arn(
