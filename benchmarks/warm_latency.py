@@ -184,7 +184,7 @@ def cost_rows(durations: list[tuple[str, dict[str, float], dict[str, float]]], m
     note = (
         f"cost: a million warm one-row invocations, each billed its handler's measured duration (p50, or p99 for "
         f"every request) rounded up to a whole ms, at {memory_mb} MB and the arm64 price of "
-        f"${lambda_pricing.USD_PER_GB_SECOND_ARM64} per GB-second, plus "
+        f"${lambda_pricing.USD_PER_GB_SECOND_ARM64:.10f} per GB-second, plus "
         f"${lambda_pricing.USD_PER_MILLION_REQUESTS:.2f} per million requests (AWS Lambda pricing, us-east-1); "
         f"no API Gateway, no cold starts; durations measured on this machine ({platform.machine()}), not on Graviton"
     )
