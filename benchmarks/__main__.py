@@ -43,6 +43,8 @@ SECTIONS: dict[str, Section] = {
     "local_loop": local_loop.run,
     "training": training_scale.run,
 }
+# The sections that measure every model of benchmarks/deployed_models.py, not the example alone.
+MODEL_SECTIONS = {"warm"}
 RESULTS_PATH = PROJECT_ROOT / ".slipway" / "bench.json"
 
 
@@ -75,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     started = time.perf_counter()
-    workload = build_workload()
-    print(f"trained bundle {workload.bundle.version[:12]} in {time.perf_counter() - started:.1f} s", flush=True)
     selected = args.only or list(SECTIONS)
+    workload = build_workload(extra_models=bool(MODEL_SECTIONS & set(selected)))
+    trained = ", ".join(f"{model.label} {model.bundle.version[:12]}" for model in workload.models)
+    print(f"trained {trained} in {time.perf_counter() - started:.1f} s", flush=True)
     if args.skip_package and "package" in selected:
         selected.remove("package")
     rows: list[Row] = []

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmarks.lambda_pricing import USD_PER_GB_SECOND_ARM64 as LAMBDA_USD_PER_GB_SECOND
+from benchmarks.lambda_pricing import duration_usd
 from benchmarks.table import Row
 
 if TYPE_CHECKING:  # the child imports this module: it stays clear of the workload's AWS imports
@@ -45,7 +47,6 @@ _ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 LAMBDA_TIMEOUT_SECONDS = 900.0
 LAMBDA_MAX_MB = 10_240.0
 LAMBDA_DEFAULT_MB = 3_008.0  # retrain.train_memory_mb's default
-LAMBDA_USD_PER_GB_SECOND = 0.0000133334  # arm64, us-east-1
 SAGEMAKER_INSTANCE = "ml.m5.xlarge"
 SAGEMAKER_USD_PER_HOUR = 0.23  # us-east-1 list price, billed per second
 SAGEMAKER_STARTUP_SECONDS = (120.0, 240.0)  # provisioning and image download, billed
@@ -133,7 +134,7 @@ def significant(value: float, digits: int = 3) -> float:
 
 def lambda_usd(seconds: float, memory_mb: float) -> float:
     """One Lambda invocation's compute charge: GB-seconds at the arm64 price."""
-    return seconds * memory_mb / 1024 * LAMBDA_USD_PER_GB_SECOND
+    return duration_usd(seconds, memory_mb)
 
 
 def sagemaker_usd(seconds: float, startup_seconds: float) -> float:

@@ -1,4 +1,8 @@
-"""Warm latency: API Gateway event in, proxy response out, through each handler's `lambda_handler`.
+"""Warm latency and its Lambda cost: API Gateway event in, proxy response out, through each `lambda_handler`.
+
+Measured for the example model and then for each model of benchmarks/deployed_models.py,
+made live in turn (registered, promoted, both handlers imported afresh), each against its
+own naive pipeline. The cost rows price the one-row durations with benchmarks/lambda_pricing.py.
 
 Slipway's handler runs against moto in this process (bucket and live pointer
 seeded as the CDK app creates them, bundle registered and promoted), so the
@@ -13,55 +17,121 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import astuple, dataclass
 from typing import Any
 
 import boto3
 import numpy as np
 from moto import mock_aws
 
-from benchmarks import targets
+from benchmarks import lambda_pricing, targets
 from benchmarks.table import Row
-from benchmarks.workload import FAKE_CREDENTIALS, Workload, seed_registry
+from benchmarks.workload import FAKE_CREDENTIALS, STAGE, ServedModel, Workload, seed_registry
+from functions.adapters.live_pointer import SsmPointerStore
+from functions.adapters.model_store import S3ModelStore
+from functions.core.registry import Registry
 from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
+from stage.settings import load_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 OURS_MODULE = "functions.inference.handler"
 NAIVE_MODULE = "benchmarks.naive_baseline"
 
 
+@dataclass(frozen=True)
+class Budget:
+    """Timed calls and untimed warm-up calls per handler, for one-row and 1,000-row requests."""
+
+    one_row: int
+    one_row_warmup: int
+    batch: int
+    batch_warmup: int
+
+    def scaled(self, quick: bool) -> Budget:
+        """A tenth of the calls under --quick (at least one of each)."""
+        if not quick:
+            return self
+        return Budget(*(max(1, calls // 10) for calls in astuple(self)))
+
+
+EXAMPLE_BUDGET = Budget(one_row=2000, one_row_warmup=200, batch=200, batch_warmup=20)
+# Fewer for the tree ensembles: the naive forest takes tens of milliseconds per one-row call.
+EXTRA_BUDGET = Budget(one_row=1000, one_row_warmup=100, batch=50, batch_warmup=5)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One model's latencies in milliseconds, per handler ("ours", "naive")."""
+
+    model: ServedModel
+    one_row: dict[str, np.ndarray]
+    batch: dict[str, np.ndarray]
+
+    def p(self, kind: str, handler: str, q: float) -> float:
+        samples = self.one_row if kind == "one_row" else self.batch
+        return float(np.percentile(samples[handler], q))
+
+
 def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
-    scale = 10 if quick else 1
-    one_row_iterations, one_row_warmup = 2000 // scale, 200 // scale
-    batch_iterations, batch_warmup = 200 // scale, 20 // scale
+    example_budget, extra_budget = EXAMPLE_BUDGET.scaled(quick), EXTRA_BUDGET.scaled(quick)
     with _environment(workload), mock_aws():
-        seed_registry(boto3.client("s3"), boto3.client("ssm"), workload)
-        ours = cold_start(OURS_MODULE).lambda_handler
-        naive = cold_start(NAIVE_MODULE).lambda_handler
-        _check_answers(ours, naive, workload)
-        one = {
-            name: _latencies(handler, workload.one_row_bodies, one_row_iterations, one_row_warmup)
-            for name, handler in (("ours", ours), ("naive", naive))
-        }
-        batch = {
-            name: _latencies(handler, workload.batch_bodies, batch_iterations, batch_warmup)
-            for name, handler in (("ours", ours), ("naive", naive))
-        }
+        s3, ssm = boto3.client("s3"), boto3.client("ssm")
+        seed_registry(s3, ssm, workload)
+        example, *extras = workload.models
+        measured = [_measure(example, workload, example_budget)]
+        registry = Registry(
+            S3ModelStore(s3, workload.names.artifacts_bucket),
+            SsmPointerStore(ssm, workload.names.live_pointer_parameter),
+        )
+        for model in extras:  # each made live in turn; a fresh import of each handler loads it
+            registry.register(model.bundle.manifest, model.bundle.onnx_bytes)
+            registry.promote(model.bundle.version, "benchmark")
+            measured.append(_measure(model, workload, extra_budget))
 
-    def p(samples: np.ndarray, q: float) -> float:
-        return float(np.percentile(samples, q))
-
-    ours_p50, naive_p50 = p(one["ours"], 50), p(one["naive"], 50)
-    ours_p99, naive_p99 = p(one["ours"], 99), p(one["naive"], 99)
-    batch_p50, naive_batch_p50 = p(batch["ours"], 50), p(batch["naive"], 50)
-    batch_p99, naive_batch_p99 = p(batch["ours"], 99), p(batch["naive"], 99)
+    memory_mb = load_settings(STAGE).inference.memory_mb
     method = (
-        f"warm: {one_row_iterations} one-row and {batch_iterations} 1,000-row requests per handler after "
-        f"{one_row_warmup}/{batch_warmup} warm-up calls; time.perf_counter_ns around lambda_handler(event, context) "
+        f"warm: {example_budget.one_row} one-row and {example_budget.batch} 1,000-row requests per handler after "
+        f"{example_budget.one_row_warmup}/{example_budget.batch_warmup} warm-up calls for the example model, "
+        f"{extra_budget.one_row} and {extra_budget.batch} after {extra_budget.one_row_warmup}/"
+        f"{extra_budget.batch_warmup} for each other model (trained by the same train_bundle on the same split; "
+        "the baseline is the same pipeline pickled); time.perf_counter_ns around lambda_handler(event, context) "
         "with events prebuilt by slipway.local.lambda_runtime.proxy_event; stdout redirected to os.devnull; "
         "POWERTOOLS_TRACE_DISABLED=1, POWERTOOLS_LOG_LEVEL=INFO (as deployed; logs only at model load)"
     )
+    rows = _example_rows(measured[0], method)
+    for result in measured[1:]:
+        rows.extend(model_rows(result))
+    rows.extend(_cost_rows(measured, memory_mb))
+    return rows
+
+
+def _measure(model: ServedModel, workload: Workload, budget: Budget) -> Measured:
+    """A fresh import of both handlers serving `model`, checked, then timed one after the other."""
+    os.environ["NAIVE_MODEL_PATH"] = str(model.naive_model_path)  # restored by _environment
+    ours = cold_start(OURS_MODULE).lambda_handler
+    naive = cold_start(NAIVE_MODULE).lambda_handler
+    _check_answers(ours, naive, workload, model)
+    handlers = (("ours", ours), ("naive", naive))
+    one_row = {
+        name: _latencies(handler, workload.one_row_bodies, budget.one_row, budget.one_row_warmup)
+        for name, handler in handlers
+    }
+    batch = {
+        name: _latencies(handler, workload.batch_bodies, budget.batch, budget.batch_warmup)
+        for name, handler in handlers
+    }
+    return Measured(model, one_row, batch)
+
+
+def _example_rows(measured: Measured, method: str) -> list[Row]:
+    """The example model's rows, under the names and targets of DESIGN.md."""
+    ours_p50, naive_p50 = measured.p("one_row", "ours", 50), measured.p("one_row", "naive", 50)
+    ours_p99, naive_p99 = measured.p("one_row", "ours", 99), measured.p("one_row", "naive", 99)
+    batch_p50, naive_batch_p50 = measured.p("batch", "ours", 50), measured.p("batch", "naive", 50)
+    batch_p99, naive_batch_p99 = measured.p("batch", "ours", 99), measured.p("batch", "naive", 99)
     return [
         Row(
             "warm, 1 row, p50",
@@ -97,6 +167,49 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
             met=batch_p99 <= targets.THOUSAND_ROWS_MS,
         ),
     ]
+
+
+def model_rows(measured: Measured) -> list[Row]:
+    """Another model's rows: no targets (DESIGN.md sets them for the example model)."""
+    label = measured.model.label
+    figures = (("1 row, p50", "one_row", 50), ("1 row, p99", "one_row", 99), ("1,000 rows, p50", "batch", 50))
+    return [
+        Row(f"warm, {name} ({label})", "ms", measured.p(kind, "ours", q), measured.p(kind, "naive", q))
+        for name, kind, q in figures
+    ]
+
+
+def cost_rows(durations: list[tuple[str, dict[str, float], dict[str, float]]], memory_mb: int) -> list[Row]:
+    """Cost per million one-row predictions from (label, p50 by handler, p99 by handler) in milliseconds."""
+    note = (
+        f"cost: a million warm one-row invocations, each billed its handler's measured duration (p50, or p99 for "
+        f"every request) rounded up to a whole ms, at {memory_mb} MB and the arm64 price of "
+        f"${lambda_pricing.USD_PER_GB_SECOND_ARM64:.10f} per GB-second, plus "
+        f"${lambda_pricing.USD_PER_MILLION_REQUESTS:.2f} per million requests (AWS Lambda pricing, us-east-1); "
+        f"no API Gateway, no cold starts; durations measured on this machine ({platform.machine()}), not on Graviton"
+    )
+    rows = []
+    for label, p50, p99 in durations:
+        name = f"cost per million one-row predictions ({label}), arm64 {memory_mb} MB"
+        for suffix, durations_ms in (("", p50), (", every request at p99", p99)):
+            ours, naive = (
+                lambda_pricing.usd_per_million_invocations(durations_ms[handler], memory_mb)
+                for handler in ("ours", "naive")
+            )
+            rows.append(Row(name + suffix, "USD", ours, naive, note=None if rows else note))
+    return rows
+
+
+def _cost_rows(measured: list[Measured], memory_mb: int) -> list[Row]:
+    durations = [
+        (
+            result.model.label,
+            {handler: result.p("one_row", handler, 50) for handler in ("ours", "naive")},
+            {handler: result.p("one_row", handler, 99) for handler in ("ours", "naive")},
+        )
+        for result in measured
+    ]
+    return cost_rows(durations, memory_mb)
 
 
 @contextlib.contextmanager
@@ -142,8 +255,8 @@ def _latencies(handler: Handler, bodies: list[str], iterations: int, warmup: int
     return samples / 1e6
 
 
-def _check_answers(ours: Handler, naive: Handler, workload: Workload) -> None:
-    """Both handlers answer 200 with one prediction per row, and mostly the same labels."""
+def _check_answers(ours: Handler, naive: Handler, workload: Workload, model: ServedModel) -> None:
+    """Both handlers answer 200 with one prediction per row, Slipway's from `model`, and mostly the same labels."""
     context = FakeLambdaContext()
     body = workload.batch_bodies[0]
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
@@ -154,6 +267,9 @@ def _check_answers(ours: Handler, naive: Handler, workload: Workload) -> None:
             raise RuntimeError(f"{name} handler answered {answer['statusCode']}: {answer['body'][:500]}")
         predictions = json.loads(answer["body"])["predictions"]
         labels.append([p["label"] for p in predictions])
+    served = json.loads(answers[0]["body"])["model_version"]
+    if served != model.bundle.version:
+        raise RuntimeError(f"Slipway's handler served {served}, not the {model.label} model {model.bundle.version}")
     agreement = sum(a == b for a, b in zip(*labels, strict=False)) / len(labels[0])
     if len(labels[0]) != len(labels[1]) or agreement < 0.99:
-        raise RuntimeError(f"the two handlers disagree: {agreement:.1%} of labels equal")
+        raise RuntimeError(f"the two handlers disagree on the {model.label} model: {agreement:.1%} of labels equal")

@@ -1,6 +1,8 @@
 """What every section measures on: one trained bundle, the naive pipeline, and the request bodies.
 
-Built once per run so that every figure comes from the same model and the same rows.
+Built once per run so that every figure comes from the same model and the same rows. On request
+it also trains the tree ensembles of benchmarks/deployed_models.py on the same data and split,
+each with its naive pipeline, for the sections that compare models.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import joblib
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from benchmarks.deployed_models import BUILDS, recipe_with
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.core.features import encode_columns
@@ -34,6 +37,18 @@ FAKE_CREDENTIALS = {
 }
 
 
+EXAMPLE_LABEL = "example"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model as both handlers serve it: its label in the table, its bundle and the naive baseline's pickle."""
+
+    label: str
+    bundle: Bundle
+    naive_model_path: Path
+
+
 @dataclass(frozen=True)
 class Workload:
     """The bundle, the naive baseline's pickle and the request bodies every section uses."""
@@ -45,16 +60,32 @@ class Workload:
     one_row_bodies: list[str]  # one body per row of the example data
     batch_bodies: list[str]  # BATCH_ROWS rows each, cycling through the example data
     workdir: Path
+    extra_models: tuple[ServedModel, ...] = ()  # the deployed_models, when asked for
+
+    @property
+    def models(self) -> tuple[ServedModel, ...]:
+        """The example model first, then the extra ones."""
+        return (ServedModel(EXAMPLE_LABEL, self.bundle, self.naive_model_path), *self.extra_models)
 
 
-def build_workload(workdir: Path | None = None) -> Workload:
-    """Train the example recipe once, fit the naive pipeline on the same split, and write the bodies."""
+def build_workload(workdir: Path | None = None, *, extra_models: bool = False) -> Workload:
+    """Train the example recipe once, fit the naive pipeline on the same split, and write the bodies.
+
+    With `extra_models`, the same for every model of benchmarks/deployed_models.py.
+    """
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slipway-bench-"))
     recipe = load_recipe()
     bundle = train_bundle(recipe)
     columns, target = load_table(recipe)
     naive_model_path = workdir / "naive_pipeline.joblib"
     _fit_naive(recipe, bundle, columns, target, naive_model_path)
+    extras = []
+    for index, (label, build) in enumerate(BUILDS.items() if extra_models else ()):
+        extra_recipe = recipe_with(build, label)
+        extra_bundle = train_bundle(extra_recipe)
+        extra_path = workdir / f"naive_pipeline_{index + 1}.joblib"
+        _fit_naive(extra_recipe, extra_bundle, columns, target, extra_path)
+        extras.append(ServedModel(label, extra_bundle, extra_path))
 
     feature_names = bundle.manifest.feature_spec.names
     rows = [{name: float(columns[name][index]) for name in feature_names} for index in range(len(target))]
@@ -74,6 +105,7 @@ def build_workload(workdir: Path | None = None) -> Workload:
         one_row_bodies=one_row_bodies,
         batch_bodies=batch_bodies,
         workdir=workdir,
+        extra_models=tuple(extras),
     )
 
 
