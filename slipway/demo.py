@@ -48,7 +48,7 @@ from slipway.local.rollout import LocalRollout
 from slipway.local.stack import STATE_DIR, LocalStack
 from slipway.local.stepfunctions import ExecutionResult
 from slipway.local.traffic import Client, example_rows, send_feedback, serve, shifted
-from slipway.monitoring_cli import outlier_line, print_segments
+from slipway.monitoring_cli import print_segments
 from slipway.target import Target, resolve
 
 DEMO_DIR = STATE_DIR / "demo"
@@ -442,7 +442,7 @@ def _monitor(stack: LocalStack, target: Target, say: Callable[[str], None]) -> C
     if report.drifted_features:
         say(f"drifted: {', '.join(report.drifted_features)}")
     if report.outliers is not None:
-        say(outlier_line(report.outliers))
+        say(f"outliers: {report.outliers.summary()}")
     return cycle
 
 

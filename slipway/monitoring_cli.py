@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from functions.core.drift import DriftReport, FeatureDrift, OutlierFigures, count_columns, drift_report
+from functions.core.drift import DriftReport, FeatureDrift, count_columns, drift_report
 from functions.core.manifest import Manifest
 from functions.core.rollout import RolloutFigures
 from functions.core.segments import SegmentReport
@@ -103,19 +103,7 @@ def print_table(report: DriftReport) -> None:
         f"{len(report.drifted_features)}/{len(report.features)} features drifted (share {report.drift_share:.3f})"
     )
     if report.outliers is not None:
-        print(outlier_line(report.outliers))
-
-
-def outlier_line(figures: OutlierFigures) -> str:
-    """The outlier detector's figures of a window, in one line."""
-    if figures.share is None:
-        return "outliers: no row scored by the outlier detector"
-    verdict = "n/a (too few rows)" if figures.drift is None else ("DRIFT" if figures.drift else "ok")
-    training = f"{figures.training_share:.1%}" if figures.training_share is not None else "n/a"
-    return (
-        f"outliers: {figures.flagged}/{figures.scored} rows flagged ({figures.share:.1%}; training {training}, "
-        f"drift at {figures.threshold:.0%}): {verdict}"
-    )
+        print(f"outliers: {report.outliers.summary()}")
 
 
 def verdict_text(feature: FeatureDrift) -> str:

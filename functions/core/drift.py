@@ -337,6 +337,17 @@ class OutlierFigures(BaseModel):
     threshold: float = Field(description="The share at which the window drifts (monitor.drift.outlier_share).")
     drift: bool | None = Field(description="None when too few rows were scored for a verdict.")
 
+    def summary(self) -> str:
+        """The figures in one line, for people (`slipway monitor`, the HTML report, the demo)."""
+        if self.share is None:
+            return "no row was scored by the outlier detector"
+        verdict = "n/a (too few rows)" if self.drift is None else ("drift" if self.drift else "ok")
+        training = "n/a" if self.training_share is None else f"{self.training_share:.1%}"
+        return (
+            f"{self.flagged}/{self.scored} rows flagged ({self.share:.1%}; training {training}, "
+            f"drift at {self.threshold:.0%}): {verdict}"
+        )
+
 
 class DriftReport(BaseModel):
     """The statistics of a window against the baseline of the model version that served it."""

@@ -104,15 +104,9 @@ def _rollout_section(rollout: RolloutFigures | None) -> str:
 def _outliers(figures: OutlierFigures | None) -> str:
     if figures is None:
         return ""
-    if figures.share is None:
-        return "<p>Outliers: no row was scored by the outlier detector.</p>"
-    verdict = "n/a (too few rows)" if figures.drift is None else ("drift" if figures.drift else "ok")
-    training = f"{figures.training_share:.1%}" if figures.training_share is not None else "n/a"
-    return (
-        f"<p>Outliers (rows unlike the training data as a whole): {figures.flagged} of {figures.scored} scored rows "
-        f"flagged ({figures.share:.1%}; {training} of training rows; the window drifts at {figures.threshold:.0%}): "
-        f'<span class="{"drift" if figures.drift else "ok"}">{verdict}</span>.</p>'
-    )
+    css = "drift" if figures.drift else "ok"
+    summary = escape(figures.summary())
+    return f'<p>Outliers (rows unlike the training data as a whole): <span class="{css}">{summary}</span></p>'
 
 
 def _importance_note(report: DriftReport) -> str:

@@ -225,6 +225,8 @@ def test_a_window_of_outliers_drifts_although_no_feature_does() -> None:
     assert report.outliers is not None and report.outliers.drift is True and report.outliers.flagged == flagged
     assert report.drift_detected and report.verdict == "drift"
     assert calm.outliers is not None and calm.outliers.share == 0 and not calm.drift_detected
+    assert report.outliers.summary() == f"{flagged}/2000 rows flagged (5.5%; training 1.0%, drift at 5%): drift"
+    assert calm.outliers.summary().endswith(": ok")
 
 
 def test_outlier_figures_need_a_detector_and_enough_rows() -> None:
@@ -240,6 +242,8 @@ def test_outlier_figures_need_a_detector_and_enough_rows() -> None:
     assert without.outliers is None
     assert too_few.outliers is not None and too_few.outliers.share == 1.0 and too_few.outliers.drift is None
     assert unscored.outliers is not None and unscored.outliers.share is None and unscored.outliers.drift is None
+    assert too_few.outliers.summary().endswith(": n/a (too few rows)")
+    assert unscored.outliers.summary() == "no row was scored by the outlier detector"
 
 
 # Importance from the manifest's feature report
