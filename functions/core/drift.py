@@ -179,7 +179,7 @@ def count_columns(
         if len(raw) != rows:
             raise ValueError(f"column {feature.name!r} has {len(raw)} values for {rows} rows")
         if feature.type in (FeatureType.NUMBER, FeatureType.INTEGER):
-            features.append(_count_numeric(baseline, _as_float(raw), feature.train_min, feature.train_max))
+            features.append(_count_numeric(baseline, as_float(raw), feature.train_min, feature.train_max))
         else:
             labels = _boolean_labels(raw) if feature.type is FeatureType.BOOLEAN else _category_labels(raw)
             features.append(_count_categories(baseline, labels))
@@ -187,9 +187,9 @@ def count_columns(
     if manifest.task == "classification":
         prediction = _count_categories(prediction_baseline, _category_labels(predictions))
     else:
-        prediction = _count_numeric(prediction_baseline, _as_float(predictions), None, None)
+        prediction = _count_numeric(prediction_baseline, as_float(predictions), None, None)
     prediction = prediction.model_copy(update={"name": PREDICTION})
-    scores = _as_float(outlier_scores) if outlier_scores is not None else np.zeros(0)
+    scores = as_float(outlier_scores) if outlier_scores is not None else np.zeros(0)
     scores = scores[~np.isnan(scores)]
     return WindowCounts(
         model_version=manifest.version,
@@ -203,7 +203,8 @@ def count_columns(
     )
 
 
-def _as_float(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+def as_float(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Values as float64, NaN where missing or not a number (text, booleans)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
         return values.astype(np.float64, copy=False)
     out = np.empty(len(values), dtype=np.float64)
@@ -216,22 +217,22 @@ def _as_float(values: Sequence[Any] | np.ndarray) -> np.ndarray:
 
 
 def _category_labels(values: Sequence[Any] | np.ndarray) -> list[str | None]:
-    return [None if _missing(v) else str(v) for v in values]
+    return [None if is_missing(v) else str(v) for v in values]
 
 
 def _boolean_labels(values: Sequence[Any] | np.ndarray) -> list[str | None]:
-    labels: list[str | None] = []
-    for value in values:
-        if _missing(value):
-            labels.append(None)
-        elif isinstance(value, str):
-            labels.append({"true": "true", "1": "true", "false": "false", "0": "false"}.get(value.lower(), value))
-        else:
-            labels.append("true" if value else "false")
-    return labels
+    return [None if is_missing(v) else boolean_text(v) for v in values]
 
 
-def _missing(value: Any) -> bool:
+def boolean_text(value: Any) -> str:
+    """A present boolean value as "true" or "false" (texts true/1/false/0 too; other text as it is)."""
+    if isinstance(value, str):
+        return {"true": "true", "1": "true", "false": "false", "0": "false"}.get(value.lower(), value)
+    return "true" if value else "false"
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN or an empty text: a captured value that is not there."""
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 
 

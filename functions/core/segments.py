@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.core.drift import as_float, boolean_text, is_missing
 from functions.core.manifest import Manifest, SegmentSpec
 from functions.core.quality import live_metric
 
@@ -75,39 +76,20 @@ def segment_names(spec: SegmentSpec) -> list[str]:
     return [f"< {edges[0]}", *(f"[{a}, {b})" for a, b in pairwise(edges)), f">= {edges[-1]}"]
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
-
-
-def _boolean_text(value: Any) -> str:
-    if isinstance(value, str):
-        return {"true": "true", "1": "true", "false": "false", "0": "false"}.get(value.lower(), value)
-    return "true" if value else "false"
-
-
-def _numeric(value: Any) -> float:
-    if value is None or isinstance(value, str | bool):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def segments_of(spec: SegmentSpec, values: Sequence[Any] | np.ndarray) -> list[str]:
     """The segment of each captured value (as sent for categories and booleans, canonical floats for numbers)."""
     if spec.kind == "numeric":
         names = segment_names(spec)
-        numbers = np.fromiter((_numeric(v) for v in values), dtype=np.float64, count=len(values))
+        numbers = as_float(values)
         index = np.searchsorted(np.asarray(spec.edges, dtype=np.float64), numbers, side="right")
         return [MISSING if math.isnan(x) else names[i] for x, i in zip(numbers.tolist(), index.tolist(), strict=True)]
     known = set(spec.values)
     out = []
     for value in values:
-        if _missing(value):
+        if is_missing(value):
             out.append(MISSING)
             continue
-        text = _boolean_text(value) if spec.kind == "boolean" else str(value)
+        text = boolean_text(value) if spec.kind == "boolean" else str(value)
         out.append(text if text in known else UNSEEN)
     return out
 
@@ -169,7 +151,7 @@ def count_segments(
         predicted: dict[str, dict[str, int]] = {}
         sums: dict[str, float] = {}
         for segment, answer, kept in zip(segments, predictions, keep, strict=True):
-            if not kept or _missing(answer):
+            if not kept or is_missing(answer):
                 continue
             counts[segment] = counts.get(segment, 0) + 1
             if classification:
