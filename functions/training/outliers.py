@@ -119,9 +119,9 @@ def fit_detector(
     offset = centre + scale * location
     projection = whitening / scale[:, None]
     graph_bytes = _with_distance(model, len(spec.features), numeric, categories, varying, offset, projection)
-    train_distance = _distances(graph_bytes, rows)
+    holdout = np.asarray(holdout_rows, np.float32).astype(np.float64)
+    train_distance, holdout_distance = _distances(graph_bytes, rows, holdout)
     threshold = float(np.quantile(train_distance, 1 - share, method="higher"))
-    holdout_distance = _distances(graph_bytes, np.asarray(holdout_rows, np.float32).astype(np.float64))
     detector = OutlierDetector(
         method=method,
         share=share,
@@ -172,15 +172,16 @@ def _with_distance(
     return bytes(model.SerializeToString())
 
 
-def _distances(graph_bytes: bytes, rows: np.ndarray) -> np.ndarray:
+def _distances(graph_bytes: bytes, *row_sets: np.ndarray) -> list[np.ndarray]:
+    """The graph's distance of each set of canonical rows, from one session."""
     session = ort.InferenceSession(graph_bytes, providers=["CPUExecutionProvider"])
-    if not rows.size:
-        return np.zeros(0)
-    feed = GraphInputs.of(session).feed(rows, _texts_placeholder(session, rows.shape[0]))
-    return np.asarray(session.run([OUTLIER_OUTPUT], feed)[0], np.float64)
-
-
-def _texts_placeholder(session: ort.InferenceSession, count: int) -> dict[int, list[str]]:
-    """Any text for the model's category inputs: only the distance is read, which takes the codes."""
     inputs = GraphInputs.of(session)
-    return {column: [""] * count for column, dtype in enumerate(inputs.dtypes) if dtype is object}
+    out = []
+    for rows in row_sets:
+        if not rows.size:
+            out.append(np.zeros(0))
+            continue
+        # Any text for the model's category inputs: only the distance is read, which takes the codes.
+        texts = {column: [""] * rows.shape[0] for column, dtype in enumerate(inputs.dtypes) if dtype is object}
+        out.append(np.asarray(session.run([OUTLIER_OUTPUT], inputs.feed(rows, texts))[0], np.float64))
+    return out
