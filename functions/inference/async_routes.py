@@ -20,6 +20,7 @@ from functions.core.jobs import JOB_ID_PATTERN
 from functions.inference import async_jobs
 from functions.inference.dependencies import RouteDependencies
 from functions.inference.schemas import ErrorBody, PredictionOut, PredictRequest, dump_json
+from functions.inference.validated_body import validated_body
 
 ASYNC_PATH = "/predict/async"
 JSON = content_types.APPLICATION_JSON
@@ -52,7 +53,7 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
         metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
         return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
 
-    # The body is this deployment's own model (its row limit), which the resolver validates and
+    # The body is this deployment's own model (its row limit), which validated_body checks and
     # the OpenAPI document shows; the annotation above is what code may rely on of it.
     submit.__annotations__["request"] = Annotated[deps.request_model, Body()]
     app.post(
@@ -62,6 +63,8 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
             202: {"description": "Accepted", "content": {JSON: {"model": JobAccepted}}},
             422: {"description": "Instances that break the feature spec", "content": {JSON: {"model": ErrorBody}}},
         },
+        enable_validation=False,
+        middlewares=[validated_body(deps.request_model)],
     )(submit)
 
     @app.get(
