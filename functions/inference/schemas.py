@@ -6,10 +6,11 @@ import json
 import re
 import sys
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
 from functions.core.features import FeatureSpec, NonFiniteLiteral
 from functions.core.manifest import Parity, Task
@@ -76,6 +77,18 @@ _SPLIT_DATA = "One list of values per row, in `columns`' order."
 _INSTANCES_SCHEMA: dict[str, Any] = {"items": {"type": "object", "additionalProperties": {}}}
 
 
+def _an_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PydanticCustomError("dict_type", "Input should be a valid dictionary")
+    return value
+
+
+# A row: any JSON object, kept as parsed. A JSON object's keys are text already, and its values
+# are checked by the feature spec; `dict[str, Any]` would copy every row to check the keys again,
+# which costs more than scoring 1,000 rows (1.2 ms of a 1,000-row request, `make bench`).
+Row = Annotated[dict[str, Any], PlainValidator(_an_object, json_schema_input_type=dict[str, Any])]
+
+
 class DataFrameSplit(BaseModel):
     """Rows as column names and one list of values per row; pandas' `index`, if sent, is ignored."""
 
@@ -101,10 +114,8 @@ class PredictRequest(_Rows):
     The deployment's model adds its row limit (`predict_request_model`).
     """
 
-    instances: list[dict[str, Any]] | None = Field(
-        None, min_length=1, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA
-    )
-    dataframe_records: list[dict[str, Any]] | None = Field(
+    instances: list[Row] | None = Field(None, min_length=1, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA)
+    dataframe_records: list[Row] | None = Field(
         None, min_length=1, description=_RECORDS, json_schema_extra=_INSTANCES_SCHEMA
     )
     dataframe_split: DataFrameSplit | None = Field(None, description=_SPLIT)
@@ -147,8 +158,8 @@ def predict_request_model(max_instances: int) -> type[PredictRequest]:
     return create_model(
         "PredictRequest",
         __base__=PredictRequest,
-        instances=(list[dict[str, Any]] | None, rows(_INSTANCES)),
-        dataframe_records=(list[dict[str, Any]] | None, rows(_RECORDS)),
+        instances=(list[Row] | None, rows(_INSTANCES)),
+        dataframe_records=(list[Row] | None, rows(_RECORDS)),
         dataframe_split=(split | None, Field(None, description=_SPLIT)),
     )
 

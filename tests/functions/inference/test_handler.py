@@ -165,6 +165,15 @@ def test_non_object_body_is_422(invoke: Invoke, live_bundle: Bundle, payload: An
     assert body["errors"][0]["loc"] == ["body"]
 
 
+@pytest.mark.parametrize("shape", ["instances", "dataframe_records"])
+@pytest.mark.parametrize("row", [[1, 2], "text", 3, None])
+def test_a_row_that_is_not_an_object_is_422_naming_its_index(
+    invoke: Invoke, live_bundle: Bundle, shape: str, row: Any
+) -> None:
+    body = _error(invoke, 422, "POST", "/predict", {shape: [example_row(live_bundle), row]})
+    assert [(e["loc"], e["type"]) for e in body["errors"]] == [([shape, 1], "dict_type")], body
+
+
 def test_missing_body_is_422(invoke: Invoke, live_bundle: Bundle) -> None:
     _error(invoke, 422, "POST", "/predict")
 
