@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,8 +70,12 @@ class Predictor:
     """A loaded model version: encodes rows, scores them in one call, and shapes the answers."""
 
     def __init__(self, manifest: Manifest, onnx_bytes: bytes) -> None:
+        # How long each step of the load took, in ms (logged with "live model loaded", read by `make bench`).
+        self.load_ms: dict[str, float] = {}
+        started = time.perf_counter()
         if manifest.version and manifest.content_version(onnx_bytes) != manifest.version:
             raise BundleError(f"bundle {manifest.version} does not match its content hash")
+        started = self._timed("hash_check", started)
         try:
             self._session = ort.InferenceSession(
                 onnx_bytes, sess_options=_session_options(), providers=["CPUExecutionProvider"]
@@ -85,9 +90,16 @@ class Predictor:
         self._outputs = [output.name for output in self._session.get_outputs()]
         detector = manifest.outliers
         self._threshold = detector.threshold if detector and OUTLIER_OUTPUT in self._outputs else None
+        started = self._timed("session", started)
         self.batch_invariant = self._is_batch_invariant()
+        self._timed("batch_invariance_probe", started)
         if not self.batch_invariant:
             logger.warning("model %s answers differently in batches on this CPU; scoring row by row", self.version)
+
+    def _timed(self, step: str, started: float) -> float:
+        now = time.perf_counter()
+        self.load_ms[step] = (now - started) * 1000
+        return now
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> EncodedBatch:
         """Validate and encode rows (raises InvalidRequest)."""

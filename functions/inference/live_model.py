@@ -79,6 +79,8 @@ class LiveModel:
         self._pointer: LivePointer | None = None  # the last pointer read, None until one was
         self._serving = Serving(None, None, None, REASON_NO_LIVE_MODEL)
         self._candidate: Predictor | None = None
+        self._pointer_read_ms = 0.0
+        self._bundle_read_ms = 0.0
 
     def current(self) -> Serving:
         """The serving state, refreshed from the registry when the interval has passed."""
@@ -117,8 +119,10 @@ class LiveModel:
 
     def _live(self) -> Serving:
         """The live side of the serving state, from a fresh read of the pointer (or the last one)."""
+        started = time.perf_counter()
         try:
             pointer = self._pointer_store.read()
+            self._pointer_read_ms = (time.perf_counter() - started) * 1000
         except Exception as exc:  # registry, network or parse errors alike: keep serving what we have
             if self._pointer is None:
                 service_logger(__name__).error(
@@ -138,7 +142,9 @@ class LiveModel:
             return Serving(self._candidate, pointer.version, pointer.fallback, None)
         predictor, failure = self._load(pointer.version)
         if predictor is not None:
-            service_logger(__name__).info("live model loaded", extra={"version": pointer.version})
+            service_logger(__name__).info(
+                "live model loaded", extra={"version": pointer.version, "load_ms": self.load_ms(predictor)}
+            )
             return Serving(predictor, pointer.version, pointer.fallback, None)
         # The pointer's version cannot serve: the model this container has, else the one the pointer replaced.
         last_good = loaded
@@ -155,10 +161,21 @@ class LiveModel:
         )
         return Serving(last_good, last_good.version, last_good.manifest.fallback, None, stale=stale)
 
+    def load_ms(self, predictor: Predictor) -> dict[str, float]:
+        """How long the last load took, step by step in ms: the pointer read, the bundle read, then
+        `predictor`'s own steps (hash check, session, batch-invariance probe)."""
+        return {
+            "pointer_read": round(self._pointer_read_ms, 2),
+            "bundle_read": round(self._bundle_read_ms, 2),
+            **{step: round(ms, 2) for step, ms in predictor.load_ms.items()},
+        }
+
     def _load(self, version: str) -> tuple[Predictor | None, str]:
         """The predictor of `version`, or None and why it cannot be had."""
         try:
+            started = time.perf_counter()
             manifest, onnx_bytes = self._store.get_bundle(version)
+            self._bundle_read_ms = (time.perf_counter() - started) * 1000
             if manifest.version != version:
                 raise BundleError(f"manifest names {manifest.version}, the registry {version}")
             return Predictor(manifest, onnx_bytes), ""

@@ -100,6 +100,14 @@ def test_openapi_is_generated_from_the_pydantic_models(invoke: Invoke, live_bund
     assert ok["$ref"].endswith("/PredictResponse")
 
 
+def test_the_cold_start_times_each_step_of_the_model_load(handler_module: Any, live_bundle: Bundle) -> None:
+    live_model = handler_module.live_model
+    predictor = live_model.current().predictor
+    steps = live_model.load_ms(predictor)
+    assert list(steps) == ["pointer_read", "bundle_read", "hash_check", "session", "batch_invariance_probe"]
+    assert all(ms > 0 for ms in steps.values()), steps
+
+
 def test_docs_is_a_swagger_ui_page_of_the_same_document_with_nothing_from_a_cdn(
     handler_module: Any, live_bundle: Bundle
 ) -> None:
