@@ -44,7 +44,7 @@ SECTIONS: dict[str, Section] = {
     "training": training_scale.run,
 }
 # The sections that measure every model of benchmarks/deployed_models.py, not the example alone.
-MODEL_SECTIONS = {"warm"}
+MODEL_SECTIONS = {"warm", "cold"}
 RESULTS_PATH = PROJECT_ROOT / ".slipway" / "bench.json"
 
 

@@ -59,7 +59,10 @@ def main() -> None:
     statuses = [first["statusCode"]]
     for _ in range(BATCH_REPEATS):
         statuses.append(handler.lambda_handler(batch_event, Context())["statusCode"])
+    live_model = getattr(handler, "live_model", None)  # Slipway's: how long each step of its model load took
+    load_ms = live_model.load_ms(live_model.current().predictor) if live_model is not None else {}
     result = {
+        "load_ms": load_ms,
         "import_s": imported - STARTED,
         "first_answer_s": answered - STARTED,
         "first_answer_monotonic_ns": answered_monotonic_ns,

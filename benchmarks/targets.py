@@ -1,12 +1,17 @@
-"""The performance targets of DESIGN.md ("Tables of targets"), declared once."""
+"""The performance targets, declared once (DESIGN.md "Tables of targets", tightened by the cold-start issue).
+
+Absolute figures on this project's 2-core machine, for the example model unless a
+name says otherwise; ratios are against the naive handler measured in the same run.
+"""
 
 from __future__ import annotations
 
-WARM_ONE_ROW_P50_MS = 0.3
+WARM_ONE_ROW_P50_MS = 0.2
 WARM_ONE_ROW_P99_MS = 1.0
-WARM_SPEEDUP = 10.0
-COLD_START_S = 0.6
+# What the handler adds to scoring (service.predict: validate, encode, one ONNX Runtime call, shape).
+HANDLER_OVERHEAD_P50_MS = 0.1
+THOUSAND_ROWS_MS = 8.0  # with every request captured, as dev deploys it
+COLD_START_S = 0.4
 COLD_START_SPEEDUP = 3.0
-THOUSAND_ROWS_MS = 10.0
 PACKAGE_MB = 120.0
 LOCAL_LOOP_S = 60.0

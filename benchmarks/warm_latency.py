@@ -71,8 +71,13 @@ class Measured:
     batch: dict[str, np.ndarray]
 
     def p(self, kind: str, handler: str, q: float) -> float:
+        """A percentile of `handler`'s latencies; handler "scoring" is Slipway's service.predict alone."""
         samples = self.one_row if kind == "one_row" else self.batch
         return float(np.percentile(samples[handler], q))
+
+    def overhead(self, kind: str) -> float:
+        """What Slipway's handler adds to its own scoring, p50 against p50 (ms)."""
+        return self.p(kind, "ours", 50) - self.p(kind, "scoring", 50)
 
 
 def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
@@ -111,10 +116,12 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
 def _measure(model: ServedModel, workload: Workload, budget: Budget) -> Measured:
     """A fresh import of both handlers serving `model`, checked, then timed one after the other."""
     os.environ["NAIVE_MODEL_PATH"] = str(model.naive_model_path)  # restored by _environment
-    ours = cold_start(OURS_MODULE).lambda_handler
+    module = cold_start(OURS_MODULE)
+    ours = module.lambda_handler
     naive = cold_start(NAIVE_MODULE).lambda_handler
     _check_answers(ours, naive, workload, model)
-    handlers = (("ours", ours), ("naive", naive))
+    scoring = _scoring(module, [*workload.one_row_bodies, *workload.batch_bodies])
+    handlers = (("ours", ours), ("naive", naive), ("scoring", scoring))
     one_row = {
         name: _latencies(handler, workload.one_row_bodies, budget.one_row, budget.one_row_warmup)
         for name, handler in handlers
@@ -126,21 +133,51 @@ def _measure(model: ServedModel, workload: Workload, budget: Budget) -> Measured
     return Measured(model, one_row, batch)
 
 
+def _scoring(module: Any, bodies: list[str]) -> Handler:
+    """The scoring Slipway's handler wraps, called alone on an event's rows (parsed here, untimed):
+    service.predict, which validates and encodes the rows, runs the graph once and shapes the answers."""
+    from functions.inference import service
+    from functions.inference.schemas import parse_json
+
+    serving = module.live_model.current()
+    rows = {body: module.PredictBody.model_validate(parse_json(body)).rows for body in bodies}
+
+    def score(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        service.predict(serving, rows[event["body"]], key=None)
+        return {"statusCode": 200}
+
+    return score
+
+
 def _example_rows(measured: Measured, method: str) -> list[Row]:
     """The example model's rows, under the names and targets of DESIGN.md."""
     ours_p50, naive_p50 = measured.p("one_row", "ours", 50), measured.p("one_row", "naive", 50)
     ours_p99, naive_p99 = measured.p("one_row", "ours", 99), measured.p("one_row", "naive", 99)
     batch_p50, naive_batch_p50 = measured.p("batch", "ours", 50), measured.p("batch", "naive", 50)
     batch_p99, naive_batch_p99 = measured.p("batch", "ours", 99), measured.p("batch", "naive", 99)
+    overhead = measured.overhead("one_row")
     return [
         Row(
             "warm, 1 row, p50",
             "ms",
             ours_p50,
             naive_p50,
-            target=f"≤ {targets.WARM_ONE_ROW_P50_MS} ms, ≥ {targets.WARM_SPEEDUP:.0f}x",
-            met=ours_p50 <= targets.WARM_ONE_ROW_P50_MS and naive_p50 / ours_p50 >= targets.WARM_SPEEDUP,
+            target=f"≤ {targets.WARM_ONE_ROW_P50_MS:g} ms",
+            met=ours_p50 <= targets.WARM_ONE_ROW_P50_MS,
             note=method,
+        ),
+        Row(
+            "  of which scoring (service.predict alone), p50",
+            "ms",
+            measured.p("one_row", "scoring", 50),
+            note="validate and encode the row, one ONNX Runtime call, shape the answer: called on the parsed rows",
+        ),
+        Row(
+            "  of which the handler around it (Powertools, routing, body, metrics, capture), p50 - p50",
+            "ms",
+            overhead,
+            target=f"≤ {targets.HANDLER_OVERHEAD_P50_MS:g} ms",
+            met=overhead <= targets.HANDLER_OVERHEAD_P50_MS,
         ),
         Row(
             "warm, 1 row, p99",
@@ -151,21 +188,15 @@ def _example_rows(measured: Measured, method: str) -> list[Row]:
             met=ours_p99 <= targets.WARM_ONE_ROW_P99_MS,
         ),
         Row(
-            "warm, 1,000 rows, p50",
+            "warm, 1,000 rows, p50, every request captured",
             "ms",
             batch_p50,
             naive_batch_p50,
             target=f"≤ {targets.THOUSAND_ROWS_MS:g} ms",
             met=batch_p50 <= targets.THOUSAND_ROWS_MS,
         ),
-        Row(
-            "warm, 1,000 rows, p99",
-            "ms",
-            batch_p99,
-            naive_batch_p99,
-            target=f"≤ {targets.THOUSAND_ROWS_MS:g} ms",
-            met=batch_p99 <= targets.THOUSAND_ROWS_MS,
-        ),
+        Row("  of which scoring (service.predict alone), p50", "ms", measured.p("batch", "scoring", 50)),
+        Row("warm, 1,000 rows, p99", "ms", batch_p99, naive_batch_p99),
     ]
 
 
@@ -173,10 +204,13 @@ def model_rows(measured: Measured) -> list[Row]:
     """Another model's rows: no targets (DESIGN.md sets them for the example model)."""
     label = measured.model.label
     figures = (("1 row, p50", "one_row", 50), ("1 row, p99", "one_row", 99), ("1,000 rows, p50", "batch", 50))
-    return [
+    rows = [
         Row(f"warm, {name} ({label})", "ms", measured.p(kind, "ours", q), measured.p(kind, "naive", q))
         for name, kind, q in figures
     ]
+    rows.insert(1, Row(f"  of which scoring (service.predict alone), 1 row, p50 ({label})", "ms",
+                       measured.p("one_row", "scoring", 50)))  # fmt: skip
+    return rows
 
 
 def cost_rows(durations: list[tuple[str, dict[str, float], dict[str, float]]], memory_mb: int) -> list[Row]:
