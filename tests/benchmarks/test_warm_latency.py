@@ -20,18 +20,28 @@ def test_quick_budgets_are_a_tenth_and_never_empty() -> None:
 
 def test_another_model_gets_its_one_row_and_batch_rows_by_label() -> None:
     model = ServedModel(FOREST_LABEL, bundle=None, naive_model_path=Path("unused"))  # type: ignore[arg-type]
-    one_row = {"ours": np.array([0.2, 0.3, 0.4]), "naive": np.array([20.0, 21.0, 40.0])}
-    batch = {"ours": np.array([5.0]), "naive": np.array([90.0])}
-    rows = model_rows(Measured(model, one_row, batch))
+    one_row = {
+        "ours": np.array([0.2, 0.3, 0.4]),
+        "naive": np.array([20.0, 21.0, 40.0]),
+        "scoring": np.array([0.05, 0.1, 0.2]),
+    }
+    batch = {"ours": np.array([5.0]), "naive": np.array([90.0]), "scoring": np.array([3.0])}
+    measured = Measured(model, one_row, batch)
+    rows = model_rows(measured)
 
     assert [row.figure for row in rows] == [
         "warm, 1 row, p50 (random forest, 300 trees)",
+        "  of which scoring (service.predict alone), 1 row, p50 (random forest, 300 trees)",
         "warm, 1 row, p99 (random forest, 300 trees)",
         "warm, 1,000 rows, p50 (random forest, 300 trees)",
     ]
     assert (rows[0].ours, rows[0].baseline) == (pytest.approx(0.3), pytest.approx(21.0))
-    assert rows[2].ratio == pytest.approx(18.0)
+    assert (rows[1].ours, rows[1].baseline) == (pytest.approx(0.1), None)
+    assert rows[3].ratio == pytest.approx(18.0)
     assert all(row.met is None for row in rows)
+    # What the handler adds to its scoring: p50 against p50.
+    assert measured.overhead("one_row") == pytest.approx(0.2)
+    assert measured.overhead("batch") == pytest.approx(2.0)
 
 
 def test_costs_round_each_duration_up_to_a_millisecond() -> None:
