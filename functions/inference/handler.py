@@ -135,11 +135,19 @@ def _record(outcome: service.Outcome, started: float, *, rollout: bool) -> float
     rows = len(outcome.predictions)
     metrics.add_metadata(key="model_version", value=outcome.version or "none")
     metrics.add_metric(name=telemetry.PREDICTIONS, unit=MetricUnit.Count, value=rows)
-    metrics.add_metric(name=telemetry.IMPUTATIONS, unit=MetricUnit.Count, value=outcome.imputations)
-    metrics.add_metric(name=telemetry.OUT_OF_RANGE, unit=MetricUnit.Count, value=outcome.out_of_range)
-    metrics.add_metric(name=telemetry.OUTLIERS, unit=MetricUnit.Count, value=outcome.outliers)
-    metrics.add_metric(name=telemetry.FALLBACKS, unit=MetricUnit.Count, value=rows if outcome.fallback_reason else 0)
-    metrics.add_metric(name=telemetry.LAST_GOOD_ANSWERS, unit=MetricUnit.Count, value=rows if outcome.stale else 0)
+    # The rows' counts are published when not zero, as InvalidRequests always was: to every alarm on
+    # them a missing datapoint is a zero (rates over Predictions, missing data not breaching), and the
+    # five zeros a normal answer would add cost 0.02 ms of a 0.2 ms request (Powertools' add_metric).
+    counts = (
+        (telemetry.IMPUTATIONS, outcome.imputations),
+        (telemetry.OUT_OF_RANGE, outcome.out_of_range),
+        (telemetry.OUTLIERS, outcome.outliers),
+        (telemetry.FALLBACKS, rows if outcome.fallback_reason else 0),
+        (telemetry.LAST_GOOD_ANSWERS, rows if outcome.stale else 0),
+    )
+    for name, count in counts:
+        if count:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     if outcome.fallback_reason:
         # A separate EMF document, so the reason dimension does not split the alarms' metrics.
         with single_metric(

@@ -132,7 +132,7 @@ def test_a_warm_container_keeps_its_model_when_the_new_live_one_cannot_load(
     }
     capsys.readouterr()
     invoke("POST", "/predict", {"instances": [example_row(live_bundle)]})
-    assert _stale_answers(capsys.readouterr().out) == [0]
+    assert _stale_answers(capsys.readouterr().out) == []  # a zero count is not published
 
 
 @pytest.mark.parametrize("breaker", BREAKERS, ids=BREAKER_IDS)
