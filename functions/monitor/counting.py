@@ -94,8 +94,8 @@ class _Pending:
         self._numeric = frozenset(self.numeric)
         self.blocks: list[np.ndarray] = []
         self.columns: dict[str, list[Any]] = {f.name: [] for f in features if f.type not in NUMERIC}
-        self.labels: list[Any] = []
-        self.values: list[Any] = []
+        self._classification = manifest.task == "classification"
+        self.predictions: list[Any] = []  # labels (classification) or values
         self.outliers: list[float | None] = []
         self.answered: list[bool] = []  # by the model, not plan B
         self.rows = 0
@@ -114,8 +114,7 @@ class _Pending:
             captured = features.get(name)
             target.extend(captured if captured is not None else [None] * rows)  # absent: missing in its rows
         self.rows += rows
-        self.labels.extend(record.label or [None] * rows)
-        self.values.extend(record.value or [None] * rows)
+        self.predictions.extend((record.label if self._classification else record.value) or [None] * rows)
         self.outliers.extend(record.outlier or [None] * rows)
         self.answered.extend([reason is None for reason in record.fallback])
         time = record.time
@@ -192,8 +191,7 @@ class WindowCounter:
         for version, rows in pending.items():
             manifest = self._manifests[version]
             assert manifest is not None  # records of unknown versions are never pending
-            columns = rows.feature_columns()
-            predictions = rows.labels if manifest.task == "classification" else rows.values
+            columns, predictions = rows.feature_columns(), rows.predictions
             counts = count_columns(
                 manifest, columns, predictions, start=rows.start, end=rows.end, outlier_scores=rows.outliers
             )

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 from pydantic import ValidationError
 
 from functions.core.capture import CaptureRecord
@@ -187,3 +188,39 @@ def test_a_line_is_counted_exactly_when_capture_record_accepts_it(bundle: Bundle
         unknown = WindowCounter(lambda version: None)
         unknown.add_lines([line])
         assert unknown.skipped == 1 and not unknown.result(), name
+
+
+def test_regression_answers_and_their_segments_stream_like_one_pass(bundle: Bundle) -> None:
+    from functions.core.manifest import SegmentSpec
+    from functions.core.segments import count_segments
+
+    prediction = FeatureBaseline(name="prediction", edges=(0.0, 1.0), proportions=(0.3, 0.4, 0.3), missing_rate=0)
+    manifest = bundle.manifest.model_copy(
+        update={
+            "task": "regression",
+            "classes": None,
+            "baseline": bundle.manifest.baseline.model_copy(update={"prediction": prediction}),
+            "segments": (SegmentSpec(feature="mean_radius", kind="numeric", edges=(12.0, 16.0)),),
+        }
+    )
+    names = manifest.feature_spec.names
+    rng = np.random.default_rng(2)
+    matrix = np.round(rng.normal(15, 5, (300, len(names))), 2)
+    values = [None if i % 11 == 0 else float(v) for i, v in enumerate(rng.normal(0.5, 1, 300))]
+    lines = []
+    for start in range(0, 300, 7):
+        rows = [dict(zip(names, row.tolist(), strict=True)) for row in matrix[start : start + 7]]
+        lines += capture_lines(request_id=f"r{start}", time="2026-01-01T00:30:00+00:00", model_version=bundle.version,
+                               features=rows, values=values[start : start + 7], rows_per_line=3)  # fmt: skip
+    counter = WindowCounter({bundle.version: manifest}.get, chunk_rows=40)
+    counter.add_lines(lines)
+    columns = {n: matrix[:, i] for i, n in enumerate(names)}
+    direct = count_columns(manifest, columns, values)
+    counted = counter.result()[bundle.version]
+    assert counted.prediction == direct.prediction and counted.prediction.missing == 28
+    assert counted.features == direct.features
+    streamed = counter.segment_counts(bundle.version).features["mean_radius"]
+    whole = count_segments(manifest, columns, values).features["mean_radius"]
+    assert list(streamed) == list(whole) and all(streamed[s].rows == whole[s].rows for s in whole)
+    # Chunk sums added up are the one-pass sum up to rounding (a float sum depends on its grouping).
+    assert all(streamed[s].prediction_sum == pytest.approx(whole[s].prediction_sum, rel=1e-12) for s in whole)
