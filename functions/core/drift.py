@@ -271,19 +271,18 @@ def is_missing(value: Any) -> bool:
 def _count_numeric(
     baseline: FeatureBaseline, values: np.ndarray, low: float | None, high: float | None
 ) -> FeatureCounts:
-    present = ~np.isnan(values)
-    kept = values[present]
-    edges = np.asarray(baseline.edges, dtype=np.float64)
-    # The bins of training (functions.training.derive): bin i holds edges[i-1] <= x < edges[i].
-    bins = np.bincount(np.searchsorted(edges, kept, side="right"), minlength=edges.size + 1)
+    missing = int(np.count_nonzero(np.isnan(values)))
+    # The bins of training (functions.training.derive): bin i holds edges[i-1] <= x < edges[i], over
+    # sorted edges. Counting the values below each of the few edges (NaN is below none) gives the same
+    # bins several times faster than searching the bin of every value.
+    below = [int(np.count_nonzero(values < edge)) for edge in baseline.edges]
+    bins = np.diff([0, *below, values.size - missing])
     outside = 0
     if low is not None:
-        outside += int(np.count_nonzero(kept < low))
+        outside += int(np.count_nonzero(values < low))
     if high is not None:
-        outside += int(np.count_nonzero(kept > high))
-    return FeatureCounts(
-        name=baseline.name, bins=bins.tolist(), missing=int(values.size - kept.size), out_of_range=outside
-    )
+        outside += int(np.count_nonzero(values > high))
+    return FeatureCounts(name=baseline.name, bins=bins.tolist(), missing=missing, out_of_range=outside)
 
 
 def _count_categories(baseline: FeatureBaseline, values: Sequence[Any] | np.ndarray, boolean: bool) -> FeatureCounts:

@@ -188,6 +188,22 @@ def test_numbers_from_lists_read_as_float_does_and_text_or_booleans_are_missing(
     assert as_float([]).shape == (0,)
 
 
+def test_numbers_fall_in_the_bins_of_training_edges_and_infinities_included() -> None:
+    edges = np.asarray(MANIFEST.baseline.features[0].edges)
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.normal(0, 1, 3_000), edges, np.nextafter(edges, -np.inf), [np.inf, -np.inf, np.nan]])
+    (x0, *_) = count_columns(MANIFEST, {"x0": values}, ["a"] * values.size).features
+    present = values[~np.isnan(values)]
+    assert x0.bins == np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1).tolist()
+    assert x0.missing == 1 and x0.out_of_range == 2  # the infinities lie outside the training range
+    constant = MANIFEST.baseline.features[1].model_copy(update={"edges": (), "proportions": (1.0,)})
+    manifest = MANIFEST.model_copy(
+        update={"baseline": MANIFEST.baseline.model_copy(update={"features": (MANIFEST.baseline.features[0], constant,
+                                                                             *MANIFEST.baseline.features[2:])})}
+    )  # fmt: skip
+    assert count_columns(manifest, {"x1": values}, ["a"] * values.size).features[1].bins == [present.size]
+
+
 def test_per_feature_thresholds_override_the_defaults() -> None:
     columns, predictions = _sample(np.random.default_rng(1), 2000, shift=1.0)
     counts = count_columns(MANIFEST, columns, predictions)
