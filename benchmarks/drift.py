@@ -143,9 +143,9 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
         "botocore's StreamingBody, from a local file: no network), counted by "
         "functions.monitor.counting.WindowCounter in chunks of 50,000 rows, then the report; a fresh process, "
         "peak RSS (VmHWM) of that process. What limits it: parsing the lines with orjson "
-        f"({rows * 30 / 1e6:g} million Python floats) and turning them into float64 blocks take about 40 % "
-        "of the time, botocore's line splitting about 15 %, pydantic validating the fields other than the "
-        "features about 10 %; on Lambda the S3 download comes on top. Memory is the interpreter and its "
+        f"({rows * 30 / 1e6:g} million Python floats) and turning them into float64 blocks take half of the "
+        "time, pydantic validating the fields other than the features 10 %, splitting the lines and reading "
+        "the labels about 6 % each; on Lambda the S3 download comes on top. Memory is the interpreter and its "
         "imports plus one chunk. capture: Capture.record of a sampled request (1 and 1,000 rows), serialising "
         "to an in-memory stdout"
     )
