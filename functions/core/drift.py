@@ -28,7 +28,8 @@ on; the verdict and the drifted share do not depend on it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime
 from itertools import pairwise
 from typing import Any, Literal
@@ -181,11 +182,10 @@ def count_columns(
         if feature.type in (FeatureType.NUMBER, FeatureType.INTEGER):
             features.append(_count_numeric(baseline, as_float(raw), feature.train_min, feature.train_max))
         else:
-            labels = _boolean_labels(raw) if feature.type is FeatureType.BOOLEAN else _category_labels(raw)
-            features.append(_count_categories(baseline, labels))
+            features.append(_count_categories(baseline, raw, feature.type is FeatureType.BOOLEAN))
     prediction_baseline = manifest.baseline.prediction
     if manifest.task == "classification":
-        prediction = _count_categories(prediction_baseline, _category_labels(predictions))
+        prediction = _count_categories(prediction_baseline, predictions, False)
     else:
         prediction = _count_numeric(prediction_baseline, as_float(predictions), None, None)
     prediction = prediction.model_copy(update={"name": PREDICTION})
@@ -203,25 +203,57 @@ def count_columns(
     )
 
 
+# Python numbers numpy reads as float() does (None as NaN); a bool is an int to numpy but missing here.
+_PLAIN_NUMBERS = frozenset({float, int, type(None)})
+# Kinds whose equal values read alike (a float is not one: 0.0 == -0.0, but their texts differ).
+_PLAIN_KINDS = frozenset({str, int, bool, type(None)})
+
+
 def as_float(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Values as float64, NaN where missing or not a number (text, booleans)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
         return values.astype(np.float64, copy=False)
+    if not isinstance(values, np.ndarray) and set(map(type, values)) <= _PLAIN_NUMBERS:
+        with suppress(OverflowError):  # an integer beyond float64: read one by one below
+            return np.array(values, dtype=np.float64)
     out = np.empty(len(values), dtype=np.float64)
     for i, value in enumerate(values):
         try:
             out[i] = np.nan if value is None or isinstance(value, (str, bool)) else float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             out[i] = np.nan
     return out
 
 
-def _category_labels(values: Sequence[Any] | np.ndarray) -> list[str | None]:
-    return [None if is_missing(v) else str(v) for v in values]
+def readings(
+    values: Sequence[Any] | np.ndarray, read: Callable[[Any], str | None]
+) -> tuple[list[str | None], np.ndarray]:
+    """What `read` makes of each value: the readings of the distinct values, and each value's index among them.
+
+    A window holds few distinct categories, so `read` runs once per distinct value (told
+    apart by type too: 1, True and "1" may read differently), not once per row.
+    """
+    with suppress(TypeError):  # an unhashable value (a list): read every value below
+        distinct = dict.fromkeys(zip(map(type, values), values, strict=True))
+        if all(kind in _PLAIN_KINDS or issubclass(kind, str) for kind, _ in distinct):
+            index = {key: i for i, key in enumerate(distinct)}
+            codes = np.fromiter(
+                map(index.__getitem__, zip(map(type, values), values, strict=True)), np.intp, len(values)
+            )
+            return [read(value) for _, value in distinct], codes
+    every = [read(value) for value in values]
+    found = {reading: i for i, reading in enumerate(dict.fromkeys(every))}
+    return list(found), np.fromiter(map(found.__getitem__, every), np.intp, len(every))
 
 
-def _boolean_labels(values: Sequence[Any] | np.ndarray) -> list[str | None]:
-    return [None if is_missing(v) else boolean_text(v) for v in values]
+def category_text(value: Any) -> str | None:
+    """A captured category value as text; None when missing."""
+    return None if is_missing(value) else str(value)
+
+
+def boolean_reading(value: Any) -> str | None:
+    """A captured boolean value as "true" or "false" (see boolean_text); None when missing."""
+    return None if is_missing(value) else boolean_text(value)
 
 
 def boolean_text(value: Any) -> str:
@@ -239,31 +271,31 @@ def is_missing(value: Any) -> bool:
 def _count_numeric(
     baseline: FeatureBaseline, values: np.ndarray, low: float | None, high: float | None
 ) -> FeatureCounts:
-    present = ~np.isnan(values)
-    kept = values[present]
-    edges = np.asarray(baseline.edges, dtype=np.float64)
-    # The bins of training (functions.training.derive): bin i holds edges[i-1] <= x < edges[i].
-    bins = np.bincount(np.searchsorted(edges, kept, side="right"), minlength=edges.size + 1)
+    missing = int(np.count_nonzero(np.isnan(values)))
+    # The bins of training (functions.training.derive): bin i holds edges[i-1] <= x < edges[i], over
+    # sorted edges. Counting the values below each of the few edges (NaN is below none) gives the same
+    # bins several times faster than searching the bin of every value.
+    below = [int(np.count_nonzero(values < edge)) for edge in baseline.edges]
+    bins = np.diff([0, *below, values.size - missing])
     outside = 0
     if low is not None:
-        outside += int(np.count_nonzero(kept < low))
+        outside += int(np.count_nonzero(values < low))
     if high is not None:
-        outside += int(np.count_nonzero(kept > high))
-    return FeatureCounts(
-        name=baseline.name, bins=bins.tolist(), missing=int(values.size - kept.size), out_of_range=outside
-    )
+        outside += int(np.count_nonzero(values > high))
+    return FeatureCounts(name=baseline.name, bins=bins.tolist(), missing=missing, out_of_range=outside)
 
 
-def _count_categories(baseline: FeatureBaseline, labels: list[str | None]) -> FeatureCounts:
+def _count_categories(baseline: FeatureBaseline, values: Sequence[Any] | np.ndarray, boolean: bool) -> FeatureCounts:
+    labels, codes = readings(values, boolean_reading if boolean else category_text)
     index = {category: i for i, category in enumerate(baseline.categories)}
     unseen = len(index)
     bins = [0] * (unseen + 1)
     missing = 0
-    for label in labels:
+    for label, count in zip(labels, np.bincount(codes, minlength=len(labels)).tolist(), strict=True):
         if label is None:
-            missing += 1
+            missing += count
         else:
-            bins[index.get(label, unseen)] += 1
+            bins[index.get(label, unseen)] += count
     # An unseen category is outside the training domain: it counts as out of range too.
     return FeatureCounts(name=baseline.name, bins=bins, missing=missing, out_of_range=bins[unseen])
 

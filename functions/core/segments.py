@@ -23,7 +23,6 @@ the model's answers and are left out. The definitions are in docs/monitoring.md.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -32,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.core.drift import as_float, boolean_text, is_missing
+from functions.core.drift import as_float, boolean_reading, category_text, readings
 from functions.core.manifest import Manifest, SegmentSpec
 from functions.core.quality import live_metric
 
@@ -78,20 +77,23 @@ def segment_names(spec: SegmentSpec) -> list[str]:
 
 def segments_of(spec: SegmentSpec, values: Sequence[Any] | np.ndarray) -> list[str]:
     """The segment of each captured value (as sent for categories and booleans, canonical floats for numbers)."""
+    names, codes = segment_codes(spec, values)
+    return [names[i] for i in codes.tolist()]
+
+
+def segment_codes(spec: SegmentSpec, values: Sequence[Any] | np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The segments of `spec` followed by (unseen) and (missing), and the index of each value's segment among them."""
+    names = [*segment_names(spec), UNSEEN, MISSING]
+    missing = len(names) - 1
     if spec.kind == "numeric":
-        names = segment_names(spec)
         numbers = as_float(values)
-        index = np.searchsorted(np.asarray(spec.edges, dtype=np.float64), numbers, side="right")
-        return [MISSING if math.isnan(x) else names[i] for x, i in zip(numbers.tolist(), index.tolist(), strict=True)]
-    known = set(spec.values)
-    out = []
-    for value in values:
-        if is_missing(value):
-            out.append(MISSING)
-            continue
-        text = boolean_text(value) if spec.kind == "boolean" else str(value)
-        out.append(text if text in known else UNSEEN)
-    return out
+        codes = np.searchsorted(np.asarray(spec.edges, dtype=np.float64), numbers, side="right")
+        codes[np.isnan(numbers)] = missing
+        return names, codes
+    texts, codes = readings(values, boolean_reading if spec.kind == "boolean" else category_text)
+    declared = {name: i for i, name in enumerate(spec.values)}
+    of_text = [missing if text is None else declared.get(text, missing - 1) for text in texts]
+    return names, np.asarray(of_text, dtype=np.intp)[codes]
 
 
 # -- counts of a window (streamed) ------------------------------------------------------------
@@ -137,33 +139,60 @@ def count_segments(
     manifest: Manifest,
     columns: Mapping[str, Sequence[Any] | np.ndarray],
     predictions: Sequence[Any] | np.ndarray,
-    answered: Sequence[bool] | None = None,
+    answered: Sequence[bool] | np.ndarray | None = None,
 ) -> SegmentCounts:
-    """Tally rows by segment: `predictions` are labels or values; rows not `answered` by the model are skipped."""
+    """Tally rows by segment: `predictions` are labels or values; rows not `answered` by the model are skipped.
+
+    Rows without an answer (missing, or a regression answer that is no number) are skipped too.
+    """
     rows = len(predictions)
-    keep = [True] * rows if answered is None else list(answered)
-    classification = manifest.task == "classification"
+    keep = np.ones(rows, dtype=bool) if answered is None else np.asarray(answered, dtype=bool).reshape(rows)
+    if manifest.task == "classification":
+        labels, answers = readings(predictions, category_text)
+        keep &= np.asarray([label is not None for label in labels], dtype=bool)[answers]
+        answers = answers[keep]
+    else:
+        values = as_float(predictions)
+        keep &= ~np.isnan(values)
+        values = values[keep]
     features: dict[str, dict[str, SegmentTally]] = {}
     for spec in manifest.segments:
         column = columns.get(spec.feature)
-        segments = segments_of(spec, column if column is not None else [None] * rows)
-        counts: dict[str, int] = {}
-        predicted: dict[str, dict[str, int]] = {}
-        sums: dict[str, float] = {}
-        for segment, answer, kept in zip(segments, predictions, keep, strict=True):
-            if not kept or is_missing(answer):
-                continue
-            counts[segment] = counts.get(segment, 0) + 1
-            if classification:
-                per_class = predicted.setdefault(segment, {})
-                per_class[str(answer)] = per_class.get(str(answer), 0) + 1
-            else:
-                sums[segment] = sums.get(segment, 0.0) + float(answer)
-        features[spec.feature] = {
-            segment: SegmentTally(rows=n, predicted=predicted.get(segment, {}), prediction_sum=sums.get(segment, 0.0))
-            for segment, n in counts.items()
-        }
+        names, codes = segment_codes(spec, column if column is not None else [None] * rows)
+        codes = codes[keep]
+        if manifest.task == "classification":
+            features[spec.feature] = _class_tallies(names, codes, labels, answers)
+        else:
+            features[spec.feature] = _value_tallies(names, codes, values)
     return SegmentCounts(features=features)
+
+
+def _class_tallies(
+    names: Sequence[str], codes: np.ndarray, labels: Sequence[str | None], answers: np.ndarray
+) -> dict[str, SegmentTally]:
+    """Rows per segment and predicted class; segments and classes in the order they first appear."""
+    pairs, first, counts = np.unique(codes * len(labels) + answers, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    rows: dict[str, int] = {}
+    predicted: dict[str, dict[str, int]] = {}
+    for pair, count in zip(pairs[order].tolist(), counts[order].tolist(), strict=True):
+        segment, label = names[pair // len(labels)], str(labels[pair % len(labels)])
+        rows[segment] = rows.get(segment, 0) + count
+        per_class = predicted.setdefault(segment, {})
+        per_class[label] = per_class.get(label, 0) + count
+    return {segment: SegmentTally(rows=n, predicted=predicted[segment]) for segment, n in rows.items()}
+
+
+def _value_tallies(names: Sequence[str], codes: np.ndarray, values: np.ndarray) -> dict[str, SegmentTally]:
+    """Rows and the sum of predicted values per segment, in the order segments first appear."""
+    # bincount adds the weights in row order, as a running sum would: the sums are the same to the last bit.
+    sums = np.bincount(codes, weights=values, minlength=len(names)).tolist()
+    counts = np.bincount(codes, minlength=len(names)).tolist()
+    present, first = np.unique(codes, return_index=True)
+    return {
+        names[code]: SegmentTally(rows=counts[code], prediction_sum=sums[code])
+        for code in present[np.argsort(first)].tolist()
+    }
 
 
 # -- figures and gaps -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ everything decided here is plain code over counts and labelled rows.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -30,7 +31,7 @@ class MonitoringStore(Protocol):
     def capture_records(self, start: datetime, end: datetime) -> Any: ...
     def capture_keys(self, start: datetime, end: datetime) -> list[str]: ...
     def capture_lines(self, key: str) -> Any: ...
-    def capture_rows(self, start: datetime, end: datetime) -> Any: ...
+    def capture_rows(self, start: datetime, end: datetime, request_ids: Collection[str] | None = None) -> Any: ...
     def feedback(self, since: datetime | None = None, until: datetime | None = None) -> Any: ...
     def put_report(self, stem: str, json_body: bytes, html_body: str) -> tuple[str, str]: ...
 
@@ -186,7 +187,7 @@ def labelled_answers(store: MonitoringStore, start: datetime, end: datetime) -> 
         return {}
     earliest = min(item.received for item in labels.values()) - (end - start)
     out: dict[str, list[LabelledAnswer]] = {}
-    for record in store.capture_rows(earliest, end):
+    for record in store.capture_rows(earliest, end, {request_id for request_id, _ in labels}):
         item = labels.pop((record.request_id, record.row), None)
         if item is not None and record.model_version and record.fallback is None:
             out.setdefault(record.model_version, []).append(

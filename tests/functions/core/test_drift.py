@@ -11,11 +11,14 @@ import pytest
 from functions.core.drift import (
     DriftPolicy,
     DriftReport,
+    as_float,
+    category_text,
     count_columns,
     drift_report,
     js_distance,
     ks_binned,
     psi,
+    readings,
     smooth,
 )
 from functions.core.features import Feature, FeatureSpec, FeatureType
@@ -156,6 +159,49 @@ def test_empty_nan_constant_all_missing_and_unseen_never_crash() -> None:
     assert by_name["x4"].missing_rate == 1.0  # absent column: every row missing
     assert by_name["colour"].unseen_share == 1.0 and "unseen_share" in by_name["colour"].reasons
     assert all(math.isfinite(f.psi) for f in report.features if f.psi is not None)
+
+
+def test_each_distinct_value_is_read_once_and_told_apart_by_type() -> None:
+    texts, codes = readings(["a", 1, True, "1", None, "", "a", 1], category_text)
+    assert [texts[i] for i in codes] == ["a", "1", "True", "1", None, None, "a", "1"]
+    assert len(texts) == 6  # "a", 1, True, "1", None, "": one reading each
+    # Unhashable values, and floats (0.0 == -0.0 although their texts differ), are read one by one.
+    for values in (["a", [1], "a"], [0.0, -0.0, float("nan")]):
+        texts, codes = readings(values, category_text)
+        assert [texts[i] for i in codes] == [category_text(v) for v in values]
+
+
+def test_categories_count_as_read_one_value_at_a_time() -> None:
+    rows = 12
+    colour = ["red", "blue", None, "", "green", 7, True, "red", "blue", "red", [1], 0.0]
+    counts = count_columns(MANIFEST, {"colour": colour}, ["a", "b", None, "zz"] * 3)
+    by_name = {f.name: f for f in counts.features}
+    assert by_name["colour"].bins == [3, 2, 5] and by_name["colour"].missing == 2
+    assert counts.prediction.bins == [3, 3, 3] and counts.prediction.missing == 3 and counts.rows == rows
+
+
+def test_numbers_from_lists_read_as_float_does_and_text_or_booleans_are_missing() -> None:
+    values = [1.5, 2, None, float("nan"), "3", True, 10**400, -0.0]
+    expected = [1.5, 2.0, math.nan, math.nan, math.nan, math.nan, math.nan, -0.0]
+    assert np.array_equal(as_float(values), np.array(expected), equal_nan=True)
+    assert np.array_equal(as_float([1.5, None, 2]), np.array([1.5, math.nan, 2.0]), equal_nan=True)
+    assert as_float([]).shape == (0,)
+
+
+def test_numbers_fall_in_the_bins_of_training_edges_and_infinities_included() -> None:
+    edges = np.asarray(MANIFEST.baseline.features[0].edges)
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.normal(0, 1, 3_000), edges, np.nextafter(edges, -np.inf), [np.inf, -np.inf, np.nan]])
+    (x0, *_) = count_columns(MANIFEST, {"x0": values}, ["a"] * values.size).features
+    present = values[~np.isnan(values)]
+    assert x0.bins == np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1).tolist()
+    assert x0.missing == 1 and x0.out_of_range == 2  # the infinities lie outside the training range
+    constant = MANIFEST.baseline.features[1].model_copy(update={"edges": (), "proportions": (1.0,)})
+    manifest = MANIFEST.model_copy(
+        update={"baseline": MANIFEST.baseline.model_copy(update={"features": (MANIFEST.baseline.features[0], constant,
+                                                                             *MANIFEST.baseline.features[2:])})}
+    )  # fmt: skip
+    assert count_columns(manifest, {"x1": values}, ["a"] * values.size).features[1].bins == [present.size]
 
 
 def test_per_feature_thresholds_override_the_defaults() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from functions.core.manifest import Manifest, SegmentSpec
@@ -135,6 +137,30 @@ def test_counts_of_chunks_merged_equal_one_pass(bundle: Bundle) -> None:
         merged = merged.merged(count_segments(manifest, {"group": groups[part], "age": ages[part]}, labels[part]))
     assert merged == whole
     assert sum(t.rows for t in whole.features["age"].values()) == 100
+
+
+def test_tallies_keep_the_order_rows_first_show_segments_and_classes_in(bundle: Bundle) -> None:
+    manifest = _segmented(bundle, GROUP)
+    counts = count_segments(
+        manifest, {"group": ["b", None, "a", "b", "z"]}, ["malignant", "benign", None, "benign", ""]
+    )
+    tallies = counts.features["group"]
+    assert list(tallies) == ["b", MISSING]  # a's only row and the unseen one have no answer
+    assert list(tallies["b"].predicted.items()) == [("malignant", 1), ("benign", 1)]
+
+
+def test_regression_sums_equal_a_running_sum_to_the_last_bit(bundle: Bundle) -> None:
+    manifest = _segmented(bundle, AGE, task="regression", classes=None, metric="mae")
+    rng = np.random.default_rng(3)
+    ages, values = rng.uniform(0, 80, 5_000), rng.lognormal(0, 3, 5_000)
+    values[::7] = np.nan  # no answer: left out
+    tallies = count_segments(manifest, {"age": ages}, values.tolist()).features["age"]
+    for name, low, high in (("< 30", -np.inf, 30.0), ("[30, 50)", 30.0, 50.0), (">= 50", 50.0, np.inf)):
+        running = 0.0
+        for age, value in zip(ages.tolist(), values.tolist(), strict=True):
+            if low <= age < high and not math.isnan(value):
+                running += value
+        assert tallies[name].prediction_sum == running and tallies[name].predicted == {}
 
 
 def test_numeric_segments_by_edges_follow_the_bins_of_training() -> None:

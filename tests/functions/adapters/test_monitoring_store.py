@@ -1,0 +1,48 @@
+"""Capture streamed from S3: whole lines back whatever the read size, and the rows of the requests asked for."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.response import StreamingBody
+
+from functions.adapters import factory
+from functions.adapters.monitoring_store import READ_CHUNK_BYTES, S3MonitoringStore
+from stage.names import ResourceNames
+from tests.capture_lines import capture_lines
+
+HOUR = datetime(2026, 1, 5, 9, tzinfo=UTC)
+
+
+class _OneObject:
+    """An S3 client holding one object, served as botocore serves a body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+        return {"Body": StreamingBody(io.BytesIO(self.body), len(self.body))}
+
+
+def test_capture_lines_come_back_whole_across_read_chunks_and_blank_lines_are_dropped() -> None:
+    lines = [b"x" * n for n in (10, READ_CHUNK_BYTES - 3, 5, READ_CHUNK_BYTES + 7, 1)]
+    body = b"\n".join(lines[:2]) + b"\n\n  \n" + b"\n".join(lines[2:])  # no newline after the last line
+    store = S3MonitoringStore(_OneObject(body), "bucket")
+    assert list(store.capture_lines("capture/2026/01/01/00/part")) == lines
+
+
+def test_capture_rows_of_some_requests_are_those_rows_of_every_row(aws: None, names: ResourceNames) -> None:
+    store = factory.monitoring_store(names.artifacts_bucket)
+    rows = [{"x": float(i)} for i in range(5)]
+    lines = []
+    for request in ("a", "b", "c"):
+        lines += capture_lines(request_id=request, time="2026-01-05T09:10:00+00:00", model_version="v1",
+                               features=rows, rows_per_line=2)  # fmt: skip
+    store.put_capture(HOUR, "part", lines)
+    start, end = HOUR, datetime(2026, 1, 5, 10, tzinfo=UTC)
+    every = list(store.capture_rows(start, end))
+    some = list(store.capture_rows(start, end, {"a", "c", "unknown"}))
+    assert len(every) == 15 and some == [row for row in every if row.request_id in {"a", "c"}]
+    assert [(row.request_id, row.row) for row in some[:5]] == [("a", i) for i in range(5)]
