@@ -41,7 +41,7 @@ def run(workload: Workload, *, quick: bool = False) -> list[Row]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        factory.client.cache_clear()
+        factory.reset_clients()
     total = sum(phases.values())
     rows = [Row(f"local loop: {name}", "s", seconds) for name, seconds in phases.items()]
     rows.append(

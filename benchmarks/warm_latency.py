@@ -256,11 +256,11 @@ def _environment(workload: Workload) -> Iterator[None]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(overrides)
-    factory.client.cache_clear()
+    factory.reset_clients()
     try:
         yield
     finally:
-        factory.client.cache_clear()
+        factory.reset_clients()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -53,14 +53,14 @@ def aws(names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    factory.client.cache_clear()
+    factory.reset_clients()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=names.artifacts_bucket)
         boto3.client("ssm").put_parameter(
             Name=names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String"
         )
         yield
-    factory.client.cache_clear()
+    factory.reset_clients()
 
 
 @pytest.fixture

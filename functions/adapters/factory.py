@@ -87,8 +87,12 @@ class _OnFirstUse:
 
 
 def reset_clients() -> None:
-    """Make every client afresh at its next use (new connections and credentials); adapters keep working."""
+    """Make every client afresh at its next use (new connections and credentials); adapters keep working.
+
+    The botocore session goes too: it resolves credentials once and keeps them.
+    """
     client.cache_clear()
+    _session.cache_clear()
 
 
 def model_store(bucket: str) -> S3ModelStore:

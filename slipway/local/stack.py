@@ -100,7 +100,7 @@ class LocalStack:
         reset_moto(self.aws_endpoint)
         os.environ.update(AWS_ENDPOINT_URL=self.aws_endpoint, AWS_DEFAULT_REGION=settings.region, **LOCAL_CREDENTIALS)
         os.environ.pop("AWS_PROFILE", None)
-        factory.client.cache_clear()
+        factory.reset_clients()
         self._create_resources(names)
         self.live_version = self._seed_model(names, self.recipe)
         context = LocalContext(settings=settings, names=names, aws_endpoint=self.aws_endpoint, log_dir=self.log_dir)

@@ -143,7 +143,7 @@ class Stage:
 def _new_container() -> None:
     """Forget the session, clients and configuration a previous container built (a new process on Lambda)."""
     boto3.setup_default_session()
-    factory.client.cache_clear()
+    factory.reset_clients()
     retrain_config.config.cache_clear()
     retrain_handler.reset()
 
@@ -418,7 +418,7 @@ def _seed(stage: Stage) -> None:
         store.put_capture(hour, f"part-{label}", lines)
     store.put_feedback([FeedbackItem(request_id="req-last-1", row=row, label="malignant") for row in range(10)],
                        start + timedelta(minutes=5))  # fmt: skip
-    factory.client.cache_clear()
+    factory.reset_clients()
 
 
 # -- calls each role must not make ------------------------------------------------------

@@ -111,7 +111,7 @@ def stage(moto_endpoint: str, bundle: Bundle, emulator_assembly: Path) -> Iterat
         for key, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_DEFAULT_REGION": REGION,
                            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():  # fmt: skip
             env.setenv(key, value)
-        factory.client.cache_clear()
+        factory.reset_clients()
         factory.client("s3").create_bucket(Bucket=names.artifacts_bucket)
         factory.client("ssm").put_parameter(
             Name=names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String"
@@ -137,7 +137,7 @@ def stage(moto_endpoint: str, bundle: Bundle, emulator_assembly: Path) -> Iterat
             # An alarm's Ref is its name; none exists in moto, so the rollout's judge finds none firing.
             **{key: key for key, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"},
         }
-    factory.client.cache_clear()
+    factory.reset_clients()
 
 
 @pytest.fixture(scope="module")
