@@ -24,10 +24,14 @@ from infra.log_retention import retention
 from infra.nag import acknowledge
 from stage.settings import StageSettings
 
-_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
+_RUNTIMES = {
+    "python3.12": lambda_.Runtime.PYTHON_3_12,
+    "python3.13": lambda_.Runtime.PYTHON_3_13,
+    "python3.14": lambda_.Runtime.PYTHON_3_14,
+}
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 _RUNTIME_REASON = (
-    "The runtime is the pinned stage setting inference.runtime (python3.12 or python3.13), matched to the "
+    "The runtime is the pinned stage setting inference.runtime (python3.12, 3.13 or 3.14), matched to the "
     "manylinux wheels bundled for it; moving to a newer runtime is a settings change once the pinned wheels "
     "exist for it and its packages pass the package tests."
 )
@@ -98,6 +102,7 @@ def python_function(
     role_description: str,
     reserved_concurrency: int | None = None,
     ephemeral_storage_mb: int | None = None,
+    snap_start: bool = False,
 ) -> PythonFunction:
     """Function `name` (construct `construct_id`) with log group `/aws/lambda/<name>` and its own role."""
     log_group = defaults.log_group(scope, f"{construct_id}Logs", f"/aws/lambda/{name}")
@@ -125,6 +130,8 @@ def python_function(
         role=role,
         log_group=log_group,
         environment=environment,
+        # Each published version is initialised once and restored from its snapshot at a cold start.
+        snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
     )
     acknowledge(role, "AwsSolutions-IAM5[Resource::*]", _XRAY_REASON)
     acknowledge(function, "AwsSolutions-L1", _RUNTIME_REASON)

@@ -43,7 +43,7 @@ ROUTES: tuple[Route, ...] = (
 
 
 class Serving(Construct):
-    """Inference Lambda (alias `live`, optional autoscaled provisioned concurrency) behind API Gateway.
+    """Inference Lambda (alias `live`; autoscaled provisioned concurrency or SnapStart) behind API Gateway.
 
     The function's role starts with only its own logging and tracing rights; the stack
     grants it the rest (infra.grants).
@@ -60,6 +60,7 @@ class Serving(Construct):
         api: ApiSettings,
         defaults: FunctionDefaults,
         environment: dict[str, str],
+        snap_start: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         made = python_function(
@@ -75,6 +76,7 @@ class Serving(Construct):
             reserved_concurrency=inference.reserved_concurrency,
             environment=environment,
             role_description=f"{names.inference_function}: logs, traces, model bundles and the live pointer only",
+            snap_start=snap_start,
         )
         self.function, self.role, self.log_group = made.function, made.role, made.log_group
 

@@ -70,6 +70,7 @@ class SlipwayStack(Stack):
             api=settings.api,
             defaults=defaults,
             environment=inference_environment(settings, names),
+            snap_start=settings.snap_start,
         )
         # Every grant between components is made here, through infra.grants.
         grants = ArtifactGrants(self.storage.bucket)

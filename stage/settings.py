@@ -58,7 +58,14 @@ class InferenceSettings(_Section):
     memory_mb: int = Field(1024, ge=128, le=10240)
     timeout_seconds: int = Field(10, ge=1, le=29, description="API Gateway stops waiting at 29 s.")
     architecture: Literal["arm64", "x86_64"] = "arm64"
-    runtime: Literal["python3.12", "python3.13"] = "python3.12"
+    runtime: Literal["python3.12", "python3.13", "python3.14"] = Field(
+        "python3.12", description="The Lambda runtime of every function of the stage; each has its packages built."
+    )
+    snap_start: bool | None = Field(
+        None,
+        description="Lambda SnapStart on the inference function's published versions (the `live` alias). Unset: on "
+        "exactly where provisioned concurrency is off, as the two cannot be combined (StageSettings.snap_start).",
+    )
     reserved_concurrency: int | None = Field(None, ge=1)
     max_instances: int = Field(1000, ge=1, le=10000, description="Rows one /predict request may carry.")
     max_body_bytes: int = Field(1_048_576, ge=1024, le=10_485_760)
@@ -276,6 +283,23 @@ class StageSettings(_Section):
     async_jobs: AsyncSettings = AsyncSettings()
     batch: BatchSettings = BatchSettings()
 
+    @model_validator(mode="after")
+    def _snap_start_alone(self) -> StageSettings:
+        if self.inference.snap_start and self.provisioned_concurrency.enabled:
+            raise ValueError(
+                "inference.snap_start cannot be combined with provisioned_concurrency.enabled (Lambda refuses both "
+                "on one version): turn one off, or leave inference.snap_start unset to follow provisioned concurrency"
+            )
+        return self
+
+    @property
+    def snap_start(self) -> bool:
+        """Whether the inference function's versions are snapshotted: the setting, else where provisioned
+        concurrency is off (its pre-initialised containers already keep cold starts off the request path)."""
+        if self.inference.snap_start is None:
+            return not self.provisioned_concurrency.enabled
+        return self.inference.snap_start
+
 
 class SettingsError(ValueError):
     """A stage's settings are missing or invalid; the message names the setting."""
@@ -308,7 +332,8 @@ def settings_from_context(context: dict[str, Any], stage: str, *, emulator: bool
         return StageSettings.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+            ": ".join(filter(None, (".".join(str(part) for part in error["loc"]), error["msg"])))
+            for error in exc.errors()
         )
         raise SettingsError(f"invalid settings for stage {stage!r}: {problems}") from exc
 

@@ -35,19 +35,21 @@ def synth(stage: str, outdir: Path, *extra: str, timeout: int = 900) -> subproce
     )  # fmt: skip
 
 
-def emulator_overrides() -> dict[str, Any]:
-    """cdk.json's `slipway:emulator` overrides, with the function architecture of this host.
+def emulator_overrides(**inference: str) -> dict[str, Any]:
+    """cdk.json's `slipway:emulator` overrides, with the function architecture of this host (and `inference`).
 
     An emulator runs the functions on this machine, so their native wheels must be this host's.
     """
     overrides = dict(json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]["slipway:emulator"])
-    overrides["inference"] = {**overrides.get("inference", {}), "architecture": HOST_ARCHITECTURE}
+    overrides["inference"] = {**overrides.get("inference", {}), "architecture": HOST_ARCHITECTURE, **inference}
     return overrides
 
 
-def emulator_synth(stage: str, outdir: Path) -> None:
-    """Synthesize `stage` for an emulator on this host; raise with CDK's output when synth fails."""
-    result = synth(stage, outdir, "-c", "emulator=true", "-c", f"slipway:emulator={json.dumps(emulator_overrides())}")
+def emulator_synth(stage: str, outdir: Path, **inference: str) -> None:
+    """Synthesize `stage` for an emulator on this host (with `inference` settings, e.g. runtime); raise with CDK's
+    output when synth fails."""
+    overrides = json.dumps(emulator_overrides(**inference))
+    result = synth(stage, outdir, "-c", "emulator=true", "-c", f"slipway:emulator={overrides}")
     if result.returncode != 0:
         raise AssertionError(f"cdk synth -c stage={stage} -c emulator=true failed:\n{result.stdout}\n{result.stderr}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -17,6 +16,7 @@ from moto import mock_aws
 from functions.adapters import factory
 from functions.core.registry import LivePointer, Registry
 from functions.training.train import Bundle, load_recipe, load_table, train_bundle
+from slipway.local import lambda_runtime
 from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
@@ -97,9 +97,7 @@ def invoke_factory(aws: None, handler_env: None) -> Callable[[], Invoke]:
     """
 
     def cold_start() -> Invoke:
-        import functions.inference.handler as module
-
-        module = importlib.reload(module)
+        module = lambda_runtime.cold_start("functions.inference.handler")
 
         def call(method: str, path: str, body: Any = None, *, raw: str | bytes | None = None, **kwargs: Any) -> Any:
             payload = raw if raw is not None else (json.dumps(body) if body is not None else None)

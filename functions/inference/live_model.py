@@ -90,6 +90,10 @@ class LiveModel:
             self._refresh()
         return self._serving
 
+    def expire(self) -> None:
+        """Re-read the pointer at the next `current()`, however recent the last read (a restored snapshot's)."""
+        self._checked_at = None
+
     def rollout(self) -> Rollout | None:
         """The rollout the last pointer read names (its candidate may or may not be loaded)."""
         return self._pointer.rollout if self._pointer is not None else None

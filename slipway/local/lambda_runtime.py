@@ -16,10 +16,34 @@ from typing import Any
 
 
 def cold_start(module_name: str) -> Any:
-    """Import a handler module afresh, as a new container does, with the environment as it is now."""
+    """Import a handler module afresh, as a new container does, with the environment as it is now.
+
+    A new container has no SnapStart hooks yet: those that earlier imports registered are forgotten.
+    """
+    for hooks in _snap_start_hooks():
+        hooks.clear()
     if module_name in sys.modules:
         return importlib.reload(sys.modules[module_name])
     return importlib.import_module(module_name)
+
+
+def restore_from_snapshot() -> None:
+    """What Lambda does around a SnapStart snapshot: the before-snapshot hooks, last registered first,
+    then, in the restored container, the after-restore hooks in the order they were registered."""
+    before, after = _snap_start_hooks()
+    for function, args, kwargs in reversed(before):
+        function(*args, **kwargs)
+    for function, args, kwargs in after:
+        function(*args, **kwargs)
+
+
+def _snap_start_hooks() -> tuple[list[Any], list[Any]]:
+    """The runtime's registries of SnapStart hooks (empty where snapshot_restore_py is not installed)."""
+    try:
+        import snapshot_restore_py
+    except ModuleNotFoundError:
+        return [], []
+    return snapshot_restore_py.get_before_snapshot(), snapshot_restore_py.get_after_restore()
 
 
 @dataclass

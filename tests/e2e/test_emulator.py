@@ -71,6 +71,29 @@ def test_train_promote_and_smoke_through_the_emulated_api(deployment: Deployment
     assert "ok   GET /health without the API key: 403" in smoke.stdout, smoke.stdout
 
 
+def test_the_inference_version_is_restored_from_its_snapshot_and_serves_the_model_promoted_after_it(
+    deployment: Deployment,
+) -> None:
+    """The version was published (and snapshotted) at deploy, before any model was live; its restored
+    container re-reads the pointer and answers with the model promoted since."""
+    function = deployment.client("lambda").get_function_configuration(
+        FunctionName=f"{STACK}-inference", Qualifier="live"
+    )
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}, function
+    live = json.loads(deployment.client("ssm").get_parameter(Name=deployment.outputs["LivePointerParameter"])
+                      ["Parameter"]["Value"])["version"]  # fmt: skip
+    status, health = _api(deployment, "GET", "/health")
+    assert (status, health["status"], health["model_version"]) == (200, "ready", live), health
+    logs = deployment.client("logs")
+    group = f"/aws/lambda/{STACK}-inference"
+    restored = _wait(
+        "the restore hook's log line",
+        lambda: logs.filter_log_events(logGroupName=group, filterPattern='"restored from a snapshot"')["events"],
+        deployment,
+    )
+    assert "new clients and random state" in restored[0]["message"], restored
+
+
 def test_async_job_goes_through_the_queue_and_the_worker(deployment: Deployment) -> None:
     status, model = _api(deployment, "GET", "/model")
     assert status == 200, model

@@ -1,11 +1,14 @@
 """Every Lambda package the stack builds runs from its own folder on the runtime's Python.
 
-The dev stage is synthesized by the real CDK CLI for this host's architecture, so each
-package is exactly the folder the template's code asset points at. Each handler the
-template names is then imported and run once on a minimal event against moto, in an
-isolated interpreter (`-I -S`: no project venv, no site-packages) whose path holds only
-the package and boto3, which the Lambda runtime provides. A module the package lacks
-fails the test naming the package, the missing module and the module that imported it.
+The dev stage is synthesized by the real CDK CLI for this host's architecture, once for
+each runtime a stage may name (inference.runtime), so each package is exactly the folder
+the template's code asset points at. Every native module in it must be built for that
+runtime's Python. Each handler the template names is then imported and run once on a
+minimal event against moto, in an isolated interpreter of the runtime's Python (`-I -S`:
+no project venv, no site-packages) whose path holds only the package, boto3 and
+snapshot-restore-py, which the Lambda runtime provides. A module the package lacks fails
+the test naming the package, the missing module and the module that imported it. A
+runtime whose Python this machine lacks (python3.14 here) is built and checked, not run.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import os
 import socket
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, get_args
 
 import boto3
 import pytest
@@ -33,16 +37,17 @@ from functions.core.jobs import JobMessage, JobRequest, new_job_id
 from functions.core.registry import LivePointer, Registry
 from functions.training.base_data import seed_base_data
 from functions.training.train import Bundle
-from infra.bundling import find_runtime_interpreter
+from infra.bundling import find_runtime_interpreter, python_version_of
 from slipway.local.lambda_runtime import proxy_event
 from slipway.local.stack import reset_moto
 from stage.names import LOCAL_ACCOUNT, ResourceNames
-from stage.settings import load_settings
-from tests.assembly import Function, functions, resolve, template
+from stage.settings import InferenceSettings, load_settings
+from tests.assembly import Function, emulator_synth, functions, resolve, template
 from tests.functions.core.conftest import variant
 
 STACK = "slipway-dev"
-RUNTIME_PYTHON = "3.12"
+RUNTIMES: tuple[str, ...] = get_args(InferenceSettings.model_fields["runtime"].annotation)
+DEFAULT_RUNTIME = InferenceSettings().runtime
 REGION = "us-east-1"
 # Runs one handler the way Lambda's bootstrap does: import the module, call the function.
 _RUNNER = r"""
@@ -67,21 +72,40 @@ print("RESULT " + json.dumps({"python": list(sys.version_info[:2]), "result": re
 """
 
 
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def interpreter() -> Path:
-    found = find_runtime_interpreter(RUNTIME_PYTHON)
+def assembly(runtime: str, emulator_assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev stage synthesized for this host with `runtime` (the session's assembly for the default one)."""
+    if runtime == DEFAULT_RUNTIME:
+        return emulator_assembly
+    outdir = tmp_path_factory.mktemp(f"cdk.out.{runtime}")
+    emulator_synth("dev", outdir, runtime=runtime)
+    return outdir
+
+
+@pytest.fixture(scope="module")
+def interpreter(runtime: str) -> Path:
+    found = find_runtime_interpreter(python_version_of(runtime))
     if found is None:
-        pytest.skip(f"no Python {RUNTIME_PYTHON} interpreter on this machine to run the Lambda packages with")
+        pytest.skip(
+            f"no Python {python_version_of(runtime)} on this machine to run the {runtime} packages with; "
+            "test_every_native_module_is_built_for_the_runtime checks what they hold"
+        )
     return found
 
 
 @pytest.fixture(scope="module")
-def runtime_libs(tmp_path_factory: pytest.TempPathFactory, interpreter: Path) -> Path:
-    """boto3 as the Lambda runtime provides it, installed for the runtime's Python."""
+def runtime_libs(tmp_path_factory: pytest.TempPathFactory, runtime: str, interpreter: Path) -> Path:
+    """boto3 and SnapStart's hooks library as the Lambda runtime provides them, installed for the runtime's Python."""
     target = tmp_path_factory.mktemp("runtime")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(target),
-         "--python-version", RUNTIME_PYTHON, "--only-binary=:all:", "boto3==1.44.8"],
+         "--python-version", python_version_of(runtime), "--only-binary=:all:", "boto3==1.44.8",
+         "snapshot-restore-py==1.0.0"],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     return target
@@ -101,11 +125,12 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stage(moto_endpoint: str, bundle: Bundle, emulator_assembly: Path) -> Iterator[dict[str, str]]:
+def stage(moto_endpoint: str, bundle: Bundle, assembly: Path) -> Iterator[dict[str, str]]:
     """moto holding what the template's resources would: bucket, live model, base data, topic, state machine.
 
-    Returns the values of the template's Refs by logical id (and the pseudo parameters).
+    Made afresh for each runtime. Returns the values of the template's Refs by logical id (and the pseudo parameters).
     """
+    reset_moto(moto_endpoint)
     names = ResourceNames.of(load_settings("dev"), account=LOCAL_ACCOUNT, region=REGION)
     with pytest.MonkeyPatch.context() as env:
         for key, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_DEFAULT_REGION": REGION,
@@ -127,7 +152,7 @@ def stage(moto_endpoint: str, bundle: Bundle, emulator_assembly: Path) -> Iterat
             roleArn=f"arn:aws:iam::{LOCAL_ACCOUNT}:role/package-test",
         )["stateMachineArn"]
         by_type = {"AWS::SNS::Topic": topic, "AWS::StepFunctions::StateMachine": machine}
-        resources = template(emulator_assembly, STACK)["Resources"]
+        resources = template(assembly, STACK)["Resources"]
         yield {
             "AWS::AccountId": LOCAL_ACCOUNT,
             "AWS::Region": REGION,
@@ -141,8 +166,8 @@ def stage(moto_endpoint: str, bundle: Bundle, emulator_assembly: Path) -> Iterat
 
 
 @pytest.fixture(scope="module")
-def template_functions(emulator_assembly: Path) -> dict[str, Function]:
-    return {function.handler: function for function in functions(emulator_assembly, STACK)}
+def template_functions(assembly: Path) -> dict[str, Function]:
+    return {function.handler: function for function in functions(assembly, STACK)}
 
 
 def _package_name(function: Function) -> str:
@@ -156,8 +181,11 @@ def _package_name(function: Function) -> str:
 class PackageRun:
     """Runs the template's handlers, each from its package folder in an isolated interpreter."""
 
-    def __init__(self, interpreter: Path, runtime: Path, endpoint: str, refs: dict[str, str], temp: Path) -> None:
-        self.interpreter, self.runtime, self.endpoint, self.refs = interpreter, runtime, endpoint, refs
+    def __init__(
+        self, interpreter: Path, python: str, runtime: Path, endpoint: str, refs: dict[str, str], temp: Path
+    ) -> None:
+        self.interpreter, self.python, self.runtime = interpreter, python, runtime
+        self.endpoint, self.refs = endpoint, refs
         self.temp = temp  # Lambda's /tmp: where a zipped package unpacks its dependencies
 
     def __call__(self, function: Function, event: dict[str, Any]) -> Any:
@@ -189,19 +217,21 @@ class PackageRun:
         assert result.returncode == 0, f"{function.handler} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         [line] = [line for line in lines if line.startswith("RESULT ")]
         outcome = json.loads(line.removeprefix("RESULT "))
-        assert outcome["python"] == [int(part) for part in RUNTIME_PYTHON.split(".")]
+        assert outcome["python"] == [int(part) for part in self.python.split(".")]
         return outcome["result"]
 
 
 @pytest.fixture(scope="module")
 def run(
+    runtime: str,
     interpreter: Path,
     runtime_libs: Path,
     moto_endpoint: str,
     stage: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> PackageRun:
-    return PackageRun(interpreter, runtime_libs, moto_endpoint, stage, tmp_path_factory.mktemp("lambda-tmp"))
+    python = python_version_of(runtime)
+    return PackageRun(interpreter, python, runtime_libs, moto_endpoint, stage, tmp_path_factory.mktemp("lambda-tmp"))
 
 
 def test_the_template_names_five_packages_and_every_handler_of_them(template_functions: dict[str, Function]) -> None:
@@ -226,6 +256,20 @@ def test_the_template_names_five_packages_and_every_handler_of_them(template_fun
         "functions.rollout.handler.finish_handler",
         "functions.rollout.handler.launch_handler",
     }
+
+
+def test_every_native_module_is_built_for_the_runtime(runtime: str, template_functions: dict[str, Function]) -> None:
+    """pip was asked for the runtime's wheels (--python-version): every extension module must be one of them,
+    in the package folder or in the dependencies zip a package unpacks at its cold start."""
+    python = "cpython-" + python_version_of(runtime).replace(".", "")
+    for package in {function.package for function in template_functions.values()}:
+        names = [path.name for path in package.rglob("*.so")]
+        for archive in package.glob("*.zip"):
+            with zipfile.ZipFile(archive) as bundle:
+                names += [PurePosixPath(member).name for member in bundle.namelist() if member.endswith(".so")]
+        extensions = [name for name in names if ".cpython-" in name or ".abi3." in name]
+        wrong = [name for name in extensions if f".{python}-" not in name and ".abi3." not in name]
+        assert extensions and not wrong, f"{package.name}: {len(extensions)} extension modules, not {python}: {wrong}"
 
 
 def test_inference_package_serves_health_and_answers_async_jobs(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Template
-from synth_support import only, resources
+from synth_support import cdk_context, only, resources, synth
 
 from infra.serving import ROUTES
 from stage.settings import StageSettings
@@ -89,6 +90,32 @@ def test_live_alias_everywhere_provisioned_concurrency_only_in_prod(templates: d
             },
         },
     )
+
+
+def test_snap_start_on_the_inference_versions_exactly_where_provisioned_concurrency_is_off(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    assert (settings["dev"].snap_start, settings["prod"].snap_start) == (True, False)
+    assert _function(templates["dev"])["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert "SnapStart" not in _function(templates["prod"])
+    # The other functions run on $LATEST (event sources, state machines), which is never snapshotted.
+    functions = resources(templates["dev"], "AWS::Lambda::Function")
+    snapshotted = [key for key, fn in functions.items() if "SnapStart" in fn["Properties"]]
+    assert len(snapshotted) == 1 and snapshotted[0].startswith("ServingFunction"), snapshotted
+    # What API Gateway calls is the alias, on a published version: the one a snapshot is taken of.
+    alias = only(templates["dev"], "AWS::Lambda::Alias")["Properties"]
+    [version_id, attribute] = alias["FunctionVersion"]["Fn::GetAtt"]
+    assert version_id.startswith("ServingFunctionCurrentVersion") and attribute == "Version"
+
+
+def test_snap_start_can_be_turned_off_and_every_function_takes_the_stage_runtime(tmp_path: Path) -> None:
+    context = cdk_context()
+    context["slipway:stages"]["dev"] = {"inference": {"snap_start": False, "runtime": "python3.14"}}
+    template = synth(context, "dev", tmp_path)
+    functions = resources(template, "AWS::Lambda::Function")
+    python = {key: fn for key, fn in functions.items() if fn["Properties"]["Runtime"].startswith("python")}
+    assert {fn["Properties"]["Runtime"] for fn in python.values()} == {"python3.14"}, python
+    assert not [key for key, fn in functions.items() if "SnapStart" in fn["Properties"]]
 
 
 def test_routes_proxy_to_the_live_alias(templates: dict[str, Template]) -> None:

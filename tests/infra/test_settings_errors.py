@@ -24,6 +24,9 @@ def _with_dev(**override: Any) -> dict[str, Any]:
         ({"alarms": {"email": "not-an-email"}}, "alarms.email"),
         ({"logs": {"retention_days": 31}}, "logs.retention_days"),
         ({"api": {"auth": "none"}}, "api.auth"),
+        # Lambda refuses SnapStart and provisioned concurrency on one version; the stage says so first.
+        ({"inference": {"snap_start": True}, "provisioned_concurrency": {"enabled": True}}, "inference.snap_start"),
+        ({"inference": {"runtime": "python3.11"}}, "inference.runtime"),
     ],
 )
 def test_bad_value_names_the_setting(override: dict[str, Any], setting: str) -> None:
