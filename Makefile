@@ -33,8 +33,9 @@ test-unit: install  ## The fast AWS-free tests alone (also: pytest -m handler|lo
 e2e: install  ## The emulator tier alone: cdk deploy of dev onto MiniStack on 127.0.0.1, checked end to end, destroyed.
 	$(PY) -m pytest tests/e2e
 
-bench: install  ## Speed, memory and size figures against a naive baseline, measured in one run.
-	$(PY) -m benchmarks
+BENCH_ARGS ?=
+bench: install  ## Speed, memory and size figures against a naive baseline, measured in one run (BENCH_ARGS=--readme rewrites the README's table).
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 LOAD_USERS ?= 32
 LOAD_SECONDS ?= 60

@@ -23,6 +23,7 @@ from benchmarks import (
     local_loop,
     outliers,
     package_size,
+    readme,
     rollout,
     training_scale,
     warm_latency,
@@ -65,7 +66,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a tenth of the iterations (a smoke run, not figures)")
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run only these sections")
     parser.add_argument("--output", default=str(RESULTS_PATH), help="where to write the JSON table")
-    return parser.parse_args(argv)
+    parser.add_argument("--readme", action="store_true", help="rewrite README.md's performance table from this run")
+    args = parser.parse_args(argv)
+    if args.readme and (args.only or args.quick or args.skip_package):
+        parser.error("--readme takes a whole run: no --only, --quick or --skip-package")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"\n(total {time.perf_counter() - started:.0f} s; sections {timings})")
     _write_json(args.output, info, rows, args, timings, workload)
+    if args.readme:
+        measured = (
+            f"Measured {datetime.now(UTC):%Y-%m-%d} by `make bench` on {info['cpu_count']} CPUs "
+            f"({info['machine']}, {info['implementation']} {info['python']}):"
+        )
+        readme.write_table(PROJECT_ROOT / "README.md", table, measured)
+        print("README.md's performance table rewritten")
     return 0
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from benchmarks.readme import END, START, with_table
 from benchmarks.table import Row, format_value, render_markdown
 from slipway.local.lambda_runtime import proxy_event
 
@@ -60,3 +61,15 @@ def test_naive_baseline_answers_a_proxy_event(tmp_path, monkeypatch) -> None:  #
     assert [p["label"] for p in predictions] == ["yes", "no"]
     assert sum(predictions[0]["probabilities"].values()) == pytest.approx(1.0)
     sys.modules.pop("benchmarks.naive_baseline", None)
+
+
+def test_the_readme_table_is_replaced_between_its_markers_and_nothing_else() -> None:
+    readme = f"# Slipway\n\nprose before\n{START}\nold line\n\n| old | table |\n{END}\nprose after\n"
+    written = with_table(readme, "| new | table |", "Measured today:")
+    assert written == f"# Slipway\n\nprose before\n{START}\nMeasured today:\n\n| new | table |\n{END}\nprose after\n"
+    assert with_table(written, "| new | table |", "Measured today:") == written
+
+
+def test_a_readme_without_the_markers_is_refused() -> None:
+    with pytest.raises(ValueError, match="no block between"):
+        with_table("# Slipway\n| old | table |\n", "| new |", "Measured today:")

@@ -47,6 +47,9 @@ LIMITS = {
     "of a bad candidate run under moto with real traffic in tests/functions/rollout and tests/slipway.",
     "Bucket tags from CloudFormation": "not applied, and CDK's auto-delete handler checks a bucket's tag before "
     "emptying it on destroy: the tier tags the buckets as the template says before `cdk destroy`.",
+    "SnapStart snapshots": "the published inference version is initialised at publish and its restore hook runs "
+    "(checked), but in the same process: no memory is snapshotted and restored elsewhere, so the restored state "
+    "itself (random generator, connections, credentials) is tested in tests/functions/inference/test_snap_start.py.",
     "IAM": "the emulator does not enforce the roles' policies: each function's normal paths run under moto with IAM "
     "enforced and exactly its role's policy instead (tests/infra/test_least_privilege.py), plus cdk-nag and "
     "tests/infra/test_iam.py.",
