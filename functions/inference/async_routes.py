@@ -8,10 +8,9 @@ is never queued.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, Field
 
@@ -46,7 +45,7 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
     """Add the async routes to `app`."""
     live_model, metrics, store, queue = deps.live_model, deps.metrics, deps.jobs, deps.queue
 
-    def submit(request: Annotated[PredictRequest, Body()]) -> Response[str]:
+    def submit(request: PredictRequest) -> Response[str]:
         if queue is None:
             raise ServiceUnavailable("async predictions are not configured on this deployment")
         job_id = async_jobs.submit(live_model.current(), request.rows, store=store, queue=queue)
@@ -55,7 +54,7 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
 
     # The body is this deployment's own model (its row limit), which validated_body checks and
     # the OpenAPI document shows; the annotation above is what code may rely on of it.
-    submit.__annotations__["request"] = Annotated[deps.request_model, Body()]
+    submit.__annotations__["request"] = deps.request_model
     app.post(
         ASYNC_PATH,
         summary="Queue rows for scoring; answers 202 with a job id",
@@ -63,7 +62,6 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
             202: {"description": "Accepted", "content": {JSON: {"model": JobAccepted}}},
             422: {"description": "Instances that break the feature spec", "content": {JSON: {"model": ErrorBody}}},
         },
-        enable_validation=False,
         middlewares=[validated_body(deps.request_model)],
     )(submit)
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.core.feedback import FeedbackRequest, FeedbackResponse, record_feedback
 from functions.inference.dependencies import RouteDependencies
 from functions.inference.schemas import ErrorBody
+from functions.inference.validated_body import validated_body
 
 FEEDBACK_PATH = "/feedback"
 FEEDBACK_ITEMS = "FeedbackItems"
@@ -27,8 +25,9 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
             200: {"description": "Stored", "content": {JSON: {"model": FeedbackResponse}}},
             422: {"description": "Malformed feedback", "content": {JSON: {"model": ErrorBody}}},
         },
+        middlewares=[validated_body(FeedbackRequest)],
     )
-    def feedback(request: Annotated[FeedbackRequest, Body()]) -> Response[str]:
+    def feedback(request: FeedbackRequest) -> Response[str]:
         answer = record_feedback(request, store=deps.feedback, now=deps.clock())
         deps.metrics.add_metric(name=FEEDBACK_ITEMS, unit=MetricUnit.Count, value=answer.accepted)
         return Response(status_code=200, content_type=JSON, body=answer.model_dump_json())

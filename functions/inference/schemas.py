@@ -57,8 +57,14 @@ def _integer(digits: str) -> int | float:
 
 
 def dump_json(payload: Any) -> str:
-    """Serialise a response body."""
-    return orjson.dumps(payload).decode()
+    """Serialise a response body: JSON values, and pydantic models (a route's return value) as their JSON form."""
+    return orjson.dumps(payload, default=_model_json).decode()
+
+
+def _model_json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class _Rows(BaseModel):
