@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,8 +28,9 @@ ROWS = 1_000_000
 TARGET_SECONDS = 3.0
 TARGET_MB = 512.0
 _CHILD = """
-import os, resource, sys, time
+import os, sys, time
 from botocore.response import StreamingBody
+from benchmarks.peak_memory import peak_rss_mb
 from functions.adapters.monitoring_store import S3MonitoringStore
 from functions.core.drift import DriftPolicy, drift_report
 from functions.core.manifest import Manifest
@@ -47,12 +47,7 @@ counter = WindowCounter(lambda version: manifest)
 counter.add_lines(store.capture_lines(sys.argv[1]))
 report = drift_report(manifest, counter.result()[manifest.version], DriftPolicy())
 elapsed = time.perf_counter() - started
-# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across the spawn, so it would report the parent's peak.
-try:
-    peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-except (OSError, StopIteration):
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(elapsed, peak_kb / 1024, report.rows, len(report.drifted_features))
+print(elapsed, peak_rss_mb(), report.rows, len(report.drifted_features))
 """
 
 
@@ -156,6 +151,3 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
         Row("capture cost, one sampled row", "ms", one_row),
         Row("capture cost, 1,000 sampled rows", "ms", thousand),
     ]  # fmt: skip
-
-
-_ = resource  # the child measures with resource; imported here so a missing module fails early

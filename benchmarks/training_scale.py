@@ -52,16 +52,17 @@ SAGEMAKER_USD_PER_HOUR = 0.23  # us-east-1 list price, billed per second
 SAGEMAKER_STARTUP_SECONDS = (120.0, 240.0)  # provisioning and image download, billed
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
+from benchmarks.peak_memory import peak_rss_mb
 from benchmarks.training_scale import synthetic_table
 from functions.training.train import load_recipe, train_bundle
 recipe = load_recipe()
 columns, target = synthetic_table(recipe, int(sys.argv[1]), seed=int(sys.argv[2]))
-before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+before_mb = peak_rss_mb()
 started = time.perf_counter()
 bundle = train_bundle(recipe, columns, target)
 seconds = time.perf_counter() - started
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_mb = peak_rss_mb()
 print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "before_mb": before_mb, "rows": bundle.manifest.lineage.rows,
                   "metric": bundle.manifest.metrics[bundle.manifest.metric]}))
 """
@@ -187,7 +188,7 @@ def run(workload: Workload | None = None, *, quick: bool = False, **_: Any) -> l
         f"training: train_bundle of model.recipe.build (StandardScaler + LogisticRegression) on synthetic tables of "
         f"{FEATURES} features, rows resampled from the example's with Gaussian noise of {NOISE:g} x each feature's "
         "std; the whole train_bundle (fit, ONNX export, outlier detector, parity check, feature report), one fresh "
-        "process per size, wall time and peak RSS of that process (ru_maxrss; the interpreter, imports and the "
+        "process per size, wall time and peak RSS of that process (VmHWM; the interpreter, imports and the "
         "table included); one thread for the numerical libraries (OMP/OpenBLAS/MKL_NUM_THREADS=1)"
     )
     fit_note = (
