@@ -40,6 +40,7 @@ from functions.core.registry import Registry
 from slipway.local.lambda_runtime import proxy_event
 
 CHILD_SCRIPT = Path(__file__).with_name("cold_start_child.py")
+RESTORE_VARIABLE = "SLIPWAY_BENCH_RESTORE"  # cold_start_child.py's own name for it
 CHILD_TIMEOUT_S = 120
 LOOPBACK = "127.0.0.1"
 # What the Lambda runtime sets that changes what a cold start does: with LAMBDA_TASK_ROOT the X-Ray
@@ -65,6 +66,7 @@ class ColdStart:
     max_rss_mb: float
     ru_maxrss_mb: float
     load_ms: dict[str, float]  # Slipway's model load, step by step (LiveModel.load_ms); empty for the baseline
+    restored_first_answer_s: float | None  # with the restore hooks run before the first answer: hooks to answer
 
 
 def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
@@ -87,6 +89,8 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
             seed_registry(s3, ssm, workload)
             env = _child_env(workload, endpoint)
             runs = _measure(env, events_path, scratch_dir, repeats)
+            restore_env = {**env, RESTORE_VARIABLE: "1"}
+            restored = [_spawn(OURS_MODULE, restore_env, events_path, scratch_dir) for _ in range(repeats)]
             registry = Registry(
                 S3ModelStore(s3, workload.names.artifacts_bucket),
                 SsmPointerStore(ssm, workload.names.live_pointer_parameter),
@@ -144,6 +148,17 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
             note="both load their model at import: Slipway during init, as Lambda runs it; the baseline unpickles",
         ),
         *_load_rows(runs["ours"]),
+        Row(
+            "first answer after a SnapStart restore: the restore hooks, new clients, pointer re-read, one row",
+            "ms",
+            statistics.median(run.restored_first_answer_s or 0.0 for run in restored) * 1000,
+            note=(
+                f"restore: median of {repeats} fresh processes that run the registered after-restore hooks "
+                "(slipway.local.lambda_runtime.restore_from_snapshot) between the import and the first answer, timed "
+                "from the hooks to the answer; what a restored container does on its first request beyond Lambda's "
+                "own restore of the snapshot, which only AWS measures (Restore Duration in the REPORT line)"
+            ),
+        ),
         *(
             Row(
                 f"cold start, with bytecode caches ({label})",
@@ -233,6 +248,7 @@ def _spawn(module: str, env: dict[str, str], events_path: Path, scratch: Path) -
         max_rss_mb=result["max_rss_kb"] / 1024,
         ru_maxrss_mb=result["ru_maxrss_kb"] / 1024,
         load_ms=result["load_ms"],
+        restored_first_answer_s=result["restored_first_answer_s"],
     )
 
 
