@@ -47,7 +47,7 @@ from tests.functions.core.conftest import variant
 
 STACK = "slipway-dev"
 RUNTIMES: tuple[str, ...] = get_args(InferenceSettings.model_fields["runtime"].annotation)
-DEFAULT_RUNTIME = InferenceSettings().runtime
+DEV_RUNTIME = load_settings("dev").inference.runtime  # the runtime of the session's emulator assembly
 REGION = "us-east-1"
 # Runs one handler the way Lambda's bootstrap does: import the module, call the function.
 _RUNNER = r"""
@@ -79,8 +79,8 @@ def runtime(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def assembly(runtime: str, emulator_assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dev stage synthesized for this host with `runtime` (the session's assembly for the default one)."""
-    if runtime == DEFAULT_RUNTIME:
+    """The dev stage synthesized for this host with `runtime` (the session's assembly for dev's own)."""
+    if runtime == DEV_RUNTIME:
         return emulator_assembly
     outdir = tmp_path_factory.mktemp(f"cdk.out.{runtime}")
     emulator_synth("dev", outdir, runtime=runtime)
