@@ -151,7 +151,7 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
         Row(
             "first answer after a SnapStart restore: the restore hooks, new clients, pointer re-read, one row",
             "ms",
-            statistics.median(run.restored_first_answer_s or 0.0 for run in restored) * 1000,
+            statistics.median(run.restored_first_answer_s for run in restored if run.restored_first_answer_s) * 1000,
             note=(
                 f"restore: median of {repeats} fresh processes that run the registered after-restore hooks "
                 "(slipway.local.lambda_runtime.restore_from_snapshot) between the import and the first answer, timed "
@@ -241,11 +241,13 @@ def _spawn(module: str, env: dict[str, str], events_path: Path, scratch: Path) -
     result = json.loads(result_path.read_text())
     if any(status != 200 for status in result["statuses"]):
         raise RuntimeError(f"cold-start child for {module} answered {result['statuses']}")
+    if env.get(RESTORE_VARIABLE) and not result["restore_hooks"]:
+        raise RuntimeError(f"{module} registered no SnapStart restore hook: there is no restore to measure")
     return ColdStart(
         wall_s=(result["first_answer_monotonic_ns"] - spawned) / 1e9,
         first_answer_s=result["first_answer_s"],
         import_s=result["import_s"],
-        max_rss_mb=result["max_rss_kb"] / 1024,
+        max_rss_mb=result["max_rss_mb"],
         ru_maxrss_mb=result["ru_maxrss_kb"] / 1024,
         load_ms=result["load_ms"],
         restored_first_answer_s=result["restored_first_answer_s"],

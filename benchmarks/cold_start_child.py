@@ -38,37 +38,26 @@ class Context:
         return 10_000
 
 
-def peak_rss_kb() -> int:
-    """This process's peak resident set size. ru_maxrss is not used where /proc is: Linux keeps it
-    across fork and exec, so a child spawned by a large parent reports the parent's peak."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def main() -> None:
     module_name, events_path, result_path = sys.argv[1:4]
     with open(events_path) as file:
         first_event, batch_event = json.load(file)
     handler = importlib.import_module(module_name)
     imported = time.perf_counter()
-    restored = None
+    restored, restore_hooks = None, 0
     if os.environ.get(RESTORE_VARIABLE) == "1":  # a container restored from the snapshot of this init
         from slipway.local.lambda_runtime import restore_from_snapshot
 
         restored = time.perf_counter()
-        restore_from_snapshot()
+        restore_hooks = restore_from_snapshot()
     first = handler.lambda_handler(first_event, Context())
     answered_monotonic_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     answered = time.perf_counter()
     statuses = [first["statusCode"]]
     for _ in range(BATCH_REPEATS):
         statuses.append(handler.lambda_handler(batch_event, Context())["statusCode"])
+    from benchmarks.peak_memory import peak_rss_mb  # after the timed part: the project root is on PYTHONPATH
+
     live_model = getattr(handler, "live_model", None)  # Slipway's: how long each step of its model load took
     load_ms = live_model.load_ms(live_model.current().predictor) if live_model is not None else {}
     result = {
@@ -76,8 +65,9 @@ def main() -> None:
         "import_s": imported - STARTED,
         "first_answer_s": answered - STARTED,
         "restored_first_answer_s": answered - restored if restored is not None else None,
+        "restore_hooks": restore_hooks,
         "first_answer_monotonic_ns": answered_monotonic_ns,
-        "max_rss_kb": peak_rss_kb(),
+        "max_rss_mb": peak_rss_mb(),
         "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "statuses": statuses,
     }

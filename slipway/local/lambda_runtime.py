@@ -27,14 +27,18 @@ def cold_start(module_name: str) -> Any:
     return importlib.import_module(module_name)
 
 
-def restore_from_snapshot() -> None:
+def restore_from_snapshot() -> int:
     """What Lambda does around a SnapStart snapshot: the before-snapshot hooks, last registered first,
-    then, in the restored container, the after-restore hooks in the order they were registered."""
+    then, in the restored container, the after-restore hooks in the order they were registered.
+
+    Returns how many after-restore hooks ran.
+    """
     before, after = _snap_start_hooks()
     for function, args, kwargs in reversed(before):
         function(*args, **kwargs)
     for function, args, kwargs in after:
         function(*args, **kwargs)
+    return len(after)
 
 
 def _snap_start_hooks() -> tuple[list[Any], list[Any]]:
