@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import CfnElement, Stack
+from aws_cdk import Aws, CfnElement, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
+from functions.core.data_source import DataSource
 from infra.nag import acknowledge
 
 GET, PUT, LIST = "s3:GetObject", "s3:PutObject", "s3:ListBucket"
@@ -80,3 +81,19 @@ class ArtifactGrants:
                 f"AwsSolutions-IAM5[Resource::<{self._bucket_id}.Arn>/{prefix}*]",
                 f"Only the {prefix} prefix of the artifacts bucket: {why}",
             )
+
+
+def grant_data_source(role: iam.IRole, source: DataSource) -> None:
+    """Read the declared prefixes of the user's data (data.kind "s3"): list under each, read its objects; no more."""
+    for index, location in enumerate(source.locations()):
+        bucket_arn = f"arn:{Aws.PARTITION}:s3:::{location.bucket}"
+        allow(role, f"ReadDataSource{index}", ["s3:GetObject", "s3:GetObjectVersion"],
+              [f"{bucket_arn}/{location.prefix}*"])  # fmt: skip
+        allow(role, f"ListDataSource{index}", [LIST], [bucket_arn],
+              {"StringLike": {"s3:prefix": [f"{location.prefix}*"]}})  # fmt: skip
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{location.bucket}/{location.prefix}*]",
+            f"The declared training data prefix {location.uri} (data.uris): its objects are the user's, added "
+            "every day under names known only then; read-only, and nothing else of that bucket.",
+        )

@@ -40,9 +40,10 @@ RETRAIN_DIR = FUNCTIONS_DIR / "retrain"
 # 250 MB limit), ships as one zip of about 100 MiB unpacked at cold start (functions/dependencies.py).
 TRAINING_PACKAGE = PackageSpec(
     name="training",
-    sources=("__init__.py", "core", "adapters", "training", "retrain"),
+    sources=("__init__.py", "core", "adapters", "lake", "training", "retrain"),
     requirements=RETRAIN_DIR / "requirements.txt",
-    trim_dirs=("onnx/backend/test",),
+    # pyarrow's C++ headers, Cython sources and tests are for building against it, never imported.
+    trim_dirs=("onnx/backend/test", "pyarrow/include", "pyarrow/src", "pyarrow/tests"),
     root_sources=(PROJECT_ROOT / "model",),
     # The recipe's own libraries (LightGBM, say), beside Slipway's set.
     extra_requirements=(PROJECT_ROOT / "model" / "requirements.txt",),

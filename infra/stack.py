@@ -10,28 +10,31 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from functions.core.data_source import DataSource
 from functions.core.layout import (
     ASYNC_POISON_PREFIX,
     ASYNC_PREFIX,
     ASYNC_REQUESTS_PREFIX,
     ASYNC_RESULTS_PREFIX,
-    BASE_DATA_KEY,
     BATCH_PREFIX,
     BATCH_RUNS_PREFIX,
     CAPTURE_PREFIX,
     FEEDBACK_PREFIX,
     GATE_DECISIONS_PREFIX,
     MODELS_PREFIX,
+    RECIPE_SOURCE_PREFIX,
     REPORTS_PREFIX,
     RETRAIN_CANDIDATES_PREFIX,
     RETRAIN_RUNS_PREFIX,
     RETRAIN_TRIGGER_KEY,
     ROLLOUT_PREFIX,
     SAGEMAKER_OUTPUT_PREFIX,
+    TABLE_PARTS_PREFIX,
+    TABLE_PREFIX,
 )
 from functions.core.registry import POINTER_LOCK_SUFFIX
 from infra.async_jobs import AsyncJobs
-from infra.grants import GET, PUT, ArtifactGrants, allow
+from infra.grants import GET, PUT, ArtifactGrants, allow, grant_data_source
 from infra.lambda_function import FunctionDefaults
 from infra.monitoring import CAPTURE_ERRORS_PREFIX, Monitoring
 from infra.observability import Observability
@@ -132,7 +135,7 @@ class SlipwayStack(Stack):
             environment=retrain_environment(settings, names, topic_arn=self.observability.topic.topic_arn),
             defaults=defaults,
         )
-        self._grant_retrain(grants, pointer)
+        self._grant_retrain(grants, pointer, settings.data)
         CfnOutput(self, "RetrainStateMachineArn", value=self.retrain.state_machine.state_machine_arn)
 
         # Invoked asynchronously (Scheduler, EventBridge rules): what they fail on is kept, not lost.
@@ -180,14 +183,18 @@ class SlipwayStack(Stack):
         machine = jobs.batch_state_machine.role
         grants.allow(machine, "ReadManifestsWriteResults", [GET, PUT], [BATCH_RUNS_PREFIX])
 
-    def _grant_retrain(self, grants: ArtifactGrants, pointer: str) -> None:
+    def _grant_retrain(self, grants: ArtifactGrants, pointer: str, data: DataSource) -> None:
         """The retrain steps, trigger, rollback watcher and SageMaker job: only what each reads and writes."""
         retrain = self.retrain
         role = {step: _role(function) for step, function in retrain.step_functions.items()}
-        grants.allow_keys(role["prepare"], "ReadBaseData", [GET], [BASE_DATA_KEY])
+        # Prepare lands the recipe's table (data.kind "recipe"), lists and reads the source, keeps the table.
+        grants.allow(role["prepare"], "KeepTable", [GET, PUT], [TABLE_PREFIX, RECIPE_SOURCE_PREFIX])
         grants.allow(role["prepare"], "ReadLabelledRows", [GET], [FEEDBACK_PREFIX, CAPTURE_PREFIX])
-        grants.allow(role["prepare"], "WriteRunTables", [PUT], [RETRAIN_RUNS_PREFIX])
+        grants.allow(role["prepare"], "WriteRunSnapshots", [PUT], [RETRAIN_RUNS_PREFIX])
         grants.allow_listing(role["prepare"], "ListBucket", None)
+        grant_data_source(role["prepare"], data)
+        for reader in (role["train"], role["evaluate"]):
+            grants.allow(reader, "ReadTableParts", [GET], [TABLE_PARTS_PREFIX])
         grants.allow(role["train"], "ReadRunTables", [GET], [RETRAIN_RUNS_PREFIX])
         grants.allow(role["train"], "WriteCandidates", [PUT], [RETRAIN_CANDIDATES_PREFIX])
         grants.allow(
@@ -216,7 +223,7 @@ class SlipwayStack(Stack):
             allow(notifier, "EncryptNotifications", ["kms:Decrypt", "kms:GenerateDataKey"], [key])
         if retrain.sagemaker_role is not None:
             # The job reads the run tables and writes its output; CollectCandidate moves the checked candidate on.
-            grants.allow(retrain.sagemaker_role, "ReadRunTables", [GET], [RETRAIN_RUNS_PREFIX])
+            grants.allow(retrain.sagemaker_role, "ReadRunTables", [GET], [RETRAIN_RUNS_PREFIX, TABLE_PARTS_PREFIX])
             grants.allow(retrain.sagemaker_role, "WriteJobOutput", [PUT], [SAGEMAKER_OUTPUT_PREFIX])
             grants.allow(role["collect"], "ReadJobOutput", [GET], [SAGEMAKER_OUTPUT_PREFIX])
             grants.allow(role["collect"], "WriteCandidates", [PUT], [RETRAIN_CANDIDATES_PREFIX])

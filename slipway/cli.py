@@ -223,17 +223,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.promote:
             raise ValueError("--out writes the bundle to a folder; --promote needs a stack: use one or the other")
         return _train_offline(train_bundle(load_recipe(), code_revision=_code_revision()), args.out)
+    from functions.adapters import factory
+    from functions.adapters.lake_objects import S3Source
+    from functions.adapters.retrain_store import S3RetrainStore
+    from functions.retrain.steps import train_current
+
     target = resolve(args.stage)
-    bundle = train_bundle(load_recipe(), code_revision=_code_revision())
+    bucket = target.names.artifacts_bucket
+    bundle = train_current(
+        S3RetrainStore(factory.client("s3"), bucket),
+        S3Source(factory.client("s3")),
+        target.settings.data,
+        load_recipe(),
+        artifacts_bucket=bucket,
+        code_revision=_code_revision(),
+    )
     manifest = bundle.manifest
     registry = target.registry()
     created = registry.register(manifest, bundle.onnx_bytes)
-    from functions.adapters import factory
-    from functions.adapters.retrain_store import S3RetrainStore
-    from functions.training.base_data import seed_base_data
-
-    if seed_base_data(S3RetrainStore(factory.client("s3"), target.names.artifacts_bucket)):
-        print(f"seeded the base training data set s3://{target.names.artifacts_bucket}/data/base.jsonl")
+    data = manifest.lineage.data
+    if data is not None:
+        print(f"data: {manifest.lineage.rows} rows of {len(data.objects)} object(s), newest {data.watermark}")
     print(
         f"trained {manifest.version}: {manifest.metric} {manifest.metrics[manifest.metric]:.4f} on holdout, "
         f"ONNX parity {manifest.parity.max_abs_diff:.2g} (tolerance {manifest.parity.tolerance:g})"

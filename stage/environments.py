@@ -122,5 +122,6 @@ def retrain_environment(
         rollback_window_minutes=retrain.rollback_window_minutes,
         state_machine_arn=state_machine_arn,
         notify_topic_arn=topic_arn,
+        data_source=settings.data,
     )
     return {**config.to_environment(), **powertools_environment(names, service=names.retrain_service)}

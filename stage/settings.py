@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from functions.core.data_source import DataSource
 from functions.core.drift import DriftPolicy
 from functions.core.rollout import RolloutPolicy
 from functions.core.segments import SegmentPolicy
@@ -275,6 +276,8 @@ class StageSettings(_Section):
     api: ApiSettings = ApiSettings()
     logs: LogSettings = LogSettings()
     alarms: AlarmSettings = AlarmSettings()
+    # Where the training data lives (functions.core.data_source): the recipe's load_data(), or S3 prefixes.
+    data: DataSource = DataSource()
     retrain: RetrainSettings = RetrainSettings()
     capture: CaptureSettings = CaptureSettings()
     monitor: MonitorSettings = MonitorSettings()

@@ -57,6 +57,11 @@ class GateDecision(BaseModel):
     max_gap_increase: float | None = None
     candidate_gaps: dict[str, float | None] | None = None
     live_gaps: dict[str, float | None] | None = None
+    # How recent each model's training data is (the upload time of its newest object), and which holdout
+    # rows judged them: those newer than live's data when there are enough, else the whole holdout.
+    candidate_watermark: datetime | None = None
+    live_watermark: datetime | None = None
+    holdout_scope: Literal["all", "newer than live"] = "all"
 
     @property
     def promote(self) -> bool:
@@ -92,13 +97,21 @@ def decide(
     live_score: float | None,
     candidate_gaps: Mapping[str, float | None] | None = None,
     live_gaps: Mapping[str, float | None] | None = None,
+    candidate_watermark: datetime | None = None,
+    live_watermark: datetime | None = None,
 ) -> tuple[Verdict, list[str]]:
-    """Promote when the candidate is within `tolerance` of live, above the floor, parity passed, the spec fits
-    and (when `max_gap_increase` is set) no segment feature's gap widens by more than it."""
+    """Promote when the candidate is within `tolerance` of live, above the floor, parity passed, the spec fits,
+    its data is no older than live's and (when `max_gap_increase` is set) no segment feature's gap widens by
+    more than it."""
     if live_version is not None and candidate_version == live_version:
         return "unchanged", [f"candidate {candidate_version} is the live version: nothing to promote"]
     sign = 1.0 if higher_is_better else -1.0
     reasons: list[str] = []
+    if candidate_watermark is not None and live_watermark is not None and candidate_watermark < live_watermark:
+        reasons.append(
+            f"trained on data up to {candidate_watermark.isoformat()}, older than live's "
+            f"{live_watermark.isoformat()}: a model never goes back to older data"
+        )
     if not parity_passed:
         reasons.append("the ONNX export failed its parity check")
     if spec_problems and not policy.allow_incompatible_spec:

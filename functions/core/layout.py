@@ -17,6 +17,7 @@ BATCH_PREFIX = "batch/"
 BATCH_RUNS_PREFIX = "batch/_runs/"
 
 MODEL_FILE = "model.onnx"
+CHANNEL_MANIFEST_FILE = "channel.manifest"
 MANIFEST_FILE = "manifest.json"
 
 
@@ -45,9 +46,15 @@ def async_poison_key(message_id: str) -> str:
     return f"{ASYNC_POISON_PREFIX}{message_id}.txt"
 
 
-# The retrain pipeline: the base training data set, each run's prepared table, the candidate
-# bundles it trained, every gate decision and the drift trigger's cool-down marker.
-BASE_DATA_KEY = f"{DATA_PREFIX}base.jsonl"
+# The training data: the recipe's table as landed (data.kind "recipe"), and the accumulated
+# table, one Parquet part per source object, with its ledger (what each part was read from).
+RECIPE_SOURCE_PREFIX = f"{DATA_PREFIX}sources/recipe/"
+RECIPE_SOURCE_KEY = f"{RECIPE_SOURCE_PREFIX}table.parquet"
+TABLE_PREFIX = f"{DATA_PREFIX}table/"
+TABLE_PARTS_PREFIX = f"{TABLE_PREFIX}parts/"
+LEDGER_KEY = f"{TABLE_PREFIX}ledger.json"
+# The retrain pipeline: each run's snapshot of the table, the candidate bundles it trained,
+# every gate decision and the drift trigger's cool-down marker.
 RETRAIN_PREFIX = "retrain/"
 RETRAIN_RUNS_PREFIX = f"{RETRAIN_PREFIX}runs/"
 RETRAIN_CANDIDATES_PREFIX = f"{RETRAIN_PREFIX}candidates/"
@@ -59,9 +66,24 @@ SAGEMAKER_OUTPUT_PREFIX = f"{RETRAIN_PREFIX}sagemaker/"
 RETRAIN_TRIGGER_KEY = f"{RETRAIN_PREFIX}last-trigger.json"
 
 
-def run_data_key(run_id: str) -> str:
-    """Key of the table a retrain run trained on."""
-    return f"{RETRAIN_RUNS_PREFIX}{run_id}/data.jsonl"
+def table_part_key(part_id: str) -> str:
+    """Key of one part of the accumulated table (the rows of one source object, as read)."""
+    return f"{TABLE_PARTS_PREFIX}{part_id}.parquet"
+
+
+def run_snapshot_key(run_id: str) -> str:
+    """Key of the snapshot a retrain run trained on: the table's parts and the run's labelled rows."""
+    return f"{RETRAIN_RUNS_PREFIX}{run_id}/snapshot.json"
+
+
+def run_channel_manifest_key(run_id: str) -> str:
+    """Key of the SageMaker manifest file listing a run's snapshot objects (engine 'sagemaker')."""
+    return f"{RETRAIN_RUNS_PREFIX}{run_id}/{CHANNEL_MANIFEST_FILE}"
+
+
+def run_labelled_key(run_id: str) -> str:
+    """Key of the labelled rows (feedback) a retrain run added to the table."""
+    return f"{RETRAIN_RUNS_PREFIX}{run_id}/labelled.parquet"
 
 
 def candidate_prefix(version: str) -> str:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from itertools import pairwise
 from typing import Literal
 
@@ -125,6 +126,24 @@ class SegmentSpec(_Frozen):
         return self
 
 
+class SourceObject(_Frozen):
+    """One source object a bundle was trained on, exactly as read."""
+
+    uri: str
+    etag: str
+    version_id: str | None = None
+    rows: int
+
+
+class DataLineage(_Frozen):
+    """The snapshot of the training table a bundle was trained on (docs/retrain.md, "Lineage")."""
+
+    snapshot_hash: str = Field(description="SHA-256 of the run's snapshot record (its objects, parts and labels).")
+    watermark: datetime | None = Field(description="Upload time of the newest object: how recent the data is.")
+    objects: tuple[SourceObject, ...] = ()
+    labelled_rows: int = 0
+
+
 class Lineage(_Frozen):
     """Where the bundle came from. Not part of the version hash."""
 
@@ -134,6 +153,7 @@ class Lineage(_Frozen):
     recipe: str
     code_revision: str | None = None
     libraries: dict[str, str] = Field(default_factory=dict)
+    data: DataLineage | None = Field(None, description="The table's snapshot; None when trained off a stack.")
 
 
 class FeatureImportance(_Frozen):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from functions.core.config import FunctionConfig
+from functions.core.data_source import DataSource
 from functions.core.gate import GatePolicy
 
 
@@ -25,6 +28,12 @@ class RetrainConfig(FunctionConfig):
     cooldown_minutes: int = Field(360, alias="COOLDOWN_MINUTES", ge=0)
     rollback_window_minutes: int = Field(60, alias="ROLLBACK_WINDOW_MINUTES", ge=0)
     notify_topic_arn: str | None = Field(None, alias="NOTIFY_TOPIC_ARN")
+    data_source: DataSource = Field(DataSource(), alias="DATA_SOURCE", description="JSON: the stage's `data`.")
+
+    @field_validator("data_source", mode="before")
+    @classmethod
+    def _parse_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str | bytes) else value
 
     @property
     def gate_policy(self) -> GatePolicy:

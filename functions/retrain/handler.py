@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters import factory
+from functions.adapters.lake_objects import S3Source
 from functions.adapters.retrain_store import S3RetrainStore, labelled_row_source
 from functions.core.event_input import parse_event
 from functions.core.registry import Registry
@@ -44,8 +45,20 @@ def _registry() -> Registry:
 @tracer.capture_lambda_handler
 def prepare_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_event(PrepareInput, event)
-    source = labelled_row_source(factory.client("s3"), config().artifacts_bucket)
-    return steps.prepare(_store(), source, run_id=request.run_id, reason=request.reason).model_dump(mode="json")
+    settings = config()
+    source = settings.data_source
+    prepared = steps.prepare(
+        _store(),
+        S3Source(factory.client("s3")),
+        labelled_row_source(factory.client("s3"), settings.artifacts_bucket),
+        source,
+        artifacts_bucket=settings.artifacts_bucket,
+        run_id=request.run_id,
+        reason=request.reason,
+        recipe=load_recipe(settings.recipe) if source.kind == "recipe" else None,
+    )
+    logger.info("training data prepared", extra=prepared.model_dump(mode="json"))
+    return prepared.model_dump(mode="json")
 
 
 @logger.inject_lambda_context

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -15,15 +17,19 @@ class PrepareInput(_Message):
 
 
 class PreparedData(_Message):
-    """The table one run trains on: where it is, its hash and what it was made of."""
+    """The snapshot one run trains on: where its record is, the record's hash, and what it is made of."""
 
     run_id: str
     reason: str
-    data_key: str
-    data_hash: str
+    data_key: str = Field(description="The run's snapshot record (functions.lake.ingest.Snapshot).")
+    data_hash: str = Field(description="SHA-256 of the snapshot record.")
     rows: int
-    base_rows: int
-    labelled_rows: int
+    table_rows: int = Field(description="Rows of the source's objects in the table.")
+    labelled_rows: int = Field(description="Rows labelled through feedback, added by this run.")
+    objects: int = Field(description="Source objects in the table.")
+    objects_read: int = Field(description="Of them, read by this run (new or changed).")
+    objects_dropped: int = Field(description="Deleted, replaced or expired objects this run dropped.")
+    watermark: datetime | None = Field(description="Upload time of the newest object.")
 
 
 class TrainInput(_Message):

@@ -3,30 +3,45 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import onnxruntime as ort
 from sklearn.model_selection import train_test_split
 
 from functions.core import layout
+from functions.core.data_source import DataSource
 from functions.core.features import category_texts, encode_columns
 from functions.core.gate import GateDecision, GatePolicy, decide, spec_differences
-from functions.core.labelled import LabelledRowSource
+from functions.core.labelled import LabelledRow, LabelledRowSource
 from functions.core.manifest import Manifest
 from functions.core.predictor import GraphInputs
 from functions.core.registry import Registry
 from functions.core.segments import SegmentPolicy, count_segments, segment_report
+from functions.lake.ingest import (
+    LoadedTable,
+    Snapshot,
+    SourceReader,
+    add_labelled,
+    ingest,
+    land_recipe_table,
+    load_snapshot,
+    snapshot_hash,
+)
 from functions.retrain.schemas import Candidate, DecisionSummary, PreparedData, Promoted, Registered
 from functions.training.dataset import TrainingTable
 from functions.training.metrics import higher_is_better, holdout_metrics
-from functions.training.train import HOLDOUT_SHARE, train_bundle
+from functions.training.train import HOLDOUT_SHARE, Bundle, train_bundle
 
 # The Candidate record a SageMaker training job writes beside its bundle (functions.retrain.training_job).
 CANDIDATE_FILE = "candidate.json"
+# The gate judges both models on the holdout rows newer than live's data when at least this many exist:
+# rows live never trained on, from the newest data. Fewer would make a noisy figure.
+MIN_NEWER_ROWS = 30
 
 
 class RetrainStore(Protocol):
@@ -51,36 +66,107 @@ class StepError(RuntimeError):
 
 
 def prepare(
-    store: RetrainStore, labelled: LabelledRowSource, *, run_id: str, reason: str, since: datetime | None = None
+    store: RetrainStore,
+    reader: SourceReader,
+    labelled: LabelledRowSource,
+    source: DataSource,
+    *,
+    artifacts_bucket: str,
+    run_id: str,
+    reason: str,
+    recipe: ModuleType | None = None,
+    since: datetime | None = None,
+    now: datetime | None = None,
 ) -> PreparedData:
-    """The base data set plus the labelled rows gathered since `since`, written for this run with its hash."""
-    try:
-        base = TrainingTable.from_jsonl(store.get(layout.BASE_DATA_KEY))
-    except KeyError as exc:
-        raise StepError(
-            f"no base data set at s3://.../{layout.BASE_DATA_KEY}: run `slipway train` to seed it from the recipe"
-        ) from exc
-    rows = labelled.labelled_rows(since)
-    table = base.with_labelled(rows) if rows else base
-    key = layout.run_data_key(run_id)
-    store.put(key, table.to_jsonl(), "application/x-ndjson")
+    """Bring the table up to the source (the delta only), add the labelled rows, record the run's snapshot.
+
+    A recipe source runs `load_data()` first and lands its table (when `recipe` is given). A bad
+    object stops the run here, before training, with the table as the last run left it.
+    """
+    if source.kind == "recipe" and recipe is not None:
+        land_recipe_table(store, recipe)
+    report = ingest(source, reader, store, artifacts_bucket=artifacts_bucket, now=now or datetime.now(UTC))
+    if not report.ledger.objects:
+        raise StepError(f"no training data: {report.summary()}; see docs/retrain.md, 'Where the data lives'")
+    rows = [(row.features, row.label) for row in _ordered(labelled.labelled_rows(since))]
+    snapshot = add_labelled(
+        store,
+        report.ledger,
+        rows,
+        key=layout.run_labelled_key(run_id),
+        target=source.target_column,
+        key_column=source.key,
+    )
+    body = snapshot.to_json()
+    key = layout.run_snapshot_key(run_id)
+    store.put(key, body, "application/json")
+    store.put(layout.run_channel_manifest_key(run_id), channel_manifest(artifacts_bucket, key, snapshot))
+    dropped = len(report.replaced) + len(report.deleted) + len(report.expired)
     return PreparedData(
         run_id=run_id,
         reason=reason,
         data_key=key,
-        data_hash=table.hash,
-        rows=table.rows,
-        base_rows=base.rows,
-        labelled_rows=len(rows),
+        data_hash=snapshot_hash(body),
+        rows=snapshot.rows,
+        table_rows=report.ledger.rows,
+        labelled_rows=snapshot.labelled_rows,
+        objects=len(report.ledger.objects),
+        objects_read=len(report.read),
+        objects_dropped=dropped,
+        watermark=report.ledger.watermark,
     )
 
 
+def channel_manifest(bucket: str, snapshot_key: str, snapshot: Snapshot) -> bytes:
+    """A SageMaker manifest file naming the snapshot record and every object it reads (engine 'sagemaker')."""
+    keys = [snapshot_key, *(item.part_key for item in snapshot.ledger.objects)]
+    keys += [snapshot.labelled_key] if snapshot.labelled_key else []
+    return json.dumps([{"prefix": f"s3://{bucket}/"}, *keys]).encode()
+
+
+def _ordered(rows: list[LabelledRow]) -> list[LabelledRow]:
+    return sorted(rows, key=lambda r: (r.time, r.request_id, r.row))
+
+
+def train_current(
+    store: RetrainStore,
+    reader: SourceReader,
+    source: DataSource,
+    recipe: ModuleType,
+    *,
+    artifacts_bucket: str,
+    code_revision: str | None,
+    now: datetime | None = None,
+) -> Bundle:
+    """`slipway train` on a stack: bring the table up to the source (landing a recipe's table) and train on it.
+
+    The bundle's lineage records the snapshot, so the pipeline and a training by hand agree on what the
+    current data is, and a scheduled run can never promote a model of older data over it.
+    """
+    if source.kind == "recipe":
+        land_recipe_table(store, recipe)
+    report = ingest(source, reader, store, artifacts_bucket=artifacts_bucket, now=now or datetime.now(UTC))
+    snapshot = Snapshot(ledger=report.ledger, target=source.target_column, key=source.key)
+    table = load_snapshot(store, snapshot)
+    lineage = snapshot.lineage(snapshot_hash(snapshot.to_json()))
+    return train_bundle(recipe, table.columns, table.target, code_revision=code_revision, data=lineage)
+
+
+def load_run(store: TrainStore, data: PreparedData) -> tuple[Snapshot, LoadedTable]:
+    """The run's snapshot record, checked against its hash, and its rows."""
+    body = store.get(data.data_key)
+    if snapshot_hash(body) != data.data_hash:
+        raise StepError(f"the snapshot at {data.data_key} changed since it was prepared (hash mismatch)")
+    snapshot = Snapshot.model_validate_json(body)
+    return snapshot, load_snapshot(store, snapshot)
+
+
 def train(store: TrainStore, recipe: ModuleType, data: PreparedData, *, code_revision: str | None) -> Candidate:
-    """Fit the recipe on the run's table, export to ONNX with the parity check (BundleError when refused)."""
-    table = TrainingTable.from_jsonl(store.get(data.data_key))
-    if table.hash != data.data_hash:
-        raise StepError(f"the table at {data.data_key} changed since it was prepared (hash mismatch)")
-    bundle = train_bundle(recipe, table.columns, table.target, code_revision=code_revision)
+    """Fit the recipe on the run's snapshot, export to ONNX with the parity check (BundleError when refused)."""
+    snapshot, table = load_run(store, data)
+    bundle = train_bundle(
+        recipe, table.columns, table.target, code_revision=code_revision, data=snapshot.lineage(data.data_hash)
+    )
     store.put_candidate(bundle.manifest, bundle.onnx_bytes)
     manifest = bundle.manifest
     return Candidate(
@@ -121,18 +207,33 @@ def collect(store: RetrainStore, data: PreparedData, job_name: str) -> Candidate
     return candidate
 
 
-def holdout_of(table: TrainingTable, manifest: Manifest) -> TrainingTable:
-    """The rows training held out: the same split train_bundle made (same seed, same stratification)."""
+def holdout_rows(table: TrainingTable, manifest: Manifest) -> np.ndarray:
+    """The indices of the rows training held out: the same split train_bundle made (same seed, stratification)."""
     target = table.target.astype(str) if manifest.task == "classification" else table.target
-    indices = np.arange(table.rows)
     _, held = train_test_split(
-        indices,
+        np.arange(table.rows),
         test_size=HOLDOUT_SHARE,
         random_state=manifest.lineage.seed,
         stratify=target if manifest.task == "classification" else None,
     )
-    held = np.sort(held)
+    return np.sort(held)
+
+
+def holdout_of(table: TrainingTable, manifest: Manifest, rows: np.ndarray | None = None) -> TrainingTable:
+    """The held-out rows (or `rows` of them) as a table."""
+    held = holdout_rows(table, manifest) if rows is None else rows
+    target = table.target.astype(str) if manifest.task == "classification" else table.target
     return TrainingTable({name: values[held] for name, values in table.columns.items()}, target[held])
+
+
+def judged_rows(
+    held: np.ndarray, arrived: np.ndarray, live_watermark: datetime | None
+) -> tuple[np.ndarray, Literal["all", "newer than live"]]:
+    """The holdout rows the gate judges on: those newer than live's data when there are enough, else all."""
+    if live_watermark is None:
+        return held, "all"
+    newer = held[arrived[held] > live_watermark.timestamp()]
+    return (newer, "newer than live") if len(newer) >= MIN_NEWER_ROWS else (held, "all")
 
 
 def predict(manifest: Manifest, onnx_bytes: bytes, holdout: TrainingTable) -> tuple[np.ndarray, np.ndarray | None]:
@@ -184,9 +285,14 @@ def evaluate(
     now: datetime | None = None,
 ) -> DecisionSummary:
     """Score candidate and live on the same holdout, apply the gate, write the decision with its figures."""
-    table = TrainingTable.from_jsonl(store.get(data.data_key))
+    _, loaded = load_run(store, data)
+    table = TrainingTable(loaded.columns, loaded.target)
     manifest, onnx_bytes = store.get_candidate(candidate.version)
-    holdout = holdout_of(table, manifest)
+    live_version = registry.live().version
+    live_bundle = registry.store.get_bundle(live_version) if live_version is not None else None
+    live_watermark = _watermark(live_bundle[0]) if live_bundle is not None else None
+    judged, scope = judged_rows(holdout_rows(table, manifest), loaded.arrived, live_watermark)
+    holdout = holdout_of(table, manifest, judged)
     candidate_answers = predict(manifest, onnx_bytes, holdout)
     candidate_score = metric_of(manifest, candidate_answers, holdout)
     # The gaps of both models over the candidate's segments, when the gate checks them.
@@ -196,11 +302,10 @@ def evaluate(
     parity = manifest.parity
     parity_passed = parity.labels_equal is not False and parity.max_abs_diff <= parity.tolerance
 
-    live_version = registry.live().version
     live_score: float | None = None
     problems: list[str] = []
-    if live_version is not None:
-        live_manifest, live_onnx = registry.store.get_bundle(live_version)
+    if live_bundle is not None:
+        live_manifest, live_onnx = live_bundle
         problems = spec_differences(live_manifest.feature_spec, manifest.feature_spec)
         try:
             live_answers = predict(live_manifest, live_onnx, holdout)
@@ -223,6 +328,8 @@ def evaluate(
         live_score=live_score,
         candidate_gaps=candidate_gaps,
         live_gaps=live_gaps,
+        candidate_watermark=_watermark(manifest),
+        live_watermark=live_watermark,
     )
     decision = GateDecision(
         run_id=data.run_id,
@@ -245,6 +352,9 @@ def evaluate(
         max_gap_increase=policy.max_gap_increase,
         candidate_gaps=candidate_gaps,
         live_gaps=live_gaps,
+        candidate_watermark=_watermark(manifest),
+        live_watermark=live_watermark,
+        holdout_scope=scope,
     )
     key = store.put_decision(decision)
     return DecisionSummary(
@@ -254,6 +364,11 @@ def evaluate(
         reasons=reasons,
         decision_key=key,
     )
+
+
+def _watermark(manifest: Manifest) -> datetime | None:
+    data = manifest.lineage.data
+    return data.watermark if data is not None else None
 
 
 def register(store: RetrainStore, registry: Registry, version: str) -> Registered:

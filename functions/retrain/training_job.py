@@ -5,8 +5,9 @@ prebuilt scikit-learn container (script mode). Its source archive (infra/sagemak
 holds Slipway's training code, `model/`, the pinned training requirements (which the
 container installs before it starts) and `slipway_train.py`, which calls `main()` here:
 
-- the run's table arrives in the `train` channel (`SM_CHANNEL_TRAIN`, under
-  /opt/ml/input/data/train) and the run's `PreparedData` as the `data` hyperparameter
+- the run's snapshot record and the table's parts it names arrive in the `train` channel
+  (`SM_CHANNEL_TRAIN`, under /opt/ml/input/data/train, each at its key's path: a manifest-file
+  channel Prepare writes) and the run's `PreparedData` as the `data` hyperparameter
   (`SM_HPS`, or /opt/ml/input/config/hyperparameters.json);
 - the installed libraries must be the pinned ones (the container's own scikit-learn is
   replaced by the pin): a difference stops the job before training, named;
@@ -49,8 +50,8 @@ class JobFolders:
     model_dir: Path
 
     def get(self, key: str) -> bytes:
-        """The channel's copy of the object `key` (SageMaker keeps its base name)."""
-        path = self.channel / PurePosixPath(key).name
+        """The channel's copy of the object `key` (a manifest-file channel keeps each key's path)."""
+        path = self.channel / PurePosixPath(key)
         if not path.is_file():
             raise KeyError(f"{key}: not in the train channel {self.channel} ({sorted(os.listdir(self.channel))})")
         return path.read_bytes()

@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from functions.core.errors import RecipeError
 from functions.core.features import FeatureSpec, FeatureType, category_texts, encode_columns
-from functions.core.manifest import Lineage, Manifest, SegmentSpec
+from functions.core.manifest import DataLineage, Lineage, Manifest, SegmentSpec
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
 from functions.training.export import Holdout, cast_before_trees, check_exportable, check_parity, export_onnx
 from functions.training.frame import as_table, model_frame
@@ -31,7 +31,7 @@ from functions.training.outliers import fit_detector, outlier_share
 DEFAULT_RECIPE = "model.recipe"
 DEFAULT_PARITY_TOLERANCE = 1e-4
 HOLDOUT_SHARE = 0.2
-_LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas")
+_LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas", "pyarrow")
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,7 @@ def train_bundle(
     target: np.ndarray | None = None,
     *,
     code_revision: str | None = None,
+    data: DataLineage | None = None,
 ) -> Bundle:
     """Fit the recipe on its data (or on `columns`/`target` when given) into a bundle."""
     columns, target = load_table(recipe) if columns is None or target is None else as_table(columns, target)
@@ -265,6 +266,7 @@ def train_bundle(
             recipe=recipe.__name__,
             code_revision=code_revision,
             libraries={name: importlib.metadata.version(name) for name in _LIBRARIES},
+            data=data,
         ),
         capture_exclude=capture_exclude,
         outliers=detector,

@@ -21,7 +21,6 @@ from functions.adapters.retrain_control import StepFunctionsStarter
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.events import DRIFT_DETECTED, DriftDetectedDetail, event_source
 from functions.retrain.control import on_drift
-from functions.training.base_data import seed_base_data
 from slipway.local.retrain import LocalRetrain
 from slipway.local.services import LocalContext
 
@@ -38,7 +37,6 @@ class RetrainService:
 
     def start(self, context: LocalContext) -> None:
         names, settings = context.names, context.settings
-        seed_base_data(S3RetrainStore(factory.client("s3"), names.artifacts_bucket))
         self.retrain = LocalRetrain(settings, names)
         sqs = boto3.client("sqs", region_name=names.region)
         self._queue_url = sqs.create_queue(QueueName=f"{names.prefix}-local-drift-events")["QueueUrl"]

@@ -21,8 +21,12 @@ from typing import IO, Any, TypeVar
 from moto.server import ThreadedMotoServer
 
 from functions.adapters import factory
+from functions.adapters.lake_objects import S3Source
+from functions.adapters.retrain_store import S3RetrainStore
+from functions.core.data_source import DataSource
 from functions.core.registry import LivePointer
-from functions.training.train import DEFAULT_RECIPE, load_recipe, train_bundle
+from functions.retrain.steps import train_current
+from functions.training.train import DEFAULT_RECIPE, load_recipe
 from slipway.local.async_jobs import AsyncJobsService
 from slipway.local.batch_scoring import BatchScoringService
 from slipway.local.gateway import Gateway
@@ -102,7 +106,7 @@ class LocalStack:
         os.environ.pop("AWS_PROFILE", None)
         factory.reset_clients()
         self._create_resources(names)
-        self.live_version = self._seed_model(names, self.recipe)
+        self.live_version = self._seed_model(names, settings.data, self.recipe)
         context = LocalContext(settings=settings, names=names, aws_endpoint=self.aws_endpoint, log_dir=self.log_dir)
         for service in local_services():
             service.start(context)
@@ -157,8 +161,13 @@ class LocalStack:
         )
 
     @staticmethod
-    def _seed_model(names: ResourceNames, recipe: str) -> str:
-        bundle = train_bundle(load_recipe(recipe))
+    def _seed_model(names: ResourceNames, source: DataSource, recipe: str) -> str:
+        """Train the recipe on the stage's data as `slipway train` does (the table and its lineage), and promote it."""
+        bucket = names.artifacts_bucket
+        bundle = train_current(
+            S3RetrainStore(factory.client("s3"), bucket), S3Source(factory.client("s3")), source, load_recipe(recipe),
+            artifacts_bucket=bucket, code_revision=None,
+        )  # fmt: skip
         registry = factory.registry(names.artifacts_bucket, names.live_pointer_parameter)
         registry.register(bundle.manifest, bundle.onnx_bytes)
         registry.promote(bundle.version, "local stack: example model")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from functions.core.layout import SAGEMAKER_OUTPUT_PREFIX
+from functions.core.layout import CHANNEL_MANIFEST_FILE, RETRAIN_RUNS_PREFIX, SAGEMAKER_OUTPUT_PREFIX
 
 # Errors worth another attempt: Lambda's own throttling/service faults and S3/SSM throttling
 # surfacing from a step. A step's logic errors (bad data, parity refused) are not retried.
@@ -127,9 +127,14 @@ def _sagemaker_train(sagemaker: SageMakerTraining, retry: list[Any]) -> dict[str
                 {
                     "ChannelName": "train",
                     "DataSource": {
+                        # The run's snapshot record and every object it names, each at its own key under
+                        # the channel (the manifest Prepare writes): the Lambda engine's exact input.
                         "S3DataSource": {
-                            "S3DataType": "S3Prefix",
-                            "S3Uri.$": f"States.Format('s3://{sagemaker.bucket}/{{}}', $.data.data_key)",
+                            "S3DataType": "ManifestFile",
+                            "S3Uri.$": (
+                                f"States.Format('s3://{sagemaker.bucket}/{RETRAIN_RUNS_PREFIX}{{}}/"
+                                f"{CHANNEL_MANIFEST_FILE}', $.data.run_id)"
+                            ),
                         }
                     },
                 }

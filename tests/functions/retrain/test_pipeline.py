@@ -10,9 +10,10 @@ import pytest
 
 from functions.adapters import factory
 from functions.adapters.retrain_store import S3RetrainStore
-from functions.core import layout
 from functions.core.registry import Registry
-from functions.training.base_data import seed_base_data
+import pandas as pd
+
+import model.recipe
 from functions.training.train import Bundle
 from slipway.local.retrain import LocalRetrain
 from stage.names import ResourceNames
@@ -23,7 +24,6 @@ from stage.settings import load_settings
 def pipeline(aws: None, names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRetrain]:
     for key in ("GATE_FLOOR", "GATE_TOLERANCE"):
         monkeypatch.delenv(key, raising=False)
-    seed_base_data(S3RetrainStore(factory.client("s3"), names.artifacts_bucket))
     with LocalRetrain(load_settings("dev"), names) as local:
         yield local
 
@@ -43,7 +43,8 @@ def test_first_run_trains_gates_registers_and_promotes(pipeline: LocalRetrain, r
     ]  # fmt: skip
     [decision] = _decisions(pipeline.names)
     assert decision["verdict"] == "promote" and float(str(decision["candidate_score"])) > 0.9
-    assert result.output["data"]["rows"] == 569 and result.output["data"]["labelled_rows"] == 0
+    data = result.output["data"]
+    assert data["rows"] == 569 and data["labelled_rows"] == 0 and data["objects"] == data["objects_read"] == 1
 
 
 def test_rerun_on_unchanged_data_creates_no_version_and_no_promotion(
@@ -62,11 +63,9 @@ def test_rerun_on_unchanged_data_creates_no_version_and_no_promotion(
 def test_gate_refuses_below_the_floor_and_leaves_live_untouched(
     pipeline: LocalRetrain, registry: Registry, live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A changed base data set makes a new candidate; a floor above any score refuses it.
-    s3 = boto3.client("s3")
-    raw = s3.get_object(Bucket=pipeline.names.artifacts_bucket, Key=layout.BASE_DATA_KEY)["Body"].read()
-    lines = raw.decode().splitlines()
-    s3.put_object(Bucket=pipeline.names.artifacts_bucket, Key=layout.BASE_DATA_KEY, Body="\n".join(lines[1:]) + "\n")
+    # Changed data (the recipe's load_data() lost a row) makes a new candidate; a floor above any score refuses it.
+    features, target = model.recipe.load_data()
+    monkeypatch.setattr(model.recipe, "load_data", lambda: (features.iloc[1:], target.iloc[1:]))
     monkeypatch.setenv("GATE_FLOOR", "1.01")
     from functions.retrain.config import config
 
@@ -84,10 +83,12 @@ def test_gate_refuses_below_the_floor_and_leaves_live_untouched(
 
 
 def test_a_failing_step_is_caught_notified_and_leaves_live_untouched(
-    pipeline: LocalRetrain, registry: Registry, live_bundle: Bundle
+    pipeline: LocalRetrain, registry: Registry, live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    s3 = boto3.client("s3")
-    s3.put_object(Bucket=pipeline.names.artifacts_bucket, Key=layout.BASE_DATA_KEY, Body=b"{not json\n")
+    # load_data() now gives a column of dates: no feature type takes them, so Prepare stops, naming it.
+    features, target = model.recipe.load_data()
+    dated = features.assign(seen=pd.Timestamp("2026-12-01"))
+    monkeypatch.setattr(model.recipe, "load_data", lambda: (dated, target))
     before = registry.live()
     result = pipeline.run("broken data")
     assert result.status == "FAILED" and result.error == "RetrainFailed"
@@ -96,7 +97,7 @@ def test_a_failing_step_is_caught_notified_and_leaves_live_untouched(
     assert registry.live() == before
     history = pipeline.runner.history(result.arn)
     failed = [e for e in history if e["type"] == "LambdaFunctionFailed"]
-    assert "DataSetError" in json.dumps(failed, default=str)
+    assert "DataError" in json.dumps(failed, default=str) and "'seen'" in json.dumps(failed, default=str)
 
 
 def test_the_drift_event_and_the_schedule_start_the_state_machine(
