@@ -87,8 +87,7 @@ def grant_data_source(role: iam.IRole, source: DataSource) -> None:
     """Read the declared prefixes of the user's data (data.kind "s3"): list under each, read its objects; no more."""
     for index, location in enumerate(source.locations()):
         bucket_arn = f"arn:{Aws.PARTITION}:s3:::{location.bucket}"
-        allow(role, f"ReadDataSource{index}", ["s3:GetObject", "s3:GetObjectVersion"],
-              [f"{bucket_arn}/{location.prefix}*"])  # fmt: skip
+        allow(role, f"ReadDataSource{index}", [GET], [f"{bucket_arn}/{location.prefix}*"])
         allow(role, f"ListDataSource{index}", [LIST], [bucket_arn],
               {"StringLike": {"s3:prefix": [f"{location.prefix}*"]}})  # fmt: skip
         acknowledge(

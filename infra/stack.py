@@ -187,8 +187,9 @@ class SlipwayStack(Stack):
         """The retrain steps, trigger, rollback watcher and SageMaker job: only what each reads and writes."""
         retrain = self.retrain
         role = {step: _role(function) for step, function in retrain.step_functions.items()}
-        # Prepare lands the recipe's table (data.kind "recipe"), lists and reads the source, keeps the table.
-        grants.allow(role["prepare"], "KeepTable", [GET, PUT], [TABLE_PREFIX, RECIPE_SOURCE_PREFIX])
+        # Prepare lists and reads the source (landing the recipe's table first, data.kind "recipe") and keeps the table.
+        landing = [RECIPE_SOURCE_PREFIX] if data.kind == "recipe" else []
+        grants.allow(role["prepare"], "KeepTable", [GET, PUT], [TABLE_PREFIX, *landing])
         grants.allow(role["prepare"], "ReadLabelledRows", [GET], [FEEDBACK_PREFIX, CAPTURE_PREFIX])
         grants.allow(role["prepare"], "WriteRunSnapshots", [PUT], [RETRAIN_RUNS_PREFIX])
         grants.allow_listing(role["prepare"], "ListBucket", None)

@@ -27,6 +27,18 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
     return context
 
 
+# The user's lake of the "dev-lake" template: a bucket the stack does not own, one prefix of it declared.
+LAKE_BUCKET = "slipway-test-lake"
+LAKE_DATA = {"kind": "s3", "uris": [f"s3://{LAKE_BUCKET}/sales/"], "target": "diagnosis", "key": "patient_id"}
+
+
+def lake_context() -> dict[str, Any]:
+    """cdk.json's context with dev training from a declared S3 lake (data.kind "s3")."""
+    context = cdk_context()
+    context["slipway:stages"]["dev"] = {**context["slipway:stages"]["dev"], "data": LAKE_DATA}
+    return context
+
+
 def iam_context() -> dict[str, Any]:
     """cdk.json's context with dev switched to IAM auth, as `-c` would do it."""
     context = cdk_context()

@@ -1,6 +1,7 @@
 """Least privilege proven both ways: each function's handler runs under the exact policy its role gets.
 
-Every Python function of the synthesized dev template gets, in moto, a role holding
+Every Python function of the synthesized dev template (with a declared S3 lake as its training
+data, `data.kind: "s3"`, so that the grants made from that declaration are proven too) gets, in moto, a role holding
 exactly the policy documents the template attaches to its role (tokens resolved to
 moto's names) and runs its handler in-process with that role's credentials while moto
 enforces IAM. Every boto3 call the handler makes is recorded and checked twice: moto
@@ -47,16 +48,15 @@ from role_harness import (
     provision,
     role_credentials,
 )
+from synth_support import LAKE_BUCKET
 
 from functions.adapters import factory
 from functions.adapters.job_store import S3JobStore
-from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.feedback import FeedbackItem
 from functions.core.jobs import JobMessage, JobRequest, new_job_id
 from functions.monitor.service import window_of
 from functions.retrain import config as retrain_config
 from functions.retrain import handler as retrain_handler
-from functions.training.base_data import seed_base_data
 from functions.training.train import Bundle, load_recipe, load_table
 from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
 from stage.names import LOCAL_ACCOUNT, ResourceNames
@@ -294,10 +294,10 @@ def _trigger_again(stage: Stage) -> None:
     assert outcome["started"] is False, outcome
 
 
-@step(PREPARE, "base data plus feedback")
+@step(PREPARE, "the declared lake plus feedback")
 def _prepare(stage: Stage) -> None:
     data = stage.invoke(PREPARE, {"run_id": "least-privilege", "reason": "test"})
-    assert data["labelled_rows"] > 0, data
+    assert data["labelled_rows"] > 0 and data["objects_read"] == 2 and data["table_rows"] == 569, data
     stage.handed_on["data"] = data
 
 
@@ -395,12 +395,31 @@ def _drift_event(stage: Stage) -> dict[str, Any]:
     return {"detail-type": "DriftDetected", "detail": detail}
 
 
+def lake_object(rows: slice) -> bytes:
+    """Rows of the example data as the lake holds them: features, the label, a row id, as Parquet."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns, target = load_table(load_recipe())
+    data = {name: pa.array(values[rows]) for name, values in columns.items()}
+    data["diagnosis"] = pa.array([str(t) for t in target[rows]])
+    data["patient_id"] = pa.array([f"p{i}" for i in range(len(target))][rows])
+    sink = io.BytesIO()
+    pq.write_table(pa.table(data), sink)
+    return sink.getvalue()
+
+
 def _seed(stage: Stage) -> None:
     """What a deployed stage holds before these paths run: a live model, base data, a window of capture."""
     registry = factory.registry(stage.names.artifacts_bucket, stage.names.live_pointer_parameter)
     registry.register(stage.bundle.manifest, stage.bundle.onnx_bytes)
     registry.promote(stage.bundle.version, "seed")
-    seed_base_data(S3RetrainStore(factory.client("s3"), stage.names.artifacts_bucket))
+    s3 = factory.client("s3")
+    s3.create_bucket(Bucket=LAKE_BUCKET)
+    for day, rows in ((1, slice(0, 300)), (2, slice(300, 569))):
+        s3.put_object(Bucket=LAKE_BUCKET, Key=f"sales/dt=2026-12-0{day}/part-0.parquet", Body=lake_object(rows))
     columns, target = load_table(load_recipe())
     shift = {"mean_radius": 0.5, "worst_texture": 0.6, "mean_smoothness": 0.4}
     store = factory.monitoring_store(stage.names.artifacts_bucket)
@@ -474,7 +493,7 @@ NOTIFY = Forbidden(
 )  # fmt: skip
 FORBIDDEN: dict[str, list[Forbidden]] = {
     INFERENCE: [WRITE_POINTER, WRITE_BUNDLE, NOTIFY, START_RETRAIN,
-                _s3("read the retrain data", "get_object", "data/base.jsonl"),
+                _s3("read the training table", "get_object", "data/table/ledger.json"),
                 _s3("overwrite a job result", "put_object", "async/results/job-x.json"),
                 _s3("list the bundles", "list_objects_v2", "models/"),
                 Forbidden("send to the dead-letter queue", "sqs", "send_message",
@@ -490,7 +509,10 @@ FORBIDDEN: dict[str, list[Forbidden]] = {
               Forbidden("put events on another bus", "events", "put_events",
                         lambda n, _: {"Entries": [{"Source": "x", "DetailType": "x", "Detail": "{}",
                                                    "EventBusName": "other"}]})],
-    PREPARE: [WRITE_POINTER, READ_BUNDLE, WRITE_BUNDLE, _pointer("read the live pointer", "get_parameter")],
+    PREPARE: [WRITE_POINTER, READ_BUNDLE, WRITE_BUNDLE, _pointer("read the live pointer", "get_parameter"),
+              _s3("read the lake beyond the declared prefix", "get_object", "private/x.parquet", lambda _: LAKE_BUCKET),
+              _s3("list the lake beyond the declared prefix", "list_objects_v2", "private/", lambda _: LAKE_BUCKET),
+              _s3("write to the lake", "put_object", "sales/x.parquet", lambda _: LAKE_BUCKET)],
     TRAIN: [WRITE_POINTER, WRITE_BUNDLE, READ_BUNDLE, _s3("read the capture", "get_object", "capture/x.jsonl")],
     EVALUATE: [WRITE_POINTER, WRITE_BUNDLE, _s3("rewrite a run table", "put_object", "retrain/runs/x.jsonl")],
     REGISTER: [WRITE_POINTER, _s3("read the feedback", "get_object", "feedback/x.jsonl")],
@@ -540,7 +562,7 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def outcome(templates: dict[str, Template], names: ResourceNames, bundle: Bundle) -> Iterator[Outcome]:
-    template = templates["dev"].to_json()
+    template = templates["dev-lake"].to_json()
     recorder = CallRecorder()
     with pytest.MonkeyPatch.context() as env, mock_aws(), moto_names_resources(), recorder.installed():
         for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):

@@ -26,6 +26,7 @@ from typing import Any, get_args
 
 import boto3
 import pytest
+from functions.training.base_data import seed_base_data
 from moto.server import ThreadedMotoServer
 
 from functions.adapters import factory
@@ -35,7 +36,6 @@ from functions.adapters.model_store import S3ModelStore
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.jobs import JobMessage, JobRequest, new_job_id
 from functions.core.registry import LivePointer, Registry
-from functions.training.base_data import seed_base_data
 from functions.training.train import Bundle
 from infra.bundling import find_runtime_interpreter, python_version_of
 from slipway.local.lambda_runtime import proxy_event

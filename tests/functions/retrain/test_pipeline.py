@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import boto3
+import pandas as pd
 import pytest
 
+import model.recipe
 from functions.adapters import factory
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.registry import Registry
-import pandas as pd
-
-import model.recipe
 from functions.training.train import Bundle
 from slipway.local.retrain import LocalRetrain
 from stage.names import ResourceNames
@@ -124,3 +122,26 @@ def test_the_drift_event_and_the_schedule_start_the_state_machine(
     # The schedule's target input, as EventBridge Scheduler sends it.
     scheduled = pipeline.runner.run(pipeline.state_machine_arn, {"reason": "schedule"})
     assert scheduled.succeeded and scheduled.output["decision"]["verdict"] == "unchanged"
+
+
+def test_a_scheduled_retrain_after_the_data_grew_leaves_the_newer_model_live(
+    pipeline: LocalRetrain, registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example is live; load_data() grows by 400 rows; `slipway train --promote`; then the weekly run."""
+    from slipway.cli import main
+
+    assert main(["train", "--promote"]) == 0
+    first = registry.live().version
+    features, target = model.recipe.load_data()
+    grown = (pd.concat([features, features.iloc[:400] * 1.01], ignore_index=True),
+             pd.concat([target, target.iloc[:400]], ignore_index=True))  # fmt: skip
+    monkeypatch.setattr(model.recipe, "load_data", lambda: grown)
+    assert main(["train", "--promote"]) == 0
+    newer = registry.live().version
+    assert newer != first and "data: 969 rows of 1 object(s)" in capsys.readouterr().out
+
+    result = pipeline.run("schedule")
+
+    assert result.succeeded, result.cause
+    assert result.output["data"]["rows"] == 969, "the run reads the user's data as it is now"
+    assert result.output["decision"]["verdict"] == "unchanged" and registry.live().version == newer

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import time
 import types
 
+import boto3
 import pytest
 
 from functions.adapters import factory
+from functions.adapters.lake_objects import S3Source
 from functions.adapters.retrain_store import S3RetrainStore
+from functions.core import layout
+from functions.core.data_source import DataSource
 from functions.core.gate import GatePolicy
+from functions.core.manifest import Manifest
 from functions.core.registry import Registry
 from functions.retrain import steps
-from functions.training.base_data import seed_base_data
 from functions.training.train import Bundle, load_recipe
 from stage.names import ResourceNames
 
@@ -31,8 +36,10 @@ def test_evaluate_records_both_gaps_when_the_gate_checks_them(
     live_bundle: Bundle, registry: Registry, names: ResourceNames, limit: float | None
 ) -> None:
     store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
-    seed_base_data(store)
-    prepared = steps.prepare(store, _NoLabels(), run_id="run-1", reason="test")
+    prepared = steps.prepare(
+        store, S3Source(factory.client("s3")), _NoLabels(), DataSource(), artifacts_bucket=names.artifacts_bucket,
+        run_id="run-1", reason="test", recipe=load_recipe(),
+    )  # fmt: skip
     candidate = steps.train(store, _segmented_recipe(), prepared, code_revision=None)
     summary = steps.evaluate(store, registry, GatePolicy(tolerance=0.01, max_gap_increase=limit), prepared, candidate)
 
@@ -50,3 +57,81 @@ def test_evaluate_records_both_gaps_when_the_gate_checks_them(
 class _NoLabels:
     def labelled_rows(self, since: object = None) -> list[object]:
         return []
+
+
+LAKE = "user-lake"
+
+
+def test_a_candidate_of_older_data_than_live_is_refused(
+    registry: Registry, names: ResourceNames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run prepared before newer data was trained by hand and promoted cannot put its older model back."""
+    from tests.functions.lake.test_ingest import example_table, parquet
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=LAKE)
+    s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-01/a.parquet", Body=parquet(example_table(0, 400)))
+    source = DataSource(kind="s3", uris=(f"s3://{LAKE}/sales/",), target="diagnosis", key="patient_id")
+    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
+    lake = S3Source(factory.client("s3"))
+    bucket = names.artifacts_bucket
+    older = steps.prepare(store, lake, _NoLabels(), source, artifacts_bucket=bucket, run_id="old", reason="test")
+    time.sleep(1.1)  # S3 times uploads to the second: the newer object must be a second newer
+    s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-02/a.parquet", Body=parquet(example_table(400, 569)))
+    newer = steps.train_current(store, lake, source, load_recipe(), artifacts_bucket=bucket, code_revision=None)
+    registry.register(newer.manifest, newer.onnx_bytes)
+    registry.promote(newer.version, "trained by hand on the newer data")
+    assert newer.manifest.lineage.data is not None and len(newer.manifest.lineage.data.objects) == 2
+
+    candidate = steps.train(store, load_recipe(), older, code_revision=None)
+    summary = steps.evaluate(store, registry, GatePolicy(tolerance=1.0), older, candidate)
+
+    assert summary.verdict == "refuse" and any("older than live" in reason for reason in summary.reasons)
+    assert registry.live().version == newer.version
+    (decision,) = store.decisions()
+    assert decision.candidate_watermark is not None and decision.live_watermark is not None
+    assert decision.candidate_watermark < decision.live_watermark
+
+
+def test_the_gate_judges_on_the_rows_newer_than_live_s_data(registry: Registry, names: ResourceNames) -> None:
+    from tests.functions.lake.test_ingest import example_table, parquet
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=LAKE)
+    s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-01/a.parquet", Body=parquet(example_table(0, 300)))
+    source = DataSource(kind="s3", uris=(f"s3://{LAKE}/sales/",), target="diagnosis", key="patient_id")
+    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
+    lake = S3Source(factory.client("s3"))
+    bucket = names.artifacts_bucket
+    live = steps.train_current(store, lake, source, load_recipe(), artifacts_bucket=bucket, code_revision=None)
+    registry.register(live.manifest, live.onnx_bytes)
+    registry.promote(live.version, "first")
+    time.sleep(1.1)
+    s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-02/a.parquet", Body=parquet(example_table(300, 569)))
+
+    prepared = steps.prepare(store, lake, _NoLabels(), source, artifacts_bucket=bucket, run_id="r", reason="test")
+    assert prepared.objects == 2 and prepared.objects_read == 1 and prepared.rows == 569
+    candidate = steps.train(store, load_recipe(), prepared, code_revision=None)
+    steps.evaluate(store, registry, GatePolicy(tolerance=0.01), prepared, candidate)
+
+    (decision,) = store.decisions()
+    assert decision.holdout_scope == "newer than live"
+    # The holdout is a stratified fifth of all 569 rows; those from the new object are about 269 / 5.
+    assert steps.MIN_NEWER_ROWS <= decision.holdout_rows < 114
+
+
+def test_the_same_snapshot_and_seed_retrain_to_the_byte_identical_bundle(aws: None, names: ResourceNames) -> None:
+    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
+    prepared = steps.prepare(
+        store, S3Source(factory.client("s3")), _NoLabels(), DataSource(), artifacts_bucket=names.artifacts_bucket,
+        run_id="run-1", reason="test", recipe=load_recipe(),
+    )  # fmt: skip
+    first = steps.train(store, load_recipe(), prepared, code_revision=None)
+    prefix = layout.candidate_prefix(first.version)
+    onnx_bytes, manifest = store.get(prefix + layout.MODEL_FILE), store.get(prefix + layout.MANIFEST_FILE)
+    again = steps.train(store, load_recipe(), prepared, code_revision=None)
+    assert again == first
+    assert store.get(prefix + layout.MODEL_FILE) == onnx_bytes and store.get(prefix + layout.MANIFEST_FILE) == manifest
+    lineage = Manifest.model_validate_json(manifest).lineage.data
+    assert lineage is not None and lineage.snapshot_hash == prepared.data_hash
+    assert [o.uri for o in lineage.objects] == [f"s3://{names.artifacts_bucket}/{layout.RECIPE_SOURCE_KEY}"]

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from functions.adapters import factory
+from functions.adapters.lake_objects import S3Source
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
+from functions.core.data_source import DataSource
 from functions.retrain import steps
 from functions.retrain.schemas import Candidate, PreparedData
 from functions.retrain.training_job import CANDIDATE_FILE, check_libraries, run
-from functions.training.base_data import seed_base_data
 from functions.training.train import load_recipe
 from infra.sagemaker import ENTRY_POINT, source_archive
 from stage.names import ResourceNames
@@ -36,15 +37,22 @@ class _NoLabels:
 @pytest.fixture
 def run_table(aws: None, names: ResourceNames) -> tuple[S3RetrainStore, PreparedData]:
     store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
-    seed_base_data(store)
-    return store, steps.prepare(store, _NoLabels(), run_id="run-1", reason="test")
+    prepared = steps.prepare(
+        store, S3Source(factory.client("s3")), _NoLabels(), DataSource(), artifacts_bucket=names.artifacts_bucket,
+        run_id="run-1", reason="test", recipe=load_recipe(),
+    )  # fmt: skip
+    return store, prepared
 
 
 def _job_folders(root: Path, store: S3RetrainStore, data: PreparedData) -> dict[str, str]:
-    """SageMaker's layout under `root`: the table in the train channel, the hyperparameters file, a model folder."""
+    """SageMaker's layout under `root`: the objects the run's manifest file names in the train channel, each at
+    its key's path (as a ManifestFile channel lays them), the hyperparameters file, a model folder."""
     channel = root / "input" / "data" / "train"
-    channel.mkdir(parents=True)
-    (channel / Path(data.data_key).name).write_bytes(store.get(data.data_key))
+    prefix, *keys = json.loads(store.get(layout.run_channel_manifest_key(data.run_id)))
+    assert prefix == {"prefix": f"s3://{store.bucket}/"} and data.data_key in keys
+    for key in keys:
+        (channel / key).parent.mkdir(parents=True, exist_ok=True)
+        (channel / key).write_bytes(store.get(key))
     config = root / "input" / "config" / "hyperparameters.json"
     config.parent.mkdir(parents=True)
     config.write_text(json.dumps({"data": data.model_dump_json(), "recipe": "model.recipe", "code_revision": "abc"}))
