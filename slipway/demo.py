@@ -252,8 +252,8 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
         data = result.output["data"]
         say(f"states: {' -> '.join(states)}")
         say(
-            f"data: {data['base_rows']} base + {data['labelled_rows']} labelled rows = {data['rows']}, "
-            f"hash {data['data_hash'][:12]}"
+            f"data: {data['table_rows']} rows of {data['objects']} source object(s) ({data['objects_read']} read "
+            f"this run) + {data['labelled_rows']} labelled = {data['rows']}, snapshot {data['data_hash'][:12]}"
         )
 
     with progress.step("Gate decision and promotion") as say:

@@ -32,7 +32,8 @@ def resolve(stage: str) -> Target:
     The account comes from STS, so names match what `cdk deploy` created (moto
     answers with its own account, which the local stack's names use too).
     """
-    settings = load_settings(stage)
+    # A stage deployed onto an emulator was synthesized with the emulator overrides (`-c emulator=true`).
+    settings = load_settings(stage, emulator=os.environ.get("SLIPWAY_EMULATOR", "").lower() == "true")
     defaults: dict[str, str] = {}
     if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
         defaults["region_name"] = settings.region

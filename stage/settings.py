@@ -346,6 +346,6 @@ def load_context(path: Path = CDK_JSON) -> dict[str, Any]:
     return dict(json.loads(path.read_text())["context"])
 
 
-def load_settings(stage: str = "dev", path: Path = CDK_JSON) -> StageSettings:
-    """The validated settings of `stage` as declared in cdk.json."""
-    return settings_from_context(load_context(path), stage)
+def load_settings(stage: str = "dev", path: Path = CDK_JSON, *, emulator: bool = False) -> StageSettings:
+    """The validated settings of `stage` as declared in cdk.json (with the emulator overrides when `emulator`)."""
+    return settings_from_context(load_context(path), stage, emulator=emulator)

@@ -16,18 +16,31 @@ from typing import Any
 
 import pytest
 
+from stage.settings import load_settings
 from tests.assembly import CDK_ENV, template
 from tests.e2e.emulator import Emulator, emulator_python
 from tests.e2e.tier import (
     ACCOUNT,
     BOOTSTRAP_TIMEOUT_SECONDS,
     DEPLOY_TIMEOUT_SECONDS,
+    LAKE_DAYS,
     REGION,
     STACK,
     SUMMARY,
     Deployment,
     run_cdk,
 )
+from tests.lake_data import partition
+
+
+def seed_lake(deployment: Deployment) -> None:
+    """The user's lake the stage declares (cdk.json's slipway:emulator `data`): two days of the example data."""
+    [lake] = load_settings("dev", emulator=True).data.locations()
+    s3 = deployment.client("s3")
+    s3.create_bucket(Bucket=lake.bucket)
+    for day, start, stop in LAKE_DAYS:
+        key, body = partition(lake.prefix, day, start, stop)
+        s3.put_object(Bucket=lake.bucket, Key=key, Body=body)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -51,6 +64,8 @@ def deployment(emulator_assembly: Path) -> Iterator[Deployment]:
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
+            # The CLI reads the settings the stage was synthesized with (the lake of `slipway:emulator`).
+            "SLIPWAY_EMULATOR": "true",
         }
         env.pop("AWS_PROFILE", None)
         with SUMMARY.phase("cdk bootstrap"):
@@ -60,7 +75,10 @@ def deployment(emulator_assembly: Path) -> Iterator[Deployment]:
                 emulator, env, "deploy", "--app", str(emulator_assembly), "--require-approval", "never",
                 STACK, timeout=DEPLOY_TIMEOUT_SECONDS,
             )  # fmt: skip
-        yield Deployment(emulator=emulator, assembly=emulator_assembly, env=env)
+        deployment = Deployment(emulator=emulator, assembly=emulator_assembly, env=env)
+        with SUMMARY.phase("lake seed"):
+            seed_lake(deployment)
+        yield deployment
     finally:
         with SUMMARY.phase("emulator stop"):
             emulator.stop()

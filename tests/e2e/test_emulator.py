@@ -23,8 +23,10 @@ from functions.core.jobs import JobMessage, JobRequest, new_job_id
 from functions.training.train import train_bundle
 from slipway.local.recipes import variant
 from slipway.smoke import emulator_url
+from stage.settings import load_settings
 from tests.assembly import resolve
 from tests.e2e.tier import ACCOUNT, REGION, STACK, SUMMARY, Deployment
+from tests.lake_data import partition
 
 WAIT_SECONDS = 120
 
@@ -160,9 +162,26 @@ def _depth(sqs: Any, url: str) -> int:
     return sum(int(value) for value in attributes.values())
 
 
-def test_retrain_runs_the_deployed_state_machine_and_prints_the_gate(deployment: Deployment) -> None:
+def test_retrain_reads_only_the_new_partition_of_the_lake_and_its_candidate_lists_it(deployment: Deployment) -> None:
+    """A day lands in the lake; `slipway retrain` runs the deployed state machine, whose Prepare reads only it."""
+    [lake] = load_settings("dev", emulator=True).data.locations()
+    key, body = partition(lake.prefix, 3, 500, 569)
+    deployment.client("s3").put_object(Bucket=lake.bucket, Key=key, Body=body)
+
     result = deployment.slipway("retrain", "--reason", "emulator tier")
+
     assert "gate: " in result.stdout, result.stdout
+    [execution] = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("started ")]
+    output = json.loads(deployment.client("stepfunctions").describe_execution(executionArn=execution)["output"])
+    data = output["data"]
+    assert (data["objects"], data["objects_read"], data["table_rows"]) == (3, 1, 569), data
+    bucket = deployment.outputs["ArtifactsBucketName"]
+    version = output["decision"]["candidate_version"]
+    body = deployment.client("s3").get_object(Bucket=bucket, Key=f"{layout.candidate_prefix(version)}manifest.json")
+    lineage = json.loads(body["Body"].read())["lineage"]["data"]
+    etag = deployment.client("s3").head_object(Bucket=lake.bucket, Key=key)["ETag"].strip('"')
+    assert {"uri": f"s3://{lake.bucket}/{key}", "etag": etag, "version_id": None, "rows": 69} in lineage["objects"]
+    assert len(lineage["objects"]) == 3 and lineage["snapshot_hash"] == data["data_hash"]
 
 
 def test_a_rollout_runs_the_deployed_state_machine_and_refuses_a_candidate_without_traffic(

@@ -27,6 +27,8 @@ REGION = "us-east-1"
 BOOTSTRAP_TIMEOUT_SECONDS = 300
 DEPLOY_TIMEOUT_SECONDS = 900
 COMMAND_TIMEOUT_SECONDS = 300
+# The lake's objects before `slipway train` (day, first row, end row of the example data); a retrain adds day 3.
+LAKE_DAYS = ((1, 0, 300), (2, 300, 500))
 
 # What MiniStack 1.5.33 cannot do for this stack, and what covers it instead.
 LIMITS = {
@@ -50,6 +52,8 @@ LIMITS = {
     "SnapStart snapshots": "the published inference version is initialised at publish and its restore hook runs "
     "(checked), but in the same process: no memory is snapshotted and restored elsewhere, so the restored state "
     "itself (random generator, connections, credentials) is tested in tests/functions/inference/test_snap_start.py.",
+    "Athena": "not declared by any stage here: a data source is S3 objects (Parquet, CSV, JSON Lines) or the "
+    "recipe's load_data(); the lake's objects are put into the emulator's S3 and read by the deployed Prepare.",
     "IAM": "the emulator does not enforce the roles' policies: each function's normal paths run under moto with IAM "
     "enforced and exactly its role's policy instead (tests/infra/test_least_privilege.py), plus cdk-nag and "
     "tests/infra/test_iam.py.",

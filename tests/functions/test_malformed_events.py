@@ -354,7 +354,8 @@ def retrain_handlers(aws: None, names: ResourceNames, monkeypatch: pytest.Monkey
 
 
 STEPS = ["prepare_handler", "train_handler", "evaluate_handler", "register_handler", "promote_handler"]
-DATA = {"run_id": "r", "reason": "x", "data_key": "k", "data_hash": "h", "rows": 1, "base_rows": 1, "labelled_rows": 0}
+DATA = {"run_id": "r", "reason": "x", "data_key": "k", "data_hash": "h", "rows": 1, "table_rows": 1, "labelled_rows": 0,
+        "objects": 1, "objects_read": 1, "objects_dropped": 0, "watermark": None}  # fmt: skip
 BAD_STEP_INPUTS = [
     {"run_id": ""},
     {"data": {**DATA, "rows": "many"}},

@@ -62,6 +62,7 @@ from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_ev
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
 from tests.capture_lines import capture_lines
+from tests.lake_data import partition
 
 REGION = "us-east-1"
 ADMIN = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
@@ -395,22 +396,6 @@ def _drift_event(stage: Stage) -> dict[str, Any]:
     return {"detail-type": "DriftDetected", "detail": detail}
 
 
-def lake_object(rows: slice) -> bytes:
-    """Rows of the example data as the lake holds them: features, the label, a row id, as Parquet."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns, target = load_table(load_recipe())
-    data = {name: pa.array(values[rows]) for name, values in columns.items()}
-    data["diagnosis"] = pa.array([str(t) for t in target[rows]])
-    data["patient_id"] = pa.array([f"p{i}" for i in range(len(target))][rows])
-    sink = io.BytesIO()
-    pq.write_table(pa.table(data), sink)
-    return sink.getvalue()
-
-
 def _seed(stage: Stage) -> None:
     """What a deployed stage holds before these paths run: a live model, base data, a window of capture."""
     registry = factory.registry(stage.names.artifacts_bucket, stage.names.live_pointer_parameter)
@@ -418,8 +403,9 @@ def _seed(stage: Stage) -> None:
     registry.promote(stage.bundle.version, "seed")
     s3 = factory.client("s3")
     s3.create_bucket(Bucket=LAKE_BUCKET)
-    for day, rows in ((1, slice(0, 300)), (2, slice(300, 569))):
-        s3.put_object(Bucket=LAKE_BUCKET, Key=f"sales/dt=2026-12-0{day}/part-0.parquet", Body=lake_object(rows))
+    for day, start, stop in ((1, 0, 300), (2, 300, 569)):
+        key, body = partition("sales/", day, start, stop)
+        s3.put_object(Bucket=LAKE_BUCKET, Key=key, Body=body)
     columns, target = load_table(load_recipe())
     shift = {"mean_radius": 0.5, "worst_texture": 0.6, "mean_smoothness": 0.4}
     store = factory.monitoring_store(stage.names.artifacts_bucket)

@@ -26,14 +26,12 @@ from typing import Any, get_args
 
 import boto3
 import pytest
-from functions.training.base_data import seed_base_data
 from moto.server import ThreadedMotoServer
 
 from functions.adapters import factory
 from functions.adapters.job_store import S3JobStore
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
-from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.jobs import JobMessage, JobRequest, new_job_id
 from functions.core.registry import LivePointer, Registry
 from functions.training.train import Bundle
@@ -44,6 +42,7 @@ from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import InferenceSettings, load_settings
 from tests.assembly import Function, emulator_synth, functions, resolve, template
 from tests.functions.core.conftest import variant
+from tests.lake_data import partition
 
 STACK = "slipway-dev"
 RUNTIMES: tuple[str, ...] = get_args(InferenceSettings.model_fields["runtime"].annotation)
@@ -126,7 +125,7 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stage(moto_endpoint: str, bundle: Bundle, assembly: Path) -> Iterator[dict[str, str]]:
-    """moto holding what the template's resources would: bucket, live model, base data, topic, state machine.
+    """moto holding what the template's resources would: bucket, live model, topic, state machine; the lake.
 
     Made afresh for each runtime. Returns the values of the template's Refs by logical id (and the pseudo parameters).
     """
@@ -144,7 +143,12 @@ def stage(moto_endpoint: str, bundle: Bundle, assembly: Path) -> Iterator[dict[s
         registry = factory.registry(names.artifacts_bucket, names.live_pointer_parameter)
         registry.register(bundle.manifest, bundle.onnx_bytes)
         registry.promote(bundle.version, "package test")
-        seed_base_data(S3RetrainStore(factory.client("s3"), names.artifacts_bucket))
+        # The emulator stage trains from a declared lake (cdk.json's slipway:emulator `data`): the example data there.
+        [lake] = load_settings("dev", emulator=True).data.locations()
+        factory.client("s3").create_bucket(Bucket=lake.bucket)
+        for day, start, stop in ((1, 0, 300), (2, 300, 569)):
+            key, body = partition(lake.prefix, day, start, stop)
+            factory.client("s3").put_object(Bucket=lake.bucket, Key=key, Body=body)
         topic = factory.client("sns").create_topic(Name=names.alarm_topic)["TopicArn"]
         machine = factory.client("stepfunctions").create_state_machine(
             name=names.retrain_state_machine,
@@ -314,9 +318,11 @@ def test_training_package_runs_every_retrain_step(
 ) -> None:
     step = "functions.retrain.handler.{}_handler".format
     data = run(template_functions[step("prepare")], {"run_id": "package-test", "reason": "package test"})
+    assert (data["objects_read"], data["table_rows"]) == (2, 569), data
     candidate = run(template_functions[step("train")], {"data": data})
     decision = run(template_functions[step("evaluate")], {"data": data, "candidate": candidate})
-    # Same data and seed: the package on the runtime's Python trains the very bundle the project venv did.
+    # Same data (read from the lake's Parquet) and seed: the package on the runtime's Python trains the very
+    # bundle the project venv did from load_data().
     assert (decision["candidate_version"], decision["verdict"]) == (bundle.version, "unchanged"), decision
     version = {"version": decision["candidate_version"], "reason": "package test"}
     assert run(template_functions[step("register")], version)

@@ -3,12 +3,10 @@ the retention window, and bad objects stopping the run by name with the table un
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from functions.adapters import factory
@@ -20,24 +18,10 @@ from functions.lake.ingest import IngestReport, Snapshot, ingest, load_snapshot
 from functions.lake.tables import DataError
 from functions.training.train import load_recipe, load_table
 from stage.names import ResourceNames
+from tests.lake_data import example_table, parquet
 
 LAKE = "user-lake"
 SOURCE = DataSource(kind="s3", uris=(f"s3://{LAKE}/sales/",), target="diagnosis", key="patient_id")
-
-
-def example_table(start: int, stop: int) -> pa.Table:
-    """Rows start..stop of the example data as a lake holds them: features, the label and a row id."""
-    columns, target = load_table(load_recipe())
-    data = {name: pa.array(values[start:stop]) for name, values in columns.items()}
-    data["diagnosis"] = pa.array([str(t) for t in target[start:stop]])
-    data["patient_id"] = pa.array([f"p{i}" for i in range(start, stop)])
-    return pa.table(data)
-
-
-def parquet(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
 
 
 def put(key: str, body: bytes) -> None:

@@ -19,6 +19,7 @@ from functions.core.registry import Registry
 from functions.retrain import steps
 from functions.training.train import Bundle, load_recipe
 from stage.names import ResourceNames
+from tests.lake_data import example_table, parquet
 
 
 def _segmented_recipe() -> types.ModuleType:
@@ -66,8 +67,6 @@ def test_a_candidate_of_older_data_than_live_is_refused(
     registry: Registry, names: ResourceNames, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run prepared before newer data was trained by hand and promoted cannot put its older model back."""
-    from tests.functions.lake.test_ingest import example_table, parquet
-
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=LAKE)
     s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-01/a.parquet", Body=parquet(example_table(0, 400)))
@@ -94,8 +93,6 @@ def test_a_candidate_of_older_data_than_live_is_refused(
 
 
 def test_the_gate_judges_on_the_rows_newer_than_live_s_data(registry: Registry, names: ResourceNames) -> None:
-    from tests.functions.lake.test_ingest import example_table, parquet
-
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=LAKE)
     s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-01/a.parquet", Body=parquet(example_table(0, 300)))

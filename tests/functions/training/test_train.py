@@ -70,7 +70,7 @@ def test_lineage_records_the_recipe_and_revision_without_changing_the_version(bu
     lineage = bundle.manifest.lineage
 
     assert (lineage.recipe, lineage.seed, lineage.rows, lineage.code_revision) == ("model.recipe", 42, 569, None)
-    assert set(lineage.libraries) == {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas"}
+    assert set(lineage.libraries) == {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas", "pyarrow"}
     assert bundle.manifest.parity.tolerance == DEFAULT_PARITY_TOLERANCE
     assert bundle.manifest.parity.labels_equal is True
     assert bundle.manifest.parity.max_abs_diff <= DEFAULT_PARITY_TOLERANCE
