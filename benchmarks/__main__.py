@@ -20,6 +20,7 @@ from benchmarks import (
     batch_throughput,
     cold_start,
     drift,
+    lake,
     local_loop,
     outliers,
     package_size,
@@ -43,6 +44,7 @@ SECTIONS: dict[str, Section] = {
     "drift": drift.run,
     "local_loop": local_loop.run,
     "training": training_scale.run,
+    "lake": lake.run,
 }
 # The sections that measure every model of benchmarks/deployed_models.py, not the example alone.
 MODEL_SECTIONS = {"warm", "cold"}
