@@ -29,7 +29,7 @@ from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec
 from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
-from infra.sagemaker import ENTRY_POINT, source_archive, training_image_uri
+from infra.sagemaker import ENTRY_POINT, SOURCES, source_archive, training_image_uri
 from stage.names import ResourceNames
 from stage.settings import RetrainSettings
 from stage.workflows.retrain import RetrainSteps, SageMakerTraining, retrain_definition
@@ -40,7 +40,7 @@ RETRAIN_DIR = FUNCTIONS_DIR / "retrain"
 # 250 MB limit), ships as one zip of about 100 MiB unpacked at cold start (functions/dependencies.py).
 TRAINING_PACKAGE = PackageSpec(
     name="training",
-    sources=("__init__.py", "core", "adapters", "lake", "training", "retrain"),
+    sources=SOURCES,  # what the SageMaker job imports too
     requirements=RETRAIN_DIR / "requirements.txt",
     # pyarrow's C++ headers, Cython sources and tests are for building against it, never imported.
     trim_dirs=("onnx/backend/test", "pyarrow/include", "pyarrow/src", "pyarrow/tests"),

@@ -46,8 +46,8 @@ REGISTRIES = {
 }  # fmt: skip
 
 ENTRY_POINT = "slipway_train.py"
-# What the job imports: the training package's sources (infra.retrain.TRAINING_PACKAGE) and the recipe.
-SOURCES = ("__init__.py", "core", "adapters", "training", "retrain")
+# What the job imports, beside the recipe: the training package's sources (infra.retrain.TRAINING_PACKAGE).
+SOURCES = ("__init__.py", "core", "adapters", "lake", "training", "retrain")
 REQUIREMENTS = (FUNCTIONS_DIR / "retrain" / "requirements.txt", PROJECT_ROOT / "model" / "requirements.txt")
 _ENTRY_SCRIPT = b'''"""SageMaker runs this in script mode: Slipway's retrain Train step over the job's folders."""
 

@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
     up.add_argument("--port", type=int, default=8080, help="gateway port (default: 8080)")
     up.add_argument("--aws-port", type=int, default=None, help="moto port (default: 5050)")
+    up.add_argument(
+        "--lake",
+        action="store_true",
+        help="train from a small lake in moto (the recipe's data as daily Parquet partitions) instead of load_data()",
+    )
 
     train = command("train", cmd_train, "Train model/recipe.py, export to ONNX, check parity, register the bundle.")
     train.add_argument("--promote", action="store_true", help="make the new version live")
@@ -154,7 +159,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from slipway.local.stack import DEFAULT_AWS_PORT, LocalStack
 
-    stack = LocalStack(stage=args.stage, host=args.host, port=args.port, aws_port=args.aws_port or DEFAULT_AWS_PORT)
+    stack = LocalStack(
+        stage=args.stage, host=args.host, port=args.port, aws_port=args.aws_port or DEFAULT_AWS_PORT, lake=args.lake
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     terminal = sys.stdout
@@ -233,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bundle = train_current(
         S3RetrainStore(factory.client("s3"), bucket),
         S3Source(factory.client("s3")),
-        target.settings.data,
+        target.data_source(),
         load_recipe(),
         artifacts_bucket=bucket,
         code_revision=_code_revision(),

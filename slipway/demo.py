@@ -2,8 +2,10 @@
 
 Show which features the example model relies on, serve the example data, send
 a row whose every value is in range but whose combination is not (flagged as an
-outlier), monitor (no drift), shift the traffic and send its true labels,
-monitor (drift), let the DriftDetected event start the retrain state machine,
+outlier), monitor (no drift), shift the traffic and send its true labels, land
+a new day of labelled rows in the stack's lake (the first model was trained from
+its first three days), monitor (drift), let the DriftDetected event start the
+retrain state machine, whose Prepare reads that day and only it,
 show the gate's decision and the promotion, roll back; then roll the retrained
 candidate out through shadow and canary to promotion, and watch a candidate
 trained on shuffled labels refused by its rollout, live untouched. Last, on a
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from functions.adapters import factory
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.gate import GateDecision
@@ -41,6 +45,7 @@ from functions.core.registry import LivePointer
 from functions.monitor.service import CycleResult
 from functions.training.train import train_bundle
 from slipway.features_cli import report_lines
+from slipway.local.lake import LAKE_DAYS, day_key, lake_object
 from slipway.local.monitoring import LocalMonitoring, monitor_once
 from slipway.local.recipes import variant
 from slipway.local.retrain_service import RetrainService
@@ -67,7 +72,9 @@ PENGUINS = "model.examples.penguins"
 SEGMENT_ROWS = 450
 # Then Gentoo penguins are weighed on a scale that reads 20 % light.
 SEGMENT_SHIFT, SHIFTED_SPECIES = {"body_mass_g": 0.8}, "Gentoo"
-STEP_COUNT = 15
+STEP_COUNT = 16
+# The day that lands in the lake while the traffic drifts: rows of the same shifted world, labelled.
+LANDED_ROWS = 200
 OK, FAILED = "✓", "✗"
 
 
@@ -115,6 +122,8 @@ class Record:
     feedback_accepted: int = 0
     cycles: list[dict[str, Any]] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
+    landed: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
     execution: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)
     promoted: dict[str, Any] = field(default_factory=dict)
@@ -139,7 +148,7 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
     record = Record()
     # A rollout phase bakes for seconds here: the serving container follows the pointer within one.
     stack = LocalStack(
-        stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir, pointer_refresh_seconds=1
+        stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir, pointer_refresh_seconds=1, lake=True
     )
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
@@ -237,6 +246,18 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
         record.feedback_accepted = send_feedback(stack.url, answered, drifting.labels)
         say(f"their true labels sent to POST /feedback: {record.feedback_accepted} accepted")
 
+    landed = shifted(example_rows(LANDED_ROWS, seed=SEED + 2), SHIFT)
+    with progress.step(f"A new day lands in the lake: {LANDED_ROWS} labelled rows of the shifted world") as say:
+        source = target.data_source()
+        [location] = source.locations()
+        key = day_key(LAKE_DAYS)
+        columns = {name: np.asarray([row[name] for row in landed.instances]) for name in landed.instances[0]}
+        factory.client("s3").put_object(
+            Bucket=location.bucket, Key=key, Body=lake_object(columns, np.asarray(landed.labels))
+        )
+        record.landed = f"s3://{location.bucket}/{key}"
+        say(f"{record.landed}: the next run reads it, and only it")
+
     with progress.step("Monitor cycle") as say:
         cycle = _monitor(stack, target, say)
         record.cycles.append(_cycle_figures(cycle, _save_report(target, cycle, state_dir / "drift-report-2.html", say)))
@@ -250,6 +271,9 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
         if not result.succeeded:
             raise DemoError(f"the pipeline {result.status}: {result.error} {(result.cause or '')[:300]}")
         data = result.output["data"]
+        record.data = data
+        if data["objects_read"] != 1:
+            raise DemoError(f"the run read {data['objects_read']} objects of the lake, not the one new day")
         say(f"states: {' -> '.join(states)}")
         say(
             f"data: {data['table_rows']} rows of {data['objects']} source object(s) ({data['objects_read']} read "

@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
+
 from functions.adapters import factory
+from functions.adapters.s3_objects import error_code
+from functions.core.data_source import DataSource
 from functions.core.registry import Registry
+from functions.retrain.config import RetrainConfig
 from stage.names import ResourceNames
 from stage.settings import StageSettings, load_settings
+
+_DATA_SOURCE = RetrainConfig.variable("data_source")
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,19 @@ class Target:
     def registry(self) -> Registry:
         return factory.registry(self.names.artifacts_bucket, self.names.live_pointer_parameter)
 
+    def data_source(self) -> DataSource:
+        """Where the stage's pipeline reads its training data: as deployed (its Prepare function's configuration),
+        so a training by hand reads what the pipeline reads; cdk.json's `data` before the stage is deployed."""
+        function = self.names.retrain_function("prepare")
+        try:
+            configuration = factory.client("lambda").get_function_configuration(FunctionName=function)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            return self.settings.data
+        declared = configuration.get("Environment", {}).get("Variables", {}).get(_DATA_SOURCE)
+        return DataSource.model_validate_json(declared) if declared else self.settings.data
+
 
 def resolve(stage: str) -> Target:
     """The stage's target; the clients of `functions.adapters.factory` are pointed at the stage's region.
@@ -32,8 +52,7 @@ def resolve(stage: str) -> Target:
     The account comes from STS, so names match what `cdk deploy` created (moto
     answers with its own account, which the local stack's names use too).
     """
-    # A stage deployed onto an emulator was synthesized with the emulator overrides (`-c emulator=true`).
-    settings = load_settings(stage, emulator=os.environ.get("SLIPWAY_EMULATOR", "").lower() == "true")
+    settings = load_settings(stage)
     defaults: dict[str, str] = {}
     if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
         defaults["region_name"] = settings.region

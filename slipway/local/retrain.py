@@ -41,7 +41,10 @@ class LocalRetrain:
         # The rollout machine first: with retrain.rollout shadow or canary, a run ends by starting it.
         self.rollout = LocalRollout(self.settings, self.names, self.topic_arn)
         self.runner = LocalStepFunctions(region=region)
-        arns = {step: self.runner.register(self.names.retrain_function(step), fn) for step, fn in STEPS.items()}
+        configured = retrain_environment(self.settings, self.names)
+        arns = {
+            step: self.runner.register(self.names.retrain_function(step), fn, configured) for step, fn in STEPS.items()
+        }
         launch = None
         if self.settings.retrain.rollout != "immediate":
             launch = self.runner.register(self.names.rollout_function("launch"), rollout_handler.launch_handler)

@@ -30,6 +30,7 @@ from functions.training.train import DEFAULT_RECIPE, load_recipe
 from slipway.local.async_jobs import AsyncJobsService
 from slipway.local.batch_scoring import BatchScoringService
 from slipway.local.gateway import Gateway
+from slipway.local.lake import seed_lake
 from slipway.local.lambda_runtime import cold_start
 from slipway.local.monitoring import LocalMonitoring
 from slipway.local.retrain_service import RetrainService
@@ -62,6 +63,9 @@ class LocalStack:
     pointer_refresh_seconds: int | None = None
     # The recipe module trained, served and retrained (model/recipe.py unless told).
     recipe: str = DEFAULT_RECIPE
+    # Train from a small lake in moto (the recipe's data as daily Parquet partitions, slipway/local/lake.py)
+    # instead of load_data(): the stage's data source becomes that lake.
+    lake: bool = False
     live_version: str | None = None
     _moto: ThreadedMotoServer | None = field(default=None, repr=False)
     _gateway: Gateway | None = field(default=None, repr=False)
@@ -106,6 +110,10 @@ class LocalStack:
         os.environ.pop("AWS_PROFILE", None)
         factory.reset_clients()
         self._create_resources(names)
+        if self.lake:
+            settings = settings.model_copy(
+                update={"data": seed_lake(factory.client("s3"), names, load_recipe(self.recipe))}
+            )
         self.live_version = self._seed_model(names, settings.data, self.recipe)
         context = LocalContext(settings=settings, names=names, aws_endpoint=self.aws_endpoint, log_dir=self.log_dir)
         for service in local_services():

@@ -134,8 +134,12 @@ class LocalStepFunctions:
             created = iam.create_role(RoleName=_LOCAL_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(_TRUST))
             return str(created["Role"]["Arn"])
 
-    def register(self, function_name: str, handler: Handler) -> str:
-        """Create (or reuse) `function_name` in moto and route its invocations to `handler`; return its ARN."""
+    def register(self, function_name: str, handler: Handler, environment: dict[str, str] | None = None) -> str:
+        """Create (or reuse) `function_name` in moto and route its invocations to `handler`; return its ARN.
+
+        `environment` is stored as the function's configuration, as CloudFormation would (the handler runs
+        in this process with the stack's environment): what a client reads back to learn how it was set up.
+        """
         with _lock:
             _handlers[function_name] = handler
         self._registered.append(function_name)
@@ -149,6 +153,7 @@ class LocalStepFunctions:
             Role=self.role_arn,
             Handler="handler.lambda_handler",
             Code={"ZipFile": b"dispatched in-process"},
+            Environment={"Variables": environment or {}},
         )
         return str(created["FunctionArn"])
 

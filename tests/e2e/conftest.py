@@ -64,8 +64,6 @@ def deployment(emulator_assembly: Path) -> Iterator[Deployment]:
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
-            # The CLI reads the settings the stage was synthesized with (the lake of `slipway:emulator`).
-            "SLIPWAY_EMULATOR": "true",
         }
         env.pop("AWS_PROFILE", None)
         with SUMMARY.phase("cdk bootstrap"):

@@ -185,3 +185,11 @@ def test_ctrl_c_stops_the_stack_and_says_so(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert "interrupted" in text and "Stopping the local stack" in text
     assert json.loads((tmp_path / "summary.json").read_text())["outcome"] == "interrupted"
+
+
+def test_the_run_read_the_new_day_of_the_lake_and_only_it(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    summary = json.loads((demo[1] / "summary.json").read_text())
+    data = summary["data"]
+    assert summary["landed"].endswith("/sales/dt=2026-12-04/part-0.parquet")
+    assert (data["objects"], data["objects_read"], data["table_rows"]) == (4, 1, 569 + 200), data
+    assert data["labelled_rows"] == summary["feedback_accepted"]

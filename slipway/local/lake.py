@@ -1,0 +1,59 @@
+"""A small lake in moto's S3 for the local stack: the recipe's data as daily Hive partitions of Parquet.
+
+`slipway up --lake` and `slipway demo` train from it (the stage's data source becomes
+`data.kind: "s3"` over it), so the delta, the snapshot and the gate can be watched offline.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from functions.core.data_source import DataSource
+from functions.lake.tables import part_bytes
+from functions.training.train import load_table
+from stage.names import ResourceNames
+
+LAKE_PREFIX = "sales/"
+# The label's column in the lake's objects (a name no recipe feature should have).
+LAKE_TARGET = "label"
+# The first partition's day; the local lake's objects are dated from it, one a day.
+FIRST_DAY = date(2026, 12, 1)
+LAKE_DAYS = 3
+
+
+def lake_bucket(names: ResourceNames) -> str:
+    return f"{names.prefix}-local-lake-{names.account}"
+
+
+def lake_source(names: ResourceNames) -> DataSource:
+    """The stage's data declaration for the local lake."""
+    return DataSource(kind="s3", uris=(f"s3://{lake_bucket(names)}/{LAKE_PREFIX}",), target=LAKE_TARGET)
+
+
+def day_key(day: int) -> str:
+    """The key of the `day`-th partition's one object (0: FIRST_DAY)."""
+    return f"{LAKE_PREFIX}dt={FIRST_DAY + timedelta(days=day)}/part-0.parquet"
+
+
+def lake_object(columns: dict[str, np.ndarray], target: np.ndarray) -> bytes:
+    """Rows as a lake object: the features by name and the label."""
+    if LAKE_TARGET in columns:
+        raise ValueError(f"the recipe has a feature named {LAKE_TARGET!r}, the local lake's label column")
+    data = {name: pa.array(values.tolist() if values.dtype == object else values) for name, values in columns.items()}
+    return part_bytes(pa.table({**data, LAKE_TARGET: pa.array(target.tolist())}))
+
+
+def seed_lake(s3: Any, names: ResourceNames, recipe: ModuleType, *, days: int = LAKE_DAYS) -> DataSource:
+    """Create the lake with the recipe's load_data() split into `days` daily objects; its declaration."""
+    columns, target = load_table(recipe)
+    bucket = lake_bucket(names)
+    s3.create_bucket(Bucket=bucket)
+    for day, rows in enumerate(np.array_split(np.arange(len(target)), days)):
+        body = lake_object({name: values[rows] for name, values in columns.items()}, target[rows])
+        s3.put_object(Bucket=bucket, Key=day_key(day), Body=body)
+    return lake_source(names)
