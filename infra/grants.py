@@ -17,7 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
-from functions.core.data_source import DataSource
+from functions.core.data_source import DataSource, S3Location, parse_s3_uri
 from infra.nag import acknowledge
 
 GET, PUT, LIST = "s3:GetObject", "s3:PutObject", "s3:ListBucket"
@@ -84,15 +84,50 @@ class ArtifactGrants:
 
 
 def grant_data_source(role: iam.IRole, source: DataSource) -> None:
-    """Read the declared prefixes of the user's data (data.kind "s3"): list under each, read its objects; no more."""
+    """What reading the declared training data needs (data.kind "s3" or "athena"), and nothing more.
+
+    s3: list under each prefix, read its objects. athena: the same on the tables' locations (Athena
+    reads them as the caller), the query's workgroup, the Glue catalog entries of its database, and the
+    result prefix, where Athena writes as the caller and Prepare reads the result.
+    """
     for index, location in enumerate(source.locations()):
-        bucket_arn = f"arn:{Aws.PARTITION}:s3:::{location.bucket}"
-        allow(role, f"ReadDataSource{index}", [GET], [f"{bucket_arn}/{location.prefix}*"])
-        allow(role, f"ListDataSource{index}", [LIST], [bucket_arn],
-              {"StringLike": {"s3:prefix": [f"{location.prefix}*"]}})  # fmt: skip
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{location.bucket}/{location.prefix}*]",
-            f"The declared training data prefix {location.uri} (data.uris): its objects are the user's, added "
-            "every day under names known only then; read-only, and nothing else of that bucket.",
-        )
+        _read_prefix(role, f"DataSource{index}", location, "the declared training data prefix (data.uris)")
+    if source.kind != "athena" or source.output_uri is None:
+        return
+    stack = Stack.of(role)
+    output = parse_s3_uri(source.output_uri)
+    _read_prefix(role, "QueryResults", output, "Athena's result prefix (data.output_uri)")
+    # Athena, acting as the caller, asks where each bucket it reads or writes is (no prefix in that request).
+    buckets = sorted({location.bucket for location in (*source.locations(), output)})
+    allow(role, "LocateQueryBuckets", ["s3:GetBucketLocation"], [f"arn:{Aws.PARTITION}:s3:::{b}" for b in buckets])
+    allow(role, "WriteQueryResults", ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+          [f"arn:{Aws.PARTITION}:s3:::{output.bucket}/{output.prefix}*"])  # fmt: skip
+    workgroup = stack.format_arn(service="athena", resource="workgroup", resource_name=source.workgroup)
+    allow(role, "RunDataQuery", ["athena:StartQueryExecution", "athena:GetQueryExecution",
+                                 "athena:StopQueryExecution"], [workgroup])  # fmt: skip
+    catalog = [
+        stack.format_arn(service="glue", resource="catalog"),
+        stack.format_arn(service="glue", resource="database", resource_name=source.database),
+        stack.format_arn(service="glue", resource="table", resource_name=f"{source.database}/*"),
+    ]
+    allow(role, "ReadDataCatalog", ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
+                                    "glue:GetPartitions"], catalog)  # fmt: skip
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:glue:{stack.region}:<AWS::AccountId>:table/"
+        f"{source.database}/*]",
+        f"The tables of the declared database {source.database} (data.database) the data query may name; read-only "
+        "catalog entries, and no other database.",
+    )
+
+
+def _read_prefix(role: iam.IRole, name: str, location: S3Location, what: str) -> None:
+    bucket_arn = f"arn:{Aws.PARTITION}:s3:::{location.bucket}"
+    allow(role, f"Read{name}", [GET], [f"{bucket_arn}/{location.prefix}*"])
+    allow(role, f"List{name}", [LIST], [bucket_arn], {"StringLike": {"s3:prefix": [f"{location.prefix}*"]}})
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{location.bucket}/{location.prefix}*]",
+        f"Only {location.uri}, {what}: its objects are named when they are written; read-only, nothing else of "
+        "that bucket.",
+    )

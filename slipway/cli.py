@@ -231,19 +231,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError("--out writes the bundle to a folder; --promote needs a stack: use one or the other")
         return _train_offline(train_bundle(load_recipe(), code_revision=_code_revision()), args.out)
     from functions.adapters import factory
+    from functions.adapters.athena_queries import AthenaQueries
     from functions.adapters.lake_objects import S3Source
     from functions.adapters.retrain_store import S3RetrainStore
     from functions.retrain.steps import train_current
 
     target = resolve(args.stage)
     bucket = target.names.artifacts_bucket
+    source = target.data_source()
     bundle = train_current(
         S3RetrainStore(factory.client("s3"), bucket),
         S3Source(factory.client("s3")),
-        target.data_source(),
+        source,
         load_recipe(),
         artifacts_bucket=bucket,
         code_revision=_code_revision(),
+        queries=AthenaQueries(factory.client("athena")) if source.kind == "athena" else None,
     )
     manifest = bundle.manifest
     registry = target.registry()

@@ -42,6 +42,12 @@ class SourceReader(Protocol):
     def get(self, listed: ListedObject) -> tuple[bytes, str | None]: ...
 
 
+class QueryRunner(Protocol):
+    """Runs a source's query and says where its result is (functions.adapters.athena_queries.AthenaQueries)."""
+
+    def run(self, source: DataSource) -> S3Location: ...
+
+
 class TableStore(Protocol):
     """The artifacts bucket: bytes by key, KeyError when absent."""
 
@@ -102,11 +108,18 @@ class IngestReport:
         )
 
 
-def source_locations(source: DataSource, artifacts_bucket: str) -> tuple[S3Location, ...]:
-    """Where the objects are: the declared prefixes, or the recipe's landing place in the artifacts bucket."""
+def source_listing(
+    source: DataSource, reader: SourceReader, *, artifacts_bucket: str, queries: QueryRunner | None
+) -> list[ListedObject]:
+    """The source's objects now: the declared prefixes', the recipe's landed table, or this run's query result."""
+    if source.kind == "athena":
+        if queries is None:
+            raise ValueError("an athena source needs a query runner")
+        result = queries.run(source)
+        return [item for item in reader.list(result) if item.key == result.prefix]
     if source.kind == "recipe":
-        return (S3Location(bucket=artifacts_bucket, prefix=layout.RECIPE_SOURCE_PREFIX),)
-    return source.locations()
+        return list(reader.list(S3Location(bucket=artifacts_bucket, prefix=layout.RECIPE_SOURCE_PREFIX)))
+    return [item for location in source.locations() for item in reader.list(location)]
 
 
 def read_ledger(store: TableStore, source: DataSource) -> Ledger:
@@ -120,15 +133,21 @@ def read_ledger(store: TableStore, source: DataSource) -> Ledger:
 
 
 def ingest(
-    source: DataSource, reader: SourceReader, store: TableStore, *, artifacts_bucket: str, now: datetime
+    source: DataSource,
+    reader: SourceReader,
+    store: TableStore,
+    *,
+    artifacts_bucket: str,
+    now: datetime,
+    queries: QueryRunner | None = None,
 ) -> IngestReport:
     """Bring the table up to the source: read only new or changed objects, then commit the ledger.
 
-    DataError (naming the object and the column) stops it before the ledger is written, so the
-    table stays as the last run left it.
+    DataError (naming the object, or the query, and the column) stops it before the ledger is
+    written, so the table stays as the last run left it.
     """
     ledger = read_ledger(store, source)
-    listing = [item for location in source_locations(source, artifacts_bucket) for item in reader.list(location)]
+    listing = source_listing(source, reader, artifacts_bucket=artifacts_bucket, queries=queries)
     plan = plan_delta(ledger, listing, now=now, retention_days=source.retention_days)
     columns: tuple[TableColumn, ...] = ledger.columns if plan.kept else ()
     required = [name for name in (source.target_column, source.key) if name]
@@ -137,7 +156,7 @@ def ingest(
     for listed in plan.read:
         body, version_id = reader.get(listed)
         bytes_read += len(body)
-        table, columns = conform(read_object(body, source.format, listed.uri, columns), listed.uri, columns,
+        table, columns = conform(read_object(body, source.object_format, listed.uri, columns), listed.uri, columns,
                                  required=required)  # fmt: skip
         if table.num_rows == 0:
             raise DataError(f"{listed.uri} has columns but no rows: delete it, or write its rows")

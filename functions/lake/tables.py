@@ -60,7 +60,11 @@ def read_object(body: bytes, fmt: str, uri: str, columns: Sequence[TableColumn] 
         if fmt == "csv":
             # Text and booleans are typed as the table's (a code such as 02139 stays text); numbers are inferred.
             types = {c.name: _ARROW_TYPES[c.type] for c in columns if c.type in ("string", "boolean")}
-            return pa_csv.read_csv(io.BytesIO(body), convert_options=pa_csv.ConvertOptions(column_types=types))
+            # An empty cell is missing; a quoted empty one ("", as Athena writes an empty text) is text.
+            options = pa_csv.ConvertOptions(
+                column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
+            )
+            return pa_csv.read_csv(io.BytesIO(body), convert_options=options)
         return pa_json.read_json(io.BytesIO(body))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"{uri} is not readable as {fmt}: {exc}") from exc

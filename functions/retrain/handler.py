@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.adapters import factory
+from functions.adapters.athena_queries import AthenaQueries
 from functions.adapters.lake_objects import S3Source
 from functions.adapters.retrain_store import S3RetrainStore, labelled_row_source
 from functions.core.event_input import parse_event
@@ -56,6 +57,7 @@ def prepare_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
         run_id=request.run_id,
         reason=request.reason,
         recipe=load_recipe(settings.recipe) if source.kind == "recipe" else None,
+        queries=AthenaQueries(factory.client("athena")) if source.kind == "athena" else None,
     )
     logger.info("training data prepared", extra=prepared.model_dump(mode="json"))
     return prepared.model_dump(mode="json")

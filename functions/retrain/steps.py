@@ -24,6 +24,7 @@ from functions.core.registry import Registry
 from functions.core.segments import SegmentPolicy, count_segments, segment_report
 from functions.lake.ingest import (
     LoadedTable,
+    QueryRunner,
     Snapshot,
     SourceReader,
     add_labelled,
@@ -75,6 +76,7 @@ def prepare(
     run_id: str,
     reason: str,
     recipe: ModuleType | None = None,
+    queries: QueryRunner | None = None,
     since: datetime | None = None,
     now: datetime | None = None,
 ) -> PreparedData:
@@ -85,7 +87,9 @@ def prepare(
     """
     if source.kind == "recipe" and recipe is not None:
         land_recipe_table(store, recipe)
-    report = ingest(source, reader, store, artifacts_bucket=artifacts_bucket, now=now or datetime.now(UTC))
+    report = ingest(
+        source, reader, store, artifacts_bucket=artifacts_bucket, now=now or datetime.now(UTC), queries=queries
+    )
     if not report.ledger.objects:
         raise StepError(f"no training data: {report.summary()}; see docs/retrain.md, 'Where the data lives'")
     rows = [(row.features, row.label) for row in _ordered(labelled.labelled_rows(since))]
@@ -136,6 +140,7 @@ def train_current(
     *,
     artifacts_bucket: str,
     code_revision: str | None,
+    queries: QueryRunner | None = None,
     now: datetime | None = None,
 ) -> Bundle:
     """`slipway train` on a stack: bring the table up to the source (landing a recipe's table) and train on it.
@@ -145,7 +150,9 @@ def train_current(
     """
     if source.kind == "recipe":
         land_recipe_table(store, recipe)
-    report = ingest(source, reader, store, artifacts_bucket=artifacts_bucket, now=now or datetime.now(UTC))
+    report = ingest(
+        source, reader, store, artifacts_bucket=artifacts_bucket, now=now or datetime.now(UTC), queries=queries
+    )
     snapshot = Snapshot(ledger=report.ledger, target=source.target_column, key=source.key)
     table = load_snapshot(store, snapshot)
     lineage = snapshot.lineage(snapshot_hash(snapshot.to_json()))

@@ -3,6 +3,7 @@ the retention window, and bad objects stopping the run by name with the table un
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -13,7 +14,7 @@ from functions.adapters import factory
 from functions.adapters.lake_objects import S3Source
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
-from functions.core.data_source import DataSource
+from functions.core.data_source import DataSource, S3Location
 from functions.lake.ingest import IngestReport, Snapshot, ingest, load_snapshot
 from functions.lake.tables import DataError
 from functions.training.train import load_recipe, load_table
@@ -163,3 +164,56 @@ def test_a_declared_column_absent_from_the_first_object_is_named(aws: None, name
 def test_an_unreadable_source_is_named(aws: None, names: ResourceNames) -> None:
     with pytest.raises(DataError, match=f"cannot list s3://{LAKE}/sales/"):
         run(names)
+
+
+ATHENA = DataSource(
+    kind="athena", query="SELECT * FROM sales", database="lake", output_uri=f"s3://{LAKE}/results/",
+    uris=(f"s3://{LAKE}/sales/",), target="diagnosis", key="patient_id",
+)  # fmt: skip
+
+
+class _AthenaInMoto:
+    """Athena's part, which moto cannot play: each run writes the query's result as Athena does, CSV at
+    <output_uri><execution id>.csv (quoted values, an empty cell for NULL), and names it."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.runs = 0
+
+    def run(self, source: DataSource) -> S3Location:
+        import pyarrow.csv as pa_csv
+
+        self.runs += 1
+        key = f"results/q-{self.runs}.csv"
+        body = io.BytesIO()
+        pa_csv.write_csv(self.table, body, pa_csv.WriteOptions(quoting_style="all_valid"))
+        put(key, body.getvalue())
+        put(f"{key}.metadata", b"athena's own metadata: never data")
+        return S3Location(bucket=LAKE, prefix=key)
+
+
+def test_an_athena_source_is_its_query_s_result_and_each_run_replaces_the_last(aws: None, names: ResourceNames) -> None:
+    boto3.client("s3").create_bucket(Bucket=LAKE)
+    athena = _AthenaInMoto(example_table(0, 300))
+    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
+
+    def run_query() -> IngestReport:
+        return ingest(ATHENA, S3Source(factory.client("s3")), store, artifacts_bucket=names.artifacts_bucket,
+                      now=datetime.now(UTC), queries=athena)  # fmt: skip
+
+    first = run_query()
+    assert first.read == (f"s3://{LAKE}/results/q-1.csv",) and first.ledger.rows == 300
+    athena.table = example_table(0, 400)
+    second = run_query()
+    assert second.read == (f"s3://{LAKE}/results/q-2.csv",) and second.deleted == first.read
+    assert second.ledger.rows == 400 and second.ledger.column_types()["mean_radius"] == "number"
+    table = load_snapshot(store, Snapshot(ledger=second.ledger, target="diagnosis", key="patient_id"))
+    assert sorted(table.columns) == sorted(load_table(load_recipe())[0])
+
+
+def test_an_athena_result_without_the_declared_label_is_named(aws: None, names: ResourceNames) -> None:
+    boto3.client("s3").create_bucket(Bucket=LAKE)
+    athena = _AthenaInMoto(example_table(0, 10).drop_columns(["diagnosis"]))
+    with pytest.raises(DataError, match=r"s3://user-lake/results/q-1.csv lacks the column\(s\) \['diagnosis'\]"):
+        ingest(ATHENA, S3Source(factory.client("s3")), S3RetrainStore(factory.client("s3"), names.artifacts_bucket),
+               artifacts_bucket=names.artifacts_bucket, now=datetime.now(UTC), queries=athena)  # fmt: skip
