@@ -99,10 +99,15 @@ class Ledger(BaseModel):
         return {column.name: column.type for column in self.columns}
 
 
+# What a table is made of: changing one of these starts a new table (the window, a timeout or the workgroup
+# do not, and neither does a setting added to DataSource later).
+_IDENTITY = ("kind", "uris", "format", "target", "key", "query", "database")
+
+
 def source_fingerprint(source: DataSource) -> str:
-    """What identifies a source's table: a change of location, format, target or key starts a new table."""
-    declared = source.model_dump(mode="json", exclude={"retention_days"})
-    return hashlib.sha256(repr(sorted(declared.items())).encode()).hexdigest()
+    """What identifies a source's table: its kind, locations, format, target, key and query."""
+    declared = [(name, getattr(source, name)) for name in _IDENTITY]
+    return hashlib.sha256(repr(declared).encode()).hexdigest()
 
 
 def part_id(listed: ListedObject) -> str:
