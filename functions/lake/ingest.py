@@ -8,11 +8,11 @@ artifacts bucket come in as small interfaces (functions.adapters.lake_objects).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -48,10 +48,15 @@ class QueryRunner(Protocol):
     def run(self, source: DataSource) -> S3Location: ...
 
 
-class TableStore(Protocol):
-    """The artifacts bucket: bytes by key, KeyError when absent."""
+class PartReader(Protocol):
+    """Where a snapshot's parts are read from: the artifacts bucket, or a training job's channel folder."""
 
     def get(self, key: str) -> bytes: ...
+
+
+class TableStore(PartReader, Protocol):
+    """The artifacts bucket: bytes by key (KeyError when absent), and writes."""
+
     def put(self, key: str, body: bytes, content_type: str = ...) -> None: ...
 
 
@@ -195,7 +200,7 @@ def ingest(
 def add_labelled(
     store: TableStore,
     ledger: Ledger,
-    rows: Sequence[tuple[dict[str, object], object]],
+    rows: Sequence[tuple[Mapping[str, Any], Any]],
     *,
     key: str,
     target: str,
@@ -221,7 +226,7 @@ class LoadedTable:
     arrived: np.ndarray
 
 
-def load_snapshot(store: TableStore, snapshot: Snapshot) -> LoadedTable:
+def load_snapshot(store: PartReader, snapshot: Snapshot) -> LoadedTable:
     """Every part of the snapshot (and its labelled rows), checked against its recorded hash, in ledger order."""
     columns = snapshot.ledger.columns
     parts: list[pa.Table] = []

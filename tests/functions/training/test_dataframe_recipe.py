@@ -5,6 +5,7 @@ rows and retrains from the stored table to the same version."""
 from __future__ import annotations
 
 import types
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,14 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from functions.core.data_source import DataSource
 from functions.core.errors import RecipeError
 from functions.core.features import FeatureType
 from functions.core.predictor import Predictor
-from functions.training.dataset import TrainingTable
+from functions.lake.ingest import Snapshot, ingest, land_recipe_table, load_snapshot
 from functions.training.export import graph_precision
 from functions.training.train import load_table, train_bundle
+from tests.functions.lake.memory import MemoryBucket, MemorySource
 
 pytestmark = pytest.mark.unit
 
@@ -109,9 +112,15 @@ def test_it_answers_as_the_pipeline_on_the_training_rows(bundle: Any) -> None:
     np.testing.assert_allclose(served, expected, atol=1e-6)
 
 
-def test_retraining_from_the_stored_table_gives_the_same_version(bundle: Any) -> None:
-    stored = TrainingTable.from_jsonl(TrainingTable(*load_table(RECIPE)).to_jsonl())
+def test_retraining_from_the_landed_table_gives_the_same_version(bundle: Any) -> None:
+    """Missing values, text and booleans survive the recipe's table landed as Parquet and read back."""
+    bucket = MemoryBucket()
+    source = DataSource()
+    assert land_recipe_table(bucket, RECIPE)
+    report = ingest(source, MemorySource(bucket), bucket, artifacts_bucket="artifacts", now=datetime.now(UTC))
+    stored = load_snapshot(bucket, Snapshot(ledger=report.ledger, target=source.target_column))
     assert train_bundle(RECIPE, stored.columns, stored.target).version == bundle.version
+    assert not land_recipe_table(bucket, RECIPE), "unchanged data is not landed again"
 
 
 def test_load_data_that_returns_one_thing_says_what_it_must_return() -> None:

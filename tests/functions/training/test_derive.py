@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
+from functions.core.data_source import DataSource
 from functions.core.features import FeatureType, encode_columns
-from functions.core.labelled import LabelledRow
-from functions.training.dataset import TrainingTable
+from functions.lake.ingest import add_labelled, ingest, load_snapshot
+from functions.lake.tables import part_bytes
 from functions.training.derive import (
     BASELINE_BINS,
     VALID_RANGE_SPANS,
@@ -18,6 +20,7 @@ from functions.training.derive import (
     derive_feature_spec,
 )
 from functions.training.train import Bundle
+from tests.functions.lake.memory import MemoryBucket, MemorySource
 
 
 def test_precision_is_the_fewest_decimals_that_keep_every_value() -> None:
@@ -209,11 +212,18 @@ def test_a_column_with_missing_values_keeps_the_type_of_its_values(values: list[
 
 def test_labelled_rows_missing_an_excluded_feature_keep_its_type_for_retraining() -> None:
     """Feedback joins captured rows, which lack the features excluded from capture: those stay missing."""
-    base = TrainingTable.from_rows([({"age": 30 + i, "income": 1000.5 + i}, i % 2) for i in range(20)])
-    time = datetime(2026, 1, 5, tzinfo=UTC)
-    labelled = [LabelledRow(request_id="r", row=i, time=time, features={"age": 40}, label=1) for i in range(5)]
+    bucket = MemoryBucket()
+    base = pa.table(
+        {"age": list(range(30, 50)), "income": [1000.5 + i for i in range(20)], "y": [i % 2 for i in range(20)]}
+    )
+    bucket.put("data/sources/base.parquet", part_bytes(base))
+    source = DataSource(kind="s3", uris=("s3://artifacts/data/sources/",), target="y")
+    report = ingest(source, MemorySource(bucket), bucket, artifacts_bucket="artifacts", now=datetime.now(UTC))
+    labelled = [({"age": 40}, 1) for _ in range(5)]
+    snapshot = add_labelled(bucket, report.ledger, labelled, key="retrain/runs/r/labelled.parquet", target="y",
+                            key_column=None)  # fmt: skip
 
-    table = base.with_labelled(labelled)
+    table = load_snapshot(bucket, snapshot)
     spec = derive_feature_spec(table.columns)
 
     assert [(f.name, f.type) for f in spec.features] == [("age", FeatureType.INTEGER), ("income", FeatureType.NUMBER)]

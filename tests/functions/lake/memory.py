@@ -1,0 +1,42 @@
+"""The artifacts bucket and a source over it, in memory, for the tests of the lake that need no S3."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from functions.core.data_source import S3Location
+from functions.lake.ledger import ListedObject
+
+
+@dataclass
+class MemoryBucket:
+    """A TableStore: objects by key."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+    def put(self, key: str, body: bytes, content_type: str = "") -> None:
+        self.objects[key] = body
+
+
+@dataclass
+class MemorySource:
+    """A SourceReader over a MemoryBucket (ETag: the MD5 of the bytes, as S3's for one-part uploads)."""
+
+    bucket: MemoryBucket
+
+    def list(self, location: S3Location) -> Iterator[ListedObject]:
+        for key in sorted(k for k in self.bucket.objects if k.startswith(location.prefix)):
+            body = self.bucket.objects[key]
+            yield ListedObject(
+                uri=f"s3://{location.bucket}/{key}", bucket=location.bucket, key=key,
+                etag=hashlib.md5(body).hexdigest(), last_modified=datetime(2026, 12, 1, tzinfo=UTC), size=len(body),
+            )  # fmt: skip
+
+    def get(self, listed: ListedObject) -> tuple[bytes, str | None]:
+        return self.bucket.objects[listed.key], None
