@@ -227,26 +227,27 @@ class LoadedTable:
 
 
 def load_snapshot(store: PartReader, snapshot: Snapshot) -> LoadedTable:
-    """Every part of the snapshot (and its labelled rows), checked against its recorded hash, in ledger order."""
-    columns = snapshot.ledger.columns
-    parts: list[pa.Table] = []
-    arrived: list[np.ndarray] = []
-    pieces = [(item.part_key, item.part_sha256, item.last_modified, item.rows) for item in snapshot.ledger.objects]
+    """Every part of the snapshot (and its labelled rows), checked against its recorded hash, in ledger order.
+
+    A row's arrival is its object's upload time; labelled rows count as of the newest object.
+    """
+    ledger = snapshot.ledger
+    if ledger.watermark is None:
+        raise DataError("the training table is empty: the source holds no data objects (docs/retrain.md)")
+    pieces = [(item.part_key, item.part_sha256, item.last_modified, item.rows) for item in ledger.objects]
     if snapshot.labelled_key and snapshot.labelled_sha256:
-        newest = snapshot.ledger.watermark or datetime.min
-        pieces.append((snapshot.labelled_key, snapshot.labelled_sha256, newest, snapshot.labelled_rows))
-    for key, digest, uploaded, rows in pieces:
+        pieces.append((snapshot.labelled_key, snapshot.labelled_sha256, ledger.watermark, snapshot.labelled_rows))
+    parts: list[pa.Table] = []
+    for key, digest, _, _ in pieces:
         body = store.get(key)
         if sha256(body) != digest:
             raise DataError(f"the table's part {key} changed since the snapshot was taken (hash mismatch)")
-        parts.append(read_part(body, columns))
-        arrived.append(np.full(rows, uploaded.timestamp() if uploaded != datetime.min else 0.0))
-    if not parts:
-        raise DataError("the training table is empty: the source holds no data objects (docs/retrain.md)")
+        parts.append(read_part(body, ledger.columns))
     frame = pa.concat_tables(parts).to_pandas()
     features = frame.drop(columns=[name for name in (snapshot.target, snapshot.key) if name])
     names, labels = as_table(features, frame[snapshot.target])
-    return LoadedTable(names, labels, np.concatenate(arrived))
+    arrived = np.concatenate([np.full(rows, uploaded.timestamp()) for _, _, uploaded, rows in pieces])
+    return LoadedTable(names, labels, arrived)
 
 
 def snapshot_hash(body: bytes) -> str:
