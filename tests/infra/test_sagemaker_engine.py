@@ -62,7 +62,12 @@ def test_the_train_state_runs_the_prebuilt_scikit_learn_container_on_the_source_
     assert parameters["StoppingCondition"] == {"MaxRuntimeInSeconds": settings.sagemaker_max_runtime_seconds}
     [channel] = parameters["InputDataConfig"]
     assert channel["ChannelName"] == "train"
-    assert "$.data.data_key" in channel["DataSource"]["S3DataSource"]["S3Uri.$"]
+    # The run's snapshot and the parts it names, listed by the manifest file Prepare writes for the run.
+    source = channel["DataSource"]["S3DataSource"]
+    assert source["S3DataType"] == "ManifestFile"
+    assert source["S3Uri.$"].endswith(
+        f"/{layout.RETRAIN_RUNS_PREFIX}{{}}/{layout.CHANNEL_MANIFEST_FILE}', $.data.run_id)"
+    )
     assert parameters["OutputDataConfig"]["S3OutputPath"].endswith(f"/{layout.SAGEMAKER_OUTPUT_PREFIX}")
     hyperparameters = parameters["HyperParameters"]
     assert hyperparameters["sagemaker_program"] == ENTRY_POINT
