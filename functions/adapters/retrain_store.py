@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from functions.adapters.s3_objects import get_bytes
+from botocore.exceptions import ClientError
+
+from functions.adapters.s3_objects import error_code, get_bytes
 from functions.core import layout
 from functions.core.gate import GateDecision
 from functions.core.labelled import LabelledRowSource
 from functions.core.manifest import Manifest
+from functions.lake.tables import ChangedMeanwhile
 
 
 class S3RetrainStore:
@@ -25,6 +28,26 @@ class S3RetrainStore:
 
     def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """An object's bytes and ETag; KeyError when it does not exist."""
+        try:
+            answer = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise KeyError(key) from exc
+            raise
+        return bytes(answer["Body"].read()), str(answer["ETag"])
+
+    def put_unless_changed(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> None:
+        """Write `key` only if it is still the version of `etag` (absent, for None): S3's conditional write."""
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition)
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                raise ChangedMeanwhile(key) from exc
+            raise
 
     def put_candidate(self, manifest: Manifest, onnx_bytes: bytes) -> None:
         prefix = layout.candidate_prefix(manifest.version)

@@ -55,9 +55,11 @@ class PartReader(Protocol):
 
 
 class TableStore(PartReader, Protocol):
-    """The artifacts bucket: bytes by key (KeyError when absent), and writes."""
+    """The artifacts bucket: bytes by key (KeyError when absent), writes, and the ledger's conditional write."""
 
     def put(self, key: str, body: bytes, content_type: str = ...) -> None: ...
+    def get_tagged(self, key: str) -> tuple[bytes, str]: ...
+    def put_unless_changed(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> None: ...
 
 
 class Snapshot(BaseModel):
@@ -127,14 +129,15 @@ def source_listing(
     return [item for location in source.locations() for item in reader.list(location)]
 
 
-def read_ledger(store: TableStore, source: DataSource) -> Ledger:
-    """The table's ledger; an empty one when there is none yet or the source's declaration changed."""
+def read_ledger(store: TableStore, source: DataSource) -> tuple[Ledger, str | None]:
+    """The table's ledger and its ETag; an empty ledger when there is none yet or the source's declaration changed."""
     fingerprint = source_fingerprint(source)
     try:
-        ledger = Ledger.model_validate_json(store.get(layout.LEDGER_KEY))
+        body, etag = store.get_tagged(layout.LEDGER_KEY)
     except KeyError:
-        return Ledger(source=fingerprint)
-    return ledger if ledger.source == fingerprint else Ledger(source=fingerprint)
+        return Ledger(source=fingerprint), None
+    ledger = Ledger.model_validate_json(body)
+    return (ledger if ledger.source == fingerprint else Ledger(source=fingerprint)), etag
 
 
 def ingest(
@@ -149,9 +152,11 @@ def ingest(
     """Bring the table up to the source: read only new or changed objects, then commit the ledger.
 
     DataError (naming the object, or the query, and the column) stops it before the ledger is
-    written, so the table stays as the last run left it.
+    written, so the table stays as the last run left it. The ledger is written only if no other
+    run wrote it since this one read it (ChangedMeanwhile otherwise): two runs at once never lose
+    each other's objects.
     """
-    ledger = read_ledger(store, source)
+    ledger, etag = read_ledger(store, source)
     listing = source_listing(source, reader, artifacts_bucket=artifacts_bucket, queries=queries)
     plan = plan_delta(ledger, listing, now=now, retention_days=source.retention_days)
     columns: tuple[TableColumn, ...] = ledger.columns if plan.kept else ()
@@ -184,7 +189,7 @@ def ingest(
     objects = tuple(sorted([*plan.kept, *added], key=lambda item: item.uri))
     updated = Ledger(source=ledger.source, columns=columns if objects else (), objects=objects)
     if updated != ledger:
-        store.put(layout.LEDGER_KEY, updated.model_dump_json().encode(), "application/json")
+        store.put_unless_changed(layout.LEDGER_KEY, updated.model_dump_json().encode(), "application/json", etag=etag)
     return IngestReport(
         ledger=updated,
         read=tuple(item.uri for item in plan.read),

@@ -27,6 +27,7 @@ from functions.lake.ingest import (
     QueryRunner,
     Snapshot,
     SourceReader,
+    TableStore,
     add_labelled,
     ingest,
     land_recipe_table,
@@ -45,11 +46,9 @@ CANDIDATE_FILE = "candidate.json"
 MIN_NEWER_ROWS = 30
 
 
-class RetrainStore(Protocol):
-    """Where the pipeline keeps its objects (functions.adapters.retrain_store.S3RetrainStore)."""
+class RetrainStore(TableStore, Protocol):
+    """Where the pipeline keeps its objects, the training table's among them (S3RetrainStore)."""
 
-    def get(self, key: str) -> bytes: ...
-    def put(self, key: str, body: bytes, content_type: str = ...) -> None: ...
     def put_candidate(self, manifest: Manifest, onnx_bytes: bytes) -> None: ...
     def get_candidate(self, version: str) -> tuple[Manifest, bytes]: ...
     def put_decision(self, decision: GateDecision) -> str: ...

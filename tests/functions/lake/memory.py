@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from functions.core.data_source import S3Location
 from functions.lake.ledger import ListedObject
+from functions.lake.tables import ChangedMeanwhile
 
 
 @dataclass
@@ -21,6 +22,15 @@ class MemoryBucket:
         return self.objects[key]
 
     def put(self, key: str, body: bytes, content_type: str = "") -> None:
+        self.objects[key] = body
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        return self.objects[key], hashlib.md5(self.objects[key]).hexdigest()
+
+    def put_unless_changed(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> None:
+        current = hashlib.md5(self.objects[key]).hexdigest() if key in self.objects else None
+        if current != etag:
+            raise ChangedMeanwhile(key)
         self.objects[key] = body
 
 

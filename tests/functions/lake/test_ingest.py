@@ -16,7 +16,8 @@ from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
 from functions.core.data_source import DataSource, S3Location
 from functions.lake.ingest import IngestReport, Snapshot, ingest, load_snapshot
-from functions.lake.tables import DataError
+from functions.lake.ledger import ListedObject
+from functions.lake.tables import ChangedMeanwhile, DataError
 from functions.training.train import load_recipe, load_table
 from stage.names import ResourceNames
 from tests.lake_data import example_table, parquet
@@ -217,3 +218,22 @@ def test_an_athena_result_without_the_declared_label_is_named(aws: None, names: 
     with pytest.raises(DataError, match=r"s3://user-lake/results/q-1.csv lacks the column\(s\) \['diagnosis'\]"):
         ingest(ATHENA, S3Source(factory.client("s3")), S3RetrainStore(factory.client("s3"), names.artifacts_bucket),
                artifacts_bucket=names.artifacts_bucket, now=datetime.now(UTC), queries=athena)  # fmt: skip
+
+
+def test_two_runs_at_once_never_lose_each_other_s_objects(lake: None, names: ResourceNames) -> None:
+    """Run A reads the source; meanwhile run B takes in a new day and commits; A's commit is refused."""
+    run(names)
+    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
+
+    class Interleaved(S3Source):
+        def get(self, listed: ListedObject) -> tuple[bytes, str | None]:
+            put("sales/dt=2026-12-05/part-0.parquet", parquet(example_table(0, 5)))
+            assert [uri.split("/")[-2] for uri in run(names).read] == ["dt=2026-12-04", "dt=2026-12-05"]
+            return super().get(listed)
+
+    put("sales/dt=2026-12-04/part-0.parquet", parquet(example_table(0, 4)))
+    with pytest.raises(ChangedMeanwhile, match=layout.LEDGER_KEY):
+        ingest(SOURCE, Interleaved(factory.client("s3")), store, artifacts_bucket=names.artifacts_bucket,
+               now=datetime.now(UTC))  # fmt: skip
+    after = run(names)
+    assert after.read == () and after.ledger.rows == 569 + 4 + 5, "B's objects are all in the table"
