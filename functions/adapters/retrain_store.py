@@ -9,10 +9,10 @@ from botocore.exceptions import ClientError
 
 from functions.adapters.s3_objects import error_code, get_bytes
 from functions.core import layout
+from functions.core.errors import ChangedMeanwhile
 from functions.core.gate import GateDecision
 from functions.core.labelled import LabelledRowSource
 from functions.core.manifest import Manifest
-from functions.lake.tables import ChangedMeanwhile
 
 
 class S3RetrainStore:

@@ -54,3 +54,7 @@ class MalformedEvent(ValueError):
 
 class RecipeError(ValueError):
     """The training recipe cannot be trained as written; the message says what to change."""
+
+
+class ChangedMeanwhile(RuntimeError):
+    """Another run rewrote an object (the training table's ledger) after this one read it; this write is refused."""

@@ -33,10 +33,6 @@ class DataError(ValueError):
     """A source object (or query result) cannot join the training table; the message names it and the column."""
 
 
-class ChangedMeanwhile(RuntimeError):
-    """Another run rewrote an object (the table's ledger) after this one read it; this run's write is refused."""
-
-
 def column_type(arrow_type: pa.DataType) -> ColumnType | None:
     """The table's type of an Arrow column; None for a type the model cannot take (dates, lists, ...)."""
     if pa.types.is_dictionary(arrow_type):

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from functions.core.data_source import S3Location
+from functions.core.errors import ChangedMeanwhile
 from functions.lake.ledger import ListedObject
-from functions.lake.tables import ChangedMeanwhile
 
 
 @dataclass

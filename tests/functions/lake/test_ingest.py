@@ -15,9 +15,10 @@ from functions.adapters.lake_objects import S3Source
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
 from functions.core.data_source import DataSource, S3Location
+from functions.core.errors import ChangedMeanwhile
 from functions.lake.ingest import IngestReport, Snapshot, ingest, load_snapshot
 from functions.lake.ledger import ListedObject
-from functions.lake.tables import ChangedMeanwhile, DataError
+from functions.lake.tables import DataError
 from functions.training.train import load_recipe, load_table
 from stage.names import ResourceNames
 from tests.lake_data import example_table, parquet
