@@ -48,7 +48,17 @@ _TRIM_DIR_NAMES = frozenset({"tests", "test", "__pycache__"})
 _TRIM_PACKAGE_DIRS = ("onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/transformers")
 # ONNX Runtime's C-API library: the Python binding links the runtime statically and does not
 # load it (its ELF header needs only libc/libstdc++; checked with readelf -d), 27 MB on arm64.
-_TRIM_FILE_GLOBS = ("onnxruntime/capi/libonnxruntime.so*",)
+# pyarrow's Flight RPC and S3 filesystem: only their own extension modules link them (checked with
+# readelf -d), and pyarrow.fs imports the S3 one inside try/except ImportError. 52 MiB unpacked.
+_TRIM_FILE_GLOBS = (
+    "onnxruntime/capi/libonnxruntime.so*",
+    "pyarrow/libarrow_flight.so*",
+    "pyarrow/libarrow_python_flight.so*",
+    "pyarrow/_flight.*.so",
+    "pyarrow/libarrow_s3.so*",
+    "pyarrow/_s3fs.*.so",
+    "pyarrow/_pyarrow_cpp_tests.*.so",
+)
 _TRIM_SUFFIXES = (".pyi", ".pyc")
 _SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test")
 # Lambda's limit on a function's unzipped code (the package, layers included).

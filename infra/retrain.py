@@ -36,8 +36,9 @@ from stage.workflows.retrain import RetrainSteps, SageMakerTraining, retrain_def
 
 RETRAIN_DIR = FUNCTIONS_DIR / "retrain"
 # scikit-learn, SciPy, skl2onnx, onnx and ONNX Runtime: 315 MB as installed; test suites and onnx's
-# backend test data (67 MB, never imported) go. What is left, with pandas about 300 MiB (over the
-# 250 MB limit), ships as one zip of about 100 MiB unpacked at cold start (functions/dependencies.py).
+# backend test data (67 MB, never imported) go. What is left, with pandas and pyarrow (over the 250 MB
+# limit unzipped), ships as one zip unpacked at cold start (functions/dependencies.py); docs/retrain.md
+# has the measured sizes.
 TRAINING_PACKAGE = PackageSpec(
     name="training",
     sources=SOURCES,  # what the SageMaker job imports too
@@ -53,9 +54,9 @@ TRAINING_PACKAGE = PackageSpec(
         '"retrain": {"engine": "sagemaker"} in the stage\'s settings (docs/retrain.md)'
     ),
 )
-# /tmp of the training package's functions: its dependencies unpack there (about 300 MiB, more
-# with a recipe's own libraries); Lambda's default 512 MiB would leave little for anything else.
-TRAINING_EPHEMERAL_STORAGE_MB = 1024
+# /tmp of the training package's functions: its dependencies unpack there (about 410 MiB, more
+# with a recipe's own libraries); Lambda's default 512 MiB would leave nothing for anything else.
+TRAINING_EPHEMERAL_STORAGE_MB = 2048
 CONTROL_PACKAGE = PackageSpec(
     name="retrain-control",
     sources=("__init__.py", "core", "adapters", "retrain"),
