@@ -362,7 +362,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             print(f"  {failed}")
         print("the live model is unchanged")
         return EXIT_FAILED
-    decision = result.output["decision"]
+    data, decision = result.output["data"], result.output["decision"]
+    print(
+        f"data: {data['table_rows']} rows of {data['objects']} source object(s), {data['objects_read']} read this "
+        f"run, {data['objects_dropped']} dropped; + {data['labelled_rows']} labelled rows"
+    )
     print(f"gate: {decision['verdict']} {decision['candidate_version']} ({'; '.join(decision['reasons'])})")
     _print_pointer(target.registry().live())
     return 0

@@ -171,6 +171,7 @@ def test_retrain_reads_only_the_new_partition_of_the_lake_and_its_candidate_list
     result = deployment.slipway("retrain", "--reason", "emulator tier")
 
     assert "gate: " in result.stdout, result.stdout
+    assert "data: 569 rows of 3 source object(s), 1 read this run, 0 dropped" in result.stdout, result.stdout
     [execution] = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("started ")]
     output = json.loads(deployment.client("stepfunctions").describe_execution(executionArn=execution)["output"])
     data = output["data"]
