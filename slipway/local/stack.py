@@ -64,7 +64,8 @@ class LocalStack:
     # The recipe module trained, served and retrained (model/recipe.py unless told).
     recipe: str = DEFAULT_RECIPE
     # Train from a small lake in moto (the recipe's data as daily Parquet partitions, slipway/local/lake.py)
-    # instead of load_data(): the stage's data source becomes that lake.
+    # instead of load_data(): the stage's data source becomes that lake. Without it the local stack trains
+    # from load_data() whatever the stage declares, since moto holds none of the stage's own buckets.
     lake: bool = False
     live_version: str | None = None
     _moto: ThreadedMotoServer | None = field(default=None, repr=False)
@@ -114,6 +115,9 @@ class LocalStack:
             settings = settings.model_copy(
                 update={"data": seed_lake(factory.client("s3"), names, load_recipe(self.recipe))}
             )
+        elif settings.data.kind != "recipe":
+            # moto holds none of the buckets (or Athena tables) the stage declares: train from load_data().
+            settings = settings.model_copy(update={"data": DataSource()})
         self.live_version = self._seed_model(names, settings.data, self.recipe)
         context = LocalContext(settings=settings, names=names, aws_endpoint=self.aws_endpoint, log_dir=self.log_dir)
         for service in local_services():

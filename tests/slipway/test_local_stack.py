@@ -187,3 +187,25 @@ def _read_until(process: subprocess.Popen[str], marker: str) -> str:
         if marker in line:
             return "".join(lines)
     raise AssertionError("slipway up exited early:\n" + "".join(lines))
+
+
+def test_a_stage_that_declares_its_own_lake_still_runs_locally_from_load_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto holds none of the stage's own buckets: `make run` trains from the recipe instead of failing to list."""
+    import slipway.local.stack as local_stack
+    from functions.adapters import factory
+    from functions.core import layout
+    from functions.core.data_source import DataSource
+    from stage.names import LOCAL_ACCOUNT, ResourceNames
+
+    declared = local_stack.load_settings("dev").model_copy(
+        update={"data": DataSource(kind="s3", uris=("s3://acme-lake/sales/",), target="churned")}
+    )
+    monkeypatch.setattr(local_stack, "load_settings", lambda stage: declared)
+    names = ResourceNames.of(declared, account=LOCAL_ACCOUNT, region=declared.region)
+    with running_stack(tmp_path) as local:
+        store = factory.registry(names.artifacts_bucket, names.live_pointer_parameter).store
+        lineage = store.get_manifest(local.live_version or "").lineage.data
+    assert lineage is not None
+    assert [o.uri for o in lineage.objects] == [f"s3://{names.artifacts_bucket}/{layout.RECIPE_SOURCE_KEY}"]
