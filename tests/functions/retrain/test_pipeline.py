@@ -96,6 +96,13 @@ def test_a_failing_step_is_caught_notified_and_leaves_live_untouched(
     history = pipeline.runner.history(result.arn)
     failed = [e for e in history if e["type"] == "LambdaFunctionFailed"]
     assert "DataError" in json.dumps(failed, default=str) and "'seen'" in json.dumps(failed, default=str)
+    # NotifyFailure sends the message that names the column to the alarm topic.
+    [notified] = [
+        e["taskScheduledEventDetails"]["parameters"]
+        for e in history
+        if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "sns"
+    ]
+    assert "Slipway retrain failed" in notified and "DataError" in notified and "seen" in notified, notified
 
 
 def test_the_drift_event_and_the_schedule_start_the_state_machine(
