@@ -305,15 +305,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = summarise(registry)
     pointer = registry.live()
     if args.json:
-        print(json.dumps({"live": pointer.model_dump(mode="json"), "models": [r.model_dump() for r in rows]}, indent=2))
+        print(
+            json.dumps(
+                {"live": pointer.model_dump(mode="json"), "models": [r.model_dump(mode="json") for r in rows]}, indent=2
+            )
+        )
         return 0
     if not rows:
         print("no registered models: run `slipway train`")
         return 0
-    print(f"{'':2}{'version':18}{'metric':10}{'score':>8}{'rows':>8}  data")
+    print(f"{'':2}{'version':18}{'metric':10}{'score':>8}{'rows':>8}  {'data':14}data up to")
     for row in rows:
+        up_to = f"{row.data_up_to:%Y-%m-%d %H:%M:%S}" if row.data_up_to else "-"
         print(
-            f"{'*' if row.live else '':2}{row.version:18}{row.metric:10}{row.score:8.4f}{row.rows:8d}  {row.data_hash}"
+            f"{'*' if row.live else '':2}{row.version:18}{row.metric:10}{row.score:8.4f}{row.rows:8d}  "
+            f"{row.data_hash:14}{up_to}"
         )
     _print_pointer(pointer)
     _print_decisions(resolve(args.stage).names.artifacts_bucket)

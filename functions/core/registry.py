@@ -170,6 +170,9 @@ class ModelSummary(BaseModel):
     score: float = Field(description="The gate metric on the holdout set.")
     rows: int
     data_hash: str
+    data_up_to: datetime | None = Field(
+        None, description="The upload time of the newest object it was trained on (None: trained off a stack)."
+    )
 
 
 def summarise(registry: Registry) -> list[ModelSummary]:
@@ -186,6 +189,7 @@ def summarise(registry: Registry) -> list[ModelSummary]:
                 score=manifest.metrics[manifest.metric],
                 rows=manifest.lineage.rows,
                 data_hash=manifest.lineage.data_hash[:12],
+                data_up_to=manifest.lineage.data.watermark if manifest.lineage.data else None,
             )
         )
     return summaries

@@ -126,6 +126,9 @@ def test_cli_reaches_the_stack_through_aws_endpoint_url(stack: LocalStack) -> No
     document = json.loads(listed.stdout)
     assert LivePointer.model_validate(document["live"]).version == stack.live_version
     assert [m["version"] for m in document["models"]] == [stack.live_version]
+    assert document["models"][0]["data_up_to"], "the example model records how recent its data is"
+    table = cli(stack, "models").stdout
+    assert "data up to" in table.splitlines()[0] and f"* {stack.live_version}" in table, table
 
 
 def test_cli_train_is_idempotent_and_bad_commands_fail_clearly(stack: LocalStack) -> None:
