@@ -12,7 +12,6 @@ this machine's CPU cost of listing, reading, checking and writing back the parts
 from __future__ import annotations
 
 import io
-import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import pyarrow.parquet as pq
 from moto import mock_aws
 
 from benchmarks.table import Row
-from benchmarks.workload import FAKE_CREDENTIALS, Workload
+from benchmarks.workload import Workload, offline_environment
 from functions.adapters import factory
 from functions.adapters.lake_objects import S3Source
 from functions.adapters.retrain_store import S3RetrainStore
@@ -76,21 +75,8 @@ def _key(day: int) -> str:
 @contextmanager
 def _moto() -> Iterator[None]:
     """moto's S3 in this process with dummy credentials, as tests/conftest.py's `aws`; the environment restored."""
-    saved = {key: os.environ.get(key) for key in (*FAKE_CREDENTIALS, "AWS_ENDPOINT_URL", "AWS_PROFILE")}
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(FAKE_CREDENTIALS)
-    factory.reset_clients()
-    try:
-        with mock_aws():
-            yield
-    finally:
-        factory.reset_clients()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with offline_environment({}), mock_aws():
+        yield
 
 
 def measure(*, objects: int = OBJECTS, rows_per_object: int = ROWS_PER_OBJECT) -> Measured:

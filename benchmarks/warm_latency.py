@@ -19,7 +19,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from moto import mock_aws
 
 from benchmarks import lambda_pricing, targets
 from benchmarks.table import Row
-from benchmarks.workload import FAKE_CREDENTIALS, STAGE, ServedModel, Workload, seed_registry
+from benchmarks.workload import STAGE, ServedModel, Workload, offline_environment, seed_registry
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.core.registry import Registry
@@ -246,26 +246,9 @@ def _cost_rows(measured: list[Measured], memory_mb: int) -> list[Row]:
     return cost_rows(durations, memory_mb)
 
 
-@contextlib.contextmanager
-def _environment(workload: Workload) -> Iterator[None]:
+def _environment(workload: Workload) -> contextlib.AbstractContextManager[None]:
     """The deployed function's environment plus fake credentials; restored afterwards."""
-    from functions.adapters import factory
-
-    overrides = {**workload.handler_env, **FAKE_CREDENTIALS, "NAIVE_MODEL_PATH": str(workload.naive_model_path)}
-    saved = {key: os.environ.get(key) for key in (*overrides, "AWS_ENDPOINT_URL", "AWS_PROFILE")}
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(overrides)
-    factory.reset_clients()
-    try:
-        yield
-    finally:
-        factory.reset_clients()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return offline_environment({**workload.handler_env, "NAIVE_MODEL_PATH": str(workload.naive_model_path)})
 
 
 def _events(bodies: list[str], count: int) -> list[dict[str, Any]]:

@@ -7,8 +7,11 @@ each with its naive pipeline, for the sections that compare models.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,28 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
 }
+
+
+@contextlib.contextmanager
+def offline_environment(overrides: Mapping[str, str]) -> Iterator[None]:
+    """`overrides`, then fake credentials, in the environment; no endpoint or profile; fresh clients; all restored."""
+    from functions.adapters import factory
+
+    variables = {**overrides, **FAKE_CREDENTIALS}
+    saved = {key: os.environ.get(key) for key in (*variables, "AWS_ENDPOINT_URL", "AWS_PROFILE")}
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(variables)
+    factory.reset_clients()
+    try:
+        yield
+    finally:
+        factory.reset_clients()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 EXAMPLE_LABEL = "example"
