@@ -262,12 +262,7 @@ def snapshot_hash(body: bytes) -> str:
 def land_recipe_table(store: TableStore, recipe: ModuleType) -> bool:
     """Write the recipe's load_data() where a recipe source is read from; False when it is unchanged."""
     columns, target = load_table(recipe)
-    if RECIPE_TARGET_COLUMN in columns:
-        raise DataError(f"load_data() has a column named {RECIPE_TARGET_COLUMN!r}, the name kept for its target")
-    table = pa.table(
-        {**{name: _arrow(values) for name, values in columns.items()}, RECIPE_TARGET_COLUMN: _arrow(target)}
-    )
-    body = part_bytes(table)
+    body = table_bytes(columns, target, RECIPE_TARGET_COLUMN)
     try:
         if store.get(layout.RECIPE_SOURCE_KEY) == body:
             return False
@@ -275,6 +270,14 @@ def land_recipe_table(store: TableStore, recipe: ModuleType) -> bool:
         pass
     store.put(layout.RECIPE_SOURCE_KEY, body, "application/vnd.apache.parquet")
     return True
+
+
+def table_bytes(columns: Mapping[str, np.ndarray], target: np.ndarray, target_column: str) -> bytes:
+    """Named columns and the target (in `target_column`) as one Parquet object, the way a lake holds them."""
+    if target_column in columns:
+        raise DataError(f"the data has a feature named {target_column!r}, the name its target is kept under")
+    arrays = {name: _arrow(values) for name, values in columns.items()}
+    return part_bytes(pa.table({**arrays, target_column: _arrow(target)}))
 
 
 def _arrow(values: np.ndarray) -> pa.Array:

@@ -11,10 +11,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from functions.core.data_source import DataSource
-from functions.lake.tables import part_bytes
+from functions.lake.ingest import table_bytes
 from functions.training.train import load_table
 from stage.names import ResourceNames
 
@@ -42,10 +41,7 @@ def day_key(day: int) -> str:
 
 def lake_object(columns: dict[str, np.ndarray], target: np.ndarray) -> bytes:
     """Rows as a lake object: the features by name and the label."""
-    if LAKE_TARGET in columns:
-        raise ValueError(f"the recipe has a feature named {LAKE_TARGET!r}, the local lake's label column")
-    data = {name: pa.array(values.tolist() if values.dtype == object else values) for name, values in columns.items()}
-    return part_bytes(pa.table({**data, LAKE_TARGET: pa.array(target.tolist())}))
+    return table_bytes(columns, target, LAKE_TARGET)
 
 
 def seed_lake(s3: Any, names: ResourceNames, recipe: ModuleType, *, days: int = LAKE_DAYS) -> DataSource:
