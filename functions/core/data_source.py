@@ -114,4 +114,6 @@ class DataSource(BaseModel):
     @property
     def object_format(self) -> Literal["parquet", "csv", "jsonl"]:
         """How the objects read are written: a query's result is CSV, a recipe's table Parquet."""
-        return {"recipe": "parquet", "athena": "csv"}.get(self.kind, self.format)  # type: ignore[return-value]
+        if self.kind == "recipe":
+            return "parquet"
+        return "csv" if self.kind == "athena" else self.format
