@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.adapters.s3_objects import error_code, get_bytes
+from functions.adapters.s3_objects import error_code, get_bytes, get_tagged
 from functions.core import layout
 from functions.core.errors import ChangedMeanwhile
 from functions.core.gate import GateDecision
@@ -31,13 +31,7 @@ class S3RetrainStore:
 
     def get_tagged(self, key: str) -> tuple[bytes, str]:
         """An object's bytes and ETag; KeyError when it does not exist."""
-        try:
-            answer = self._s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
-                raise KeyError(key) from exc
-            raise
-        return bytes(answer["Body"].read()), str(answer["ETag"])
+        return get_tagged(self._s3, self.bucket, key)
 
     def put_unless_changed(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> None:
         """Write `key` only if it is still the version of `etag` (absent, for None): S3's conditional write."""

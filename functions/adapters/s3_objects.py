@@ -17,12 +17,18 @@ def error_code(exc: ClientError) -> str:
 
 def get_bytes(s3: Any, bucket: str, key: str) -> bytes:
     """The object's bytes; KeyError when it does not exist."""
+    return get_tagged(s3, bucket, key)[0]
+
+
+def get_tagged(s3: Any, bucket: str, key: str) -> tuple[bytes, str]:
+    """The object's bytes and ETag (for a conditional write after it); KeyError when it does not exist."""
     try:
-        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        answer = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if error_code(exc) in _NOT_FOUND:
             raise KeyError(key) from exc
         raise
+    return bytes(answer["Body"].read()), str(answer["ETag"])
 
 
 def exists(s3: Any, bucket: str, key: str) -> bool:
