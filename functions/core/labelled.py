@@ -26,6 +26,7 @@ class LabelledRow(BaseModel):
 
 
 class LabelledRowSource(Protocol):
-    """Where retraining finds the labelled rows gathered since a point in time."""
+    """Where retraining finds the labelled rows gathered since a point in time, in served order
+    (time, request id, row), so that the same rows always make the same table."""
 
     def labelled_rows(self, since: datetime | None = None) -> list[LabelledRow]: ...

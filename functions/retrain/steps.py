@@ -17,7 +17,7 @@ from functions.core import layout
 from functions.core.data_source import DataSource
 from functions.core.features import category_texts, encode_columns
 from functions.core.gate import GateDecision, GatePolicy, decide, spec_differences
-from functions.core.labelled import LabelledRow, LabelledRowSource
+from functions.core.labelled import LabelledRowSource
 from functions.core.manifest import Manifest
 from functions.core.predictor import GraphInputs
 from functions.core.registry import Registry
@@ -91,7 +91,7 @@ def prepare(
     )
     if not report.ledger.objects:
         raise StepError(f"no training data: {report.summary()}; see docs/retrain.md, 'Where the data lives'")
-    rows = [(row.features, row.label) for row in _ordered(labelled.labelled_rows(since))]
+    rows = [(row.features, row.label) for row in labelled.labelled_rows(since)]
     snapshot = add_labelled(
         store,
         report.ledger,
@@ -125,10 +125,6 @@ def channel_manifest(bucket: str, snapshot_key: str, snapshot: Snapshot) -> byte
     keys = [snapshot_key, *(item.part_key for item in snapshot.ledger.objects)]
     keys += [snapshot.labelled_key] if snapshot.labelled_key else []
     return json.dumps([{"prefix": f"s3://{bucket}/"}, *keys]).encode()
-
-
-def _ordered(rows: list[LabelledRow]) -> list[LabelledRow]:
-    return sorted(rows, key=lambda r: (r.time, r.request_id, r.row))
 
 
 def train_current(
