@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import types
+from typing import Any
 
 import boto3
 import pytest
@@ -61,19 +62,23 @@ class _NoLabels:
 
 
 LAKE = "user-lake"
+SOURCE = DataSource(kind="s3", uris=(f"s3://{LAKE}/sales/",), target="diagnosis", key="patient_id")
+
+
+def _lake(names: ResourceNames, first_day_rows: int) -> tuple[Any, S3RetrainStore, S3Source]:
+    """A lake whose first day holds example rows 0..first_day_rows; the artifacts store and the source reader."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=LAKE)
+    s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-01/a.parquet", Body=parquet(example_table(0, first_day_rows)))
+    return s3, S3RetrainStore(factory.client("s3"), names.artifacts_bucket), S3Source(factory.client("s3"))
 
 
 def test_a_candidate_of_older_data_than_live_is_refused(
     registry: Registry, names: ResourceNames, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run prepared before newer data was trained by hand and promoted cannot put its older model back."""
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=LAKE)
-    s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-01/a.parquet", Body=parquet(example_table(0, 400)))
-    source = DataSource(kind="s3", uris=(f"s3://{LAKE}/sales/",), target="diagnosis", key="patient_id")
-    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
-    lake = S3Source(factory.client("s3"))
-    bucket = names.artifacts_bucket
+    s3, store, lake = _lake(names, 400)
+    source, bucket = SOURCE, names.artifacts_bucket
     older = steps.prepare(store, lake, _NoLabels(), source, artifacts_bucket=bucket, run_id="old", reason="test")
     time.sleep(1.1)  # S3 times uploads to the second: the newer object must be a second newer
     s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-02/a.parquet", Body=parquet(example_table(400, 569)))
@@ -93,13 +98,8 @@ def test_a_candidate_of_older_data_than_live_is_refused(
 
 
 def test_the_gate_judges_on_the_rows_newer_than_live_s_data(registry: Registry, names: ResourceNames) -> None:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=LAKE)
-    s3.put_object(Bucket=LAKE, Key="sales/dt=2026-12-01/a.parquet", Body=parquet(example_table(0, 300)))
-    source = DataSource(kind="s3", uris=(f"s3://{LAKE}/sales/",), target="diagnosis", key="patient_id")
-    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
-    lake = S3Source(factory.client("s3"))
-    bucket = names.artifacts_bucket
+    s3, store, lake = _lake(names, 300)
+    source, bucket = SOURCE, names.artifacts_bucket
     live = steps.train_current(store, lake, source, load_recipe(), artifacts_bucket=bucket, code_revision=None)
     registry.register(live.manifest, live.onnx_bytes)
     registry.promote(live.version, "first")
