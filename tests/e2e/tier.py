@@ -52,8 +52,10 @@ LIMITS = {
     "SnapStart snapshots": "the published inference version is initialised at publish and its restore hook runs "
     "(checked), but in the same process: no memory is snapshotted and restored elsewhere, so the restored state "
     "itself (random generator, connections, credentials) is tested in tests/functions/inference/test_snap_start.py.",
-    "Athena": "not declared by any stage here: a data source is S3 objects (Parquet, CSV, JSON Lines) or the "
-    "recipe's load_data(); the lake's objects are put into the emulator's S3 and read by the deployed Prepare.",
+    "Athena": "no stage here declares an Athena source (the emulator stage reads an S3 lake, whose Parquet objects "
+    "the tier puts in the emulator's S3): the query request, the waiting, its failures, the reading of a result "
+    "written as Athena writes it and the grants are tested in tests/functions/adapters/test_athena_queries.py, "
+    "tests/functions/lake/test_ingest.py and tests/infra/test_data_source.py.",
     "IAM": "the emulator does not enforce the roles' policies: each function's normal paths run under moto with IAM "
     "enforced and exactly its role's policy instead (tests/infra/test_least_privilege.py), plus cdk-nag and "
     "tests/infra/test_iam.py.",
