@@ -60,6 +60,8 @@ _TRIM_FILE_GLOBS = (
     "pyarrow/_pyarrow_cpp_tests.*.so",
 )
 _TRIM_SUFFIXES = (".pyi", ".pyc")
+# pyarrow's C++ headers, Cython sources and tests are for building against it, never imported.
+PYARROW_TRIM_DIRS = ("pyarrow/include", "pyarrow/src", "pyarrow/tests")
 _SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test")
 # Lambda's limit on a function's unzipped code (the package, layers included).
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024

@@ -121,6 +121,11 @@ def grant_data_source(role: iam.IRole, source: DataSource) -> None:
     )
 
 
+def grant_label_files(role: iam.IRole, location: S3Location) -> None:
+    """Read (and list) the declared label files' prefix, data.labels; nothing else of that bucket."""
+    _read_prefix(role, "LabelFiles", location, "the declared label files' prefix (data.labels)")
+
+
 def _read_prefix(role: iam.IRole, name: str, location: S3Location, what: str) -> None:
     bucket_arn = f"arn:{Aws.PARTITION}:s3:::{location.bucket}"
     allow(role, f"Read{name}", [GET], [f"{bucket_arn}/{location.prefix}*"])

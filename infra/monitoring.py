@@ -16,7 +16,7 @@ from constructs import Construct
 from functions.core import telemetry
 from functions.core.capture import CAPTURE_FILTER_PATTERN
 from functions.core.layout import CAPTURE_PREFIX
-from infra.bundling import FUNCTIONS_DIR, PackageSpec
+from infra.bundling import FUNCTIONS_DIR, PYARROW_TRIM_DIRS, PackageSpec
 from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.observability import PERIOD, Observability
@@ -26,8 +26,9 @@ from stage.settings import MonitorSettings
 MONITOR_HANDLER = "functions.monitor.handler.lambda_handler"
 MONITOR_PACKAGE = PackageSpec(
     name="monitor",
-    sources=("__init__.py", "core", "adapters", "monitor"),
+    sources=("__init__.py", "core", "adapters", "lake", "monitor"),
     requirements=FUNCTIONS_DIR / "monitor" / "requirements.txt",
+    trim_dirs=PYARROW_TRIM_DIRS,
 )
 CAPTURE_ERRORS_PREFIX = "capture-errors/"
 

@@ -25,7 +25,7 @@ from constructs import Construct
 
 from functions.core.events import DRIFT_DETECTED, event_source
 from functions.retrain.config import RetrainConfig
-from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PackageSpec
+from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PYARROW_TRIM_DIRS, PackageSpec
 from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
@@ -43,8 +43,7 @@ TRAINING_PACKAGE = PackageSpec(
     name="training",
     sources=SOURCES,  # what the SageMaker job imports too
     requirements=RETRAIN_DIR / "requirements.txt",
-    # pyarrow's C++ headers, Cython sources and tests are for building against it, never imported.
-    trim_dirs=("onnx/backend/test", "pyarrow/include", "pyarrow/src", "pyarrow/tests"),
+    trim_dirs=("onnx/backend/test", *PYARROW_TRIM_DIRS),
     root_sources=(PROJECT_ROOT / "model",),
     # The recipe's own libraries (LightGBM, say), beside Slipway's set.
     extra_requirements=(PROJECT_ROOT / "model" / "requirements.txt",),

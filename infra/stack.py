@@ -21,6 +21,7 @@ from functions.core.layout import (
     CAPTURE_PREFIX,
     FEEDBACK_PREFIX,
     GATE_DECISIONS_PREFIX,
+    LABELS_LEDGER_KEY,
     MODELS_PREFIX,
     RECIPE_SOURCE_PREFIX,
     REPORTS_PREFIX,
@@ -34,7 +35,7 @@ from functions.core.layout import (
 )
 from functions.core.registry import POINTER_LOCK_SUFFIX
 from infra.async_jobs import AsyncJobs
-from infra.grants import GET, PUT, ArtifactGrants, allow, grant_data_source
+from infra.grants import GET, PUT, ArtifactGrants, allow, grant_data_source, grant_label_files
 from infra.lambda_function import FunctionDefaults
 from infra.monitoring import CAPTURE_ERRORS_PREFIX, Monitoring
 from infra.observability import Observability
@@ -265,6 +266,14 @@ class SlipwayStack(Stack):
         grants.allow(monitor, "ReadCaptureFeedbackModels", [GET], [CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX])
         grants.allow_listing(monitor, "ListCaptureAndFeedback", [CAPTURE_PREFIX, FEEDBACK_PREFIX])
         grants.allow(monitor, "WriteReports", [PUT], [REPORTS_PREFIX])
+        labels = settings.data.labels_location()
+        if labels is not None:
+            # Label files (data.labels): read them, turn them into feedback, remember which were taken.
+            grant_label_files(monitor, labels)
+            grants.allow(monitor, "StoreLabelFiles", [PUT], [FEEDBACK_PREFIX])
+            grants.allow_keys(monitor, "LabelFilesLedger", [GET, PUT], [LABELS_LEDGER_KEY])
+            # A missing ledger must read as missing (404), not as refused (403): listing its one key says so.
+            grants.allow_listing(monitor, "ListLabelFilesLedger", [LABELS_LEDGER_KEY])
         allow(monitor, "ReadLivePointer", ["ssm:GetParameter"], [self.storage.live_pointer.parameter_arn])
         allow(
             monitor,

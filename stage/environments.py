@@ -41,6 +41,7 @@ def inference_environment(settings: StageSettings, names: ResourceNames) -> dict
         max_instances=inference.max_instances,
         max_body_bytes=inference.max_body_bytes,
         capture_sampling_rate=settings.capture.sampling_rate,
+        row_key=settings.data.key,
         requests_queue_url=names.queue_url(names.requests_queue),
     )
     return {**config.to_environment(), **powertools_environment(names, service=names.inference_service)}
@@ -64,6 +65,7 @@ def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[s
         quality_window_hours=monitor.quality_window_hours,
         drift_policy=monitor.drift,
         segment_policy=monitor.segments,
+        labels_uri=settings.data.labels,
         event_source=event_source(settings.project, settings.stage),
         event_bus="default",
         metrics_namespace=names.metrics_namespace,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.loaders
 import botocore.session
@@ -28,6 +28,9 @@ from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.adapters.monitoring_store import S3MonitoringStore
 from functions.core.registry import Registry
+
+if TYPE_CHECKING:
+    from functions.adapters.lake_objects import S3Source
 
 # Fail fast and let plan B answer, rather than hold a request on a slow dependency.
 _CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
@@ -133,3 +136,10 @@ def event_publisher(source: str, bus: str = "default") -> EventBridgePublisher:
 
 def batch_store(bucket: str) -> S3BatchStore:
     return S3BatchStore(_OnFirstUse("s3"), bucket)
+
+
+def lake_source() -> S3Source:
+    """The user's lake (data.uris, data.labels), read object by object."""
+    from functions.adapters.lake_objects import S3Source  # pyarrow: imported only by the functions that read a lake
+
+    return S3Source(_OnFirstUse("s3"))

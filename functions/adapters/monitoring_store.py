@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from functions.adapters.s3_objects import get_bytes
 from functions.core.capture import CapturedRow, CaptureRecord, capture_key
-from functions.core.feedback import FeedbackItem, StoredFeedback, feedback_key, latest_labels
+from functions.core.feedback import FeedbackItem, LabelJoin, StoredFeedback, feedback_key
 from functions.core.labelled import LabelledRow
 from functions.core.layout import FEEDBACK_PREFIX, REPORTS_PREFIX
 
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 # time and rejoins a 20 KB capture line from twenty pieces (over a second per 200 MB object);
 # splitting chunks of a MiB takes about a tenth of that.
 READ_CHUNK_BYTES = 1 << 20
+# Stored feedback leaves out what a label does not name (a keyed label has no request id).
+_STORED: dict[str, Any] = {"mode": "json", "exclude_none": True}
 
 
 def hours(start: datetime, end: datetime) -> list[datetime]:
@@ -76,12 +79,21 @@ class S3MonitoringStore:
                 logger.warning("skipped %d malformed capture lines in %s", malformed, key)
 
     def capture_rows(
-        self, start: datetime, end: datetime, request_ids: Collection[str] | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        request_ids: Collection[str] | None = None,
+        keys: AbstractSet[str] = frozenset(),
     ) -> Iterator[CapturedRow]:
-        """The rows of the capture records of [start, end), one by one; only those of `request_ids` when given."""
+        """The rows of the capture records of [start, end), one by one; with `request_ids` (or `keys`), only the
+        records of those requests (or holding one of those row keys)."""
         for record in self.capture_records(start, end):
             # Labels arrive for a few requests: expanding every other record's rows was most of a join's time.
-            if request_ids is None or record.request_id in request_ids:
+            if (
+                request_ids is None
+                or record.request_id in request_ids
+                or (record.keys is not None and not keys.isdisjoint(record.keys))
+            ):
                 yield from record.row_records()
 
     def captured_request_ids(self, start: datetime, end: datetime) -> set[str]:
@@ -111,7 +123,10 @@ class S3MonitoringStore:
         """Store a batch of feedback as one object; returns its key."""
         key = feedback_key(received, uuid.uuid4().hex)
         body = b"".join(
-            orjson.dumps(StoredFeedback(received=received, **item.model_dump()).model_dump(mode="json")) + b"\n"
+            orjson.dumps(
+                StoredFeedback(received=received, **item.model_dump()).model_dump(mode="json", exclude_none=True)
+            )
+            + b"\n"
             for item in items
         )
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
@@ -154,6 +169,15 @@ class S3MonitoringStore:
             return None
         return self._get(latest["json"]), self._get(latest["html"]).decode()
 
+    # -- objects (the label files' ledger) --------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        """An object's bytes; KeyError when it does not exist."""
+        return self._get(key)
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
+
     # -- helpers ---------------------------------------------------------------------
 
     def _keys(self, prefix: str, *, start_after: str | None = None) -> Iterable[str]:
@@ -176,22 +200,24 @@ class S3LabelledRowSource:
 
     def labelled_rows(self, since: datetime | None = None) -> list[LabelledRow]:
         """Rows whose label arrived since `since`, with the features they were served with."""
-        labels = latest_labels(self._store.feedback(since))
+        labels = LabelJoin(self._store.feedback(since))
         if not labels:
             return []
-        first = min(item.received for item in labels.values()) - self._lookback
-        end = max(item.received for item in labels.values()) + timedelta(hours=1)
+        first = labels.earliest_received() - self._lookback
+        end = labels.latest_received() + timedelta(hours=1)
         rows = []
-        for record in self._store.capture_rows(first, end, {request_id for request_id, _ in labels}):
-            item = labels.pop((record.request_id, record.row), None)
+        for record in self._store.capture_rows(first, end, labels.request_ids, labels.keys):
+            item = labels.match(record.request_id, record.row, record.key, record.time)
             if item is not None:
                 rows.append(
                     LabelledRow(
                         request_id=record.request_id,
                         row=record.row,
+                        key=record.key,
                         time=record.time,
                         features=record.features,
                         label=item.label,
                     )
                 )
+        logger.info("labelled rows: %s", labels.counts().model_dump())
         return sorted(rows, key=lambda r: (r.time, r.request_id, r.row))

@@ -69,6 +69,9 @@ class CaptureRecord(BaseModel):
     first_row: int = Field(ge=0, description="Index in its request of the record's first row.")
     rows: int = Field(ge=1, description="Rows in this record; every column holds this many values.")
     features: dict[str, list[FeatureValue]]
+    keys: list[str | None] | None = Field(
+        None, description="Each row's key (the stage's data.key, sent with the row); None when no row had one."
+    )
     label: list[str | None] | None = None
     probabilities: dict[str, list[float | None]] | None = None
     value: list[float | None] | None = None
@@ -88,7 +91,7 @@ class CaptureRecord(BaseModel):
     def _columns_hold_every_row(self) -> CaptureRecord:
         shadow = self.shadow
         columns: dict[str, Sequence[object] | None] = {
-            "label": self.label, "value": self.value, "imputed": self.imputed,
+            "keys": self.keys, "label": self.label, "value": self.value, "imputed": self.imputed,
             "out_of_range": self.out_of_range, "fallback": self.fallback, "outlier": self.outlier,
             **{f"features.{name}": column for name, column in self.features.items()},
             **{f"probabilities.{c}": column for c, column in (self.probabilities or {}).items()},
@@ -105,10 +108,12 @@ class CaptureRecord(BaseModel):
         names = list(self.features)
         columns = [self.features[name] for name in names]
         probabilities = self.probabilities
+        keys = self.keys
         for i in range(self.rows):
             yield CapturedRow(
                 request_id=self.request_id,
                 row=self.first_row + i,
+                key=keys[i] if keys is not None else None,
                 time=self.time,
                 model_version=self.model_version,
                 features={name: column[i] for name, column in zip(names, columns, strict=True)},
@@ -127,6 +132,7 @@ class CapturedRow:
 
     request_id: str
     row: int
+    key: str | None
     time: datetime
     model_version: str | None
     features: dict[str, FeatureValue]

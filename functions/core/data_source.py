@@ -10,6 +10,9 @@ the objects that are new or changed (docs/retrain.md, "Where the data lives").
 
 `athena`: a query over Glue tables, run by Prepare on every run; its result (CSV in
 `output_uri`) is the table, replacing the previous run's: the query itself picks the rows.
+
+Whatever the kind, `labels` may name a prefix where ground truth arrives as files (key, label,
+time): the monitor takes each new or changed one, once, into the stored feedback.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class DataSource(BaseModel):
     key: str | None = Field(
         None, description="A row id column that is not a feature: left out of training (and of drift)."
     )
+    labels: str | None = Field(
+        None,
+        description="Where ground truth arrives as files, s3://bucket/prefix/: Parquet, CSV or JSON Lines objects "
+        "with columns key (the data.key of a served row), label and optionally time. Needs data.key.",
+    )
     query: str | None = Field(None, description="kind athena: the SQL; its columns are the features and `target`.")
     database: str | None = Field(None, description="kind athena: the Glue database the query runs in.")
     workgroup: str = Field("primary", description="kind athena: the workgroup the query runs in.")
@@ -98,9 +106,17 @@ class DataSource(BaseModel):
             )
         for uri in self.uris:
             parse_s3_uri(uri)
+        if self.labels is not None:
+            if self.key is None:
+                raise ValueError("data.labels needs data.key: label files name their rows by that key")
+            parse_s3_uri(self.labels)
         if self.key is not None and self.key == self.target:
             raise ValueError(f"data.key and data.target are both {self.key!r}: the row id cannot be the label")
         return self
+
+    def labels_location(self) -> S3Location | None:
+        """The declared label files' prefix, if any."""
+        return parse_s3_uri(self.labels) if self.labels else None
 
     def locations(self) -> tuple[S3Location, ...]:
         """The declared prefixes (kinds s3 and athena); none for a recipe source."""

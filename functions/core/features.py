@@ -400,3 +400,43 @@ def _unknown_message(name: str, known: list[str]) -> str:
 
 def _json_type(value: Any) -> str:
     return {str: "string", bool: "boolean", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+# A row key is an id the caller's systems know the row by: at most this many characters.
+MAX_ROW_KEY_LENGTH = 128
+
+
+def split_row_keys(
+    rows: Sequence[Mapping[str, Any]], name: str | None, *, loc: str = "instances"
+) -> tuple[Sequence[Mapping[str, Any]], list[str | None] | None]:
+    """(rows without the key field, each row's key or None); (rows, None) when no row carries one.
+
+    The key is not a feature: the model never sees it, drift never counts it, capture keeps it so
+    that labels sent later by that key find the row. Raises InvalidRequest for a key that is not
+    a string or an integer, or longer than MAX_ROW_KEY_LENGTH.
+    """
+    if name is None or not any(isinstance(row, Mapping) and name in row for row in rows):
+        return rows, None
+    keys: list[str | None] = []
+    stripped: list[Mapping[str, Any]] = []
+    errors: list[FieldError] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping) or name not in row:
+            keys.append(None)
+            stripped.append(row)
+            continue
+        value = row[name]
+        if value is not None and (type(value) not in (str, int) or not 0 < len(str(value)) <= MAX_ROW_KEY_LENGTH):
+            errors.append(
+                FieldError(
+                    (loc, index, name),
+                    "row_key",
+                    f"'{name}' is the row key: a string or an integer of 1 to {MAX_ROW_KEY_LENGTH} characters, "
+                    f"got {_json_type(value)} {str(value)[:40]!r}",
+                )
+            )
+        keys.append(None if value is None else str(value))
+        stripped.append({field_name: v for field_name, v in row.items() if field_name != name})
+    if errors:
+        raise _invalid(errors)
+    return stripped, keys

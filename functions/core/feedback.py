@@ -4,21 +4,50 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, Self
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
+from functions.core.features import MAX_ROW_KEY_LENGTH
 from functions.core.layout import FEEDBACK_PREFIX
+
+# A label names (request id, row), or ("", key) when it names the row by its key.
+LabelRef = tuple[str, int] | tuple[str, str]
 
 
 class FeedbackItem(BaseModel):
-    """The true label (classification) or value (regression) of one served row."""
+    """The true label (classification) or value (regression) of one served row, named by request id and row or
+    by the row's key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    request_id: str = Field(min_length=1, max_length=128, description="The request_id /predict answered with.")
+    request_id: str | None = Field(
+        None, min_length=1, max_length=128, description="The request_id /predict answered with (or send `key`)."
+    )
     row: int = Field(0, ge=0, description="Index of the row in that request (0 for a one-row request).")
+    key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ROW_KEY_LENGTH,
+        description="The row's key, as sent with the row in the stage's data.key field (instead of request_id).",
+    )
     label: str | FiniteFloat = Field(description="The true class, or the true (finite) value.")
+    time: AwareDatetime | None = Field(
+        None, description="When the label became true; of two labels for one row the later wins (default: arrival)."
+    )
+
+    @model_validator(mode="after")
+    def _names_one_row(self) -> Self:
+        if (self.request_id is None) == (self.key is None):
+            raise ValueError("name the row by request_id (and row) or by key, one of the two")
+        if self.key is not None and self.row:
+            raise ValueError("row is for request_id; a key names one row already")
+        return self
+
+    @property
+    def ref(self) -> LabelRef:
+        """What the label names: (request id, row), or ("", key) for a keyed label."""
+        return (self.request_id, self.row) if self.request_id is not None else ("", self.key or "")
 
 
 class FeedbackRequest(BaseModel):
@@ -29,15 +58,18 @@ class FeedbackRequest(BaseModel):
     items: list[FeedbackItem] = Field(min_length=1, max_length=1000)
 
 
-class StoredFeedback(BaseModel):
-    """One feedback item as stored under feedback/, with when it was received."""
+class StoredFeedback(FeedbackItem):
+    """One label as stored under feedback/, with when it was received."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    request_id: str
-    row: int
     label: str | float
     received: datetime
+
+    @property
+    def order(self) -> tuple[datetime, datetime, str]:
+        """Of two labels for one row, the greater wins: later truth, then later arrival, then larger text."""
+        return (self.time or self.received, self.received, str(self.label))
 
 
 class FeedbackResponse(BaseModel):
@@ -57,26 +89,92 @@ def feedback_key(received: datetime, batch_id: str) -> str:
 
 
 def deduplicate(items: Sequence[FeedbackItem]) -> tuple[list[FeedbackItem], list[FeedbackItem]]:
-    """(kept, duplicates): the first item of each (request_id, row) is kept, the rest are duplicates."""
-    seen: set[tuple[str, int]] = set()
+    """(kept, duplicates): the first item naming each row is kept, the rest are duplicates."""
+    seen: set[LabelRef] = set()
     kept: list[FeedbackItem] = []
     duplicates: list[FeedbackItem] = []
     for item in items:
-        key = (item.request_id, item.row)
-        (duplicates if key in seen else kept).append(item)
-        seen.add(key)
+        (duplicates if item.ref in seen else kept).append(item)
+        seen.add(item.ref)
     return kept, duplicates
 
 
-def latest_labels(stored: Iterable[StoredFeedback]) -> dict[tuple[str, int], StoredFeedback]:
-    """One label per (request_id, row): the last received wins; ties go to the larger label text."""
-    latest: dict[tuple[str, int], StoredFeedback] = {}
-    for item in stored:
-        key = (item.request_id, item.row)
-        current = latest.get(key)
-        if current is None or (item.received, str(item.label)) > (current.received, str(current.label)):
-            latest[key] = item
-    return latest
+# A label arriving more than this long after the prediction it labels is counted as late (and used all the same).
+LATE_AFTER = timedelta(hours=24)
+
+
+class LabelCounts(BaseModel):
+    """What became of the labels a join looked at."""
+
+    labels: int = Field(description="Rows labelled (each row once, its latest label).")
+    matched: int = Field(description="Labels that found the captured prediction they label.")
+    duplicates: int = Field(description="Labels replaced by a later one for the same row.")
+    unknown: int = Field(
+        description="Labels whose request id or key matched no captured row (yet): kept, and joined once it does."
+    )
+    late: int = Field(description="Matched labels that arrived more than LATE_AFTER (24 h) after the prediction.")
+
+
+class LabelFilesReport(BaseModel):
+    """What one pass over the label files' prefix (data.labels) took into feedback."""
+
+    objects_read: int = Field(description="New or changed label files read.")
+    labels: int = Field(description="Labels they held, now stored feedback.")
+    refused: list[str] = Field(description="Why each refused file was refused (read again once replaced).")
+
+
+class LabelJoin:
+    """The latest label of each row (by request id and row, or by key), matched against captured rows.
+
+    Rows are offered in capture order; a keyed label joins the first captured row carrying its key.
+    """
+
+    def __init__(self, stored: Iterable[StoredFeedback]) -> None:
+        latest: dict[LabelRef, StoredFeedback] = {}
+        seen = 0
+        for item in stored:
+            seen += 1
+            current = latest.get(item.ref)
+            if current is None or item.order > current.order:
+                latest[item.ref] = item
+        self._by_request = {(i.request_id, i.row): i for i in latest.values() if i.request_id is not None}
+        self._by_key = {i.key: i for i in latest.values() if i.key is not None}
+        self._duplicates = seen - len(latest)
+        self._labels = len(latest)
+        self._late = 0
+        self.request_ids = {request_id for request_id, _ in self._by_request}
+        self.keys = set(self._by_key)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_request or self._by_key)
+
+    def _pending(self) -> list[StoredFeedback]:
+        return [*self._by_request.values(), *self._by_key.values()]
+
+    def earliest_received(self) -> datetime:
+        return min(item.received for item in self._pending())
+
+    def latest_received(self) -> datetime:
+        return max(item.received for item in self._pending())
+
+    def match(self, request_id: str, row: int, key: str | None, served: datetime) -> StoredFeedback | None:
+        """The label of this captured row, if one is pending (then it is matched, once)."""
+        item = self._by_request.pop((request_id, row), None)
+        if item is None and key is not None:
+            item = self._by_key.pop(key, None)
+        if item is not None and item.received - served > LATE_AFTER:
+            self._late += 1
+        return item
+
+    def counts(self) -> LabelCounts:
+        unknown = len(self._by_request) + len(self._by_key)
+        return LabelCounts(
+            labels=self._labels,
+            matched=self._labels - unknown,
+            duplicates=self._duplicates,
+            unknown=unknown,
+            late=self._late,
+        )
 
 
 # How far back a request id is looked up in the capture when feedback arrives.
@@ -93,9 +191,15 @@ class FeedbackStore(Protocol):
 def record_feedback(
     request: FeedbackRequest, *, store: FeedbackStore, now: datetime, lookup: timedelta = timedelta(hours=LOOKUP_HOURS)
 ) -> FeedbackResponse:
-    """Store the batch (first of each (request_id, row) kept); name the ids not captured (yet)."""
+    """Store the batch (first label of each row kept); name the request ids not captured (yet).
+
+    Keyed labels are stored as they are: the monitor counts those whose key it never saw.
+    """
     kept, duplicates = deduplicate(request.items)
     store.put_feedback(kept, now)
+    request_ids = {item.request_id for item in kept if item.request_id is not None}
+    if not request_ids:
+        return FeedbackResponse(accepted=len(kept), duplicates=duplicates, unknown=[])
     captured = store.captured_request_ids(now - lookup, now + timedelta(hours=1))
-    unknown = sorted({item.request_id for item in kept} - captured)
+    unknown = sorted(request_ids - captured)
     return FeedbackResponse(accepted=len(kept), duplicates=duplicates, unknown=unknown)

@@ -53,6 +53,8 @@ RECIPE_SOURCE_KEY = f"{RECIPE_SOURCE_PREFIX}table.parquet"
 TABLE_PREFIX = f"{DATA_PREFIX}table/"
 TABLE_PARTS_PREFIX = f"{TABLE_PREFIX}parts/"
 LEDGER_KEY = f"{TABLE_PREFIX}ledger.json"
+# The label files (data.labels) already taken into feedback/, by URI and ETag.
+LABELS_LEDGER_KEY = f"{DATA_PREFIX}labels/ledger.json"
 # The retrain pipeline: each run's snapshot of the table, the candidate bundles it trained,
 # every gate decision and the drift trigger's cool-down marker.
 RETRAIN_PREFIX = "retrain/"

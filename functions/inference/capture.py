@@ -80,6 +80,7 @@ class Capture:
         rows: Sequence[Mapping[str, Any]],
         batch: EncodedBatch | None,
         predictions: Sequence[Prediction],
+        keys: Sequence[str | None] | None = None,
         role: str = LIVE,
         latency_ms: float | None = None,
         shadow: Shadow | None = None,
@@ -99,6 +100,8 @@ class Capture:
         if columns is None:
             columns = self._columns[id(manifest)] = _SpecColumns(manifest.feature_spec, manifest.capture_exclude)
         record = _columnar(columns, rows, batch, predictions)
+        if keys is not None:
+            record["keys"] = list(keys)
         if shadow is not None:
             record["shadow"] = _shadow_columns(shadow)
         head = {
@@ -223,6 +226,7 @@ def _rows(record: dict[str, Any], start: int, end: int) -> dict[str, Any]:
     shadow = record.get("shadow")
     return {
         "features": {name: column[start:end] for name, column in record["features"].items()},
+        "keys": part(record.get("keys")),
         **answers(record),
         "imputed": record["imputed"][start:end],
         "out_of_range": record["out_of_range"][start:end],

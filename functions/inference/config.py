@@ -16,6 +16,9 @@ class InferenceConfig(FunctionConfig):
     max_instances: int = Field(1000, alias="MAX_INSTANCES", ge=1)
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1)
     capture_sampling_rate: float = Field(1.0, alias="CAPTURE_SAMPLING_RATE", ge=0, le=1)
+    row_key: str | None = Field(
+        None, alias="ROW_KEY", min_length=1, description="The stage's data.key: a row field captured, never scored."
+    )
     requests_queue_url: str | None = Field(
         None, alias="REQUESTS_QUEUE_URL", description="Where /predict/async queues jobs; unset: it answers 503."
     )

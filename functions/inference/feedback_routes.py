@@ -20,7 +20,7 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
 
     @app.post(
         FEEDBACK_PATH,
-        summary="Send the true labels (or values) of served rows",
+        summary="Send the true labels (or values) of served rows, by request id and row or by row key",
         responses={
             200: {"description": "Stored", "content": {JSON: {"model": FeedbackResponse}}},
             422: {"description": "Malformed feedback", "content": {JSON: {"model": ErrorBody}}},
@@ -30,4 +30,4 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
     def feedback(request: FeedbackRequest) -> Response[str]:
         answer = record_feedback(request, store=deps.feedback, now=deps.clock())
         deps.metrics.add_metric(name=FEEDBACK_ITEMS, unit=MetricUnit.Count, value=answer.accepted)
-        return Response(status_code=200, content_type=JSON, body=answer.model_dump_json())
+        return Response(status_code=200, content_type=JSON, body=answer.model_dump_json(exclude_none=True))

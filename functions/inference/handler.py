@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import telemetry
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
-from functions.core.features import FeatureSpec
+from functions.core.features import FeatureSpec, split_row_keys
 from functions.core.rollout import STICKY_HEADER
 from functions.inference import async_routes, feedback_routes, request_body, service, snap_start
 from functions.inference.capture import Capture
@@ -106,7 +106,7 @@ def predict(request: PredictBody) -> Response[str]:
     # built would cost more than scoring 1,000 rows (tests check it against the model).
     started = time.perf_counter()
     serving = live_model.current()
-    rows = request.rows
+    rows, keys = split_row_keys(request.rows, config.row_key)
     outcome = service.predict(serving, rows, key=app.current_event.headers.get(STICKY_HEADER))
     elapsed_ms = _record(outcome, started, rollout=serving.candidate is not None)
     # The answer's own time, so that a shadow's compares like with like (the handler's includes the shadow's).
@@ -119,6 +119,7 @@ def predict(request: PredictBody) -> Response[str]:
         rows=rows,
         batch=outcome.batch,
         predictions=outcome.predictions,
+        keys=keys,
         role=outcome.role,
         latency_ms=latency_ms,
         shadow=outcome.shadow,

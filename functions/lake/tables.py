@@ -161,7 +161,15 @@ def _lenient(values: list[Any], kind: ColumnType) -> pa.Array:
 
 
 def _fit(value: Any, kind: ColumnType) -> Any:
-    """`value` as a `kind` column holds it, or None (missing, imputed by training) when it is not one."""
+    """`value` as a `kind` column holds it, or None (missing, imputed by training) when it is not one.
+
+    A number written as text ("1", as a label file's whole-number label is kept) is a number.
+    """
+    if kind in ("number", "integer") and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
     if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if (

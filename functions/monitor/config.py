@@ -21,6 +21,9 @@ class MonitorConfig(FunctionConfig):
     quality_window_hours: int = Field(168, alias="QUALITY_WINDOW_HOURS", ge=1, le=2160)
     drift_policy: DriftPolicy = Field(alias="DRIFT_POLICY", description="JSON in the environment.")
     segment_policy: SegmentPolicy = Field(SegmentPolicy(), alias="SEGMENT_POLICY", description="JSON, as drift_policy.")
+    labels_uri: str | None = Field(
+        None, alias="LABELS_URI", description="The stage's data.labels: label files taken into feedback each cycle."
+    )
     event_source: str = Field(alias="EVENT_SOURCE", min_length=1)
     event_bus: str = Field("default", alias="EVENT_BUS_NAME")
     metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters import factory
 from functions.monitor import metrics
 from functions.monitor.config import MonitorConfig
-from functions.monitor.service import run_cycle, window_of
+from functions.monitor.service import run_cycle, take_label_files, window_of
 
 config = MonitorConfig.from_environ()
 logger = Logger()
@@ -23,8 +23,11 @@ publisher = factory.event_publisher(config.event_source, config.event_bus)
 
 
 def monitor(now: datetime) -> dict[str, Any]:
-    """Run one cycle for the window ending at the last whole hour before `now`."""
+    """Take new label files (when the stage declares them), then run one cycle for the window ending at the last
+    whole hour before `now`."""
     start, end = window_of(now, config.window_hours)
+    labels = config.labels_uri
+    label_files = take_label_files(store, factory.lake_source(), labels, now=now) if labels else None
     result = run_cycle(
         store=store,
         models=models,
@@ -34,6 +37,7 @@ def monitor(now: datetime) -> dict[str, Any]:
         end=end,
         quality_window=timedelta(hours=config.quality_window_hours),
         segment_policy=config.segment_policy,
+        label_files=label_files,
     )
     metrics.publish(result, namespace=config.metrics_namespace, service=config.service)
     event_id = publisher.drift_detected(result.event) if result.event else None
@@ -45,6 +49,7 @@ def monitor(now: datetime) -> dict[str, Any]:
         "report": result.report_key,
         "html": result.html_key,
         "event_id": event_id,
+        "labels": result.labels.model_dump(),
     }
     if result.segments is not None:
         summary["segments"] = {

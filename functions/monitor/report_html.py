@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from functions.core.drift import DriftReport, FeatureDrift, OutlierFigures
+from functions.core.feedback import LabelCounts
 from functions.core.rollout import RolloutFigures
 from functions.core.segments import SegmentReport
 
@@ -198,6 +199,7 @@ def render_html(
     quality: Sequence[Any] = (),
     rollout: RolloutFigures | None = None,
     segments: SegmentReport | None = None,
+    labels: LabelCounts | None = None,
 ) -> str:
     """The report page of one window."""
     title = f"Drift report: model {report.model_version}"
@@ -225,6 +227,12 @@ def render_html(
         if quality
         else "<h2>Model quality from feedback</h2><p>No labelled rows in the quality window.</p>"
     )
+    if labels is not None and labels.labels:
+        quality_table += (
+            f"<p>Labels of the quality window: {labels.labels} rows labelled, {labels.matched} matched to their "
+            f"prediction ({labels.late} late), {labels.duplicates} replaced by a later label, {labels.unknown} not "
+            "matched to any captured row yet (kept: joined once their capture arrives).</p>"
+        )
     drifted = ": " + escape(", ".join(report.drifted_features)) if report.drifted_features else ""
     excluded = (
         f"<p>Excluded from capture by the recipe (CAPTURE_EXCLUDE), so no drift is computed for: "

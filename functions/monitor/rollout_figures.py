@@ -18,7 +18,7 @@ import numpy as np
 
 from functions.core.capture import CaptureRecord
 from functions.core.drift import DriftPolicy, drift_report
-from functions.core.feedback import StoredFeedback, latest_labels
+from functions.core.feedback import LabelJoin, StoredFeedback
 from functions.core.manifest import Manifest
 from functions.core.quality import HIGHER_IS_BETTER, live_metric
 from functions.core.rollout import RolloutFigures, ShadowFigures, VersionFigures
@@ -64,7 +64,7 @@ def rollout_figures(
     drift_policy: DriftPolicy,
 ) -> RolloutFigures:
     """The figures of [start, end) for `live` and `candidate` (records of other versions are left out)."""
-    labels = latest_labels(source.feedback(start, None))
+    labels = LabelJoin(source.feedback(start, None))
     answers = {live.version: _Answers(), candidate.version: _Answers()}
     shadow = _Shadow()
     counter = WindowCounter(lambda version: candidate if version == candidate.version else None)
@@ -72,7 +72,10 @@ def rollout_figures(
         answered = answers.get(str(record.model_version))
         if answered is None:
             continue
-        truths = [labels.get((record.request_id, record.first_row + i)) for i in range(record.rows)]
+        keys = record.keys or [None] * record.rows
+        truths = [
+            labels.match(record.request_id, record.first_row + i, keys[i], record.time) for i in range(record.rows)
+        ]
         _add_answers(answered, record, truths)
         if record.shadow is not None and record.shadow.version == candidate.version:
             _add_shadow(shadow, record, truths, classification=live.task == "classification")

@@ -7,6 +7,7 @@ everything decided here is plain code over counts and labelled rows.
 from __future__ import annotations
 
 from collections.abc import Collection
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -14,9 +15,10 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel, Field
 
+from functions.core.data_source import parse_s3_uri
 from functions.core.drift import DriftPolicy, DriftReport, drift_report, empty_counts
 from functions.core.events import DriftDetectedDetail
-from functions.core.feedback import latest_labels
+from functions.core.feedback import LabelCounts, LabelFilesReport, LabelJoin
 from functions.core.manifest import Manifest
 from functions.core.quality import HIGHER_IS_BETTER, live_metric
 from functions.core.registry import ModelStore, PointerStore
@@ -31,7 +33,9 @@ class MonitoringStore(Protocol):
     def capture_records(self, start: datetime, end: datetime) -> Any: ...
     def capture_keys(self, start: datetime, end: datetime) -> list[str]: ...
     def capture_lines(self, key: str) -> Any: ...
-    def capture_rows(self, start: datetime, end: datetime, request_ids: Collection[str] | None = None) -> Any: ...
+    def capture_rows(
+        self, start: datetime, end: datetime, request_ids: Collection[str] | None = None, keys: AbstractSet[str] = ...
+    ) -> Any: ...
     def feedback(self, since: datetime | None = None, until: datetime | None = None) -> Any: ...
     def put_report(self, stem: str, json_body: bytes, html_body: str) -> tuple[str, str]: ...
 
@@ -56,6 +60,8 @@ class CycleResult(BaseModel):
     report_key: str
     html_key: str
     quality: list[Quality]
+    labels: LabelCounts = Field(description="The labels of the quality window: matched, repeated, unknown, late.")
+    label_files: LabelFilesReport | None = Field(None, description="None when the stage declares no data.labels.")
     event: DriftDetectedDetail | None
     skipped_lines: int
     rollout: RolloutFigures | None = None
@@ -94,6 +100,7 @@ def run_cycle(
     end: datetime,
     quality_window: timedelta,
     segment_policy: SegmentPolicy | None = None,
+    label_files: LabelFilesReport | None = None,
 ) -> CycleResult:
     """Judge the window [start, end) against the live model's baseline and write its reports.
 
@@ -113,7 +120,7 @@ def run_cycle(
     counts = counter.result().get(live_version) or empty_counts(live)
     counts = counts.model_copy(update={"start": start, "end": end})
     report = drift_report(live, counts, policy)
-    labelled = labelled_answers(store, end - quality_window, end)
+    labelled, label_counts = labelled_answers(store, end - quality_window, end)
     quality = measure_quality(labelled, manifests)
     segments = None
     if live.segments:
@@ -127,12 +134,14 @@ def run_cycle(
         {
             "report": report.model_dump(mode="json"),
             "quality": [q.model_dump(mode="json") for q in quality],
+            "labels": label_counts.model_dump(mode="json"),
+            "label_files": label_files.model_dump(mode="json") if label_files else None,
             "rollout": rollout.model_dump(mode="json") if rollout else None,
             "segments": segments.model_dump(mode="json") if segments else None,
         },
         option=orjson.OPT_INDENT_2,
     )
-    json_key, html_key = store.put_report(stem, body, render_html(report, quality, rollout, segments))
+    json_key, html_key = store.put_report(stem, body, render_html(report, quality, rollout, segments, label_counts))
     event = None
     if report.drift_detected:
         event = DriftDetectedDetail(
@@ -155,6 +164,8 @@ def run_cycle(
         report_key=json_key,
         html_key=html_key,
         quality=quality,
+        labels=label_counts,
+        label_files=label_files,
         event=event,
         skipped_lines=counter.skipped,
         rollout=rollout,
@@ -180,15 +191,25 @@ def _rollout(
     )
 
 
-def labelled_answers(store: MonitoringStore, start: datetime, end: datetime) -> dict[str, list[LabelledAnswer]]:
-    """Per model version, the model's answers (not plan B's) to rows whose feedback arrived in [start, end)."""
-    labels = latest_labels(store.feedback(start, end))
-    if not labels:
-        return {}
-    earliest = min(item.received for item in labels.values()) - (end - start)
+def take_label_files(store: Any, listing: Any, uri: str, *, now: datetime) -> LabelFilesReport:
+    """Turn the new or changed label files under `uri` (data.labels) into stored feedback, before a cycle joins it."""
+    from functions.lake.labels import take_labels  # pyarrow, imported only by a stage that declares label files
+
+    return take_labels(listing, store, parse_s3_uri(uri), now=now)
+
+
+def labelled_answers(
+    store: MonitoringStore, start: datetime, end: datetime
+) -> tuple[dict[str, list[LabelledAnswer]], LabelCounts]:
+    """Per model version, the model's answers (not plan B's) to rows whose label arrived in [start, end); and
+    what became of those labels. A label looks back as far as the window is long for its prediction."""
+    labels = LabelJoin(store.feedback(start, end))
     out: dict[str, list[LabelledAnswer]] = {}
-    for record in store.capture_rows(earliest, end, {request_id for request_id, _ in labels}):
-        item = labels.pop((record.request_id, record.row), None)
+    if not labels:
+        return out, labels.counts()
+    earliest = labels.earliest_received() - (end - start)
+    for record in store.capture_rows(earliest, end, labels.request_ids, labels.keys):
+        item = labels.match(record.request_id, record.row, record.key, record.time)
         if item is not None and record.model_version and record.fallback is None:
             out.setdefault(record.model_version, []).append(
                 LabelledAnswer(
@@ -199,7 +220,7 @@ def labelled_answers(store: MonitoringStore, start: datetime, end: datetime) -> 
                     truth=item.label,
                 )
             )
-    return out
+    return out, labels.counts()
 
 
 def measure_quality(labelled: dict[str, list[LabelledAnswer]], manifests: Manifests) -> list[Quality]:

@@ -25,7 +25,7 @@ from functions.adapters import factory
 from functions.core.capture import CAPTURE_MARKER
 from functions.core.events import event_source
 from functions.monitor import metrics
-from functions.monitor.service import CycleResult, run_cycle
+from functions.monitor.service import CycleResult, run_cycle, take_label_files
 from slipway.local.services import LocalContext
 from stage.names import ResourceNames
 from stage.settings import StageSettings
@@ -90,8 +90,11 @@ def monitor_once(
     as the Lambda publishes it: EMF metrics (forwarded to CloudWatch) and the DriftDetected event."""
     now = now or datetime.now(UTC)
     monitor = settings.monitor
+    store = factory.monitoring_store(names.artifacts_bucket)
+    labels = settings.data.labels
+    label_files = take_label_files(store, factory.lake_source(), labels, now=now) if labels else None
     result = run_cycle(
-        store=factory.monitoring_store(names.artifacts_bucket),
+        store=store,
         models=factory.model_store(names.artifacts_bucket),
         pointer=factory.pointer_store(names.live_pointer_parameter),
         policy=monitor.drift,
@@ -99,6 +102,7 @@ def monitor_once(
         end=now,
         quality_window=timedelta(hours=monitor.quality_window_hours),
         segment_policy=monitor.segments,
+        label_files=label_files,
     )
     emf = io.StringIO()
     with contextlib.redirect_stdout(emf):
