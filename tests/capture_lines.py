@@ -19,6 +19,7 @@ def capture_lines(
     labels: Sequence[str | None] | None = None,
     probabilities: Sequence[Mapping[str, float]] | None = None,
     values: Sequence[float | None] | None = None,
+    keys: Sequence[str | None] | None = None,
     rows_per_line: int = ROWS_PER_LINE,
 ) -> list[bytes]:
     """The lines of one request whose rows are `features`, ROWS_PER_LINE rows a line."""
@@ -35,6 +36,7 @@ def capture_lines(
             "first_row": start,
             "rows": end - start,
             "features": {name: [row.get(name) for row in part] for name in names},
+            "keys": list(keys[start:end]) if keys is not None else None,
             "label": list(labels[start:end]) if labels is not None else None,
             "probabilities": (
                 {c: [p[c] for p in probabilities[start:end]] for c in probabilities[0]} if probabilities else None

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from functions.core import layout
 from functions.core.data_source import S3Location
 from functions.core.feedback import FeedbackItem, LabelFilesReport
-from functions.lake.ledger import ListedObject
+from functions.lake.ledger import ListedObject, TableColumn
 from functions.lake.tables import DataError, read_object
 
 KEY_COLUMN, LABEL_COLUMN, TIME_COLUMN = "key", "label", "time"
@@ -65,7 +65,8 @@ def label_format(uri: str) -> str:
 
 def read_labels(body: bytes, uri: str) -> list[FeedbackItem]:
     """The file's labels, each naming its row by key; DataError naming the file, row and column otherwise."""
-    table = read_object(body, label_format(uri), uri)
+    # A CSV key is text as written (007 stays 007); the other formats carry their own types.
+    table = read_object(body, label_format(uri), uri, [TableColumn(name=KEY_COLUMN, type="string")])
     missing = [name for name in (KEY_COLUMN, LABEL_COLUMN) if name not in table.column_names]
     if missing:
         raise DataError(
@@ -77,6 +78,9 @@ def read_labels(body: bytes, uri: str) -> list[FeedbackItem]:
     times = table.column(TIME_COLUMN).to_pylist() if TIME_COLUMN in table.column_names else [None] * len(keys)
     items = []
     for index, (key, label, time) in enumerate(zip(keys, labels, times, strict=True)):
+        for column, value in ((KEY_COLUMN, key), (LABEL_COLUMN, label)):
+            if value is None or value == "":
+                raise DataError(f"{uri} row {index + 1}: no {column} (every row names its row's key and its label)")
         try:
             items.append(FeedbackItem(key=_text(key), label=_label(label), time=_time(time)))
         except (ValidationError, ValueError, TypeError) as exc:
@@ -84,8 +88,11 @@ def read_labels(body: bytes, uri: str) -> list[FeedbackItem]:
     return items
 
 
-def take_labels(listing: Listing, store: LabelStore, location: S3Location, *, now: datetime) -> LabelFilesReport:
-    """Turn the new or changed label files under `location` into stored feedback; the ledger records each file."""
+def take_labels(listing: Listing, store: LabelStore, location: S3Location) -> LabelFilesReport:
+    """Turn the new or changed label files under `location` into stored feedback; the ledger records each file.
+
+    A file's labels count as received when the file landed (its upload time), whenever a cycle takes it.
+    """
     try:
         ledger = LabelLedger.model_validate_json(store.get(layout.LABELS_LEDGER_KEY))
     except KeyError:
@@ -105,7 +112,7 @@ def take_labels(listing: Listing, store: LabelStore, location: S3Location, *, no
             ledger.objects[listed.uri] = LabelObject(etag=listed.etag, refused=str(exc))
             continue
         for start in range(0, len(items), 10_000):
-            store.put_feedback(items[start : start + 10_000], now)
+            store.put_feedback(items[start : start + 10_000], listed.last_modified)
         labels += len(items)
         ledger.objects[listed.uri] = LabelObject(etag=listed.etag, rows=len(items))
     if read:

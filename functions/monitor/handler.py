@@ -27,7 +27,7 @@ def monitor(now: datetime) -> dict[str, Any]:
     whole hour before `now`."""
     start, end = window_of(now, config.window_hours)
     labels = config.labels_uri
-    label_files = take_label_files(store, factory.lake_source(), labels, now=now) if labels else None
+    label_files = take_label_files(store, factory.lake_source(), labels) if labels else None
     result = run_cycle(
         store=store,
         models=models,
@@ -50,6 +50,7 @@ def monitor(now: datetime) -> dict[str, Any]:
         "html": result.html_key,
         "event_id": event_id,
         "labels": result.labels.model_dump(),
+        "label_files": label_files.model_dump() if label_files else None,
     }
     if result.segments is not None:
         summary["segments"] = {

@@ -191,11 +191,11 @@ def _rollout(
     )
 
 
-def take_label_files(store: Any, listing: Any, uri: str, *, now: datetime) -> LabelFilesReport:
+def take_label_files(store: Any, listing: Any, uri: str) -> LabelFilesReport:
     """Turn the new or changed label files under `uri` (data.labels) into stored feedback, before a cycle joins it."""
     from functions.lake.labels import take_labels  # pyarrow, imported only by a stage that declares label files
 
-    return take_labels(listing, store, parse_s3_uri(uri), now=now)
+    return take_labels(listing, store, parse_s3_uri(uri))
 
 
 def labelled_answers(

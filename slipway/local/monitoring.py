@@ -92,7 +92,7 @@ def monitor_once(
     monitor = settings.monitor
     store = factory.monitoring_store(names.artifacts_bucket)
     labels = settings.data.labels
-    label_files = take_label_files(store, factory.lake_source(), labels, now=now) if labels else None
+    label_files = take_label_files(store, factory.lake_source(), labels) if labels else None
     result = run_cycle(
         store=store,
         models=factory.model_store(names.artifacts_bucket),

@@ -5,6 +5,7 @@ Run alone with `make e2e`; `make test` runs it too. Each test is one check of th
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import urllib.request
@@ -12,10 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
 from functions.adapters.model_store import S3ModelStore
+from functions.adapters.monitoring_store import S3LabelledRowSource, S3MonitoringStore
 from functions.core import layout
 from functions.core.capture import CAPTURE_MARKER
 from functions.core.events import DRIFT_DETECTED, event_source
@@ -230,9 +234,22 @@ def test_drift_event_reaches_the_trigger_and_starts_a_run(deployment: Deployment
 
 
 def test_monitor_runs_over_captured_traffic_and_writes_its_report(deployment: Deployment) -> None:
-    """Firehose does not deliver here: the inference function's capture lines are copied to capture/ as it would."""
+    """Firehose does not deliver here: the inference function's capture lines are copied to capture/ as it would.
+
+    One row is sent with its key (the stage's data.key) and its label lands later as a Parquet file under
+    data.labels: the deployed monitor takes the file and joins the label to that captured row."""
     for _ in range(3):
         deployment.slipway("smoke")
+    status, model = _api(deployment, "GET", "/model")
+    row = {f["name"]: f["impute"] for f in model["feature_spec"]["features"]}
+    source = load_settings("dev", emulator=True).data
+    status, answer = _api(deployment, "POST", "/predict", {"instances": [{**row, source.key: "emulator-1"}]})
+    assert status == 200, answer
+    labels = source.labels_location()
+    assert labels is not None
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"key": ["emulator-1"], "label": [answer["predictions"][0]["label"]]}), sink)
+    deployment.client("s3").put_object(Bucket=labels.bucket, Key=f"{labels.prefix}part-0.parquet", Body=sink.getvalue())
     logs = deployment.client("logs")
     group = f"/aws/lambda/{STACK}-inference"
     lines = [e["message"] for e in logs.filter_log_events(logGroupName=group, limit=10000)["events"]]
@@ -248,6 +265,11 @@ def test_monitor_runs_over_captured_traffic_and_writes_its_report(deployment: De
     answer = deployment.client("lambda").invoke(FunctionName=f"{STACK}-monitor", Payload=b"{}")
     payload = json.loads(answer["Payload"].read())
     assert "FunctionError" not in answer, payload
+    assert payload["label_files"] == {"objects_read": 1, "labels": 1, "refused": []}, payload
+    # The label landed this hour, after the window the monitor judged: the next cycle counts it. Its join with
+    # the keyed row, as the next cycle and the next Prepare make it:
+    [labelled] = [r for r in S3LabelledRowSource(S3MonitoringStore(s3, bucket)).labelled_rows() if r.key]
+    assert (labelled.key, labelled.label) == ("emulator-1", answer["predictions"][0]["label"]), labelled
     reports = s3.list_objects_v2(Bucket=bucket, Prefix=layout.REPORTS_PREFIX).get("Contents", [])
     assert reports, f"the monitor wrote no report: {payload}"
     # Each answer's outlier score travelled through the deployed function's capture to the report.

@@ -29,7 +29,13 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
 
 # The user's lake of the "dev-lake" template: a bucket the stack does not own, one prefix of it declared.
 LAKE_BUCKET = "slipway-test-lake"
-LAKE_DATA = {"kind": "s3", "uris": [f"s3://{LAKE_BUCKET}/sales/"], "target": "diagnosis", "key": "patient_id"}
+LAKE_DATA = {
+    "kind": "s3",
+    "uris": [f"s3://{LAKE_BUCKET}/sales/"],
+    "target": "diagnosis",
+    "key": "patient_id",
+    "labels": f"s3://{LAKE_BUCKET}/labels/",
+}
 
 
 def lake_context() -> dict[str, Any]:

@@ -280,6 +280,7 @@ def _score(stage: Stage) -> None:
 def _monitor(stage: Stage) -> None:
     summary = stage.invoke(MONITOR, {})
     assert summary["verdict"] == "drift" and summary["event_id"], summary
+    assert summary["label_files"] == {"objects_read": 1, "labels": 1, "refused": []}, summary
     stage.handed_on["drift"] = summary
 
 
@@ -406,6 +407,7 @@ def _seed(stage: Stage) -> None:
     for day, start, stop in ((1, 0, 300), (2, 300, 569)):
         key, body = partition("sales/", day, start, stop)
         s3.put_object(Bucket=LAKE_BUCKET, Key=key, Body=body)
+    s3.put_object(Bucket=LAKE_BUCKET, Key="labels/dt=2026-12-06/part-0.csv", Body=b"key,label\n1001,malignant\n")
     columns, target = load_table(load_recipe())
     shift = {"mean_radius": 0.5, "worst_texture": 0.6, "mean_smoothness": 0.4}
     store = factory.monitoring_store(stage.names.artifacts_bucket)
@@ -492,6 +494,9 @@ FORBIDDEN: dict[str, list[Forbidden]] = {
     SCORE: [WRITE_POINTER, WRITE_BUNDLE, _s3("list the bucket", "list_objects_v2", "batch/")],
     MONITOR: [WRITE_POINTER, WRITE_BUNDLE, START_RETRAIN, _s3("rewrite the capture", "put_object", "capture/x.jsonl"),
               _s3("list the bundles", "list_objects_v2", "models/"),
+              _s3("read the lake's training data", "get_object", "sales/x.parquet", lambda _: LAKE_BUCKET),
+              _s3("list the lake beyond the labels", "list_objects_v2", "sales/", lambda _: LAKE_BUCKET),
+              _s3("write a label file", "put_object", "labels/x.csv", lambda _: LAKE_BUCKET),
               Forbidden("put events on another bus", "events", "put_events",
                         lambda n, _: {"Entries": [{"Source": "x", "DetailType": "x", "Detail": "{}",
                                                    "EventBusName": "other"}]})],

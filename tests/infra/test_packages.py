@@ -13,6 +13,7 @@ runtime whose Python this machine lacks (python3.14 here) is built and checked, 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -25,6 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, get_args
 
 import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -308,9 +311,18 @@ def test_inference_package_serves_health_and_answers_async_jobs(
     assert scored["rows"] == 1 and scored["errors"] == 0, scored
 
 
-def test_monitor_package_runs_a_window(template_functions: dict[str, Function], run: PackageRun) -> None:
+def test_monitor_package_runs_a_window_and_takes_a_parquet_label_file(
+    template_functions: dict[str, Function], run: PackageRun
+) -> None:
+    labels = load_settings("dev", emulator=True).data.labels_location()
+    assert labels is not None
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"key": ["1001", "1002"], "label": ["benign", "malignant"]}), sink)
+    s3 = boto3.client("s3", endpoint_url=run.endpoint, region_name=REGION)
+    s3.put_object(Bucket=labels.bucket, Key=f"{labels.prefix}dt=2026-12-06/part-0.parquet", Body=sink.getvalue())
     report = run(template_functions["functions.monitor.handler.lambda_handler"], {})
-    assert isinstance(report, dict) and report, report
+    # pyarrow, from the package on the runtime's Python, read the file into stored feedback.
+    assert report["label_files"] == {"objects_read": 1, "labels": 2, "refused": []}, report
 
 
 def test_training_package_runs_every_retrain_step(

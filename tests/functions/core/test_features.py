@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from functions.core.errors import InvalidRequest
 from functions.core.features import (
     MAX_REPORTED_ERRORS,
+    MAX_ROW_KEY_LENGTH,
     CompiledSpec,
     EncodedBatch,
     Feature,
@@ -19,6 +20,7 @@ from functions.core.features import (
     FeatureType,
     NonFiniteLiteral,
     encode_columns,
+    split_row_keys,
 )
 
 
@@ -467,3 +469,24 @@ def test_canonical_rounds_each_column_to_its_own_precision() -> None:
 
     matrix = np.array([[1.23456, 1.23456, 1.23456]])
     assert canonical(matrix, np.array([1.0, 100.0, 10_000.0])).tolist() == [[1.0, 1.23, 1.2346]]
+
+
+def test_split_row_keys_takes_the_key_out_of_each_row_that_has_one() -> None:
+    rows = [{"x": 1.0, "id": "a"}, {"x": 2.0}, {"x": 3.0, "id": 12}, {"x": 4.0, "id": None}]
+    stripped, keys = split_row_keys(rows, "id")
+    assert stripped == [{"x": 1.0}, {"x": 2.0}, {"x": 3.0}, {"x": 4.0}]
+    assert keys == ["a", None, "12", None]
+    assert split_row_keys(rows[1:2], "id") == (rows[1:2], None)  # no row has one: the rows as they are
+    assert split_row_keys(rows, None) == (rows, None)
+
+
+def test_a_row_key_that_is_not_an_id_names_every_row_it_breaks() -> None:
+    rows = [{"id": 1.5}, {"id": "ok"}, {"id": ["a"]}, {"id": "x" * (MAX_ROW_KEY_LENGTH + 1)}]
+    with pytest.raises(InvalidRequest) as raised:
+        split_row_keys(rows, "id")
+    assert [e.loc for e in raised.value.errors] == [
+        ("instances", 0, "id"),
+        ("instances", 2, "id"),
+        ("instances", 3, "id"),
+    ]
+    assert "'id' is the row key: a string or an integer" in raised.value.message

@@ -119,7 +119,9 @@ def test_duplicate_feedback_keeps_the_first_of_a_batch(
     "body",
     [{}, {"items": []}, {"items": [{"label": "x"}]}, {"items": [{"request_id": "r", "label": "x", "extra": 1}]},
      {"items": [{"request_id": "r", "row": -1, "label": "x"}]},
-     {"items": [{"request_id": "r", "label": float("nan")}]}, {"items": [{"request_id": "r", "label": float("-inf")}]}],
+     {"items": [{"request_id": "r", "label": float("nan")}]}, {"items": [{"request_id": "r", "label": float("-inf")}]},
+     {"items": [{"request_id": "r", "key": "k", "label": "x"}]}, {"items": [{"key": "k", "row": 1, "label": "x"}]},
+     {"items": [{"key": "", "label": "x"}]}, {"items": [{"key": "k", "label": "x", "time": "2026-12-01T00:00:00"}]}],
 )  # fmt: skip
 def test_invalid_feedback_is_a_422_and_stores_nothing(
     live_bundle: Bundle, handler_module: Any, names: ResourceNames, body: Any
@@ -128,3 +130,67 @@ def test_invalid_feedback_is_a_422_and_stores_nothing(
     assert status == 422, answer
     assert answer["message"].startswith("invalid request body")
     assert list(factory.monitoring_store(names.artifacts_bucket).feedback()) == []
+
+
+ROW_KEY = "patient_id"
+
+
+@pytest.fixture
+def keyed_handler(handler_module: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The handler of a stage whose data.key is ROW_KEY (ROW_KEY in its environment)."""
+    monkeypatch.setattr(handler_module, "config", handler_module.config.model_copy(update={"row_key": ROW_KEY}))
+    return handler_module
+
+
+def test_a_row_key_is_captured_and_never_scored(
+    live_bundle: Bundle, keyed_handler: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [example_row(live_bundle, i) for i in range(3)]
+    keyed = [{**rows[0], ROW_KEY: "p-1"}, {**rows[1], ROW_KEY: 7}, rows[2]]
+    capsys.readouterr()
+    status, _, plain = _call(keyed_handler, "POST", "/predict", {"instances": rows})
+    status_keyed, _, answered = _call(keyed_handler, "POST", "/predict", {"instances": keyed})
+    assert (status, status_keyed) == (200, 200)
+    assert answered["predictions"] == plain["predictions"]  # the key changes no answer
+    plain_record, keyed_record = _capture_lines(capsys.readouterr().out)
+    assert plain_record.keys is None
+    assert keyed_record.keys == ["p-1", "7", None]
+    assert ROW_KEY not in keyed_record.features  # not a feature: no drift is computed on it
+    assert [row.key for row in keyed_record.row_records()] == ["p-1", "7", None]
+
+
+@pytest.mark.parametrize("key", [[1], {"a": 1}, 1.5, True, "", "k" * 129])
+def test_a_bad_row_key_is_a_422_naming_it(live_bundle: Bundle, keyed_handler: Any, key: Any) -> None:
+    status, _, answer = _call(
+        keyed_handler, "POST", "/predict", {"instances": [{**example_row(live_bundle), ROW_KEY: key}]}
+    )
+    assert status == 422, answer
+    assert f"'{ROW_KEY}' is the row key" in answer["message"]
+    assert answer["errors"][0]["loc"] == ["instances", 0, ROW_KEY]
+
+
+def test_without_a_declared_key_the_field_is_an_unknown_feature(live_bundle: Bundle, handler_module: Any) -> None:
+    status, _, answer = _call(
+        handler_module, "POST", "/predict", {"instances": [{**example_row(live_bundle), ROW_KEY: "p-1"}]}
+    )
+    assert status == 422
+    assert f"unknown feature '{ROW_KEY}'" in answer["message"]
+
+
+def test_feedback_by_key_is_stored_with_its_time(
+    live_bundle: Bundle, handler_module: Any, names: ResourceNames
+) -> None:
+    items = [
+        {"key": "p-1", "label": "benign", "time": "2026-12-01T10:00:00Z"},
+        {"key": "p-1", "label": "malignant"},
+        {"key": "p-2", "label": "malignant"},
+    ]
+    status, _, body = _call(handler_module, "POST", "/feedback", {"items": items})
+    assert status == 200
+    # Keyed labels are not looked up in the capture here: the monitor counts the keys it never saw.
+    assert body == {"accepted": 2, "duplicates": [{"row": 0, "key": "p-1", "label": "malignant"}], "unknown": []}
+    stored = sorted(factory.monitoring_store(names.artifacts_bucket).feedback(), key=lambda s: str(s.key))
+    assert [(s.request_id, s.key, s.label, s.time) for s in stored] == [
+        (None, "p-1", "benign", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+        (None, "p-2", "malignant", None),
+    ]

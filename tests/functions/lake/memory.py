@@ -34,18 +34,22 @@ class MemoryBucket:
         self.objects[key] = body
 
 
+UPLOADED = datetime(2026, 12, 1, tzinfo=UTC)
+
+
 @dataclass
 class MemorySource:
     """A SourceReader over a MemoryBucket (ETag: the MD5 of the bytes, as S3's for one-part uploads)."""
 
     bucket: MemoryBucket
+    uploaded: dict[str, datetime] = field(default_factory=dict)  # by key; 2026-12-01 when not named
 
     def list(self, location: S3Location) -> Iterator[ListedObject]:
         for key in sorted(k for k in self.bucket.objects if k.startswith(location.prefix)):
             body = self.bucket.objects[key]
             yield ListedObject(
                 uri=f"s3://{location.bucket}/{key}", bucket=location.bucket, key=key,
-                etag=hashlib.md5(body).hexdigest(), last_modified=datetime(2026, 12, 1, tzinfo=UTC), size=len(body),
+                etag=hashlib.md5(body).hexdigest(), last_modified=self.uploaded.get(key, UPLOADED), size=len(body),
             )  # fmt: skip
 
     def get(self, listed: ListedObject) -> tuple[bytes, str | None]:

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from functions.adapters import factory
+from functions.adapters.monitoring_store import S3LabelledRowSource
+from functions.core.data_source import DataSource
 from functions.core.events import DRIFT_DETECTED
 from functions.core.feedback import FeedbackItem
 from functions.core.manifest import SegmentSpec
@@ -165,3 +167,67 @@ def test_a_segmented_model_gets_segment_figures_in_the_report_and_metrics(
     ]
     (gaps,) = [d for d in documents if "DemographicParityGap" in d]
     assert gaps["SegmentFeature"] == "mean_radius" and "Segment" not in gaps
+
+
+LAKE_BUCKET = "customer-lake"
+
+
+def _keyed_capture(bundle: Bundle, names: ResourceNames, rows: int, hour: datetime) -> list[str]:
+    """`rows` rows served in `hour` whose callers sent a key (patient-0, ...), one request each; their true labels."""
+    columns, target = load_table(load_recipe())
+    classes = bundle.manifest.classes or ()
+    lines = []
+    for i in range(rows):
+        lines += capture_lines(
+            request_id=f"keyed-{i}", time=(hour + timedelta(seconds=i)).isoformat(), model_version=bundle.version,
+            features=[{name: float(values[i]) for name, values in columns.items()}], labels=[str(target[i])],
+            probabilities=[{c: 1.0 if c == str(target[i]) else 0.0 for c in classes}], keys=[f"patient-{i}"],
+        )  # fmt: skip
+    factory.monitoring_store(names.artifacts_bucket).put_capture(hour, "keyed", lines)
+    return [str(target[i]) for i in range(rows)]
+
+
+def test_label_files_by_key_reach_live_quality_and_training_rows(
+    live_bundle: Bundle, names: ResourceNames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Label files count as received when they land (S3's clock, now): the rows were served three days before.
+    now = datetime.now(UTC)
+    served = (now - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    truths = _keyed_capture(live_bundle, names, 40, served)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=LAKE_BUCKET)
+    body = "key,label\n" + "".join(f"patient-{i},{truths[i]}\n" for i in range(30))
+    s3.put_object(Bucket=LAKE_BUCKET, Key="labels/dt=2026-01-05/part-0.csv", Body=body.encode())
+    # patient-0 again (its time is later than the wrong label sent before), a key never served, a file without keys.
+    extra = [{"key": "patient-0", "label": truths[0], "time": now.isoformat()}, {"key": "nobody", "label": truths[1]}]
+    s3.put_object(Bucket=LAKE_BUCKET, Key="labels/late.jsonl", Body=b"\n".join(json.dumps(e).encode() for e in extra))
+    s3.put_object(Bucket=LAKE_BUCKET, Key="labels/broken.csv", Body=b"id,label\npatient-1,x\n")
+    store = factory.monitoring_store(names.artifacts_bucket)
+    wrong = "benign" if truths[0] == "malignant" else "malignant"
+    store.put_feedback([FeedbackItem(key="patient-0", label=wrong)], served + timedelta(hours=1))
+
+    settings = load_settings("dev")
+    settings = settings.model_copy(update={"data": DataSource(key="patient_id", labels=f"s3://{LAKE_BUCKET}/labels/")})
+    for key, value in monitor_environment(settings, names).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    import functions.monitor.handler as module
+
+    monitor = importlib.reload(module)
+    summary = monitor.monitor(now + timedelta(hours=1))
+    report = json.loads(s3.get_object(Bucket=names.artifacts_bucket, Key=summary["report"])["Body"].read())
+    assert report["label_files"]["objects_read"] == 3 and report["label_files"]["labels"] == 32
+    assert report["label_files"]["refused"] == [
+        f"s3://{LAKE_BUCKET}/labels/broken.csv has no key column (it has id, label): a label file holds key, "
+        "label and optionally time"
+    ]
+    # 33 labels name 31 rows: patient-0 is labelled three times; "nobody" is counted, not lost; the files' are late.
+    assert report["labels"] == {"labels": 31, "matched": 30, "duplicates": 2, "unknown": 1, "late": 30}
+    (quality,) = report["quality"]
+    assert quality["labelled_rows"] == 30 and quality["value"] == 1.0  # patient-0 has its true label
+
+    again = monitor.monitor(now + timedelta(hours=1))
+    assert again["labels"]["labels"] == 31  # the files were not taken twice
+    rows = S3LabelledRowSource(store).labelled_rows()
+    assert [row.key for row in rows] == [f"patient-{i}" for i in range(30)]
+    assert [row.label for row in rows] == truths[:30]
