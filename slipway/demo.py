@@ -2,7 +2,8 @@
 
 Show which features the example model relies on, serve the example data, send
 a row whose every value is in range but whose combination is not (flagged as an
-outlier), monitor (no drift), shift the traffic and send its true labels, land
+outlier), monitor (no drift), shift the traffic (each row with its patient id) and
+send its true labels, half to POST /feedback and half as a label file keyed by patient id, land
 a new day of labelled rows in the stack's lake (the first model was trained from
 its first three days), monitor (drift), let the DriftDetected event start the
 retrain state machine, whose Prepare reads that day and only it,
@@ -33,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +42,7 @@ import numpy as np
 
 from functions.adapters import factory
 from functions.adapters.retrain_store import S3RetrainStore
+from functions.core.data_source import DataSource
 from functions.core.gate import GateDecision
 from functions.core.registry import LivePointer
 from functions.monitor.service import CycleResult
@@ -120,6 +123,7 @@ class Record:
     outliers: dict[str, Any] = field(default_factory=dict)
     served: dict[str, dict[str, int]] = field(default_factory=dict)
     feedback_accepted: int = 0
+    label_file: str = ""
     cycles: list[dict[str, Any]] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
     landed: str = ""
@@ -239,21 +243,30 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
         say("no drift, as expected: nothing to retrain")
 
     drifting = shifted(example_rows(SHIFTED_ROWS, seed=SEED + 1), SHIFT)
+    source = target.data_source()
+    row_key = source.key
+    if row_key is None:
+        raise DemoError("the demo's lake declares no row key (data.key)")
     with progress.step(f"Shift the traffic: {len(SHIFT)} size features x1.25, {SHIFTED_ROWS} rows") as say:
-        answered = serve(stack.url, drifting.instances)
+        # Each row carries the patient's id (the stage's data.key): captured with the row, never scored.
+        keys = [f"visit-{i}" for i in range(SHIFTED_ROWS)]
+        answered = serve(stack.url, [{**row, row_key: key} for row, key in zip(drifting.instances, keys, strict=True)])
         record.served["shifted"] = _versions(answered)
-        say(f"{len(answered)} requests answered by {_describe(record.served['shifted'])}")
-        record.feedback_accepted = send_feedback(stack.url, answered, drifting.labels)
-        say(f"their true labels sent to POST /feedback: {record.feedback_accepted} accepted")
+        say(f"{len(answered)} requests answered by {_describe(record.served['shifted'])}, each with its {row_key}")
+        half = SHIFTED_ROWS // 2
+        record.feedback_accepted = send_feedback(stack.url, answered[:half], drifting.labels[:half])
+        say(f"the first half's true labels sent to POST /feedback: {record.feedback_accepted} accepted")
+        record.label_file = _land_labels(source, keys[half:], drifting.labels[half:])
+        say(f"the other half's arrive later as a file keyed by {row_key}: {record.label_file}")
 
     landed = shifted(example_rows(LANDED_ROWS, seed=SEED + 2), SHIFT)
     with progress.step(f"A new day lands in the lake: {LANDED_ROWS} labelled rows of the shifted world") as say:
-        source = target.data_source()
         [location] = source.locations()
         key = day_key(LAKE_DAYS)
         columns = {name: np.asarray([row[name] for row in landed.instances]) for name in landed.instances[0]}
+        ids = [f"landed-{i}" for i in range(LANDED_ROWS)]
         factory.client("s3").put_object(
-            Bucket=location.bucket, Key=key, Body=lake_object(columns, np.asarray(landed.labels))
+            Bucket=location.bucket, Key=key, Body=lake_object(columns, np.asarray(landed.labels), ids)
         )
         record.landed = f"s3://{location.bucket}/{key}"
         say(f"{record.landed}: the next run reads it, and only it")
@@ -452,6 +465,17 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def _land_labels(source: DataSource, keys: list[str], labels: list[Any]) -> str:
+    """A label file (key, label) under the stage's data.labels, as a business system would export it; its URI."""
+    location = source.labels_location()
+    if location is None:
+        raise DemoError("the demo's lake declares no labels prefix")
+    key = f"{location.prefix}dt={datetime.now(UTC):%Y-%m-%d}/outcomes.csv"
+    body = "key,label\n" + "".join(f"{k},{label}\n" for k, label in zip(keys, labels, strict=True))
+    factory.client("s3").put_object(Bucket=location.bucket, Key=key, Body=body.encode())
+    return f"s3://{location.bucket}/{key}"
+
+
 def _monitor(stack: LocalStack, target: Target, say: Callable[[str], None]) -> CycleResult:
     shipper = stack.service(LocalMonitoring).shipper
     shipped = shipper.ship() if shipper is not None else 0  # the lines its 5-second loop has not shipped yet
@@ -467,6 +491,14 @@ def _monitor(stack: LocalStack, target: Target, say: Callable[[str], None]) -> C
         say(f"drifted: {', '.join(report.drifted_features)}")
     if report.outliers is not None:
         say(f"outliers: {report.outliers.summary()}")
+    files, labels = cycle.label_files, cycle.labels
+    if files is not None and files.objects_read:
+        say(f"label files taken into feedback: {files.objects_read} read, {files.labels} labels")
+    if labels.labels:
+        say(
+            f"labels of the quality window: {labels.matched} matched to their prediction (by request id or "
+            f"{target.data_source().key}), {labels.unknown} not (yet), {labels.duplicates} repeated"
+        )
     return cycle
 
 
@@ -488,6 +520,8 @@ def _cycle_figures(cycle: CycleResult, report_location: str) -> dict[str, Any]:
         "drift_share": report.drift_share,
         "drifted_features": report.drifted_features,
         "event": cycle.event is not None,
+        "labels": cycle.labels.model_dump(),
+        "label_files": cycle.label_files.model_dump() if cycle.label_files else None,
         "report": report_location,
     }
 

@@ -243,12 +243,13 @@ def test_monitor_runs_over_captured_traffic_and_writes_its_report(deployment: De
     status, model = _api(deployment, "GET", "/model")
     row = {f["name"]: f["impute"] for f in model["feature_spec"]["features"]}
     source = load_settings("dev", emulator=True).data
-    status, answer = _api(deployment, "POST", "/predict", {"instances": [{**row, source.key: "emulator-1"}]})
-    assert status == 200, answer
+    status, predicted = _api(deployment, "POST", "/predict", {"instances": [{**row, source.key: "emulator-1"}]})
+    assert status == 200, predicted
+    label = predicted["predictions"][0]["label"]
     labels = source.labels_location()
     assert labels is not None
     sink = io.BytesIO()
-    pq.write_table(pa.table({"key": ["emulator-1"], "label": [answer["predictions"][0]["label"]]}), sink)
+    pq.write_table(pa.table({"key": ["emulator-1"], "label": [label]}), sink)
     deployment.client("s3").put_object(Bucket=labels.bucket, Key=f"{labels.prefix}part-0.parquet", Body=sink.getvalue())
     logs = deployment.client("logs")
     group = f"/aws/lambda/{STACK}-inference"
@@ -269,7 +270,7 @@ def test_monitor_runs_over_captured_traffic_and_writes_its_report(deployment: De
     # The label landed this hour, after the window the monitor judged: the next cycle counts it. Its join with
     # the keyed row, as the next cycle and the next Prepare make it:
     [labelled] = [r for r in S3LabelledRowSource(S3MonitoringStore(s3, bucket)).labelled_rows() if r.key]
-    assert (labelled.key, labelled.label) == ("emulator-1", answer["predictions"][0]["label"]), labelled
+    assert (labelled.key, labelled.label) == ("emulator-1", label), labelled
     reports = s3.list_objects_v2(Bucket=bucket, Prefix=layout.REPORTS_PREFIX).get("Contents", [])
     assert reports, f"the monitor wrote no report: {payload}"
     # Each answer's outlier score travelled through the deployed function's capture to the report.

@@ -33,7 +33,10 @@ LAKE_DAYS = ((1, 0, 300), (2, 300, 500))
 # What MiniStack 1.5.33 cannot do for this stack, and what covers it instead.
 LIMITS = {
     "Firehose delivery": "Logs subscriptions to Firehose are stored but never deliver: the tier writes the captured "
-    "lines to capture/ itself, as Firehose would; the capture format is tested in tests/functions/inference.",
+    "lines to capture/ itself, as Firehose would; the capture format is tested in tests/functions/inference. "
+    "A label file the deployed monitor takes lands in the current hour, after the window it judges, so its count "
+    "in live quality is asserted under moto (tests/functions/monitor/test_monitor.py); here its join with the "
+    "keyed row the deployed API captured is checked.",
     "EMF metrics": "EMF lines do not become CloudWatch metrics: EMF output is parsed in the handler and monitor tests.",
     "Alarm state changes to EventBridge": "alarms are created but never evaluated, so the rollback rule is not fired "
     "by an alarm: the rollback watcher's handler runs on a real alarm event in tests/infra/test_packages.py and "

@@ -61,7 +61,7 @@ def test_the_traffic_was_served_and_captured(demo: tuple[subprocess.CompletedPro
     summary = json.loads((state / "summary.json").read_text())
     first = summary["first_version"]
     assert summary["served"] == {"normal": {first: NORMAL_ROWS}, "shifted": {first: SHIFTED_ROWS}}
-    assert summary["feedback_accepted"] == SHIFTED_ROWS
+    assert summary["feedback_accepted"] == SHIFTED_ROWS // 2  # the other half arrive as a label file
     captured = _captured(state / "inference.log")
     during_rollouts = sum(count for rollout in summary["rollouts"] for count in rollout["served"].values())
     rows: dict[str, int] = {}
@@ -192,4 +192,17 @@ def test_the_run_read_the_new_day_of_the_lake_and_only_it(demo: tuple[subprocess
     data = summary["data"]
     assert summary["landed"].endswith("/sales/dt=2026-12-04/part-0.parquet")
     assert (data["objects"], data["objects_read"], data["table_rows"]) == (4, 1, 569 + 200), data
-    assert data["labelled_rows"] == summary["feedback_accepted"]
+    # Labels by request id (POST /feedback) and by patient id (the label file), all joined to their rows.
+    assert data["labelled_rows"] == SHIFTED_ROWS, data
+
+
+def test_labels_in_a_file_keyed_by_patient_id_reach_live_quality(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    summary = json.loads((demo[1] / "summary.json").read_text())
+    assert "/labels/dt=" in summary["label_file"] and summary["label_file"].endswith("/outcomes.csv")
+    _, after = summary["cycles"][:2]
+    assert after["label_files"] == {"objects_read": 1, "labels": SHIFTED_ROWS // 2, "refused": []}
+    assert after["labels"] == {
+        "labels": SHIFTED_ROWS, "matched": SHIFTED_ROWS, "duplicates": 0, "unknown": 0, "late": 0
+    }  # fmt: skip
