@@ -480,7 +480,7 @@ def _monitor(stack: LocalStack, target: Target, say: Callable[[str], None]) -> C
     shipper = stack.service(LocalMonitoring).shipper
     shipped = shipper.ship() if shipper is not None else 0  # the lines its 5-second loop has not shipped yet
     say(f"capture shipped to s3://{target.names.artifacts_bucket}/capture/ ({shipped} lines in this last batch)")
-    cycle = monitor_once(target.settings, target.names)
+    cycle = monitor_once(target.deployed_settings(), target.names)
     report = cycle.report
     say(
         f"{report.rows} rows of the last {target.settings.monitor.window_hours} h vs {report.model_version}: "

@@ -217,7 +217,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if target.local:
         from slipway.local.monitoring import monitor_once
 
-        result = monitor_once(target.settings, target.names, hours=args.hours)
+        result = monitor_once(target.deployed_settings(), target.names, hours=args.hours)
         print_table(result.report)
         print(f"report s3://{target.names.artifacts_bucket}/{result.html_key}")
         for quality in result.quality:

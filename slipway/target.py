@@ -45,6 +45,10 @@ class Target:
         declared = configuration.get("Environment", {}).get("Variables", {}).get(_DATA_SOURCE)
         return DataSource.model_validate_json(declared) if declared else self.settings.data
 
+    def deployed_settings(self) -> StageSettings:
+        """The stage's settings with its data source as deployed (a monitor cycle run from here takes its labels)."""
+        return self.settings.model_copy(update={"data": self.data_source()})
+
 
 def resolve(stage: str) -> Target:
     """The stage's target; the clients of `functions.adapters.factory` are pointed at the stage's region.
