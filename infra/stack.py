@@ -281,10 +281,8 @@ class SlipwayStack(Stack):
             ["events:PutEvents"],
             [f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"],
         )
-        # /feedback on the inference function: store labels, look request ids up in the capture.
+        # /feedback on the inference function: store labels, nothing more (the monitor joins them to capture).
         grants.allow(self.serving.role, "StoreFeedback", [PUT], [FEEDBACK_PREFIX])
-        grants.allow(self.serving.role, "ReadCapture", [GET], [CAPTURE_PREFIX])
-        grants.allow_listing(self.serving.role, "ListCapture", [CAPTURE_PREFIX])
         # Firehose's own role (made in infra.monitoring): write objects it names itself under its prefixes.
         delivery = self.monitoring.delivery_role
         grants.allow(

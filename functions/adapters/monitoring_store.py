@@ -44,7 +44,6 @@ class S3MonitoringStore:
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
         self._bucket = bucket
-        self._ids_by_key: dict[str, frozenset[str]] = {}
 
     # -- capture ---------------------------------------------------------------------
 
@@ -95,21 +94,6 @@ class S3MonitoringStore:
                 or (record.keys is not None and not keys.isdisjoint(record.keys))
             ):
                 yield from record.row_records()
-
-    def captured_request_ids(self, start: datetime, end: datetime) -> set[str]:
-        """Request ids captured in the hours of [start, end) (objects are immutable: each is read once)."""
-        ids: set[str] = set()
-        for key in self.capture_keys(start, end):
-            if key not in self._ids_by_key:
-                found = set()
-                for line in self.capture_lines(key):
-                    try:
-                        found.add(str(orjson.loads(line)["request_id"]))
-                    except (orjson.JSONDecodeError, KeyError, TypeError):
-                        continue
-                self._ids_by_key[key] = frozenset(found)
-            ids |= self._ids_by_key[key]
-        return ids
 
     def put_capture(self, hour: datetime, name: str, lines: Sequence[bytes]) -> str:
         """Write capture lines as one object of `hour` (the local stand-in for Firehose)."""

@@ -8,6 +8,7 @@ from typing import Protocol, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
+from functions.core.errors import FieldError, InvalidRequest
 from functions.core.features import MAX_ROW_KEY_LENGTH
 from functions.core.layout import FEEDBACK_PREFIX
 
@@ -73,13 +74,11 @@ class StoredFeedback(FeedbackItem):
 
 
 class FeedbackResponse(BaseModel):
+    """What was stored. Labels join their captured rows in the monitor, which counts those it cannot join."""
+
     accepted: int = Field(description="Items stored.")
     duplicates: list[FeedbackItem] = Field(
-        description="Items repeating an earlier (request_id, row) of the same batch; the first one is kept."
-    )
-    unknown: list[str] = Field(
-        description="Request ids with no captured row yet (not sampled, or capture not delivered): "
-        "stored anyway and joined once their capture arrives."
+        description="Items repeating an earlier row (request_id and row, or key) of the same batch; the first is kept."
     )
 
 
@@ -177,29 +176,47 @@ class LabelJoin:
         )
 
 
-# How far back a request id is looked up in the capture when feedback arrives.
-LOOKUP_HOURS = 48
-
-
 class FeedbackStore(Protocol):
-    """Where feedback is kept and served request ids are looked up (the monitoring store)."""
+    """Where feedback is kept (the monitoring store)."""
 
     def put_feedback(self, items: list[FeedbackItem], received: datetime) -> str: ...
-    def captured_request_ids(self, start: datetime, end: datetime) -> set[str]: ...
+
+
+def conform_labels(
+    items: Sequence[FeedbackItem], *, task: str, classes: Sequence[str] | None, loc: str = "items"
+) -> list[FeedbackItem]:
+    """The labels as the live model names its answers, or InvalidRequest naming each item whose label it cannot have.
+
+    A classifier's label must be one of its classes (a whole number is the class of that name: 1 is "1"), so no
+    label can invent a class; a regression's must be a number. Values are never quoted back.
+    """
+    conformed, errors = [], []
+    known = frozenset(classes or ())
+    for index, item in enumerate(items):
+        label = item.label
+        if task == "classification":
+            label = str(int(label)) if isinstance(label, float) and label.is_integer() else str(label)
+            if label not in known:
+                rule = f"not one of the live model's classes ({', '.join(sorted(known))})"
+                errors.append(FieldError((loc, index, "label"), "label_class", rule))
+        elif not isinstance(label, float):
+            errors.append(FieldError((loc, index, "label"), "label_value", "a regression model's label is a number"))
+        conformed.append(item if label == item.label else item.model_copy(update={"label": label}))
+    if errors:
+        shown = errors[:20]
+        summary = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" for e in shown[:3])
+        raise InvalidRequest(f"invalid labels: {summary}", shown)
+    return conformed
 
 
 def record_feedback(
-    request: FeedbackRequest, *, store: FeedbackStore, now: datetime, lookup: timedelta = timedelta(hours=LOOKUP_HOURS)
+    request: FeedbackRequest, *, store: FeedbackStore, now: datetime, task: str | None, classes: Sequence[str] | None
 ) -> FeedbackResponse:
-    """Store the batch (first label of each row kept); name the request ids not captured (yet).
-
-    Keyed labels are stored as they are: the monitor counts those whose key it never saw.
-    """
+    """Check the batch's labels against the live model (`task` None: no model is live, nothing to check against),
+    store it (the first label of each row kept) and answer with counts. Nothing reads the capture here: the monitor
+    joins labels to their rows, and counts those it cannot join."""
     kept, duplicates = deduplicate(request.items)
+    if task is not None:
+        kept = conform_labels(kept, task=task, classes=classes)
     store.put_feedback(kept, now)
-    request_ids = {item.request_id for item in kept if item.request_id is not None}
-    if not request_ids:
-        return FeedbackResponse(accepted=len(kept), duplicates=duplicates, unknown=[])
-    captured = store.captured_request_ids(now - lookup, now + timedelta(hours=1))
-    unknown = sorted(request_ids - captured)
-    return FeedbackResponse(accepted=len(kept), duplicates=duplicates, unknown=unknown)
+    return FeedbackResponse(accepted=len(kept), duplicates=duplicates)

@@ -22,12 +22,23 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
         FEEDBACK_PATH,
         summary="Send the true labels (or values) of served rows, by request id and row or by row key",
         responses={
-            200: {"description": "Stored", "content": {JSON: {"model": FeedbackResponse}}},
-            422: {"description": "Malformed feedback", "content": {JSON: {"model": ErrorBody}}},
+            202: {
+                "description": "Stored; joined to its rows by the monitor",
+                "content": {JSON: {"model": FeedbackResponse}},
+            },
+            422: {
+                "description": "Malformed feedback, or a label the live model cannot have",
+                "content": {JSON: {"model": ErrorBody}},
+            },
         },
         middlewares=[validated_body(FeedbackRequest)],
     )
     def feedback(request: FeedbackRequest) -> Response[str]:
-        answer = record_feedback(request, store=deps.feedback, now=deps.clock())
+        predictor = deps.live_model.current().predictor
+        manifest = predictor.manifest if predictor is not None else None
+        answer = record_feedback(
+            request, store=deps.feedback, now=deps.clock(),
+            task=manifest.task if manifest else None, classes=manifest.classes if manifest else None,
+        )  # fmt: skip
         deps.metrics.add_metric(name=FEEDBACK_ITEMS, unit=MetricUnit.Count, value=answer.accepted)
-        return Response(status_code=200, content_type=JSON, body=answer.model_dump_json(exclude_none=True))
+        return Response(status_code=202, content_type=JSON, body=answer.model_dump_json(exclude_none=True))

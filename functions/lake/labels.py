@@ -20,7 +20,9 @@ from pydantic import BaseModel, ValidationError
 
 from functions.core import layout
 from functions.core.data_source import S3Location
-from functions.core.feedback import FeedbackItem, LabelFilesReport
+from functions.core.errors import InvalidRequest
+from functions.core.feedback import FeedbackItem, LabelFilesReport, conform_labels
+from functions.core.manifest import Manifest
 from functions.lake.ledger import ListedObject, TableColumn
 from functions.lake.tables import DataError, read_object
 
@@ -63,8 +65,9 @@ def label_format(uri: str) -> str:
     raise DataError(f"{uri}: a label file ends in {', '.join(_FORMATS)} (its format)")
 
 
-def read_labels(body: bytes, uri: str) -> list[FeedbackItem]:
-    """The file's labels, each naming its row by key; DataError naming the file, row and column otherwise."""
+def read_labels(body: bytes, uri: str, live: Manifest | None = None) -> list[FeedbackItem]:
+    """The file's labels, each naming its row by key and conformed to the `live` model's classes (or values);
+    DataError naming the file, row and column otherwise."""
     # A CSV key is text as written (007 stays 007); the other formats carry their own types.
     table = read_object(body, label_format(uri), uri, [TableColumn(name=KEY_COLUMN, type="string")])
     missing = [name for name in (KEY_COLUMN, LABEL_COLUMN) if name not in table.column_names]
@@ -85,13 +88,24 @@ def read_labels(body: bytes, uri: str) -> list[FeedbackItem]:
             items.append(FeedbackItem(key=_text(key), label=_label(label), time=_time(time)))
         except (ValidationError, ValueError, TypeError) as exc:
             raise DataError(f"{uri} row {index + 1}: {_first_error(exc)} (key {key!r}, label {label!r})") from None
-    return items
+    if live is None:
+        return items
+    try:
+        return conform_labels(items, task=live.task, classes=live.classes, loc="row")
+    except InvalidRequest as exc:
+        first = exc.errors[0]
+        raise DataError(
+            f"{uri} row {int(first.loc[1]) + 1}: {first.msg} ({len(exc.errors)} such row(s) in the file)"
+        ) from None
 
 
-def take_labels(listing: Listing, store: LabelStore, location: S3Location) -> LabelFilesReport:
+def take_labels(
+    listing: Listing, store: LabelStore, location: S3Location, live: Manifest | None = None
+) -> LabelFilesReport:
     """Turn the new or changed label files under `location` into stored feedback; the ledger records each file.
 
-    A file's labels count as received when the file landed (its upload time), whenever a cycle takes it.
+    A file's labels count as received when the file landed (its upload time), whenever a cycle takes it. With the
+    `live` model, a file holding a label it cannot have (a class it does not know) is refused whole.
     """
     try:
         ledger = LabelLedger.model_validate_json(store.get(layout.LABELS_LEDGER_KEY))
@@ -106,7 +120,7 @@ def take_labels(listing: Listing, store: LabelStore, location: S3Location) -> La
         read += 1
         try:
             body, _ = listing.get(listed)
-            items = read_labels(body, listed.uri)
+            items = read_labels(body, listed.uri, live)
         except DataError as exc:
             refused.append(str(exc))
             ledger.objects[listed.uri] = LabelObject(etag=listed.etag, refused=str(exc))

@@ -27,7 +27,9 @@ def monitor(now: datetime) -> dict[str, Any]:
     whole hour before `now`."""
     start, end = window_of(now, config.window_hours)
     labels = config.labels_uri
-    label_files = take_label_files(store, factory.lake_source(), labels) if labels else None
+    label_files = (
+        take_label_files(store, factory.lake_source(), labels, models=models, pointer=pointer) if labels else None
+    )
     result = run_cycle(
         store=store,
         models=models,

@@ -191,11 +191,16 @@ def _rollout(
     )
 
 
-def take_label_files(store: Any, listing: Any, uri: str) -> LabelFilesReport:
-    """Turn the new or changed label files under `uri` (data.labels) into stored feedback, before a cycle joins it."""
+def take_label_files(
+    store: Any, listing: Any, uri: str, *, models: ModelStore, pointer: PointerStore
+) -> LabelFilesReport:
+    """Turn the new or changed label files under `uri` (data.labels) into stored feedback, before a cycle joins it;
+    their labels are checked against the live model's classes (not checked while no model is live)."""
     from functions.lake.labels import take_labels  # pyarrow, imported only by a stage that declares label files
 
-    return take_labels(listing, store, parse_s3_uri(uri))
+    version = pointer.read().version
+    live = Manifests(models)(version) if version else None
+    return take_labels(listing, store, parse_s3_uri(uri), live)
 
 
 def labelled_answers(

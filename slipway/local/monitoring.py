@@ -92,11 +92,15 @@ def monitor_once(
     monitor = settings.monitor
     store = factory.monitoring_store(names.artifacts_bucket)
     labels = settings.data.labels
-    label_files = take_label_files(store, factory.lake_source(), labels) if labels else None
+    models = factory.model_store(names.artifacts_bucket)
+    pointer = factory.pointer_store(names.live_pointer_parameter)
+    label_files = (
+        take_label_files(store, factory.lake_source(), labels, models=models, pointer=pointer) if labels else None
+    )
     result = run_cycle(
         store=store,
-        models=factory.model_store(names.artifacts_bucket),
-        pointer=factory.pointer_store(names.live_pointer_parameter),
+        models=models,
+        pointer=pointer,
         policy=monitor.drift,
         start=now - timedelta(hours=hours or monitor.window_hours),
         end=now,

@@ -221,7 +221,7 @@ def _poll_unknown(stage: Stage) -> None:
 def _feedback(stage: Stage) -> None:
     items = [{"request_id": "req-now-0", "row": row, "label": "benign"} for row in range(5)]
     status, body = stage.api("POST", "/feedback", {"items": items})
-    assert (status, body["accepted"], body["unknown"]) == (200, 5, []), body
+    assert (status, body) == (202, {"accepted": 5, "duplicates": []}), body
 
 
 @step(WORKER, "a queued job")
@@ -482,6 +482,9 @@ NOTIFY = Forbidden(
 FORBIDDEN: dict[str, list[Forbidden]] = {
     INFERENCE: [WRITE_POINTER, WRITE_BUNDLE, NOTIFY, START_RETRAIN,
                 _s3("read the training table", "get_object", "data/table/ledger.json"),
+                # /feedback stores labels and reads nothing: the monitor joins them to the capture.
+                _s3("read the capture", "get_object", "capture/x.jsonl"),
+                _s3("list the capture", "list_objects_v2", "capture/"),
                 _s3("overwrite a job result", "put_object", "async/results/job-x.json"),
                 _s3("list the bundles", "list_objects_v2", "models/"),
                 Forbidden("send to the dead-letter queue", "sqs", "send_message",

@@ -13,7 +13,6 @@ from functions.core.capture import CAPTURE_MARKER, ROWS_PER_LINE, CaptureRecord
 from functions.training.train import Bundle
 from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
 from stage.names import ResourceNames
-from tests.capture_lines import capture_lines
 from tests.conftest import example_row
 
 
@@ -78,29 +77,35 @@ def test_sampling_rate_zero_writes_nothing(live_bundle: Bundle, handler_module: 
     assert _capture_lines(capsys.readouterr().out) == []
 
 
-def _store_capture(names: ResourceNames, request_id: str) -> None:
-    store = factory.monitoring_store(names.artifacts_bucket)
-    now = datetime.now(UTC)
-    lines = capture_lines(request_id=request_id, time=now.isoformat(), model_version="v", features=[{"x": 1.0}])
-    store.put_capture(now, "test.jsonl", lines)
-
-
-def test_feedback_is_stored_and_unknown_ids_reported(
+def test_feedback_is_stored_as_sent_and_answered_without_reading_the_capture(
     live_bundle: Bundle, handler_module: Any, names: ResourceNames
 ) -> None:
-    _store_capture(names, "known-id")
     items = [
-        {"request_id": "known-id", "label": "benign"},
+        {"request_id": "served-id", "label": "benign"},
         {"request_id": "never-seen", "row": 2, "label": "malignant"},
     ]
     status, _, body = _call(handler_module, "POST", "/feedback", {"items": items})
-    assert status == 200
-    assert body == {"accepted": 2, "duplicates": [], "unknown": ["never-seen"]}
+    # 202: stored; the monitor joins each label to its captured row, and counts those it cannot.
+    assert (status, body) == (202, {"accepted": 2, "duplicates": []})
     stored = list(factory.monitoring_store(names.artifacts_bucket).feedback())
     assert {(s.request_id, s.row, s.label) for s in stored} == {
-        ("known-id", 0, "benign"),
+        ("served-id", 0, "benign"),
         ("never-seen", 2, "malignant"),
     }
+
+
+@pytest.mark.parametrize("label", ["Benign", "new-class", 1, 0.5])
+def test_a_label_the_live_model_cannot_have_is_refused_and_nothing_is_stored(
+    live_bundle: Bundle, handler_module: Any, names: ResourceNames, label: Any
+) -> None:
+    items = [{"request_id": "r", "label": "benign"}, {"request_id": "r", "row": 1, "label": label}]
+    status, _, body = _call(handler_module, "POST", "/feedback", {"items": items})
+    assert status == 422, body
+    assert body["errors"] == [
+        {"loc": ["items", 1, "label"], "type": "label_class",
+         "msg": "not one of the live model's classes (benign, malignant)"}
+    ]  # fmt: skip
+    assert list(factory.monitoring_store(names.artifacts_bucket).feedback()) == []
 
 
 def test_duplicate_feedback_keeps_the_first_of_a_batch(
@@ -108,7 +113,7 @@ def test_duplicate_feedback_keeps_the_first_of_a_batch(
 ) -> None:
     items = [{"request_id": "r", "label": "benign"}, {"request_id": "r", "row": 0, "label": "malignant"}]
     status, _, body = _call(handler_module, "POST", "/feedback", {"items": items})
-    assert status == 200
+    assert status == 202
     assert body["accepted"] == 1
     assert body["duplicates"] == [{"request_id": "r", "row": 0, "label": "malignant"}]
     stored = list(factory.monitoring_store(names.artifacts_bucket).feedback())
@@ -186,9 +191,8 @@ def test_feedback_by_key_is_stored_with_its_time(
         {"key": "p-2", "label": "malignant"},
     ]
     status, _, body = _call(handler_module, "POST", "/feedback", {"items": items})
-    assert status == 200
-    # Keyed labels are not looked up in the capture here: the monitor counts the keys it never saw.
-    assert body == {"accepted": 2, "duplicates": [{"row": 0, "key": "p-1", "label": "malignant"}], "unknown": []}
+    assert status == 202
+    assert body == {"accepted": 2, "duplicates": [{"row": 0, "key": "p-1", "label": "malignant"}]}
     stored = sorted(factory.monitoring_store(names.artifacts_bucket).feedback(), key=lambda s: str(s.key))
     assert [(s.request_id, s.key, s.label, s.time) for s in stored] == [
         (None, "p-1", "benign", datetime(2026, 12, 1, 10, tzinfo=UTC)),

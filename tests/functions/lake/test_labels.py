@@ -12,9 +12,11 @@ import pytest
 
 from functions.core import layout
 from functions.core.data_source import DataSource, S3Location
-from functions.core.feedback import FeedbackItem, LabelJoin, StoredFeedback
+from functions.core.errors import InvalidRequest
+from functions.core.feedback import FeedbackItem, LabelJoin, StoredFeedback, conform_labels
 from functions.lake.labels import LabelLedger, read_labels, take_labels
 from functions.lake.tables import DataError
+from functions.training.train import Bundle
 from tests.functions.lake.memory import MemoryBucket, MemorySource
 
 NOW = datetime(2026, 12, 7, 9, tzinfo=UTC)
@@ -133,3 +135,22 @@ def test_label_files_need_a_key_declared() -> None:
     with pytest.raises(ValueError, match=r"data\.labels needs data\.key"):
         DataSource(labels="s3://lake/labels/")
     assert DataSource(labels="s3://lake/labels/", key="id").labels_location() == LABELS
+
+
+def test_a_file_with_a_class_the_live_model_does_not_know_is_refused_whole(bundle: Bundle) -> None:
+    lake, artifacts = MemoryBucket(), FeedbackBucket()
+    lake.objects["labels/a.csv"] = b"key,label\np-1,benign\np-2,Malignant\np-3,new\n"
+    report = take_labels(MemorySource(lake), artifacts, LABELS, bundle.manifest)
+    assert report.refused == [
+        "s3://lake/labels/a.csv row 2: not one of the live model's classes (benign, malignant) (2 such row(s) in the "
+        "file)"
+    ]
+    assert artifacts.stored() == []  # nothing of it taken
+
+
+def test_labels_are_conformed_to_the_live_models_answers() -> None:
+    items = [FeedbackItem(key="a", label=1.0), FeedbackItem(key="b", label="0")]
+    assert [i.label for i in conform_labels(items, task="classification", classes=("0", "1"))] == ["1", "0"]
+    assert conform_labels([FeedbackItem(key="a", label=2.5)], task="regression", classes=None)[0].label == 2.5
+    with pytest.raises(InvalidRequest, match="a regression model's label is a number"):
+        conform_labels([FeedbackItem(key="a", label="high")], task="regression", classes=None)
