@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from functions.core.data_source import DataSource
+from functions.core.events import DRIFT_DETECTED, event_source
 from functions.core.layout import (
     ASYNC_POISON_PREFIX,
     ASYNC_PREFIX,
@@ -275,12 +276,15 @@ class SlipwayStack(Stack):
             # A missing ledger must read as missing (404), not as refused (403): listing its one key says so.
             grants.allow_listing(monitor, "ListLabelFilesLedger", [LABELS_LEDGER_KEY])
         allow(monitor, "ReadLivePointer", ["ssm:GetParameter"], [self.storage.live_pointer.parameter_arn])
+        # Only this stage's DriftDetected: a dev monitor cannot post prod's source and start prod's retrain.
         allow(
             monitor,
             "PutDriftEvents",
             ["events:PutEvents"],
             [f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"],
-        )
+            {"StringEquals": {"events:source": event_source(settings.project, settings.stage),
+                              "events:detail-type": DRIFT_DETECTED}},
+        )  # fmt: skip
         # /feedback on the inference function: store labels, nothing more (the monitor joins them to capture).
         grants.allow(self.serving.role, "StoreFeedback", [PUT], [FEEDBACK_PREFIX])
         # Firehose's own role (made in infra.monitoring): write objects it names itself under its prefixes.

@@ -80,8 +80,15 @@ def requests_of(call: Call, *, account: str) -> list[Request]:
         case "states", "StartExecution":
             return [Request("states:StartExecution", p["stateMachineArn"])]
         case "events", "PutEvents":
-            buses = {entry.get("EventBusName", "default") for entry in p["Entries"]}
-            return [Request("events:PutEvents", event_bus_arn(bus, region=region, account=account)) for bus in buses]
+            # One authorization per entry, with its source and detail type as the condition keys.
+            return [
+                Request(
+                    "events:PutEvents",
+                    event_bus_arn(entry.get("EventBusName", "default"), region=region, account=account),
+                    {"events:source": entry["Source"], "events:detail-type": entry["DetailType"]},
+                )
+                for entry in p["Entries"]
+            ]
         case "monitoring", "DescribeAlarms":
             return [Request("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}")
                     for name in p.get("AlarmNames", ["*"])]  # fmt: skip

@@ -81,6 +81,10 @@ def test_the_monitor_role_reads_and_writes_only_its_prefixes(templates: dict[str
     )
     assert by_sid["ListCaptureAndFeedback"]["Condition"] == {"StringLike": {"s3:prefix": ["capture/*", "feedback/*"]}}
     assert by_sid["PutDriftEvents"]["Action"] == "events:PutEvents"
+    # The stage's own DriftDetected only: another stage's source or another detail type is refused.
+    assert by_sid["PutDriftEvents"]["Condition"] == {
+        "StringEquals": {"events:source": "slipway.dev", "events:detail-type": "DriftDetected"}
+    }
     for statement in statements:
         assert "*" not in json.dumps(statement["Action"]), statement
 
