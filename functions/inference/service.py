@@ -124,6 +124,10 @@ def _with_shadow(outcome: Outcome, candidate: Predictor, rows: Sequence[Mapping[
 
 
 def _why(exc: Exception) -> str:
+    """Why the candidate did not answer, for the log and the capture record: places and rules, never a value
+    (a refusal's message quotes the rows, and a feature excluded from capture must not leak through it)."""
     if isinstance(exc, InvalidRequest):
-        return f"refused the rows: {exc.message}"
+        places = ", ".join(f"{'.'.join(str(part) for part in error.loc)} ({error.type})" for error in exc.errors[:5])
+        more = f" and {len(exc.errors) - 5} more" if len(exc.errors) > 5 else ""
+        return f"refused the rows at {places or 'the body'}{more}"
     return f"{type(exc).__name__}: {exc}"

@@ -51,8 +51,8 @@ from role_harness import (
 from synth_support import LAKE_BUCKET
 
 from functions.adapters import factory
-from functions.core.events import event_source
 from functions.adapters.job_store import S3JobStore
+from functions.core.events import event_source
 from functions.core.feedback import FeedbackItem
 from functions.core.jobs import JobMessage, JobRequest, new_job_id
 from functions.monitor.service import window_of

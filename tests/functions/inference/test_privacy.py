@@ -281,3 +281,34 @@ def test_no_function_environment_turns_on_event_logging(stage: str) -> None:
         assert not set(environment) & {"POWERTOOLS_LOGGER_LOG_EVENT", "POWERTOOLS_EVENT_HANDLER_DEBUG",
                                        "POWERTOOLS_DEV", "POWERTOOLS_DEBUG"}  # fmt: skip
         assert environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
+
+
+@pytest.mark.parametrize("mode", ["canary", "shadow"])
+def test_a_candidate_that_refuses_the_rows_says_where_and_why_never_the_values(
+    registry: Registry,
+    live_private: Bundle,
+    invoke_factory: Callable[[], Invoke],
+    names: ResourceNames,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+) -> None:
+    # A candidate whose spec refuses incomes over 200,000: live serves the secret income, the candidate refuses it
+    # with a message that quotes it. Neither the log nor the capture record may carry that message.
+    manifest = live_private.manifest
+    features = [
+        f.model_copy(update={"valid_max": 200_000.0}) if f.name == "income" else f
+        for f in manifest.feature_spec.features
+    ]
+    spec = manifest.feature_spec.model_copy(update={"features": features})
+    candidate = manifest.model_copy(update={"feature_spec": spec}).with_version(live_private.onnx_bytes)
+    registry.register(candidate, live_private.onnx_bytes)
+    registry.start_rollout(candidate.version, mode, 100, "test")
+    invoke = invoke_factory()
+    with _log_output(capsys, names.inference_service) as logs:
+        status, body = invoke("POST", "/predict", {"instances": [_row(40.0)]})
+        output = logs()
+    assert status == 200 and body["model_version"] == live_private.version  # live answered
+    [record] = [CaptureRecord.model_validate_json(line) for line in _capture_records(output)]
+    why = record.candidate_error if mode == "canary" else (record.shadow.error if record.shadow else None)
+    assert why == "refused the rows at instances.0.income (range)", record
+    _assert_secret_free(output)
