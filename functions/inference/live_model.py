@@ -34,6 +34,10 @@ from functions.core.registry import LivePointer, ModelStore, PointerStore
 from functions.core.rollout import Rollout
 from functions.core.telemetry import service_logger
 
+# Why a version could not be loaded, as /health and /model say it (the exception's text goes to the log only).
+UNUSABLE_BUNDLE = "unusable_bundle"
+BUNDLE_UNREACHABLE = "bundle_unreachable"
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -175,7 +179,8 @@ class LiveModel:
         }
 
     def _load(self, version: str) -> tuple[Predictor | None, str]:
-        """The predictor of `version`, or None and why it cannot be had."""
+        """The predictor of `version`, or None and a reason code (the exception itself is logged, never answered:
+        its text may name buckets, keys and ARNs)."""
         try:
             started = time.perf_counter()
             manifest, onnx_bytes = self._store.get_bundle(version)
@@ -184,9 +189,13 @@ class LiveModel:
                 raise BundleError(f"manifest names {manifest.version}, the registry {version}")
             return Predictor(manifest, onnx_bytes), ""
         except (KeyError, BundleError, ModelUnavailable) as exc:
-            return None, f"unusable bundle: {exc}"
+            code, error = UNUSABLE_BUNDLE, exc
         except Exception as exc:  # S3 unreachable and the like: retried at the next refresh
-            return None, f"bundle unreachable: {exc}"
+            code, error = BUNDLE_UNREACHABLE, exc
+        service_logger(__name__).error(
+            "bundle not loaded", extra={"version": version, "reason": code, "error": str(error)}
+        )
+        return None, code
 
 
 class ModelSource(Protocol):
