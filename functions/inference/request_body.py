@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,20 @@ def _csv_as_json(text: str, spec: FeatureSpec | None) -> str:
     return orjson.dumps({"instances": parsed.rows}).decode()
 
 
+# The charsets a body may declare: real text encodings, as IANA registers them. Python's other codecs are refused:
+# some are not text (base64, zlib), and some let the same text take many byte forms (utf-7, unicode_escape,
+# punycode), so a body could read one way to a firewall and another way here.
+TEXT_CHARSETS = frozenset(
+    codecs.lookup(name).name
+    for name in (
+        "utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "us-ascii",
+        *(f"iso-8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16)),
+        *(f"windows-{n}" for n in range(1250, 1259)),
+        "koi8-r", "koi8-u", "shift_jis", "euc-jp", "iso-2022-jp", "euc-kr", "gbk", "gb18030", "big5",
+    )
+)  # fmt: skip
+
+
 def _content_type(value: str | None) -> tuple[str, str]:
     """(media type in lower case, charset codec name) of a Content-Type header; no header means JSON."""
     if value is None or not value.strip():
@@ -103,11 +118,13 @@ def _content_type(value: str | None) -> tuple[str, str]:
         if name.strip().lower() == "charset":
             charset = given.strip().strip('"').lower() or "utf-8"
     try:
-        "".encode(charset)  # unlike codecs.lookup, refuses the codecs that are not text (base64, zlib, rot13)
+        codec = codecs.lookup(charset).name
     except LookupError:
+        codec = ""
+    if codec not in TEXT_CHARSETS:
         raise _refused(415, ("header", "Content-Type"), "unsupported_charset",
-                       f"charset {charset!r} is not a known text encoding: send UTF-8") from None  # fmt: skip
-    return media_type.lower(), charset
+                       f"charset {charset!r} is not a text encoding this API reads: send UTF-8") from None  # fmt: skip
+    return media_type.lower(), codec
 
 
 def _bytes(raw: Any, *, base64_encoded: bool) -> bytes:
