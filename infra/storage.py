@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from functions.core.layout import CAPTURE_PREFIX, REPORTS_PREFIX
+from functions.core.layout import CAPTURE_PREFIX, MODELS_PREFIX, REPORTS_PREFIX
 from infra.nag import acknowledge
 from stage.names import ResourceNames
 
@@ -91,6 +92,8 @@ class Storage(Construct):
             auto_delete_objects=auto_delete,
         )
 
+        self._write_once_bundles(names, retain_data)
+
         self.live_pointer = ssm.StringParameter(
             self,
             "LivePointer",
@@ -100,3 +103,30 @@ class Storage(Construct):
             tier=ssm.ParameterTier.STANDARD,
         )
         self.live_pointer.apply_removal_policy(removal)
+
+    def _write_once_bundles(self, names: ResourceNames, retain_data: bool) -> None:
+        """Bundles under models/ are written once: every write must be conditional (If-None-Match), so no role can
+        overwrite a version. Where data is retained (prod), no one but the break-glass role deletes one either."""
+        bundles = self.bucket.arn_for_objects(f"{MODELS_PREFIX}*")
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="WriteBundlesOnce",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[bundles],
+                conditions={"Null": {"s3:if-none-match": "true"}},
+            )
+        )
+        if retain_data:
+            break_glass = f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{names.break_glass_role}"
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="KeepBundles",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                    resources=[bundles],
+                    conditions={"ArnNotLike": {"aws:PrincipalArn": break_glass}},
+                )
+            )

@@ -41,6 +41,11 @@ class ResourceNames:
         return f"{self.prefix}-artifacts-{self.account}-{self.region}"
 
     @property
+    def break_glass_role(self) -> str:
+        """The one role that may delete a retained stage's model bundles: created by hand, only when needed."""
+        return f"{self.prefix}-break-glass"
+
+    @property
     def access_logs_bucket(self) -> str:
         return f"{self.prefix}-access-logs-{self.account}-{self.region}"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.adapters.s3_objects import exists, get_bytes
+from botocore.exceptions import ClientError
+
+from functions.adapters.s3_objects import error_code, get_bytes
 from functions.core import layout
 from functions.core.errors import BundleError
 from functions.core.manifest import Manifest
@@ -18,18 +20,14 @@ class S3ModelStore:
         self._bucket = bucket
 
     def put_bundle(self, manifest: Manifest, onnx_bytes: bytes) -> bool:
-        """Write a bundle; False (and no write) when the version already exists."""
-        if self._exists(layout.manifest_key(manifest.version)):
-            return False
-        # The graph first: a manifest is only ever visible beside its graph.
-        self._s3.put_object(Bucket=self._bucket, Key=layout.model_key(manifest.version), Body=onnx_bytes)
-        self._s3.put_object(
-            Bucket=self._bucket,
-            Key=layout.manifest_key(manifest.version),
-            Body=manifest.to_json(),
-            ContentType="application/json",
-        )
-        return True
+        """Write a bundle once; False (and no write) when the version already exists.
+
+        Both objects are written only if absent (S3's If-None-Match: *, which the bucket policy demands under
+        models/), so no one overwrites a version, and two registrations of one version cannot interleave. The
+        graph first: a manifest is only ever visible beside its graph.
+        """
+        self._put_once(layout.model_key(manifest.version), onnx_bytes, "application/octet-stream")
+        return self._put_once(layout.manifest_key(manifest.version), manifest.to_json(), "application/json")
 
     def get_manifest(self, version: str) -> Manifest:
         """A version's manifest; KeyError when there is none."""
@@ -55,5 +53,12 @@ class S3ModelStore:
     def _get(self, key: str) -> bytes:
         return get_bytes(self._s3, self._bucket, key)
 
-    def _exists(self, key: str) -> bool:
-        return exists(self._s3, self._bucket, key)
+    def _put_once(self, key: str, body: bytes, content_type: str) -> bool:
+        """Write `key` unless it exists; whether this call wrote it."""
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True

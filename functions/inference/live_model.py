@@ -188,14 +188,12 @@ class LiveModel:
             if manifest.version != version:
                 raise BundleError(f"manifest names {manifest.version}, the registry {version}")
             return Predictor(manifest, onnx_bytes), ""
-        except (KeyError, BundleError, ModelUnavailable) as exc:
-            code, error = UNUSABLE_BUNDLE, exc
-        except Exception as exc:  # S3 unreachable and the like: retried at the next refresh
-            code, error = BUNDLE_UNREACHABLE, exc
-        service_logger(__name__).error(
-            "bundle not loaded", extra={"version": version, "reason": code, "error": str(error)}
-        )
-        return None, code
+        except Exception as exc:  # S3 unreachable and the like are retried at the next refresh
+            code = UNUSABLE_BUNDLE if isinstance(exc, KeyError | BundleError | ModelUnavailable) else BUNDLE_UNREACHABLE
+            service_logger(__name__).error(
+                "bundle not loaded", extra={"version": version, "reason": code, "error": str(exc)}
+            )
+            return None, code
 
 
 class ModelSource(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk.assertions import Match, Template
 from synth_support import resources
@@ -42,6 +43,30 @@ def test_every_bucket_denies_plain_http(templates: dict[str, Template]) -> None:
                 s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
                 for s in policy["Properties"]["PolicyDocument"]["Statement"]
             )
+
+
+def _artifacts_statements(template: Template) -> dict[str, dict[str, Any]]:
+    [policy] = [
+        p for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if "ArtifactsBucket" in json.dumps(p["Properties"]["Bucket"])
+    ]  # fmt: skip
+    return {s.get("Sid", ""): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+
+def test_bundles_are_written_once_and_kept_where_data_is_retained(templates: dict[str, Template]) -> None:
+    for stage, template in templates.items():
+        statements = _artifacts_statements(template)
+        once = statements["WriteBundlesOnce"]
+        # Every write under models/ must be conditional (If-None-Match), so no one overwrites a version.
+        assert (once["Effect"], once["Principal"], once["Action"]) == ("Deny", {"AWS": "*"}, "s3:PutObject"), once
+        assert once["Condition"] == {"Null": {"s3:if-none-match": "true"}}
+        assert "/models/*" in json.dumps(once["Resource"])
+        keep = statements.get("KeepBundles")
+        if stage.startswith("prod"):
+            assert keep is not None and keep["Action"] == ["s3:DeleteObject", "s3:DeleteObjectVersion"], keep
+            assert "role/slipway-prod-break-glass" in json.dumps(keep["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
+        elif stage == "dev":
+            assert keep is None  # dev is destroyed with its objects (auto-delete)
 
 
 def test_retention_follows_storage_retain_data(templates: dict[str, Template]) -> None:

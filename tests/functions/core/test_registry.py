@@ -53,6 +53,24 @@ def test_register_is_idempotent(registry: Registry, bundle: Bundle, names: Resou
     assert registry.store.list_versions() == [bundle.version]
 
 
+def test_a_version_is_written_once_whoever_writes_it_again(registry: Registry, bundle: Bundle) -> None:
+    registry.register(bundle.manifest, bundle.onnx_bytes)
+    forged = bundle.manifest.model_copy(update={"metric": "accuracy"})  # the same version, other contents
+    assert registry.store.put_bundle(forged, b"another graph") is False  # conditional writes: nothing replaced
+    assert registry.store.get_bundle(bundle.version) == (bundle.manifest, bundle.onnx_bytes)
+
+
+def test_a_half_written_bundle_is_completed_by_the_next_registration(
+    registry: Registry, bundle: Bundle, names: ResourceNames
+) -> None:
+    # A crash between the graph and the manifest: the graph is there, the version is not registered.
+    boto3.client("s3").put_object(
+        Bucket=names.artifacts_bucket, Key=layout.model_key(bundle.version), Body=bundle.onnx_bytes
+    )
+    assert registry.register(bundle.manifest, bundle.onnx_bytes) is True
+    assert registry.store.get_bundle(bundle.version) == (bundle.manifest, bundle.onnx_bytes)
+
+
 def test_register_refuses_a_manifest_that_does_not_match_its_bytes(
     registry: Registry, bundle: Bundle, names: ResourceNames
 ) -> None:
