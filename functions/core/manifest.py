@@ -245,13 +245,18 @@ class Manifest(_Frozen):
         optional = ("capture_exclude", "segments", "outliers", "feature_report")
         return {name for name in optional if getattr(self, name) in (None, ())}
 
-    def content_version(self, onnx_bytes: bytes) -> str:
-        """The version this manifest and graph hash to."""
+    def content_digest(self, onnx_bytes: bytes) -> str:
+        """The full SHA-256 (hex) of the graph and the canonical contract: what the live pointer records and every
+        load checks. The version is its first VERSION_LENGTH characters, for display and keys."""
         unhashed = {"version", "lineage", "feature_report", *self._unset_when_empty()}
         contract = self.model_dump(mode="json", exclude=unhashed)
         digest = hashlib.sha256(onnx_bytes)
         digest.update(json.dumps(contract, sort_keys=True, separators=(",", ":")).encode())
-        return digest.hexdigest()[:VERSION_LENGTH]
+        return digest.hexdigest()
+
+    def content_version(self, onnx_bytes: bytes) -> str:
+        """The version this manifest and graph hash to."""
+        return self.content_digest(onnx_bytes)[:VERSION_LENGTH]
 
     def with_version(self, onnx_bytes: bytes) -> Manifest:
         """A copy stamped with its content version."""

@@ -69,12 +69,17 @@ def _session_options() -> ort.SessionOptions:
 class Predictor:
     """A loaded model version: encodes rows, scores them in one call, and shapes the answers."""
 
-    def __init__(self, manifest: Manifest, onnx_bytes: bytes) -> None:
+    def __init__(self, manifest: Manifest, onnx_bytes: bytes, *, digest: str | None = None) -> None:
+        """Load a bundle, checked against its content hash: the full SHA-256 `digest` the live pointer recorded at
+        promotion (a 16-character version alone could be matched by a forged bundle in about 2^32 tries)."""
         # How long each step of the load took, in ms (logged with "live model loaded", read by `make bench`).
         self.load_ms: dict[str, float] = {}
         started = time.perf_counter()
-        if manifest.version and manifest.content_version(onnx_bytes) != manifest.version:
+        found = manifest.content_digest(onnx_bytes) if manifest.version or digest else None
+        if found is not None and manifest.version and not found.startswith(manifest.version):
             raise BundleError(f"bundle {manifest.version} does not match its content hash")
+        if found is not None and digest is not None and found != digest:
+            raise BundleError(f"bundle {manifest.version} does not match the full digest recorded at its promotion")
         started = self._timed("hash_check", started)
         try:
             self._session = ort.InferenceSession(

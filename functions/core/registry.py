@@ -36,6 +36,9 @@ class LivePointer(BaseModel):
     reason: str = ""
     at: datetime | None = None
     fallback: FallbackAnswer | None = None
+    digest: str | None = Field(
+        None, description="The live bundle's full SHA-256 (Manifest.content_digest), checked at every load."
+    )
     # A candidate in shadow or canary beside `version`. Starting or ending a rollout changes only
     # this field: the live version, its history and the rollback watcher's window stay as they were.
     rollout: Rollout | None = None
@@ -83,7 +86,7 @@ class Registry:
         self, version: str, mode: RolloutMode, percent: float, reason: str, *, now: datetime | None = None
     ) -> LivePointer:
         """Put `version` beside the live one, in shadow or canary for `percent` (replacing any rollout)."""
-        self._manifest(version)
+        _, digest = self._checked(version)
         with self.pointer.locked():
             current = self.pointer.read()
             if current.version is None:
@@ -91,7 +94,12 @@ class Registry:
             if current.version == version:
                 raise RegistryError(f"{version} is the live version already; a rollout needs another version")
             rollout = Rollout(
-                candidate=version, mode=mode, percent=percent, started_at=now or datetime.now(UTC), reason=reason
+                candidate=version,
+                mode=mode,
+                percent=percent,
+                started_at=now or datetime.now(UTC),
+                reason=reason,
+                digest=digest,
             )
             return self._write(current.model_copy(update={"rollout": rollout}))
 
@@ -105,7 +113,7 @@ class Registry:
 
     def promote(self, version: str, reason: str, *, now: datetime | None = None) -> LivePointer:
         """Make `version` live (ending any rollout). Promoting the live version again changes nothing."""
-        manifest = self._manifest(version)
+        manifest, digest = self._checked(version)
         with self.pointer.locked():
             current = self.pointer.read()
             if current.version == version and current.rollout is None:
@@ -120,6 +128,7 @@ class Registry:
                     reason=reason,
                     at=now or datetime.now(UTC),
                     fallback=manifest.fallback,
+                    digest=digest,
                 )
             )
 
@@ -130,7 +139,7 @@ class Registry:
             if current.previous is None:
                 raise RegistryError("nothing to roll back to: the live version has no predecessor")
             target = current.previous
-            manifest = self._manifest(target)
+            manifest, digest = self._checked(target)
             return self._write(
                 LivePointer(
                     version=target,
@@ -139,6 +148,7 @@ class Registry:
                     reason=reason,
                     at=now or datetime.now(UTC),
                     fallback=manifest.fallback,
+                    digest=digest,
                 )
             )
 
@@ -155,6 +165,15 @@ class Registry:
         except KeyError as exc:
             known = ", ".join(self.store.list_versions()) or "none"
             raise RegistryError(f"unknown model version {version!r}; registered: {known}") from exc
+
+    def _checked(self, version: str) -> tuple[Manifest, str]:
+        """The manifest and full digest of a registered bundle that matches its version (else RegistryError)."""
+        self._manifest(version)  # an unknown version is named with the registered ones
+        manifest, graph = self.store.get_bundle(version)
+        digest = manifest.content_digest(graph)
+        if not digest.startswith(version) or manifest.version != version:
+            raise RegistryError(f"bundle {version} does not match its content hash: it cannot go live")
+        return manifest, digest
 
     def _write(self, pointer: LivePointer) -> LivePointer:
         self.pointer.write(pointer)

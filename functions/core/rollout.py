@@ -36,6 +36,7 @@ class Rollout(BaseModel):
     )
     started_at: datetime
     reason: str = ""
+    digest: str | None = Field(None, description="The candidate bundle's full SHA-256, checked when it is loaded.")
 
 
 def bucket(key: str) -> float:

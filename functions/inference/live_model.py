@@ -113,7 +113,7 @@ class LiveModel:
             self._candidate = None
             return serving
         if self._candidate is None or self._candidate.version != rollout.candidate:
-            predictor, failure = self._load(rollout.candidate)
+            predictor, failure = self._load(rollout.candidate, rollout.digest)
             if predictor is None:
                 problem = f"candidate {rollout.candidate} cannot be loaded ({failure}); live answers alone"
                 service_logger(__name__).error(problem, extra={"candidate": rollout.candidate, "error": failure})
@@ -148,7 +148,7 @@ class LiveModel:
         if self._candidate is not None and self._candidate.version == pointer.version:
             service_logger(__name__).info("candidate promoted: it answers now", extra={"version": pointer.version})
             return Serving(self._candidate, pointer.version, pointer.fallback, None)
-        predictor, failure = self._load(pointer.version)
+        predictor, failure = self._load(pointer.version, pointer.digest)
         if predictor is not None:
             service_logger(__name__).info(
                 "live model loaded", extra={"version": pointer.version, "load_ms": self.load_ms(predictor)}
@@ -178,7 +178,7 @@ class LiveModel:
             **{step: round(ms, 2) for step, ms in predictor.load_ms.items()},
         }
 
-    def _load(self, version: str) -> tuple[Predictor | None, str]:
+    def _load(self, version: str, digest: str | None = None) -> tuple[Predictor | None, str]:
         """The predictor of `version`, or None and a reason code (the exception itself is logged, never answered:
         its text may name buckets, keys and ARNs)."""
         try:
@@ -187,7 +187,7 @@ class LiveModel:
             self._bundle_read_ms = (time.perf_counter() - started) * 1000
             if manifest.version != version:
                 raise BundleError(f"manifest names {manifest.version}, the registry {version}")
-            return Predictor(manifest, onnx_bytes), ""
+            return Predictor(manifest, onnx_bytes, digest=digest), ""
         except Exception as exc:  # S3 unreachable and the like are retried at the next refresh
             code = UNUSABLE_BUNDLE if isinstance(exc, KeyError | BundleError | ModelUnavailable) else BUNDLE_UNREACHABLE
             service_logger(__name__).error(

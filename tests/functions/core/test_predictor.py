@@ -256,3 +256,13 @@ def test_a_bundle_made_before_per_feature_inputs_is_still_served(bundle: Bundle)
     served = np.array([[a["probabilities"][c] for c in pipeline.classes_] for a in answers])
     np.testing.assert_allclose(served, expected, atol=1e-6)
     assert predictor.batch_invariant is True
+
+
+def test_a_bundle_is_checked_against_the_full_digest_not_only_its_version(bundle: Bundle) -> None:
+    full = bundle.manifest.content_digest(bundle.onnx_bytes)
+    assert len(full) == 64 and full.startswith(bundle.version)
+    assert Predictor(bundle.manifest, bundle.onnx_bytes, digest=full).version == bundle.version
+    # What a forged bundle whose 16-character version collides would look like: the full digest differs.
+    forged = full[: len(bundle.version)] + ("0" if full[-1] != "0" else "1") * (64 - len(bundle.version))
+    with pytest.raises(BundleError, match="full digest recorded at its promotion"):
+        Predictor(bundle.manifest, bundle.onnx_bytes, digest=forged)

@@ -89,6 +89,11 @@ def test_unknown_version_is_a_key_error_in_the_store(registry: Registry) -> None
         registry.store.get_manifest("0123456789abcdef")
 
 
+def _digest(registry: Registry, version: str) -> str:
+    manifest, graph = registry.store.get_bundle(version)
+    return manifest.content_digest(graph)
+
+
 def test_promote_records_the_move_in_the_pointer(registry: Registry, bundle: Bundle, three: list[str]) -> None:
     a, b, _ = three
     registry.promote(a, "first", now=T0)
@@ -102,6 +107,7 @@ def test_promote_records_the_move_in_the_pointer(registry: Registry, bundle: Bun
         reason="better roc_auc",
         at=T0.replace(hour=13),
         fallback=registry.store.get_manifest(b).fallback,
+        digest=_digest(registry, b),
     )
     assert pointer.fallback is not None and pointer.fallback.label == "malignant"
     assert registry.live() == pointer
@@ -124,6 +130,29 @@ def test_promoting_the_live_version_again_writes_nothing(registry: Registry, thr
     assert again == first
     assert registry.live() == first
     assert len(registry.pointer.history()) == length
+
+
+def test_the_pointer_records_the_full_digest_of_what_goes_live(
+    registry: Registry, bundle: Bundle, three: list[str]
+) -> None:
+    pointer = registry.promote(three[0], "first")
+    manifest, graph = registry.store.get_bundle(three[0])
+    assert pointer.digest == manifest.content_digest(graph) and len(pointer.digest) == 64
+    first = pointer.digest
+    pointer = registry.start_rollout(three[1], "shadow", 10, "candidate")
+    manifest, graph = registry.store.get_bundle(three[1])
+    assert pointer.rollout is not None and pointer.rollout.digest == manifest.content_digest(graph)
+    registry.promote(three[1], "second")
+    assert registry.rollback("back").digest == first
+
+
+def test_a_bundle_changed_in_the_bucket_cannot_go_live(
+    registry: Registry, three: list[str], names: ResourceNames
+) -> None:
+    # The bucket policy refuses this overwrite in AWS; were it to happen, promotion still refuses the bundle.
+    boto3.client("s3").put_object(Bucket=names.artifacts_bucket, Key=layout.model_key(three[1]), Body=b"tampered")
+    with pytest.raises(RegistryError, match=f"bundle {three[1]} does not match its content hash"):
+        registry.promote(three[1], "tampered")
 
 
 def test_promote_of_an_unknown_version_names_the_registered_ones(registry: Registry, three: list[str]) -> None:
@@ -154,6 +183,7 @@ def test_rollback_restores_the_previous_version(registry: Registry, three: list[
         reason="b is worse",
         at=T0.replace(hour=15),
         fallback=registry.store.get_manifest(a).fallback,
+        digest=_digest(registry, a),
     )
     assert registry.live() == pointer
 

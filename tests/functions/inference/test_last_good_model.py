@@ -79,8 +79,18 @@ def _rejected_graph(names: ResourceNames, registry: Registry, bundle: Bundle) ->
     return manifest.version
 
 
-BREAKERS = [_missing, _corrupt_graph, _corrupt_manifest, _wrong_hash, _rejected_graph]
-BREAKER_IDS = ["missing", "corrupt-graph", "corrupt-manifest", "wrong-hash", "rejected-graph"]
+def _colliding_version(names: ResourceNames, registry: Registry, bundle: Bundle) -> str:
+    """A bundle whose 16-character version matches but whose full digest is not the one promoted (a forged bundle
+    found by a birthday search): simulated by the pointer recording another full digest for the version."""
+    version = _variant(registry, bundle, 0.95)
+    live = registry.live()
+    assert live.digest is not None and live.digest.startswith(version)
+    registry.pointer.write(live.model_copy(update={"digest": version + "f" * (64 - len(version))}))
+    return version
+
+
+BREAKERS = [_missing, _corrupt_graph, _corrupt_manifest, _wrong_hash, _rejected_graph, _colliding_version]
+BREAKER_IDS = ["missing", "corrupt-graph", "corrupt-manifest", "wrong-hash", "rejected-graph", "colliding-version"]
 
 
 def _stale_answers(out: str) -> list[float]:
