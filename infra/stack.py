@@ -206,10 +206,9 @@ class SlipwayStack(Stack):
         )  # fmt: skip
         grants.allow(role["evaluate"], "WriteDecisions", [PUT], [GATE_DECISIONS_PREFIX])
         allow(role["evaluate"], "ReadLivePointer", ["ssm:GetParameter"], [pointer])
-        grants.allow(role["register"], "ReadCandidatesModels", [GET], [RETRAIN_CANDIDATES_PREFIX, MODELS_PREFIX])
+        # Registering writes a candidate's objects only if absent (conditional writes): it reads no bundle.
+        grants.allow(role["register"], "ReadCandidates", [GET], [RETRAIN_CANDIDATES_PREFIX])
         grants.allow(role["register"], "WriteModels", [PUT], [MODELS_PREFIX])
-        # Registering checks that the new version's manifest is absent: a 404 only with a listing grant.
-        grants.allow_listing(role["register"], "ListModels", [MODELS_PREFIX])
         rollback, trigger = _role(retrain.rollback), _role(retrain.drift_trigger)
         for mover, pointer_actions in (
             (role["promote"], _POINTER_ACTIONS),
