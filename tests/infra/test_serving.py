@@ -42,7 +42,10 @@ def test_environment_is_exactly_the_config_aliases_plus_powertools(
     env = _function(templates["prod"])["Environment"]["Variables"]
     aliases = InferenceConfig.variable_names()
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
-    assert set(env) == aliases | powertools
+    # ROW_KEY is set only where the stage declares data.key (prod does not; the dev-lake template does).
+    assert settings["prod"].data.key is None
+    assert set(env) == (aliases - {"ROW_KEY"}) | powertools
+    assert _function(templates["dev-lake"])["Environment"]["Variables"]["ROW_KEY"] == "patient_id"
     # The same names the storage construct gives the bucket and the parameter (one names module).
     bucket = _artifacts_bucket(templates["prod"])
     assert env["ARTIFACTS_BUCKET"] == bucket["Properties"]["BucketName"]
