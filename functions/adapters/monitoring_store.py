@@ -103,13 +103,11 @@ class S3MonitoringStore:
 
     # -- feedback --------------------------------------------------------------------
 
-    def put_feedback(self, items: Sequence[FeedbackItem], received: datetime) -> str:
-        """Store a batch of feedback as one object; returns its key."""
+    def put_feedback(self, items: Sequence[FeedbackItem], received: datetime, *, caller: str | None = None) -> str:
+        """Store a batch of feedback, sent by `caller`, as one object; returns its key."""
         key = feedback_key(received, uuid.uuid4().hex)
         body = b"".join(
-            orjson.dumps(
-                StoredFeedback(received=received, **item.model_dump()).model_dump(mode="json", exclude_none=True)
-            )
+            orjson.dumps(StoredFeedback(received=received, caller=caller, **item.model_dump()).model_dump(**_STORED))
             + b"\n"
             for item in items
         )
@@ -191,13 +189,14 @@ class S3LabelledRowSource:
         end = labels.latest_received() + timedelta(hours=1)
         rows = []
         for record in self._store.capture_rows(first, end, labels.request_ids, labels.keys):
-            item = labels.match(record.request_id, record.row, record.key, record.time)
+            item = labels.match(record.request_id, record.row, record.key, record.time, record.caller)
             if item is not None:
                 rows.append(
                     LabelledRow(
                         request_id=record.request_id,
                         row=record.row,
                         key=record.key,
+                        caller=item.caller,
                         time=record.time,
                         features=record.features,
                         label=item.label,

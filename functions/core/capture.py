@@ -66,6 +66,7 @@ class CaptureRecord(BaseModel):
     request_id: str
     time: AwareDatetime
     model_version: str | None
+    caller: str | None = Field(None, description="Who sent the request, as the front door authenticated it.")
     first_row: int = Field(ge=0, description="Index in its request of the record's first row.")
     rows: int = Field(ge=1, description="Rows in this record; every column holds this many values.")
     features: dict[str, list[FeatureValue]]
@@ -114,6 +115,7 @@ class CaptureRecord(BaseModel):
                 request_id=self.request_id,
                 row=self.first_row + i,
                 key=keys[i] if keys is not None else None,
+                caller=self.caller,
                 time=self.time,
                 model_version=self.model_version,
                 features={name: column[i] for name, column in zip(names, columns, strict=True)},
@@ -133,6 +135,7 @@ class CapturedRow:
     request_id: str
     row: int
     key: str | None
+    caller: str | None
     time: datetime
     model_version: str | None
     features: dict[str, FeatureValue]

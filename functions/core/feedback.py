@@ -66,6 +66,9 @@ class StoredFeedback(FeedbackItem):
 
     label: str | float
     received: datetime
+    caller: str | None = Field(
+        None, description="Who sent it (as the front door authenticated them); LABEL_FILES for data.labels files."
+    )
 
     @property
     def order(self) -> tuple[datetime, datetime, str]:
@@ -100,6 +103,9 @@ def deduplicate(items: Sequence[FeedbackItem]) -> tuple[list[FeedbackItem], list
 
 # A label arriving more than this long after the prediction it labels is counted as late (and used all the same).
 LATE_AFTER = timedelta(hours=24)
+# The caller of the labels taken from the stage's label files (data.labels): the user's own systems, which
+# may label any prediction; a caller of the API may label only the predictions it asked for.
+LABEL_FILES = "data.labels"
 
 
 class LabelCounts(BaseModel):
@@ -112,6 +118,9 @@ class LabelCounts(BaseModel):
         description="Labels whose request id or key matched no captured row (yet): kept, and joined once it does."
     )
     late: int = Field(description="Matched labels that arrived more than LATE_AFTER (24 h) after the prediction.")
+    foreign: int = Field(
+        0, description="Labels naming a prediction another caller asked for: never joined (nobody labels others' rows)."
+    )
 
 
 class LabelFilesReport(BaseModel):
@@ -141,6 +150,7 @@ class LabelJoin:
         self._duplicates = seen - len(latest)
         self._labels = len(latest)
         self._late = 0
+        self._foreign = 0
         self.request_ids = {request_id for request_id, _ in self._by_request}
         self.keys = set(self._by_key)
 
@@ -156,12 +166,23 @@ class LabelJoin:
     def latest_received(self) -> datetime:
         return max(item.received for item in self._pending())
 
-    def match(self, request_id: str, row: int, key: str | None, served: datetime) -> StoredFeedback | None:
-        """The label of this captured row, if one is pending (then it is matched, once)."""
+    def match(
+        self, request_id: str, row: int, key: str | None, served: datetime, caller: str | None = None
+    ) -> StoredFeedback | None:
+        """The label of this captured row, if one is pending (then it is matched, once).
+
+        A label sent through the API joins only a row its own caller was served (`caller`, as captured); one
+        naming another caller's row is counted as foreign and never joins.
+        """
         item = self._by_request.pop((request_id, row), None)
         if item is None and key is not None:
             item = self._by_key.pop(key, None)
-        if item is not None and item.received - served > LATE_AFTER:
+        if item is None:
+            return None
+        if item.caller not in (None, LABEL_FILES) and caller is not None and item.caller != caller:
+            self._foreign += 1
+            return None
+        if item.received - served > LATE_AFTER:
             self._late += 1
         return item
 
@@ -169,17 +190,18 @@ class LabelJoin:
         unknown = len(self._by_request) + len(self._by_key)
         return LabelCounts(
             labels=self._labels,
-            matched=self._labels - unknown,
+            matched=self._labels - unknown - self._foreign,
             duplicates=self._duplicates,
             unknown=unknown,
             late=self._late,
+            foreign=self._foreign,
         )
 
 
 class FeedbackStore(Protocol):
     """Where feedback is kept (the monitoring store)."""
 
-    def put_feedback(self, items: list[FeedbackItem], received: datetime) -> str: ...
+    def put_feedback(self, items: list[FeedbackItem], received: datetime, *, caller: str | None = None) -> str: ...
 
 
 def conform_labels(
@@ -210,7 +232,13 @@ def conform_labels(
 
 
 def record_feedback(
-    request: FeedbackRequest, *, store: FeedbackStore, now: datetime, task: str | None, classes: Sequence[str] | None
+    request: FeedbackRequest,
+    *,
+    store: FeedbackStore,
+    now: datetime,
+    task: str | None,
+    classes: Sequence[str] | None,
+    caller: str | None = None,
 ) -> FeedbackResponse:
     """Check the batch's labels against the live model (`task` None: no model is live, nothing to check against),
     store it (the first label of each row kept) and answer with counts. Nothing reads the capture here: the monitor
@@ -218,5 +246,5 @@ def record_feedback(
     kept, duplicates = deduplicate(request.items)
     if task is not None:
         kept = conform_labels(kept, task=task, classes=classes)
-    store.put_feedback(kept, now)
+    store.put_feedback(kept, now, caller=caller)
     return FeedbackResponse(accepted=len(kept), duplicates=duplicates)

@@ -21,6 +21,7 @@ class LabelledRow(BaseModel):
     request_id: str
     row: int
     key: str | None = None
+    caller: str | None = None
     time: datetime
     features: dict[str, float | int | str | bool | None]
     label: str | float

@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.core.feedback import FeedbackRequest, FeedbackResponse, record_feedback
+from functions.inference.caller import caller_of
 from functions.inference.dependencies import RouteDependencies
 from functions.inference.schemas import ErrorBody
 from functions.inference.validated_body import validated_body
@@ -39,6 +40,7 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
         answer = record_feedback(
             request, store=deps.feedback, now=deps.clock(),
             task=manifest.task if manifest else None, classes=manifest.classes if manifest else None,
+            caller=caller_of(app.current_event.raw_event.get("requestContext")),
         )  # fmt: skip
         deps.metrics.add_metric(name=FEEDBACK_ITEMS, unit=MetricUnit.Count, value=answer.accepted)
         return Response(status_code=202, content_type=JSON, body=answer.model_dump_json(exclude_none=True))

@@ -37,6 +37,7 @@ from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.core.features import FeatureSpec, split_row_keys
 from functions.core.rollout import STICKY_HEADER
 from functions.inference import async_routes, feedback_routes, request_body, service, snap_start
+from functions.inference.caller import caller_of
 from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
 from functions.inference.dependencies import route_dependencies
@@ -120,6 +121,7 @@ def predict(request: PredictBody) -> Response[str]:
         batch=outcome.batch,
         predictions=outcome.predictions,
         keys=keys,
+        caller=caller_of(app.current_event.raw_event.get("requestContext")),
         role=outcome.role,
         latency_ms=latency_ms,
         shadow=outcome.shadow,

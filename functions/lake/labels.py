@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from functions.core import layout
 from functions.core.data_source import S3Location
 from functions.core.errors import InvalidRequest
-from functions.core.feedback import FeedbackItem, LabelFilesReport, conform_labels
+from functions.core.feedback import LABEL_FILES, FeedbackItem, LabelFilesReport, conform_labels
 from functions.core.manifest import Manifest
 from functions.lake.ledger import ListedObject, TableColumn
 from functions.lake.tables import DataError, read_object
@@ -54,7 +54,7 @@ class LabelStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
-    def put_feedback(self, items: Sequence[FeedbackItem], received: datetime) -> str: ...
+    def put_feedback(self, items: Sequence[FeedbackItem], received: datetime, *, caller: str | None = None) -> str: ...
 
 
 def label_format(uri: str) -> str:
@@ -126,7 +126,7 @@ def take_labels(
             ledger.objects[listed.uri] = LabelObject(etag=listed.etag, refused=str(exc))
             continue
         for start in range(0, len(items), 10_000):
-            store.put_feedback(items[start : start + 10_000], listed.last_modified)
+            store.put_feedback(items[start : start + 10_000], listed.last_modified, caller=LABEL_FILES)
         labels += len(items)
         ledger.objects[listed.uri] = LabelObject(etag=listed.etag, rows=len(items))
     if read:

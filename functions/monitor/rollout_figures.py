@@ -74,7 +74,8 @@ def rollout_figures(
             continue
         keys = record.keys or [None] * record.rows
         truths = [
-            labels.match(record.request_id, record.first_row + i, keys[i], record.time) for i in range(record.rows)
+            labels.match(record.request_id, record.first_row + i, keys[i], record.time, record.caller)
+            for i in range(record.rows)
         ]
         _add_answers(answered, record, truths)
         if record.shadow is not None and record.shadow.version == candidate.version:

@@ -204,5 +204,5 @@ def test_labels_in_a_file_keyed_by_patient_id_reach_live_quality(
     _, after = summary["cycles"][:2]
     assert after["label_files"] == {"objects_read": 1, "labels": SHIFTED_ROWS // 2, "refused": []}
     assert after["labels"] == {
-        "labels": SHIFTED_ROWS, "matched": SHIFTED_ROWS, "duplicates": 0, "unknown": 0, "late": 0
+        "labels": SHIFTED_ROWS, "matched": SHIFTED_ROWS, "duplicates": 0, "unknown": 0, "late": 0, "foreign": 0
     }  # fmt: skip

@@ -49,8 +49,9 @@ def test_a_rollout_changes_only_the_pointer_s_rollout(registry: Registry, three:
     registry.promote(a, "first", now=T0)
     before = registry.live()
     pointer = registry.start_rollout(b, "shadow", 100, "retrain run 7", now=T0.replace(hour=13))
+    manifest, graph = registry.store.get_bundle(b)
     assert pointer.rollout == Rollout(candidate=b, mode="shadow", percent=100, started_at=T0.replace(hour=13),
-                                      reason="retrain run 7")  # fmt: skip
+                                      reason="retrain run 7", digest=manifest.content_digest(graph))  # fmt: skip
     assert pointer.model_copy(update={"rollout": None}) == before, "live version, history and window unchanged"
     assert registry.start_rollout(b, "canary", 30, "bake passed").rollout.mode == "canary"  # type: ignore[union-attr]
     ended = registry.end_rollout()

@@ -82,10 +82,11 @@ def test_a_broken_file_is_refused_naming_it_and_what_is_wrong(name: str, body: b
 class FeedbackBucket(MemoryBucket):
     """The artifacts bucket with stored feedback, as the monitor writes it."""
 
-    def put_feedback(self, items: list[FeedbackItem], received: datetime) -> str:
+    def put_feedback(self, items: list[FeedbackItem], received: datetime, *, caller: str | None = None) -> str:
         key = f"{layout.FEEDBACK_PREFIX}{len(self.objects)}.jsonl"
         self.objects[key] = b"".join(
-            orjson.dumps(StoredFeedback(received=received, **item.model_dump()).model_dump(mode="json")) + b"\n"
+            orjson.dumps(StoredFeedback(received=received, caller=caller, **item.model_dump()).model_dump(mode="json"))
+            + b"\n"
             for item in items
         )
         return key

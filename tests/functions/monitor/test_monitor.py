@@ -222,7 +222,7 @@ def test_label_files_by_key_reach_live_quality_and_training_rows(
         "label and optionally time"
     ]
     # 33 labels name 31 rows: patient-0 is labelled three times; "nobody" is counted, not lost; the files' are late.
-    assert report["labels"] == {"labels": 31, "matched": 30, "duplicates": 2, "unknown": 1, "late": 30}
+    assert report["labels"] == {"labels": 31, "matched": 30, "duplicates": 2, "unknown": 1, "late": 30, "foreign": 0}
     (quality,) = report["quality"]
     assert quality["labelled_rows"] == 30 and quality["value"] == 1.0  # patient-0 has its true label
 
