@@ -125,5 +125,6 @@ def retrain_environment(
         state_machine_arn=state_machine_arn,
         notify_topic_arn=topic_arn,
         data_source=settings.data,
+        label_caps=retrain.label_caps,
     )
     return {**config.to_environment(), **powertools_environment(names, service=names.retrain_service)}

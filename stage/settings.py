@@ -26,6 +26,7 @@ from pydantic import (
 
 from functions.core.data_source import DataSource
 from functions.core.drift import DriftPolicy
+from functions.core.labelled import LabelCaps
 from functions.core.rollout import RolloutPolicy
 from functions.core.segments import SegmentPolicy
 
@@ -171,6 +172,10 @@ class RetrainSettings(_Section):
         "canary",
         description="After the gate: promote at once, or roll the candidate out (shadow; canary = shadow, then "
         "canary) and let its figures decide (the `rollout` section).",
+    )
+    label_caps: LabelCaps = Field(
+        LabelCaps(),
+        description="How much of a run's training data labels from production may be, overall and per caller.",
     )
     engine: Literal["lambda", "sagemaker"] = "lambda"
     train_memory_mb: int = Field(3008, ge=512, le=10240)

@@ -134,31 +134,33 @@ class LabelFilesReport(BaseModel):
 class LabelJoin:
     """The latest label of each row (by request id and row, or by key), matched against captured rows.
 
-    Rows are offered in capture order; a keyed label joins the first captured row carrying its key.
+    Rows are offered in capture order; a keyed label joins the first captured row carrying its key. A label
+    sent through the API joins only a row its own caller was served: each caller's latest label of a row is
+    kept apart, so a label naming another caller's row neither joins nor hides that caller's own label.
     """
 
     def __init__(self, stored: Iterable[StoredFeedback]) -> None:
-        latest: dict[LabelRef, StoredFeedback] = {}
+        latest: dict[LabelRef, dict[str | None, StoredFeedback]] = {}
         seen = 0
         for item in stored:
             seen += 1
-            current = latest.get(item.ref)
+            by_caller = latest.setdefault(item.ref, {})
+            current = by_caller.get(item.caller)
             if current is None or item.order > current.order:
-                latest[item.ref] = item
-        self._by_request = {(i.request_id, i.row): i for i in latest.values() if i.request_id is not None}
-        self._by_key = {i.key: i for i in latest.values() if i.key is not None}
-        self._duplicates = seen - len(latest)
+                by_caller[item.caller] = item
+        self._by_request = {ref: v for ref, v in latest.items() if ref[0]}
+        self._by_key = {str(ref[1]): v for ref, v in latest.items() if not ref[0]}
+        self._duplicates = seen - sum(len(v) for v in latest.values())
         self._labels = len(latest)
-        self._late = 0
-        self._foreign = 0
-        self.request_ids = {request_id for request_id, _ in self._by_request}
+        self._matched = self._late = self._foreign = 0
+        self.request_ids = {str(request_id) for request_id, _ in self._by_request}
         self.keys = set(self._by_key)
 
     def __bool__(self) -> bool:
         return bool(self._by_request or self._by_key)
 
     def _pending(self) -> list[StoredFeedback]:
-        return [*self._by_request.values(), *self._by_key.values()]
+        return [item for group in (*self._by_request.values(), *self._by_key.values()) for item in group.values()]
 
     def earliest_received(self) -> datetime:
         return min(item.received for item in self._pending())
@@ -169,30 +171,29 @@ class LabelJoin:
     def match(
         self, request_id: str, row: int, key: str | None, served: datetime, caller: str | None = None
     ) -> StoredFeedback | None:
-        """The label of this captured row, if one is pending (then it is matched, once).
-
-        A label sent through the API joins only a row its own caller was served (`caller`, as captured); one
-        naming another caller's row is counted as foreign and never joins.
-        """
-        item = self._by_request.pop((request_id, row), None)
-        if item is None and key is not None:
-            item = self._by_key.pop(key, None)
-        if item is None:
+        """The label of this captured row (served to `caller`), if one is pending; then it is matched, once."""
+        group = self._by_request.pop((request_id, row), None)
+        if group is None and key is not None:
+            group = self._by_key.pop(key, None)
+        if group is None:
             return None
-        if item.caller not in (None, LABEL_FILES) and caller is not None and item.caller != caller:
-            self._foreign += 1
+        allowed = [i for i in group.values() if i.caller in (None, LABEL_FILES, caller) or caller is None]
+        self._foreign += len(group) - len(allowed)
+        if not allowed:
             return None
+        item = max(allowed, key=lambda i: i.order)
+        self._duplicates += len(allowed) - 1
+        self._matched += 1
         if item.received - served > LATE_AFTER:
             self._late += 1
         return item
 
     def counts(self) -> LabelCounts:
-        unknown = len(self._by_request) + len(self._by_key)
         return LabelCounts(
             labels=self._labels,
-            matched=self._labels - unknown - self._foreign,
+            matched=self._matched,
             duplicates=self._duplicates,
-            unknown=unknown,
+            unknown=len(self._by_request) + len(self._by_key),
             late=self._late,
             foreign=self._foreign,
         )

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from functions.core.config import FunctionConfig
 from functions.core.data_source import DataSource
 from functions.core.gate import GatePolicy
+from functions.core.labelled import LabelCaps
 
 
 class RetrainConfig(FunctionConfig):
@@ -29,8 +30,9 @@ class RetrainConfig(FunctionConfig):
     rollback_window_minutes: int = Field(60, alias="ROLLBACK_WINDOW_MINUTES", ge=0)
     notify_topic_arn: str | None = Field(None, alias="NOTIFY_TOPIC_ARN")
     data_source: DataSource = Field(DataSource(), alias="DATA_SOURCE", description="JSON: the stage's `data`.")
+    label_caps: LabelCaps = Field(LabelCaps(), alias="LABEL_CAPS", description="JSON: retrain.label_caps.")
 
-    @field_validator("data_source", mode="before")
+    @field_validator("data_source", "label_caps", mode="before")
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value

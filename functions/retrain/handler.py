@@ -58,6 +58,7 @@ def prepare_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
         reason=request.reason,
         recipe=load_recipe(settings.recipe) if source.kind == "recipe" else None,
         queries=AthenaQueries(factory.client("athena")) if source.kind == "athena" else None,
+        caps=settings.label_caps,
     )
     logger.info("training data prepared", extra=prepared.model_dump(mode="json"))
     return prepared.model_dump(mode="json")

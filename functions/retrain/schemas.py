@@ -26,6 +26,7 @@ class PreparedData(_Message):
     rows: int
     table_rows: int = Field(description="Rows of the source's objects in the table.")
     labelled_rows: int = Field(description="Rows labelled through feedback, added by this run.")
+    labelled_capped: int = Field(0, description="Labelled rows left out by the label caps (retrain.label_caps).")
     objects: int = Field(description="Source objects in the table.")
     objects_read: int = Field(description="Of them, read by this run (new or changed).")
     objects_dropped: int = Field(description="Deleted, replaced or expired objects this run dropped.")

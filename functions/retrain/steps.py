@@ -17,7 +17,7 @@ from functions.core import layout
 from functions.core.data_source import DataSource
 from functions.core.features import category_texts, encode_columns
 from functions.core.gate import GateDecision, GatePolicy, decide, spec_differences
-from functions.core.labelled import LabelledRowSource
+from functions.core.labelled import LabelCaps, LabelledRowSource, cap_labelled
 from functions.core.manifest import Manifest
 from functions.core.predictor import GraphInputs
 from functions.core.registry import Registry
@@ -78,6 +78,7 @@ def prepare(
     queries: QueryRunner | None = None,
     since: datetime | None = None,
     now: datetime | None = None,
+    caps: LabelCaps | None = None,
 ) -> PreparedData:
     """Bring the table up to the source (the delta only), add the labelled rows, record the run's snapshot.
 
@@ -91,7 +92,10 @@ def prepare(
     )
     if not report.ledger.objects:
         raise StepError(f"no training data: {report.summary()}; see docs/retrain.md, 'Where the data lives'")
-    rows = [(row.features, row.label) for row in labelled.labelled_rows(since)]
+    gathered, capped = cap_labelled(
+        labelled.labelled_rows(since), table_rows=report.ledger.rows, caps=caps or LabelCaps()
+    )
+    rows = [(row.features, row.label) for row in gathered]
     snapshot = add_labelled(
         store,
         report.ledger,
@@ -113,6 +117,7 @@ def prepare(
         rows=snapshot.rows,
         table_rows=report.ledger.rows,
         labelled_rows=snapshot.labelled_rows,
+        labelled_capped=capped,
         objects=len(report.ledger.objects),
         objects_read=len(report.read),
         objects_dropped=dropped,
@@ -293,7 +298,10 @@ def evaluate(
     live_version = registry.live().version
     live_bundle = registry.store.get_bundle(live_version) if live_version is not None else None
     live_watermark = _watermark(live_bundle[0]) if live_bundle is not None else None
-    judged, scope = judged_rows(holdout_rows(table, manifest), loaded.arrived, live_watermark)
+    # The gate judges on the user's own rows only: labelled rows from production train, never judge.
+    own = holdout_rows(table, manifest)
+    own = own[own < data.table_rows]
+    judged, scope = judged_rows(own, loaded.arrived, live_watermark)
     holdout = holdout_of(table, manifest, judged)
     candidate_answers = predict(manifest, onnx_bytes, holdout)
     candidate_score = metric_of(manifest, candidate_answers, holdout)

@@ -10,6 +10,8 @@ import pytest
 
 from functions.adapters import factory
 from functions.core.capture import CAPTURE_MARKER, ROWS_PER_LINE, CaptureRecord
+from functions.core.feedback import LabelJoin
+from functions.inference.caller import caller_of
 from functions.training.train import Bundle
 from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
 from stage.names import ResourceNames
@@ -198,3 +200,54 @@ def test_feedback_by_key_is_stored_with_its_time(
         (None, "p-1", "benign", datetime(2026, 12, 1, 10, tzinfo=UTC)),
         (None, "p-2", "malignant", None),
     ]
+
+
+def _as(caller_key: str, method: str, path: str, body: Any, module: Any) -> tuple[int, dict[str, str], Any]:
+    """A call authenticated (by API Gateway) with the API key `caller_key`."""
+    event = proxy_event(method, path, body=json.dumps(body))
+    event["requestContext"]["identity"]["apiKeyId"] = caller_key
+    response = module.lambda_handler(event, FakeLambdaContext())
+    headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
+    headers.update(response.get("headers") or {})
+    return response["statusCode"], headers, json.loads(response["body"])
+
+
+def test_a_caller_may_label_only_the_predictions_it_was_served(
+    live_bundle: Bundle, keyed_handler: Any, names: ResourceNames, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    row = {**example_row(live_bundle), ROW_KEY: "p-7"}
+    _, _, answer = _as("key-alice", "POST", "/predict", {"instances": [row]}, keyed_handler)
+    [record] = _capture_lines(capsys.readouterr().out)
+    assert record.caller == "key:key-alice"
+    store = factory.monitoring_store(names.artifacts_bucket)
+    store.put_capture(record.time, "capture.jsonl", [record.model_dump_json(by_alias=True).encode()])
+    truth = answer["predictions"][0]["label"]
+    wrong = "benign" if truth == "malignant" else "malignant"
+    # Alice labels her prediction by its key; then Mallory labels it too, wrongly and later.
+    for caller, label in (("key-alice", truth), ("key-mallory", wrong)):
+        assert _as(caller, "POST", "/feedback", {"items": [{"key": "p-7", "label": label}]}, keyed_handler)[0] == 202
+    stored = list(store.feedback())
+    assert {s.caller for s in stored} == {"key:key-alice", "key:key-mallory"}
+
+    labels = LabelJoin(stored)
+    [captured] = list(record.row_records())
+    matched = labels.match(captured.request_id, captured.row, captured.key, captured.time, captured.caller)
+    # Alice was served the row: her label joins. Mallory's, though later, neither joins nor hides hers.
+    assert matched is not None and (matched.label, matched.caller) == (truth, "key:key-alice")
+    counts = labels.counts()
+    assert (counts.labels, counts.matched, counts.foreign, counts.duplicates) == (1, 1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("context", "caller"),
+    [
+        ({"identity": {"userArn": "arn:aws:iam::1:role/app", "apiKeyId": "k"}}, "iam:arn:aws:iam::1:role/app"),
+        ({"identity": {}, "authorizer": {"claims": {"client_id": "svc-7", "sub": "u"}}}, "jwt:svc-7"),
+        ({"identity": {"apiKeyId": "k-1"}}, "key:k-1"),
+        ({"identity": {"sourceIp": "127.0.0.1"}}, None),
+        (None, None),
+    ],
+)
+def test_the_caller_is_the_identity_the_front_door_authenticated(context: Any, caller: str | None) -> None:
+    assert caller_of(context) == caller

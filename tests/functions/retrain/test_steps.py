@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import types
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -15,10 +16,11 @@ from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
 from functions.core.data_source import DataSource
 from functions.core.gate import GatePolicy
+from functions.core.labelled import LabelCaps, LabelledRow, cap_labelled
 from functions.core.manifest import Manifest
 from functions.core.registry import Registry
 from functions.retrain import steps
-from functions.training.train import Bundle, load_recipe
+from functions.training.train import Bundle, load_recipe, load_table
 from stage.names import ResourceNames
 from tests.lake_data import example_table, parquet
 
@@ -132,3 +134,55 @@ def test_the_same_snapshot_and_seed_retrain_to_the_byte_identical_bundle(aws: No
     lineage = Manifest.model_validate_json(manifest).lineage.data
     assert lineage is not None and lineage.snapshot_hash == prepared.data_hash
     assert [o.uri for o in lineage.objects] == [f"s3://{names.artifacts_bucket}/{layout.RECIPE_SOURCE_KEY}"]
+
+
+class _Flood:
+    """Labels from production: one caller flips the true class of every example row it was served, twice over."""
+
+    def __init__(self, rows: int) -> None:
+        columns, target = load_table(load_recipe())
+        flipped = {"benign": "malignant", "malignant": "benign"}
+        served = datetime(2026, 12, 6, tzinfo=UTC)
+        self.rows = [
+            LabelledRow(
+                request_id=f"attack-{i}", row=0, caller="key:attacker", time=served + timedelta(seconds=i),
+                features={name: float(values[i % len(target)]) for name, values in columns.items()},
+                label=flipped[str(target[i % len(target)])],
+            )
+            for i in range(rows)
+        ]  # fmt: skip
+
+    def labelled_rows(self, since: object = None) -> list[LabelledRow]:
+        return self.rows
+
+
+def test_a_flood_of_wrong_labels_from_one_caller_does_not_move_the_promoted_model(
+    live_bundle: Bundle, registry: Registry, names: ResourceNames
+) -> None:
+    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
+    flood = _Flood(2 * 569)
+    prepared = steps.prepare(
+        store, S3Source(factory.client("s3")), flood, DataSource(), artifacts_bucket=names.artifacts_bucket,
+        run_id="poisoned", reason="test", recipe=load_recipe(),
+    )  # fmt: skip
+    # The caller's share is capped: at most half as many rows as the user's own data (569), the newest kept.
+    assert (prepared.table_rows, prepared.labelled_rows, prepared.labelled_capped) == (569, 284, 2 * 569 - 284)
+    candidate = steps.train(store, load_recipe(), prepared, code_revision=None)
+    summary = steps.evaluate(store, registry, GatePolicy(tolerance=0.01), prepared, candidate)
+    # Judged on the user's own rows only (labelled rows train, never judge): the poisoned candidate is refused.
+    (decision,) = store.decisions()
+    assert decision.verdict == "refuse" and summary.verdict == "refuse", decision.reasons
+    assert decision.candidate_score < decision.live_score - 0.01  # type: ignore[operator]
+    assert registry.live().version == live_bundle.version
+
+
+def test_labels_past_the_caps_are_cut_newest_kept_per_caller_then_overall() -> None:
+    served = datetime(2026, 12, 6, tzinfo=UTC)
+    rows = [
+        LabelledRow(request_id=str(i), row=0, caller=caller, time=served + timedelta(seconds=i), features={}, label="x")
+        for i, caller in enumerate(["a", "a", "a", "b", "files", "a", "b"])
+    ]
+    kept, cut = cap_labelled(rows, table_rows=4, caps=LabelCaps(labelled_max_ratio=1.0, caller_max_ratio=0.5))
+    # Each caller at most 2 (0.5 x 4): a keeps rows 2 and 5; b 3 and 6; files 4. Then at most 4 overall: the newest.
+    assert [row.request_id for row in kept] == ["3", "4", "5", "6"] and cut == 3
+    assert cap_labelled(rows, table_rows=4, caps=LabelCaps(labelled_max_ratio=0.0)) == ([], 7)
