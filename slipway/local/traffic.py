@@ -96,7 +96,7 @@ class Client:
         self._connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
         response = self._connection.getresponse()
         data = response.read()
-        if response.status != 200:
+        if response.status not in (200, 202):  # /feedback stores and answers 202
             raise TrafficError(f"POST {path} answered {response.status}: {data[:300]!r}")
         return json.loads(data), {name.lower(): value for name, value in response.getheaders()}
 
