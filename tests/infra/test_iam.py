@@ -78,8 +78,8 @@ def test_inference_role_has_exactly_the_documented_rights(templates: dict[str, T
              "xray:PutTelemetryRecords", "xray:PutTraceSegments",
              # POST/GET /predict/async: the queue, the job's request and result (infra/async_jobs.py).
              "sqs:SendMessage", "s3:PutObject", "s3:GetObject", "s3:ListBucket",
-             # POST /feedback: store labels under feedback/, look request ids up under capture/ (infra/stack.py).
-             "s3:PutObject", "s3:GetObject", "s3:ListBucket"]
+             # POST /feedback: store labels under feedback/, nothing more: it reads no capture (infra/stack.py).
+             "s3:PutObject"]
         )  # fmt: skip
         s3 = next(statement for _, statement in policies if statement.get("Sid") == "ReadModelBundles")
         assert s3["Resource"]["Fn::Join"][1][-1] == "/models/*"
