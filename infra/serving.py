@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -26,20 +27,26 @@ class Route:
 
     method: str
     path: str
+    writes: bool = False  # stores what the caller sends: its own principals (api.writers) and throttle
+
+    @property
+    def execute_api(self) -> str:
+        """The route as a resource of the API's own policy (any stage)."""
+        return f"execute-api:/*/{self.method}/{self.path.replace('{job_id}', '*')}"
 
 
-# Every route the API serves. Later components add theirs here
-# (e.g. Route("POST", "feedback"), Route("POST", "predict/async")).
+# Every route the API serves.
 ROUTES: tuple[Route, ...] = (
     Route("POST", "predict"),
     Route("GET", "model"),
     Route("GET", "health"),
     Route("GET", "openapi.json"),
     Route("GET", "docs"),
-    Route("POST", "predict/async"),
+    Route("POST", "predict/async", writes=True),
     Route("GET", "predict/async/{job_id}"),
-    Route("POST", "feedback"),
+    Route("POST", "feedback", writes=True),
 )
+WRITE_ROUTES = tuple(route for route in ROUTES if route.writes)
 
 
 class Serving(Construct):
@@ -125,11 +132,19 @@ class Serving(Construct):
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             default_method_options=method_options,
+            policy=_resource_policy(api) if api.auth == "iam" else None,
             deploy_options=apigw.StageOptions(
                 stage_name=names.stage,
                 # Stage-wide values become the method settings of `/*/*` (every method).
                 throttling_rate_limit=api.throttle_rate,
                 throttling_burst_limit=api.throttle_burst,
+                # Labels and async jobs far below /predict: a burst of them cannot starve scoring.
+                method_options={
+                    f"/{route.path}/{route.method}": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=api.write_throttle_rate, throttling_burst_limit=api.write_throttle_burst
+                    )
+                    for route in WRITE_ROUTES
+                },
                 access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=True,
@@ -202,3 +217,33 @@ class Serving(Construct):
         key = self.api.add_api_key("ApiKey", api_key_name=f"{names.prefix}-client", description="Inference client key")
         plan.add_api_key(key)
         return key
+
+
+def _resource_policy(api: ApiSettings) -> iam.PolicyDocument:
+    """Under SigV4: who may call at all (api.invokers, else this account), and who may call the write routes
+    (api.writers). The denies make each list exact: an IAM policy elsewhere in the account cannot widen it."""
+    everything = ["execute-api:/*"]
+    if api.invokers:
+        allowed = iam.PolicyStatement(
+            principals=[iam.AnyPrincipal()], actions=_INVOKE, resources=everything,
+            conditions={"ArnLike": {"aws:PrincipalArn": list(api.invokers)}},
+        )  # fmt: skip
+        statements = [allowed, _deny_all_but(api.invokers, everything)]
+    else:
+        statements = [
+            iam.PolicyStatement(principals=[iam.AccountRootPrincipal()], actions=_INVOKE, resources=everything)
+        ]
+    if api.writers is not None:
+        statements.append(_deny_all_but(api.writers, [route.execute_api for route in WRITE_ROUTES]))
+    return iam.PolicyDocument(statements=statements)
+
+
+_INVOKE = ["execute-api:Invoke"]
+
+
+def _deny_all_but(principals: tuple[str, ...], resources: list[str]) -> iam.PolicyStatement:
+    """Deny `resources` to every principal but `principals` (ARN patterns); to everyone when there are none."""
+    return iam.PolicyStatement(
+        effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()], actions=_INVOKE, resources=resources,
+        conditions={"ArnNotLike": {"aws:PrincipalArn": list(principals)}} if principals else None,
+    )  # fmt: skip

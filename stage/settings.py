@@ -110,8 +110,22 @@ class ApiSettings(_Section):
     """API Gateway: authentication and throttling."""
 
     auth: Literal["api_key", "iam"] = "api_key"
+    invokers: tuple[str, ...] = Field(
+        (),
+        description="auth iam: the IAM principals (ARNs; * wildcards allowed) that may call the API, and no one "
+        "else; empty: any principal of this account that an IAM policy allows.",
+    )
+    writers: tuple[str, ...] | None = Field(
+        None,
+        description="auth iam: the principals that may call the write routes (POST /feedback, POST /predict/async), "
+        "and no one else; unset: the invokers.",
+    )
     throttle_rate: float = Field(100, gt=0, description="Steady-state requests per second.")
     throttle_burst: int = Field(200, ge=1)
+    write_throttle_rate: float = Field(
+        10, gt=0, description="Steady-state requests per second on each write route (labels, async jobs)."
+    )
+    write_throttle_burst: int = Field(20, ge=1)
     quota_per_day: int = Field(1_000_000, ge=1)
 
 

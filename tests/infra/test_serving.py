@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +144,9 @@ def test_stage_throttling_logging_and_tracing(
         api = settings[stage].api
         assert props["StageName"] == stage
         assert props["TracingEnabled"] is True
-        [method_settings] = props["MethodSettings"]
-        assert method_settings["HttpMethod"] == "*" and method_settings["ResourcePath"] == "/*"
+        # Every method, then the two write routes' own throttle (test_write_routes_are_throttled_far_below_predict).
+        [method_settings] = [m for m in props["MethodSettings"] if m["ResourcePath"] == "/*"]
+        assert method_settings["HttpMethod"] == "*" and len(props["MethodSettings"]) == 3
         assert method_settings["ThrottlingRateLimit"] == api.throttle_rate
         assert method_settings["ThrottlingBurstLimit"] == api.throttle_burst
         assert method_settings["MetricsEnabled"] is True and method_settings["DataTraceEnabled"] is False
@@ -178,6 +180,49 @@ def test_iam_mode_signs_every_method_and_has_no_key(templates: dict[str, Templat
     assert not resources(template, "AWS::ApiGateway::ApiKey")
     assert not resources(template, "AWS::ApiGateway::UsagePlan")
     assert "ApiKeyId" not in template.to_json()["Outputs"]
+
+
+def test_prod_has_no_route_a_shared_key_alone_opens(templates: dict[str, Template]) -> None:
+    template = templates["prod"]
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM", method
+        assert not method["Properties"].get("ApiKeyRequired", False)
+    assert not resources(template, "AWS::ApiGateway::ApiKey")
+    # Only principals of this account, by default (api.invokers names others, exactly).
+    statements = only(template, "AWS::ApiGateway::RestApi")["Properties"]["Policy"]["Statement"]
+    [statement] = statements
+    assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
+    assert ":root" in json.dumps(statement["Principal"])
+
+
+def test_write_routes_are_throttled_far_below_predict(templates: dict[str, Template]) -> None:
+    for name in ("dev", "prod"):
+        stage = only(templates[name], "AWS::ApiGateway::Stage")["Properties"]
+        settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in stage["MethodSettings"]}
+        every = settings[("/*", "*")]
+        for path in ("/~1feedback", "/~1predict~1async"):
+            write = settings[(path, "POST")]
+            assert (write["ThrottlingRateLimit"], write["ThrottlingBurstLimit"]) == (10, 20), write
+            assert write["ThrottlingRateLimit"] < every["ThrottlingRateLimit"] / 5
+
+
+def test_writers_and_invokers_are_exact_lists() -> None:
+    from infra.serving import _resource_policy
+    from stage.settings import ApiSettings
+
+    document = _resource_policy(
+        ApiSettings(auth="iam", invokers=("arn:aws:iam::111122223333:role/app-*",),
+                    writers=("arn:aws:iam::111122223333:role/labeller",))
+    ).to_json()  # fmt: skip
+    allow, deny_others, deny_writes = document["Statement"]
+    assert allow["Condition"] == {"ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::111122223333:role/app-*"]}}
+    assert deny_others["Effect"] == "Deny" and deny_others["Resource"] == "execute-api:/*"
+    assert deny_writes["Effect"] == "Deny"
+    assert deny_writes["Resource"] == ["execute-api:/*/POST/predict/async", "execute-api:/*/POST/feedback"]
+    assert deny_writes["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": ["arn:aws:iam::111122223333:role/labeller"]}}
+    # No writers at all: the write routes are closed to everyone.
+    closed = _resource_policy(ApiSettings(auth="iam", writers=())).to_json()["Statement"][-1]
+    assert closed["Effect"] == "Deny" and "Condition" not in closed
 
 
 def test_outputs(templates: dict[str, Template]) -> None:
