@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.core.features import FeatureSpec
+from functions.core.manifest import Manifest
 
 Verdict = Literal["promote", "refuse", "unchanged"]
 
@@ -82,6 +83,16 @@ def spec_differences(live: FeatureSpec, candidate: FeatureSpec) -> list[str]:
         for a, b in zip(live.features, candidate.features, strict=True)
         if a.type is not b.type
     ]
+
+
+def answer_differences(live: Manifest, candidate: Manifest) -> list[str]:
+    """Why `candidate` would answer differently in kind: another task, or another set of classes (a label from
+    production must never slip a new class into the model: the gate refuses it unless allowed, as a spec change)."""
+    if live.task != candidate.task:
+        return [f"the task changed from {live.task} to {candidate.task}"]
+    if set(live.classes or ()) != set(candidate.classes or ()):
+        return [f"the classes changed from {sorted(live.classes or ())} to {sorted(candidate.classes or ())}"]
+    return []
 
 
 def decide(

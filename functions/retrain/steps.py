@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from functions.core import layout
 from functions.core.data_source import DataSource
 from functions.core.features import category_texts, encode_columns
-from functions.core.gate import GateDecision, GatePolicy, decide, spec_differences
+from functions.core.gate import GateDecision, GatePolicy, answer_differences, decide, spec_differences
 from functions.core.labelled import LabelCaps, LabelledRowSource, cap_labelled
 from functions.core.manifest import Manifest
 from functions.core.predictor import GraphInputs
@@ -316,7 +316,10 @@ def evaluate(
     problems: list[str] = []
     if live_bundle is not None:
         live_manifest, live_onnx = live_bundle
-        problems = spec_differences(live_manifest.feature_spec, manifest.feature_spec)
+        problems = [
+            *spec_differences(live_manifest.feature_spec, manifest.feature_spec),
+            *answer_differences(live_manifest, manifest),
+        ]
         try:
             live_answers = predict(live_manifest, live_onnx, holdout)
         except KeyError:  # the live model takes a feature the new table lacks: no comparable figure

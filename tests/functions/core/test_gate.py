@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.core.gate import GatePolicy, decide
+from functions.core.gate import GatePolicy, answer_differences, decide
+from functions.training.train import Bundle
 
 
 def _decide(**overrides: Any) -> tuple[str, list[str]]:
@@ -84,3 +85,15 @@ def test_segment_gaps_are_not_checked_when_off_or_not_comparable() -> None:
     on = GatePolicy(tolerance=0.01, max_gap_increase=0.05)
     assert _decide(policy=on, candidate_gaps={"sex": 0.9}, live_gaps={"sex": None})[0] == "promote"
     assert _decide(policy=on, candidate_gaps={"sex": 0.12}, live_gaps={"sex": 0.1})[0] == "promote"
+
+
+def test_a_changed_class_set_or_task_is_a_contract_change_the_gate_refuses(bundle: Bundle) -> None:
+    live = bundle.manifest
+    assert answer_differences(live, live) == []
+    invented = live.model_copy(update={"classes": (*(live.classes or ()), "benign-ish")})
+    [problem] = answer_differences(live, invented)
+    assert problem == "the classes changed from ['benign', 'malignant'] to ['benign', 'benign-ish', 'malignant']"
+    verdict, reasons = _decide(spec_problems=[problem])
+    assert verdict == "refuse" and reasons == [f"feature spec incompatible with live: {problem}"]
+    regression = live.model_copy(update={"task": "regression", "classes": None})
+    assert answer_differences(live, regression) == ["the task changed from classification to regression"]
