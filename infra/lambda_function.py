@@ -67,13 +67,16 @@ class FunctionDefaults:
             bundling=python_bundling(spec, architecture=self.architecture, runtime=self.runtime),
         )
 
-    def log_group(self, scope: Construct, construct_id: str, name: str | None = None) -> logs.LogGroup:
-        """A log group with the stage's retention and removal policy."""
+    def log_group(
+        self, scope: Construct, construct_id: str, name: str | None = None, *, max_days: int | None = None
+    ) -> logs.LogGroup:
+        """A log group with the stage's retention (at most `max_days`) and removal policy."""
+        days = self.log_retention_days if max_days is None else min(self.log_retention_days, max_days)
         return logs.LogGroup(
             scope,
             construct_id,
             log_group_name=name,
-            retention=retention(self.log_retention_days),
+            retention=retention(days),
             removal_policy=self.log_removal,
         )
 
@@ -103,9 +106,10 @@ def python_function(
     reserved_concurrency: int | None = None,
     ephemeral_storage_mb: int | None = None,
     snap_start: bool = False,
+    log_max_days: int | None = None,
 ) -> PythonFunction:
     """Function `name` (construct `construct_id`) with log group `/aws/lambda/<name>` and its own role."""
-    log_group = defaults.log_group(scope, f"{construct_id}Logs", f"/aws/lambda/{name}")
+    log_group = defaults.log_group(scope, f"{construct_id}Logs", f"/aws/lambda/{name}", max_days=log_max_days)
     role = iam.Role(
         scope,
         f"{construct_id}Role",

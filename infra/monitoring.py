@@ -15,7 +15,7 @@ from constructs import Construct
 
 from functions.core import telemetry
 from functions.core.capture import CAPTURE_FILTER_PATTERN
-from functions.core.layout import CAPTURE_PREFIX
+from functions.core.layout import CAPTURE_ERRORS_PREFIX, CAPTURE_PREFIX
 from infra.bundling import FUNCTIONS_DIR, PYARROW_TRIM_DIRS, PackageSpec
 from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
@@ -30,7 +30,6 @@ MONITOR_PACKAGE = PackageSpec(
     requirements=FUNCTIONS_DIR / "monitor" / "requirements.txt",
     trim_dirs=PYARROW_TRIM_DIRS,
 )
-CAPTURE_ERRORS_PREFIX = "capture-errors/"
 
 
 class Monitoring(Construct):

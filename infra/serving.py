@@ -14,6 +14,7 @@ from constructs import Construct
 from infra.bundling import INFERENCE_PACKAGE
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
+from infra.storage import CAPTURE_EXPIRY_DAYS
 from stage.names import ResourceNames
 from stage.settings import ApiSettings, InferenceSettings, ProvisionedConcurrencySettings
 
@@ -81,6 +82,8 @@ class Serving(Construct):
             memory_mb=inference.memory_mb,
             timeout_seconds=inference.timeout_seconds,
             reserved_concurrency=inference.reserved_concurrency,
+            # Its log carries the captured rows (shipped from there to capture/): kept no longer than capture is.
+            log_max_days=CAPTURE_EXPIRY_DAYS,
             environment=environment,
             role_description=f"{names.inference_function}: logs, traces, model bundles and the live pointer only",
             snap_start=snap_start,

@@ -19,6 +19,7 @@ from functions.core.layout import (
     ASYNC_RESULTS_PREFIX,
     BATCH_PREFIX,
     BATCH_RUNS_PREFIX,
+    CAPTURE_ERRORS_PREFIX,
     CAPTURE_PREFIX,
     FEEDBACK_PREFIX,
     GATE_DECISIONS_PREFIX,
@@ -38,7 +39,7 @@ from functions.core.registry import POINTER_LOCK_SUFFIX
 from infra.async_jobs import AsyncJobs
 from infra.grants import GET, PUT, ArtifactGrants, allow, grant_data_source, grant_label_files
 from infra.lambda_function import FunctionDefaults
-from infra.monitoring import CAPTURE_ERRORS_PREFIX, Monitoring
+from infra.monitoring import Monitoring
 from infra.observability import Observability
 from infra.retrain import Retrain
 from infra.rollout import Rollout

@@ -10,10 +10,20 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from functions.core.layout import CAPTURE_PREFIX, MODELS_PREFIX, REPORTS_PREFIX
+from functions.core.layout import (
+    BATCH_PREFIX,
+    CAPTURE_ERRORS_PREFIX,
+    CAPTURE_PREFIX,
+    FEEDBACK_PREFIX,
+    MODELS_PREFIX,
+    REPORTS_PREFIX,
+    RETRAIN_RUNS_PREFIX,
+)
 from infra.nag import acknowledge
 from stage.names import ResourceNames
 
+# How long captured rows are kept: capture/ objects, and the inference log they are shipped from.
+CAPTURE_EXPIRY_DAYS = 90
 # The pointer's value before the first promotion; the runtime writes the real one.
 INITIAL_POINTER = json.dumps({"version": None})
 
@@ -34,8 +44,12 @@ class Storage(Construct):
         *,
         names: ResourceNames,
         retain_data: bool,
-        capture_expiry_days: int = 90,
+        capture_expiry_days: int = CAPTURE_EXPIRY_DAYS,
         reports_expiry_days: int = 365,
+        feedback_expiry_days: int = 400,
+        runs_expiry_days: int = 400,
+        capture_errors_expiry_days: int = 30,
+        batch_expiry_days: int = 90,
         noncurrent_expiry_days: int = 30,
         access_logs_expiry_days: int = 365,
     ) -> None:
@@ -82,6 +96,21 @@ class Storage(Construct):
                 s3.LifecycleRule(
                     id="expire-reports", prefix=REPORTS_PREFIX, expiration=Duration.days(reports_expiry_days)
                 ),
+                # Labels a little over a year (a yearly cycle's worth of ground truth), each run's snapshot as
+                # long (the lineage of the models trained then), Firehose's failed deliveries a month, batch
+                # inputs and outputs a quarter: nothing under these prefixes is kept forever.
+                s3.LifecycleRule(
+                    id="expire-feedback", prefix=FEEDBACK_PREFIX, expiration=Duration.days(feedback_expiry_days)
+                ),
+                s3.LifecycleRule(
+                    id="expire-retrain-runs", prefix=RETRAIN_RUNS_PREFIX, expiration=Duration.days(runs_expiry_days)
+                ),
+                s3.LifecycleRule(
+                    id="expire-capture-errors",
+                    prefix=CAPTURE_ERRORS_PREFIX,
+                    expiration=Duration.days(capture_errors_expiry_days),
+                ),
+                s3.LifecycleRule(id="expire-batch", prefix=BATCH_PREFIX, expiration=Duration.days(batch_expiry_days)),
                 s3.LifecycleRule(
                     id="expire-noncurrent-versions",
                     noncurrent_version_expiration=Duration.days(noncurrent_expiry_days),

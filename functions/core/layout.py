@@ -4,6 +4,7 @@ from __future__ import annotations
 
 MODELS_PREFIX = "models/"
 CAPTURE_PREFIX = "capture/"
+CAPTURE_ERRORS_PREFIX = "capture-errors/"  # Firehose's failed deliveries
 REPORTS_PREFIX = "reports/"
 FEEDBACK_PREFIX = "feedback/"
 DATA_PREFIX = "data/"

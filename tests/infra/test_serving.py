@@ -58,13 +58,16 @@ def test_environment_is_exactly_the_config_aliases_plus_powertools(
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Slipway/prod"
 
 
-def test_function_log_group_has_the_stage_retention(templates: dict[str, Template]) -> None:
-    for stage, days in (("dev", 30), ("prod", 365)):
+def test_function_log_group_keeps_captured_rows_no_longer_than_capture(templates: dict[str, Template]) -> None:
+    # The inference log carries the captured rows: the stage's retention, capped at capture's 90 days (prod keeps
+    # its other logs 365). The API access log has the stage's retention.
+    for stage, function_days, access_days in (("dev", 30, 30), ("prod", 90, 365)):
         groups = {
             k: g for k, g in resources(templates[stage], "AWS::Logs::LogGroup").items() if k.startswith("Serving")
         }
         assert len(groups) == 2  # function logs and API access logs, no LogRetention custom resource
-        assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {days}
+        days = {k.removeprefix("Serving")[:12]: g["Properties"]["RetentionInDays"] for k, g in groups.items()}
+        assert days == {"FunctionLogs": function_days, "ApiAccessLog": access_days}, days
         fn = _function(templates[stage])
         assert fn["LoggingConfig"]["LogGroup"]["Ref"].startswith("ServingFunctionLogs")
         assert not resources(templates[stage], "Custom::LogRetention")
