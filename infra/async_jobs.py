@@ -93,6 +93,7 @@ class AsyncJobs(Construct):
                 batch_size=jobs.batch_size,
                 max_batching_window=Duration.seconds(jobs.max_batching_window_seconds),
                 report_batch_item_failures=True,
+                max_concurrency=jobs.worker_max_concurrency,
             )
         )
 

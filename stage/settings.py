@@ -266,6 +266,13 @@ class AsyncSettings(_Section):
     visibility_timeout_factor: int = Field(6, ge=2, le=12, description="Queue visibility = factor x worker timeout.")
     dead_letter_alarm_threshold: int = Field(1, ge=1, description="Dead letters that fire the DLQ-depth alarm.")
     result_retention_days: int = Field(7, ge=1, le=3650, description="Days async requests and results are kept.")
+    worker_max_concurrency: int = Field(
+        5,
+        ge=2,
+        le=1000,
+        description="Worker instances the queue may run at once: a flood of jobs cannot take the "
+        "account's concurrency from /predict.",
+    )
 
     # SQS's longest retention: a message even the fallback cannot handle waits there for a fix.
     dead_letter_retention_seconds: ClassVar[int] = 14 * 24 * 3600

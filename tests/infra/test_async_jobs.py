@@ -72,6 +72,9 @@ def test_event_sources_report_partial_batch_failures(
         for mapping in mappings:
             assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
             assert mapping["BatchSize"] == settings[stage].async_jobs.batch_size
+        # The worker's queue runs at most this many instances: a flood of jobs leaves /predict its concurrency.
+        limits = [m.get("ScalingConfig", {}).get("MaximumConcurrency") for m in mappings]
+        assert sorted(limits, key=str) == [5, None], limits
 
 
 def test_the_batch_state_machine_is_a_distributed_map_over_the_manifest(templates: dict[str, Template]) -> None:

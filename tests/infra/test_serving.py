@@ -156,9 +156,10 @@ def test_stage_throttling_logging_and_tracing(
         assert method_settings["LoggingLevel"] == "ERROR"
         access = props["AccessLogSetting"]
         assert access["DestinationArn"]["Fn::GetAtt"][0].startswith("ServingApiAccessLogs")
-        assert (
-            '"requestId":"$context.requestId"' in access["Format"] and '"status":"$context.status"' in access["Format"]
-        )
+        fields = json.loads(access["Format"])
+        assert fields["requestId"] == "$context.requestId" and fields["status"] == "$context.status"
+        # The caller, as authenticated: SigV4's principal or the API key id.
+        assert fields["userArn"] == "$context.identity.userArn" and fields["apiKeyId"] == "$context.identity.apiKeyId"
 
 
 def test_api_key_mode_usage_plan_and_key(templates: dict[str, Template], settings: dict[str, StageSettings]) -> None:

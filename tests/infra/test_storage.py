@@ -34,8 +34,8 @@ def test_lifecycle_expires_capture_reports_and_noncurrent_versions(templates: di
     assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
     # Nothing under these prefixes is kept forever either.
     expiry = {rule["Prefix"]: rule.get("ExpirationInDays") for rule in rules.values() if "Prefix" in rule}
-    assert expiry == {"capture/": 90, "reports/": 365, "feedback/": 400, "retrain/runs/": 400, "capture-errors/": 30, "async/": 7,
-                      "batch/": 90}  # fmt: skip
+    assert expiry == {"capture/": 90, "reports/": 365, "feedback/": 400, "retrain/runs/": 400,
+                      "capture-errors/": 30, "async/": 7, "batch/": 90}  # fmt: skip
 
 
 def test_every_bucket_denies_plain_http(templates: dict[str, Template]) -> None:
