@@ -92,6 +92,7 @@ class Retrain(Construct):
         environment: dict[str, str],
         defaults: FunctionDefaults,
         launch_rollout: lambda_.IFunction | None = None,
+        manual_promotion: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.sagemaker_role: iam.Role | None = None
@@ -114,6 +115,7 @@ class Retrain(Construct):
         steps = RetrainSteps(
             notify_topic=topic.topic_arn,
             launch_rollout=launch_rollout.function_arn if launch_rollout is not None else None,
+            manual_promotion=manual_promotion,
             **{step: fn.function_arn for step, fn in self.step_functions.items()},
         )
         definition = retrain_definition(

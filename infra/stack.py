@@ -134,7 +134,8 @@ class SlipwayStack(Stack):
             bucket=grants.bucket,
             topic=self.observability.topic,
             rollback_alarms=serving_alarms,
-            launch_rollout=self.rollout.launch if settings.retrain.rollout != "immediate" else None,
+            launch_rollout=self.rollout.launch if settings.retrain.rollout in ("shadow", "canary") else None,
+            manual_promotion=settings.retrain.rollout == "manual",
             environment=retrain_environment(settings, names, topic_arn=self.observability.topic.topic_arn),
             defaults=defaults,
         )

@@ -182,10 +182,11 @@ class RetrainSettings(_Section):
     rollback_window_minutes: int = Field(
         60, ge=0, le=1440, description="An alarm this soon after a promotion rolls back."
     )
-    rollout: Literal["immediate", "shadow", "canary"] = Field(
+    rollout: Literal["immediate", "shadow", "canary", "manual"] = Field(
         "canary",
-        description="After the gate: promote at once, or roll the candidate out (shadow; canary = shadow, then "
-        "canary) and let its figures decide (the `rollout` section).",
+        description="After the gate: promote at once, roll the candidate out (shadow; canary = shadow, then "
+        "canary) and let its figures decide (the `rollout` section), or (manual) register it and ask a person, "
+        "by the alarm topic, to promote it.",
     )
     label_caps: LabelCaps = Field(
         LabelCaps(),

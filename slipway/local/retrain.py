@@ -46,10 +46,15 @@ class LocalRetrain:
             step: self.runner.register(self.names.retrain_function(step), fn, configured) for step, fn in STEPS.items()
         }
         launch = None
-        if self.settings.retrain.rollout != "immediate":
+        if self.settings.retrain.rollout in ("shadow", "canary"):
             launch = self.runner.register(self.names.rollout_function("launch"), rollout_handler.launch_handler)
         definition = retrain_definition(
-            RetrainSteps(notify_topic=self.topic_arn, launch_rollout=launch, **arns),
+            RetrainSteps(
+                notify_topic=self.topic_arn,
+                launch_rollout=launch,
+                manual_promotion=self.settings.retrain.rollout == "manual",
+                **arns,
+            ),
             train_timeout_seconds=self.settings.retrain.train_timeout_seconds,
             step_timeout_seconds=self.settings.retrain.step_timeout_seconds,
         )

@@ -48,6 +48,8 @@ class RetrainSteps:
     # The function that starts the candidate's rollout (functions.rollout.handler.launch_handler), when the
     # stage's `retrain.rollout` is shadow or canary; without it, Register goes straight to Promote.
     launch_rollout: str | None = None
+    # `retrain.rollout: manual`: a candidate that passes the gate is registered, and a person is asked to promote it.
+    manual_promotion: bool = False
     # Engine 'sagemaker': the function that checks and stores the training job's candidate (steps.collect).
     collect: str | None = None
 
@@ -158,6 +160,13 @@ def _sagemaker_train(sagemaker: SageMakerTraining, retry: list[Any]) -> dict[str
     }
 
 
+def _after_register(steps: RetrainSteps) -> str:
+    """Where a registered candidate goes: to a person (manual), its rollout, or straight to Promote."""
+    if steps.manual_promotion:
+        return "RequestApproval"
+    return "Promote" if steps.launch_rollout is None else "StartRollout"
+
+
 def _start_rollout(steps: RetrainSteps, timeout: int, retry: list[Any]) -> dict[str, Any]:
     """The StartRollout state when the stage rolls candidates out (the rollout then decides and notifies)."""
     if steps.launch_rollout is None:
@@ -234,7 +243,7 @@ def retrain_definition(
                 steps.register,
                 {"version.$": "$.decision.candidate_version"},
                 "$.registered",
-                "Promote" if steps.launch_rollout is None else "StartRollout",
+                _after_register(steps),
                 timeout=step_timeout_seconds,
                 retry=retry,
             ),
@@ -250,6 +259,22 @@ def retrain_definition(
                 timeout=step_timeout_seconds,
                 retry=retry,
             ),
+            "RequestApproval": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn": steps.notify_topic,
+                    "Subject": "Slipway retrain: a candidate passed the gate and awaits approval",
+                    "Message.$": "States.Format('Candidate {} passed the gate and is registered; the live model is "
+                    "unchanged. To put it live: slipway promote {}. The gate decision: {}', "
+                    "$.decision.candidate_version, $.decision.candidate_version, States.JsonToString($.decision))",
+                },
+                **KEEP_OUTPUT,
+                "TimeoutSeconds": step_timeout_seconds,
+                "Retry": retry,
+                "Catch": _catch(),
+                "End": True,
+            },
             "NotifyOutcome": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sns:publish",

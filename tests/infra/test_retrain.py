@@ -150,3 +150,18 @@ def test_the_training_package_s_functions_have_room_in_tmp_for_their_unpacked_de
             assert handlers[handler]["EphemeralStorage"] == {"Size": TRAINING_EPHEMERAL_STORAGE_MB}, handler
         others = [p for h, p in handlers.items() if h not in STEP_HANDLERS.values()]
         assert others and all("EphemeralStorage" not in p for p in others)
+
+
+def test_manual_promotion_registers_the_candidate_and_asks_a_person() -> None:
+    steps = RetrainSteps(
+        prepare=TOKEN, train=TOKEN, evaluate=TOKEN, register=TOKEN, promote=TOKEN, notify_topic=TOKEN,
+        manual_promotion=True,
+    )  # fmt: skip
+    states = retrain_definition(steps, train_timeout_seconds=900, step_timeout_seconds=300)["States"]
+    assert states["Register"]["Next"] == "RequestApproval"
+    approval = states["RequestApproval"]
+    assert approval["End"] is True and approval["Resource"] == "arn:aws:states:::sns:publish"
+    assert "slipway promote {}" in approval["Parameters"]["Message.$"]
+    # Nothing reaches Promote: only a person does (slipway promote).
+    assert not any(state.get("Next") == "Promote" for state in states.values())
+    assert not any(choice.get("Next") == "Promote" for state in states.values() for choice in state.get("Choices", []))

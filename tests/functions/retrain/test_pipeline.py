@@ -152,3 +152,20 @@ def test_a_scheduled_retrain_after_the_data_grew_leaves_the_newer_model_live(
     out = capsys.readouterr().out
     assert "data: 969 rows of 1 source object(s), 0 read this run" in out, "the run reads the user's data as it is now"
     assert "gate: unchanged" in out and registry.live().version == newer
+
+
+def test_manual_promotion_registers_the_candidate_and_leaves_live_to_a_person(
+    aws: None, names: ResourceNames, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("GATE_FLOOR", "GATE_TOLERANCE"):
+        monkeypatch.delenv(key, raising=False)
+    settings = load_settings("dev")
+    settings = settings.model_copy(update={"retrain": settings.retrain.model_copy(update={"rollout": "manual"})})
+    before = registry.live()
+    with LocalRetrain(settings, names) as local:
+        result = local.run("needs approval")
+    assert result.succeeded, result.cause
+    assert local.steps_run(result) == ["Prepare", "Train", "Evaluate", "Gate", "Register", "RequestApproval"]
+    candidate = result.output["decision"]["candidate_version"]
+    assert candidate in registry.store.list_versions() and registry.live() == before  # registered, not live
+    assert registry.promote(candidate, "approved by a person").version == candidate
