@@ -99,7 +99,7 @@ class Serving(Construct):
             # Its log carries the captured rows (shipped from there to capture/): kept no longer than capture is.
             log_max_days=CAPTURE_EXPIRY_DAYS,
             environment=environment,
-            role_description=f"{names.inference_function}: logs, traces, model bundles and the live pointer only",
+            role_description=f"{names.inference_function}: serves the API; its grants are listed in docs/security.md",
             snap_start=snap_start,
         )
         self.function, self.role, self.log_group = made.function, made.role, made.log_group
