@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.adapters.s3_objects import error_code, exists, get_bytes
+from functions.adapters.s3_objects import error_code, get_bytes
 from functions.core import layout
 from functions.core.jobs import JobRequest, JobResult
 
@@ -31,9 +31,6 @@ class S3JobStore:
     def get_request(self, job_id: str) -> JobRequest | None:
         raw = self._get(layout.async_request_key(job_id))
         return None if raw is None else JobRequest.model_validate_json(raw)
-
-    def has_request(self, job_id: str) -> bool:
-        return exists(self._s3, self._bucket, layout.async_request_key(job_id))
 
     def put_result(self, result: JobResult) -> bool:
         # If-None-Match: "*" makes S3 refuse the write when a result exists: a redelivered

@@ -46,6 +46,7 @@ class JobRequest(_Frozen):
     instances: list[dict[str, Any]] = Field(min_length=1)
     submitted_at: datetime
     validated_by: str | None = Field(description="The live version whose feature spec accepted the rows.")
+    caller: str | None = Field(None, description="Who submitted it, as the front door authenticated them.")
 
 
 class JobResult(_Frozen):
@@ -66,8 +67,6 @@ class JobStore(Protocol):
     def put_request(self, request: JobRequest) -> None: ...
 
     def get_request(self, job_id: str) -> JobRequest | None: ...
-
-    def has_request(self, job_id: str) -> bool: ...
 
     def put_result(self, result: JobResult) -> bool:
         """Store `result` unless the job already has one; True when this call wrote it."""

@@ -39,14 +39,20 @@ class JobRowsRefused(ValueError):
     """The live feature spec refuses a queued job's rows (it changed since they were accepted)."""
 
 
-def submit(serving: Serving, rows: Sequence[Mapping[str, Any]], *, store: JobStore, queue: JobQueue) -> str:
+def submit(
+    serving: Serving, rows: Sequence[Mapping[str, Any]], *, store: JobStore, queue: JobQueue, caller: str | None = None
+) -> str:
     """Validate `rows` as /predict does (raises InvalidRequest: nothing is queued), store and queue the job."""
     if serving.predictor is not None:
         serving.predictor.encode(rows)
     job_id = new_job_id()
     store.put_request(
         JobRequest(
-            job_id=job_id, instances=[dict(row) for row in rows], submitted_at=now(), validated_by=serving.version
+            job_id=job_id,
+            instances=[dict(row) for row in rows],
+            submitted_at=now(),
+            validated_by=serving.version,
+            caller=caller,
         )
     )
     queue.send(JobMessage(job_id=job_id))
@@ -124,12 +130,16 @@ class JobStatus:
     result: JobResult | None
 
 
-def status(job_id: str, *, store: JobStore) -> JobStatus:
-    """The job's state; raises JobNotFound for an id that was never accepted (or has expired)."""
+def status(job_id: str, *, store: JobStore, caller: str | None = None) -> JobStatus:
+    """The job's state; raises JobNotFound for an id that was never accepted (or has expired), or that another
+    caller submitted (a job's rows and answers are its submitter's: a known id is no key to them)."""
+    request = store.get_request(job_id)
+    if request is not None and request.caller is not None and caller is not None and request.caller != caller:
+        raise JobNotFound(job_id)
     result = store.get_result(job_id)
     if result is not None:
         return JobStatus(job_id, result.status, result)
-    if store.has_request(job_id):
+    if request is not None:
         return JobStatus(job_id, "pending", None)
     raise JobNotFound(job_id)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.core.jobs import JOB_ID_PATTERN
 from functions.inference import async_jobs
+from functions.inference.caller import caller_of
 from functions.inference.dependencies import RouteDependencies
 from functions.inference.schemas import ErrorBody, PredictionOut, PredictRequest, dump_json
 from functions.inference.validated_body import validated_body
@@ -48,7 +49,8 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
     def submit(request: PredictRequest) -> Response[str]:
         if queue is None:
             raise ServiceUnavailable("async predictions are not configured on this deployment")
-        job_id = async_jobs.submit(live_model.current(), request.rows, store=store, queue=queue)
+        caller = caller_of(app.current_event.raw_event.get("requestContext"))
+        job_id = async_jobs.submit(live_model.current(), request.rows, store=store, queue=queue, caller=caller)
         metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
         return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
 
@@ -77,7 +79,8 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
         try:
             if not _JOB_ID.match(job_id):
                 raise async_jobs.JobNotFound(job_id)
-            state = async_jobs.status(job_id, store=store)
+            caller = caller_of(app.current_event.raw_event.get("requestContext"))
+            state = async_jobs.status(job_id, store=store, caller=caller)
         except async_jobs.JobNotFound:
             raise InvalidRequest(
                 f"no async job {job_id!r}: ids come from POST {ASYNC_PATH}, and results expire",

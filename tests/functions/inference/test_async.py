@@ -238,3 +238,28 @@ def test_slipway_redrive_moves_dead_letters_back_and_the_worker_then_answers(
     assert queues.depth(queues.dead_letters) == 0 and queues.depth(queues.requests) == 1
     workers.requests.drain()
     assert invoke("GET", f"/predict/async/{job_id}")[1]["status"] == "done"
+
+
+def _as(handler: Any, api_key_id: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A request API Gateway authenticated with the API key `api_key_id`."""
+    from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+
+    event = proxy_event(method, path, body=None if body is None else json.dumps(body))
+    event["requestContext"]["identity"]["apiKeyId"] = api_key_id
+    response = handler.lambda_handler(event, FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_job_is_answered_to_its_submitter_only(
+    queues: Queues, handler_module: Any, workers: Workers, live_bundle: Bundle
+) -> None:
+    status, accepted = _as(handler_module, "alice", "POST", "/predict/async", {"instances": rows(live_bundle, 2)})
+    assert status == 202
+    job_id = accepted["job_id"]
+    stored = factory.job_store(handler_module.config.artifacts_bucket).get_request(job_id)
+    assert stored is not None and stored.caller == "key:alice"
+    assert workers.requests.drain() == 1
+    assert _as(handler_module, "alice", "GET", f"/predict/async/{job_id}")[1]["status"] == "done"
+    # Another caller who learns the id is told there is no such job: a known id is no key to another's answers.
+    status, body = _as(handler_module, "mallory", "GET", f"/predict/async/{job_id}")
+    assert status == 404 and body["errors"][0]["type"] == "not_found"
