@@ -108,7 +108,10 @@ def predict(request: PredictBody) -> Response[str]:
     started = time.perf_counter()
     serving = live_model.current()
     rows, keys = split_row_keys(request.rows, config.row_key)
-    outcome = service.predict(serving, rows, key=app.current_event.headers.get(STICKY_HEADER))
+    caller = caller_of(app.current_event.raw_event.get("requestContext"))
+    sticky = app.current_event.headers.get(STICKY_HEADER)
+    # A sticky key is the caller's own: the same header value from two callers lands each on its own side.
+    outcome = service.predict(serving, rows, key=f"{caller}|{sticky}" if sticky and caller else sticky)
     elapsed_ms = _record(outcome, started, rollout=serving.candidate is not None)
     # The answer's own time, so that a shadow's compares like with like (the handler's includes the shadow's).
     latency_ms = elapsed_ms - outcome.shadow.latency_ms if outcome.shadow is not None else elapsed_ms
@@ -121,7 +124,7 @@ def predict(request: PredictBody) -> Response[str]:
         batch=outcome.batch,
         predictions=outcome.predictions,
         keys=keys,
-        caller=caller_of(app.current_event.raw_event.get("requestContext")),
+        caller=caller,
         role=outcome.role,
         latency_ms=latency_ms,
         shadow=outcome.shadow,

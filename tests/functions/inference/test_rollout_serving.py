@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -142,3 +143,24 @@ def test_the_async_worker_and_batch_scoring_leave_the_candidate_unloaded(
     config = WorkerConfig(artifacts_bucket=names.artifacts_bucket, live_pointer_parameter=names.live_pointer_parameter)
     serving = live_model_of(config).current()
     assert serving.version == live_bundle.version and serving.candidate is None and serving.candidate_problem is None
+
+
+def test_a_sticky_key_is_the_caller_s_own(
+    registry: Registry, live_bundle: Bundle, candidate: Bundle, invoke_factory: Callable[[], Invoke]
+) -> None:
+    """Two callers sending the same X-Slipway-Key value are bucketed apart: one cannot steer the other's traffic."""
+    from functions.core.rollout import bucket
+    from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+
+    registry.start_rollout(candidate.version, "canary", 50, "test")
+    invoke_factory()
+    handler = sys.modules["functions.inference.handler"]
+    # A header value that puts alice on the candidate's side and bob on live's (found, not assumed).
+    value = next(v for v in (f"k{i}" for i in range(1000)) if bucket(f"key:alice|{v}") < 50 <= bucket(f"key:bob|{v}"))
+    versions = {}
+    for caller in ("alice", "bob"):
+        event = proxy_event("POST", "/predict", body=json.dumps({"instances": [example_row(live_bundle)]}),
+                            headers={"X-Slipway-Key": value})  # fmt: skip
+        event["requestContext"]["identity"]["apiKeyId"] = caller
+        versions[caller] = json.loads(handler.lambda_handler(event, FakeLambdaContext())["body"])["model_version"]
+    assert versions == {"alice": candidate.version, "bob": live_bundle.version}
