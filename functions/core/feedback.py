@@ -205,6 +205,20 @@ class FeedbackStore(Protocol):
     def put_feedback(self, items: list[FeedbackItem], received: datetime, *, caller: str | None = None) -> str: ...
 
 
+# A label's `time` may run this far ahead of its arrival (clock skew), no further: a future time would make it
+# outrank every later label of its row.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def future_labels(items: Sequence[FeedbackItem], arrived: datetime, *, loc: str = "items") -> list[FieldError]:
+    """The items whose `time` is later than their arrival (beyond CLOCK_SKEW)."""
+    return [
+        FieldError((loc, index, "time"), "future_time", "a label's time cannot be later than its arrival")
+        for index, item in enumerate(items)
+        if item.time is not None and item.time > arrived + CLOCK_SKEW
+    ]
+
+
 def conform_labels(
     items: Sequence[FeedbackItem], *, task: str, classes: Sequence[str] | None, loc: str = "items"
 ) -> list[FeedbackItem]:
@@ -244,6 +258,9 @@ def record_feedback(
     """Check the batch's labels against the live model (`task` None: no model is live, nothing to check against),
     store it (the first label of each row kept) and answer with counts. Nothing reads the capture here: the monitor
     joins labels to their rows, and counts those it cannot join."""
+    future = future_labels(request.items, now)
+    if future:
+        raise InvalidRequest(f"invalid labels: items.{future[0].loc[1]}.time: {future[0].msg}", future)
     kept, duplicates = deduplicate(request.items)
     if task is not None:
         kept = conform_labels(kept, task=task, classes=classes)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from functions.core import layout
 from functions.core.data_source import S3Location
 from functions.core.errors import InvalidRequest
-from functions.core.feedback import LABEL_FILES, FeedbackItem, LabelFilesReport, conform_labels
+from functions.core.feedback import LABEL_FILES, FeedbackItem, LabelFilesReport, conform_labels, future_labels
 from functions.core.manifest import Manifest
 from functions.lake.ledger import ListedObject, TableColumn
 from functions.lake.tables import DataError, read_object
@@ -121,6 +121,9 @@ def take_labels(
         try:
             body, _ = listing.get(listed)
             items = read_labels(body, listed.uri, live)
+            future = future_labels(items, listed.last_modified, loc="row")
+            if future:
+                raise DataError(f"{listed.uri} row {int(future[0].loc[1]) + 1}: {future[0].msg}")
         except DataError as exc:
             refused.append(str(exc))
             ledger.objects[listed.uri] = LabelObject(etag=listed.etag, refused=str(exc))

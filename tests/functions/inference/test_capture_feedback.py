@@ -251,3 +251,11 @@ def test_a_caller_may_label_only_the_predictions_it_was_served(
 )
 def test_the_caller_is_the_identity_the_front_door_authenticated(context: Any, caller: str | None) -> None:
     assert caller_of(context) == caller
+
+
+def test_a_label_dated_in_the_future_is_refused(live_bundle: Bundle, handler_module: Any, names: ResourceNames) -> None:
+    # A future time would outrank every later label of its row.
+    items = [{"key": "p-1", "label": "benign", "time": "2999-01-01T00:00:00Z"}]
+    status, _, body = _call(handler_module, "POST", "/feedback", {"items": items})
+    assert status == 422 and body["errors"][0]["loc"] == ["items", 0, "time"], body
+    assert list(factory.monitoring_store(names.artifacts_bucket).feedback()) == []

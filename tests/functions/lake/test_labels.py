@@ -155,3 +155,11 @@ def test_labels_are_conformed_to_the_live_models_answers() -> None:
     assert conform_labels([FeedbackItem(key="a", label=2.5)], task="regression", classes=None)[0].label == 2.5
     with pytest.raises(InvalidRequest, match="a regression model's label is a number"):
         conform_labels([FeedbackItem(key="a", label="high")], task="regression", classes=None)
+
+
+def test_a_file_dated_after_it_landed_is_refused() -> None:
+    lake, artifacts = MemoryBucket(), FeedbackBucket()
+    lake.objects["labels/a.csv"] = b"key,label,time\np-1,benign,2999-01-01T00:00:00Z\n"
+    report = take_labels(MemorySource(lake), artifacts, LABELS)
+    assert report.refused == ["s3://lake/labels/a.csv row 1: a label's time cannot be later than its arrival"]
+    assert artifacts.stored() == []
