@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
 
     smoke = command("smoke", cmd_smoke, "Call a deployed stage (or --url) end to end and check the answers.")
     smoke.add_argument("--url", help="endpoint base URL (default: the stage's stack output)")
-    smoke.add_argument("--api-key", help="API key (default: read from the stage's stack)")
+    # The key never goes on a command line (shell history, process lists): the stack's, or SLIPWAY_API_KEY.
     redrive = command("redrive", cmd_redrive, "Move async dead letters back to the requests queue (after a fix).")
     redrive.add_argument("--limit", type=int, default=None, help="move at most this many (default: all)")
 
@@ -486,7 +486,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_smoke(args: argparse.Namespace) -> int:
     from slipway.smoke import smoke_test
 
-    return smoke_test(stage=args.stage, url=args.url, api_key=args.api_key)
+    return smoke_test(stage=args.stage, url=args.url, api_key=os.environ.get("SLIPWAY_API_KEY") or None)
 
 
 def _print_pointer(pointer: LivePointer) -> None:

@@ -47,3 +47,16 @@ def test_state_machine_arns_are_in_the_partition_of_the_region() -> None:
     assert arn("us-east-1") == "arn:aws:states:us-east-1:123456789012:stateMachine:slipway-dev-retrain"
     assert arn("cn-north-1").startswith("arn:aws-cn:states:cn-north-1:")
     assert arn("us-gov-west-1").startswith("arn:aws-us-gov:states:")
+
+
+def test_the_api_key_never_goes_on_the_command_line(monkeypatch: Any, capsys: Any) -> None:
+    import pytest
+
+    from slipway.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["smoke", "--url", "http://127.0.0.1:9/", "--api-key", "secret"])
+    assert refused.value.code == 2 and "unrecognized arguments: --api-key" in capsys.readouterr().err
+    # It comes from the stack, or from the environment: here a closed port fails the checks, key or not.
+    monkeypatch.setenv("SLIPWAY_API_KEY", "secret")
+    assert main(["smoke", "--url", "http://127.0.0.1:9/"]) == 1
