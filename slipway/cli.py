@@ -124,6 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     smoke = command("smoke", cmd_smoke, "Call a deployed stage (or --url) end to end and check the answers.")
     smoke.add_argument("--url", help="endpoint base URL (default: the stage's stack output)")
     # The key never goes on a command line (shell history, process lists): the stack's, or SLIPWAY_API_KEY.
+    purge = command("purge-labels", cmd_purge_labels, "Delete every label one caller sent (a poisoning caller).")
+    purge.add_argument("--caller", required=True, help="as recorded: key:<API key id>, iam:<ARN>, data.labels")
     redrive = command("redrive", cmd_redrive, "Move async dead letters back to the requests queue (after a fix).")
     redrive.add_argument("--limit", type=int, default=None, help="move at most this many (default: all)")
 
@@ -131,6 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--input", required=True, help="key prefix of the input objects (under batch/)")
     score.add_argument("--output", required=True, help="key prefix for the scored objects (under batch/)")
     return parser
+
+
+def cmd_purge_labels(args: argparse.Namespace) -> int:
+    from functions.adapters import factory
+    from slipway.target import resolve
+
+    names = resolve(args.stage).names
+    objects, labels = factory.monitoring_store(names.artifacts_bucket).purge_feedback(args.caller)
+    print(f"deleted {labels} label(s) from {args.caller} ({objects} object(s) under feedback/)")
+    return 0
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:

@@ -130,6 +130,18 @@ class S3MonitoringStore:
                 if (since is None or item.received >= since) and (until is None or item.received < until):
                     yield item
 
+    def purge_feedback(self, caller: str) -> tuple[int, int]:
+        """Delete every stored label `caller` sent (each feedback object holds one caller's batch or one label
+        file); (objects, labels) deleted. The next monitor cycle and retrain run no longer see them."""
+        objects = labels = 0
+        for key in list(self._keys(FEEDBACK_PREFIX)):
+            lines = [line for line in self._get(key).splitlines() if line.strip()]
+            callers = {orjson.loads(line).get("caller") for line in lines}
+            if callers == {caller}:
+                self._s3.delete_object(Bucket=self._bucket, Key=key)
+                objects, labels = objects + 1, labels + len(lines)
+        return objects, labels
+
     # -- reports ---------------------------------------------------------------------
 
     def put_report(self, stem: str, json_body: bytes, html_body: str) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from botocore.response import StreamingBody
 
 from functions.adapters import factory
 from functions.adapters.monitoring_store import READ_CHUNK_BYTES, S3MonitoringStore
+from functions.core.feedback import LABEL_FILES, FeedbackItem
 from stage.names import ResourceNames
 from tests.capture_lines import capture_lines
 
@@ -46,3 +47,14 @@ def test_capture_rows_of_some_requests_are_those_rows_of_every_row(aws: None, na
     some = list(store.capture_rows(start, end, {"a", "c", "unknown"}))
     assert len(every) == 15 and some == [row for row in every if row.request_id in {"a", "c"}]
     assert [(row.request_id, row.row) for row in some[:5]] == [("a", i) for i in range(5)]
+
+
+def test_one_caller_s_labels_can_be_purged_and_no_one_else_s(aws: None, names: ResourceNames) -> None:
+    store = factory.monitoring_store(names.artifacts_bucket)
+    now = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    store.put_feedback([FeedbackItem(key=f"p-{i}", label="benign") for i in range(3)], now, caller="key:mallory")
+    store.put_feedback([FeedbackItem(key="p-9", label="malignant")], now, caller="key:alice")
+    store.put_feedback([FeedbackItem(key="p-8", label="benign")], now, caller=LABEL_FILES)
+    assert store.purge_feedback("key:mallory") == (1, 3)
+    assert sorted((s.caller, s.key) for s in store.feedback()) == [("data.labels", "p-8"), ("key:alice", "p-9")]
+    assert store.purge_feedback("key:nobody") == (0, 0)
