@@ -192,8 +192,9 @@ class Serving(Construct):
         acknowledge(
             rest_api,
             "AwsSolutions-APIG3",
-            "No AWS WAF web ACL: the stage is throttled per method and per API key (usage plan with quota), "
-            "and WAF costs a fixed monthly fee per stage; attach one with a CfnWebACLAssociation if needed.",
+            "No AWS WAF web ACL: the stage is throttled stage-wide and on each write route (api.write_throttle_*), "
+            "with a usage plan quota in api_key mode; WAF costs a fixed monthly fee per stage; attach one with a "
+            "CfnWebACLAssociation if needed.",
         )
         if api.auth == "api_key":
             for method in rest_api.methods:
@@ -201,7 +202,7 @@ class Serving(Construct):
                     method,
                     "AwsSolutions-APIG4",
                     "api.auth=api_key: every method requires an API key tied to a usage plan with throttle "
-                    "and quota; stages that need caller identity set api.auth=iam (SigV4).",
+                    "and quota; a key identifies, it does not authenticate: prod defaults to api.auth=iam (SigV4).",
                 )
         for method in rest_api.methods:
             acknowledge(
