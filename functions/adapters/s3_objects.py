@@ -30,13 +30,3 @@ def get_tagged(s3: Any, bucket: str, key: str) -> tuple[bytes, str]:
         raise
     return bytes(answer["Body"].read()), str(answer["ETag"])
 
-
-def exists(s3: Any, bucket: str, key: str) -> bool:
-    """Whether the object exists."""
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if error_code(exc) in _NOT_FOUND:
-            return False
-        raise
-    return True
