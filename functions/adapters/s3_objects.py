@@ -29,4 +29,3 @@ def get_tagged(s3: Any, bucket: str, key: str) -> tuple[bytes, str]:
             raise KeyError(key) from exc
         raise
     return bytes(answer["Body"].read()), str(answer["ETag"])
-
