@@ -126,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     # The key never goes on a command line (shell history, process lists): the stack's, or SLIPWAY_API_KEY.
     purge = command("purge-labels", cmd_purge_labels, "Delete every label one caller sent (a poisoning caller).")
     purge.add_argument("--caller", required=True, help="as recorded: key:<API key id>, iam:<ARN>, data.labels")
+    erase = command("erase-key", cmd_erase_key, "Erase every captured row and label of one row key (data.key).")
+    erase.add_argument("key", help="the row key, as callers sent it")
     redrive = command("redrive", cmd_redrive, "Move async dead letters back to the requests queue (after a fix).")
     redrive.add_argument("--limit", type=int, default=None, help="move at most this many (default: all)")
 
@@ -142,6 +144,19 @@ def cmd_purge_labels(args: argparse.Namespace) -> int:
     names = resolve(args.stage).names
     objects, labels = factory.monitoring_store(names.artifacts_bucket).purge_feedback(args.caller)
     print(f"deleted {labels} label(s) from {args.caller} ({objects} object(s) under feedback/)")
+    return 0
+
+
+def cmd_erase_key(args: argparse.Namespace) -> int:
+    from functions.adapters import factory
+    from slipway.target import resolve
+
+    names = resolve(args.stage).names
+    erased = factory.monitoring_store(names.artifacts_bucket).erase_key(args.key)
+    print(
+        f"erased {erased.captured_rows} captured row(s) from {erased.capture_objects} object(s) and "
+        f"{erased.labels} label(s) from {erased.feedback_objects} object(s), with their older versions"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from functions.adapters.s3_objects import get_bytes
 from functions.core.capture import CapturedRow, CaptureRecord, capture_key
 from functions.core.feedback import FeedbackItem, LabelJoin, StoredFeedback, feedback_key
 from functions.core.labelled import LabelledRow
-from functions.core.layout import FEEDBACK_PREFIX, REPORTS_PREFIX
+from functions.core.layout import CAPTURE_PREFIX, FEEDBACK_PREFIX, REPORTS_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,16 @@ def hours(start: datetime, end: datetime) -> list[datetime]:
         out.append(hour)
         hour += timedelta(hours=1)
     return out
+
+
+@dataclass
+class ErasedKey:
+    """What erasing one row key removed."""
+
+    capture_objects: int = 0
+    captured_rows: int = 0
+    feedback_objects: int = 0
+    labels: int = 0
 
 
 class S3MonitoringStore:
@@ -129,6 +140,56 @@ class S3MonitoringStore:
                     continue
                 if (since is None or item.received >= since) and (until is None or item.received < until):
                     yield item
+
+    def erase_key(self, key: str) -> ErasedKey:
+        """Erase every captured row and stored label of row key `key`, with the objects' older versions.
+
+        Capture objects are rewritten without those rows (the rest keep their request ids and row numbers);
+        feedback objects without those labels (deleted when nothing is left). The bucket is versioned: the
+        versions that held them are deleted too, so nothing of them waits for the noncurrent-version expiry.
+        """
+        erased = ErasedKey()
+        needle = orjson.dumps(key)
+        for object_key in list(self._keys(CAPTURE_PREFIX)):
+            body = self._get(object_key)
+            if needle not in body:  # cheap: a line naming the key holds it as a JSON string
+                continue
+            lines, rows = [], 0
+            for line in body.splitlines():
+                try:
+                    record = CaptureRecord.model_validate_json(line)
+                except ValidationError:
+                    lines.append(line)  # not a capture record: left as it was
+                    continue
+                kept = record.without_key(key)
+                rows += record.rows - sum(part.rows for part in kept)
+                lines += [part.model_dump_json(by_alias=True).encode() for part in kept]
+            if rows:
+                self._rewrite(object_key, lines)
+                erased.capture_objects, erased.captured_rows = erased.capture_objects + 1, erased.captured_rows + rows
+        for object_key in list(self._keys(FEEDBACK_PREFIX)):
+            body = self._get(object_key)
+            if needle not in body:
+                continue
+            lines = [line for line in body.splitlines() if line.strip()]
+            kept_lines = [line for line in lines if orjson.loads(line).get("key") != key]
+            if len(kept_lines) < len(lines):
+                self._rewrite(object_key, kept_lines)
+                erased.feedback_objects += 1
+                erased.labels += len(lines) - len(kept_lines)
+        return erased
+
+    def _rewrite(self, key: str, lines: Sequence[bytes]) -> None:
+        """Replace `key` with `lines` (delete it when there are none) and delete every older version of it."""
+        listed = self._s3.list_object_versions(Bucket=self._bucket, Prefix=key).get("Versions", [])
+        # An unversioned bucket lists its one version as "null": the write below replaces it.
+        older = [v["VersionId"] for v in listed if v["Key"] == key and v["VersionId"] != "null"]
+        if lines:
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=b"\n".join(lines) + b"\n")
+        else:
+            self._s3.delete_object(Bucket=self._bucket, Key=key)
+        for version_id in older:
+            self._s3.delete_object(Bucket=self._bucket, Key=key, VersionId=version_id)
 
     def purge_feedback(self, caller: str) -> tuple[int, int]:
         """Delete every stored label `caller` sent (each feedback object holds one caller's batch or one label

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -103,6 +103,45 @@ class CaptureRecord(BaseModel):
             if column is not None and len(column) != self.rows:
                 raise ValueError(f"column {name} holds {len(column)} values for {self.rows} rows")
         return self
+
+    def without_key(self, key: str) -> list[CaptureRecord]:
+        """This record with the rows of `key` erased: the runs of rows around them, each keeping its first_row (so
+        labels by request id and row still find theirs); [] when every row was that key's."""
+        keys = self.keys
+        if keys is None or key not in keys:
+            return [self]
+        kept = [i for i in range(self.rows) if keys[i] != key]
+        runs: list[list[int]] = []
+        for i in kept:
+            if runs and runs[-1][-1] == i - 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        return [self._rows_of(run) for run in runs]
+
+    def _rows_of(self, rows: list[int]) -> CaptureRecord:
+        start, end = rows[0], rows[-1] + 1
+
+        def part(column: Sequence[Any] | None) -> Any:
+            return None if column is None else list(column[start:end])
+
+        def answers(columns: dict[str, list[float | None]] | None) -> Any:
+            return None if columns is None else {c: p[start:end] for c, p in columns.items()}
+
+        shadow = self.shadow
+        return self.model_copy(
+            update={
+                "first_row": self.first_row + start, "rows": end - start,
+                "features": {name: column[start:end] for name, column in self.features.items()},
+                "keys": part(self.keys), "label": part(self.label), "probabilities": answers(self.probabilities),
+                "value": part(self.value), "imputed": part(self.imputed), "out_of_range": part(self.out_of_range),
+                "fallback": part(self.fallback), "outlier": part(self.outlier),
+                "shadow": None if shadow is None else shadow.model_copy(update={
+                    "label": part(shadow.label), "probabilities": answers(shadow.probabilities),
+                    "value": part(shadow.value),
+                }),
+            }
+        )  # fmt: skip
 
     def row_records(self) -> Iterator[CapturedRow]:
         """The record's rows, one by one (for joins by (request_id, row))."""

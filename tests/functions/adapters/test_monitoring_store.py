@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
+import pytest
 from botocore.response import StreamingBody
 
 from functions.adapters import factory
@@ -58,3 +60,39 @@ def test_one_caller_s_labels_can_be_purged_and_no_one_else_s(aws: None, names: R
     assert store.purge_feedback("key:mallory") == (1, 3)
     assert sorted((s.caller, s.key) for s in store.feedback()) == [("data.labels", "p-8"), ("key:alice", "p-9")]
     assert store.purge_feedback("key:nobody") == (0, 0)
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_erasing_a_row_key_removes_its_rows_labels_and_older_versions_and_nothing_else(
+    aws: None, names: ResourceNames, versioned: bool
+) -> None:
+    s3 = boto3.client("s3")
+    if versioned:  # as the stack makes the artifacts bucket
+        s3.put_bucket_versioning(Bucket=names.artifacts_bucket, VersioningConfiguration={"Status": "Enabled"})
+    store = factory.monitoring_store(names.artifacts_bucket)
+    hour = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    features = [{"x": float(i)} for i in range(5)]
+    lines = capture_lines(request_id="r1", time=hour.isoformat(), model_version="v", features=features,
+                          keys=["a", "erase-me", "b", "erase-me", "c"], labels=["y"] * 5,
+                          probabilities=[{"y": 0.9 - i / 10, "n": 0.1 + i / 10} for i in range(5)])  # fmt: skip
+    lines += capture_lines(request_id="r2", time=hour.isoformat(), model_version="v", features=[{"x": 9.0}],
+                           keys=["erase-me"])  # fmt: skip
+    key = store.put_capture(hour, "part-0", [*lines, b"not a record"])
+    store.put_feedback([FeedbackItem(key="erase-me", label="y"), FeedbackItem(key="a", label="y")], hour)
+    store.put_feedback([FeedbackItem(key="erase-me", label="n")], hour)
+
+    erased = store.erase_key("erase-me")
+    assert (erased.capture_objects, erased.captured_rows, erased.feedback_objects, erased.labels) == (1, 3, 2, 2)
+    rows = list(store.capture_rows(hour, hour + timedelta(hours=1)))
+    # The other rows keep their request ids and row numbers (labels by request id still find them).
+    assert [(r.request_id, r.row, r.key, r.features["x"]) for r in rows] == [
+        ("r1", 0, "a", 0.0), ("r1", 2, "b", 2.0), ("r1", 4, "c", 4.0)
+    ]  # fmt: skip
+    assert [r.probabilities for r in rows] == [{"y": 0.9 - i / 10, "n": 0.1 + i / 10} for i in (0, 2, 4)]
+    assert b"not a record" in store.get(key)
+    assert [s.key for s in store.feedback()] == ["a"]
+    # No version of any object still holds the key.
+    for version in s3.list_object_versions(Bucket=names.artifacts_bucket).get("Versions", []):
+        body = s3.get_object(Bucket=names.artifacts_bucket, Key=version["Key"], VersionId=version["VersionId"])
+        assert b"erase-me" not in body["Body"].read(), version["Key"]
+    assert store.erase_key("erase-me").captured_rows == 0
