@@ -45,6 +45,9 @@ class LabelLedger(BaseModel):
 
 
 class Listing(Protocol):
+    """functions.lake.ingest.SourceReader's two methods: this module is in the monitor package, which has no
+    training code, so it does not import ingest."""
+
     def list(self, location: S3Location) -> Iterable[ListedObject]: ...
     def get(self, listed: ListedObject) -> tuple[bytes, str | None]: ...
 
