@@ -59,6 +59,7 @@ class JobResult(_Frozen):
     reason: str | None = None
     answered_by: Literal["worker", "dead_letter_fallback"]
     completed_at: datetime
+    caller: str | None = Field(None, description="The request's submitter: whom GET answers it to.")
 
 
 class JobStore(Protocol):

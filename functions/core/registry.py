@@ -159,17 +159,16 @@ class Registry:
                 return entry.previous
         return None
 
-    def _manifest(self, version: str) -> Manifest:
-        try:
-            return self.store.get_manifest(version)
-        except KeyError as exc:
-            known = ", ".join(self.store.list_versions()) or "none"
-            raise RegistryError(f"unknown model version {version!r}; registered: {known}") from exc
+    def _unknown(self, version: str) -> RegistryError:
+        known = ", ".join(self.store.list_versions()) or "none"
+        return RegistryError(f"unknown model version {version!r}; registered: {known}")
 
     def _checked(self, version: str) -> tuple[Manifest, str]:
         """The manifest and full digest of a registered bundle that matches its version (else RegistryError)."""
-        self._manifest(version)  # an unknown version is named with the registered ones
-        manifest, graph = self.store.get_bundle(version)
+        try:
+            manifest, graph = self.store.get_bundle(version)
+        except KeyError as exc:
+            raise self._unknown(version) from exc
         digest = manifest.content_digest(graph)
         if not digest.startswith(version) or manifest.version != version:
             raise RegistryError(f"bundle {version} does not match its content hash: it cannot go live")

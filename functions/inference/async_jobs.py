@@ -83,6 +83,7 @@ def process(message: JobMessage, serving: Serving, *, store: JobStore) -> JobRes
         reason=outcome.fallback_reason,
         answered_by="worker",
         completed_at=now(),
+        caller=request.caller,
     )
     return result if store.put_result(result) else _stored(store, message.job_id)
 
@@ -117,6 +118,7 @@ def answer_dead_letter(
         reason=REASON_WORKER_FAILED,
         answered_by="dead_letter_fallback",
         completed_at=now(),
+        caller=request.caller,
     )
     return result if store.put_result(result) else _stored(store, message.job_id)
 
@@ -133,15 +135,11 @@ class JobStatus:
 def status(job_id: str, *, store: JobStore, caller: str | None = None) -> JobStatus:
     """The job's state; raises JobNotFound for an id that was never accepted (or has expired), or that another
     caller submitted (a job's rows and answers are its submitter's: a known id is no key to them)."""
-    request = store.get_request(job_id)
-    if request is not None and request.caller is not None and caller is not None and request.caller != caller:
+    result = store.get_result(job_id)  # a done job is one read: the result names its submitter too
+    owner = result if result is not None else store.get_request(job_id)
+    if owner is None or (owner.caller is not None and caller is not None and owner.caller != caller):
         raise JobNotFound(job_id)
-    result = store.get_result(job_id)
-    if result is not None:
-        return JobStatus(job_id, result.status, result)
-    if request is not None:
-        return JobStatus(job_id, "pending", None)
-    raise JobNotFound(job_id)
+    return JobStatus(job_id, result.status, result) if result is not None else JobStatus(job_id, "pending", None)
 
 
 def _stored(store: JobStore, job_id: str) -> JobResult:
