@@ -61,7 +61,9 @@ LIMITS = {
     "tests/functions/lake/test_ingest.py and tests/infra/test_data_source.py.",
     "IAM": "the emulator does not enforce the roles' policies: each function's normal paths run under moto with IAM "
     "enforced and exactly its role's policy instead (tests/infra/test_least_privilege.py), plus cdk-nag and "
-    "tests/infra/test_iam.py.",
+    "tests/infra/test_iam.py. Nor the resource policies: the artifacts bucket's write-once rule under models/ "
+    "and the REST API's invokers and writers are asserted on the templates (tests/infra/test_storage.py, "
+    "tests/infra/test_serving.py), and the store's conditional writes run under moto.",
 }
 
 
