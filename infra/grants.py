@@ -65,12 +65,12 @@ class ArtifactGrants:
         """`actions` on exact object keys (no wildcard)."""
         allow(role, sid, actions, [self.bucket.arn_for_objects(key) for key in keys])
 
-    def allow_listing(self, role: iam.IRole, sid: str, prefixes: Sequence[str] | None) -> None:
-        """s3:ListBucket limited to `prefixes` (None: the whole bucket).
+    def allow_listing(self, role: iam.IRole, sid: str, prefixes: Sequence[str]) -> None:
+        """s3:ListBucket, always limited to `prefixes` (an exact key lists that key alone).
 
         Without it a missing key answers 403, not 404, to a reader.
         """
-        conditions = None if prefixes is None else {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
+        conditions = {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
         allow(role, sid, [LIST], [self.bucket.bucket_arn], conditions)
 
     def acknowledge(self, construct: IConstruct, prefixes: Sequence[str], why: str = _WHY) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -68,17 +69,83 @@ class FunctionDefaults:
         )
 
     def log_group(
-        self, scope: Construct, construct_id: str, name: str | None = None, *, max_days: int | None = None
+        self,
+        scope: Construct,
+        construct_id: str,
+        name: str | None = None,
+        *,
+        max_days: int | None = None,
+        protected: bool = False,
     ) -> logs.LogGroup:
-        """A log group with the stage's retention (at most `max_days`) and removal policy."""
+        """A log group with the stage's retention (at most `max_days`) and removal policy.
+
+        `protected`: under its own customer-managed key, with a data-protection policy masking MASKED_DATA.
+        """
         days = self.log_retention_days if max_days is None else min(self.log_retention_days, max_days)
+        key = _log_key(scope, f"{construct_id}Key", name) if protected else None
         return logs.LogGroup(
             scope,
             construct_id,
             log_group_name=name,
             retention=retention(days),
             removal_policy=self.log_removal,
+            encryption_key=key,
+            data_protection_policy=logs.DataProtectionPolicy(
+                name=f"{construct_id}Masking",
+                description="Masks what no log line may show in clear",
+                identifiers=list(MASKED_DATA),
+            )
+            if protected
+            else None,
         )
+
+
+# Identifiers that only ever appear inside JSON strings: masking one inside a number (card or phone
+# numbers) would turn a captured row into invalid JSON that capture could no longer read.
+MASKED_DATA = (
+    logs.DataIdentifier.EMAILADDRESS,
+    logs.DataIdentifier.AWSSECRETKEY,
+    logs.DataIdentifier.OPENSSHPRIVATEKEY,
+    logs.DataIdentifier.PGPPRIVATEKEY,
+    logs.DataIdentifier.PKCSPRIVATEKEY,
+    logs.DataIdentifier.PUTTYPRIVATEKEY,
+)
+
+
+# What CloudWatch Logs does with a log group's key (AWS's documented key policy, wildcards spelled out).
+LOG_KEY_ACTIONS = (
+    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey",
+)  # fmt: skip
+
+
+def _log_key(scope: Construct, construct_id: str, log_group_name: str | None) -> kms.Key:
+    """A rotated key that CloudWatch Logs may use for this one log group (and nothing else) of this account."""
+    key = kms.Key(
+        scope,
+        construct_id,
+        description=f"Encrypts the log group {log_group_name}",
+        enable_key_rotation=True,
+        removal_policy=RemovalPolicy.RETAIN,
+        pending_window=Duration.days(30),
+    )
+    stack = Stack.of(scope)
+    log_group_arn = stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=log_group_name or "*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchLogsForThisLogGroup",
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=list(LOG_KEY_ACTIONS),
+            resources=["*"],
+            conditions={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
+        )
+    )
+    return key
 
 
 @dataclass(frozen=True)
@@ -107,9 +174,12 @@ def python_function(
     ephemeral_storage_mb: int | None = None,
     snap_start: bool = False,
     log_max_days: int | None = None,
+    log_protected: bool = False,
 ) -> PythonFunction:
     """Function `name` (construct `construct_id`) with log group `/aws/lambda/<name>` and its own role."""
-    log_group = defaults.log_group(scope, f"{construct_id}Logs", f"/aws/lambda/{name}", max_days=log_max_days)
+    log_group = defaults.log_group(
+        scope, f"{construct_id}Logs", f"/aws/lambda/{name}", max_days=log_max_days, protected=log_protected
+    )
     role = iam.Role(
         scope,
         f"{construct_id}Role",

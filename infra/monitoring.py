@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Size
+from aws_cdk import Aws, Duration, Size
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
@@ -63,7 +63,10 @@ class Monitoring(Construct):
         self.delivery_role = iam.Role(
             self,
             "CaptureDeliveryRole",
-            assumed_by=iam.ServicePrincipal("firehose.amazonaws.com"),
+            # Firehose passes the account as the external id (its documented confused-deputy guard).
+            assumed_by=iam.ServicePrincipal("firehose.amazonaws.com").with_conditions(
+                {"StringEquals": {"sts:ExternalId": Aws.ACCOUNT_ID}}
+            ),
             description=f"{names.capture_stream}: write capture objects to the artifacts bucket",
         )
         allow(
@@ -122,7 +125,17 @@ class Monitoring(Construct):
         self.schedule_role = iam.Role(
             self,
             "ScheduleRole",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            # Only schedules of this account's default group may assume it (EventBridge Scheduler's guard).
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com").with_conditions(
+                {
+                    "StringEquals": {
+                        "aws:SourceAccount": Aws.ACCOUNT_ID,
+                        "aws:SourceArn": (
+                            f"arn:{Aws.PARTITION}:scheduler:{Aws.REGION}:{Aws.ACCOUNT_ID}:schedule-group/default"
+                        ),
+                    }
+                }
+            ),
             description=f"{names.monitor_schedule}: invoke the monitor function",
         )
         allow(self.schedule_role, "InvokeMonitor", ["lambda:InvokeFunction"], [self.function.function_arn])

@@ -83,6 +83,7 @@ class Serving(Construct):
         defaults: FunctionDefaults,
         environment: dict[str, str],
         snap_start: bool,
+        protect_log: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         made = python_function(
@@ -98,6 +99,7 @@ class Serving(Construct):
             reserved_concurrency=inference.reserved_concurrency,
             # Its log carries the captured rows (shipped from there to capture/): kept no longer than capture is.
             log_max_days=CAPTURE_EXPIRY_DAYS,
+            log_protected=protect_log,
             environment=environment,
             role_description=f"{names.inference_function}: serves the API; its grants are listed in docs/security.md",
             snap_start=snap_start,
@@ -117,9 +119,10 @@ class Serving(Construct):
             self._autoscale(provisioned_concurrency)
 
         self.api = self._rest_api(names=names, api=api, defaults=defaults)
-        self.api_key: apigw.IApiKey | None = None
+        # One key per client, each under its own usage plan; the first is the smoke test's.
+        self.api_keys: list[apigw.IApiKey] = []
         if api.auth == "api_key":
-            self.api_key = self._usage_plan(names=names, api=api)
+            self.api_keys = [self._usage_plan(names=names, api=api, client=client) for client in api.clients]
 
     def _autoscale(self, settings: ProvisionedConcurrencySettings) -> None:
         scaling = self.alias.add_auto_scaling(min_capacity=settings.min, max_capacity=settings.max)
@@ -181,6 +184,13 @@ class Serving(Construct):
             resource = rest_api.root.resource_for_path(route.path)
             resource.add_method(route.method, integration, request_validator=validator)
 
+        # An enhanced TLS policy (no CBC ciphers, forward secrecy) needs the STRICT endpoint access mode:
+        # a request must name this API's own host (SNI), not arrive through another endpoint type.
+        cfn_api = rest_api.node.default_child
+        assert isinstance(cfn_api, apigw.CfnRestApi)
+        cfn_api.security_policy = api.tls_policy
+        cfn_api.endpoint_access_mode = "STRICT"
+
         account_role = rest_api.node.try_find_child("CloudWatchRole")
         if account_role is not None:
             acknowledge(
@@ -213,16 +223,18 @@ class Serving(Construct):
             )
         return rest_api
 
-    def _usage_plan(self, *, names: ResourceNames, api: ApiSettings) -> apigw.IApiKey:
+    def _usage_plan(self, *, names: ResourceNames, api: ApiSettings, client: str) -> apigw.IApiKey:
         plan = self.api.add_usage_plan(
-            "UsagePlan",
-            name=f"{names.prefix}-usage-plan",
-            description="Throttle and daily quota of the inference API's key",
+            f"UsagePlan-{client}",
+            name=f"{names.prefix}-{client}-usage-plan",
+            description=f"Throttle and daily quota of client {client}'s key",
             throttle=apigw.ThrottleSettings(rate_limit=api.throttle_rate, burst_limit=api.throttle_burst),
             quota=apigw.QuotaSettings(limit=api.quota_per_day, period=apigw.Period.DAY),
         )
         plan.add_api_stage(stage=self.api.deployment_stage)
-        key = self.api.add_api_key("ApiKey", api_key_name=f"{names.prefix}-client", description="Inference client key")
+        key = self.api.add_api_key(
+            f"ApiKey-{client}", api_key_name=f"{names.prefix}-{client}", description=f"Inference key of client {client}"
+        )
         plan.add_api_key(key)
         return key
 

@@ -77,6 +77,7 @@ class SlipwayStack(Stack):
             defaults=defaults,
             environment=inference_environment(settings, names),
             snap_start=settings.snap_start,
+            protect_log=settings.logs.protect_inference,
         )
         # Every grant between components is made here, through infra.grants.
         grants = ArtifactGrants(self.storage.bucket)
@@ -147,12 +148,12 @@ class SlipwayStack(Stack):
             self.observability.on_failure(function)
 
         CfnOutput(self, "EndpointUrl", value=self.serving.api.url, description="Base URL of the inference API")
-        if self.serving.api_key is not None:
+        if self.serving.api_keys:
             CfnOutput(
                 self,
                 "ApiKeyId",
-                value=self.serving.api_key.key_id,
-                description="aws apigateway get-api-key --api-key <id> --include-value",
+                value=self.serving.api_keys[0].key_id,
+                description="The first client's key: aws apigateway get-api-key --api-key <id> --include-value",
             )
         CfnOutput(
             self,
@@ -196,7 +197,10 @@ class SlipwayStack(Stack):
         grants.allow(role["prepare"], "KeepTable", [GET, PUT], [TABLE_PREFIX, *landing])
         grants.allow(role["prepare"], "ReadLabelledRows", [GET], [FEEDBACK_PREFIX, CAPTURE_PREFIX])
         grants.allow(role["prepare"], "WriteRunSnapshots", [PUT], [RETRAIN_RUNS_PREFIX])
-        grants.allow_listing(role["prepare"], "ListBucket", None)
+        grants.allow_listing(
+            role["prepare"], "ListSourcesAndRuns",
+            [TABLE_PREFIX, *landing, FEEDBACK_PREFIX, CAPTURE_PREFIX, RETRAIN_RUNS_PREFIX],
+        )  # fmt: skip
         grant_data_source(role["prepare"], data)
         for reader in (role["train"], role["evaluate"]):
             grants.allow(reader, "ReadTableParts", [GET], [TABLE_PARTS_PREFIX])
@@ -220,7 +224,7 @@ class SlipwayStack(Stack):
             allow(mover, "MoveLivePointer", pointer_actions, [pointer])
             allow(mover, "LockLivePointer", _POINTER_LOCK_ACTIONS, [pointer + POINTER_LOCK_SUFFIX])
         grants.allow_keys(trigger, "ReadWriteCooldown", [GET, PUT], [RETRAIN_TRIGGER_KEY])
-        grants.allow_listing(trigger, "ListBucket", None)
+        grants.allow_listing(trigger, "ListCooldown", [RETRAIN_TRIGGER_KEY])
         topic, key = self.observability.topic.topic_arn, self.observability.topic_key.key_arn
         for notifier in (retrain.state_machine.role, rollback):
             allow(notifier, "PublishNotifications", ["sns:Publish"], [topic])

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -126,13 +127,40 @@ class ApiSettings(_Section):
         10, gt=0, description="Steady-state requests per second on each write route (labels, async jobs)."
     )
     write_throttle_burst: int = Field(20, ge=1)
-    quota_per_day: int = Field(1_000_000, ge=1)
+    quota_per_day: int = Field(1_000_000, ge=1, description="auth api_key: each client's requests per day.")
+    clients: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")], ...] = Field(
+        ("client",),
+        min_length=1,
+        description="auth api_key: one API key per client, each under its own usage plan (throttle and quota), "
+        "so one client's traffic is metered and revoked alone; the first is the one `slipway smoke` uses.",
+    )
+    tls_policy: Literal[
+        "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09",
+        "SecurityPolicy_TLS13_1_3_2025_09",
+        "SecurityPolicy_TLS13_1_2_2021_06",
+    ] = Field(
+        "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09",
+        description="The REST API's enhanced TLS policy (endpoint access mode STRICT): TLS 1.2 with forward secrecy "
+        "and post-quantum key exchange, or TLS 1.3 only.",
+    )
+
+    @field_validator("clients")
+    @classmethod
+    def _unique_clients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("client names must be unique")
+        return value
 
 
 class LogSettings(_Section):
     """CloudWatch log groups."""
 
     retention_days: int = 30
+    protect_inference: bool = Field(
+        False,
+        description="The inference function's log (which carries captured rows) under a customer-managed KMS key, "
+        "with a data-protection policy that masks e-mail addresses, AWS secret keys and private keys.",
+    )
 
     @field_validator("retention_days")
     @classmethod

@@ -38,10 +38,16 @@ LAKE_DATA = {
 }
 
 
+# The API clients of the "dev-lake" template: two keys, each under its own usage plan.
+LAKE_CLIENTS = ["client", "partner"]
+
+
 def lake_context() -> dict[str, Any]:
-    """cdk.json's context with dev training from a declared S3 lake (data.kind "s3")."""
+    """cdk.json's context with dev training from a declared S3 lake (data.kind "s3"), for two API clients."""
     context = cdk_context()
-    context["slipway:stages"]["dev"] = {**context["slipway:stages"]["dev"], "data": LAKE_DATA}
+    dev = context["slipway:stages"]["dev"]
+    api = {**dev.get("api", {}), "clients": LAKE_CLIENTS}
+    context["slipway:stages"]["dev"] = {**dev, "data": LAKE_DATA, "api": api}
     return context
 
 

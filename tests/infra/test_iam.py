@@ -8,7 +8,12 @@ from typing import Any
 from aws_cdk.assertions import Template
 from synth_support import PROJECT_ROOT
 
-from infra.security import WILDCARD_ACTION_RESOURCE_POLICIES, WILDCARD_RESOURCE_STATEMENTS
+from infra.security import (
+    UNCONDITIONED_TRUST,
+    UNPREFIXED_LISTING,
+    WILDCARD_ACTION_RESOURCE_POLICIES,
+    WILDCARD_RESOURCE_STATEMENTS,
+)
 
 IDENTITY_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
 RESOURCE_POLICY_TYPES = {
@@ -87,6 +92,42 @@ def test_inference_role_has_exactly_the_documented_rights(templates: dict[str, T
         assert "ManagedPolicyArns" not in template.to_json()["Resources"][role]["Properties"]
 
 
+CONFUSED_DEPUTY_KEYS = ("aws:SourceAccount", "aws:SourceArn", "sts:ExternalId")
+
+
+def test_every_service_trust_policy_names_its_source_but_the_documented_ones(
+    templates: dict[str, Template],
+) -> None:
+    unconditioned, conditioned = [], 0
+    for name, template in templates.items():
+        for logical_id, role in template.find_resources("AWS::IAM::Role").items():
+            for statement in _as_list(role["Properties"]["AssumeRolePolicyDocument"]["Statement"]):
+                services = _as_list(statement["Principal"].get("Service", []))
+                keys = {key for operator in statement.get("Condition", {}).values() for key in operator}
+                if keys & set(CONFUSED_DEPUTY_KEYS):
+                    conditioned += 1
+                elif not set(services) <= set(UNCONDITIONED_TRUST):
+                    unconditioned.append(f"{name}/{logical_id}: {services}")
+    assert conditioned >= 4  # Firehose, the monitor's schedule, the state machines, CloudWatch Logs
+    assert not unconditioned, "\n".join(unconditioned)
+
+
+def test_every_bucket_listing_is_limited_to_prefixes_but_the_documented_ones(
+    templates: dict[str, Template],
+) -> None:
+    unlimited, limited = [], 0
+    for name, template in templates.items():
+        for logical_id, _kind, statement in _statements(template):
+            if "s3:ListBucket" not in _as_list(statement.get("Action", [])):
+                continue
+            if "s3:prefix" in statement.get("Condition", {}).get("StringLike", {}):
+                limited += 1
+            elif not any(logical_id.startswith(role) for role in UNPREFIXED_LISTING):
+                unlimited.append(f"{name}/{logical_id}")
+    assert limited >= 5
+    assert not unlimited, "\n".join(unlimited)
+
+
 def _any_inference() -> Any:
     from aws_cdk.assertions import Match
 
@@ -100,3 +141,5 @@ def test_docs_security_mirrors_the_allowlist() -> None:
             assert action in doc, f"docs/security.md does not list the Resource '*' of {action}"
     for _kind, action in WILDCARD_ACTION_RESOURCE_POLICIES:
         assert re.search(re.escape(f"`{action}`"), doc), f"docs/security.md does not list {action}"
+    for service in UNCONDITIONED_TRUST:
+        assert f"`{service}`" in doc, f"docs/security.md does not say why {service}'s trust has no condition"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Template
-from synth_support import cdk_context, only, resources, synth
+from synth_support import LAKE_CLIENTS, cdk_context, only, resources, synth
 
 from infra.serving import ROUTES
 from stage.settings import StageSettings
@@ -174,6 +174,32 @@ def test_api_key_mode_usage_plan_and_key(templates: dict[str, Template], setting
     only(template, "AWS::ApiGateway::UsagePlanKey")
 
 
+def test_each_api_client_has_its_own_key_and_usage_plan(templates: dict[str, Template]) -> None:
+    template = templates["dev-lake"]
+    api_keys = resources(template, "AWS::ApiGateway::ApiKey")
+    keys = {logical: key["Properties"]["Name"] for logical, key in api_keys.items()}
+    assert sorted(keys.values()) == sorted(f"slipway-dev-{client}" for client in LAKE_CLIENTS)
+    plans = resources(template, "AWS::ApiGateway::UsagePlan")
+    links = resources(template, "AWS::ApiGateway::UsagePlanKey").values()
+    # Each key is in exactly one plan, and no two keys share one: one client's quota is its own.
+    pairs = {(link["Properties"]["KeyId"]["Ref"], link["Properties"]["UsagePlanId"]["Ref"]) for link in links}
+    assert {key for key, _ in pairs} == set(keys) and len({plan for _, plan in pairs}) == len(plans) == len(keys)
+    first = template.to_json()["Outputs"]["ApiKeyId"]["Value"]["Ref"]
+    assert keys[first] == "slipway-dev-client"
+
+
+def test_every_rest_api_negotiates_an_enhanced_tls_policy(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    for name, template in templates.items():
+        props = only(template, "AWS::ApiGateway::RestApi")["Properties"]
+        assert props["SecurityPolicy"].startswith("SecurityPolicy_TLS13_"), name
+        assert props["EndpointAccessMode"] == "STRICT", name
+    assert only(templates["prod"], "AWS::ApiGateway::RestApi")["Properties"]["SecurityPolicy"] == (
+        settings["prod"].api.tls_policy
+    )
+
+
 def test_iam_mode_signs_every_method_and_has_no_key(templates: dict[str, Template]) -> None:
     template = templates["dev-iam"]
     methods = resources(template, "AWS::ApiGateway::Method").values()
@@ -238,3 +264,30 @@ def test_outputs(templates: dict[str, Template]) -> None:
 def _artifacts_bucket(template: Template) -> dict[str, Any]:
     (bucket,) = [b for name, b in resources(template, "AWS::S3::Bucket").items() if "Artifacts" in name]
     return bucket
+
+
+def _inference_log_group(template: Template, stage: str) -> dict[str, Any]:
+    [group] = [
+        group["Properties"]
+        for group in resources(template, "AWS::Logs::LogGroup").values()
+        if group["Properties"].get("LogGroupName") == f"/aws/lambda/slipway-{stage}-inference"
+    ]
+    return group
+
+
+def test_prod_inference_log_is_under_its_own_key_and_masks_secrets(templates: dict[str, Template]) -> None:
+    template = templates["prod"]
+    props = _inference_log_group(template, "prod")
+    key_id = props["KmsKeyId"]["Fn::GetAtt"][0]
+    policy = resources(template, "AWS::KMS::Key")[key_id]["Properties"]
+    assert policy["EnableKeyRotation"] is True
+    [logs_statement] = [s for s in policy["KeyPolicy"]["Statement"] if "logs." in json.dumps(s["Principal"])]
+    # The key serves this one log group: the encryption context names it.
+    context = json.dumps(logs_statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"])
+    assert "log-group:/aws/lambda/slipway-prod-inference" in context
+    [masking] = [s for s in props["DataProtectionPolicy"]["Statement"] if "Deidentify" in s["Operation"]]
+    identifiers = {json.dumps(i).rsplit("/", 1)[-1].strip('"]}') for i in masking["DataIdentifier"]}
+    assert {"EmailAddress", "AwsSecretKey", "OpenSshPrivateKey"} <= identifiers
+    # Dev keeps AWS's own encryption and no masking (logs.protect_inference is off there).
+    dev = _inference_log_group(templates["dev"], "dev")
+    assert "KmsKeyId" not in dev and "DataProtectionPolicy" not in dev
