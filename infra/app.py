@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import cdk_nag
-from aws_cdk import App, Aws, Environment, Validations
+from aws_cdk import App, Aws, Environment, Tags, Validations
 
 from infra.stack import SlipwayStack
-from stage.names import ResourceNames
+from stage.names import COST_TAG, ResourceNames
 from stage.settings import SettingsError, StageSettings, settings_from_context
 
 DEFAULT_STAGE = "dev"
@@ -54,5 +54,6 @@ def build_app(app: App | None = None) -> tuple[App, SlipwayStack]:
         settings=settings,
         names=names,
     )
+    Tags.of(stack).add(COST_TAG, settings.stage)
     Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
     return app, stack

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -17,7 +18,7 @@ from constructs import Construct
 
 from functions.core import telemetry
 from infra.nag import acknowledge
-from stage.names import ResourceNames
+from stage.names import COST_TAG, ResourceNames
 from stage.settings import AlarmSettings
 
 PERIOD = Duration.minutes(5)
@@ -83,6 +84,8 @@ class Observability(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
+        if alarms.monthly_budget_usd > 0:
+            self._budget(alarms.monthly_budget_usd)
         if alarms.email:
             self.topic.add_subscription(subscriptions.EmailSubscription(str(alarms.email)))
         self._action = cw_actions.SnsAction(self.topic)
@@ -93,6 +96,48 @@ class Observability(Construct):
         self.alarms: list[cloudwatch.Alarm] = []
         self._serving_alarms(alarms=alarms, api=api, function=function)
         self._failed_invocations(names)
+
+    def _budget(self, limit_usd: float) -> None:
+        """A monthly cost budget over the stage's tagged resources, told to the alarm topic."""
+        source = {
+            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:budgets::{Aws.ACCOUNT_ID}:*"},
+        }
+        budgets_service = iam.ServicePrincipal("budgets.amazonaws.com")
+        self.topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowBudgetsToUseKey", principals=[budgets_service],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=["*"], conditions=source,
+            )
+        )  # fmt: skip
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowBudgetsToPublish", principals=[budgets_service],
+                actions=["sns:Publish"], resources=[self.topic.topic_arn], conditions=source,
+            )
+        )  # fmt: skip
+        notify = [budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=self.topic.topic_arn)]
+        budgets.CfnBudget(
+            self,
+            "Budget",
+            budget=budgets.CfnBudget.BudgetDataProperty(
+                budget_name=self.names.budget,
+                budget_type="COST",
+                time_unit="MONTHLY",
+                budget_limit=budgets.CfnBudget.SpendProperty(amount=limit_usd, unit="USD"),
+                cost_filters={"TagKeyValue": [f"user:{COST_TAG}${self.names.stage}"]},
+            ),
+            notifications_with_subscribers=[
+                budgets.CfnBudget.NotificationWithSubscribersProperty(
+                    notification=budgets.CfnBudget.NotificationProperty(
+                        notification_type=kind, comparison_operator="GREATER_THAN", threshold=percent,
+                        threshold_type="PERCENTAGE",
+                    ),
+                    subscribers=notify,
+                )
+                for kind, percent in (("ACTUAL", 80), ("FORECASTED", 100))
+            ],
+        )  # fmt: skip
 
     # -- the interface other components use ------------------------------------------
 

@@ -14,8 +14,8 @@ WILDCARD_RESOURCE_STATEMENTS: dict[frozenset[str], str] = {
         "permissions, AWS requires Resource '*'."
     ),
     frozenset({"kms:Decrypt", "kms:GenerateDataKey"}): (
-        "Alarm topic key policy, CloudWatch service principal, condition aws:SourceAccount: in a key policy "
-        "'*' means the key the policy is attached to, nothing else."
+        "Alarm topic key policy, CloudWatch and AWS Budgets service principals, condition aws:SourceAccount: in a "
+        "key policy '*' means the key the policy is attached to, nothing else."
     ),
     frozenset({
         "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups", "logs:DescribeResourcePolicies",

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from stage.settings import StageSettings
 
+# Every resource of a stage carries this tag with the stage's name: the cost budget counts by it.
+COST_TAG = "slipway:stage"
+
 # The account moto uses, so the local stack's names look like real ones.
 LOCAL_ACCOUNT = "123456789012"
 
@@ -92,6 +95,10 @@ class ResourceNames:
     @property
     def dashboard(self) -> str:
         return f"{self.prefix}-dashboard"
+
+    @property
+    def budget(self) -> str:
+        return f"{self.prefix}-monthly-cost"
 
     @property
     def failed_invocations_queue(self) -> str:

@@ -182,6 +182,13 @@ class AlarmSettings(_Section):
     outlier_rate_percent: float = Field(
         5.0, gt=0, le=100, description="Rows flagged as outliers over 5 minutes (the detector flags 1 % of training)."
     )
+    monthly_budget_usd: float = Field(
+        100,
+        ge=0,
+        description="An AWS Budgets cost budget for the stage's resources (those tagged slipway:stage=<stage>, a "
+        "cost allocation tag to activate once in the Billing console): the alarm topic hears of 80 % spent and of "
+        "a forecast over 100 %; 0: no budget.",
+    )
     metric_math: bool = Field(
         True,
         description="Rate alarms as metric math (100 * n / d); false: plain alarms on any count of n, for an "

@@ -9,6 +9,7 @@ from aws_cdk.assertions import Template
 from synth_support import cdk_context, only, resources, synth
 
 from functions.core import telemetry
+from stage.names import COST_TAG
 from stage.settings import StageSettings
 
 
@@ -42,6 +43,33 @@ def test_topic_is_encrypted_and_tls_only(templates: dict[str, Template]) -> None
     )
     assert only(template, "AWS::KMS::Key")["Properties"]["EnableKeyRotation"] is True
     assert not resources(template, "AWS::SNS::Subscription")  # no email configured
+
+
+def test_a_monthly_budget_of_the_stage_s_tagged_resources_tells_the_topic(
+    templates: dict[str, Template], settings: dict[str, StageSettings]
+) -> None:
+    for stage in ("dev", "prod"):
+        template = templates[stage]
+        budget = only(template, "AWS::Budgets::Budget")["Properties"]
+        data = budget["Budget"]
+        assert data["BudgetLimit"] == {"Amount": settings[stage].alarms.monthly_budget_usd, "Unit": "USD"}
+        assert data["CostFilters"] == {"TagKeyValue": [f"user:{COST_TAG}${stage}"]}
+        kinds = {n["Notification"]["NotificationType"]: n for n in budget["NotificationsWithSubscribers"]}
+        assert set(kinds) == {"ACTUAL", "FORECASTED"}
+        for notification in kinds.values():
+            [subscriber] = notification["Subscribers"]
+            assert subscriber["Address"]["Ref"].startswith("ObservabilityAlarmTopic")
+        # Budgets may publish to the encrypted topic, from this account only.
+        statements = only(template, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"]
+        [publish] = [s for s in statements if s.get("Principal") == {"Service": "budgets.amazonaws.com"}]
+        assert publish["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        # The tag the budget counts by is on the stage's resources.
+        # (but CDK's own bucket-emptying provider, a CloudFormation-level resource that takes no tags)
+        functions = resources(template, "AWS::Lambda::Function")
+        ours = [f["Properties"] for key, f in functions.items() if not key.startswith("CustomS3AutoDelete")]
+        assert len(ours) > 10
+        assert all({"Key": COST_TAG, "Value": stage} in f["Tags"] for f in ours)
+    assert settings["prod"].alarms.monthly_budget_usd != settings["dev"].alarms.monthly_budget_usd
 
 
 def test_seven_serving_alarms_with_thresholds_from_settings_notify_the_topic(
@@ -145,8 +173,11 @@ def test_emulator_overrides_drop_metric_math_and_nothing_else(tmp_path: Path) ->
     """`-c emulator=true` changes only the documented settings: here, plain alarms in place of metric math."""
     aws = synth(cdk_context(), "dev", tmp_path / "aws").to_json()["Resources"]
     emulator = synth(cdk_context(emulator="true"), "dev", tmp_path / "emulator").to_json()["Resources"]
-    # Same resources; only the function version's logical id (a hash of the function's settings) differs.
-    assert sorted(r["Type"] for r in aws.values()) == sorted(r["Type"] for r in emulator.values())
+    # Same resources but the cost budget (the emulator has no AWS Budgets); only the function version's
+    # logical id (a hash of the function's settings) differs.
+    aws_types = sorted(r["Type"] for r in aws.values())
+    aws_types.remove("AWS::Budgets::Budget")
+    assert aws_types == sorted(r["Type"] for r in emulator.values())
     math = [key for key, r in aws.items() if r["Type"] == "AWS::CloudWatch::Alarm" and "Metrics" in r["Properties"]]
     assert len(math) == 4, math
     for key in math:
