@@ -139,7 +139,7 @@ class S3MonitoringStore:
                 except ValidationError:
                     continue
                 if (since is None or item.received >= since) and (until is None or item.received < until):
-                    yield item
+                    yield item.model_copy(update={"source": key})
 
     def erase_key(self, key: str) -> ErasedKey:
         """Erase every captured row and stored label of row key `key`, with the objects' older versions.
@@ -273,6 +273,7 @@ class S3LabelledRowSource:
                         time=record.time,
                         features=record.features,
                         label=item.label,
+                        source=item.source,
                     )
                 )
         logger.info("labelled rows: %s", labels.counts().model_dump())

@@ -69,6 +69,9 @@ class StoredFeedback(FeedbackItem):
     caller: str | None = Field(
         None, description="Who sent it (as the front door authenticated them); LABEL_FILES for data.labels files."
     )
+    source: str | None = Field(
+        None, exclude=True, description="The feedback object it was read from (set on read, never stored)."
+    )
 
     @property
     def order(self) -> tuple[datetime, datetime, str]:

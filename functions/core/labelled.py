@@ -8,6 +8,7 @@ captured features of the same request; retraining reads the result through
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
@@ -27,6 +28,25 @@ class LabelledRow(BaseModel):
     time: datetime
     features: dict[str, float | int | str | bool | None]
     label: str | float
+    source: str | None = Field(None, description="The feedback object its label was read from.")
+
+
+class LabelSources(BaseModel):
+    """Which stored label objects one retrain run trained on, and how many rows each caller gave it.
+
+    Kept with the run (layout.run_labels_key), so that when one caller's labels are purged, the runs,
+    and through their gate decisions the models, that learned from them can be found.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    objects: tuple[str, ...]
+    rows_by_caller: dict[str, int]
+
+    @classmethod
+    def of(cls, rows: Sequence[LabelledRow]) -> LabelSources:
+        callers = Counter(row.caller or "unknown" for row in rows)
+        return cls(objects=tuple(sorted({row.source for row in rows if row.source})), rows_by_caller=dict(callers))
 
 
 class LabelledRowSource(Protocol):

@@ -84,6 +84,11 @@ def run_channel_manifest_key(run_id: str) -> str:
     return f"{RETRAIN_RUNS_PREFIX}{run_id}/{CHANNEL_MANIFEST_FILE}"
 
 
+def run_labels_key(run_id: str) -> str:
+    """Key of the record of which label objects a retrain run used (functions.core.labelled.LabelSources)."""
+    return f"{RETRAIN_RUNS_PREFIX}{run_id}/labels.json"
+
+
 def run_labelled_key(run_id: str) -> str:
     """Key of the labelled rows (feedback) a retrain run added to the table."""
     return f"{RETRAIN_RUNS_PREFIX}{run_id}/labelled.parquet"

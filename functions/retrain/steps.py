@@ -17,7 +17,7 @@ from functions.core import layout
 from functions.core.data_source import DataSource
 from functions.core.features import category_texts, encode_columns
 from functions.core.gate import GateDecision, GatePolicy, answer_differences, decide, spec_differences
-from functions.core.labelled import LabelCaps, LabelledRowSource, cap_labelled
+from functions.core.labelled import LabelCaps, LabelledRowSource, LabelSources, cap_labelled
 from functions.core.manifest import Manifest
 from functions.core.predictor import GraphInputs
 from functions.core.registry import Registry
@@ -96,6 +96,9 @@ def prepare(
         labelled.labelled_rows(since), table_rows=report.ledger.rows, caps=caps or LabelCaps()
     )
     rows = [(row.features, row.label) for row in gathered]
+    store.put(
+        layout.run_labels_key(run_id), LabelSources.of(gathered).model_dump_json(indent=2).encode(), "application/json"
+    )
     snapshot = add_labelled(
         store,
         report.ledger,

@@ -231,3 +231,11 @@ def test_label_files_by_key_reach_live_quality_and_training_rows(
     rows = S3LabelledRowSource(store).labelled_rows()
     assert [row.key for row in rows] == [f"patient-{i}" for i in range(30)]
     assert [row.label for row in rows] == truths[:30]
+    # Each row names the stored feedback object its label came from (the run's record of label sources).
+    assert all(row.source and row.source.startswith("feedback/") for row in rows)
+    assert not any("source" in line for line in _stored_feedback_lines(s3, names.artifacts_bucket))
+
+
+def _stored_feedback_lines(s3: Any, bucket: str) -> list[str]:
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="feedback/").get("Contents", [])]
+    return [line for key in keys for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()]

@@ -16,7 +16,7 @@ from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
 from functions.core.data_source import DataSource
 from functions.core.gate import GatePolicy
-from functions.core.labelled import LabelCaps, LabelledRow, cap_labelled
+from functions.core.labelled import LabelCaps, LabelledRow, LabelSources, cap_labelled
 from functions.core.manifest import Manifest
 from functions.core.registry import Registry
 from functions.retrain import steps
@@ -147,7 +147,7 @@ class _Flood:
             LabelledRow(
                 request_id=f"attack-{i}", row=0, caller="key:attacker", time=served + timedelta(seconds=i),
                 features={name: float(values[i % len(target)]) for name, values in columns.items()},
-                label=flipped[str(target[i % len(target)])],
+                label=flipped[str(target[i % len(target)])], source=f"feedback/2026/12/06/00/flood-{i % 3}.jsonl",
             )
             for i in range(rows)
         ]  # fmt: skip
@@ -167,6 +167,10 @@ def test_a_flood_of_wrong_labels_from_one_caller_does_not_move_the_promoted_mode
     )  # fmt: skip
     # The caller's share is capped: at most half as many rows as the user's own data (569), the newest kept.
     assert (prepared.table_rows, prepared.labelled_rows, prepared.labelled_capped) == (569, 284, 2 * 569 - 284)
+    # The run records whose labels it learned from, and from which objects: a purge can find it.
+    sources = LabelSources.model_validate_json(store.get(layout.run_labels_key("poisoned")))
+    assert sources.rows_by_caller == {"key:attacker": 284}
+    assert sources.objects == tuple(f"feedback/2026/12/06/00/flood-{i}.jsonl" for i in range(3))
     candidate = steps.train(store, load_recipe(), prepared, code_revision=None)
     summary = steps.evaluate(store, registry, GatePolicy(tolerance=0.01), prepared, candidate)
     # Judged on the user's own rows only (labelled rows train, never judge): the poisoned candidate is refused.
