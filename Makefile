@@ -7,7 +7,7 @@ STAGE ?= dev
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test test-unit e2e bench load lint synth deploy destroy smoke clean
+.PHONY: install run test test-unit e2e bench load lint pin synth deploy destroy smoke clean
 
 $(STAMP): pyproject.toml requirements.lock model/requirements.txt package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+pin: install  ## Hash every requirement the Lambda packages install (after editing model/requirements.txt or a version).
+	$(PY) -m infra.pinning
 
 synth: install  ## Templates of $(STAGE) in cdk.out/, Lambda packages built, cdk-nag checked.
 	$(CDK) synth --quiet -c stage=$(STAGE)

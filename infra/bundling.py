@@ -5,11 +5,12 @@ A `PackageSpec` names what goes into one function's package (which packages of
 is a plain function so that the CDK bundling hook (`LocalPythonBundling`) and the
 benchmarks build exactly the same folder. Dependencies are installed by pip for the
 Lambda platform (manylinux wheels for the function's architecture and Python
-version), trimmed of what never runs on Lambda, checked to find every shared library
-they link against on Lambda (`link_native_libraries`), compiled to bytecode when this
-machine has the runtime's Python, and refused with their size when over Lambda's
-250 MB unzipped limit. `build_inference_package` and friends are the inference
-function's spec applied to these.
+version), each file checked against the sha256 its requirements file pins
+(`--require-hashes`; `infra.pinning` writes them), trimmed of what never runs on
+Lambda, checked to find every shared library they link against on Lambda
+(`link_native_libraries`), compiled to bytecode when this machine has the runtime's
+Python, and refused with their size when over Lambda's 250 MB unzipped limit.
+`build_inference_package` and friends are the inference function's spec applied to these.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from functions.dependencies import DEPENDENCIES_ZIP
+from infra.pinning import PIN_COMMAND, PinError, pip_platform_args, require_hashes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = PROJECT_ROOT / "functions"
@@ -41,7 +43,6 @@ FUNCTIONS_DIR = PROJECT_ROOT / "functions"
 INFERENCE_SOURCES = ("__init__.py", "core", "adapters", "inference")
 INFERENCE_REQUIREMENTS = FUNCTIONS_DIR / "inference" / "requirements.txt"
 
-_PIP_ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}
 # Folders that are never imported at run time (test suites, caches, type-stub-only packages,
 # ONNX Runtime's offline tooling).
 _TRIM_DIR_NAMES = frozenset({"tests", "test", "__pycache__"})
@@ -82,8 +83,9 @@ class PackageSpec:
     `sources` are entries of `functions/` copied as they are; `root_sources` are other
     project folders copied to the package root under their own name (e.g. `model/`);
     `requirements` is a complete closure installed with --no-deps; `extra_requirements`
-    (a recipe's own, which may not exist) are installed after it with their dependencies,
-    held to `requirements`' versions where both name a package; `trim_dirs` are extra
+    (a recipe's own, which may not exist) are installed after it, also with --no-deps (`make pin`
+    adds what they need beyond `requirements`), held to `requirements`' versions where both
+    name a package; every file is checked against its pinned hashes; `trim_dirs` are extra
     folders (relative to the package root) that the function never imports; `over_limit`
     says what to do when the package is over Lambda's limit.
     """
@@ -146,20 +148,18 @@ def find_runtime_interpreter(version: str) -> Path | None:
     return None
 
 
-def _pip_platform_args(architecture: str) -> list[str]:
-    try:
-        arch = _PIP_ARCH[architecture]
-    except KeyError as exc:
-        raise BundlingError(f"unsupported architecture {architecture!r}: expected one of {sorted(_PIP_ARCH)}") from exc
-    # Name every compatible tag: with only one, pip silently picks older pure-Python releases.
-    tags = (f"manylinux_2_28_{arch}", f"manylinux_2_17_{arch}", f"manylinux2014_{arch}")
-    return [arg for tag in tags for arg in ("--platform", tag)]
-
-
 def _run(step: str, command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise BundlingError(f"{step} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr[-4000:]}")
+        hint = ""
+        if "DO NOT MATCH THE HASHES" in result.stderr:
+            hint = (
+                f"\nA downloaded file is not one its requirements file pins: after changing a version, run "
+                f"`{PIN_COMMAND}`; otherwise the index served a different file than the one pinned."
+            )
+        raise BundlingError(
+            f"{step} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr[-4000:]}{hint}"
+        )
 
 
 # What `import functions` runs in every package, whatever else it holds.
@@ -187,20 +187,27 @@ def _install_requirements(
     requirements: Path = INFERENCE_REQUIREMENTS,
     extra_requirements: tuple[Path, ...] = (),
 ) -> None:
-    platform = [
-        "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
-        *_pip_platform_args(architecture), "--no-compile", "--target", str(out_dir),
-    ]  # fmt: skip
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    extras = [extra for extra in extra_requirements if names_requirements(extra)]
+    try:
+        platform = [
+            "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
+            *pip_platform_args(architecture), "--no-compile", "--target", str(out_dir),
+        ]  # fmt: skip
+        for path in (requirements, *extras):
+            require_hashes(path)
+    except PinError as exc:
+        raise BundlingError(str(exc)) from exc
+    # Every file pip installs must be one the requirements pin by its sha256 (`make pin` writes them).
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes"]
     _run("pip install", [*pip, "--requirement", str(requirements), "--no-deps", *platform])
-    for extra in extra_requirements:
-        if names_requirements(extra):
-            # With dependencies, held to the first install's versions: pip then finds what both
-            # need already in the target folder and leaves it (same version, so same files).
-            _run(
-                f"pip install of {extra.relative_to(PROJECT_ROOT) if extra.is_relative_to(PROJECT_ROOT) else extra}",
-                [*pip, "--requirement", str(extra), "--constraint", str(requirements), *platform],
-            )
+    for extra in extras:
+        # A recipe's file is closed too (`make pin` adds what it needs beyond Slipway's set), and held
+        # to the first install's versions: pip finds a package both name already in the target
+        # folder and leaves it (same version, so same files).
+        _run(
+            f"pip install of {extra.relative_to(PROJECT_ROOT) if extra.is_relative_to(PROJECT_ROOT) else extra}",
+            [*pip, "--requirement", str(extra), "--constraint", str(requirements), "--no-deps", *platform],
+        )
 
 
 def names_requirements(path: Path) -> bool:

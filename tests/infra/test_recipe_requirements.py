@@ -33,6 +33,7 @@ from infra.bundling import (
     names_requirements,
     read_shared_object,
 )
+from infra.pinning import Index, pin_recipe, read_pins
 from infra.retrain import TRAINING_PACKAGE
 
 pytestmark = pytest.mark.infra
@@ -128,6 +129,8 @@ def test_a_lightgbm_recipe_trains_in_the_lambda_training_package_on_the_runtime_
     (model / "__init__.py").write_text("")
     (model / "recipe.py").write_text(LIGHTGBM_RECIPE)
     (model / "requirements.txt").write_text("lightgbm==4.7.0\n")
+    pin_recipe(model / "requirements.txt", Index())  # as `make pin` would: its hashes, nothing beyond Slipway's set
+    assert [(pin.name, pin.version) for pin in read_pins(model / "requirements.txt")] == [("lightgbm", "4.7.0")]
     spec = dataclasses.replace(
         TRAINING_PACKAGE, root_sources=(model,), extra_requirements=(model / "requirements.txt",)
     )
