@@ -235,8 +235,10 @@ class RetrainSettings(_Section):
     step_timeout_seconds: int = Field(300, ge=30, le=900)
     sagemaker_image_uri: str | None = Field(
         None,
-        description="Engine 'sagemaker': another training image (ECR URI, Python 3.11+, SageMaker script mode); "
-        "default: AWS's prebuilt scikit-learn image of the stage's region (infra/sagemaker.py).",
+        pattern=r"^[^\s@]+@sha256:[0-9a-f]{64}$",
+        description="Engine 'sagemaker': another training image (ECR URI, Python 3.11+, SageMaker script mode), named "
+        "by digest (<repository>@sha256:<64 hex>) so that nobody can move it; default: AWS's prebuilt scikit-learn "
+        "image of the stage's region (infra/sagemaker.py).",
     )
     sagemaker_instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
     sagemaker_instance_count: Literal[1] = Field(

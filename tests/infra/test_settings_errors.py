@@ -27,6 +27,12 @@ def _with_dev(**override: Any) -> dict[str, Any]:
         # Lambda refuses SnapStart and provisioned concurrency on one version; the stage says so first.
         ({"inference": {"snap_start": True}, "provisioned_concurrency": {"enabled": True}}, "inference.snap_start"),
         ({"inference": {"runtime": "python3.11"}}, "inference.runtime"),
+        # A training image by tag could be moved under the stage; by digest it cannot.
+        ({"retrain": {"sagemaker_image_uri": "1.dkr.ecr.us-east-1.amazonaws.com/train:latest"}}, "sagemaker_image_uri"),
+        ({"api": {"clients": ["a", "a"]}}, "api.clients"),
+        ({"api": {"clients": ["Bad Name"]}}, "api.clients"),
+        ({"api": {"tls_policy": "TLS_1_0"}}, "api.tls_policy"),
+        ({"alarms": {"monthly_budget_usd": -5}}, "alarms.monthly_budget_usd"),
     ],
 )
 def test_bad_value_names_the_setting(override: dict[str, Any], setting: str) -> None:
