@@ -9,7 +9,10 @@ runs Slipway's pinned stack (pandas 3 and NumPy 2.4 need 3.11 or later; the othe
 container installs the archive's `requirements.txt` first, which pins the versions
 the Lambda engine trains with, and the job refuses to train when an installed version
 differs (functions.retrain.training_job.check_libraries), so the two engines fit with
-the same libraries.
+the same libraries. Every pin carries the sha256 of its files (`make pin`), so the
+container's pip checks each file it installs (a hash turns pip's hash-checking mode on)
+and refuses any dependency left unpinned: the training set pins all that the container's
+resolution reaches, bar the boto3 its training toolkit already holds.
 
 The source archive is a deterministic tar.gz (sorted, fixed times and owners, so the
 same sources give the same bytes and the same asset hash): Slipway's training code,

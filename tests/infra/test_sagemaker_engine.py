@@ -4,7 +4,9 @@ source archive; the template passes cfn-lint and cdk-nag; the job's role reads t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ from synth_support import PROJECT_ROOT, TOKEN, cdk_context, resources, state_mac
 
 from functions.core import layout
 from infra.app import FEATURE_FLAGS, build_app
-from infra.sagemaker import ENTRY_POINT, REGISTRIES, source_archive, training_image_uri
+from infra.pinning import pip_platform_args, read_pins
+from infra.sagemaker import ENTRY_POINT, REGISTRIES, REQUIREMENTS, source_archive, training_image_uri
 from stage.settings import settings_from_context
 
 pytestmark = pytest.mark.infra
@@ -134,3 +137,38 @@ def test_the_template_passes_cfn_lint_and_cdk_nag(synthesized: tuple[Path, Templ
 def test_a_region_without_a_prebuilt_image_is_refused_with_what_to_do() -> None:
     with pytest.raises(ValueError, match=r"set retrain\.sagemaker_image_uri"):
         training_image_uri("xx-nowhere-1")
+
+
+# What the container holds before it installs the archive's requirements and Slipway's set leaves out (the
+# Lambda runtime provides them too): the training toolkit's boto3, which pip finds installed and needs no hash for.
+CONTAINER_PROVIDES = {"boto3", "botocore", "jmespath", "s3transfer", "urllib3"}
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_archive_s_requirements_pin_a_hash_of_every_file_the_container_s_pip_installs(tmp_path: Path) -> None:
+    """The container installs them with dependencies and checks hashes: every dependency pinned, its file hashed."""
+    with tarfile.open(source_archive(tmp_path / "archive")) as opened:
+        (tmp_path / "requirements.txt").write_bytes(opened.extractfile("requirements.txt").read())  # type: ignore[union-attr]
+    pins = {_canonical(pin.name): pin for pin in read_pins(tmp_path / "requirements.txt")}
+    assert set(pins) == {_canonical(pin.name) for path in REQUIREMENTS for pin in read_pins(path)}
+    assert all(pin.hashes for pin in pins.values())
+    # The resolution the container's pip makes (Python 3.12 on x86_64), without hash mode, which would stop at boto3's.
+    bare = tmp_path / "bare.txt"
+    bare.write_text("".join(f"{pin.name}=={pin.version}{pin.marker}\n" for pin in pins.values()))
+    report = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
+         "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.12", *pip_platform_args("x86_64"),
+         "--requirement", str(bare)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    installs = json.loads(report.stdout)["install"]
+    unpinned = {_canonical(item["metadata"]["name"]) for item in installs} - set(pins)
+    assert unpinned <= CONTAINER_PROVIDES, f"the container's pip would refuse these unpinned dependencies: {unpinned}"
+    for item in installs:
+        pin = pins.get(_canonical(item["metadata"]["name"]))
+        if pin is not None:
+            digest = item["download_info"]["archive_info"]["hashes"]["sha256"]
+            assert digest in pin.hashes, f"{pin.name}: {item['download_info']['url']} is not among its hashes"
