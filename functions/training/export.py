@@ -16,27 +16,23 @@ Parity by construction, not by luck:
 Everything the export cannot do faithfully is refused before fitting (`check_exportable`),
 naming the step, the reason and what to use instead.
 
-LightGBM's scikit-learn estimators (a recipe dependency, see model/requirements.txt) export
-through onnxmltools' converters, registered with skl2onnx the first time a recipe uses one.
+The converters Slipway registers with skl2onnx (SimpleImputer; LightGBM's and XGBoost's
+estimators) are in functions.training.converters.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from onnx import GraphProto, ModelProto, TensorProto
-from skl2onnx import get_model_alias, to_onnx, update_registered_converter
+from onnx import GraphProto, ModelProto
+from skl2onnx import get_model_alias, to_onnx
 from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
-from skl2onnx.operator_converters.common import concatenate_variables
-from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
-from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 from skl2onnx.sklapi import CastTransformer
 from sklearn.base import BaseEstimator
+from sklearn.compose import make_column_selector
 from sklearn.ensemble import (
     BaseEnsemble,
     GradientBoostingClassifier,
@@ -44,15 +40,23 @@ from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
 )
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
+from sklearn.preprocessing import FunctionTransformer, KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
 from sklearn.tree import BaseDecisionTree
 
 from functions.core.errors import BundleError
 from functions.core.features import FeatureSpec, FeatureType
 from functions.core.manifest import Parity
 from functions.core.predictor import GraphInputs
+from functions.training.converters import (
+    ELEMENTWISE,
+    ONNX_ML_OPSET,
+    is_boosted_trees_library,
+    is_elementwise,
+    register_converters_for,
+    with_string_labels,
+)
+from functions.training.export_failures import explain_export_failure
 
 ONNX_INPUT = "input"
 TARGET_OPSET = 18
@@ -63,17 +67,18 @@ _HIST_GRADIENT_BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingR
 _GRADIENT_BOOSTING = (GradientBoostingClassifier, GradientBoostingRegressor)
 
 
-def _is_lightgbm(estimator: object) -> bool:
-    return type(estimator).__module__.split(".", 1)[0] == "lightgbm"
-
-
 def _is_tree_model(estimator: object) -> bool:
-    if _is_lightgbm(estimator):
-        return True  # gradient-boosted trees; onnxmltools exports float32 thresholds
+    if is_boosted_trees_library(estimator):
+        return True  # LightGBM, XGBoost: gradient-boosted trees; onnxmltools exports float32 thresholds
     if isinstance(estimator, (BaseDecisionTree, *_GRADIENT_BOOSTING, *_HIST_GRADIENT_BOOSTING)):
         return True
     # Forests and extra trees: ensembles of decision trees.
     return isinstance(estimator, BaseEnsemble) and isinstance(getattr(estimator, "estimator", None), BaseDecisionTree)
+
+
+def prepared_for_export(estimator: BaseEstimator) -> BaseEstimator:
+    """`estimator` (unfitted) as Slipway fits it: string labels for XGBoost, a float32 cast before final trees."""
+    return cast_before_trees(with_string_labels(estimator))
 
 
 def cast_before_trees(estimator: BaseEstimator) -> BaseEstimator:
@@ -90,8 +95,8 @@ def cast_before_trees(estimator: BaseEstimator) -> BaseEstimator:
 
 def check_exportable(estimator: BaseEstimator) -> None:
     """Refuse, before any fitting, a step the ONNX export cannot reproduce (naming it, why, and instead what)."""
-    steps = _steps(estimator, "build()")
-    _register_converters_for(steps)
+    steps = steps_of(estimator, "build()")
+    register_converters_for(step for _, step in steps)
     for path, step in steps:
         kind = type(step).__name__
         if isinstance(step, _HIST_GRADIENT_BOOSTING) and _declares_categories(step):
@@ -111,88 +116,61 @@ def check_exportable(estimator: BaseEstimator) -> None:
                 "(flagged out_of_range), and this encoder would fail on them, sending the whole request to plan B. "
                 f"Instead, use {kind}({instead})."
             )
-        if not _has_converter(step) or (isinstance(step, FunctionTransformer) and step.func is not None):
+        if isinstance(step, OneHotEncoder | OrdinalEncoder) and (
+            step.min_frequency is not None or step.max_categories is not None
+        ):
             raise BundleError(
-                f"{path} is {kind}, which has no ONNX converter (a custom or FunctionTransformer step cannot be "
-                "exported: the endpoint runs no Python of the recipe). Instead, use scikit-learn's own transformers "
-                "for the same step, or compute the column in load_data() so that training and serving share it."
+                f"{path} is {kind}(min_frequency=..., max_categories=...): skl2onnx does not export infrequent "
+                "categories, so the served model would encode them differently. Instead, leave min_frequency and "
+                "max_categories unset: every training category keeps its own column, and a category training never "
+                "saw is still answered (handle_unknown)."
             )
+        if isinstance(step, KBinsDiscretizer) and step.encode == "onehot":
+            raise BundleError(
+                f"{path} is KBinsDiscretizer(encode='onehot'): skl2onnx cannot export its sparse output. Instead, "
+                "use KBinsDiscretizer(encode='onehot-dense'), the same values as a dense matrix, or encode='ordinal'."
+            )
+        if isinstance(step, FunctionTransformer) and step.func is not None and not is_elementwise(step):
+            functions = ", ".join(f"np.{f.__name__}" for f in ELEMENTWISE)
+            raise BundleError(
+                f"{path} is FunctionTransformer({getattr(step.func, '__name__', step.func)}), which has no ONNX "
+                f"converter: the endpoint runs no Python of the recipe. Slipway exports FunctionTransformer of "
+                f"{functions} (without kw_args). Instead, use one of those or scikit-learn's own transformers for "
+                "the same step."
+            )
+        if not _has_converter(step):
+            raise BundleError(
+                f"{path} is {kind}, which has no ONNX converter (a custom step cannot be exported: the endpoint runs "
+                "no Python of the recipe). Instead, use scikit-learn's own transformers for the same step, or "
+                "compute the column in load_data() so that training and serving share it."
+            )
+        for selector in _selectors(step):
+            if "category" in _dtypes(selector):
+                raise BundleError(
+                    f"{path} selects columns by pandas' category dtype ({_described_selector(selector)}): categories "
+                    "reach the pipeline "
+                    "as strings (object dtype), so it would select none, or every text column where it excludes "
+                    "them. Instead, use make_column_selector(dtype_include=object) for text and "
+                    'make_column_selector(dtype_include="number") for numbers.'
+                )
 
 
-def _register_converters_for(steps: list[tuple[str, BaseEstimator]]) -> None:
-    if any(_is_lightgbm(step) for _, step in steps):
-        _register_lightgbm()
+def _selectors(step: BaseEstimator) -> list[make_column_selector]:
+    columns = [entry[2] for entry in getattr(step, "transformers", ()) if len(entry) > 2]
+    return [selected for selected in columns if isinstance(selected, make_column_selector)]
 
 
-@cache
-def _register_lightgbm() -> None:
-    """LightGBM's classifier and regressor as skl2onnx pipeline steps (onnxmltools' converter)."""
-    from lightgbm import LGBMClassifier, LGBMRegressor
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
-
-    update_registered_converter(
-        LGBMClassifier,
-        "LightGbmLGBMClassifier",
-        calculate_linear_classifier_output_shapes,
-        _convert_lightgbm,
-        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-    )
-    update_registered_converter(
-        LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, _convert_lightgbm
-    )
+def _described_selector(selector: make_column_selector) -> str:
+    settings = {"dtype_include": selector.dtype_include, "dtype_exclude": selector.dtype_exclude}
+    return "make_column_selector(" + ", ".join(f"{k}={v!r}" for k, v in settings.items() if v is not None) + ")"
 
 
-def _convert_lightgbm(scope: object, operator: Any, container: object) -> None:
-    """onnxmltools' LightGBM converter, fed a dump whose `<=` thresholds are exact in float32.
-
-    LightGBM compares a feature with a float64 threshold; ONNX's tree ensemble stores float32
-    thresholds, rounded to nearest, so a float32 value equal to a threshold rounded up went
-    the other way (seen: 0.024 in a probability). The features reach the trees as float32
-    (`cast_before_trees`), and for a float32 x, x <= t exactly when x <= the largest float32
-    not above t: that is the threshold written. onnxmltools reads a booster that says
-    `is_mock` through its `dump_model()`, its own hook for a prepared dump.
-    """
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-
-    model = operator.raw_operator
-    dump = model.booster_.dump_model()
-    for tree in dump["tree_info"]:
-        _floor_thresholds(tree["tree_structure"])
-    prepared = _PreparedBooster(dump)
-    operator.raw_operator = SimpleNamespace(
-        booster_=prepared, boosting_type=model.boosting_type, classes_=getattr(model, "classes_", None)
-    )
-    try:
-        convert_lightgbm(scope, operator, container)
-    finally:
-        operator.raw_operator = model
-
-
-@dataclass(frozen=True)
-class _PreparedBooster:
-    dump: dict[str, Any]
-    is_mock: bool = True
-
-    def dump_model(self) -> dict[str, Any]:
-        return self.dump
-
-
-def _floor_thresholds(node: dict[str, Any]) -> None:
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        if "left_child" not in node:
-            continue
-        threshold = node.get("threshold")
-        if node.get("decision_type") == "<=" and isinstance(threshold, float):
-            single = np.float32(threshold)
-            if float(single) > threshold:  # compared in float64 (NumPy would compare a float32 in float32)
-                single = np.nextafter(single, np.float32(-np.inf))
-            node["threshold"] = float(single)
-        stack += [node["left_child"], node["right_child"]]
+def _dtypes(selector: make_column_selector) -> list[str]:
+    declared = [selector.dtype_include, selector.dtype_exclude]
+    found = [
+        d for entry in declared if entry is not None for d in (entry if isinstance(entry, list | tuple) else [entry])
+    ]
+    return [str(d) for d in found]
 
 
 def _has_converter(step: BaseEstimator) -> bool:
@@ -211,18 +189,27 @@ def _declares_categories(step: BaseEstimator) -> bool:
     return bool(declared.any()) if declared.dtype == bool else declared.size > 0  # a mask, or indices / names
 
 
-def _steps(estimator: object, path: str) -> list[tuple[str, BaseEstimator]]:
-    """Every estimator inside `estimator` (through pipelines, column transformers and feature unions), with its path."""
+def steps_of(estimator: object, path: str) -> list[tuple[str, BaseEstimator]]:
+    """Every estimator inside `estimator` (through pipelines, column transformers, feature unions and voting or
+    stacking ensembles), with its path; a fitted one's fitted parts, which are what the export converts."""
     if isinstance(estimator, str) or estimator is None:  # "passthrough" / "drop"
         return []
     found = [(path, estimator)]
     if isinstance(estimator, Pipeline):
         for name, step in estimator.steps:
-            found += _steps(step, f"{path} step {name!r}")
+            found += steps_of(step, f"{path} step {name!r}")
         return found[1:]  # a Pipeline is exported through its steps
-    for attribute in ("transformers", "transformer_list"):
-        for name, step, *_ in getattr(estimator, attribute, ()):
-            found += _steps(step, f"{path} -> {name!r}")
+    for attribute in ("transformers_", "transformers", "transformer_list"):
+        if hasattr(estimator, attribute):
+            for name, step, *_ in getattr(estimator, attribute):
+                found += steps_of(step, f"{path} -> {name!r}")
+            break  # a fitted column transformer's own copies, else the ones it was given
+    members = getattr(estimator, "named_estimators_", None) or dict(getattr(estimator, "estimators", None) or ())
+    for name, member in members.items():
+        found += steps_of(member, f"{path} -> {name!r}")
+    final = getattr(estimator, "final_estimator_", None) or getattr(estimator, "final_estimator", None)
+    if final is not None:
+        found += steps_of(final, f"{path} -> final_estimator")
     return found
 
 
@@ -234,13 +221,12 @@ def export_onnx(pipeline: BaseEstimator, spec: FeatureSpec, task: str) -> bytes:
     more per request; a pipeline that selects columns by name cannot take a matrix); categories
     are always their own string inputs.
     """
-    steps = _steps(pipeline, "pipeline")
-    _register_converters_for(steps)
-    # onnxmltools' LightGBM converter writes the ai.onnx.ml domain's version 3 only; the rest keep
+    steps = steps_of(pipeline, "pipeline")
+    register_converters_for(step for _, step in steps)
+    # onnxmltools' tree converters write the ai.onnx.ml domain's version 3 only; the rest keep
     # skl2onnx's default, so that their graphs (hence versions) stay as they were.
-    opset: int | dict[str, int] = (
-        {"": TARGET_OPSET, "ai.onnx.ml": 3} if any(_is_lightgbm(step) for _, step in steps) else TARGET_OPSET
-    )
+    boosted = any(is_boosted_trees_library(step) for _, step in steps)
+    opset: int | dict[str, int] = {"": TARGET_OPSET, "ai.onnx.ml": ONNX_ML_OPSET} if boosted else TARGET_OPSET
     problems: list[Exception] = []
     for inputs in _layouts(spec):
         try:
@@ -248,7 +234,7 @@ def export_onnx(pipeline: BaseEstimator, spec: FeatureSpec, task: str) -> bytes:
         except Exception as exc:  # skl2onnx and ONNX Runtime raise many types
             problems.append(exc)
     # The first layout's reason: the one the pipeline was most likely to take.
-    raise BundleError(f"skl2onnx cannot export this pipeline: {problems[0]}")
+    raise BundleError(explain_export_failure(problems[0], pipeline, steps)) from problems[0]
 
 
 def _layouts(spec: FeatureSpec) -> list[list[tuple[str, Any]]]:
@@ -327,15 +313,28 @@ def graph_precision(onnx_bytes: bytes) -> str:
 
 
 def check_parity(pipeline: BaseEstimator, onnx_bytes: bytes, holdout: Holdout, task: str, tolerance: float) -> Parity:
-    """Compare ONNX Runtime with scikit-learn on the holdout set; raise BundleError on a mismatch."""
+    """Compare ONNX Runtime with scikit-learn on the holdout set; raise BundleError on a mismatch.
+
+    Labels are equal where scikit-learn's probabilities pick one class. Where its two best classes
+    tie (within the tolerance: a binary forest of an even number of pure trees splits 50/50), either
+    label is scikit-learn's answer up to rounding, and the graph breaks the tie by its own.
+    """
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     outputs = session.run(None, GraphInputs.of(session).feed(holdout.canonical, holdout.texts))
     reference = holdout.frame  # the same values, as the pipeline takes them
     if task == "classification":
         expected_labels = np.asarray(pipeline.predict(reference)).astype(str)
-        label_differs = np.asarray(outputs[0]).astype(str) != expected_labels
+        served_labels = np.asarray(outputs[0]).astype(str)
+        probabilities = np.asarray(pipeline.predict_proba(reference), np.float64)
+        classes = [str(c) for c in pipeline.classes_]
+        served_column = np.array([classes.index(label) if label in classes else -1 for label in served_labels])
+        served_probability = np.where(
+            served_column >= 0, probabilities[np.arange(len(served_column)), served_column], -np.inf
+        )
+        tie = probabilities.max(axis=1) - served_probability <= tolerance
+        label_differs = (served_labels != expected_labels) & ~tie
         labels_equal = not bool(label_differs.any())
-        row_diff = np.max(np.abs(np.asarray(outputs[1], np.float64) - pipeline.predict_proba(reference)), axis=1)
+        row_diff = np.max(np.abs(np.asarray(outputs[1], np.float64) - probabilities), axis=1)
     else:
         labels_equal, label_differs = None, np.zeros(len(reference), dtype=bool)
         expected = np.asarray(pipeline.predict(reference), np.float64)
@@ -365,31 +364,3 @@ def _parity_refusal(parity: Parity, row_diff: np.ndarray, label_differs: np.ndar
         f"holdout row(s) {rows}. Likely cause: {cause}. A recipe may raise PARITY_TOLERANCE when the difference is "
         "understood."
     )
-
-
-def _convert_double_imputer(scope: object, operator: object, container: object) -> None:
-    """SimpleImputer on float64 input as IsNaN and Where (ONNX Runtime runs the Imputer op in float32 only)."""
-    imputer = operator.raw_operator  # type: ignore[attr-defined]
-    statistics = np.asarray(imputer.statistics_, dtype=np.float64)
-    marker = imputer.missing_values
-    faithful = (
-        isinstance(operator.inputs[0].type, DoubleTensorType)  # type: ignore[attr-defined]
-        and isinstance(marker, float)
-        and np.isnan(marker)
-        and not imputer.add_indicator
-        and not np.isnan(statistics).any()  # an all-missing column would be dropped
-    )
-    if not faithful:
-        convert_sklearn_imputer(scope, operator, container)
-        return
-    values = concatenate_variables(scope, operator.inputs, container)  # type: ignore[attr-defined]
-    missing = scope.get_unique_variable_name("missing")  # type: ignore[attr-defined]
-    fill = scope.get_unique_variable_name("fill")  # type: ignore[attr-defined]
-    container.add_initializer(fill, TensorProto.DOUBLE, [1, statistics.size], statistics.tolist())  # type: ignore[attr-defined]
-    container.add_node("IsNaN", [values], [missing])  # type: ignore[attr-defined]
-    container.add_node("Where", [missing, fill, values], [operator.outputs[0].full_name])  # type: ignore[attr-defined]
-
-
-update_registered_converter(
-    SimpleImputer, "SklearnSimpleImputer", calculate_sklearn_imputer_output_shapes, _convert_double_imputer
-)

@@ -22,7 +22,7 @@ from functions.core.errors import RecipeError
 from functions.core.features import FeatureSpec, FeatureType, category_texts, encode_columns
 from functions.core.manifest import DataLineage, Lineage, Manifest, SegmentSpec
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
-from functions.training.export import Holdout, cast_before_trees, check_exportable, check_parity, export_onnx
+from functions.training.export import Holdout, check_exportable, check_parity, export_onnx, prepared_for_export
 from functions.training.frame import as_table, model_frame
 from functions.training.importance import feature_report, importance_threshold
 from functions.training.metrics import check_metric, holdout_metrics
@@ -67,7 +67,7 @@ def load_table(recipe: ModuleType) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def _fit(recipe: ModuleType, seed: int, x_train: Any, y_train: np.ndarray, *, copy: bool = False) -> Any:
-    """The recipe's estimator, checked for export before fitting, fitted with a float32 cast before its trees.
+    """The recipe's estimator, checked for export before fitting, fitted as exported (`prepared_for_export`).
 
     With `copy`, a clone of what build() returns is fitted: a build() may hand out the same step objects
     on every call, and fitting them again would change the model already fitted with them.
@@ -80,7 +80,7 @@ def _fit(recipe: ModuleType, seed: int, x_train: Any, y_train: np.ndarray, *, co
     if copy:
         estimator = clone(estimator)
     check_exportable(estimator)
-    estimator = cast_before_trees(estimator)
+    estimator = prepared_for_export(estimator)
     try:
         return estimator.fit(x_train, y_train)
     except Exception as exc:  # scikit-learn's own message, with what Slipway passed in

@@ -112,8 +112,9 @@ def test_a_graph_with_a_float_only_op_is_exported_in_float32_and_still_judged() 
             r"not export categorical splits.*Instead, one-hot or ordinal encode",
         ),
         (
-            FunctionTransformer(np.log1p),
-            r"build\(\) step 'model' is FunctionTransformer, which has no ONNX converter.*Instead, use scikit-learn",
+            FunctionTransformer(np.cbrt),
+            r"build\(\) step 'model' is FunctionTransformer\(cbrt\), which has no ONNX converter.*Slipway exports "
+            r"FunctionTransformer of np.log1p, np.log, np.exp, np.sqrt, np.absolute.*Instead, use one of those",
         ),
     ],
 )
