@@ -121,7 +121,7 @@ class Serving(Construct):
         self.api = self._rest_api(names=names, api=api, defaults=defaults)
         # One key per client, each under its own usage plan; the first is the smoke test's.
         self.api_keys: list[apigw.IApiKey] = []
-        if api.auth == "api_key":
+        if api.keys_required:
             self.api_keys = [self._usage_plan(names=names, api=api, client=client) for client in api.clients]
 
     def _autoscale(self, settings: ProvisionedConcurrencySettings) -> None:
@@ -137,10 +137,8 @@ class Serving(Construct):
 
     def _rest_api(self, *, names: ResourceNames, api: ApiSettings, defaults: FunctionDefaults) -> apigw.RestApi:
         self.access_log_group = defaults.log_group(self, "ApiAccessLogs")
-        if api.auth == "iam":
-            method_options = apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM)
-        else:
-            method_options = apigw.MethodOptions(api_key_required=True, authorization_type=apigw.AuthorizationType.NONE)
+        authorization = apigw.AuthorizationType.IAM if api.auth == "iam" else apigw.AuthorizationType.NONE
+        method_options = apigw.MethodOptions(api_key_required=api.keys_required, authorization_type=authorization)
         rest_api = apigw.RestApi(
             self,
             "Api",

@@ -84,9 +84,11 @@ def smoke_test(*, stage: str, url: str | None = None, api_key: str | None = None
     if url is None:
         from slipway.target import resolve
 
-        url, stored_key = stack_endpoint(resolve(stage).names.stack)
+        target = resolve(stage)
+        url, stored_key = stack_endpoint(target.names.stack)
         api_key = api_key or stored_key
-        sign = api_key is None
+        # SigV4 under api.auth iam (with a metering key too when api.metering_keys is on).
+        sign = target.settings.api.auth == "iam"
     base = url.rstrip("/")
     failures = 0
 

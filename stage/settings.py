@@ -134,6 +134,11 @@ class ApiSettings(_Section):
         description="auth api_key: one API key per client, each under its own usage plan (throttle and quota), "
         "so one client's traffic is metered and revoked alone; the first is the one `slipway smoke` uses.",
     )
+    metering_keys: bool = Field(
+        False,
+        description="auth iam: also require each client's API key (api.clients), for its usage plan's throttle and "
+        "daily quota; SigV4 still authenticates, the key only meters.",
+    )
     tls_policy: Literal[
         "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09",
         "SecurityPolicy_TLS13_1_3_2025_09",
@@ -143,6 +148,11 @@ class ApiSettings(_Section):
         description="The REST API's enhanced TLS policy (endpoint access mode STRICT): TLS 1.2 with forward secrecy "
         "and post-quantum key exchange, or TLS 1.3 only.",
     )
+
+    @property
+    def keys_required(self) -> bool:
+        """Whether every method needs an API key (always under api_key; under iam, to meter)."""
+        return self.auth == "api_key" or self.metering_keys
 
     @field_validator("clients")
     @classmethod

@@ -212,6 +212,18 @@ def test_iam_mode_signs_every_method_and_has_no_key(templates: dict[str, Templat
     assert "ApiKeyId" not in template.to_json()["Outputs"]
 
 
+def test_iam_mode_can_also_meter_each_client_by_its_key(tmp_path: Path) -> None:
+    context = cdk_context()
+    context["slipway:stages"]["dev"] = {"api": {"auth": "iam", "metering_keys": True, "clients": ["a", "b"]}}
+    template = synth(context, "dev", tmp_path)
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        # SigV4 authenticates; the key only picks the usage plan (quota) the call counts against.
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        assert method["Properties"]["ApiKeyRequired"] is True
+    assert len(resources(template, "AWS::ApiGateway::UsagePlan")) == 2
+    assert "ApiKeyId" in template.to_json()["Outputs"]
+
+
 def test_prod_has_no_route_a_shared_key_alone_opens(templates: dict[str, Template]) -> None:
     template = templates["prod"]
     for method in resources(template, "AWS::ApiGateway::Method").values():
