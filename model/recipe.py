@@ -17,15 +17,17 @@ Slipway calls these names and nothing else:
   Labelled feedback rows lack them, so retraining imputes them there. A name
   that is not a column of `load_data()` stops training. The list travels in
   the bundle's manifest, and changing it makes a new model version.
-- `IMPORTANCE_THRESHOLD` (optional, default 0.001): training measures how much
-  each feature helps, as the loss of METRIC on the holdout rows when the
-  feature's values are shuffled (permutation importance, positive when the
-  feature helps; `slipway features` prints it). A feature below this threshold
-  is marked unimportant, and training reports what METRIC would be with the
-  unimportant ones held constant. It is in METRIC's units: the default suits
-  the metrics bounded by 1 (accuracy, roc_auc, f1_macro, r2); for rmse, mae or
-  log_loss choose a value on the target's scale. The report changes no answer
-  and no model version.
+- `IMPORTANCE_SHARE` (optional): training measures how much each feature
+  helps, as the loss of METRIC on the holdout rows when the feature's values
+  are shuffled (permutation importance, positive when the feature helps;
+  `slipway features` prints it). A feature below a threshold is marked
+  unimportant, and training reports what METRIC would be with the unimportant
+  ones held constant. The threshold is this share of METRIC's scale: of the
+  range 1 for accuracy, roc_auc, f1_macro and r2 (default 0.001), of the
+  model's own holdout error for rmse, mae and log_loss (default 0.01, so 1 %
+  of a mean absolute error in dollars). `IMPORTANCE_THRESHOLD` sets it in
+  METRIC's units instead (one or the other). The report changes no answer and
+  no model version.
 - `OUTLIER_SHARE` (optional, default 0.01): the share of training rows the
   outlier detector flags. Training fits a robust distance on the encoded
   training rows beside the model; every answer carries its `outlier` score and

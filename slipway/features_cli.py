@@ -16,7 +16,7 @@ def report_lines(report: FeatureReport) -> list[str]:
     change = "drops" if HIGHER_IS_BETTER[report.metric] else "rises"
     lines = [
         f"feature importance: how much {report.metric} {change} when a feature's values are shuffled "
-        f"({report.repeats} repeats on {report.rows} holdout rows; important from {report.threshold:g})",
+        f"({report.repeats} repeats on {report.rows} holdout rows; important from {threshold_basis(report)})",
         f"  {'rank':>4}  {'feature':28}{'importance':>10} ± {'std':9} verdict",
     ]
     for feature in sorted(report.features, key=lambda f: f.rank):
@@ -26,6 +26,16 @@ def report_lines(report: FeatureReport) -> list[str]:
         )
     lines.append(_without_line(report))
     return lines
+
+
+def threshold_basis(report: FeatureReport) -> str:
+    """The threshold and how it was chosen: a share of the metric's scale, or the recipe's absolute value."""
+    if report.threshold_share is None or report.threshold_scale is None:
+        return f"{report.threshold:g}"  # set in the metric's units (IMPORTANCE_THRESHOLD), or an older bundle
+    share = f"{report.threshold_share * 100:g}%"
+    if HIGHER_IS_BETTER[report.metric]:
+        return f"{report.threshold:.4g}, {share} of {report.metric}'s range of 1"
+    return f"{report.threshold:.4g}, {share} of the model's holdout {report.metric} {report.threshold_scale:.4g}"
 
 
 def _without_line(report: FeatureReport) -> str:

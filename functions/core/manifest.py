@@ -179,6 +179,12 @@ class FeatureReport(_Frozen):
 
     metric: str = Field(description="The recipe's metric, which importance is measured in.")
     threshold: float = Field(ge=0, description="Below this importance a feature counts as unimportant.")
+    threshold_share: float | None = Field(
+        None, ge=0, description="The threshold as a share of threshold_scale; None when the recipe set it absolute."
+    )
+    threshold_scale: float | None = Field(
+        None, ge=0, description="The metric's scale: 1 for a score bounded by 1, the holdout value for an error."
+    )
     repeats: int = Field(ge=1, description="Shuffles per feature.")
     rows: int = Field(ge=1, description="Holdout rows measured on (a seeded sample when the holdout is larger).")
     holdout_metric: float = Field(description="The metric on those rows with every feature.")

@@ -7,12 +7,17 @@ feature helps (a drop of accuracy, roc_auc, f1_macro or r2; a rise of rmse,
 mae or log_loss). The metric is computed by functions.training.metrics, so the
 figure with every feature is the manifest's holdout figure.
 
-Features whose importance is below the recipe's IMPORTANCE_THRESHOLD are then
-held at their imputation value in the training and holdout rows, the recipe's
-estimator is refitted, and its holdout metric says what the model would score
-without them. Holding a column constant rather than dropping it keeps
-pipelines that select columns by name working, while the column carries no
-information.
+The threshold of importance is relative to the metric's scale (`ImportanceRule`): a share
+(the recipe's IMPORTANCE_SHARE, by default `DEFAULT_SHARES`) of the full range 1 for a score
+bounded by 1 (accuracy, roc_auc, f1_macro, r2), and of the model's own holdout error for rmse,
+mae and log_loss, whose units are the target's (dollars, say) or nats. A recipe may instead
+set IMPORTANCE_THRESHOLD, in the metric's units. The report states the threshold and its basis.
+
+Features whose importance is below the threshold are then held at their imputation
+value in the training and holdout rows, the recipe's estimator is refitted, and its
+holdout metric says what the model would score without them. Holding a column constant
+rather than dropping it keeps pipelines that select columns by name working, while the
+column carries no information.
 
 Everything is seeded with the recipe's SEED, so the report is the same for the
 same data; it costs about (features x REPEATS + 1) holdout predictions and one
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,25 +43,51 @@ REPEATS = 5
 # At most this many holdout rows are shuffled: enough to tell an informative feature from noise, while
 # a large table's report stays a few seconds (the cost grows with rows x features x REPEATS).
 MAX_ROWS = 10_000
-# In the metric's own units. For the metrics bounded by 1 (accuracy, roc_auc, f1_macro, r2) a feature
-# whose shuffling costs less than a tenth of a percentage point is indistinguishable from the noise of
-# a few thousand holdout rows. For rmse, mae and log_loss, set IMPORTANCE_THRESHOLD to the target's scale.
-DEFAULT_THRESHOLD = 0.001
+# The default share of the metric's scale below which a feature is unimportant. A score bounded by 1:
+# a tenth of a percentage point, indistinguishable from the noise of a few thousand holdout rows. An
+# error: 1 % of the model's own error (for a mean absolute error of $5,000, $50).
+DEFAULT_SHARES = {"bounded": 0.001, "error": 0.01}
 _ERROR_LENGTH = 500
 
 Refit = Callable[[pd.DataFrame], Any]
 
 
-def importance_threshold(declared: object) -> float:
-    """The recipe's IMPORTANCE_THRESHOLD (DEFAULT_THRESHOLD when it sets none), checked."""
-    if declared is None:
-        return DEFAULT_THRESHOLD
-    if isinstance(declared, bool) or not isinstance(declared, int | float) or not math.isfinite(declared):
+@dataclass(frozen=True)
+class ImportanceRule:
+    """How the threshold is set: a share of the metric's scale, or an absolute value in the metric's units."""
+
+    share: float | None = None  # None: DEFAULT_SHARES for the metric
+    absolute: float | None = None
+
+    def threshold(self, metric: str, holdout_metric: float) -> tuple[float, float | None, float | None]:
+        """The threshold for a model whose holdout `metric` is `holdout_metric`, with its share and scale."""
+        if self.absolute is not None:
+            return self.absolute, None, None
+        bounded = higher_is_better(metric)  # accuracy, roc_auc, f1_macro, r2: at most 1
+        share = self.share if self.share is not None else DEFAULT_SHARES["bounded" if bounded else "error"]
+        scale = 1.0 if bounded else abs(holdout_metric)
+        return share * scale, share, scale
+
+
+def importance_rule(*, threshold: object = None, share: object = None) -> ImportanceRule:
+    """The recipe's IMPORTANCE_THRESHOLD (metric units) or IMPORTANCE_SHARE (of the metric's scale), checked."""
+    if threshold is not None and share is not None:
         raise ValueError(
-            f"recipe IMPORTANCE_THRESHOLD must be a finite number in the metric's units, e.g. 0.001; got {declared!r}"
+            "recipe sets both IMPORTANCE_THRESHOLD and IMPORTANCE_SHARE: set one, the share of the metric's scale "
+            "(e.g. IMPORTANCE_SHARE = 0.01, 1 % of the model's error) or the threshold in the metric's units"
         )
+    if share is not None:
+        return ImportanceRule(share=_checked("IMPORTANCE_SHARE", share, "a share of the metric's scale, e.g. 0.01"))
+    if threshold is not None:
+        return ImportanceRule(absolute=_checked("IMPORTANCE_THRESHOLD", threshold, "in the metric's units, e.g. 0.001"))
+    return ImportanceRule()
+
+
+def _checked(name: str, declared: object, example: str) -> float:
+    if isinstance(declared, bool) or not isinstance(declared, int | float) or not math.isfinite(declared):
+        raise ValueError(f"recipe {name} must be a finite number {example}; got {declared!r}")
     if declared < 0:
-        raise ValueError(f"recipe IMPORTANCE_THRESHOLD must be 0 or more; got {declared!r}")
+        raise ValueError(f"recipe {name} must be 0 or more; got {declared!r}")
     return float(declared)
 
 
@@ -66,7 +98,7 @@ def feature_report(
     spec: FeatureSpec,
     metric: str,
     seed: int,
-    threshold: float,
+    rule: ImportanceRule,
     x_train: pd.DataFrame,
     x_holdout: pd.DataFrame,
     y_holdout: np.ndarray,
@@ -82,6 +114,8 @@ def feature_report(
         pipeline, x_rows, y_rows, scoring=scorer, n_repeats=REPEATS, random_state=seed, n_jobs=None
     )
     means, stds = measured.importances_mean, measured.importances_std
+    holdout_metric = _metric(pipeline, metric, x_rows, y_rows)
+    threshold, share, scale = rule.threshold(metric, holdout_metric)
     order = np.argsort(-means, kind="stable")  # ties keep spec order
     ranks = np.empty(len(order), dtype=int)
     ranks[order] = np.arange(1, len(order) + 1)
@@ -96,9 +130,11 @@ def feature_report(
     return FeatureReport(
         metric=metric,
         threshold=threshold,
+        threshold_share=share,
+        threshold_scale=scale,
         repeats=REPEATS,
         rows=len(rows),
-        holdout_metric=_metric(pipeline, metric, x_rows, y_rows),
+        holdout_metric=holdout_metric,
         features=features,
         without_unimportant=(
             _without(unimportant, refit, spec, metric, x_train, x_rows, y_rows) if unimportant else None

@@ -24,7 +24,7 @@ from functions.core.manifest import DataLineage, Lineage, Manifest, SegmentSpec
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
 from functions.training.export import Holdout, check_exportable, check_parity, export_onnx, prepared_for_export
 from functions.training.frame import as_table, model_frame
-from functions.training.importance import feature_report, importance_threshold
+from functions.training.importance import feature_report, importance_rule
 from functions.training.metrics import check_metric, holdout_metrics
 from functions.training.outliers import fit_detector, outlier_share
 
@@ -212,7 +212,9 @@ def train_bundle(
     spec = derive_feature_spec(columns, getattr(recipe, "FEATURES", None))
     capture_exclude = capture_exclusions(getattr(recipe, "CAPTURE_EXCLUDE", None), spec)
     share = outlier_share(getattr(recipe, "OUTLIER_SHARE", None))
-    threshold = importance_threshold(getattr(recipe, "IMPORTANCE_THRESHOLD", None))
+    rule = importance_rule(
+        threshold=getattr(recipe, "IMPORTANCE_THRESHOLD", None), share=getattr(recipe, "IMPORTANCE_SHARE", None)
+    )
     segments = segment_specs(getattr(recipe, "SEGMENTS", None), spec, columns, capture_exclude)
     encoded = encode_columns(spec, columns)
     texts = category_texts(spec, columns)
@@ -247,7 +249,7 @@ def train_bundle(
     parity = check_parity(pipeline, onnx_bytes, holdout, task, tolerance)
     importance = feature_report(
         pipeline, lambda x: _fit(recipe, seed, x, y_train, copy=True), spec=spec, metric=recipe.METRIC, seed=seed,
-        threshold=threshold, x_train=x_train, x_holdout=x_holdout, y_holdout=y_holdout,
+        rule=rule, x_train=x_train, x_holdout=x_holdout, y_holdout=y_holdout,
     )  # fmt: skip
 
     manifest = Manifest(

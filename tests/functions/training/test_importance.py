@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from functions.core.features import Feature, FeatureSpec, FeatureType
 from functions.training import importance
-from functions.training.importance import DEFAULT_THRESHOLD, REPEATS, held_constant, importance_threshold
+from functions.training.importance import DEFAULT_SHARES, REPEATS, ImportanceRule, held_constant, importance_rule
 from functions.training.train import Bundle, train_bundle
 
 ROWS = 600
@@ -71,8 +72,9 @@ def test_the_report_names_every_feature_in_spec_order_with_the_recipe_metric(cla
 
     assert [f.name for f in report.features] == ["signal", "weak", "noise"]
     assert (report.metric, report.threshold, report.repeats, report.rows) == (
-        "roc_auc", DEFAULT_THRESHOLD, REPEATS, ROWS // 5,
+        "roc_auc", DEFAULT_SHARES["bounded"], REPEATS, ROWS // 5,
     )  # fmt: skip
+    assert (report.threshold_share, report.threshold_scale) == (DEFAULT_SHARES["bounded"], 1.0)  # of the range 1
     assert report.holdout_metric == classified.manifest.metrics["roc_auc"]  # the same rows, the same formula
     assert sorted(f.rank for f in report.features) == [1, 2, 3]
 
@@ -86,7 +88,7 @@ def test_an_informative_feature_is_important_and_noise_is_not(classified: Bundle
     assert features["signal"].importance > 0.1 > features["signal"].std
     assert features["weak"].rank == 2 and features["weak"].important
     assert features["noise"].rank == 3 and not features["noise"].important
-    assert abs(features["noise"].importance) < DEFAULT_THRESHOLD * 5
+    assert abs(features["noise"].importance) < DEFAULT_SHARES["bounded"] * 5
 
 
 def test_the_metric_without_the_noise_is_close_to_the_full_metric(classified: Bundle) -> None:
@@ -132,6 +134,48 @@ def test_a_lower_is_better_metric_counts_its_rise_as_importance() -> None:
 # The threshold
 
 
+def _dollars_recipe(name: str, **attributes: Any) -> types.ModuleType:
+    """House prices in dollars, by MAE: three ordinal grades (OrdinalEncoder with explicit categories, the other
+    columns passed through), a gradient-boosted regressor; `area` and `grade` set the price, `noise` does not."""
+    rng = np.random.default_rng(3)
+    grades = ["fair", "good", "excellent"]
+    grade = rng.choice(grades, ROWS)
+    area, noise = np.round(rng.normal(120, 30, ROWS), 1), np.round(rng.normal(0, 1, ROWS), 2)
+    price = 2_000 * area + 40_000 * np.array([grades.index(g) for g in grade]) + rng.normal(0, 15_000, ROWS)
+    encode = OrdinalEncoder(categories=[grades], handle_unknown="use_encoded_value", unknown_value=-1)
+    build = lambda seed: Pipeline([  # noqa: E731
+        ("columns", ColumnTransformer([("grade", encode, ["grade"])], remainder="passthrough")),
+        ("fit", HistGradientBoostingRegressor(max_iter=50, random_state=seed)),
+    ])  # fmt: skip
+    columns = {"grade": grade.astype(object), "area": area, "noise": noise}
+    settings: dict[str, Any] = {"SEED": 4, "TASK": "regression", "METRIC": "mae", "build": build}
+    return recipe_module(name, load_data=lambda: (columns, np.round(price, 2)), **{**settings, **attributes})
+
+
+def test_an_error_in_dollars_gets_a_threshold_of_dollars_a_share_of_the_models_error() -> None:
+    report = train_bundle(_dollars_recipe("tmp_importance_dollars")).manifest.feature_report
+    assert report is not None
+    features = report.by_name()
+
+    assert report.holdout_metric > 5_000  # the model's mean absolute error, in dollars
+    assert report.threshold == pytest.approx(DEFAULT_SHARES["error"] * report.holdout_metric)
+    assert (report.threshold_share, report.threshold_scale) == (DEFAULT_SHARES["error"], report.holdout_metric)
+    assert features["area"].important and features["grade"].important
+    assert not features["noise"].important  # shuffling noise moves the error by less than 1 % of it
+
+
+def test_a_share_of_the_scale_can_be_chosen_and_an_absolute_threshold_still_set() -> None:
+    assert importance_rule() == ImportanceRule()
+    assert importance_rule(share=0.05).threshold("mae", 200.0) == (10.0, 0.05, 200.0)
+    assert importance_rule(share=0.05).threshold("accuracy", 0.9) == (0.05, 0.05, 1.0)
+    assert importance_rule().threshold("rmse", -0.0) == (0.0, DEFAULT_SHARES["error"], 0.0)
+    assert importance_rule(threshold=2).threshold("mae", 200.0) == (2.0, None, None)
+    with pytest.raises(ValueError, match="sets both IMPORTANCE_THRESHOLD and IMPORTANCE_SHARE: set one"):
+        importance_rule(threshold=2, share=0.1)
+    with pytest.raises(ValueError, match=r"recipe IMPORTANCE_SHARE must be 0 or more; got -0\.1"):
+        importance_rule(share=-0.1)
+
+
 def test_no_feature_below_the_threshold_means_no_refit() -> None:
     built: list[int] = []
 
@@ -172,11 +216,9 @@ def test_an_importance_threshold_that_is_not_a_number_refuses_training_before_fi
         train_bundle(recipe)
 
 
-def test_importance_threshold_defaults_and_refuses_a_negative_value() -> None:
-    assert importance_threshold(None) == DEFAULT_THRESHOLD
-    assert importance_threshold(2) == 2.0
+def test_an_absolute_threshold_refuses_a_negative_value() -> None:
     with pytest.raises(ValueError, match=r"recipe IMPORTANCE_THRESHOLD must be 0 or more; got -0\.1"):
-        importance_threshold(-0.1)
+        importance_rule(threshold=-0.1)
 
 
 # A refit that fails, and the row cap
