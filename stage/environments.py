@@ -116,10 +116,7 @@ def retrain_environment(
     retrain = settings.retrain
     config = RetrainConfig(
         **_stores(names),
-        gate_tolerance=retrain.gate_tolerance,
-        gate_floor=retrain.gate_floor,
-        allow_incompatible_spec=retrain.allow_incompatible_spec,
-        gate_max_gap_increase=retrain.gate_max_gap_increase,
+        gate_policy=retrain.gate,
         cooldown_minutes=retrain.cooldown_minutes,
         rollback_window_minutes=retrain.rollback_window_minutes,
         state_machine_arn=state_machine_arn,

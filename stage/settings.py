@@ -1,7 +1,9 @@
 """Stage settings: one source of truth, read from `cdk.json` and validated once.
 
-`cdk.json` holds `slipway:defaults` and per-stage overrides under
-`slipway:stages`. The CDK app, the local stack and the CLI all call
+Every default lives here, in the models, and nowhere else. `cdk.json` holds only what differs:
+per-stage overrides under `slipway:stages`, optionally `slipway:defaults` (overrides shared by
+every stage) and `slipway:emulator` (what an AWS emulator needs). `docs/settings.md` is generated
+from these models (`python -m stage.reference`). The CDK app, the local stack and the CLI all call
 `load_settings(stage)`; constructs and handlers receive the parsed values as
 arguments or environment variables, never by reading `cdk.json` themselves.
 """
@@ -27,6 +29,7 @@ from pydantic import (
 
 from functions.core.data_source import DataSource
 from functions.core.drift import DriftPolicy
+from functions.core.gate import GatePolicy
 from functions.core.labelled import LabelCaps
 from functions.core.rollout import RolloutPolicy
 from functions.core.segments import SegmentPolicy
@@ -58,9 +61,11 @@ class _Section(BaseModel):
 class InferenceSettings(_Section):
     """The inference function."""
 
-    memory_mb: int = Field(1024, ge=128, le=10240)
+    memory_mb: int = Field(1024, ge=128, le=10240, description="The function's memory (and so its CPU share).")
     timeout_seconds: int = Field(10, ge=1, le=29, description="API Gateway stops waiting at 29 s.")
-    architecture: Literal["arm64", "x86_64"] = "arm64"
+    architecture: Literal["arm64", "x86_64"] = Field(
+        "arm64", description="The CPU of every function; arm64 (Graviton) costs about 20 % less per GB-second."
+    )
     runtime: Literal["python3.12", "python3.13", "python3.14"] = Field(
         "python3.12", description="The Lambda runtime of every function of the stage; each has its packages built."
     )
@@ -69,10 +74,19 @@ class InferenceSettings(_Section):
         description="Lambda SnapStart on the inference function's published versions (the `live` alias). Unset: on "
         "exactly where provisioned concurrency is off, as the two cannot be combined (StageSettings.snap_start).",
     )
-    reserved_concurrency: int | None = Field(None, ge=1)
+    reserved_concurrency: int | None = Field(
+        None, ge=1, description="Concurrent executions reserved for (and capping) the inference function; None: none."
+    )
     max_instances: int = Field(1000, ge=1, le=10000, description="Rows one /predict request may carry.")
-    max_body_bytes: int = Field(1_048_576, ge=1024, le=10_485_760)
-    pointer_refresh_seconds: int = Field(30, ge=1, le=3600)
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=10_485_760, description="Larger request bodies are refused with 413."
+    )
+    pointer_refresh_seconds: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="How often a warm container re-reads the live pointer: how soon a promotion reaches it.",
+    )
 
 
 class ScheduledScaling(_Section):
@@ -94,11 +108,13 @@ class ScheduledScaling(_Section):
 class ProvisionedConcurrencySettings(_Section):
     """Provisioned concurrency on the `live` alias, autoscaled on utilisation."""
 
-    enabled: bool = False
-    min: int = Field(1, ge=1)
-    max: int = Field(10, ge=1)
-    target_utilization: float = Field(0.7, gt=0.1, le=0.9)
-    schedules: tuple[ScheduledScaling, ...] = ()
+    enabled: bool = Field(False, description="Provisioned concurrency on the `live` alias.")
+    min: int = Field(1, ge=1, description="Autoscaling's lower bound.")
+    max: int = Field(10, ge=1, description="Autoscaling's upper bound.")
+    target_utilization: float = Field(0.7, gt=0.1, le=0.9, description="Target tracking on utilisation.")
+    schedules: tuple[ScheduledScaling, ...] = Field(
+        (), description='Scheduled bounds: {"name", "schedule": "cron(...)", "min", "max"}.'
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ProvisionedConcurrencySettings:
@@ -110,7 +126,11 @@ class ProvisionedConcurrencySettings(_Section):
 class ApiSettings(_Section):
     """API Gateway: authentication and throttling."""
 
-    auth: Literal["api_key", "iam"] = "api_key"
+    auth: Literal["api_key", "iam"] = Field(
+        "api_key",
+        description="api_key: a key per client (identifies, meters); iam: SigV4, with api.invokers and api.writers "
+        "naming exactly who may call and who may write.",
+    )
     invokers: tuple[str, ...] = Field(
         (),
         description="auth iam: the IAM principals (ARNs; * wildcards allowed) that may call the API, and no one "
@@ -122,11 +142,11 @@ class ApiSettings(_Section):
         "and no one else; unset: the invokers.",
     )
     throttle_rate: float = Field(100, gt=0, description="Steady-state requests per second.")
-    throttle_burst: int = Field(200, ge=1)
+    throttle_burst: int = Field(200, ge=1, description="Burst above the steady rate, stage-wide and per usage plan.")
     write_throttle_rate: float = Field(
         10, gt=0, description="Steady-state requests per second on each write route (labels, async jobs)."
     )
-    write_throttle_burst: int = Field(20, ge=1)
+    write_throttle_burst: int = Field(20, ge=1, description="Burst of each write route.")
     quota_per_day: int = Field(1_000_000, ge=1, description="auth api_key: each client's requests per day.")
     clients: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")], ...] = Field(
         ("client",),
@@ -165,7 +185,7 @@ class ApiSettings(_Section):
 class LogSettings(_Section):
     """CloudWatch log groups."""
 
-    retention_days: int = 30
+    retention_days: int = Field(30, description="Days every log group keeps its events (a CloudWatch Logs value).")
     protect_inference: bool = Field(
         False,
         description="The inference function's log (which carries captured rows) under a customer-managed KMS key, "
@@ -183,12 +203,16 @@ class LogSettings(_Section):
 class AlarmSettings(_Section):
     """Alarm thresholds and where alarms are sent."""
 
-    email: EmailStr | None = None
-    error_5xx_rate_percent: float = Field(1.0, gt=0, le=100)
-    p99_latency_ms: float = Field(500, gt=0)
-    throttles_per_5min: int = Field(10, ge=1)
-    fallback_rate_percent: float = Field(1.0, gt=0, le=100)
-    invalid_request_rate_percent: float = Field(10.0, gt=0, le=100)
+    email: EmailStr | None = Field(None, description="An e-mail subscription to the alarm topic.")
+    error_5xx_rate_percent: float = Field(1.0, gt=0, le=100, description="API 5xx responses over 5 minutes.")
+    p99_latency_ms: float = Field(500, gt=0, description="The API's p99 latency over 5 minutes.")
+    throttles_per_5min: int = Field(10, ge=1, description="Throttled inference invocations over 5 minutes.")
+    fallback_rate_percent: float = Field(
+        1.0, gt=0, le=100, description="Rows answered by the last good model (the live one failed) over 5 minutes."
+    )
+    invalid_request_rate_percent: float = Field(
+        10.0, gt=0, le=100, description="Requests refused as invalid (4xx) over 5 minutes."
+    )
     outlier_rate_percent: float = Field(
         5.0, gt=0, le=100, description="Rows flagged as outliers over 5 minutes (the detector flags 1 % of training)."
     )
@@ -209,21 +233,11 @@ class AlarmSettings(_Section):
 class RetrainSettings(_Section):
     """The retrain pipeline: its triggers, its gate, where training runs, automatic rollback."""
 
-    schedule: Schedule = "cron(0 3 ? * MON *)"
+    schedule: Schedule = Field("cron(0 3 ? * MON *)", description="When the scheduled retrain runs.")
     cooldown_minutes: int = Field(
         360, ge=0, le=10080, description="A drift event within this of the last start is ignored."
     )
-    gate_tolerance: float = Field(0.01, ge=0, description="How much worse than live the candidate's metric may be.")
-    gate_floor: float | None = Field(None, description="The candidate's metric must reach this absolute value.")
-    allow_incompatible_spec: bool = Field(
-        False, description="Promote a candidate whose feature names/types/order changed."
-    )
-    gate_max_gap_increase: float | None = Field(
-        None,
-        ge=0,
-        description="Refuse a candidate whose demographic-parity gap (regression: mean-prediction gap) on the "
-        "holdout exceeds live's by more than this, on a segment feature the candidate declares; None: off.",
-    )
+    gate: GatePolicy = Field(GatePolicy(), description="When a candidate may replace the live model.")
     rollback_window_minutes: int = Field(
         60, ge=0, le=1440, description="An alarm this soon after a promotion rolls back."
     )
@@ -237,12 +251,15 @@ class RetrainSettings(_Section):
         LabelCaps(),
         description="How much of a run's training data labels from production may be, overall and per caller.",
     )
-    engine: Literal["lambda", "sagemaker"] = "lambda"
-    train_memory_mb: int = Field(3008, ge=512, le=10240)
+    engine: Literal["lambda", "sagemaker"] = Field(
+        "lambda",
+        description="Where the Train step fits: a Lambda function, or a SageMaker training job for larger data.",
+    )
+    train_memory_mb: int = Field(3008, ge=512, le=10240, description="Memory of the Lambda Train step.")
     train_timeout_seconds: int = Field(
         900, ge=60, le=900, description="Lambda's limit is 900 s; beyond, use sagemaker."
     )
-    step_timeout_seconds: int = Field(300, ge=30, le=900)
+    step_timeout_seconds: int = Field(300, ge=30, le=900, description="Timeout of the other retrain steps.")
     sagemaker_image_uri: str | None = Field(
         None,
         pattern=r"^[^\s@]+@sha256:[0-9a-f]{64}$",
@@ -250,20 +267,24 @@ class RetrainSettings(_Section):
         "by digest (<repository>@sha256:<64 hex>) so that nobody can move it; default: AWS's prebuilt scikit-learn "
         "image of the stage's region (infra/sagemaker.py).",
     )
-    sagemaker_instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    sagemaker_instance_type: str = Field(
+        "ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="Engine 'sagemaker': the training instance."
+    )
     sagemaker_instance_count: Literal[1] = Field(
         1,
         description="One: a scikit-learn fit runs on one machine; more instances would each fit the same model "
         "(SageMaker gives every instance the whole channel), costing more for nothing.",
     )
-    sagemaker_volume_gb: int = Field(30, ge=1, le=16384)
-    sagemaker_max_runtime_seconds: int = Field(86400, ge=60, le=432000)
+    sagemaker_volume_gb: int = Field(30, ge=1, le=16384, description="Engine 'sagemaker': the job's disk.")
+    sagemaker_max_runtime_seconds: int = Field(
+        86400, ge=60, le=432000, description="Engine 'sagemaker': the job is stopped after this."
+    )
 
 
 class CaptureSettings(_Section):
     """Data capture for drift monitoring."""
 
-    sampling_rate: float = Field(1.0, ge=0, le=1)
+    sampling_rate: float = Field(1.0, ge=0, le=1, description="Share of /predict requests captured for monitoring.")
 
 
 class MonitorSettings(_Section):
@@ -273,8 +294,8 @@ class MonitorSettings(_Section):
     schedule: Schedule = Field("rate(1 hour)", description="EventBridge Scheduler expression of the monitor runs.")
     window_hours: int = Field(1, ge=1, le=168, description="Hours of capture each run judges.")
     quality_window_hours: int = Field(168, ge=1, le=2160, description="Hours of feedback the live metric covers.")
-    memory_mb: int = Field(1024, ge=128, le=10240)
-    timeout_seconds: int = Field(300, ge=10, le=900)
+    memory_mb: int = Field(1024, ge=128, le=10240, description="The function's memory (and so its CPU share).")
+    timeout_seconds: int = Field(300, ge=10, le=900, description="The function's timeout.")
     capture_buffer_seconds: int = Field(300, ge=0, le=900, description="Firehose buffering before an S3 write.")
     drift: DriftPolicy = DriftPolicy()
     segments: SegmentPolicy = SegmentPolicy()
@@ -293,8 +314,8 @@ class RolloutSettings(_Section):
     canary_percent: float = Field(10, gt=0, le=100, description="Share of requests the candidate answers.")
     bake_minutes: int = Field(60, ge=1, le=1440, description="How long each phase runs before its figures count.")
     policy: RolloutPolicy = RolloutPolicy()
-    function_memory_mb: int = Field(1024, ge=128, le=10240)
-    timeout_seconds: int = Field(300, ge=10, le=900)
+    function_memory_mb: int = Field(1024, ge=128, le=10240, description="Memory of the rollout's functions.")
+    timeout_seconds: int = Field(300, ge=10, le=900, description="The function's timeout.")
 
 
 class StorageSettings(_Section):
@@ -306,10 +327,17 @@ class StorageSettings(_Section):
 class AsyncSettings(_Section):
     """Async predictions: the requests queue, its worker, the dead-letter queue and its fallback."""
 
-    worker_memory_mb: int = Field(1024, ge=128, le=10240)
-    worker_timeout_seconds: int = Field(60, ge=5, le=900)
+    worker_memory_mb: int = Field(1024, ge=128, le=10240, description="Memory of the async worker.")
+    worker_timeout_seconds: int = Field(
+        60,
+        ge=5,
+        le=900,
+        description="The async worker's timeout; the queue's visibility is visibility_timeout_factor times it.",
+    )
     batch_size: int = Field(10, ge=1, le=10, description="Messages per worker invocation.")
-    max_batching_window_seconds: int = Field(1, ge=0, le=300)
+    max_batching_window_seconds: int = Field(
+        1, ge=0, le=300, description="How long the queue gathers a batch for the worker."
+    )
     max_receive_count: int = Field(3, ge=1, le=1000, description="Receives before a job goes to the dead letters.")
     visibility_timeout_factor: int = Field(6, ge=2, le=12, description="Queue visibility = factor x worker timeout.")
     dead_letter_alarm_threshold: int = Field(1, ge=1, description="Dead letters that fire the DLQ-depth alarm.")
@@ -334,8 +362,8 @@ class AsyncSettings(_Section):
 class BatchSettings(_Section):
     """Batch scoring of files: the Distributed Map and its scoring function."""
 
-    scoring_memory_mb: int = Field(2048, ge=128, le=10240)
-    scoring_timeout_seconds: int = Field(900, ge=30, le=900)
+    scoring_memory_mb: int = Field(2048, ge=128, le=10240, description="Memory of the batch scoring function.")
+    scoring_timeout_seconds: int = Field(900, ge=30, le=900, description="Timeout of scoring one file.")
     max_concurrency: int = Field(10, ge=1, le=10000, description="Objects scored at once.")
 
 
@@ -344,7 +372,9 @@ class StageSettings(_Section):
 
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
     stage: str = Field(pattern=r"^[a-z][a-z0-9]{1,10}$")
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    region: str = Field(
+        "us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="The AWS region the stage deploys to."
+    )
     inference: InferenceSettings = InferenceSettings()
     provisioned_concurrency: ProvisionedConcurrencySettings = ProvisionedConcurrencySettings()
     api: ApiSettings = ApiSettings()

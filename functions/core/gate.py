@@ -15,19 +15,22 @@ Verdict = Literal["promote", "refuse", "unchanged"]
 
 
 class GatePolicy(BaseModel):
-    """The gate's settings (retrain.gate_* and retrain.allow_incompatible_spec)."""
+    """The gate's settings (retrain.gate in the stage settings)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tolerance: float = Field(ge=0, description="How much worse than live the candidate may score.")
+    tolerance: float = Field(0.01, ge=0, description="How much worse than live the candidate's metric may be.")
     floor: float | None = Field(
         None, description="The candidate must score at least this (at most, when lower is better)."
     )
-    allow_incompatible_spec: bool = False
+    allow_incompatible_spec: bool = Field(
+        False, description="Promote a candidate whose feature names, types or order changed."
+    )
     max_gap_increase: float | None = Field(
         None,
         ge=0,
-        description="Refuse when the candidate's gap across a segment feature exceeds live's by more than this.",
+        description="Refuse a candidate whose demographic-parity gap (regression: mean-prediction gap) on the "
+        "holdout exceeds live's by more than this, on a segment feature the candidate declares; None: off.",
     )
 
 

@@ -113,17 +113,27 @@ class RolloutPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    min_rows: int = Field(200, ge=1)
-    max_disagreement: float = Field(0.05, ge=0, le=1)
-    max_p99_difference: float = Field(0.2, ge=0)
-    max_latency_ratio: float = Field(1.5, ge=1)
+    min_rows: int = Field(200, ge=1, description="Rows a phase needs before it is judged.")
+    max_disagreement: float = Field(
+        0.05, ge=0, le=1, description="Share of rows whose label may differ from live's (classification)."
+    )
+    max_p99_difference: float = Field(
+        0.2, ge=0, description="Largest p99 of |candidate - live| allowed, in the target's units (regression)."
+    )
+    max_latency_ratio: float = Field(1.5, ge=1, description="Candidate p99 latency over live's, at most.")
     # Latency on a busy host moves by a millisecond alone: a slowdown below that is no refusal.
-    latency_slack_ms: float = Field(1.0, ge=0)
+    latency_slack_ms: float = Field(
+        1.0, ge=0, description="Latency differences below this are never a refusal (noise at sub-ms scale)."
+    )
     # A p99 is its 1 % slowest requests: over fewer requests than this it is a handful of outliers, not judged.
-    min_requests_for_p99: int = Field(1000, ge=100)
-    max_fallback_increase: float = Field(0.0, ge=0, le=1)
-    min_labelled_rows: int = Field(50, ge=1)
-    quality_tolerance: float = Field(0.01, ge=0)
+    min_requests_for_p99: int = Field(1000, ge=100, description="Requests needed before the latency ratio is judged.")
+    max_fallback_increase: float = Field(
+        0.0, ge=0, le=1, description="Rise in the share of rows answered by the fallback allowed."
+    )
+    min_labelled_rows: int = Field(50, ge=1, description="Labelled rows needed before quality is judged.")
+    quality_tolerance: float = Field(
+        0.01, ge=0, description="How much worse than live the candidate's metric on labelled rows may be."
+    )
 
 
 Decision = Literal["promote", "refuse"]

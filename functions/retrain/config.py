@@ -21,10 +21,7 @@ class RetrainConfig(FunctionConfig):
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
     recipe: str = Field("model.recipe", alias="RECIPE")
     code_revision: str | None = Field(None, alias="CODE_REVISION")
-    gate_tolerance: float = Field(0.01, alias="GATE_TOLERANCE", ge=0)
-    gate_floor: float | None = Field(None, alias="GATE_FLOOR")
-    allow_incompatible_spec: bool = Field(False, alias="ALLOW_INCOMPATIBLE_SPEC")
-    gate_max_gap_increase: float | None = Field(None, alias="GATE_MAX_GAP_INCREASE", ge=0)
+    gate_policy: GatePolicy = Field(GatePolicy(), alias="GATE_POLICY", description="JSON: retrain.gate.")
     state_machine_arn: str | None = Field(None, alias="STATE_MACHINE_ARN")
     cooldown_minutes: int = Field(360, alias="COOLDOWN_MINUTES", ge=0)
     rollback_window_minutes: int = Field(60, alias="ROLLBACK_WINDOW_MINUTES", ge=0)
@@ -32,19 +29,10 @@ class RetrainConfig(FunctionConfig):
     data_source: DataSource = Field(DataSource(), alias="DATA_SOURCE", description="JSON: the stage's `data`.")
     label_caps: LabelCaps = Field(LabelCaps(), alias="LABEL_CAPS", description="JSON: retrain.label_caps.")
 
-    @field_validator("data_source", "label_caps", mode="before")
+    @field_validator("data_source", "label_caps", "gate_policy", mode="before")
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value
-
-    @property
-    def gate_policy(self) -> GatePolicy:
-        return GatePolicy(
-            tolerance=self.gate_tolerance,
-            floor=self.gate_floor,
-            allow_incompatible_spec=self.allow_incompatible_spec,
-            max_gap_increase=self.gate_max_gap_increase,
-        )
 
 
 @cache

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Template
 
 from functions.core.config import FunctionConfig
+from functions.core.gate import GatePolicy
 from functions.inference.config import InferenceConfig, WorkerConfig
 from functions.monitor.config import MonitorConfig
 from functions.retrain.config import RetrainConfig
@@ -50,8 +53,13 @@ def test_every_function_environment_is_its_config_model(templates: dict[str, Tem
 
 
 def test_a_model_writes_what_it_reads() -> None:
-    config = RetrainConfig(artifacts_bucket="bucket", live_pointer_parameter="/p", gate_floor=None, code_revision="x")
+    config = RetrainConfig(
+        artifacts_bucket="bucket", live_pointer_parameter="/p", gate_policy=GatePolicy(floor=0.9), code_revision="x"
+    )
     variables = config.to_environment()
-    assert "GATE_FLOOR" not in variables and variables["ALLOW_INCOMPATIBLE_SPEC"] == "false"
+    # The gate's section travels nested, as the stage declares it (retrain.gate).
+    assert json.loads(variables["GATE_POLICY"]) == {
+        "tolerance": 0.01, "floor": 0.9, "allow_incompatible_spec": False, "max_gap_increase": None,
+    }  # fmt: skip
     assert RetrainConfig.from_environ(variables) == config
-    assert RetrainConfig.from_environ({**variables, "GATE_FLOOR": ""}).gate_floor is None
+    assert RetrainConfig.from_environ({**variables, "CODE_REVISION": ""}).code_revision is None

@@ -1,0 +1,124 @@
+"""docs/settings.md, generated from the settings models: `python -m stage.reference` rewrites it.
+
+One row per setting: its dotted name, type, default (from the models, where every default lives),
+the value each stage of `cdk.json` gives it where that differs, and its description. A test fails
+when the page is stale, so the models, cdk.json and the page cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from stage.settings import CDK_JSON, StageSettings, load_context, settings_from_context
+
+REFERENCE = CDK_JSON.parent / "docs" / "settings.md"
+# Set by the stage itself, not by cdk.json.
+_IMPLIED = frozenset({"project", "stage"})
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The settings model a field holds, if it is one (a section or a nested policy)."""
+    candidates = [annotation, *get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def _type(annotation: Any) -> str:
+    """A reader's name for a type: `str`, `int or null`, `one of "a", "b"`, `list of str`."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(json.dumps(arg) for arg in args)
+    if origin is Annotated:
+        return _type(args[0])
+    if origin in (Union, UnionType):
+        return " or ".join("null" if arg is type(None) else _type(arg) for arg in args)
+    if origin in (tuple, list):
+        return f"list of {_type(args[0])}"
+    if origin is dict:
+        return f"map of {_type(args[0])} to {_type(args[1])}"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, separators=(", ", ": "))
+    return f"`{text}`".replace("|", "\\|")
+
+
+def _rows(model: type[BaseModel], values: dict[str, dict[str, Any]], prefix: str) -> Iterator[list[str]]:
+    for name, field in model.model_fields.items():
+        if not prefix and name in _IMPLIED:
+            continue
+        dotted = f"{prefix}{name}"
+        nested = _section(field.annotation)
+        if nested is not None and nested.model_fields and not _is_list(field):
+            yield [f"**{dotted}**", "", "", *("" for _ in values), _doc(nested.__doc__)]
+            yield from _rows(nested, {stage: v.get(name, {}) for stage, v in values.items()}, f"{dotted}.")
+            continue
+        default = _default(field)
+        stage_values = [_value(v[name]) if _value(v[name]) != default else "" for v in values.values()]
+        yield [f"`{dotted}`", _type(field.annotation), default, *stage_values, _describe(field)]
+
+
+def _is_list(field: FieldInfo) -> bool:
+    return str(field.annotation).startswith(("tuple", "list", "dict"))
+
+
+def _default(field: FieldInfo) -> str:
+    default = field.get_default(call_default_factory=True)
+    return _value(default.model_dump(mode="json") if isinstance(default, BaseModel) else _json(default))
+
+
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _describe(field: FieldInfo) -> str:
+    return (field.description or "").replace("|", "\\|").replace("\n", " ")
+
+
+def _doc(text: str | None) -> str:
+    return " ".join((text or "").split()).replace("|", "\\|")
+
+
+def render(context: dict[str, Any] | None = None) -> str:
+    """The reference page for the stages of `context` (cdk.json's by default)."""
+    context = context or load_context()
+    stages = sorted(context.get("slipway:stages", {}))
+    values = {stage: settings_from_context(context, stage).model_dump(mode="json") for stage in stages}
+    header = ["setting", "type", "default", *stages, "meaning"]
+    lines = [
+        "# Settings reference",
+        "",
+        "Generated from `stage/settings.py` and `cdk.json` by `python -m stage.reference`; do not edit by hand",
+        "(a test fails when it is stale). Every default lives in the models; `cdk.json` holds only what a",
+        "stage changes (`slipway:stages`), what every stage changes (`slipway:defaults`, optional) and what an",
+        "AWS emulator needs (`slipway:emulator`, [deploy.md](deploy.md)). A stage column is empty where the",
+        "stage keeps the default. Set a value with `-c` at deploy time or in `cdk.json`, e.g.",
+        '`"prod": {"retrain": {"gate": {"tolerance": 0.005}}}`.',
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(StageSettings, values, "")]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite docs/settings.md (`--check`: exit 1 when it is stale instead)."""
+    text = render()
+    if "--check" in (argv if argv is not None else sys.argv[1:]):
+        return 0 if REFERENCE.read_text() == text else 1
+    Path(REFERENCE).write_text(text)
+    print(f"wrote {REFERENCE.relative_to(CDK_JSON.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
