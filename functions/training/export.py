@@ -234,7 +234,7 @@ def export_onnx(pipeline: BaseEstimator, spec: FeatureSpec, task: str) -> bytes:
         except Exception as exc:  # skl2onnx and ONNX Runtime raise many types
             problems.append(exc)
     # The first layout's reason: the one the pipeline was most likely to take.
-    raise BundleError(explain_export_failure(problems[0], pipeline, steps)) from problems[0]
+    raise BundleError(explain_export_failure(problems[0], steps)) from problems[0]
 
 
 def _layouts(spec: FeatureSpec) -> list[list[tuple[str, Any]]]:

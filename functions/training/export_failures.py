@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType, StringTensorType
-from sklearn.base import BaseEstimator
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
 from functions.training.converters import is_boosted_trees_library, library
 
@@ -52,41 +52,42 @@ class _Rule:
     fix: str
 
 
-_RULES = (
-    _Rule(
-        r"same type|should have the same type|types.*differ|mixed",
-        "the step receives numbers and text in one block, and its ONNX converter takes one type",
-        _SEPARATE_BRANCHES,
-    ),
-    _Rule(
-        r"string to float|could not convert string|Unable to convert|str.*float|float.*str",
-        "a numeric step met a text column (categories are strings in the graph)",
-        "encode the text first (OneHotEncoder or OrdinalEncoder in the text branch), or " + _SEPARATE_BRANCHES,
-    ),
-    _Rule(
-        r"tensor\(double\).*tensor\(float\)|expected type \(tensor\(float\)\)|Could not find an implementation",
-        "this op computes in float32 only in ONNX Runtime and met float64 numbers",
-        "make the tree model the pipeline's last step (Slipway casts to float32 before a final tree model), "
-        "or use another estimator for this step",
-    ),
-    _Rule(
-        r"NotImplemented|not implemented|not supported|Unsupported|unsupported|cannot",
-        "the converter does not implement this setting of the step",
-        "use the step's default for the setting named above, or " + _SUPPORTED,
-    ),
-    _Rule(
-        r"shape calculator|converter",
-        "the step has no ONNX converter",
-        "use scikit-learn's own transformers for the same step, or compute the column in load_data()",
-    ),
+_MIXED_TYPES = _Rule(
+    r"should have the same type|types? (?:differ|mismatch)",
+    "the step receives numbers and text in one block, and its ONNX converter takes one type",
+    _SEPARATE_BRANCHES,
 )
-_DEFAULT = _Rule(
-    "", "a limitation of the converter for this step", "simplify the step to its defaults, or " + _SUPPORTED
+_TEXT_INTO_NUMBERS = _Rule(
+    r"string to float|could not convert string",
+    "a numeric step met a text column (categories are strings in the graph)",
+    "encode the text first (OneHotEncoder or OrdinalEncoder in the text branch), or " + _SEPARATE_BRANCHES,
 )
+_FLOAT32_ONLY = _Rule(
+    r"tensor\(double\).*tensor\(float\)|Could not find an implementation",
+    "this op computes in float32 only in ONNX Runtime and met float64 numbers",
+    "make the tree model the pipeline's last step (Slipway casts to float32 before a final tree model), "
+    "or use another estimator for this step",
+)
+_SETTING = _Rule(
+    r"NotImplemented|not implemented|not supported|[Uu]nsupported",
+    "the converter does not implement this setting of the step",
+    "change the setting named above (skl2onnx's documentation lists each converter's options), or " + _SUPPORTED,
+)
+_NO_CONVERTER = _Rule(
+    r"shape calculator|[Cc]onverter",
+    "the step has no ONNX converter",
+    "use scikit-learn's own transformers for the same step, or compute the column in load_data()",
+)
+_DEFAULT = _Rule("", "a limitation of the converter for this step", "simplify the step, or " + _SUPPORTED)
+# First match wins: a message can mention a converter and a setting both.
+_RULES = (_MIXED_TYPES, _TEXT_INTO_NUMBERS, _FLOAT32_ONLY, _SETTING, _NO_CONVERTER)
+# Steps whose converters take text: a text input is no surprise there.
+_TAKES_TEXT = (OneHotEncoder, OrdinalEncoder, TargetEncoder, SimpleImputer)
 
 
-def explain_export_failure(exc: BaseException, pipeline: BaseEstimator, steps: Sequence[tuple[str, Any]]) -> str:
-    """A refusal naming where the export failed (the step path), what the step met, why, and the fix."""
+def explain_export_failure(exc: BaseException, steps: Sequence[tuple[str, Any]]) -> str:
+    """A refusal naming where the export failed (the step path, from `steps` as `export.steps_of` lists them),
+    what the step met, why, and the fix."""
     paths = {id(step): path for path, step in steps}
     operator, step = _failing_operator(exc, paths)
     raised_by = _raised_by(exc)
@@ -154,13 +155,10 @@ def _step_writing_op(said: str, steps: Sequence[tuple[str, Any]]) -> object | No
 
 
 def _rule(said: str, met: str, step: object | None) -> _Rule:
-    text_met = "text" in met
+    """The first rule the message matches; else, a scikit-learn step that met only text did not expect it."""
     for rule in _RULES:
-        if not re.search(rule.pattern, said):
-            continue
-        if rule is _RULES[1] and isinstance(step, OneHotEncoder | OrdinalEncoder):
-            continue  # an encoder takes text
-        return rule
-    if text_met and step is not None and "and" not in met and library(step) == "sklearn":
-        return _RULES[1]
+        if re.search(rule.pattern, said) and not (rule is _TEXT_INTO_NUMBERS and isinstance(step, _TAKES_TEXT)):
+            return rule
+    if met.startswith("text") and " and " not in met and step is not None and not isinstance(step, _TAKES_TEXT):
+        return _TEXT_INTO_NUMBERS if library(step) == "sklearn" else _DEFAULT
     return _DEFAULT

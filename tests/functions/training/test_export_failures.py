@@ -125,7 +125,7 @@ def test_an_op_onnx_runtime_cannot_run_names_the_step_that_wrote_it() -> None:
     with pytest.raises(Exception, match="ONNXRuntimeError") as failed:
         ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
 
-    parts = _parts(explain_export_failure(failed.value, pipeline, steps_of(pipeline, "pipeline")))
+    parts = _parts(explain_export_failure(failed.value, steps_of(pipeline, "pipeline")))
 
     assert parts["where"] == "pipeline step 'model' (LabelledXGBClassifier)"
     assert parts["met"] == "float64 numbers"
@@ -138,7 +138,7 @@ def test_a_failure_no_rule_knows_still_says_where_and_what_to_do() -> None:
     try:
         raise ValueError("something new")
     except ValueError as exc:
-        message = explain_export_failure(exc, Pipeline([("model", LogisticRegression())]), [])
+        message = explain_export_failure(exc, [])
 
     parts = _parts(message)
     assert parts["where"] == "the pipeline (no single step)"
