@@ -37,6 +37,9 @@ BENCH_ARGS ?=
 bench: install  ## Speed, memory and size figures against a naive baseline, measured in one run (BENCH_ARGS=--readme rewrites the README's table).
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
+zoo: install  ## Train every model-zoo configuration and rewrite the README's table of supported estimators.
+	$(PY) -m tests.functions.training.test_zoo
+
 LOAD_USERS ?= 32
 LOAD_SECONDS ?= 60
 load: install  ## Locust against the local stack on loopback: LOAD_USERS keep-alive clients for LOAD_SECONDS s; fails on any server error or wrong answer.

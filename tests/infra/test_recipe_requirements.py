@@ -4,7 +4,7 @@ LightGBM is the case in point: its wheel links the system's OpenMP runtime (libg
 which manylinux does not allow to assume and Lambda's minimal Amazon Linux need not have.
 The build points it at scikit-learn's vendored copy; these tests read what Lambda would
 receive (ELF dynamic sections, the built package) and train with the package alone on the
-runtime's Python.
+runtime's Python. XGBoost (its CPU-only wheel, `xgboost-cpu`) ships its own OpenMP.
 """
 
 from __future__ import annotations
@@ -65,6 +65,34 @@ def build(seed):
     return Pipeline([("scale", StandardScaler()), ("model", model)])
 """
 
+XGBOOST_RECIPE = """
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_breast_cancer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from xgboost import XGBClassifier
+
+SEED = 7
+TASK = "classification"
+METRIC = "roc_auc"
+
+
+def load_data():
+    data = load_breast_cancer(as_frame=True)
+    return data.data.rename(columns=lambda name: name.replace(" ", "_")), data.target
+
+
+def build(seed):
+    model = XGBClassifier(n_estimators=40, max_depth=4, random_state=seed, n_jobs=1)
+    return Pipeline([("scale", StandardScaler()), ("model", model)])
+"""
+
+# Each library: its recipe, its requirement, and a native library of its wheel.
+LIBRARIES = {
+    "lightgbm": (LIGHTGBM_RECIPE, ("lightgbm", "4.7.0"), "lightgbm/lib/lib_lightgbm.so"),
+    "xgboost": (XGBOOST_RECIPE, ("xgboost-cpu", "3.2.0"), "xgboost/lib/libxgboost.so"),
+}
+
 # Trains the recipe with nothing but the package on the path, and says which OpenMP runtime ran.
 _TRAIN = r"""
 import json, sys
@@ -118,7 +146,11 @@ def test_a_requirements_file_of_comments_names_nothing(tmp_path: Path) -> None:
     )
 
 
-def test_a_lightgbm_recipe_trains_in_the_lambda_training_package_on_the_runtime_python(tmp_path: Path) -> None:
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_recipe_library_trains_in_the_lambda_training_package_on_the_runtime_python(
+    library: str, tmp_path: Path
+) -> None:
+    source, (requirement, version), native = LIBRARIES[library]
     interpreter = find_runtime_interpreter("3.12")
     if interpreter is None:
         if os.environ.get("CI"):  # CI's machine has one (pyenv): its absence there is a failure, not a skip
@@ -127,21 +159,22 @@ def test_a_lightgbm_recipe_trains_in_the_lambda_training_package_on_the_runtime_
     model = tmp_path / "recipe" / "model"
     model.mkdir(parents=True)
     (model / "__init__.py").write_text("")
-    (model / "recipe.py").write_text(LIGHTGBM_RECIPE)
-    (model / "requirements.txt").write_text("lightgbm==4.7.0\n")
+    (model / "recipe.py").write_text(source)
+    (model / "requirements.txt").write_text(f"{requirement}=={version}\n")
     pin_recipe(model / "requirements.txt", Index())  # as `make pin` would: its hashes, nothing beyond Slipway's set
-    assert [(pin.name, pin.version) for pin in read_pins(model / "requirements.txt")] == [("lightgbm", "4.7.0")]
+    assert [(pin.name, pin.version) for pin in read_pins(model / "requirements.txt")] == [(requirement, version)]
     spec = dataclasses.replace(
         TRAINING_PACKAGE, root_sources=(model,), extra_requirements=(model / "requirements.txt",)
     )
 
     package = tmp_path / "package"
     size = build_package(spec, package, architecture="x86_64", runtime="python3.12")
-    print(f"\ntraining package with LightGBM: {size / 2**20:.1f} MiB as Lambda counts it")
+    print(f"\ntraining package with {requirement}=={version}: {size / 2**20:.1f} MiB as Lambda counts it")
     assert size <= LAMBDA_UNZIPPED_LIMIT
     with zipfile.ZipFile(package / DEPENDENCIES_ZIP) as bundle:
         names = bundle.namelist()
-    assert "lightgbm/lib/lib_lightgbm.so" in names and any(n.startswith("onnxmltools/") for n in names)
+    assert native in names and any(n.startswith("onnxmltools/") for n in names)
+    assert not any(n.startswith("nvidia") for n in names), "no GPU libraries"
     assert sum(n.startswith("numpy/_core/_multiarray_umath") for n in names) == 1, "one numpy, Slipway's"
 
     temp = tmp_path / "tmp"
@@ -154,10 +187,12 @@ def test_a_lightgbm_recipe_trains_in_the_lambda_training_package_on_the_runtime_
     trained = json.loads(result.stdout.strip().splitlines()[-1])
     assert trained["python"] == [3, 12]
     assert trained["parity"] < 1e-6
-    [openmp] = trained["openmp"]
-    assert openmp.startswith(str(temp)) and "scikit_learn.libs" in openmp, "the package's OpenMP, not the host's"
+    assert trained["openmp"] and all(path.startswith(str(temp)) for path in trained["openmp"]), "the package's"
+    if library == "lightgbm":
+        [openmp] = trained["openmp"]
+        assert "scikit_learn.libs" in openmp, "LightGBM is pointed at scikit-learn's OpenMP, not the host's"
 
-    loader = importlib.util.spec_from_file_location("lightgbm_recipe", model / "recipe.py")
+    loader = importlib.util.spec_from_file_location(f"{library}_recipe", model / "recipe.py")
     assert loader is not None and loader.loader is not None
     recipe = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(recipe)

@@ -1,7 +1,9 @@
 """A recipe written the usual way trains, serves and retrains through the embedded stack `make run` starts.
 
 The recipe returns a pandas DataFrame with string categories, missing values of both kinds and
-a boolean, and its pipeline selects columns by name; it takes the place of model/recipe.py for
+a boolean, and its pipeline is the most common shape of scikit-learn's documentation: a
+ColumnTransformer whose numeric branch imputes the median and scales, and whose text branch
+imputes the most frequent string and one-hot encodes. It takes the place of model/recipe.py for
 the stack's lifetime (the stack and the retrain steps import `model.recipe` in this process).
 """
 
@@ -50,10 +52,13 @@ def _churn_recipe() -> types.ModuleType:
 
     def build(seed: int) -> Pipeline:
         numbers = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        words = Pipeline(
+            [("impute", SimpleImputer(strategy="most_frequent")), ("encode", OneHotEncoder(handle_unknown="ignore"))]
+        )
         prep = ColumnTransformer(
             [
                 ("numbers", numbers, make_column_selector(dtype_include="number")),
-                ("words", OneHotEncoder(handle_unknown="ignore"), ["contract", "city"]),
+                ("words", words, ["contract", "city"]),
             ],
             remainder="passthrough",
         )

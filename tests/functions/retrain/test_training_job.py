@@ -3,6 +3,7 @@ same bundle as the Lambda engine's Train step on the same table, byte for byte; 
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -165,3 +167,43 @@ def test_collect_refuses_what_is_not_this_run_s_candidate(
 
     with pytest.raises(steps.StepError, match=message):
         steps.collect(store, data.model_copy(update=changes), "run-1")
+
+
+def _xgboost_recipe() -> ModuleType:
+    """The example recipe with an XGBoost classifier (a recipe library: model/requirements.txt names it)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from xgboost import XGBClassifier
+
+    example = load_recipe()
+    recipe = ModuleType("model.recipe")
+    recipe.SEED, recipe.TASK, recipe.METRIC = example.SEED, "classification", "roc_auc"  # type: ignore[attr-defined]
+    recipe.load_data = example.load_data  # type: ignore[attr-defined]
+    recipe.build = lambda seed: Pipeline(  # type: ignore[attr-defined]
+        [
+            ("scale", StandardScaler()),
+            ("model", XGBClassifier(n_estimators=30, max_depth=3, random_state=seed, n_jobs=1)),
+        ]
+    )
+    return recipe
+
+
+@pytest.fixture
+def xgboost_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "model.recipe", _xgboost_recipe())
+
+
+def test_the_job_trains_an_xgboost_recipe_as_the_lambda_engine_does(
+    xgboost_recipe: None, run_table: tuple[S3RetrainStore, PreparedData], tmp_path: Path
+) -> None:
+    store, data = run_table
+    pins = tmp_path / "requirements.txt"
+    pins.write_text(f"xgboost-cpu=={importlib.metadata.version('xgboost-cpu')}\n")
+    check_libraries(pins)  # the job's check of the recipe's own pin
+
+    candidate = run(_job_folders(tmp_path, store, data))
+
+    expected, onnx_bytes, _ = _lambda_engine(store, data)
+    assert candidate == expected and candidate.parity_max_abs_diff < 1e-6
+    assert (tmp_path / "model" / layout.MODEL_FILE).read_bytes() == onnx_bytes
+    assert b"TreeEnsembleClassifier" in onnx_bytes, "XGBoost's trees, as onnxmltools writes them"
