@@ -34,8 +34,14 @@ def threshold_basis(report: FeatureReport) -> str:
         return f"{report.threshold:g}"  # set in the metric's units (IMPORTANCE_THRESHOLD), or an older bundle
     share = f"{report.threshold_share * 100:g}%"
     if HIGHER_IS_BETTER[report.metric]:
-        return f"{report.threshold:.4g}, {share} of {report.metric}'s range of 1"
-    return f"{report.threshold:.4g}, {share} of the model's holdout {report.metric} {report.threshold_scale:.4g}"
+        return f"{_figure(report.threshold)}, {share} of {report.metric}'s range of 1"
+    scale = _figure(report.threshold_scale)
+    return f"{_figure(report.threshold)}, {share} of the model's holdout {report.metric} {scale}"
+
+
+def _figure(value: float) -> str:
+    """Four significant digits, in plain notation for a target's units in the thousands (dollars, say)."""
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.4g}"
 
 
 def _without_line(report: FeatureReport) -> str:

@@ -72,3 +72,16 @@ def test_the_line_without_the_unimportant_features_says_what_happened(bundle: Bu
         f"refitting without the {len(held.features)} unimportant ones failed: ValueError: no columns"
     )
     assert report_lines(everything)[-1].endswith("every feature reaches the threshold, so none was left out")
+
+
+def test_the_threshold_is_stated_with_its_basis(bundle: Bundle) -> None:
+    report = bundle.manifest.feature_report
+    assert report is not None
+    dollars = report.model_copy(
+        update={"metric": "mae", "threshold": 148.9, "threshold_share": 0.01, "threshold_scale": 14_890.77}
+    )
+    absolute = report.model_copy(update={"threshold": 0.05, "threshold_share": None, "threshold_scale": None})
+
+    assert report_lines(report)[0].endswith("important from 0.001, 0.1% of roc_auc's range of 1)")
+    assert report_lines(dollars)[0].endswith("important from 148.9, 1% of the model's holdout mae 14,891)")
+    assert report_lines(absolute)[0].endswith("important from 0.05)"), "set in the metric's units"
