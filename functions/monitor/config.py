@@ -17,8 +17,9 @@ class MonitorConfig(FunctionConfig):
 
     artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
-    window_hours: int = Field(1, alias="WINDOW_HOURS", ge=1, le=168)
-    quality_window_hours: int = Field(168, alias="QUALITY_WINDOW_HOURS", ge=1, le=2160)
+    # The stage always sets these (stage.environments): their defaults live in the stage settings alone.
+    window_hours: int = Field(alias="WINDOW_HOURS", ge=1, le=168)
+    quality_window_hours: int = Field(alias="QUALITY_WINDOW_HOURS", ge=1, le=2160)
     drift_policy: DriftPolicy = Field(alias="DRIFT_POLICY", description="JSON in the environment.")
     segment_policy: SegmentPolicy = Field(SegmentPolicy(), alias="SEGMENT_POLICY", description="JSON, as drift_policy.")
     labels_uri: str | None = Field(

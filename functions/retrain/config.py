@@ -23,8 +23,9 @@ class RetrainConfig(FunctionConfig):
     code_revision: str | None = Field(None, alias="CODE_REVISION")
     gate_policy: GatePolicy = Field(GatePolicy(), alias="GATE_POLICY", description="JSON: retrain.gate.")
     state_machine_arn: str | None = Field(None, alias="STATE_MACHINE_ARN")
-    cooldown_minutes: int = Field(360, alias="COOLDOWN_MINUTES", ge=0)
-    rollback_window_minutes: int = Field(60, alias="ROLLBACK_WINDOW_MINUTES", ge=0)
+    # The stage always sets these (stage.environments): their defaults live in the stage settings alone.
+    cooldown_minutes: int = Field(alias="COOLDOWN_MINUTES", ge=0)
+    rollback_window_minutes: int = Field(alias="ROLLBACK_WINDOW_MINUTES", ge=0)
     notify_topic_arn: str | None = Field(None, alias="NOTIFY_TOPIC_ARN")
     data_source: DataSource = Field(DataSource(), alias="DATA_SOURCE", description="JSON: the stage's `data`.")
     label_caps: LabelCaps = Field(LabelCaps(), alias="LABEL_CAPS", description="JSON: retrain.label_caps.")

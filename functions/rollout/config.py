@@ -24,7 +24,7 @@ class RolloutConfig(FunctionConfig):
     )
     # What starts a rollout (the retrain pipeline's step, `slipway rollout`).
     state_machine_arn: str | None = Field(None, alias="ROLLOUT_STATE_MACHINE_ARN")
-    bake_seconds: int = Field(3600, alias="BAKE_SECONDS", ge=1, le=86400)
+    bake_seconds: int = Field(alias="BAKE_SECONDS", ge=1, le=86400, description="The stage's rollout.bake_minutes.")
     settle_seconds: int = Field(
         0, alias="SETTLE_SECONDS", ge=0, le=3600, description="Capture's delivery delay: judged after it."
     )

@@ -54,8 +54,9 @@ def test_every_function_environment_is_its_config_model(templates: dict[str, Tem
 
 def test_a_model_writes_what_it_reads() -> None:
     config = RetrainConfig(
-        artifacts_bucket="bucket", live_pointer_parameter="/p", gate_policy=GatePolicy(floor=0.9), code_revision="x"
-    )
+        artifacts_bucket="bucket", live_pointer_parameter="/p", gate_policy=GatePolicy(floor=0.9), code_revision="x",
+        cooldown_minutes=360, rollback_window_minutes=60,
+    )  # fmt: skip
     variables = config.to_environment()
     # The gate's section travels nested, as the stage declares it (retrain.gate).
     assert json.loads(variables["GATE_POLICY"]) == {
