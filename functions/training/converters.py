@@ -33,6 +33,7 @@ from skl2onnx.shape_calculators.function_transformer import calculate_sklearn_fu
 from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 from sklearn.base import BaseEstimator
 from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 # The ai.onnx.ml opset onnxmltools' tree-ensemble converters write (LightGBM, XGBoost).
@@ -99,8 +100,8 @@ update_registered_converter(
     SimpleImputer, "SklearnSimpleImputer", calculate_sklearn_imputer_output_shapes, convert_imputer
 )
 
-# NumPy's function and the ONNX op computing it; log1p's ops are written by `_log1p`.
-ELEMENTWISE = {np.log1p: "", np.log: "Log", np.exp: "Exp", np.sqrt: "Sqrt", np.abs: "Abs"}
+# NumPy's function and the ONNX op computing it; log1p, which ONNX lacks, is written by `_log1p`.
+ELEMENTWISE = {np.log1p: "Log1p", np.log: "Log", np.exp: "Exp", np.sqrt: "Sqrt", np.abs: "Abs"}
 
 
 def convert_function_transformer(scope: Any, operator: Any, container: Any) -> None:
@@ -152,8 +153,6 @@ update_registered_converter(
 def with_string_labels(estimator: BaseEstimator) -> BaseEstimator:
     """`estimator` with an XGBoost classifier (alone or last in a pipeline) replaced by Slipway's, which takes
     the string labels every Slipway classifier is trained on; XGBoost's own takes only 0..n-1 (unfitted)."""
-    from sklearn.pipeline import Pipeline
-
     if isinstance(estimator, Pipeline):
         *head, (name, last) = estimator.steps
         labelled = with_string_labels(last)
