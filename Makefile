@@ -7,7 +7,11 @@ STAGE ?= dev
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install run test test-unit e2e bench load lint pin synth deploy destroy smoke clean
+.PHONY: help install run test test-unit e2e bench zoo load lint pin synth deploy destroy smoke clean
+.DEFAULT_GOAL := help
+
+help:  ## List the targets (this).
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements.lock model/requirements.txt package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +23,12 @@ $(STAMP): pyproject.toml requirements.lock model/requirements.txt package.json p
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP)  ## Create .venv (pinned Python packages) and node_modules (the pinned CDK CLI).
 
 run: install  ## Serve the example model on http://127.0.0.1:8080 against the embedded local stack.
 	$(VENV)/bin/slipway up
 
-test: install  ## Every offline test: unit, handler, local stack, CDK assertions, synth, cfn-lint, cdk-nag, emulator tier.
+test: lint  ## Lint, then every offline test: unit, handler, local stack, CDK assertions, synth, cfn-lint, cdk-nag, emulator tier.
 	$(PY) -m pytest
 
 test-unit: install  ## The fast AWS-free tests alone (also: pytest -m handler|local|infra|emulator).
@@ -45,7 +49,7 @@ LOAD_SECONDS ?= 60
 load: install  ## Locust against the local stack on loopback: LOAD_USERS keep-alive clients for LOAD_SECONDS s; fails on any server error or wrong answer.
 	$(PY) -m benchmarks.load --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
-lint: install
+lint: install  ## ruff (lint and format) and mypy over the project.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -56,14 +60,14 @@ pin: install  ## Hash every requirement the Lambda packages install (after editi
 synth: install  ## Templates of $(STAGE) in cdk.out/, Lambda packages built, cdk-nag checked.
 	$(CDK) synth --quiet -c stage=$(STAGE)
 
-deploy: install
+deploy: install  ## cdk deploy of $(STAGE), asking before any broadening of rights.
 	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
 
-destroy: install
+destroy: install  ## cdk destroy of $(STAGE) (prod keeps its data: storage.retain_data).
 	$(CDK) destroy -c stage=$(STAGE) --force
 
-smoke: install  ## Call the deployed endpoint of $(STAGE) with its API key.
+smoke: install  ## Call the deployed endpoint of $(STAGE) end to end (its API key or SigV4, as the stage says).
 	$(VENV)/bin/slipway smoke --stage $(STAGE)
 
-clean:
+clean:  ## Remove .venv, node_modules, cdk.out and local state.
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .slipway
