@@ -217,6 +217,13 @@ CASES = [
         ),
     ),
     Case(
+        "mixed types, make_column_selector, regression", R, 0, "gallery",
+        _gallery(
+            HistGradientBoostingRegressor(max_iter=50, random_state=0),
+            columns=(make_column_selector(dtype_include="number"), make_column_selector(dtype_include=object)),
+        ),
+    ),
+    Case(
         "mixed types, selector for pandas' category dtype", C, 2, "gallery",
         _gallery(
             LogisticRegression(max_iter=2000),
@@ -242,6 +249,10 @@ CASES = [
         ),
     ),
     Case(
+        "one-hot, drop if binary, regression", R, 0, "gallery",
+        _gallery(Ridge(), text=_text(OneHotEncoder(drop="if_binary", handle_unknown="ignore"))),
+    ),
+    Case(
         "one-hot, infrequent categories", C, 2, "gallery",
         _gallery(
             LogisticRegression(max_iter=2000),
@@ -253,6 +264,13 @@ CASES = [
         "ordinal, explicit categories", R, 0, "gallery",
         _gallery(
             HistGradientBoostingRegressor(max_iter=50, random_state=0),
+            text=_text(OrdinalEncoder(categories=EXPLICIT, handle_unknown="use_encoded_value", unknown_value=-1)),
+        ),
+    ),
+    Case(
+        "ordinal, explicit categories, classifier", C, 3, "gallery",
+        _gallery(
+            RandomForestClassifier(51, random_state=0),
             text=_text(OrdinalEncoder(categories=EXPLICIT, handle_unknown="use_encoded_value", unknown_value=-1)),
         ),
     ),
@@ -293,6 +311,14 @@ CASES = [
         "log1p", R, 0, "gallery",
         _gallery(
             Ridge(), numbers=_numbers(FunctionTransformer(np.log1p), StandardScaler()), columns=(["income"], TEXT)
+        ),
+    ),
+    Case(
+        "log1p, classifier", C, 2, "gallery",
+        _gallery(
+            LogisticRegression(max_iter=2000),
+            numbers=_numbers(FunctionTransformer(np.log1p), StandardScaler()),
+            columns=(["income"], TEXT),
         ),
     ),
     Case(
