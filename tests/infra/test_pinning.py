@@ -22,6 +22,7 @@ from infra.pinning import (
     PinError,
     lambda_tags,
     pin_file,
+    pin_recipe,
     read_pins,
     require_hashes,
 )
@@ -197,3 +198,19 @@ def test_a_tampered_hash_fails_the_build(tmp_path: Path, commands: list[list[str
     [install] = _pip_installs(commands)
     assert "--require-hashes" in install
     assert not (tmp_path / "package" / "six.py").exists()
+
+
+def test_make_pin_closes_a_recipe_with_what_its_requirements_need_beyond_slipway_s_set(tmp_path: Path) -> None:
+    """pip's resolver for every Lambda target, against the real index: requests brings four packages Slipway lacks."""
+    recipe = _write(tmp_path / "requirements.txt", "# the recipe's\nrequests==2.32.3\n")
+
+    pin_recipe(recipe, Index())
+
+    text = recipe.read_text()
+    assert text.startswith("# the recipe's\nrequests==2.32.3 \\\n")
+    own, dependencies = text.split(DEPENDENCIES_MARKER)
+    assert [pin.name for pin in read_pins(_write(tmp_path / "own.txt", own))] == ["requests"]
+    pins = read_pins(_write(tmp_path / "dependencies.txt", dependencies))
+    assert [pin.name for pin in pins] == ["certifi", "charset-normalizer", "idna", "urllib3"]
+    assert all(pin.hashes for pin in pins)
+    require_hashes(recipe)
