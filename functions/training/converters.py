@@ -3,8 +3,8 @@
 - `SimpleImputer`: on float64 input, IsNaN and Where (ONNX Runtime runs the Imputer op in
   float32 only, which would round the values it passes through); on text, the identity when
   the missing marker is not a string (a string tensor holds no NaN or None: serving fills a
-  missing category before the graph) and skl2onnx's own string imputer when it is; anything
-  else goes to skl2onnx's converter.
+  missing category before the graph) and the marker replaced by each column's statistic when
+  it is; anything else goes to skl2onnx's converter.
 - `FunctionTransformer` of one of NumPy's element-wise functions in `ELEMENTWISE` (np.log1p,
   the usual transform of a skewed number, and a few others): the same function as ONNX ops, in
   the input's precision; log1p as log(u) * x / (u - 1) with u = 1 + x, which is exact to a few
@@ -70,11 +70,7 @@ def convert_imputer(scope: Any, operator: Any, container: Any) -> None:
     """SimpleImputer, exact for every input type serving feeds it (float64, float32, text)."""
     imputer = operator.raw_operator
     if isinstance(operator.inputs[0].type, StringTensorType):
-        if isinstance(imputer.missing_values, str):
-            convert_sklearn_imputer(scope, operator, container)  # replaces that string
-        else:
-            values = concatenate_variables(scope, operator.inputs, container)
-            container.add_node("Identity", [values], [operator.outputs[0].full_name])
+        _impute_text(scope, operator, container)
         return
     statistics = np.asarray(imputer.statistics_, dtype=np.float64)
     marker = imputer.missing_values
@@ -94,6 +90,30 @@ def convert_imputer(scope: Any, operator: Any, container: Any) -> None:
     container.add_initializer(fill, TensorProto.DOUBLE, [1, statistics.size], statistics.tolist())
     container.add_node("IsNaN", [values], [missing])
     container.add_node("Where", [missing, fill, values], [operator.outputs[0].full_name])
+
+
+def _impute_text(scope: Any, operator: Any, container: Any) -> None:
+    """Text columns joined by Concat (skl2onnx joins several through a float-only op), the marker replaced by
+    each column's statistic where it is a string; a NaN or None marker never occurs in a string tensor."""
+    imputer = operator.raw_operator
+    output = operator.outputs[0].full_name
+    names = [variable.full_name for variable in operator.inputs]
+    values = scope.get_unique_variable_name("text") if len(names) > 1 else names[0]
+    if len(names) > 1:
+        container.add_node("Concat", names, [values], axis=1)
+    marker = imputer.missing_values
+    if not isinstance(marker, str):
+        container.add_node("Identity", [values], [output])
+        return
+    fills = [str(statistic) for statistic in imputer.statistics_]  # fill_value, for strategy='constant'
+    fill, code, missing = (scope.get_unique_variable_name(name) for name in ("fill", "code", "missing"))
+    container.add_initializer(fill, TensorProto.STRING, [1, len(fills)], [f.encode() for f in fills])
+    container.add_node(
+        "LabelEncoder", [values], [code], op_domain="ai.onnx.ml", op_version=2,
+        keys_strings=[marker], values_int64s=[1], default_int64=0,
+    )  # fmt: skip
+    container.add_node("Cast", [code], [missing], to=TensorProto.BOOL)
+    container.add_node("Where", [missing, fill, values], [output])
 
 
 update_registered_converter(

@@ -102,6 +102,29 @@ def test_a_text_imputer_with_a_string_marker_replaces_it_as_scikit_learn(imputer
     assert "?" not in out.ravel().tolist()
 
 
+@pytest.mark.parametrize(
+    "imputer",
+    [
+        SimpleImputer(strategy="most_frequent"),
+        SimpleImputer(strategy="most_frequent", missing_values="?"),
+        SimpleImputer(strategy="constant", missing_values="?", fill_value="none"),
+    ],
+    ids=["nan marker", "string marker", "constant"],
+)
+def test_a_text_imputer_alone_takes_each_column_as_its_own_input(imputer: SimpleImputer) -> None:
+    """A pipeline's first step gets one graph input per feature: the columns are joined as text, not numbers."""
+    fitted = clone(imputer).fit(TEXT)
+    graph = to_onnx(
+        fitted, initial_types=[("colour", StringTensorType([None, 1])), ("grade", StringTensorType([None, 1]))],
+        target_opset=OPSET,
+    )  # fmt: skip
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    [out] = session.run(None, {"colour": TEXT[:, :1], "grade": TEXT[:, 1:]})
+
+    assert out.tolist() == fitted.transform(TEXT).tolist()
+
+
 @pytest.mark.parametrize(("tensor_type", "dtype"), NUMBER_TYPES, ids=["float64", "float32"])
 @pytest.mark.parametrize("func", [None, *ELEMENTWISE], ids=["identity", *(f.__name__ for f in ELEMENTWISE)])
 def test_an_elementwise_function_transformer_computes_numpys_function(func: Any, tensor_type: Any, dtype: Any) -> None:

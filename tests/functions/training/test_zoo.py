@@ -73,8 +73,12 @@ EXPLICIT = [["blue", "green", "red"], GRADES, ["basic", "plus"]]  # purple, rare
 
 def _data(task: str, classes: int, kinds: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Synthetic rows: four numbers (one with missing values), and with kinds='mixed' a category and a boolean;
+    kinds='text' is the text columns of 'gallery' alone;
     kinds='gallery' has a rare colour, an ordinal grade (both with missing values), a plan of two values and a
     skewed income instead."""
+    if kinds == "text":
+        columns, target = _data(task, classes, "gallery")
+        return {name: columns[name] for name in TEXT}, target
     rng = np.random.default_rng(7)
     numbers = rng.normal(size=(ROWS, 4)) * [1, 10, 100, 0.1]
     columns: dict[str, Any] = {f"x{i}": np.round(numbers[:, i], 3) for i in range(4)}
@@ -243,6 +247,14 @@ CASES = [
         ),
     ),
     Case(
+        "text imputer alone, before one-hot", C, 2, "text",
+        lambda seed: Pipeline([
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("encode", OneHotEncoder(handle_unknown="ignore")),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]),
+    ),
+    Case(
         "one-hot, drop if binary", C, 2, "gallery",
         _gallery(
             LogisticRegression(max_iter=2000), text=_text(OneHotEncoder(drop="if_binary", handle_unknown="ignore"))
@@ -391,6 +403,7 @@ DATA = {
     "numeric": "numbers, missing values",
     "mixed": "numbers, a string category, a boolean, missing values",
     "gallery": "numbers, three text columns (a rare value; an ordinal), a boolean, missing numbers and text",
+    "text": "three text columns (a rare value; an ordinal), missing text",
 }
 _SERVED = re.compile(r"served: (float64|float32) graph, parity ([0-9.e+-]+)")
 
