@@ -38,10 +38,10 @@ e2e: install  ## The emulator tier alone: cdk deploy of dev onto MiniStack on 12
 	$(PY) -m pytest tests/e2e
 
 BENCH_ARGS ?=
-bench: install  ## Speed, memory and size figures against a naive baseline, measured in one run (BENCH_ARGS=--readme rewrites the README's table).
+bench: install  ## Speed, memory and size figures against a naive baseline, measured in one run (BENCH_ARGS=--readme rewrites docs/performance.md and the README's headline).
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
-zoo: install  ## Train every model-zoo configuration and rewrite the README's table of supported estimators.
+zoo: install  ## Train every model-zoo configuration and rewrite docs/models.md's table of supported estimators.
 	$(PY) -m tests.functions.training.test_zoo
 
 LOAD_USERS ?= 32

@@ -68,7 +68,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a tenth of the iterations (a smoke run, not figures)")
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run only these sections")
     parser.add_argument("--output", default=str(RESULTS_PATH), help="where to write the JSON table")
-    parser.add_argument("--readme", action="store_true", help="rewrite README.md's performance table from this run")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="rewrite docs/performance.md's table and README.md's headline figures from this run",
+    )
     args = parser.parse_args(argv)
     if args.readme and (args.only or args.quick or args.skip_package):
         parser.error("--readme takes a whole run: no --only, --quick or --skip-package")
@@ -110,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Measured {datetime.now(UTC):%Y-%m-%d} by `make bench` on {info['cpu_count']} CPUs "
             f"({info['machine']}, {info['implementation']} {info['python']}):"
         )
-        readme.write_table(PROJECT_ROOT / "README.md", table, measured)
-        print("README.md's performance table rewritten")
+        readme.write_tables(PROJECT_ROOT / "docs" / "performance.md", PROJECT_ROOT / "README.md", table, measured)
+        print("docs/performance.md's table and README.md's headline figures rewritten")
     return 0
 
 

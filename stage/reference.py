@@ -51,9 +51,11 @@ def _value(value: Any) -> str:
     return f"`{text}`".replace("|", "\\|")
 
 
-def _rows(model: type[BaseModel], values: dict[str, dict[str, Any]], prefix: str) -> Iterator[list[str]]:
+def _rows(
+    model: type[BaseModel], values: dict[str, dict[str, Any]], prefix: str, *, only: list[str] | None = None
+) -> Iterator[list[str]]:
     for name, field in model.model_fields.items():
-        if not prefix and name in _IMPLIED:
+        if (not prefix and name in _IMPLIED) or (only is not None and name not in only):
             continue
         dotted = f"{prefix}{name}"
         nested = _section(field.annotation)
@@ -93,6 +95,7 @@ def render(context: dict[str, Any] | None = None) -> str:
     stages = sorted(context.get("slipway:stages", {}))
     values = {stage: settings_from_context(context, stage).model_dump(mode="json") for stage in stages}
     header = ["setting", "type", "default", *stages, "meaning"]
+    table_head = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines = [
         "# Settings reference",
         "",
@@ -102,11 +105,18 @@ def render(context: dict[str, Any] | None = None) -> str:
         "AWS emulator needs (`slipway:emulator`, [deploy.md](deploy.md)). A stage column is empty where the",
         "stage keeps the default. Set a value with `-c` at deploy time or in `cdk.json`, e.g.",
         '`"prod": {"retrain": {"gate": {"tolerance": 0.005}}}`.',
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(StageSettings, values, "")]
+    top = [name for name, field in StageSettings.model_fields.items() if name not in _IMPLIED]
+    plain = [name for name in top if _section(StageSettings.model_fields[name].annotation) is None]
+    lines += ["", "## stage", "", *table_head]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(StageSettings, values, "", only=plain)]
+    for name in top:
+        section = _section(StageSettings.model_fields[name].annotation)
+        if name in plain or section is None:
+            continue
+        lines += ["", f"## {name}", "", _doc(section.__doc__), "", *table_head]
+        nested = {stage: v.get(name, {}) for stage, v in values.items()}
+        lines += ["| " + " | ".join(row) + " |" for row in _rows(section, nested, f"{name}.")]
     return "\n".join(lines) + "\n"
 
 

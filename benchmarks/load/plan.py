@@ -75,7 +75,7 @@ def request_plan(spec: FeatureSpec, *, max_instances: int, seed: int = 11) -> li
 
 
 def bad_requests(spec: FeatureSpec, rng: random.Random, *, max_instances: int) -> tuple[PlannedRequest, ...]:
-    """Requests the API must refuse, each with its documented status (docs: the README's error table)."""
+    """Requests the API must refuse, each with its documented status (docs/api.md's error table)."""
     row = valid_row(spec, rng)
     first = spec.features[0]
     wrong_type = {**row, first.name: _wrong_type(first)}

@@ -40,7 +40,7 @@ _SEPARATE_BRANCHES = (
     '(\'cat\', make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), '
     'make_column_selector(dtype_exclude="number"))'
 )
-_SUPPORTED = 'use a step listed in the README\'s "Supported estimators" table (tests/functions/training/test_zoo.py)'
+_SUPPORTED = 'use a step listed in docs/models.md, "Supported estimators" (tests/functions/training/test_zoo.py)'
 
 
 @dataclass(frozen=True)

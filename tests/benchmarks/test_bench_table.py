@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from benchmarks.readme import END, START, with_table
+from benchmarks.readme import END, HEADLINE, HEADLINE_END, HEADLINE_START, START, headline, with_table
 from benchmarks.table import Row, format_value, render_markdown
 from slipway.local.lambda_runtime import proxy_event
 
@@ -73,3 +74,24 @@ def test_the_readme_table_is_replaced_between_its_markers_and_nothing_else() -> 
 def test_a_readme_without_the_markers_is_refused() -> None:
     with pytest.raises(ValueError, match="no block between"):
         with_table("# Slipway\n| old | table |\n", "| new |", "Measured today:")
+
+
+def test_the_readme_headline_is_those_rows_of_the_full_table_without_note_numbers() -> None:
+    rows = [Row(figure, "ms", 1.0 + i, note=f"note {i}") for i, figure in enumerate(reversed(HEADLINE))]
+    rows.insert(2, Row("a figure the README leaves out", "ms", 9.0))
+    table = render_markdown(rows)
+    short = headline(table).splitlines()
+    assert short[0].split("|")[1].strip() == "figure" and len(short) == 2 + len(HEADLINE)
+    assert [line.split("|")[1].strip() for line in short[2:]] == list(HEADLINE)
+    assert "[" not in "".join(short) and "leaves out" not in "".join(short)
+    with pytest.raises(ValueError, match="no row for the headline"):
+        headline(render_markdown(rows[1:]))
+
+
+def test_the_published_headline_matches_the_published_full_table() -> None:
+    """README.md's headline figures are rows of docs/performance.md's table, from the same run."""
+    root = Path(__file__).resolve().parents[2]
+    full = root.joinpath("docs", "performance.md").read_text().partition(START)[2].partition(END)[0]
+    readme = root.joinpath("README.md").read_text().partition(HEADLINE_START)[2].partition(HEADLINE_END)[0]
+    assert full.splitlines()[1] == readme.splitlines()[1]  # the same "Measured ..." line
+    assert headline(full).split("\n", 2)[2] in readme

@@ -6,7 +6,7 @@ tolerance) and that the serving code answers from, identically for a row alone a
 batch, and whose version repeats for the same data and seed; or it refuses the
 configuration before fitting with the message of `check_exportable`.
 
-The README's "Supported estimators" table is this zoo: `python -m tests.functions.training.test_zoo`
+docs/models.md's "Supported estimators" table is this zoo: `python -m tests.functions.training.test_zoo`
 (`make zoo`) trains every configuration and writes the table between its markers, each row
 with its parity figure or its refusal message; the tests check that the table lists exactly
 these configurations, each served one's graph precision and every refusal's message as they are.
@@ -365,14 +365,14 @@ def test_zoo(case: Case) -> None:
     if case.refused:
         with pytest.raises(BundleError, match=case.refused) as refused:
             train_bundle(recipe)
-        assert said == f"refused before fitting: {refused.value}", "the README quotes the refusal as it is"
+        assert said == f"refused before fitting: {refused.value}", "the models page quotes the refusal as it is"
         return
 
     bundle = train_bundle(recipe)
     parity = bundle.manifest.parity
     print(f"{case.name}: {graph_precision(bundle.onnx_bytes)} graph, max difference {parity.max_abs_diff:.2g}")
     assert parity.labels_equal in (True, None) and parity.max_abs_diff <= DEFAULT_PARITY_TOLERANCE
-    assert said.startswith(f"served: {graph_precision(bundle.onnx_bytes)} graph"), "the README names the graph"
+    assert said.startswith(f"served: {graph_precision(bundle.onnx_bytes)} graph"), "the models page names the graph"
 
     columns, _ = recipe.load_data()
     rows = [{name: _plain(values[i]) for name, values in columns.items()} for i in range(20)]
@@ -395,7 +395,7 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-README = Path(__file__).parents[3] / "README.md"
+MODELS_PAGE = Path(__file__).parents[3] / "docs" / "models.md"
 TABLE_START = "<!-- python -m tests.functions.training.test_zoo: from here -->"
 TABLE_END = "<!-- python -m tests.functions.training.test_zoo: to here -->"
 TASKS = {(C, 2): "binary", (C, 3): "3 classes", (R, 0): "regression"}
@@ -409,7 +409,7 @@ _SERVED = re.compile(r"served: (float64|float32) graph, parity ([0-9.e+-]+)")
 
 
 def outcome(case: Case) -> str:
-    """The README's outcome cell for a case, from training it: its graph and parity, or its refusal message."""
+    """The table's outcome cell for a case, from training it: its graph and parity, or its refusal message."""
     try:
         bundle = train_bundle(_recipe(case))
     except BundleError as exc:
@@ -418,7 +418,7 @@ def outcome(case: Case) -> str:
 
 
 def table(outcomes: dict[str, str]) -> str:
-    """The README's table of the zoo, one row per case."""
+    """The table of the zoo, one row per case."""
     rows = [
         f"| {case.name} | {TASKS[case.task, case.classes]} | {DATA[case.kinds]} | {outcomes[case.name]} |"
         for case in CASES
@@ -427,14 +427,14 @@ def table(outcomes: dict[str, str]) -> str:
 
 
 def readme_outcomes() -> dict[str, list[str]]:
-    """Each row of the README's table by configuration: its task, data and outcome cells."""
-    readme = README.read_text()
+    """Each row of docs/models.md's table by configuration: its task, data and outcome cells."""
+    readme = MODELS_PAGE.read_text()
     block = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
     rows = [line.split(" | ") for line in block.strip().splitlines()[2:]]
     return {cells[0].removeprefix("| "): [*cells[1:3], cells[3].removesuffix(" |")] for cells in rows}
 
 
-def test_the_readme_lists_exactly_the_zoo_configurations_and_their_outcome() -> None:
+def test_the_models_page_lists_exactly_the_zoo_configurations_and_their_outcome() -> None:
     listed = readme_outcomes()
 
     assert list(listed) == [case.name for case in CASES]
@@ -468,10 +468,10 @@ def test_a_lightgbm_version_repeats_in_another_process() -> None:
 
 
 if __name__ == "__main__":
-    text = README.read_text()
+    text = MODELS_PAGE.read_text()
     head, start, rest = text.partition(TABLE_START)
     _, end, tail = rest.partition(TABLE_END)
     if not (start and end):
-        raise SystemExit(f"README.md has no block between {TABLE_START!r} and {TABLE_END!r}")
-    README.write_text(f"{head}{start}\n{table({case.name: outcome(case) for case in CASES})}\n{end}{tail}")
-    print(f"README.md's table of {len(CASES)} zoo configurations rewritten")
+        raise SystemExit(f"docs/models.md has no block between {TABLE_START!r} and {TABLE_END!r}")
+    MODELS_PAGE.write_text(f"{head}{start}\n{table({case.name: outcome(case) for case in CASES})}\n{end}{tail}")
+    print(f"docs/models.md's table of {len(CASES)} zoo configurations rewritten")
