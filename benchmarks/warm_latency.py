@@ -140,7 +140,7 @@ def _scoring(module: Any, bodies: list[str]) -> Handler:
     from functions.inference.schemas import parse_json
 
     serving = module.live_model.current()
-    rows = {body: module.PredictBody.model_validate(parse_json(body)).rows for body in bodies}
+    rows = {body: module.deps.request_model.model_validate(parse_json(body)).rows for body in bodies}
 
     def score(event: dict[str, Any], context: Any) -> dict[str, Any]:
         service.predict(serving, rows[event["body"]], key=None)

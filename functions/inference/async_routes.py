@@ -1,4 +1,4 @@
-"""POST /predict/async and GET /predict/async/{job_id}, registered on the inference resolver.
+"""POST /predict/async and GET /predict/async/{job_id}: rows queued for scoring, and the job's answer.
 
 The body is the /predict body, validated by the same model and the same feature
 spec before anything is stored, so bad input gets exactly the /predict 4xx and
@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, Field
 
@@ -42,32 +43,29 @@ class JobStatusOut(BaseModel):
     reason: str | None = Field(None, description="Why plan B answered (status fallback).")
 
 
-def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
-    """Add the async routes to `app`."""
+def router(deps: RouteDependencies) -> APIGatewayRouter:
+    """POST /predict/async and GET /predict/async/{job_id}, storing and queueing jobs with `deps`."""
+    async_router = APIGatewayRouter()
     live_model, metrics, store, queue = deps.live_model, deps.metrics, deps.jobs, deps.queue
 
-    def submit(request: PredictRequest) -> Response[str]:
-        if queue is None:
-            raise ServiceUnavailable("async predictions are not configured on this deployment")
-        caller = caller_of(app.current_event.raw_event.get("requestContext"))
-        job_id = async_jobs.submit(live_model.current(), request.rows, store=store, queue=queue, caller=caller)
-        metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
-        return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
-
-    # The body is this deployment's own model (its row limit), which validated_body checks and
-    # the OpenAPI document shows; the annotation above is what code may rely on of it.
-    submit.__annotations__["request"] = deps.request_model
-    app.post(
+    @async_router.post(
         ASYNC_PATH,
         summary="Queue rows for scoring; answers 202 with a job id",
         responses={
             202: {"description": "Accepted", "content": {JSON: {"model": JobAccepted}}},
             422: {"description": "Instances that break the feature spec", "content": {JSON: {"model": ErrorBody}}},
         },
-        middlewares=[validated_body(deps.request_model)],
-    )(submit)
+    )
+    @validated_body(async_router, deps.request_model)
+    def submit(request: PredictRequest) -> Response[str]:
+        if queue is None:
+            raise ServiceUnavailable("async predictions are not configured on this deployment")
+        caller = caller_of(async_router.current_event.raw_event.get("requestContext"))
+        job_id = async_jobs.submit(live_model.current(), request.rows, store=store, queue=queue, caller=caller)
+        metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
+        return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
 
-    @app.get(
+    @async_router.get(
         f"{ASYNC_PATH}/<job_id>",
         summary="A job's state: pending, done (predictions, model version) or fallback (reason); 404 if unknown",
         responses={
@@ -79,7 +77,7 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
         try:
             if not _JOB_ID.match(job_id):
                 raise async_jobs.JobNotFound(job_id)
-            caller = caller_of(app.current_event.raw_event.get("requestContext"))
+            caller = caller_of(async_router.current_event.raw_event.get("requestContext"))
             state = async_jobs.status(job_id, store=store, caller=caller)
         except async_jobs.JobNotFound:
             raise InvalidRequest(
@@ -95,3 +93,5 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
                 "reason": state.result.reason,
             }
         return Response(status_code=200, content_type=JSON, body=dump_json(body))
+
+    return async_router

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.core.feedback import FeedbackRequest, FeedbackResponse, record_feedback
@@ -16,10 +17,11 @@ FEEDBACK_ITEMS = "FeedbackItems"
 JSON = content_types.APPLICATION_JSON
 
 
-def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
-    """Add POST /feedback to `app`."""
+def router(deps: RouteDependencies) -> APIGatewayRouter:
+    """POST /feedback, stored in `deps`' feedback store and checked against its live model."""
+    feedback_router = APIGatewayRouter()
 
-    @app.post(
+    @feedback_router.post(
         FEEDBACK_PATH,
         summary="Send the true labels (or values) of served rows, by request id and row or by row key",
         responses={
@@ -32,15 +34,17 @@ def register(app: APIGatewayRestResolver, deps: RouteDependencies) -> None:
                 "content": {JSON: {"model": ErrorBody}},
             },
         },
-        middlewares=[validated_body(FeedbackRequest)],
     )
+    @validated_body(feedback_router, FeedbackRequest)
     def feedback(request: FeedbackRequest) -> Response[str]:
         predictor = deps.live_model.current().predictor
         manifest = predictor.manifest if predictor is not None else None
         answer = record_feedback(
             request, store=deps.feedback, now=deps.clock(),
             task=manifest.task if manifest else None, classes=manifest.classes if manifest else None,
-            caller=caller_of(app.current_event.raw_event.get("requestContext")),
+            caller=caller_of(feedback_router.current_event.raw_event.get("requestContext")),
         )  # fmt: skip
         deps.metrics.add_metric(name=FEEDBACK_ITEMS, unit=MetricUnit.Count, value=answer.accepted)
         return Response(status_code=202, content_type=JSON, body=answer.model_dump_json(exclude_none=True))
+
+    return feedback_router
