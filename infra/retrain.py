@@ -53,8 +53,9 @@ TRAINING_PACKAGE = PackageSpec(
         '"retrain": {"engine": "sagemaker"} in the stage\'s settings (docs/retrain.md)'
     ),
 )
-# /tmp of the training package's functions: its dependencies unpack there (about 410 MiB, more
-# with a recipe's own libraries); Lambda's default 512 MiB would leave nothing for anything else.
+# /tmp of the training package's functions: its dependencies unpack there (several hundred MiB,
+# more with a recipe's own libraries; docs/retrain.md has the measured size); Lambda's default
+# 512 MiB would leave nothing for anything else.
 TRAINING_EPHEMERAL_STORAGE_MB = 2048
 CONTROL_PACKAGE = PackageSpec(
     name="retrain-control",
