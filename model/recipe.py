@@ -1,6 +1,8 @@
 """The training recipe: the one file to edit to bring your own model.
 
-Slipway calls these names and nothing else:
+Slipway reads these names and nothing else (the recipe contract,
+`functions/training/recipe_contract.py`; `slipway check` checks this file
+against it without training, and names a missing, misspelt or mistyped one):
 
 - `SEED`: every source of randomness (split, estimator) derives from it.
 - `TASK`: "classification" or "regression".
@@ -43,6 +45,10 @@ Slipway calls these names and nothing else:
   (docs/monitoring.md). A segment feature must be captured, so it cannot also
   be in CAPTURE_EXCLUDE; an unknown name or bad edges stop training. The list
   travels in the manifest, and changing it makes a new model version.
+- `PARITY_TOLERANCE` (optional, default 1e-4): how far the exported ONNX
+  graph's probabilities (or, for regression, its values relative to their size)
+  may stray from scikit-learn's on the holdout rows; beyond it, or on a
+  different label, training stops and names the worst rows.
 - `build(seed)`: an unfitted scikit-learn Pipeline.
 
 The pipeline receives a pandas DataFrame with `load_data()`'s columns by name:

@@ -25,11 +25,11 @@ from functions.training.derive import derive_baseline, derive_fallback, derive_f
 from functions.training.export import Holdout, check_exportable, check_parity, export_onnx, prepared_for_export
 from functions.training.frame import as_table, model_frame
 from functions.training.importance import feature_report, importance_rule
-from functions.training.metrics import check_metric, holdout_metrics
+from functions.training.metrics import holdout_metrics
 from functions.training.outliers import fit_detector, outlier_share
+from functions.training.recipe_contract import check_recipe, declared
 
 DEFAULT_RECIPE = "model.recipe"
-DEFAULT_PARITY_TOLERANCE = 1e-4
 HOLDOUT_SHARE = 0.2
 _LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas", "pyarrow")
 
@@ -47,14 +47,20 @@ class Bundle:
 
 
 def load_recipe(name: str = DEFAULT_RECIPE) -> ModuleType:
-    """Import a recipe module and check that it declares what training needs."""
-    recipe = importlib.import_module(name)
-    missing = [attr for attr in ("SEED", "TASK", "METRIC", "load_data", "build") if not hasattr(recipe, attr)]
-    if missing:
-        raise ValueError(f"recipe {name} lacks {missing}; see model/recipe.py for the expected names")
-    if recipe.TASK not in ("classification", "regression"):
-        raise ValueError(f"recipe TASK must be 'classification' or 'regression', got {recipe.TASK!r}")
-    check_metric(recipe.METRIC, recipe.TASK)
+    """Import a recipe module and check it against the recipe contract (`recipe_contract.CONTRACT`)."""
+    try:
+        recipe = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(f"{exc.name}.")):
+            raise RecipeError(
+                f"no recipe module {name!r}: the `recipe` setting names a module by its import path, "
+                "e.g. model.recipe or model.examples.penguins"
+            ) from exc
+        raise RecipeError(
+            f"recipe {name} imports {exc.name}, which is not installed: add it to model/requirements.txt and run "
+            "`make install`"
+        ) from exc
+    check_recipe(recipe, name)
     return recipe
 
 
@@ -209,13 +215,13 @@ def train_bundle(
     if task == "classification":
         target = target.astype(str)
 
-    spec = derive_feature_spec(columns, getattr(recipe, "FEATURES", None))
-    capture_exclude = capture_exclusions(getattr(recipe, "CAPTURE_EXCLUDE", None), spec)
-    share = outlier_share(getattr(recipe, "OUTLIER_SHARE", None))
+    spec = derive_feature_spec(columns, declared(recipe, "FEATURES"))
+    capture_exclude = capture_exclusions(declared(recipe, "CAPTURE_EXCLUDE"), spec)
+    share = outlier_share(declared(recipe, "OUTLIER_SHARE"))
     rule = importance_rule(
-        threshold=getattr(recipe, "IMPORTANCE_THRESHOLD", None), share=getattr(recipe, "IMPORTANCE_SHARE", None)
+        threshold=declared(recipe, "IMPORTANCE_THRESHOLD"), share=declared(recipe, "IMPORTANCE_SHARE")
     )
-    segments = segment_specs(getattr(recipe, "SEGMENTS", None), spec, columns, capture_exclude)
+    segments = segment_specs(declared(recipe, "SEGMENTS"), spec, columns, capture_exclude)
     encoded = encode_columns(spec, columns)
     texts = category_texts(spec, columns)
     frame = model_frame(spec, encoded, texts)
@@ -244,7 +250,7 @@ def train_bundle(
         seed=seed,
         share=share,
     )
-    tolerance = float(getattr(recipe, "PARITY_TOLERANCE", DEFAULT_PARITY_TOLERANCE))
+    tolerance = float(declared(recipe, "PARITY_TOLERANCE"))
     holdout = Holdout(x_holdout, encoded[holdout_rows], {i: [t[r] for r in holdout_rows] for i, t in texts.items()})
     parity = check_parity(pipeline, onnx_bytes, holdout, task, tolerance)
     importance = feature_report(

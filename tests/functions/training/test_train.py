@@ -17,7 +17,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from functions.core.errors import BundleError
 from functions.core.features import FeatureType, encode_columns
 from functions.core.predictor import Predictor
-from functions.training.train import DEFAULT_PARITY_TOLERANCE, Bundle, data_hash, load_recipe, load_table, train_bundle
+from functions.training.recipe_contract import DEFAULT_PARITY_TOLERANCE
+from functions.training.train import Bundle, data_hash, load_recipe, load_table, train_bundle
 
 
 def recipe_module(name: str, **attributes: Any) -> types.ModuleType:
@@ -102,8 +103,13 @@ def test_load_recipe_refuses_a_recipe_lacking_names(monkeypatch: pytest.MonkeyPa
         sys.modules, "tmp_recipe_lacking", recipe_module("tmp_recipe_lacking", SEED=1, TASK="regression")
     )
 
-    with pytest.raises(ValueError, match=r"recipe tmp_recipe_lacking lacks \['METRIC', 'load_data', 'build'\]"):
+    with pytest.raises(ValueError, match="recipe tmp_recipe_lacking does not meet the recipe contract") as refused:
         load_recipe("tmp_recipe_lacking")
+    assert [line.split(":")[0] for line in str(refused.value).splitlines()[1:]] == [
+        "  - METRIC",
+        "  - load_data",
+        "  - build",
+    ]
 
 
 def test_load_recipe_refuses_a_metric_that_does_not_fit_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +119,7 @@ def test_load_recipe_refuses_a_metric_that_does_not_fit_the_task(monkeypatch: py
     monkeypatch.setitem(sys.modules, "tmp_recipe_metric", module)
 
     with pytest.raises(
-        ValueError, match=r"METRIC 'accuracy' does not fit a regression task: choose one of \['mae', 'r2', 'rmse'\]"
+        ValueError, match=r"METRIC: 'accuracy' does not fit a regression task: choose one of \['mae', 'r2', 'rmse'\]"
     ):
         load_recipe("tmp_recipe_metric")
 
@@ -129,9 +135,9 @@ def test_load_recipe_refuses_an_unknown_task_and_metric(monkeypatch: pytest.Monk
         recipe_module("tmp_recipe_unknown", TASK="regression", METRIC="mape", **common),
     )
 
-    with pytest.raises(ValueError, match="recipe TASK must be 'classification' or 'regression', got 'ranking'"):
+    with pytest.raises(ValueError, match='TASK: expected one of "classification", "regression"; found \'ranking\''):
         load_recipe("tmp_recipe_task")
-    with pytest.raises(ValueError, match=r"unknown METRIC 'mape': choose one of \["):
+    with pytest.raises(ValueError, match=r"METRIC: expected one of accuracy, .*; found 'mape'"):
         load_recipe("tmp_recipe_unknown")
 
 

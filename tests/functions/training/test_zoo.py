@@ -61,7 +61,8 @@ from xgboost import XGBClassifier, XGBRegressor
 from functions.core.errors import BundleError
 from functions.core.predictor import Predictor
 from functions.training.export import graph_precision
-from functions.training.train import DEFAULT_PARITY_TOLERANCE, train_bundle
+from functions.training.recipe_contract import DEFAULT_PARITY_TOLERANCE
+from functions.training.train import train_bundle
 
 pytestmark = pytest.mark.unit
 
