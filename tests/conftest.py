@@ -18,6 +18,7 @@ from functions.core.registry import LivePointer, Registry
 from functions.training.train import Bundle, load_recipe, load_table, train_bundle
 from slipway.local import lambda_runtime
 from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+from slipway.local.recipes import variant
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
 
@@ -43,6 +44,18 @@ def names() -> ResourceNames:
 def bundle() -> Bundle:
     """The example recipe trained once for the whole session."""
     return train_bundle(load_recipe())
+
+
+@pytest.fixture(scope="session")
+def good() -> Bundle:
+    """A rollout candidate as good as the example: its recipe with another seed."""
+    return train_bundle(variant(seed_offset=1))
+
+
+@pytest.fixture(scope="session")
+def bad() -> Bundle:
+    """A rollout candidate trained on shuffled labels: the model a rollout must refuse."""
+    return train_bundle(variant(seed_offset=2, shuffle_labels=True))
 
 
 @pytest.fixture

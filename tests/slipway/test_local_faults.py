@@ -4,9 +4,7 @@ the local services keep running, and stopping the stack still works."""
 from __future__ import annotations
 
 import json
-import os
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,40 +15,34 @@ from urllib.parse import urlsplit
 import pytest
 from moto.server import ThreadedMotoServer
 
-from slipway.demo import free_port
 from slipway.local.retrain_service import RetrainService
 from slipway.local.stack import LocalStack, reset_moto
+from tests.background import BackgroundLoop
+from tests.slipway.stacks import running_stack
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LocalStack]:
-    saved = dict(os.environ)
-    local = LocalStack(port=free_port(), aws_port=free_port(), log_dir=tmp_path / "logs").start()
-    try:
+    with running_stack(tmp_path / "logs") as local:
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
-class Traffic:
+class Traffic(BackgroundLoop):
     """One keep-alive client sending one-row /predict requests until stopped."""
 
     def __init__(self, url: str, row: dict[str, float]) -> None:
+        super().__init__()
         parts = urlsplit(url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self._body = json.dumps({"instances": [row]})
-        self._stop = threading.Event()
         self.statuses: Counter[int] = Counter()
         self.versions: Counter[str] = Counter()
         self.fallbacks: Counter[str] = Counter()
         self.errors: list[str] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def loop(self) -> None:
         connection = HTTPConnection(self._host, self._port, timeout=30)
-        while not self._stop.is_set():
+        while not self.stopped.is_set():
             try:
                 connection.request("POST", "/predict", body=self._body, headers={"Content-Type": "application/json"})
                 response = connection.getresponse()
@@ -64,14 +56,6 @@ class Traffic:
             self.versions[str(payload.get("model_version"))] += 1
             self.fallbacks[str(payload["predictions"][0]["fallback"])] += 1
         connection.close()
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def test_predict_keeps_answering_while_moto_restarts_and_loses_its_state(stack: LocalStack) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.client import HTTPConnection
@@ -23,10 +22,10 @@ import pytest
 
 from functions.adapters import factory
 from functions.core.registry import Registry
-from functions.training.train import Bundle, load_recipe, load_table, train_bundle
+from functions.training.train import Bundle, load_recipe, load_table
 from slipway.local.monitoring import SHIP_SECONDS
-from slipway.local.recipes import variant
 from slipway.local.stack import LocalStack
+from tests.background import BackgroundLoop
 from tests.slipway.stacks import running_stack
 
 pytestmark = pytest.mark.local
@@ -45,17 +44,17 @@ def registry(stack: LocalStack) -> Registry:
 
 
 @pytest.fixture(scope="module")
-def good(registry: Registry) -> Bundle:
-    bundle = train_bundle(variant(seed_offset=1))
-    registry.register(bundle.manifest, bundle.onnx_bytes)
-    return bundle
+def good(registry: Registry, good: Bundle) -> Bundle:
+    """The shared good candidate, registered in this stack."""
+    registry.register(good.manifest, good.onnx_bytes)
+    return good
 
 
 @pytest.fixture(scope="module")
-def bad(registry: Registry) -> Bundle:
-    bundle = train_bundle(variant(seed_offset=2, shuffle_labels=True))
-    registry.register(bundle.manifest, bundle.onnx_bytes)
-    return bundle
+def bad(registry: Registry, bad: Bundle) -> Bundle:
+    """The shared bad candidate, registered in this stack."""
+    registry.register(bad.manifest, bad.onnx_bytes)
+    return bad
 
 
 def cli(stack: LocalStack, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -121,26 +120,17 @@ def test_a_shadow_leaves_every_answer_to_live_and_the_monitor_reports_agreement(
     assert cli(stack, "stop-rollout").returncode == 0
 
 
-class Traffic:
+class Traffic(BackgroundLoop):
     """Five-row requests in the background while a rollout bakes."""
 
     def __init__(self, stack: LocalStack) -> None:
+        super().__init__()
         self.client = Client(stack)
-        self.stop = threading.Event()
         self.answers: list[str] = []
-        self.thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _loop(self) -> None:
-        while not self.stop.is_set():
+    def loop(self) -> None:
+        while not self.stopped.is_set():
             self.answers.append(self.client.predict(rows=5)["model_version"])
-
-    def __enter__(self) -> Traffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
 
 
 def test_a_rollout_promotes_a_good_candidate_and_refuses_a_bad_one_by_itself(

@@ -20,23 +20,11 @@ from functions.inference import service
 from functions.inference.capture import Capture
 from functions.inference.live_model import Candidate, Serving
 from functions.monitor.rollout_figures import rollout_figures
-from functions.training.train import Bundle, load_recipe, load_table, train_bundle
-from slipway.local.recipes import variant
+from functions.training.train import Bundle, load_recipe, load_table
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def good() -> Bundle:
-    return train_bundle(variant(seed_offset=1))
-
-
-@pytest.fixture(scope="module")
-def bad() -> Bundle:
-    """Trained on shuffled labels: the model a rollout must refuse."""
-    return train_bundle(variant(seed_offset=2, shuffle_labels=True))
 
 
 class _Source:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from datetime import UTC, datetime
@@ -26,24 +25,15 @@ from functions.core.registry import Registry
 from functions.inference import service
 from functions.inference.capture import Capture
 from functions.inference.live_model import LiveModel
-from functions.training.train import Bundle, load_recipe, load_table, train_bundle
-from slipway.local.recipes import variant
+from functions.training.train import Bundle, load_recipe, load_table
 from slipway.local.rollout import LocalRollout, topic
+from slipway.local.stepfunctions import ExecutionResult
 from stage.names import ResourceNames
 from stage.settings import load_settings
+from tests.background import BackgroundLoop
 
 BAKE_SECONDS = 3
 POLICY = {"min_rows": 50, "min_labelled_rows": 10_000, "max_latency_ratio": 50}
-
-
-@pytest.fixture(scope="module")
-def good() -> Bundle:
-    return train_bundle(variant(seed_offset=1))
-
-
-@pytest.fixture(scope="module")
-def bad() -> Bundle:
-    return train_bundle(variant(seed_offset=2, shuffle_labels=True))
 
 
 @pytest.fixture
@@ -58,10 +48,11 @@ def rollout(
         yield local
 
 
-class Traffic:
+class Traffic(BackgroundLoop):
     """Five-row requests through the live model, their capture records put in S3 every tenth of a second."""
 
     def __init__(self, names: ResourceNames) -> None:
+        super().__init__(join_seconds=10)
         self.names = names
         self.live = LiveModel(
             store=factory.model_store(names.artifacts_bucket),
@@ -72,13 +63,11 @@ class Traffic:
         columns, _ = load_table(load_recipe())
         self.rows = [{n: float(v[i]) for n, v in columns.items()} for i in range(len(next(iter(columns.values()))))]
         self.capture = Capture(sampling_rate=0.0)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
         self.answers: list[str | None] = []
 
-    def _loop(self) -> None:
+    def loop(self) -> None:
         s3, batch = boto3.client("s3"), 0
-        while not self.stop.is_set():
+        while not self.stopped.is_set():
             out = io.StringIO()
             for request in range(10):
                 serving = self.live.current()
@@ -98,15 +87,17 @@ class Traffic:
                 key = capture_key(datetime.now(UTC), f"traffic-{batch}")
                 s3.put_object(Bucket=self.names.artifacts_bucket, Key=key, Body=out.getvalue().encode())
             batch += 1
-            self.stop.wait(0.1)
+            self.stopped.wait(0.1)
 
-    def __enter__(self) -> Traffic:
-        self.thread.start()
-        return self
 
-    def __exit__(self, *_exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
+def _roll_out(
+    rollout: LocalRollout, registry: Registry, names: ResourceNames, candidate: Bundle
+) -> tuple[ExecutionResult, Traffic]:
+    """Register `candidate` and run its rollout to the end under traffic."""
+    registry.register(candidate.manifest, candidate.onnx_bytes)
+    with Traffic(names) as traffic:
+        started = rollout.start(candidate.version, "retrained", bake_seconds=BAKE_SECONDS, settle_seconds=1)
+        return rollout.wait(started), traffic
 
 
 def _record(names: ResourceNames, key: str) -> dict[str, Any]:
@@ -117,9 +108,7 @@ def _record(names: ResourceNames, key: str) -> dict[str, Any]:
 def test_a_good_candidate_goes_through_shadow_and_canary_to_promotion(
     rollout: LocalRollout, registry: Registry, live_bundle: Bundle, good: Bundle, names: ResourceNames
 ) -> None:
-    registry.register(good.manifest, good.onnx_bytes)
-    with Traffic(names) as traffic:
-        result = rollout.wait(rollout.start(good.version, "retrained", bake_seconds=BAKE_SECONDS, settle_seconds=1))
+    result, traffic = _roll_out(rollout, registry, names, good)
     assert result.succeeded, (result.error, result.cause)
     assert rollout.steps_run(result) == [
         "StartShadow", "BakeShadow", "SettleShadow", "JudgeShadow", "PassedShadow",
@@ -140,9 +129,7 @@ def test_a_good_candidate_goes_through_shadow_and_canary_to_promotion(
 def test_a_candidate_trained_on_shuffled_labels_is_refused_and_live_stays(
     rollout: LocalRollout, registry: Registry, live_bundle: Bundle, bad: Bundle, names: ResourceNames
 ) -> None:
-    registry.register(bad.manifest, bad.onnx_bytes)
-    with Traffic(names) as traffic:
-        result = rollout.wait(rollout.start(bad.version, "retrained", bake_seconds=BAKE_SECONDS, settle_seconds=1))
+    result, traffic = _roll_out(rollout, registry, names, bad)
     assert result.succeeded, (result.error, result.cause)
     assert rollout.steps_run(result)[-3:] == ["PassedShadow", "Refuse", "NotifyOutcome"]
     assert registry.live().version == live_bundle.version and registry.live().rollout is None
