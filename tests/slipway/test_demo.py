@@ -28,8 +28,11 @@ def _captured(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if f'"{CAPTURE_MARKER}"' in line]
 
 
+Demo = tuple[subprocess.CompletedProcess[str], Path]
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     state = tmp_path_factory.mktemp("demo")
     finished = subprocess.run(
         [sys.executable, "-m", "slipway.cli", "demo", "--dir", str(state)],
@@ -43,22 +46,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     return finished, state
 
 
-def test_demo_completes_every_step_and_stops_the_stack(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
-    finished, state = demo
+@pytest.fixture(scope="module")
+def summary(demo: Demo) -> dict[str, Any]:
+    """What the demo recorded in its summary.json."""
+    _, state = demo
+    return dict(json.loads((state / "summary.json").read_text()))
+
+
+def test_demo_completes_every_step_and_stops_the_stack(demo: Demo, summary: dict[str, Any]) -> None:
+    finished, _ = demo
     assert finished.returncode == 0, finished.stdout + finished.stderr
     out = finished.stdout
     for number in range(1, STEP_COUNT + 1):
         assert f"[{number}/{STEP_COUNT}]" in out
     assert out.count("  ✓ ") == STEP_COUNT and "✗" not in out
     assert "Stopping the local stack" in out and "Summary: completed" in out
-    summary = json.loads((state / "summary.json").read_text())
     assert summary["outcome"] == "completed"
     assert summary["seconds"]["total"] > 0
 
 
-def test_the_traffic_was_served_and_captured(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_the_traffic_was_served_and_captured(demo: Demo, summary: dict[str, Any]) -> None:
     _, state = demo
-    summary = json.loads((state / "summary.json").read_text())
     first = summary["first_version"]
     assert summary["served"] == {"normal": {first: NORMAL_ROWS}, "shifted": {first: SHIFTED_ROWS}}
     assert summary["feedback_accepted"] == SHIFTED_ROWS // 2  # the other half arrive as a label file
@@ -73,11 +81,8 @@ def test_the_traffic_was_served_and_captured(demo: tuple[subprocess.CompletedPro
     assert {record["model_version"] for record in captured} == {first, summary["decision"]["candidate_version"]}
 
 
-def test_drift_is_detected_on_the_shifted_traffic_and_not_before(
-    demo: tuple[subprocess.CompletedProcess[str], Path],
-) -> None:
+def test_drift_is_detected_on_the_shifted_traffic_and_not_before(demo: Demo, summary: dict[str, Any]) -> None:
     finished, state = demo
-    summary = json.loads((state / "summary.json").read_text())
     before, after = summary["cycles"]
     outlier_request = summary["outliers"]["usual_rows"] + 1
     assert before["rows"] == NORMAL_ROWS + outlier_request
@@ -92,10 +97,9 @@ def test_drift_is_detected_on_the_shifted_traffic_and_not_before(
 
 
 def test_the_drift_event_ran_the_pipeline_the_gate_promoted_and_rollback_restored(
-    demo: tuple[subprocess.CompletedProcess[str], Path],
+    demo: Demo, summary: dict[str, Any]
 ) -> None:
     finished, state = demo
-    summary = json.loads((state / "summary.json").read_text())
     execution, decision = summary["execution"], summary["decision"]
     assert execution["status"] == "SUCCEEDED"
     assert execution["states"][:5] == ["Prepare", "Train", "Evaluate", "Gate", "Register"]
@@ -113,10 +117,9 @@ def test_the_drift_event_ran_the_pipeline_the_gate_promoted_and_rollback_restore
 
 
 def test_the_retrained_candidate_is_rolled_out_to_promotion_and_a_bad_one_refused(
-    demo: tuple[subprocess.CompletedProcess[str], Path],
+    demo: Demo, summary: dict[str, Any]
 ) -> None:
-    finished, state = demo
-    summary = json.loads((state / "summary.json").read_text())
+    finished, _ = demo
     good, bad = summary["rollouts"]
     retrained = summary["decision"]["candidate_version"]
     assert (good["candidate"], good["outcome"]) == (retrained, "promote")
@@ -130,11 +133,8 @@ def test_the_retrained_candidate_is_rolled_out_to_promotion_and_a_bad_one_refuse
     assert f"live now: {retrained}" in finished.stdout
 
 
-def test_an_in_range_outlier_is_flagged_and_the_feature_report_is_shown(
-    demo: tuple[subprocess.CompletedProcess[str], Path],
-) -> None:
-    finished, state = demo
-    summary = json.loads((state / "summary.json").read_text())
+def test_an_in_range_outlier_is_flagged_and_the_feature_report_is_shown(demo: Demo, summary: dict[str, Any]) -> None:
+    finished, _ = demo
     outliers, report = summary["outliers"], summary["features"]
     assert outliers["odd"]["flag"] is True and outliers["odd"]["score"] > 1
     assert outliers["usual_flagged"] / outliers["usual_rows"] < 0.05
@@ -143,11 +143,9 @@ def test_an_in_range_outlier_is_flagged_and_the_feature_report_is_shown(
     assert f"1  {top['name']}" in finished.stdout and "without the" in finished.stdout
 
 
-def test_a_gap_between_species_appears_when_one_species_traffic_shifts(
-    demo: tuple[subprocess.CompletedProcess[str], Path],
-) -> None:
-    finished, state = demo
-    before, after = json.loads((state / "summary.json").read_text())["segments"]
+def test_a_gap_between_species_appears_when_one_species_traffic_shifts(demo: Demo, summary: dict[str, Any]) -> None:
+    finished, _ = demo
+    before, after = summary["segments"]
 
     def species(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         [feature] = report["features"]
@@ -187,8 +185,7 @@ def test_ctrl_c_stops_the_stack_and_says_so(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "summary.json").read_text())["outcome"] == "interrupted"
 
 
-def test_the_run_read_the_new_day_of_the_lake_and_only_it(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
-    summary = json.loads((demo[1] / "summary.json").read_text())
+def test_the_run_read_the_new_day_of_the_lake_and_only_it(summary: dict[str, Any]) -> None:
     data = summary["data"]
     assert summary["landed"].endswith("/sales/dt=2026-12-04/part-0.parquet")
     assert (data["objects"], data["objects_read"], data["table_rows"]) == (4, 1, 569 + 200), data
@@ -196,10 +193,7 @@ def test_the_run_read_the_new_day_of_the_lake_and_only_it(demo: tuple[subprocess
     assert data["labelled_rows"] == SHIFTED_ROWS, data
 
 
-def test_labels_in_a_file_keyed_by_patient_id_reach_live_quality(
-    demo: tuple[subprocess.CompletedProcess[str], Path],
-) -> None:
-    summary = json.loads((demo[1] / "summary.json").read_text())
+def test_labels_in_a_file_keyed_by_patient_id_reach_live_quality(summary: dict[str, Any]) -> None:
     assert "/labels/dt=" in summary["label_file"] and summary["label_file"].endswith("/outcomes.csv")
     _, after = summary["cycles"][:2]
     assert after["label_files"] == {"objects_read": 1, "labels": SHIFTED_ROWS // 2, "refused": []}
