@@ -20,6 +20,7 @@ from functions.core.labelled import LabelCaps, LabelledRow, LabelSources, cap_la
 from functions.core.manifest import Manifest
 from functions.core.registry import Registry
 from functions.retrain import steps
+from functions.retrain.schemas import PreparedData
 from functions.training.train import Bundle, load_recipe, load_table
 from stage.names import ResourceNames
 from tests.lake_data import example_table, parquet
@@ -35,15 +36,22 @@ def _segmented_recipe() -> types.ModuleType:
     return recipe
 
 
-@pytest.mark.parametrize("limit", [None, 0.0])
-def test_evaluate_records_both_gaps_when_the_gate_checks_them(
-    live_bundle: Bundle, registry: Registry, names: ResourceNames, limit: float | None
-) -> None:
+@pytest.fixture
+def recipe_run(aws: None, names: ResourceNames) -> tuple[S3RetrainStore, PreparedData]:
+    """The artifacts store, and run-1 prepared from the example recipe's table."""
     store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
     prepared = steps.prepare(
         store, S3Source(factory.client("s3")), _NoLabels(), DataSource(), artifacts_bucket=names.artifacts_bucket,
         run_id="run-1", reason="test", recipe=load_recipe(),
     )  # fmt: skip
+    return store, prepared
+
+
+@pytest.mark.parametrize("limit", [None, 0.0])
+def test_evaluate_records_both_gaps_when_the_gate_checks_them(
+    live_bundle: Bundle, registry: Registry, recipe_run: tuple[S3RetrainStore, PreparedData], limit: float | None
+) -> None:
+    store, prepared = recipe_run
     candidate = steps.train(store, _segmented_recipe(), prepared, code_revision=None)
     summary = steps.evaluate(store, registry, GatePolicy(tolerance=0.01, max_gap_increase=limit), prepared, candidate)
 
@@ -119,12 +127,10 @@ def test_the_gate_judges_on_the_rows_newer_than_live_s_data(registry: Registry, 
     assert steps.MIN_NEWER_ROWS <= decision.holdout_rows < 114
 
 
-def test_the_same_snapshot_and_seed_retrain_to_the_byte_identical_bundle(aws: None, names: ResourceNames) -> None:
-    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
-    prepared = steps.prepare(
-        store, S3Source(factory.client("s3")), _NoLabels(), DataSource(), artifacts_bucket=names.artifacts_bucket,
-        run_id="run-1", reason="test", recipe=load_recipe(),
-    )  # fmt: skip
+def test_the_same_snapshot_and_seed_retrain_to_the_byte_identical_bundle(
+    recipe_run: tuple[S3RetrainStore, PreparedData], names: ResourceNames
+) -> None:
+    store, prepared = recipe_run
     first = steps.train(store, load_recipe(), prepared, code_revision=None)
     prefix = layout.candidate_prefix(first.version)
     onnx_bytes, manifest = store.get(prefix + layout.MODEL_FILE), store.get(prefix + layout.MANIFEST_FILE)
