@@ -6,6 +6,7 @@ import itertools
 import json
 import threading
 import time
+from typing import Any
 
 import boto3
 import pytest
@@ -89,9 +90,10 @@ def test_unknown_version_is_a_key_error_in_the_store(registry: Registry) -> None
         registry.store.get_manifest("0123456789abcdef")
 
 
-def _digest(registry: Registry, version: str) -> str:
+def _pointer_to(registry: Registry, version: str, **move: Any) -> LivePointer:
+    """The pointer to `version` as the registry writes it: its bundle's fallback and digest, and how it moved."""
     manifest, graph = registry.store.get_bundle(version)
-    return manifest.content_digest(graph)
+    return LivePointer(version=version, fallback=manifest.fallback, digest=manifest.content_digest(graph), **move)
 
 
 def test_promote_records_the_move_in_the_pointer(registry: Registry, bundle: Bundle, three: list[str]) -> None:
@@ -100,14 +102,8 @@ def test_promote_records_the_move_in_the_pointer(registry: Registry, bundle: Bun
 
     pointer = registry.promote(b, "better roc_auc", now=T0.replace(hour=13))
 
-    assert pointer == LivePointer(
-        version=b,
-        previous=a,
-        action="promote",
-        reason="better roc_auc",
-        at=T0.replace(hour=13),
-        fallback=registry.store.get_manifest(b).fallback,
-        digest=_digest(registry, b),
+    assert pointer == _pointer_to(
+        registry, b, previous=a, action="promote", reason="better roc_auc", at=T0.replace(hour=13)
     )
     assert pointer.fallback is not None and pointer.fallback.label == "malignant"
     assert registry.live() == pointer
@@ -176,14 +172,8 @@ def test_rollback_restores_the_previous_version(registry: Registry, three: list[
 
     pointer = registry.rollback("b is worse", now=T0.replace(hour=15))
 
-    assert pointer == LivePointer(
-        version=a,
-        previous=None,
-        action="rollback",
-        reason="b is worse",
-        at=T0.replace(hour=15),
-        fallback=registry.store.get_manifest(a).fallback,
-        digest=_digest(registry, a),
+    assert pointer == _pointer_to(
+        registry, a, previous=None, action="rollback", reason="b is worse", at=T0.replace(hour=15)
     )
     assert registry.live() == pointer
 
