@@ -286,6 +286,6 @@ class Retrain(Construct):
             source_uri=self.training_source.s3_object_url,
             entry_point=ENTRY_POINT,
             region=stack.region,
-            recipe=self._environment.get(RetrainConfig.variable("recipe"), "model.recipe"),
+            recipe=self._environment[RetrainConfig.variable("recipe")],
             code_revision=self._environment.get(RetrainConfig.variable("code_revision")),
         )

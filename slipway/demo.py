@@ -10,9 +10,10 @@ retrain state machine, whose Prepare reads that day and only it,
 show the gate's decision and the promotion, roll back; then roll the retrained
 candidate out through shadow and canary to promotion, and watch a candidate
 trained on shuffled labels refused by its rollout, live untouched. Last, on a
-second stack, the second example (model/examples/penguins.py, species as a
-segment feature): per-species figures from served traffic and feedback, then a
-gap between species when one species' traffic shifts.
+second stack whose `recipe` setting is the second example
+(model.examples.penguins, species as a segment feature): per-species figures
+from served traffic and feedback, then a gap between species when one species'
+traffic shifts.
 
 The demo always starts its own in-process stack on free ports, even when
 AWS_ENDPOINT_URL names a running one: it needs the gateway and the capture
@@ -46,7 +47,7 @@ from functions.core.data_source import DataSource
 from functions.core.gate import GateDecision
 from functions.core.registry import LivePointer
 from functions.monitor.service import CycleResult
-from functions.training.train import train_bundle
+from functions.training.train import DEFAULT_RECIPE, train_bundle
 from slipway.features_cli import report_lines
 from slipway.local.lake import LAKE_DAYS, day_key, lake_object
 from slipway.local.monitoring import LocalMonitoring, monitor_once
@@ -70,7 +71,8 @@ OUTLIER_RADIUS, OUTLIER_AREA = 20.6, 280.0
 EXECUTION_TIMEOUT_SECONDS = 120.0
 # Each rollout phase bakes this long under the demo's traffic (enough rows for the canary's 10 %).
 ROLLOUT_BAKE_SECONDS = 8
-# The second example, whose recipe declares a categorical segment: species.
+# The first example (model/recipe.py), and the second, whose recipe declares a categorical segment: species.
+BREAST_CANCER = DEFAULT_RECIPE
 PENGUINS = "model.examples.penguins"
 SEGMENT_ROWS = 450
 # Then Gentoo penguins are weighed on a scale that reads 20 % light.
@@ -151,14 +153,20 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
     progress = Progress(STEP_COUNT, out)
     record = Record()
     # A rollout phase bakes for seconds here: the serving container follows the pointer within one.
+    # Each stack sets its recipe: the steps are written for the two examples' data, whatever the stage trains.
     stack = LocalStack(
-        stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir, pointer_refresh_seconds=1, lake=True
-    )
+        stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir, pointer_refresh_seconds=1, lake=True,
+        overrides={"recipe": BREAST_CANCER},
+    )  # fmt: skip
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     print("Slipway demo: serve, drift, retrain, gate, promote, roll back, on a local stack of its own.", file=out)
     segmented = LocalStack(
-        stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir / "penguins", recipe=PENGUINS
+        stage=stage,
+        port=free_port(),
+        aws_port=free_port(),
+        log_dir=state_dir / "penguins",
+        overrides={"recipe": PENGUINS},
     )
     try:
         with pipeline_log(state_dir / "retrain.log"):
@@ -353,15 +361,15 @@ def _segments_walk(stack: LocalStack, stage: str, progress: Progress, record: Re
         target = resolve(stage)
         manifest = target.registry().store.get_manifest(stack.live_version or "")
         segments = ", ".join(f"{s.feature} ({', '.join(s.values)})" for s in manifest.segments)
-        say(f"{PENGUINS} trained and live: {manifest.version}, {manifest.metric} "
+        say(f"{manifest.lineage.recipe} trained and live: {manifest.version}, {manifest.metric} "
             f"{manifest.metrics[manifest.metric]:.4f} on holdout; segments: {segments}")  # fmt: skip
 
-    usual = example_rows(SEGMENT_ROWS, seed=SEED, recipe_name=PENGUINS)
+    usual = example_rows(SEGMENT_ROWS, seed=SEED, recipe_name=manifest.lineage.recipe)
     with progress.step(f"Serve {SEGMENT_ROWS} penguins with their true sex; monitor per species") as say:
         gap = _segment_cycle(stack, target, usual, say, record)
 
     odd = shifted(
-        example_rows(2 * SEGMENT_ROWS, seed=SEED + 1, recipe_name=PENGUINS),
+        example_rows(2 * SEGMENT_ROWS, seed=SEED + 1, recipe_name=manifest.lineage.recipe),
         SEGMENT_SHIFT,
         where=lambda row: row.get("species") == SHIFTED_SPECIES,
     )

@@ -116,6 +116,7 @@ def retrain_environment(
     retrain = settings.retrain
     config = RetrainConfig(
         **_stores(names),
+        recipe=settings.recipe,
         gate_policy=retrain.gate,
         cooldown_minutes=retrain.cooldown_minutes,
         rollback_window_minutes=retrain.rollback_window_minutes,

@@ -382,6 +382,13 @@ class StageSettings(_Section):
     alarms: AlarmSettings = AlarmSettings()
     # Where the training data lives (functions.core.data_source): the recipe's load_data(), or S3 prefixes.
     data: DataSource = DataSource()
+    recipe: str = Field(
+        "model.recipe",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description="The recipe module, by its import path, that the stage trains, serves and retrains (`slipway "
+        "train`, `up`, `check` and the retrain pipeline load it): model.examples.penguins runs the second example "
+        "as it is.",
+    )
     retrain: RetrainSettings = RetrainSettings()
     capture: CaptureSettings = CaptureSettings()
     monitor: MonitorSettings = MonitorSettings()
@@ -438,11 +445,24 @@ def settings_from_context(context: dict[str, Any], stage: str, *, emulator: bool
     try:
         return StageSettings.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            ": ".join(filter(None, (".".join(str(part) for part in error["loc"]), error["msg"])))
-            for error in exc.errors()
-        )
-        raise SettingsError(f"invalid settings for stage {stage!r}: {problems}") from exc
+        raise SettingsError(f"invalid settings for stage {stage!r}: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    """Each broken rule as `dotted.setting: message`."""
+    return "; ".join(
+        ": ".join(filter(None, (".".join(str(part) for part in error["loc"]), error["msg"]))) for error in exc.errors()
+    )
+
+
+def with_overrides(settings: StageSettings, overrides: dict[str, Any]) -> StageSettings:
+    """`settings` with `overrides` (nested as cdk.json writes a stage's) applied and validated again."""
+    raw = _merge(settings.model_dump(mode="json", exclude={"project", "stage"}), overrides)
+    raw.update(project=settings.project, stage=settings.stage)
+    try:
+        return StageSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings for stage {settings.stage!r}: {_problems(exc)}") from exc
 
 
 def load_context(path: Path = CDK_JSON) -> dict[str, Any]:

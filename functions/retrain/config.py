@@ -19,11 +19,11 @@ class RetrainConfig(FunctionConfig):
 
     artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
-    recipe: str = Field("model.recipe", alias="RECIPE")
     code_revision: str | None = Field(None, alias="CODE_REVISION")
     gate_policy: GatePolicy = Field(GatePolicy(), alias="GATE_POLICY", description="JSON: retrain.gate.")
     state_machine_arn: str | None = Field(None, alias="STATE_MACHINE_ARN")
     # The stage always sets these (stage.environments): their defaults live in the stage settings alone.
+    recipe: str = Field(alias="RECIPE", min_length=1, description="The recipe module: the stage's `recipe`.")
     cooldown_minutes: int = Field(alias="COOLDOWN_MINUTES", ge=0)
     rollback_window_minutes: int = Field(alias="ROLLBACK_WINDOW_MINUTES", ge=0)
     notify_topic_arn: str | None = Field(None, alias="NOTIFY_TOPIC_ARN")

@@ -95,8 +95,9 @@ def check_libraries(requirements: Path) -> None:
 def run(environ: Mapping[str, str], *, requirements: Path | None = None) -> Candidate:
     """One training job: the run's table in, the candidate bundle and its record out (to the model folder)."""
     parameters = hyperparameters(environ)
-    if "data" not in parameters:
-        raise StepError(f"the training job has no 'data' hyperparameter (the run's PreparedData): {sorted(parameters)}")
+    for name, meaning in (("data", "the run's PreparedData"), ("recipe", "the stage's recipe module")):
+        if name not in parameters:
+            raise StepError(f"the training job has no {name!r} hyperparameter ({meaning}): {sorted(parameters)}")
     if requirements is not None:
         check_libraries(requirements)
     data = PreparedData.model_validate_json(parameters["data"])
@@ -104,7 +105,7 @@ def run(environ: Mapping[str, str], *, requirements: Path | None = None) -> Cand
         channel=Path(environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train")),
         model_dir=Path(environ.get("SM_MODEL_DIR", "/opt/ml/model")),
     )
-    recipe = load_recipe(parameters.get("recipe", "model.recipe"))
+    recipe = load_recipe(parameters["recipe"])
     candidate = train(folders, recipe, data, code_revision=parameters.get("code_revision") or None)
     (folders.model_dir / CANDIDATE_FILE).write_text(candidate.model_dump_json(), encoding="utf-8")
     return candidate

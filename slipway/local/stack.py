@@ -26,7 +26,7 @@ from functions.adapters.retrain_store import S3RetrainStore
 from functions.core.data_source import DataSource
 from functions.core.registry import LivePointer
 from functions.retrain.steps import train_current
-from functions.training.train import DEFAULT_RECIPE, load_recipe
+from functions.training.train import load_recipe
 from slipway.local.async_jobs import AsyncJobsService
 from slipway.local.batch_scoring import BatchScoringService
 from slipway.local.gateway import Gateway
@@ -37,7 +37,7 @@ from slipway.local.retrain_service import RetrainService
 from slipway.local.services import LocalContext, LocalService
 from stage.environments import inference_environment
 from stage.names import LOCAL_ACCOUNT, ResourceNames
-from stage.settings import PROJECT_ROOT, load_settings
+from stage.settings import PROJECT_ROOT, StageSettings, load_settings, with_overrides
 
 DEFAULT_AWS_PORT = 5050
 ServiceT = TypeVar("ServiceT")
@@ -61,13 +61,15 @@ class LocalStack:
     log_dir: Path = STATE_DIR / "logs"
     # How often the serving function re-reads the live pointer (default: the stage's setting).
     pointer_refresh_seconds: int | None = None
-    # The recipe module trained, served and retrained (model/recipe.py unless told).
-    recipe: str = DEFAULT_RECIPE
+    # Settings this stack changes from the stage's, nested as cdk.json writes them: {"recipe":
+    # "model.examples.penguins"} trains, serves and retrains the second example.
+    overrides: dict[str, Any] = field(default_factory=dict)
     # Train from a small lake in moto (the recipe's data as daily Parquet partitions, slipway/local/lake.py)
     # instead of load_data(): the stage's data source becomes that lake. Without it the local stack trains
     # from load_data() whatever the stage declares, since moto holds none of the stage's own buckets.
     lake: bool = False
     live_version: str | None = None
+    settings: StageSettings | None = None  # as started: the stage's, with the overrides
     _moto: ThreadedMotoServer | None = field(default=None, repr=False)
     _gateway: Gateway | None = field(default=None, repr=False)
     _function_log: IO[str] | None = field(default=None, repr=False)
@@ -96,7 +98,7 @@ class LocalStack:
 
     def start(self, access_log: Any = None) -> LocalStack:
         """Start moto, create the stage's resources, train and promote the example model, serve."""
-        settings = load_settings(self.stage)
+        settings = with_overrides(load_settings(self.stage), self.overrides)
         if self.pointer_refresh_seconds is not None:
             inference = settings.inference.model_copy(update={"pointer_refresh_seconds": self.pointer_refresh_seconds})
             settings = settings.model_copy(update={"inference": inference})
@@ -113,17 +115,17 @@ class LocalStack:
         self._create_resources(names)
         if self.lake:
             settings = settings.model_copy(
-                update={"data": seed_lake(factory.client("s3"), names, load_recipe(self.recipe))}
+                update={"data": seed_lake(factory.client("s3"), names, load_recipe(settings.recipe))}
             )
         elif settings.data.kind != "recipe":
             # moto holds none of the buckets (or Athena tables) the stage declares: train from load_data().
             settings = settings.model_copy(update={"data": DataSource()})
-        self.live_version = self._seed_model(names, settings.data, self.recipe)
+        self.settings = settings
+        self.live_version = self._seed_model(names, settings.data, settings.recipe)
         context = LocalContext(settings=settings, names=names, aws_endpoint=self.aws_endpoint, log_dir=self.log_dir)
         for service in local_services():
             service.start(context)
             self._services.append(service)
-        os.environ["RECIPE"] = self.recipe  # what the retrain functions train (read at their first call)
         os.environ.update(inference_environment(settings, names), POWERTOOLS_TRACE_DISABLED="1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._function_log = self.function_log_path.open("a", encoding="utf-8")
@@ -143,7 +145,7 @@ class LocalStack:
     def stop(self) -> None:
         while self._services:
             self._services.pop().stop()
-        os.environ.pop("RECIPE", None)
+        os.environ.pop("RECIPE", None)  # the retrain functions' recipe (LocalRetrain sets their environment)
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None

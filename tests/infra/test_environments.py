@@ -13,6 +13,9 @@ from functions.inference.config import InferenceConfig, WorkerConfig
 from functions.monitor.config import MonitorConfig
 from functions.retrain.config import RetrainConfig
 from functions.rollout.config import RolloutConfig
+from stage.environments import retrain_environment
+from stage.names import ResourceNames
+from stage.settings import load_settings, with_overrides
 from tests.assembly import resolve
 
 # The handler module of a function -> the model its cold start parses the environment with.
@@ -55,7 +58,7 @@ def test_every_function_environment_is_its_config_model(templates: dict[str, Tem
 def test_a_model_writes_what_it_reads() -> None:
     config = RetrainConfig(
         artifacts_bucket="bucket", live_pointer_parameter="/p", gate_policy=GatePolicy(floor=0.9), code_revision="x",
-        cooldown_minutes=360, rollback_window_minutes=60,
+        cooldown_minutes=360, rollback_window_minutes=60, recipe="model.recipe",
     )  # fmt: skip
     variables = config.to_environment()
     # The gate's section travels nested, as the stage declares it (retrain.gate).
@@ -64,3 +67,26 @@ def test_a_model_writes_what_it_reads() -> None:
     }  # fmt: skip
     assert RetrainConfig.from_environ(variables) == config
     assert RetrainConfig.from_environ({**variables, "CODE_REVISION": ""}).code_revision is None
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_retrain_functions_train_the_stage_recipe(templates: dict[str, Template], stage: str) -> None:
+    recipes = {
+        properties["FunctionName"]: properties["Environment"]["Variables"].get("RECIPE")
+        for properties in (
+            resource["Properties"] for resource in templates[stage].find_resources("AWS::Lambda::Function").values()
+        )
+        if str(properties.get("Handler", "")).startswith("functions.retrain.")
+    }
+
+    assert recipes and set(recipes.values()) == {load_settings(stage).recipe}, recipes
+
+
+def test_a_stage_recipe_setting_reaches_the_retrain_environment() -> None:
+    settings = with_overrides(load_settings("dev"), {"recipe": "model.examples.penguins"})
+    names = ResourceNames.of(settings, account="123456789012", region=settings.region)
+
+    environment = retrain_environment(settings, names)
+
+    assert environment["RECIPE"] == "model.examples.penguins"
+    assert RetrainConfig.from_environ(environment).recipe == "model.examples.penguins"

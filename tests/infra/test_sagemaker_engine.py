@@ -28,7 +28,10 @@ pytestmark = pytest.mark.infra
 def _context() -> dict[str, Any]:
     context = cdk_context()
     dev = context["slipway:stages"]["dev"]
-    context["slipway:stages"]["dev"] = {**dev, "retrain": {**dev.get("retrain", {}), "engine": "sagemaker"}}
+    # The second example as the stage's recipe: the job must train what the stage names.
+    context["slipway:stages"]["dev"] = {
+        **dev, "retrain": {**dev.get("retrain", {}), "engine": "sagemaker"}, "recipe": "model.examples.penguins",
+    }  # fmt: skip
     return context
 
 
@@ -76,6 +79,7 @@ def test_the_train_state_runs_the_prebuilt_scikit_learn_container_on_the_source_
     assert hyperparameters["sagemaker_program"] == ENTRY_POINT
     assert hyperparameters["sagemaker_submit_directory"] == TOKEN  # the source archive's asset URL
     assert hyperparameters["data.$"] == "States.JsonToString($.data)"
+    assert hyperparameters["recipe"] == "model.examples.penguins"
     assert parameters["TrainingJobName.$"] == "$.data.run_id"
     assert train["TimeoutSeconds"] > settings.sagemaker_max_runtime_seconds
     assert train["Next"] == "CollectCandidate"

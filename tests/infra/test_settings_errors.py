@@ -33,6 +33,8 @@ def _with_dev(**override: Any) -> dict[str, Any]:
         ({"api": {"clients": ["Bad Name"]}}, "api.clients"),
         ({"api": {"tls_policy": "TLS_1_0"}}, "api.tls_policy"),
         ({"alarms": {"monthly_budget_usd": -5}}, "alarms.monthly_budget_usd"),
+        # A module by its import path, not a file.
+        ({"recipe": "model/recipe.py"}, "recipe"),
     ],
 )
 def test_bad_value_names_the_setting(override: dict[str, Any], setting: str) -> None:

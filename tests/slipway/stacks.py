@@ -6,16 +6,18 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from slipway.demo import free_port
 from slipway.local.stack import LocalStack
 
 
 @contextlib.contextmanager
-def running_stack(log_dir: Path) -> Iterator[LocalStack]:
-    """The embedded stack `make run` starts, on free ports of 127.0.0.1; the environment restored after."""
+def running_stack(log_dir: Path, overrides: dict[str, Any] | None = None) -> Iterator[LocalStack]:
+    """The embedded stack `make run` starts (with the stage's settings changed by `overrides`), on free ports of
+    127.0.0.1; the environment restored after."""
     saved = dict(os.environ)
-    local = LocalStack(port=free_port(), aws_port=free_port(), log_dir=log_dir)
+    local = LocalStack(port=free_port(), aws_port=free_port(), log_dir=log_dir, overrides=overrides or {})
     local.start()
     try:
         yield local

@@ -117,6 +117,8 @@ def test_the_entry_point_runs_from_the_source_archive_alone(
 def test_a_job_without_the_run_or_with_other_libraries_stops_naming_why(tmp_path: Path) -> None:
     with pytest.raises(steps.StepError, match="no 'data' hyperparameter"):
         run({"SM_HPS": json.dumps({"recipe": "model.recipe"})})
+    with pytest.raises(steps.StepError, match="no 'recipe' hyperparameter \\(the stage's recipe module\\)"):
+        run({"SM_HPS": json.dumps({"data": "{}"})})
     pins = tmp_path / "requirements.txt"
     pins.write_text("# pins\nnumpy==0.0.1\nscikit-learn==1.4.2\n")
     with pytest.raises(steps.StepError, match=r"numpy .* \(pinned 0\.0\.1\), scikit-learn .* \(pinned 1\.4\.2\)"):
