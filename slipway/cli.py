@@ -62,7 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         help="train from a small lake in moto (the recipe's data as daily Parquet partitions) instead of load_data()",
     )
 
-    train = command("train", cmd_train, "Train model/recipe.py, export to ONNX, check parity, register the bundle.")
+    check = command(
+        "check", cmd_check, "Check the stage's recipe (or --recipe) against the recipe contract, without training."
+    )
+    check.add_argument("--recipe", metavar="MODULE", help="a recipe module by import path (default: the stage's)")
+
+    train = command(
+        "train", cmd_train, "Train the stage's recipe, export it to ONNX, check parity, register the bundle."
+    )
     train.add_argument("--promote", action="store_true", help="make the new version live")
     train.add_argument("--reason", default="trained by hand", help="recorded with the promotion")
     train.add_argument(
@@ -236,7 +243,8 @@ def _banner(stack: Any) -> str:
     body = json.dumps({"instances": [example]})
     score = manifest.metrics[manifest.metric]
     return f"""
-Slipway is serving model {manifest.version} ({manifest.task}, {manifest.metric} {score:.3f} on holdout).
+Slipway is serving model {manifest.version} of {manifest.lineage.recipe} ({manifest.task}, {manifest.metric} \
+{score:.3f} on holdout).
 
   API    {stack.url}   POST /predict  GET /model  GET /health  GET /openapi.json
   AWS    export AWS_ENDPOINT_URL={stack.aws_endpoint}   (moto: other slipway commands use it)
@@ -248,15 +256,36 @@ Try it:
 Press Ctrl-C to stop."""
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from functions.training.recipe_contract import CONTRACT
+    from functions.training.train import load_recipe
+    from stage.settings import load_settings
+
+    name = args.recipe or load_settings(args.stage).recipe
+    recipe = load_recipe(name)  # refuses a recipe that breaks the contract, listing every problem
+    print(f"recipe {name} meets the recipe contract ({recipe.TASK}, METRIC {recipe.METRIC}, SEED {recipe.SEED})")
+    for entry in CONTRACT:
+        if entry.required:
+            continue
+        if hasattr(recipe, entry.name):
+            shown = repr(getattr(recipe, entry.name))
+            print(f"  {entry.name}: {shown if len(shown) <= 100 else shown[:97] + '...'}")
+        else:
+            print(f"  {entry.name}: {entry.default_text} (default)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from functions.training.train import load_recipe, train_bundle
     from slipway.features_cli import print_report
     from slipway.target import resolve
+    from stage.settings import load_settings
 
     if args.out is not None:
         if args.promote:
             raise ValueError("--out writes the bundle to a folder; --promote needs a stack: use one or the other")
-        return _train_offline(train_bundle(load_recipe(), code_revision=_code_revision()), args.out)
+        recipe = load_recipe(load_settings(args.stage).recipe)
+        return _train_offline(train_bundle(recipe, code_revision=_code_revision()), args.out)
     from functions.adapters import factory
     from functions.adapters.athena_queries import AthenaQueries
     from functions.adapters.lake_objects import S3Source
@@ -270,7 +299,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         S3RetrainStore(factory.client("s3"), bucket),
         S3Source(factory.client("s3")),
         source,
-        load_recipe(),
+        load_recipe(target.settings.recipe),
         artifacts_bucket=bucket,
         code_revision=_code_revision(),
         queries=AthenaQueries(factory.client("athena")) if source.kind == "athena" else None,

@@ -10,8 +10,10 @@ one: `SEGMENTS = ["species"]` makes the monitor answer it from served traffic an
 feedback (docs/monitoring.md, "Bias across segments"). `slipway demo` runs it after
 the main example.
 
-To use it as the recipe, copy it over `model/recipe.py` and add
-`palmerpenguins==0.1.6` to `model/requirements.txt` (its data ships in that package).
+To use it as a stage's recipe, set `"recipe": "model.examples.penguins"` in that
+stage of `cdk.json` (`slipway check --stage <stage>` checks it), and add
+`palmerpenguins==0.1.6` to `model/requirements.txt` for the Lambda training package
+(its data ships in that package; Slipway's own environment has it already).
 """
 
 from __future__ import annotations

@@ -60,3 +60,52 @@ def test_the_api_key_never_goes_on_the_command_line(monkeypatch: Any, capsys: An
     # It comes from the stack, or from the environment: here a closed port fails the checks, key or not.
     monkeypatch.setenv("SLIPWAY_API_KEY", "secret")
     assert main(["smoke", "--url", "http://127.0.0.1:9/"]) == 1
+
+
+def _bad_recipe(tmp_path: Any, monkeypatch: Any) -> str:
+    """A recipe file with a misspelt build, a wrong TASK and a misspelt optional name."""
+    (tmp_path / "tmp_bad_recipe.py").write_text(
+        "SEED = 1\nTASK = 'ranking'\nMETRIC = 'accuracy'\nSEGMENT = ['species']\n\n\n"
+        "def load_data():\n    return None\n\n\ndef biuld(seed):\n    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "tmp_bad_recipe"
+
+
+def test_check_lists_every_problem_of_a_bad_recipe_and_fails(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
+    from slipway.cli import EXIT_FAILED, main
+
+    assert main(["check", "--recipe", _bad_recipe(tmp_path, monkeypatch)]) == EXIT_FAILED
+
+    err = capsys.readouterr().err
+    assert "slipway: recipe tmp_bad_recipe does not meet the recipe contract" in err
+    assert '  - TASK: expected one of "classification", "regression"; found \'ranking\' (str)' in err
+    assert "  - build: missing; a recipe must set it: function `build(seed)`" in err
+    assert "(it sets biuld: a misspelling?)" in err
+    assert "  - SEGMENT: not a name Slipway reads; did you mean SEGMENTS?" in err
+
+
+def test_check_takes_the_stage_recipe_setting_and_prints_what_it_sets(monkeypatch: Any, capsys: Any) -> None:
+    import stage.settings
+    from slipway.cli import main
+
+    dev = stage.settings.load_settings("dev")
+    monkeypatch.setattr(
+        stage.settings,
+        "load_settings",
+        lambda name: stage.settings.with_overrides(dev, {"recipe": "model.examples.penguins"}),
+    )
+
+    assert main(["check"]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "recipe model.examples.penguins meets the recipe contract (classification, METRIC roc_auc, SEED 7)"
+    assert "  SEGMENTS: ['species']" in out
+    assert "  PARITY_TOLERANCE: 0.0001 (default)" in out
+
+
+def test_check_names_a_recipe_module_that_does_not_exist(capsys: Any) -> None:
+    from slipway.cli import EXIT_FAILED, main
+
+    assert main(["check", "--recipe", "model.no_such_recipe"]) == EXIT_FAILED
+    assert "slipway: no recipe module 'model.no_such_recipe'" in capsys.readouterr().err
