@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from functions.training.train import load_recipe, load_table
+from functions.training.train import DEFAULT_RECIPE, load_recipe, load_table
 
 FEEDBACK_BATCH = 1000  # FeedbackRequest's maximum number of items
 
@@ -41,7 +41,7 @@ class Served:
     model_version: str | None
 
 
-def example_rows(count: int, *, seed: int, recipe_name: str = "model.recipe") -> Rows:
+def example_rows(count: int, *, seed: int, recipe_name: str = DEFAULT_RECIPE) -> Rows:
     """`count` rows of the recipe's load_data() in a reproducible shuffled order, each row once before any repeats.
 
     Each row once keeps a sample as close to the training distribution as its size allows (drawing with

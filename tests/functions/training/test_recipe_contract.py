@@ -175,3 +175,10 @@ def test_the_example_recipe_docstring_names_every_contract_name() -> None:
     doc = model.recipe.__doc__ or ""
 
     assert [entry.name for entry in CONTRACT if f"`{entry.name}" not in doc] == []
+
+
+def test_a_stage_without_a_recipe_setting_loads_what_load_recipe_loads_by_default() -> None:
+    from functions.training.train import DEFAULT_RECIPE
+    from stage.settings import StageSettings
+
+    assert StageSettings.model_fields["recipe"].default == DEFAULT_RECIPE
