@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         "check", cmd_check, "Check the stage's recipe (or --recipe) against the recipe contract, without training."
     )
     check.add_argument("--recipe", metavar="MODULE", help="a recipe module by import path (default: the stage's)")
+    check.add_argument(
+        "--data",
+        action="store_true",
+        help="also run load_data() and check FEATURES, CAPTURE_EXCLUDE and SEGMENTS against its columns (no fitting)",
+    )
 
     train = command(
         "train", cmd_train, "Train the stage's recipe, export it to ONNX, check parity, register the bundle."
@@ -258,7 +263,7 @@ Press Ctrl-C to stop."""
 
 def cmd_check(args: argparse.Namespace) -> int:
     from functions.training.recipe_contract import CONTRACT
-    from functions.training.train import load_recipe
+    from functions.training.train import data_declarations, load_recipe, load_table
     from stage.settings import load_settings
 
     name = args.recipe or load_settings(args.stage).recipe
@@ -272,6 +277,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  {entry.name}: {shown if len(shown) <= 100 else shown[:97] + '...'}")
         else:
             print(f"  {entry.name}: {entry.default_text} (default)")
+    if args.data:
+        columns, target = load_table(recipe)
+        spec, excluded, segments = data_declarations(recipe, columns)
+        required = sum(feature.required for feature in spec.features)
+        print(
+            f"data: {len(target)} rows, {len(spec.features)} features ({required} required); FEATURES, "
+            f"CAPTURE_EXCLUDE ({len(excluded)}) and SEGMENTS ({len(segments)}) fit its columns"
+        )
     return 0
 
 

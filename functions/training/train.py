@@ -191,6 +191,16 @@ def _quartiles(name: str, column: np.ndarray) -> tuple[float, ...]:
     return tuple(edges.tolist())
 
 
+def data_declarations(
+    recipe: object, columns: Mapping[str, np.ndarray]
+) -> tuple[FeatureSpec, tuple[str, ...], tuple[SegmentSpec, ...]]:
+    """The recipe's names that depend on its data (FEATURES, CAPTURE_EXCLUDE, SEGMENTS) applied to `columns`:
+    the feature spec, the excluded features and the segments; a name the data refutes refuses training."""
+    spec = derive_feature_spec(columns, declared(recipe, "FEATURES"))
+    capture_exclude = capture_exclusions(declared(recipe, "CAPTURE_EXCLUDE"), spec)
+    return spec, capture_exclude, segment_specs(declared(recipe, "SEGMENTS"), spec, columns, capture_exclude)
+
+
 def data_hash(columns: dict[str, np.ndarray], target: np.ndarray) -> str:
     """A hash of the training table (names, values and target), for lineage."""
     digest = hashlib.sha256()
@@ -215,13 +225,11 @@ def train_bundle(
     if task == "classification":
         target = target.astype(str)
 
-    spec = derive_feature_spec(columns, declared(recipe, "FEATURES"))
-    capture_exclude = capture_exclusions(declared(recipe, "CAPTURE_EXCLUDE"), spec)
+    spec, capture_exclude, segments = data_declarations(recipe, columns)
     share = outlier_share(declared(recipe, "OUTLIER_SHARE"))
     rule = importance_rule(
         threshold=declared(recipe, "IMPORTANCE_THRESHOLD"), share=declared(recipe, "IMPORTANCE_SHARE")
     )
-    segments = segment_specs(declared(recipe, "SEGMENTS"), spec, columns, capture_exclude)
     encoded = encode_columns(spec, columns)
     texts = category_texts(spec, columns)
     frame = model_frame(spec, encoded, texts)

@@ -109,3 +109,21 @@ def test_check_names_a_recipe_module_that_does_not_exist(capsys: Any) -> None:
 
     assert main(["check", "--recipe", "model.no_such_recipe"]) == EXIT_FAILED
     assert "slipway: no recipe module 'model.no_such_recipe'" in capsys.readouterr().err
+
+
+def test_check_with_data_refuses_a_name_the_data_lacks_without_fitting(
+    tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    from slipway.cli import EXIT_FAILED, main
+
+    (tmp_path / "tmp_private_recipe.py").write_text(
+        "from model.recipe import METRIC, SEED, TASK, build, load_data\n\nCAPTURE_EXCLUDE = ['postcode']\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    assert main(["check", "--recipe", "tmp_private_recipe"]) == 0, "the contract alone cannot know the columns"
+    assert main(["check", "--data", "--recipe", "tmp_private_recipe"]) == EXIT_FAILED
+    assert "CAPTURE_EXCLUDE names features the data does not have: ['postcode']" in capsys.readouterr().err
+
+    assert main(["check", "--data"]) == 0
+    assert "data: 569 rows, 30 features (5 required)" in capsys.readouterr().out
