@@ -19,7 +19,7 @@ from functions.core.layout import CAPTURE_ERRORS_PREFIX, CAPTURE_PREFIX
 from infra.bundling import FUNCTIONS_DIR, PYARROW_TRIM_DIRS, PackageSpec
 from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
-from infra.observability import PERIOD, Observability
+from infra.observability import PERIOD, Observability, one_period_alarm
 from stage.names import ResourceNames
 from stage.settings import MonitorSettings
 
@@ -192,32 +192,22 @@ class Monitoring(Construct):
         ):
             if threshold is None:
                 continue
-            alarm = quality.create_alarm(
-                self,
-                construct_id,
-                alarm_description=f"The live model's metric on labelled rows is {words} {threshold}",
-                threshold=threshold,
-                evaluation_periods=1,
-                comparison_operator=operator,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+            alarm = one_period_alarm(
+                self, construct_id, quality, threshold=threshold, comparison=operator,
+                description=f"The live model's metric on labelled rows is {words} {threshold}",
+            )  # fmt: skip
             self.quality_alarms.append(observability.add_alarm(alarm))
         # The widest gap across segments (published only when two segments of a feature have enough rows).
         gap = metric(telemetry.SEGMENT_GAP)
         self.segment_gap_alarm = observability.add_alarm(
-            gap.create_alarm(
-                self,
-                "SegmentGapAlarm",
-                alarm_description=(
+            one_period_alarm(
+                self, "SegmentGapAlarm", gap, threshold=monitor.segments.gap_alarm,
+                description=(
                     f"The model's answers or errors differ across the segments of a feature by over "
                     f"{monitor.segments.gap_alarm:g} (monitor.segments.gap_alarm; see the HTML report)"
                 ),
-                threshold=monitor.segments.gap_alarm,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
-        )
+        )  # fmt: skip
         observability.add_widgets(
             cloudwatch.GraphWidget(
                 title="Drift share and rows monitored",

@@ -28,6 +28,28 @@ PERIOD = Duration.minutes(5)
 RETRY_ATTEMPTS = 2
 
 
+def one_period_alarm(
+    scope: Construct,
+    construct_id: str,
+    metric: cloudwatch.IMetric,
+    *,
+    description: str,
+    threshold: float,
+    comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+) -> cloudwatch.Alarm:
+    """An alarm (in `scope`) when `metric` crosses `threshold` in one period; a period without data is no breach."""
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        metric=metric,
+        threshold=threshold,
+        evaluation_periods=1,
+        comparison_operator=comparison,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+
+
 class Observability(Construct):
     """SNS alarm topic, the serving alarms and the stage's dashboard.
 
@@ -160,17 +182,11 @@ class Observability(Construct):
     ) -> cloudwatch.Alarm:
         """An alarm (in `scope`) when `metric` reaches `threshold` in one period, added like add_alarm."""
         return self.add_alarm(
-            cloudwatch.Alarm(
-                scope,
-                construct_id,
-                alarm_description=description,
-                metric=metric,
-                threshold=threshold,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            one_period_alarm(
+                scope, construct_id, metric, description=description, threshold=threshold,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             )
-        )
+        )  # fmt: skip
 
     def add_widgets(self, *widgets: cloudwatch.IWidget) -> None:
         """Add a row of widgets to the dashboard."""
@@ -225,30 +241,17 @@ class Observability(Construct):
     ) -> cloudwatch.Alarm:  # fmt: skip
         if not self._metric_math:
             # The emulator's stand-in: the same alarm fires on any count of the numerator.
-            return numerator.create_alarm(
-                self,
-                construct_id,
-                alarm_description=f"{description} (emulator: any occurrence, no metric math)",
-                threshold=0,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+            return one_period_alarm(
+                self, construct_id, numerator,
+                description=f"{description} (emulator: any occurrence, no metric math)", threshold=0,
+            )  # fmt: skip
         rate = cloudwatch.MathExpression(
             expression="100 * n / d",
             using_metrics={"n": numerator, "d": denominator},
             period=PERIOD,
             label=label,
         )
-        return rate.create_alarm(
-            self,
-            construct_id,
-            alarm_description=description,
-            threshold=threshold,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        return one_period_alarm(self, construct_id, rate, description=description, threshold=threshold)
 
     def _serving_alarms(self, *, alarms: AlarmSettings, api: apigw.RestApi, function: lambda_.IFunction) -> None:
         stage = api.deployment_stage
@@ -268,24 +271,14 @@ class Observability(Construct):
             threshold=alarms.error_5xx_rate_percent, label="5XX rate (%)",
             description=f"API 5XX responses above {alarms.error_5xx_rate_percent}% of requests over 5 minutes",
         )  # fmt: skip
-        self.latency_alarm = latency_p99.create_alarm(
-            self,
-            "ApiLatencyP99",
-            alarm_description=f"API p99 latency above {alarms.p99_latency_ms} ms over 5 minutes",
-            threshold=alarms.p99_latency_ms,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.throttles_alarm = throttles.create_alarm(
-            self,
-            "FunctionThrottles",
-            alarm_description=f"Inference function throttled more than {alarms.throttles_per_5min} times in 5 minutes",
-            threshold=alarms.throttles_per_5min,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        self.latency_alarm = one_period_alarm(
+            self, "ApiLatencyP99", latency_p99, threshold=alarms.p99_latency_ms,
+            description=f"API p99 latency above {alarms.p99_latency_ms} ms over 5 minutes",
+        )  # fmt: skip
+        self.throttles_alarm = one_period_alarm(
+            self, "FunctionThrottles", throttles, threshold=alarms.throttles_per_5min,
+            description=f"Inference function throttled more than {alarms.throttles_per_5min} times in 5 minutes",
+        )  # fmt: skip
         self.fallback_alarm = self._rate_alarm(
             "FallbackRate", numerator=fallbacks, denominator=predictions,
             threshold=alarms.fallback_rate_percent, label="Fallback rate (%)",
@@ -328,15 +321,10 @@ class Observability(Construct):
             ),
         )
         # Any row answered by the last good version: the registry's live version cannot be loaded.
-        self.last_good_alarm = last_good.create_alarm(
-            self,
-            "LastGoodModelAnswering",
-            alarm_description="The live model version cannot be loaded; the last good version answers (see /health)",
-            threshold=0,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        self.last_good_alarm = one_period_alarm(
+            self, "LastGoodModelAnswering", last_good, threshold=0,
+            description="The live model version cannot be loaded; the last good version answers (see /health)",
+        )  # fmt: skip
         api_alarms = (self.api_5xx_alarm, self.latency_alarm, self.throttles_alarm)
         model_alarms = (self.fallback_alarm, self.invalid_request_alarm, self.last_good_alarm, self.outlier_alarm)
         for alarm in (*api_alarms, *model_alarms):
