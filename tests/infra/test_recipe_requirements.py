@@ -42,11 +42,14 @@ SITE = Path(sklearn.__file__).resolve().parent.parent
 LIGHTGBM_LIB = SITE / "lightgbm" / "lib" / "lib_lightgbm.so"
 [SKLEARN_GOMP] = sorted((SITE / "scikit_learn.libs").glob("libgomp-*.so*"))
 
-LIGHTGBM_RECIPE = """
+
+def _recipe(estimator_import: str, model: str) -> str:
+    """The breast-cancer table scaled, then `model` (an expression of `seed`), which `estimator_import` brings in."""
+    return f"""
 from sklearn.datasets import load_breast_cancer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from lightgbm import LGBMClassifier
+{estimator_import}
 
 SEED = 7
 TASK = "classification"
@@ -59,33 +62,19 @@ def load_data():
 
 
 def build(seed):
-    model = LGBMClassifier(
-        n_estimators=40, random_state=seed, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1
-    )
+    model = {model}
     return Pipeline([("scale", StandardScaler()), ("model", model)])
 """
 
-XGBOOST_RECIPE = """
-from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_breast_cancer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from xgboost import XGBClassifier
 
-SEED = 7
-TASK = "classification"
-METRIC = "roc_auc"
-
-
-def load_data():
-    data = load_breast_cancer(as_frame=True)
-    return data.data.rename(columns=lambda name: name.replace(" ", "_")), data.target
-
-
-def build(seed):
-    model = XGBClassifier(n_estimators=40, max_depth=4, random_state=seed, n_jobs=1)
-    return Pipeline([("scale", StandardScaler()), ("model", model)])
-"""
+LIGHTGBM_RECIPE = _recipe(
+    "from lightgbm import LGBMClassifier",
+    "LGBMClassifier(n_estimators=40, random_state=seed, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1)",
+)
+XGBOOST_RECIPE = _recipe(
+    "from xgboost import XGBClassifier",
+    "XGBClassifier(n_estimators=40, max_depth=4, random_state=seed, n_jobs=1)",
+)
 
 # Each library: its recipe, its requirement, and a native library of its wheel.
 LIBRARIES = {
