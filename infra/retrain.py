@@ -20,7 +20,6 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions.core.events import DRIFT_DETECTED, event_source
@@ -30,6 +29,7 @@ from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from infra.sagemaker import ENTRY_POINT, SOURCES, source_archive, training_image_uri
+from infra.state_machines import state_machine
 from stage.names import ResourceNames
 from stage.settings import RetrainSettings
 from stage.workflows.retrain import RetrainSteps, SageMakerTraining, retrain_definition
@@ -125,27 +125,20 @@ class Retrain(Construct):
             step_timeout_seconds=retrain.step_timeout_seconds,
             sagemaker=sagemaker,
         )
-        self.log_group = defaults.log_group(
-            self, "StateMachineLogs", f"/aws/vendedlogs/states/{names.retrain_state_machine}"
-        )
-        self.state_machine = sfn.StateMachine(
+        invoked = [f.function_arn for f in self.step_functions.values()]
+        self.state_machine = state_machine(
             self,
             "StateMachine",
-            state_machine_name=names.retrain_state_machine,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(Stack.of(self).to_json_string(definition)),
+            name=names.retrain_state_machine,
+            definition=definition,
             timeout=Duration.seconds(int(definition["TimeoutSeconds"])),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            defaults=defaults,
+            invokes=(
+                "InvokeRetrainSteps",
+                invoked + ([launch_rollout.function_arn] if launch_rollout is not None else []),
+            ),
         )
         machine = self.state_machine.role
-        invoked = [f.function_arn for f in self.step_functions.values()]
-        allow(
-            machine,
-            "InvokeRetrainSteps",
-            ["lambda:InvokeFunction"],
-            invoked + ([launch_rollout.function_arn] if launch_rollout is not None else []),
-        )
         if sagemaker is not None:
             jobs = Stack.of(self).format_arn(service="sagemaker", resource="training-job", resource_name="*")
             allow(
@@ -160,12 +153,6 @@ class Retrain(Construct):
                 "Each run's training job is named after its execution (the run id), known only when the run starts; "
                 "the state machine may create, describe and stop training jobs and nothing else of SageMaker.",
             )
-        acknowledge(
-            self.state_machine.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Step Functions logging (logs:CreateLogDelivery and related) and X-Ray tracing "
-            "(xray:PutTraceSegments) support no resource-level permissions, so AWS requires Resource '*'.",
-        )
 
         self.schedule = scheduler.Schedule(
             self,

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions.rollout.config import RolloutConfig
 from infra.bundling import FUNCTIONS_DIR, PackageSpec
 from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
-from infra.nag import acknowledge
+from infra.state_machines import state_machine
 from stage.environments import rollout_environment
 from stage.names import ResourceNames
 from stage.settings import StageSettings
@@ -67,27 +66,15 @@ class Rollout(Construct):
             stage_phases(settings),
             step_timeout_seconds=rollout.timeout_seconds,
         )
-        self.log_group = defaults.log_group(
-            self, "StateMachineLogs", f"/aws/vendedlogs/states/{names.rollout_state_machine}"
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = state_machine(
             self,
             "StateMachine",
-            state_machine_name=names.rollout_state_machine,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(Stack.of(self).to_json_string(definition)),
+            name=names.rollout_state_machine,
+            definition=definition,
             # Two phases of at most a day each, with their settle time and steps.
             timeout=Duration.days(3),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
-        )
-        allow(self.state_machine.role, "InvokeRolloutSteps", ["lambda:InvokeFunction"],
-              [f.function_arn for f in self.step_functions.values()])  # fmt: skip
-        acknowledge(
-            self.state_machine.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Step Functions logging (logs:CreateLogDelivery and related) and X-Ray tracing "
-            "(xray:PutTraceSegments) support no resource-level permissions, so AWS requires Resource '*'.",
+            defaults=defaults,
+            invokes=("InvokeRolloutSteps", [f.function_arn for f in self.step_functions.values()]),
         )
         judge = self.step_functions["judge"].role
         assert judge is not None

@@ -87,13 +87,26 @@ def retry_transient(max_attempts: int, interval_seconds: int) -> list[dict[str, 
     ]
 
 
+def catch_all(next_state: str) -> list[dict[str, Any]]:
+    """Any error, kept in $.error, leads to `next_state`."""
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": next_state}]
+
+
 def _catch() -> list[dict[str, Any]]:
-    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
+    return catch_all("NotifyFailure")
 
 
-def _lambda_task(
-    function: str, parameters: dict[str, Any], result_path: str, next_state: str, *, timeout: int, retry: list[Any]
+def lambda_task(
+    function: str,
+    parameters: dict[str, Any],
+    result_path: str,
+    next_state: str,
+    *,
+    timeout: int,
+    retry: list[Any],
+    on_error: str = "NotifyFailure",
 ) -> dict[str, Any]:
+    """A Task state invoking `function` with `parameters`; its result at `result_path`, any error to `on_error`."""
     return {
         "Type": "Task",
         "Resource": function,
@@ -101,7 +114,7 @@ def _lambda_task(
         "ResultPath": result_path,
         "TimeoutSeconds": timeout,
         "Retry": retry,
-        "Catch": _catch(),
+        "Catch": catch_all(on_error),
         "Next": next_state,
     }
 
@@ -175,7 +188,7 @@ def _start_rollout(steps: RetrainSteps, timeout: int, retry: list[Any]) -> dict[
         "version.$": "$.decision.candidate_version",
         "reason.$": "States.Format('retrain {} ({})', $.data.run_id, $.data.reason)",
     }
-    return {"StartRollout": _lambda_task(steps.launch_rollout, parameters, "$.rollout", "NotifyOutcome",
+    return {"StartRollout": lambda_task(steps.launch_rollout, parameters, "$.rollout", "NotifyOutcome",
                                          timeout=timeout, retry=retry)}  # fmt: skip
 
 
@@ -193,7 +206,7 @@ def retrain_definition(
     training: dict[str, Any]
     if sagemaker is None:
         training = {
-            "Train": _lambda_task(
+            "Train": lambda_task(
                 steps.train, {"data.$": "$.data"}, "$.candidate", "Evaluate", timeout=train_timeout_seconds, retry=retry
             )
         }
@@ -203,7 +216,7 @@ def retrain_definition(
         train_timeout_seconds = sagemaker.max_runtime_seconds + SAGEMAKER_STARTUP_SECONDS
         training = {
             "Train": _sagemaker_train(sagemaker, retry),
-            "CollectCandidate": _lambda_task(
+            "CollectCandidate": lambda_task(
                 steps.collect,
                 {"data.$": "$.data", "training_job.$": "$.training_job.training_job"},
                 "$.candidate",
@@ -217,7 +230,7 @@ def retrain_definition(
         "StartAt": "Prepare",
         "TimeoutSeconds": train_timeout_seconds + (6 + len(training) - 1) * step_timeout_seconds,
         "States": {
-            "Prepare": _lambda_task(
+            "Prepare": lambda_task(
                 steps.prepare,
                 {"run_id.$": "$$.Execution.Name", "reason.$": "$.reason"},
                 "$.data",
@@ -226,7 +239,7 @@ def retrain_definition(
                 retry=retry,
             ),
             **training,
-            "Evaluate": _lambda_task(
+            "Evaluate": lambda_task(
                 steps.evaluate,
                 {"data.$": "$.data", "candidate.$": "$.candidate"},
                 "$.decision",
@@ -239,7 +252,7 @@ def retrain_definition(
                 "Choices": [{"Variable": "$.decision.verdict", "StringEquals": "promote", "Next": "Register"}],
                 "Default": "NotifyOutcome",
             },
-            "Register": _lambda_task(
+            "Register": lambda_task(
                 steps.register,
                 {"version.$": "$.decision.candidate_version"},
                 "$.registered",
@@ -248,7 +261,7 @@ def retrain_definition(
                 retry=retry,
             ),
             **_start_rollout(steps, step_timeout_seconds, retry),
-            "Promote": _lambda_task(
+            "Promote": lambda_task(
                 steps.promote,
                 {
                     "version.$": "$.decision.candidate_version",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from stage.settings import StageSettings
-from stage.workflows.retrain import KEEP_OUTPUT, retry_transient
+from stage.workflows.retrain import KEEP_OUTPUT, lambda_task, retry_transient
 
 FAILED_STATE = "RolloutFailed"
 
@@ -52,21 +52,10 @@ def stage_phases(settings: StageSettings) -> list[Phase]:
     return phases_of(kind, shadow_percent=rollout.shadow_percent, canary_percent=rollout.canary_percent)
 
 
-def _catch() -> list[dict[str, Any]]:
-    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Abort"}]
-
-
 def _task(function: str, parameters: dict[str, Any], result_path: str, next_state: str, timeout: int) -> dict[str, Any]:
-    return {
-        "Type": "Task",
-        "Resource": function,
-        "Parameters": parameters,
-        "ResultPath": result_path,
-        "TimeoutSeconds": timeout,
-        "Retry": retry_transient(3, 2),
-        "Catch": _catch(),
-        "Next": next_state,
-    }
+    return lambda_task(
+        function, parameters, result_path, next_state, timeout=timeout, retry=retry_transient(3, 2), on_error="Abort"
+    )
 
 
 def _finish(steps: RolloutSteps, action: str, timeout: int) -> dict[str, Any]:

@@ -16,18 +16,6 @@ def _definition(template: Template) -> dict[str, Any]:
     return state_machine_definition(template, "slipway-dev-retrain")
 
 
-def test_state_machine_is_standard_traced_and_logs_everything(templates: dict[str, Template]) -> None:
-    templates["dev"].has_resource_properties(
-        "AWS::StepFunctions::StateMachine",
-        {
-            "StateMachineName": "slipway-dev-retrain",
-            "StateMachineType": "STANDARD",
-            "TracingConfiguration": {"Enabled": True},
-            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
-        },
-    )
-
-
 def test_every_task_retries_transient_errors_with_backoff_has_a_timeout_and_is_caught(
     templates: dict[str, Template],
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Template
 from synth_support import TOKEN, state_machine_definition
 
 from stage.settings import StageSettings
@@ -51,15 +51,3 @@ def test_prod_retrain_starts_a_rollout_and_dev_promotes_at_once(templates: dict[
     assert prod["StartRollout"]["Parameters"]["version.$"] == "$.decision.candidate_version"
     dev = _definition(templates["dev"], "slipway-dev-retrain")["States"]
     assert dev["Register"]["Next"] == "Promote" and "StartRollout" not in dev
-
-
-def test_the_rollout_machine_is_standard_traced_and_logged(templates: dict[str, Template]) -> None:
-    templates["prod"].has_resource_properties(
-        "AWS::StepFunctions::StateMachine",
-        {
-            "StateMachineName": "slipway-prod-rollout",
-            "StateMachineType": "STANDARD",
-            "TracingConfiguration": {"Enabled": True},
-            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
-        },
-    )
