@@ -13,7 +13,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions.core import layout, telemetry
@@ -22,6 +21,8 @@ from infra.grants import allow
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
 from infra.observability import Observability
+from infra.queues import private_queue
+from infra.state_machines import state_machine
 from stage.names import ResourceNames
 from stage.settings import StageSettings
 from stage.workflows.batch import batch_definition
@@ -51,13 +52,11 @@ class AsyncJobs(Construct):
         self._defaults = defaults
         self._code = defaults.code(INFERENCE_PACKAGE)
         jobs = settings.async_jobs
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = private_queue(
             self,
             "DeadLetterQueue",
-            queue_name=names.dead_letter_queue,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.seconds(settings.async_jobs.dead_letter_retention_seconds),
+            names.dead_letter_queue,
+            retention=Duration.seconds(settings.async_jobs.dead_letter_retention_seconds),
             visibility_timeout=Duration.seconds(6 * 60),
         )
         acknowledge(
@@ -66,12 +65,10 @@ class AsyncJobs(Construct):
             "This queue is the dead-letter queue of the async requests queue; a message its fallback cannot "
             "handle stays here for 14 days and the DLQ-depth alarm fires.",
         )
-        self.requests_queue = sqs.Queue(
+        self.requests_queue = private_queue(
             self,
             "RequestsQueue",
-            queue_name=names.requests_queue,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+            names.requests_queue,
             visibility_timeout=Duration.seconds(settings.async_jobs.visibility_timeout_seconds),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=jobs.max_receive_count
@@ -161,28 +158,23 @@ class AsyncJobs(Construct):
         )  # fmt: skip
 
         stack = Stack.of(self)
-        self.batch_log_group = self._defaults.log_group(
-            self, "BatchStateMachineLogs", f"/aws/vendedlogs/states/{names.batch_state_machine}"
-        )
         definition = batch_definition(
             plan_function=self.batch_plan.function_arn,
             score_function=self.batch_score.function_arn,
             bucket=self._bucket.bucket_name,
             max_concurrency=settings.batch.max_concurrency,
         )
-        self.batch_state_machine = sfn.StateMachine(
+        self.batch_state_machine = state_machine(
             self,
             "BatchStateMachine",
-            state_machine_name=names.batch_state_machine,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(stack.to_json_string(definition)),
+            name=names.batch_state_machine,
+            definition=definition,
             timeout=Duration.hours(24),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.batch_log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            defaults=self._defaults,
+            invokes=("InvokeBatchSteps", [self.batch_plan.function_arn, self.batch_score.function_arn]),
+            include_execution_data=False,
         )
         machine = self.batch_state_machine
-        steps = [self.batch_plan.function_arn, self.batch_score.function_arn]
-        allow(machine.role, "InvokeBatchSteps", ["lambda:InvokeFunction"], steps)
         # A Distributed Map runs each item as a child execution of this state machine.
         own_arn = stack.format_arn(
             service="states",
@@ -198,12 +190,6 @@ class AsyncJobs(Construct):
         )
         allow(machine.role, "RunChildExecutions", ["states:StartExecution"], [own_arn])
         allow(machine.role, "ManageChildExecutions", ["states:DescribeExecution", "states:StopExecution"], [executions])
-        acknowledge(
-            machine.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Step Functions logging (logs:CreateLogDelivery and related) and X-Ray tracing "
-            "(xray:PutTraceSegments) support no resource-level permissions, so AWS requires Resource '*'.",
-        )
         acknowledge(
             machine.role,
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:<AWS::AccountId>:execution:"

@@ -13,11 +13,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.core import telemetry
 from infra.nag import acknowledge
+from infra.queues import private_queue
 from stage.names import COST_TAG, ResourceNames
 from stage.settings import AlarmSettings
 
@@ -200,13 +200,8 @@ class Observability(Construct):
 
     def _failed_invocations(self, names: ResourceNames) -> None:
         """The queue that keeps the events of failed asynchronous invocations, and its alarm."""
-        self.failed_invocations = sqs.Queue(
-            self,
-            "FailedInvocations",
-            queue_name=names.failed_invocations_queue,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+        self.failed_invocations = private_queue(
+            self, "FailedInvocations", names.failed_invocations_queue, retention=Duration.days(14)
         )
         acknowledge(
             self.failed_invocations,
