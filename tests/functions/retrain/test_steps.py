@@ -36,22 +36,11 @@ def _segmented_recipe() -> types.ModuleType:
     return recipe
 
 
-@pytest.fixture
-def recipe_run(aws: None, names: ResourceNames) -> tuple[S3RetrainStore, PreparedData]:
-    """The artifacts store, and run-1 prepared from the example recipe's table."""
-    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
-    prepared = steps.prepare(
-        store, S3Source(factory.client("s3")), _NoLabels(), DataSource(), artifacts_bucket=names.artifacts_bucket,
-        run_id="run-1", reason="test", recipe=load_recipe(),
-    )  # fmt: skip
-    return store, prepared
-
-
 @pytest.mark.parametrize("limit", [None, 0.0])
 def test_evaluate_records_both_gaps_when_the_gate_checks_them(
-    live_bundle: Bundle, registry: Registry, recipe_run: tuple[S3RetrainStore, PreparedData], limit: float | None
+    live_bundle: Bundle, registry: Registry, run_table: tuple[S3RetrainStore, PreparedData], limit: float | None
 ) -> None:
-    store, prepared = recipe_run
+    store, prepared = run_table
     candidate = steps.train(store, _segmented_recipe(), prepared, code_revision=None)
     summary = steps.evaluate(store, registry, GatePolicy(tolerance=0.01, max_gap_increase=limit), prepared, candidate)
 
@@ -128,9 +117,9 @@ def test_the_gate_judges_on_the_rows_newer_than_live_s_data(registry: Registry, 
 
 
 def test_the_same_snapshot_and_seed_retrain_to_the_byte_identical_bundle(
-    recipe_run: tuple[S3RetrainStore, PreparedData], names: ResourceNames
+    run_table: tuple[S3RetrainStore, PreparedData], names: ResourceNames
 ) -> None:
-    store, prepared = recipe_run
+    store, prepared = run_table
     first = steps.train(store, load_recipe(), prepared, code_revision=None)
     prefix = layout.candidate_prefix(first.version)
     onnx_bytes, manifest = store.get(prefix + layout.MODEL_FILE), store.get(prefix + layout.MANIFEST_FILE)

@@ -16,34 +16,15 @@ from typing import Any
 
 import pytest
 
-from functions.adapters import factory
-from functions.adapters.lake_objects import S3Source
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
-from functions.core.data_source import DataSource
 from functions.retrain import steps
 from functions.retrain.schemas import Candidate, PreparedData
 from functions.retrain.training_job import CANDIDATE_FILE, check_libraries, run
 from functions.training.train import load_recipe
 from infra.sagemaker import ENTRY_POINT, source_archive
-from stage.names import ResourceNames
 
 pytestmark = pytest.mark.handler
-
-
-class _NoLabels:
-    def labelled_rows(self, since: object = None) -> list[object]:
-        return []
-
-
-@pytest.fixture
-def run_table(aws: None, names: ResourceNames) -> tuple[S3RetrainStore, PreparedData]:
-    store = S3RetrainStore(factory.client("s3"), names.artifacts_bucket)
-    prepared = steps.prepare(
-        store, S3Source(factory.client("s3")), _NoLabels(), DataSource(), artifacts_bucket=names.artifacts_bucket,
-        run_id="run-1", reason="test", recipe=load_recipe(),
-    )  # fmt: skip
-    return store, prepared
 
 
 def _job_folders(root: Path, store: S3RetrainStore, data: PreparedData) -> dict[str, str]:
