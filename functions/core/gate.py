@@ -34,6 +34,26 @@ class GatePolicy(BaseModel):
     )
 
 
+class GateEvidence(BaseModel):
+    """What the gate weighs of the two models, recorded again in its decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str
+    higher_is_better: bool
+    candidate_version: str
+    candidate_score: float
+    parity_passed: bool
+    live_version: str | None
+    live_score: float | None
+    # Per segment feature, each model's gap on the holdout; None when the gap check is off.
+    candidate_gaps: dict[str, float | None] | None = None
+    live_gaps: dict[str, float | None] | None = None
+    # How recent each model's training data is (the upload time of its newest object).
+    candidate_watermark: datetime | None = None
+    live_watermark: datetime | None = None
+
+
 class GateDecision(BaseModel):
     """One decision of the gate, with every figure it was made from (written to S3, shown by `slipway models`)."""
 
@@ -98,25 +118,14 @@ def answer_differences(live: Manifest, candidate: Manifest) -> list[str]:
     return []
 
 
-def decide(
-    *,
-    policy: GatePolicy,
-    metric: str,
-    higher_is_better: bool,
-    candidate_version: str,
-    candidate_score: float,
-    parity_passed: bool,
-    spec_problems: list[str],
-    live_version: str | None,
-    live_score: float | None,
-    candidate_gaps: Mapping[str, float | None] | None = None,
-    live_gaps: Mapping[str, float | None] | None = None,
-    candidate_watermark: datetime | None = None,
-    live_watermark: datetime | None = None,
-) -> tuple[Verdict, list[str]]:
+def decide(policy: GatePolicy, evidence: GateEvidence, *, spec_problems: list[str]) -> tuple[Verdict, list[str]]:
     """Promote when the candidate is within `tolerance` of live, above the floor, parity passed, the spec fits,
     its data is no older than live's and (when `max_gap_increase` is set) no segment feature's gap widens by
     more than it."""
+    metric, higher_is_better = evidence.metric, evidence.higher_is_better
+    candidate_version, candidate_score = evidence.candidate_version, evidence.candidate_score
+    live_version, live_score = evidence.live_version, evidence.live_score
+    candidate_watermark, live_watermark = evidence.candidate_watermark, evidence.live_watermark
     if live_version is not None and candidate_version == live_version:
         return "unchanged", [f"candidate {candidate_version} is the live version: nothing to promote"]
     sign = 1.0 if higher_is_better else -1.0
@@ -126,7 +135,7 @@ def decide(
             f"trained on data up to {candidate_watermark.isoformat()}, older than live's "
             f"{live_watermark.isoformat()}: a model never goes back to older data"
         )
-    if not parity_passed:
+    if not evidence.parity_passed:
         reasons.append("the ONNX export failed its parity check")
     if spec_problems and not policy.allow_incompatible_spec:
         reasons.append("feature spec incompatible with live: " + "; ".join(spec_problems))
@@ -138,7 +147,7 @@ def decide(
         reasons.append(
             f"{metric} {candidate_score:.4f} is worse than live {live_score:.4f} by over {policy.tolerance:g}"
         )
-    reasons += gap_increases(policy.max_gap_increase, candidate_gaps or {}, live_gaps or {})
+    reasons += gap_increases(policy.max_gap_increase, evidence.candidate_gaps or {}, evidence.live_gaps or {})
     if reasons:
         return "refuse", reasons
     if live_version is None:

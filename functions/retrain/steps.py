@@ -16,7 +16,14 @@ from sklearn.model_selection import train_test_split
 from functions.core import layout
 from functions.core.data_source import DataSource
 from functions.core.features import category_texts, encode_columns
-from functions.core.gate import GateDecision, GatePolicy, answer_differences, decide, spec_differences
+from functions.core.gate import (
+    GateDecision,
+    GateEvidence,
+    GatePolicy,
+    answer_differences,
+    decide,
+    spec_differences,
+)
 from functions.core.labelled import LabelCaps, LabelledRowSource, LabelSources, cap_labelled
 from functions.core.manifest import Manifest
 from functions.core.predictor import GraphInputs
@@ -331,15 +338,12 @@ def evaluate(
             live_score = metric_of(live_manifest.model_copy(update={"metric": manifest.metric}), live_answers, holdout)
             if check_gaps:
                 live_gaps = holdout_gaps(manifest, live_answers[0], holdout)
-    better_high = higher_is_better(manifest.metric)
-    verdict, reasons = decide(
-        policy=policy,
+    evidence = GateEvidence(
         metric=manifest.metric,
-        higher_is_better=better_high,
+        higher_is_better=higher_is_better(manifest.metric),
         candidate_version=manifest.version,
         candidate_score=candidate_score,
         parity_passed=parity_passed,
-        spec_problems=problems,
         live_version=live_version,
         live_score=live_score,
         candidate_gaps=candidate_gaps,
@@ -347,29 +351,20 @@ def evaluate(
         candidate_watermark=_watermark(manifest),
         live_watermark=live_watermark,
     )
+    verdict, reasons = decide(policy, evidence, spec_problems=problems)
     decision = GateDecision(
+        **evidence.model_dump(),
         run_id=data.run_id,
         decided_at=now or datetime.now(UTC),
         verdict=verdict,
         reasons=reasons,
-        candidate_version=manifest.version,
-        live_version=live_version,
-        metric=manifest.metric,
-        higher_is_better=better_high,
-        candidate_score=candidate_score,
-        live_score=live_score,
         holdout_rows=holdout.rows,
         tolerance=policy.tolerance,
         floor=policy.floor,
-        parity_passed=parity_passed,
         spec_compatible=not problems,
         data_hash=data.data_hash,
         data_rows=data.rows,
         max_gap_increase=policy.max_gap_increase,
-        candidate_gaps=candidate_gaps,
-        live_gaps=live_gaps,
-        candidate_watermark=_watermark(manifest),
-        live_watermark=live_watermark,
         holdout_scope=scope,
     )
     key = store.put_decision(decision)

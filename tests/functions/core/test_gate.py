@@ -6,24 +6,25 @@ from typing import Any
 
 import pytest
 
-from functions.core.gate import GatePolicy, answer_differences, decide
+from functions.core.gate import GateEvidence, GatePolicy, answer_differences, decide
 from functions.training.train import Bundle
 
+POLICY = GatePolicy(tolerance=0.01)
 
-def _decide(**overrides: Any) -> tuple[str, list[str]]:
-    arguments: dict[str, Any] = {
-        "policy": GatePolicy(tolerance=0.01),
+
+def _decide(
+    policy: GatePolicy = POLICY, spec_problems: list[str] | None = None, **overrides: Any
+) -> tuple[str, list[str]]:
+    evidence: dict[str, Any] = {
         "metric": "roc_auc",
         "higher_is_better": True,
         "candidate_version": "new",
         "candidate_score": 0.95,
         "parity_passed": True,
-        "spec_problems": [],
         "live_version": "old",
         "live_score": 0.95,
     }
-    arguments.update(overrides)
-    return decide(**arguments)
+    return decide(policy, GateEvidence(**{**evidence, **overrides}), spec_problems=spec_problems or [])
 
 
 def test_within_tolerance_of_live_promotes_with_both_scores() -> None:
