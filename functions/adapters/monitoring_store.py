@@ -260,21 +260,19 @@ class S3LabelledRowSource:
             return []
         first = labels.earliest_received() - self._lookback
         end = labels.latest_received() + timedelta(hours=1)
-        rows = []
-        for record in self._store.capture_rows(first, end, labels.request_ids, labels.keys):
-            item = labels.match(record.request_id, record.row, record.key, record.time, record.caller)
-            if item is not None:
-                rows.append(
-                    LabelledRow(
-                        request_id=record.request_id,
-                        row=record.row,
-                        key=record.key,
-                        caller=item.caller,
-                        time=record.time,
-                        features=record.features,
-                        label=item.label,
-                        source=item.source,
-                    )
-                )
+        captured = self._store.capture_rows(first, end, labels.request_ids, labels.keys)
+        rows = [
+            LabelledRow(
+                request_id=record.request_id,
+                row=record.row,
+                key=record.key,
+                caller=item.caller,
+                time=record.time,
+                features=record.features,
+                label=item.label,
+                source=item.source,
+            )
+            for record, item in labels.joined(captured)
+        ]
         logger.info("labelled rows: %s", labels.counts().model_dump())
         return sorted(rows, key=lambda r: (r.time, r.request_id, r.row))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
+from functions.core.capture import CapturedRow
 from functions.core.errors import FieldError, InvalidRequest
 from functions.core.features import MAX_ROW_KEY_LENGTH
 from functions.core.layout import FEEDBACK_PREFIX
@@ -190,6 +191,13 @@ class LabelJoin:
         if item.received - served > LATE_AFTER:
             self._late += 1
         return item
+
+    def joined(self, rows: Iterable[CapturedRow]) -> Iterator[tuple[CapturedRow, StoredFeedback]]:
+        """Each of the captured `rows` (in capture order) that a pending label matches, with that label."""
+        for row in rows:
+            item = self.match(row.request_id, row.row, row.key, row.time, row.caller)
+            if item is not None:
+                yield row, item
 
     def counts(self) -> LabelCounts:
         return LabelCounts(

@@ -213,9 +213,8 @@ def labelled_answers(
     if not labels:
         return out, labels.counts()
     earliest = labels.earliest_received() - (end - start)
-    for record in store.capture_rows(earliest, end, labels.request_ids, labels.keys):
-        item = labels.match(record.request_id, record.row, record.key, record.time, record.caller)
-        if item is not None and record.model_version and record.fallback is None:
+    for record, item in labels.joined(store.capture_rows(earliest, end, labels.request_ids, labels.keys)):
+        if record.model_version and record.fallback is None:
             out.setdefault(record.model_version, []).append(
                 LabelledAnswer(
                     features=record.features,
