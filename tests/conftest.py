@@ -19,6 +19,7 @@ from functions.training.train import Bundle, load_recipe, load_table, train_bund
 from slipway.local import lambda_runtime
 from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
 from slipway.local.recipes import variant
+from stage.environments import inference_environment
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
 
@@ -91,11 +92,10 @@ def live_bundle(registry: Registry, bundle: Bundle) -> Bundle:
 
 @pytest.fixture
 def handler_env(names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ARTIFACTS_BUCKET", names.artifacts_bucket)
-    monkeypatch.setenv("LIVE_POINTER_PARAMETER", names.live_pointer_parameter)
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "30")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", names.inference_service)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", names.metrics_namespace)
+    """The inference function's environment as the dev stage writes it (stage.environments)."""
+    for variable, value in inference_environment(load_settings("dev"), names).items():
+        if variable != "REQUESTS_QUEUE_URL":  # a test that queues jobs makes its queue and names it
+            monkeypatch.setenv(variable, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
 
 

@@ -12,10 +12,11 @@ class InferenceConfig(FunctionConfig):
 
     artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
-    pointer_refresh_seconds: float = Field(30, alias="POINTER_REFRESH_SECONDS", gt=0)
-    max_instances: int = Field(1000, alias="MAX_INSTANCES", ge=1)
-    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1)
-    capture_sampling_rate: float = Field(1.0, alias="CAPTURE_SAMPLING_RATE", ge=0, le=1)
+    # The stage always sets these (stage.environments): their defaults live in the stage settings alone.
+    pointer_refresh_seconds: float = Field(alias="POINTER_REFRESH_SECONDS", gt=0)
+    max_instances: int = Field(alias="MAX_INSTANCES", ge=1)
+    max_body_bytes: int = Field(alias="MAX_BODY_BYTES", ge=1)
+    capture_sampling_rate: float = Field(alias="CAPTURE_SAMPLING_RATE", ge=0, le=1)
     row_key: str | None = Field(
         None, alias="ROW_KEY", min_length=1, description="The stage's data.key: a row field captured, never scored."
     )
@@ -29,4 +30,4 @@ class WorkerConfig(FunctionConfig):
 
     artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
-    pointer_refresh_seconds: float = Field(30, alias="POINTER_REFRESH_SECONDS", gt=0)
+    pointer_refresh_seconds: float = Field(alias="POINTER_REFRESH_SECONDS", gt=0)

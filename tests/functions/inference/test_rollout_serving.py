@@ -140,7 +140,10 @@ def test_the_async_worker_and_batch_scoring_leave_the_candidate_unloaded(
     from functions.inference.config import WorkerConfig
     from functions.inference.live_model import live_model_of
 
-    config = WorkerConfig(artifacts_bucket=names.artifacts_bucket, live_pointer_parameter=names.live_pointer_parameter)
+    config = WorkerConfig(
+        artifacts_bucket=names.artifacts_bucket, live_pointer_parameter=names.live_pointer_parameter,
+        pointer_refresh_seconds=30,
+    )  # fmt: skip
     serving = live_model_of(config).current()
     assert serving.version == live_bundle.version and serving.candidate is None and serving.candidate_problem is None
 
