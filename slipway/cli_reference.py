@@ -60,7 +60,7 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     """Rewrite docs/cli.md."""
     REFERENCE.write_text(render())
     print(f"wrote {REFERENCE.name}")
@@ -68,4 +68,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -120,12 +119,9 @@ def render(context: dict[str, Any] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Rewrite docs/settings.md (`--check`: exit 1 when it is stale instead)."""
-    text = render()
-    if "--check" in (argv if argv is not None else sys.argv[1:]):
-        return 0 if REFERENCE.read_text() == text else 1
-    Path(REFERENCE).write_text(text)
+def main() -> int:
+    """Rewrite docs/settings.md."""
+    REFERENCE.write_text(render())
     print(f"wrote {REFERENCE.relative_to(CDK_JSON.parent)}")
     return 0
 
