@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.adapters import factory
 from functions.monitor import metrics
 from functions.monitor.config import MonitorConfig
-from functions.monitor.service import run_cycle, take_label_files, window_of
+from functions.monitor.service import LabelFiles, run_cycle, window_of
 
 config = MonitorConfig.from_environ()
 logger = Logger()
@@ -27,9 +27,6 @@ def monitor(now: datetime) -> dict[str, Any]:
     whole hour before `now`."""
     start, end = window_of(now, config.window_hours)
     labels = config.labels_uri
-    label_files = (
-        take_label_files(store, factory.lake_source(), labels, models=models, pointer=pointer) if labels else None
-    )
     result = run_cycle(
         store=store,
         models=models,
@@ -39,7 +36,7 @@ def monitor(now: datetime) -> dict[str, Any]:
         end=end,
         quality_window=timedelta(hours=config.quality_window_hours),
         segment_policy=config.segment_policy,
-        label_files=label_files,
+        label_files=LabelFiles(factory.lake_source(), labels) if labels else None,
     )
     metrics.publish(result, namespace=config.metrics_namespace, service=config.service)
     event_id = publisher.drift_detected(result.event) if result.event else None
@@ -52,7 +49,7 @@ def monitor(now: datetime) -> dict[str, Any]:
         "html": result.html_key,
         "event_id": event_id,
         "labels": result.labels.model_dump(),
-        "label_files": label_files.model_dump() if label_files else None,
+        "label_files": result.label_files.model_dump() if result.label_files else None,
     }
     if result.segments is not None:
         summary["segments"] = {

@@ -100,13 +100,15 @@ def run_cycle(
     end: datetime,
     quality_window: timedelta,
     segment_policy: SegmentPolicy | None = None,
-    label_files: LabelFilesReport | None = None,
+    label_files: LabelFiles | None = None,
 ) -> CycleResult:
-    """Judge the window [start, end) against the live model's baseline and write its reports.
+    """Take the new label files (when the stage declares them), then judge the window [start, end) against
+    the live model's baseline and write its reports.
 
     Prediction rates per segment are over the window; error rates and the live metric over the
     labelled rows of the quality window, as the live quality.
     """
+    taken = take_label_files(store, label_files, models=models, pointer=pointer) if label_files else None
     live_version = pointer.read().version
     if live_version is None:
         raise LookupError("no live model: nothing to monitor against (train and promote one first)")
@@ -135,7 +137,7 @@ def run_cycle(
             "report": report.model_dump(mode="json"),
             "quality": [q.model_dump(mode="json") for q in quality],
             "labels": label_counts.model_dump(mode="json"),
-            "label_files": label_files.model_dump(mode="json") if label_files else None,
+            "label_files": taken.model_dump(mode="json") if taken else None,
             "rollout": rollout.model_dump(mode="json") if rollout else None,
             "segments": segments.model_dump(mode="json") if segments else None,
         },
@@ -165,7 +167,7 @@ def run_cycle(
         html_key=html_key,
         quality=quality,
         labels=label_counts,
-        label_files=label_files,
+        label_files=taken,
         event=event,
         skipped_lines=counter.skipped,
         rollout=rollout,
@@ -191,16 +193,22 @@ def _rollout(
     )
 
 
-def take_label_files(
-    store: Any, listing: Any, uri: str, *, models: ModelStore, pointer: PointerStore
-) -> LabelFilesReport:
-    """Turn the new or changed label files under `uri` (data.labels) into stored feedback, before a cycle joins it;
-    their labels are checked against the live model's classes (not checked while no model is live)."""
+@dataclass(frozen=True)
+class LabelFiles:
+    """Where the stage's label files land (data.labels) and the lake reader that lists and reads them."""
+
+    listing: Any
+    uri: str
+
+
+def take_label_files(store: Any, files: LabelFiles, *, models: ModelStore, pointer: PointerStore) -> LabelFilesReport:
+    """Turn the new or changed label files into stored feedback, before a cycle joins it; their labels are
+    checked against the live model's classes (not checked while no model is live)."""
     from functions.lake.labels import take_labels  # pyarrow, imported only by a stage that declares label files
 
     version = pointer.read().version
     live = Manifests(models)(version) if version else None
-    return take_labels(listing, store, parse_s3_uri(uri), live)
+    return take_labels(files.listing, store, parse_s3_uri(files.uri), live)
 
 
 def labelled_answers(

@@ -25,7 +25,7 @@ from functions.adapters import factory
 from functions.core.capture import CAPTURE_MARKER
 from functions.core.events import event_source
 from functions.monitor import metrics
-from functions.monitor.service import CycleResult, run_cycle, take_label_files
+from functions.monitor.service import CycleResult, LabelFiles, run_cycle
 from slipway.local.services import LocalContext
 from stage.names import ResourceNames
 from stage.settings import StageSettings
@@ -94,9 +94,6 @@ def monitor_once(
     labels = settings.data.labels
     models = factory.model_store(names.artifacts_bucket)
     pointer = factory.pointer_store(names.live_pointer_parameter)
-    label_files = (
-        take_label_files(store, factory.lake_source(), labels, models=models, pointer=pointer) if labels else None
-    )
     result = run_cycle(
         store=store,
         models=models,
@@ -106,7 +103,7 @@ def monitor_once(
         end=now,
         quality_window=timedelta(hours=monitor.quality_window_hours),
         segment_policy=monitor.segments,
-        label_files=label_files,
+        label_files=LabelFiles(factory.lake_source(), labels) if labels else None,
     )
     emf = io.StringIO()
     with contextlib.redirect_stdout(emf):
