@@ -24,7 +24,9 @@ _IMPLIED = frozenset({"project", "stage"})
 
 
 def _section(annotation: Any) -> type[BaseModel] | None:
-    """The settings model a field holds, if it is one (a section or a nested policy)."""
+    """The settings model a field holds, if it is one (a section or a nested policy; not a list of them)."""
+    if get_origin(annotation) in (tuple, list, dict):
+        return None
     candidates = [annotation, *get_args(annotation)]
     return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
 
@@ -58,7 +60,7 @@ def _rows(
             continue
         dotted = f"{prefix}{name}"
         nested = _section(field.annotation)
-        if nested is not None and nested.model_fields and not _is_list(field):
+        if nested is not None and nested.model_fields:
             yield [f"**{dotted}**", "", "", *("" for _ in values), _doc(nested.__doc__)]
             yield from _rows(nested, {stage: v.get(name, {}) for stage, v in values.items()}, f"{dotted}.")
             continue
@@ -67,17 +69,9 @@ def _rows(
         yield [f"`{dotted}`", _type(field.annotation), default, *stage_values, _describe(field)]
 
 
-def _is_list(field: FieldInfo) -> bool:
-    return str(field.annotation).startswith(("tuple", "list", "dict"))
-
-
 def _default(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=True)
-    return _value(default.model_dump(mode="json") if isinstance(default, BaseModel) else _json(default))
-
-
-def _json(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    return _value(default.model_dump(mode="json") if isinstance(default, BaseModel) else default)
 
 
 def _describe(field: FieldInfo) -> str:
