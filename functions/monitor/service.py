@@ -108,12 +108,12 @@ def run_cycle(
     Prediction rates per segment are over the window; error rates and the live metric over the
     labelled rows of the quality window, as the live quality.
     """
-    taken = take_label_files(store, label_files, models=models, pointer=pointer) if label_files else None
     live_version = pointer.read().version
+    manifests = Manifests(models)
+    live = manifests(live_version) if live_version else None
+    taken = take_label_files(store, label_files, live) if label_files else None
     if live_version is None:
         raise LookupError("no live model: nothing to monitor against (train and promote one first)")
-    manifests = Manifests(models)
-    live = manifests(live_version)
     if live is None:
         raise LookupError(f"the live model {live_version} has no readable manifest")
     counter = WindowCounter(manifests)
@@ -201,13 +201,11 @@ class LabelFiles:
     uri: str
 
 
-def take_label_files(store: Any, files: LabelFiles, *, models: ModelStore, pointer: PointerStore) -> LabelFilesReport:
+def take_label_files(store: Any, files: LabelFiles, live: Manifest | None) -> LabelFilesReport:
     """Turn the new or changed label files into stored feedback, before a cycle joins it; their labels are
     checked against the live model's classes (not checked while no model is live)."""
     from functions.lake.labels import take_labels  # pyarrow, imported only by a stage that declares label files
 
-    version = pointer.read().version
-    live = Manifests(models)(version) if version else None
     return take_labels(files.listing, store, parse_s3_uri(files.uri), live)
 
 
