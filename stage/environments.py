@@ -38,6 +38,7 @@ def inference_environment(settings: StageSettings, names: ResourceNames) -> dict
     config = InferenceConfig(
         **_stores(names),
         pointer_refresh_seconds=inference.pointer_refresh_seconds,
+        front_door=settings.api.type,
         max_instances=inference.max_instances,
         max_body_bytes=inference.max_body_bytes,
         capture_sampling_rate=settings.capture.sampling_rate,

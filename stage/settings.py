@@ -124,8 +124,14 @@ class ProvisionedConcurrencySettings(_Section):
 
 
 class ApiSettings(_Section):
-    """API Gateway: authentication and throttling."""
+    """The front door: its type, authentication and throttling."""
 
+    type: Literal["rest", "http", "function_url"] = Field(
+        "rest",
+        description="rest: API Gateway REST API (API keys, usage plans, per-route throttling, WAF); http: API "
+        "Gateway HTTP API (IAM auth, cheaper); function_url: a Lambda function URL on the `live` alias (IAM auth, "
+        "no API Gateway charge).",
+    )
     auth: Literal["api_key", "iam"] = Field(
         "api_key",
         description="api_key: a key per client (identifies, meters); iam: SigV4, with api.invokers and api.writers "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from functions.core.config import FunctionConfig
@@ -14,6 +16,9 @@ class InferenceConfig(FunctionConfig):
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
     # The stage always sets these (stage.environments): their defaults live in the stage settings alone.
     pointer_refresh_seconds: float = Field(alias="POINTER_REFRESH_SECONDS", gt=0)
+    front_door: Literal["rest", "http", "function_url"] = Field(
+        alias="FRONT_DOOR", description="The stage's api.type: which event shape the function receives."
+    )
     max_instances: int = Field(alias="MAX_INSTANCES", ge=1)
     max_body_bytes: int = Field(alias="MAX_BODY_BYTES", ge=1)
     capture_sampling_rate: float = Field(alias="CAPTURE_SAMPLING_RATE", ge=0, le=1)
