@@ -19,6 +19,7 @@ from typing import Any
 from benchmarks import (
     batch_throughput,
     cold_start,
+    cost,
     drift,
     lake,
     local_loop,
@@ -45,6 +46,7 @@ SECTIONS: dict[str, Section] = {
     "local_loop": local_loop.run,
     "training": training_scale.run,
     "lake": lake.run,
+    "cost": cost.run,
 }
 # The sections that measure every model of benchmarks/deployed_models.py, not the example alone.
 MODEL_SECTIONS = {"warm", "cold"}

@@ -15,3 +15,5 @@ COLD_START_S = 0.4
 COLD_START_SPEEDUP = 3.0
 PACKAGE_MB = 120.0
 LOCAL_LOOP_S = 60.0
+# A million one-row predictions end to end at the dev stage's settings, capture sampled as in prod (USD).
+COST_PER_MILLION_USD = {"http": 1.50, "function_url": 0.50}

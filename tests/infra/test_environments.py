@@ -90,3 +90,24 @@ def test_a_stage_recipe_setting_reaches_the_retrain_environment() -> None:
 
     assert environment["RECIPE"] == "model.examples.penguins"
     assert RetrainConfig.from_environ(environment).recipe == "model.examples.penguins"
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_function_logs_json_without_lambdas_info_platform_lines(
+    templates: dict[str, Template], stage: str
+) -> None:
+    # JSON format with the system level at WARN drops START/END/REPORT (benchmarks/cost.py prices them);
+    # the application level is INFO, as Powertools' own, or EMF and capture lines (read as INFO) would be dropped.
+    functions = templates[stage].find_resources("AWS::Lambda::Function")
+    python = [
+        f["Properties"] for f in functions.values() if str(f["Properties"].get("Runtime", "")).startswith("python")
+    ]
+    assert len(python) == 17
+    for properties in python:
+        config = properties["LoggingConfig"]
+        assert (config["LogFormat"], config["ApplicationLogLevel"], config["SystemLogLevel"]) == (
+            "JSON",
+            "INFO",
+            "WARN",
+        )
+        assert properties["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == config["ApplicationLogLevel"]

@@ -12,6 +12,7 @@ import pytest
 
 from functions.core import layout
 from functions.core.registry import Registry
+from functions.inference import metrics as metrics_module
 from functions.inference.schemas import ErrorBody, PredictResponse
 from functions.training.train import Bundle
 from tests.conftest import Invoke, example_row
@@ -425,7 +426,10 @@ def test_bundle_is_loaded_at_init_not_per_request(
 # --- metrics ---------------------------------------------------------------------------------
 
 
-def test_predict_publishes_emf_metrics_with_the_model_version(invoke: Invoke, live_bundle: Bundle, capsys: Any) -> None:
+def test_predict_publishes_emf_metrics_and_batches_scoring_latency(
+    invoke: Invoke, live_bundle: Bundle, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics_module, "_scoring_latencies", metrics_module.LatencyBatch(size=3))
     row = example_row(live_bundle)
     del row["worst_area"]
     capsys.readouterr()
@@ -434,12 +438,16 @@ def test_predict_publishes_emf_metrics_with_the_model_version(invoke: Invoke, li
     metrics = documents[-1]
     directive = metrics["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "Slipway/dev" and directive["Dimensions"] == [["service"]]
-    assert metrics["model_version"] == live_bundle.version
-    assert metrics["PredictRequests"] == 1 and metrics["Predictions"] == 2
-    assert metrics["Imputations"] == 1 and metrics["ScoringLatency"] > 0
+    assert metrics["PredictRequests"] == 1 and metrics["Predictions"] == 2 and metrics["Imputations"] == 1
     assert metrics["Outliers"] == sum(p["outlier"]["flag"] for p in body["predictions"])
-    # A count that is zero is not published (a missing datapoint is a zero to every alarm on it).
-    assert {"Fallbacks", "LastGoodAnswers", "OutOfRange"}.isdisjoint(metrics)
+    # A count that is zero is not published (a missing datapoint is a zero to every alarm on it), nor is
+    # metadata, nor a latency before its batch is full: the document is written for every request.
+    assert {"Fallbacks", "LastGoodAnswers", "OutOfRange", "ScoringLatency", "model_version"}.isdisjoint(metrics)
+    for _ in range(2):
+        invoke("POST", "/predict", {"instances": [example_row(live_bundle)]})
+    third = _emf(capsys.readouterr().out.splitlines()[-1])
+    assert len(third["ScoringLatency"]) == 3 and all(0 < latency < 1000 for latency in third["ScoringLatency"])
+    assert {"Name": "ScoringLatency", "Unit": "Milliseconds"} in third["_aws"]["CloudWatchMetrics"][0]["Metrics"]
 
 
 def test_an_implausible_row_inside_every_range_is_flagged_counted_and_captured(
