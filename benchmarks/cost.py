@@ -348,12 +348,12 @@ def breakdown(at_target: dict[str, Cost], today: Cost, duration_ms: float, logge
         f"cost: p50 {duration_ms:.3f} ms (billed {lambda_pricing.billed_ms(duration_ms):.0f} ms); logged per request: "
         f"{logged.function:.0f} B function lines, {logged.capture:.0f} B capture lines when captured (x {rate:g})",
         f"  {'api.type':<13} {'front door':>10} {'Lambda':>8} {'logs':>8} {'capture':>8} {'total':>8} "
-        f"{'B logged':>9} {'vs today':>9}",
+        f"{'B logged':>9} {'of today':>9}",
     ]
     for cost in [*at_target.values(), today]:
         label = cost.api_type if cost is not today else "rest (today)"
         lines.append(
             f"  {label:<13} {cost.front_door:>10.3f} {cost.function:>8.3f} {cost.logs:>8.3f} "
-            f"{cost.capture_storage:>8.4f} {cost.total:>8.3f} {cost.log_bytes:>9.0f} {cost.total / today.total:>8.2f}x"
+            f"{cost.capture_storage:>8.4f} {cost.total:>8.3f} {cost.log_bytes:>9.0f} {cost.total / today.total:>9.0%}"
         )
     return "\n".join(lines)
