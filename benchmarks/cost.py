@@ -278,8 +278,7 @@ def costs(
 
 
 def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
-    calls, warmup, logged_calls = (max(1, n // 10) for n in (CALLS, WARMUP, LOGGED_CALLS)) if quick else (
-        CALLS, WARMUP, LOGGED_CALLS)  # fmt: skip
+    calls, warmup, logged_calls = (max(1, n // 10) if quick else n for n in (CALLS, WARMUP, LOGGED_CALLS))
     with offline_environment({**workload.handler_env, "CAPTURE_SAMPLING_RATE": "1"}), mock_aws():
         seed_registry(boto3.client("s3"), boto3.client("ssm"), workload)
         handler = cold_start(OURS_MODULE).lambda_handler  # its logger writes to this process's stdout
