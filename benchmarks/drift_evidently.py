@@ -10,10 +10,11 @@ Evidently 0.7 does not import with the project's pandas 3, so it runs in its own
 virtual environment, `.venv/evidently`, built on first use from
 benchmarks/evidently-requirements.txt (a few minutes, once).
 
-Rows: SLIPWAY_BENCH_EVIDENTLY_ROWS (default 200,000; a tenth with --quick). Both
-tools' time grows about linearly with rows (measured at 100,000, 200,000 and
-1,000,000 rows: docs/performance.md), so the ratio holds at 1,000,000 rows, where
-Evidently alone takes over a minute.
+Rows: SLIPWAY_BENCH_EVIDENTLY_ROWS (default 200,000, about 70 s for the section on
+2 cores; a tenth with --quick). Slipway's time grows linearly with rows; Evidently's
+has a fixed part of about 25 s (its reference and per-column work) and then grows
+linearly too, so the ratio grows with rows: figures at 100,000 and 1,000,000 rows,
+from the child run by hand, are in docs/performance.md.
 """
 
 from __future__ import annotations
