@@ -1,11 +1,11 @@
 """The sampling noise and the sensitivity of the category drift statistics, which set their thresholds.
 
 `python -m benchmarks.category_drift_null [--draws N]` draws windows from typical
-domains of 2 to 20 categories (rare ones included; and one of 50) with functions.core.drift's own
-statistics and prints, per domain and window size: the 99.9th percentile and the
-largest PSI and Jensen-Shannon distance over same-population windows, how many of
-them would drift, and the value of the weakest 10-point shift of one category's share
-with how many shifted windows of 5,000 rows are missed. docs/monitoring.md quotes it.
+domains of 2 to 20 categories (rare ones included; and one of 50) and prints, with
+functions.core.drift's own statistics, per domain and window size: the 99.9th
+percentile and the largest PSI and Jensen-Shannon distance over same-population
+windows and how many of them would drift; then the value of the weakest 10-point
+shift of one category's share, and how many shifted windows of 5,000 rows are missed. docs/monitoring.md quotes it.
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ def weakest_shift(shares: np.ndarray) -> np.ndarray:
     return min(candidates, key=lambda moved: category_statistics(shares, moved * 1e6)[0])
 
 
-def _statistics(shares: np.ndarray, population: np.ndarray, rows: int, draws: int, rng: np.random.Generator):
+def _statistics(
+    shares: np.ndarray, population: np.ndarray, rows: int, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(PSI, JS) of `draws` windows of `rows` values drawn from `population`, against `shares`."""
     counts = rng.multinomial(rows, population, size=draws).astype(np.float64)
     return np.array([category_statistics(shares, row) for row in counts])
 

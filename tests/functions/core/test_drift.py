@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from benchmarks.category_drift_null import shifted
 from functions.core.drift import (
     DriftPolicy,
     DriftReport,
@@ -359,15 +360,6 @@ def _category_drift(baseline: FeatureBaseline, counts: list[int], policy: DriftP
     return feature_drift(baseline, window, sum(counts), policy.for_feature(baseline.name), policy.min_rows)
 
 
-def _shifted(shares: list[float], category: int, by: float) -> np.ndarray:
-    """`shares` with one category's share moved by `by` points, the others scaled to make up for it."""
-    moved = np.array(shares)
-    others = np.arange(moved.size) != category
-    moved[others] *= (1 - moved[category] - by) / moved[others].sum()
-    moved[category] += by
-    return moved
-
-
 @pytest.mark.parametrize(
     ("shares", "category"),
     [([0.5, 0.5], 0), ([0.4, 0.3, 0.15, 0.1, 0.05], 0), ([1 / 12] * 12, 3), ([0.9, 0.1], 1)],
@@ -377,7 +369,7 @@ def _shifted(shares: list[float], category: int, by: float) -> np.ndarray:
 def test_a_ten_point_shift_of_one_category_share_over_5000_rows_drifts(
     shares: list[float], category: int, seed: int
 ) -> None:
-    counts = np.random.default_rng(seed).multinomial(5000, _shifted(shares, category, 0.1))
+    counts = np.random.default_rng(seed).multinomial(5000, shifted(np.array(shares), category, 0.1))
 
     feature = _category_drift(_categories(shares), counts.tolist())
 
@@ -437,7 +429,7 @@ def test_the_threshold_rises_above_the_sampling_noise_of_small_windows() -> None
     assert large_psi < thresholds.category_psi and large_js < thresholds.category_js
     assert category_noise(0, 5) == (math.inf, 1.0)
     # 12 categories over 300 rows: a PSI of 0.05 is sampling noise there, not drift.
-    counts = np.random.default_rng(2).multinomial(300, _shifted([1 / 12] * 12, 0, 0.05))
+    counts = np.random.default_rng(2).multinomial(300, shifted(np.full(12, 1 / 12), 0, 0.05))
     feature = _category_drift(_categories([1 / 12] * 12), counts.tolist())
     assert feature.psi is not None and feature.psi > thresholds.category_psi and "psi" not in feature.reasons
 
