@@ -115,8 +115,8 @@ def _capture_cost(workload: Workload, rows: int, repeats: int) -> float:
     return float(np.median(times) * 1000)
 
 
-def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
-    rows = ROWS // 10 if quick else ROWS
+def monitor_from_capture(workload: Workload, rows: int) -> tuple[float, float, float]:
+    """Seconds and peak MB of a fresh process reading `rows` captured rows into a report, and the capture's MB."""
     with tempfile.TemporaryDirectory(prefix="slipway-drift-") as scratch:
         capture = Path(scratch) / "capture.jsonl"
         manifest_path = Path(scratch) / "manifest.json"
@@ -129,7 +129,12 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
         )  # fmt: skip
     elapsed, peak_mb, counted, _drifted = answer.stdout.split()
     assert int(counted) == rows, answer.stdout
-    seconds, peak = float(elapsed), float(peak_mb)
+    return float(elapsed), float(peak_mb), size_mb
+
+
+def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
+    rows = ROWS // 10 if quick else ROWS
+    seconds, peak, size_mb = monitor_from_capture(workload, rows)
     one_row = _capture_cost(workload, 1, 200 if quick else 2000)
     thousand = _capture_cost(workload, 1000, 10 if quick else 50)
     note = (

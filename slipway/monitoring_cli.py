@@ -64,11 +64,14 @@ def csv_report(path: Path, manifest: Manifest, policy: Any) -> DriftReport:
 
 
 def report_json(report: DriftReport) -> dict[str, Any]:
-    """The `--json` shape: per feature psi, js, ks or linf, missing_rate, out_of_range, drift; overall figures."""
+    """The `--json` shape: per feature psi, js and ks or linf and unseen_share, missing_rate, out_of_range, drift."""
     features = {}
     for feature in report.features:
-        stats = {"psi": feature.psi, "js": feature.js, "ks": feature.ks} if feature.kind == "numeric" else {
-            "linf": feature.linf, "unseen_share": feature.unseen_share}  # fmt: skip
+        stats: dict[str, float | None] = {"psi": feature.psi, "js": feature.js}
+        if feature.kind == "numeric":
+            stats["ks"] = feature.ks
+        else:
+            stats.update(linf=feature.linf, unseen_share=feature.unseen_share)
         features[feature.name] = {**stats, "missing_rate": feature.missing_rate, "out_of_range": feature.out_of_range,
                                   "drift": feature.drift, "reasons": feature.reasons,
                                   "importance": feature.importance, "important": feature.important}  # fmt: skip

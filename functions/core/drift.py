@@ -13,7 +13,11 @@ defined once, here:
 - Jensen-Shannon is reported as a distance (the square root of the divergence)
   with base-2 logarithms, so it lies in [0, 1];
 - the binned Kolmogorov-Smirnov statistic and the L-infinity distance use the
-  unsmoothed proportions.
+  unsmoothed proportions;
+- for categories and booleans, PSI and Jensen-Shannon compare the shares of the
+  training categories among the values that have one (the unseen bin is left out:
+  `unseen_share` judges it), and a window only drifts on them when the statistic
+  also clears the sampling noise of its size (`category_noise`).
 
 The features a manifest names in `capture_exclude` are never counted (even
 when a table holds them) and have no statistics: the report lists them as
@@ -55,6 +59,19 @@ class DriftThresholds(BaseModel):
     js: float = Field(0.1, gt=0, le=1, description="Jensen-Shannon distance (base 2).")
     ks: float = Field(0.15, gt=0, le=1, description="Binned Kolmogorov-Smirnov statistic.")
     linf: float = Field(0.1, gt=0, le=1, description="L-infinity distance between category shares.")
+    category_psi: float = Field(
+        0.02,
+        gt=0,
+        description="PSI of category and boolean shares; in a small window, the sampling noise bound "
+        "(docs/monitoring.md) if that is higher.",
+    )
+    category_js: float = Field(
+        0.06,
+        gt=0,
+        le=1,
+        description="Jensen-Shannon distance (base 2) of category and boolean shares; in a small window, "
+        "the sampling noise bound if that is higher.",
+    )
     unseen_share: float = Field(0.05, gt=0, le=1, description="Share of values outside the training categories.")
     missing_rate_increase: float = Field(0.1, gt=0, le=1, description="Missing rate above the training one by this.")
     out_of_range_share: float = Field(0.05, gt=0, le=1, description="Share of values outside the training range.")
@@ -332,6 +349,49 @@ def linf(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.max(np.abs(actual - expected))) if expected.size else 0.0
 
 
+# How far above its expected sampling noise a category statistic must be: the z of the Wilson-Hilferty
+# normal approximation to the chi-squared quantile, 4.75 for a one-sided probability of 1e-6.
+NOISE_Z = 4.75
+
+
+def category_noise(present: int, categories: int) -> tuple[float, float]:
+    """The PSI and Jensen-Shannon distance that windows of the training population exceed about once in a million.
+
+    `present` is the window's values of the `categories` training categories.
+
+    For a window of n values drawn from the training shares of k categories, n * PSI
+    is close to Pearson's chi-squared statistic with k - 1 degrees of freedom, and
+    the Jensen-Shannon divergence (base 2) close to PSI / (8 ln 2); the bound is
+    that statistic's quantile (Wilson-Hilferty) over n. Near-empty categories would
+    put PSI's tail above it; PSEUDO_COUNT keeps it under (measured by
+    `python -m benchmarks.category_drift_null`, figures in docs/monitoring.md).
+    """
+    if present <= 0 or categories < 2:
+        return math.inf, 1.0
+    df = categories - 1
+    quantile = df * (1 - 2 / (9 * df) + NOISE_Z * math.sqrt(2 / (9 * df))) ** 3
+    bound = quantile / present
+    return bound, min(1.0, math.sqrt(bound / (8 * math.log(2))))
+
+
+# Half a value added to each category's count in the window before PSI and Jensen-Shannon (the
+# Jeffreys estimate of its share): in a small window an empty or nearly empty category's logarithm
+# would otherwise outweigh the sampling noise the threshold allows for. Negligible at 5,000 values.
+PSEUDO_COUNT = 0.5
+
+
+def category_statistics(expected: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+    """PSI and Jensen-Shannon distance between the training shares and a window's counts of its categories.
+
+    `expected` and `counts` hold the training categories alone (no unseen bin); the
+    window's shares are estimated with PSEUDO_COUNT.
+    """
+    total = expected.sum()
+    training = expected / total if total > 0 else np.full(expected.size, 1.0 / max(expected.size, 1))
+    actual = (counts + PSEUDO_COUNT) / (counts.sum() + PSEUDO_COUNT * counts.size)
+    return psi(training, actual), js_distance(training, actual)
+
+
 class FeatureDrift(BaseModel):
     """The statistics and verdict of one feature (or the prediction) in a window."""
 
@@ -436,6 +496,14 @@ def feature_drift(
             result["linf"] = linf(expected, actual)
             result["unseen_share"] = float(actual[-1])
             reasons += [name for name in ("linf", "unseen_share") if result[name] >= getattr(thresholds, name)]
+            known = int(bins[:-1].sum())
+            if known:
+                result["psi"], result["js"] = category_statistics(expected[:-1], bins[:-1])
+                noise_psi, noise_js = category_noise(known, len(baseline.categories))
+                if result["psi"] >= max(thresholds.category_psi, noise_psi):
+                    reasons.append("psi")
+                if result["js"] >= max(thresholds.category_js, noise_js):
+                    reasons.append("js")
         else:
             result.update(psi=psi(expected, actual), js=js_distance(expected, actual), ks=ks_binned(expected, actual))
             reasons += [name for name in ("psi", "js", "ks") if result[name] >= getattr(thresholds, name)]

@@ -10,9 +10,12 @@ from typing import Any
 import boto3
 import pytest
 
+from functions.core.drift import DriftReport, DriftThresholds, FeatureCounts, feature_drift
+from functions.core.manifest import FeatureBaseline
 from functions.training.train import Bundle, load_recipe, load_table
 from slipway.cli import main
 from slipway.local.monitoring import CaptureShipper, schedule_seconds
+from slipway.monitoring_cli import report_json
 from stage.names import ResourceNames
 from tests.capture_lines import capture_lines
 
@@ -36,6 +39,21 @@ def test_drift_json_flags_the_shifted_feature(live_bundle: Bundle, tmp_path: Pat
     assert set(answer["features"]["mean_radius"]) >= {"psi", "js", "ks", "missing_rate", "out_of_range", "drift"}
     assert answer["features"]["mean_texture"]["drift"] is False
     assert answer["drifted_features"] == ["mean_radius"]
+
+
+def test_drift_json_gives_a_category_psi_and_js_beside_linf() -> None:
+    baseline = FeatureBaseline(name="colour", categories=("red", "blue"), proportions=(0.5, 0.5, 0.0), missing_rate=0)
+    colour = feature_drift(baseline, FeatureCounts(name="colour", bins=[700, 300, 0]), 1000, DriftThresholds(), 200)
+    report = DriftReport(
+        model_version="v1", window_start=None, window_end=None, rows=1000, min_rows=200, verdict="drift",
+        drift_detected=True, drift_share=1.0, drifted_features=["colour"], features=[colour],
+        prediction=colour.model_copy(update={"name": "prediction"}),
+    )  # fmt: skip
+
+    answer = report_json(report)["features"]["colour"]
+
+    assert set(answer) >= {"psi", "js", "linf", "unseen_share", "drift"} and "ks" not in answer
+    assert answer["psi"] == colour.psi and answer["js"] == colour.js and answer["reasons"] == ["linf", "psi", "js"]
 
 
 def test_drift_text_says_whether_a_drifted_feature_is_important(

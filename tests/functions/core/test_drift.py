@@ -7,14 +7,23 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from benchmarks.category_drift_null import shifted
 from functions.core.drift import (
     DriftPolicy,
     DriftReport,
+    DriftThresholds,
+    FeatureCounts,
     as_float,
+    category_noise,
+    category_statistics,
     category_text,
     count_columns,
     drift_report,
+    feature_drift,
     js_distance,
     ks_binned,
     psi,
@@ -334,3 +343,104 @@ def test_without_a_feature_report_importance_is_unknown_and_old_reports_still_re
     for feature in [*stored["features"], stored["prediction"]]:  # a report written before the fields
         del feature["importance"], feature["important"]
     assert DriftReport.model_validate(stored) == report
+
+
+# Categories and booleans: PSI and Jensen-Shannon beside L-infinity
+
+
+def _categories(shares: list[float]) -> FeatureBaseline:
+    """A category feature's baseline: these training shares, and none unseen."""
+    names = tuple(f"c{i}" for i in range(len(shares)))
+    return FeatureBaseline(name="kind", categories=names, proportions=(*shares, 0.0), missing_rate=0.0)
+
+
+def _category_drift(baseline: FeatureBaseline, counts: list[int], policy: DriftPolicy | None = None) -> Any:
+    policy = policy or DriftPolicy()
+    window = FeatureCounts(name=baseline.name, bins=[*counts, 0])
+    return feature_drift(baseline, window, sum(counts), policy.for_feature(baseline.name), policy.min_rows)
+
+
+@pytest.mark.parametrize(
+    ("shares", "category"),
+    [([0.5, 0.5], 0), ([0.4, 0.3, 0.15, 0.1, 0.05], 0), ([1 / 12] * 12, 3), ([0.9, 0.1], 1)],
+    ids=["boolean", "five skewed", "twelve uniform", "rare boolean"],
+)
+@pytest.mark.parametrize("seed", range(5))
+def test_a_ten_point_shift_of_one_category_share_over_5000_rows_drifts(
+    shares: list[float], category: int, seed: int
+) -> None:
+    counts = np.random.default_rng(seed).multinomial(5000, shifted(np.array(shares), category, 0.1))
+
+    feature = _category_drift(_categories(shares), counts.tolist())
+
+    assert feature.drift and {"psi", "js"} & set(feature.reasons), feature
+
+
+def test_a_nine_point_shift_the_linf_threshold_misses_is_caught_by_psi_and_js() -> None:
+    """The shape of the public benchmark's missed feature: L-infinity 0.09, under its 0.1 threshold."""
+    feature = _category_drift(_categories([0.5, 0.5]), [2950, 2050])
+
+    assert feature.linf == pytest.approx(0.09)
+    assert feature.reasons == ["psi", "js"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.floats(0.002, 1.0), min_size=2, max_size=20),
+    rows=st.sampled_from([200, 500, 1000, 5000]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_windows_drawn_from_the_training_shares_do_not_drift(weights: list[float], rows: int, seed: int) -> None:
+    """Domains of 2 to 20 categories, some as rare as 0.01 %, windows from min_rows to 5,000 rows."""
+    shares = np.array(weights) / sum(weights)
+    draws = np.random.default_rng(seed).multinomial(rows, shares, size=20)
+    baseline = _categories(shares.tolist())
+
+    for counts in draws:
+        feature = _category_drift(baseline, counts.tolist())
+        assert not {"psi", "js"} & set(feature.reasons), (counts, feature)
+
+
+def test_category_psi_and_js_match_a_hand_computation() -> None:
+    """Counts 3 and 1 read as shares 0.7 and 0.3 (half a value added to each) against 0.5 and 0.5."""
+    psi_value, js_value = category_statistics(np.array([0.5, 0.5]), np.array([3.0, 1.0]))
+
+    # PSI = 0.2 ln(0.7/0.5) - 0.2 ln(0.3/0.5); JS = sqrt of the mean KL (base 2) of each to (0.6, 0.4).
+    assert psi_value == pytest.approx(0.16946, rel=1e-3)
+    assert js_value == pytest.approx(0.17408, rel=1e-3)
+    assert category_statistics(np.array([0.2, 0.8]), np.array([2e6, 8e6])) == pytest.approx((0.0, 0.0), abs=1e-6)
+
+
+def test_unseen_values_are_left_to_unseen_share_and_an_all_unseen_window_has_no_psi() -> None:
+    baseline = _categories([0.5, 0.5])
+    some = feature_drift(baseline, FeatureCounts(name="kind", bins=[1950, 1950, 100]), 4000, DriftThresholds(), 200)
+    every = feature_drift(baseline, FeatureCounts(name="kind", bins=[0, 0, 4000]), 4000, DriftThresholds(), 200)
+
+    assert some.psi == pytest.approx(0.0, abs=1e-6) and some.reasons == []  # 2.5 % unseen, under unseen_share
+    assert every.psi is None and every.js is None and every.reasons == ["linf", "unseen_share"]
+
+
+def test_the_threshold_rises_above_the_sampling_noise_of_small_windows() -> None:
+    thresholds = DriftThresholds()
+    small_psi, small_js = category_noise(200, 20)
+    large_psi, large_js = category_noise(5000, 20)
+
+    assert small_psi > 10 * thresholds.category_psi and small_js > 3 * thresholds.category_js
+    assert large_psi < thresholds.category_psi and large_js < thresholds.category_js
+    assert category_noise(0, 5) == (math.inf, 1.0)
+    # 12 categories over 300 rows: a PSI of 0.05 is sampling noise there, not drift.
+    counts = np.random.default_rng(2).multinomial(300, shifted(np.full(12, 1 / 12), 0, 0.05))
+    feature = _category_drift(_categories([1 / 12] * 12), counts.tolist())
+    assert feature.psi is not None and feature.psi > thresholds.category_psi and "psi" not in feature.reasons
+
+
+def test_category_thresholds_validate_and_override_per_feature() -> None:
+    for bad in ({"category_psi": 0}, {"category_js": 1.5}, {"category_js": -0.1}, {"category_psy": 0.1}):
+        with pytest.raises(ValidationError):
+            DriftThresholds.model_validate(bad)
+    lenient = DriftPolicy.model_validate({"features": {"kind": {"category_psi": 1, "category_js": 1, "linf": 1}}})
+
+    feature = _category_drift(_categories([0.5, 0.5]), [3500, 1500], lenient)
+
+    assert feature.psi is not None and feature.psi > 0.1 and feature.drift is False
+    assert _category_drift(_categories([0.5, 0.5]), [3500, 1500]).drift is True
