@@ -10,6 +10,7 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.bundling import INFERENCE_PACKAGE
@@ -99,6 +100,7 @@ class Serving(Construct):
         self.rest_api: apigw.RestApi | None = None
         self.http_api: HttpFrontDoor | None = None
         self.function_url: lambda_.FunctionUrl | None = None
+        self.web_acl: wafv2.CfnWebACL | None = None  # rest with api.waf only
         # One key per client, each under its own usage plan; the first is the smoke test's.
         self.api_keys: list[apigw.IApiKey] = []
         if api.type == "rest":
@@ -149,8 +151,8 @@ class Serving(Construct):
             )  # fmt: skip
         # A function URL: AWS/Lambda's Url* metrics of the alias (dimensions FunctionName and Resource).
 
-        def url_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
-            return self.alias.metric(name, statistic=statistic, period=PERIOD)
+        def url_metric(name: str) -> cloudwatch.Metric:
+            return self.alias.metric(name, statistic="Sum", period=PERIOD)
 
         return FrontDoorMetrics(
             label="Function URL", latency_label="Inference function duration",
