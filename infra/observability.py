@@ -38,7 +38,7 @@ class FrontDoorMetrics:
     server_errors: cloudwatch.Metric
     client_errors: cloudwatch.Metric
     latency_p99: cloudwatch.Metric
-    latency_label: str
+    latency_label: str  # "API p99 latency": what latency_p99 is, in alarm descriptions and widget titles
     # Without API Gateway, nothing turns the function's own failures into a 5XX count of its own: alarm on them too.
     function_errors: cloudwatch.Metric | None = None
     function_invocations: cloudwatch.Metric | None = None
@@ -284,7 +284,7 @@ class Observability(Construct):
         )  # fmt: skip
         self.latency_alarm = one_period_alarm(
             self, "ApiLatencyP99", latency_p99, threshold=alarms.p99_latency_ms,
-            description=f"{front_door.latency_label} p99 above {alarms.p99_latency_ms} ms over 5 minutes",
+            description=f"{front_door.latency_label} above {alarms.p99_latency_ms} ms over 5 minutes",
         )  # fmt: skip
         door_alarms: tuple[cloudwatch.Alarm, ...] = ()
         if front_door.function_errors is not None and front_door.function_invocations is not None:
@@ -321,7 +321,7 @@ class Observability(Construct):
             cloudwatch.GraphWidget(
                 title=f"{door} requests, 4XX and 5XX", left=[requests, front_door.client_errors, server_errors], width=8
             ),
-            cloudwatch.GraphWidget(title=f"{front_door.latency_label} p99 (ms)", left=[latency_p99], width=8),
+            cloudwatch.GraphWidget(title=f"{front_door.latency_label} (ms)", left=[latency_p99], width=8),
             cloudwatch.GraphWidget(
                 title="Inference function",
                 left=[function.metric_invocations(period=PERIOD), function.metric_errors(period=PERIOD), throttles],

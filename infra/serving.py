@@ -133,7 +133,7 @@ class Serving(Construct):
         if self.rest_api is not None:
             rest = self.rest_api.deployment_stage
             return FrontDoorMetrics(
-                label="API", latency_label="API latency",
+                label="API", latency_label="API p99 latency",
                 requests=rest.metric_count(statistic="SampleCount", period=PERIOD),
                 server_errors=rest.metric_server_error(statistic="Sum", period=PERIOD),
                 client_errors=rest.metric_client_error(statistic="Sum", period=PERIOD),
@@ -143,7 +143,7 @@ class Serving(Construct):
             # AWS/ApiGateway, dimensions ApiId and Stage; metric names Count, 4xx, 5xx, Latency.
             http = self.http_api.stage
             return FrontDoorMetrics(
-                label="API", latency_label="API latency",
+                label="API", latency_label="API p99 latency",
                 requests=http.metric_count(statistic="Sum", period=PERIOD),
                 server_errors=http.metric_server_error(statistic="Sum", period=PERIOD),
                 client_errors=http.metric_client_error(statistic="Sum", period=PERIOD),
@@ -155,7 +155,7 @@ class Serving(Construct):
             return self.alias.metric(name, statistic="Sum", period=PERIOD)
 
         return FrontDoorMetrics(
-            label="Function URL", latency_label="Inference function duration",
+            label="Function URL", latency_label="Inference function p99 duration",
             requests=url_metric("UrlRequestCount"), server_errors=url_metric("Url5xxCount"),
             client_errors=url_metric("Url4xxCount"),
             latency_p99=self.alias.metric_duration(statistic="p99", period=PERIOD),

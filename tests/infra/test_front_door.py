@@ -234,3 +234,16 @@ def test_prod_rest_stage_is_behind_a_waf_web_acl(templates: dict[str, Template])
     assert association["WebACLArn"]["Fn::GetAtt"][0].startswith("ServingWebAcl")
     # Dev keeps throttling and auth alone (api.waf off): no web ACL's monthly fee.
     assert not resources(templates["dev"], "AWS::WAFv2::WebACL")
+
+
+def test_the_iam_checks_of_every_stage_hold_behind_every_front_door(doors: dict[str, Template]) -> None:
+    """test_iam.py's checks, on these templates too: no front door adds a wildcard or a right to the inference role."""
+    from test_iam import (
+        test_every_service_trust_policy_names_its_source_but_the_documented_ones,
+        test_inference_role_has_exactly_the_documented_rights,
+        test_no_wildcard_action_and_only_documented_wildcard_resources,
+    )
+
+    test_no_wildcard_action_and_only_documented_wildcard_resources(doors)
+    test_inference_role_has_exactly_the_documented_rights(doors)
+    test_every_service_trust_policy_names_its_source_but_the_documented_ones(doors)
