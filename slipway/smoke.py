@@ -22,9 +22,10 @@ TIMEOUT_SECONDS = 30
 JWT_ENV = "SLIPWAY_JWT"
 
 # As the stack's EndpointUrl output names the front door: https://{api id}.execute-api.{region}.{suffix}/{stage}/
-# (REST API), https://{api id}.execute-api.{region}.{suffix}/ (HTTP API, its $default stage) or
-# https://{url id}.lambda-url.{region}.on.aws/ (function URL).
-_API_URL = re.compile(r"^https://(?P<api>[a-z0-9]+)\.execute-api\.[^/]+/(?:(?P<stage>[^/]+)/?)?$")
+# (REST API), {scheme}://{api id}.execute-api.{host}/ (HTTP API, its $default stage; an emulator names its own
+# host and scheme there) or https://{url id}.lambda-url.{region}.on.aws/ (function URL).
+_REST_API_URL = re.compile(r"^https://(?P<api>[a-z0-9]+)\.execute-api\.[^/]+/(?P<stage>[^/]+)/?$")
+_HTTP_API_URL = re.compile(r"^https?://(?P<api>[a-z0-9]+)\.execute-api\.[^/]+/?$")
 _FUNCTION_URL = re.compile(r"^https://(?P<url>[a-z0-9]+)\.lambda-url\.[^/]+/?$")
 
 
@@ -32,16 +33,17 @@ def emulator_url(endpoint_url: str, emulator: str) -> str:
     """The URL an AWS emulator at `emulator` serves the front door of `endpoint_url` on.
 
     The stack's output names the AWS host; an emulator answers the same API under
-    `{emulator}/_aws/execute-api/{api id}/{stage}/` and a function URL under `{emulator}/_aws/lambda-url/{url id}/`.
+    `{emulator}/_aws/execute-api/{api id}/{stage}/` (an HTTP API's stage is `$default`) and a function URL under
+    `{emulator}/_aws/lambda-url/{url id}/`.
     """
     base = emulator.rstrip("/")
-    function_url = _FUNCTION_URL.match(endpoint_url)
-    if function_url is not None:
-        return f"{base}/_aws/lambda-url/{function_url['url']}/"
-    match = _API_URL.match(endpoint_url)
-    if match is None:
-        raise ValueError(f"not an API Gateway endpoint URL or function URL: {endpoint_url!r}")
-    return f"{base}/_aws/execute-api/{match['api']}/{match['stage'] or '$default'}/"
+    if match := _FUNCTION_URL.match(endpoint_url):
+        return f"{base}/_aws/lambda-url/{match['url']}/"
+    if match := _REST_API_URL.match(endpoint_url):
+        return f"{base}/_aws/execute-api/{match['api']}/{match['stage']}/"
+    if match := _HTTP_API_URL.match(endpoint_url):
+        return f"{base}/_aws/execute-api/{match['api']}/$default/"
+    raise ValueError(f"not an API Gateway endpoint URL or function URL: {endpoint_url!r}")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ def test_emulator_url_of_an_http_api_and_of_a_function_url() -> None:
     # An HTTP API's $default stage has no segment in its URL; the emulator names it.
     url = emulator_url("https://abc123.execute-api.us-east-1.amazonaws.com/", "http://127.0.0.1:4566")
     assert url == "http://127.0.0.1:4566/_aws/execute-api/abc123/$default/"
+    # MiniStack names its own host (and http, without TLS) in an HTTP API's endpoint.
+    url = emulator_url("http://abc123.execute-api.localhost:4566/", "http://127.0.0.1:4566")
+    assert url == "http://127.0.0.1:4566/_aws/execute-api/abc123/$default/"
     url = emulator_url("https://x7mzq2.lambda-url.us-east-1.on.aws/", "http://127.0.0.1:4566/")
     assert url == "http://127.0.0.1:4566/_aws/lambda-url/x7mzq2/"
 
