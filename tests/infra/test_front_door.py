@@ -18,7 +18,7 @@ from aws_cdk.assertions import Template
 from synth_support import cdk_context, only, resources
 
 from infra.app import FEATURE_FLAGS, build_app
-from infra.front_doors import MANAGED_RULE_GROUPS, HttpFrontDoor, http_access_log_format
+from infra.front_doors import MANAGED_RULE_GROUPS, HttpFrontDoor, grant_url_invokers, http_access_log_format
 from infra.routes import ROUTES
 from infra.serving import ACCESS_LOG_FORMAT
 from stage.names import ResourceNames
@@ -184,6 +184,18 @@ def test_function_url_lets_in_exactly_the_invokers(doors: dict[str, Template]) -
     assert {p["Principal"] for p in permissions} == set(FRONT_DOORS["function_url"]["invokers"])
     assert by_action["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"] == "AWS_IAM"
     assert by_action["lambda:InvokeFunction"]["InvokedViaFunctionUrl"] is True
+
+
+def test_function_url_without_invokers_lets_in_this_accounts_principals() -> None:
+    stack = Stack(App(), "Door")
+    function = lambda_.Function(
+        stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context): pass"),
+    )  # fmt: skip
+    alias = lambda_.Alias(stack, "Live", alias_name="live", version=function.current_version)
+    grant_url_invokers(alias, ())
+    permissions = [p["Properties"] for p in resources(Template.from_stack(stack), "AWS::Lambda::Permission").values()]
+    assert len(permissions) == 2 and {json.dumps(p["Principal"]) for p in permissions} == {'{"Ref": "AWS::AccountId"}'}
 
 
 def test_function_url_alarms_on_the_functions_own_metrics(doors: dict[str, Template]) -> None:
