@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Aws, Duration, RemovalPolicy
-from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -26,6 +27,21 @@ PERIOD = Duration.minutes(5)
 
 # Lambda's own retries of an asynchronous invocation before the event goes to the failure queue.
 RETRY_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class FrontDoorMetrics:
+    """What the serving alarms and the dashboard watch of the front door, whichever its type (api.type)."""
+
+    label: str  # how alarms and widgets name it: "API" or "Function URL"
+    requests: cloudwatch.Metric
+    server_errors: cloudwatch.Metric
+    client_errors: cloudwatch.Metric
+    latency_p99: cloudwatch.Metric
+    latency_label: str  # "API p99 latency": what latency_p99 is, in alarm descriptions and widget titles
+    # Without API Gateway, nothing turns the function's own failures into a 5XX count of its own: alarm on them too.
+    function_errors: cloudwatch.Metric | None = None
+    function_invocations: cloudwatch.Metric | None = None
 
 
 def one_period_alarm(
@@ -64,7 +80,7 @@ class Observability(Construct):
         *,
         names: ResourceNames,
         alarms: AlarmSettings,
-        api: apigw.RestApi,
+        front_door: FrontDoorMetrics,
         function: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -116,7 +132,7 @@ class Observability(Construct):
             self, "Dashboard", dashboard_name=names.dashboard, default_interval=Duration.hours(3)
         )
         self.alarms: list[cloudwatch.Alarm] = []
-        self._serving_alarms(alarms=alarms, api=api, function=function)
+        self._serving_alarms(alarms=alarms, front_door=front_door, function=function)
         self._failed_invocations(names)
 
     def _budget(self, limit_usd: float) -> None:
@@ -248,11 +264,11 @@ class Observability(Construct):
         )
         return one_period_alarm(self, construct_id, rate, description=description, threshold=threshold)
 
-    def _serving_alarms(self, *, alarms: AlarmSettings, api: apigw.RestApi, function: lambda_.IFunction) -> None:
-        stage = api.deployment_stage
-        server_errors = stage.metric_server_error(statistic="Sum", period=PERIOD)
-        requests = stage.metric_count(statistic="SampleCount", period=PERIOD)
-        latency_p99 = stage.metric_latency(statistic="p99", period=PERIOD)
+    def _serving_alarms(
+        self, *, alarms: AlarmSettings, front_door: FrontDoorMetrics, function: lambda_.IFunction
+    ) -> None:
+        door = front_door.label
+        server_errors, requests, latency_p99 = front_door.server_errors, front_door.requests, front_door.latency_p99
         throttles = function.metric_throttles(statistic="Sum", period=PERIOD)
         predictions = self.emf_metric(telemetry.PREDICTIONS)
         fallbacks = self.emf_metric(telemetry.FALLBACKS)
@@ -264,12 +280,22 @@ class Observability(Construct):
         self.api_5xx_alarm = self._rate_alarm(
             "Api5xxRate", numerator=server_errors, denominator=requests,
             threshold=alarms.error_5xx_rate_percent, label="5XX rate (%)",
-            description=f"API 5XX responses above {alarms.error_5xx_rate_percent}% of requests over 5 minutes",
+            description=f"{door} 5XX responses above {alarms.error_5xx_rate_percent}% of requests over 5 minutes",
         )  # fmt: skip
         self.latency_alarm = one_period_alarm(
             self, "ApiLatencyP99", latency_p99, threshold=alarms.p99_latency_ms,
-            description=f"API p99 latency above {alarms.p99_latency_ms} ms over 5 minutes",
+            description=f"{front_door.latency_label} above {alarms.p99_latency_ms} ms over 5 minutes",
         )  # fmt: skip
+        door_alarms: tuple[cloudwatch.Alarm, ...] = ()
+        if front_door.function_errors is not None and front_door.function_invocations is not None:
+            self.function_errors_alarm = self._rate_alarm(
+                "FunctionErrorRate", numerator=front_door.function_errors,
+                denominator=front_door.function_invocations,
+                threshold=alarms.error_5xx_rate_percent, label="Function error rate (%)",
+                description=f"Inference function errors above {alarms.error_5xx_rate_percent}% of invocations over "
+                "5 minutes",
+            )  # fmt: skip
+            door_alarms = (self.function_errors_alarm,)
         self.throttles_alarm = one_period_alarm(
             self, "FunctionThrottles", throttles, threshold=alarms.throttles_per_5min,
             description=f"Inference function throttled more than {alarms.throttles_per_5min} times in 5 minutes",
@@ -292,8 +318,10 @@ class Observability(Construct):
         )  # fmt: skip
 
         self.add_widgets(
-            cloudwatch.GraphWidget(title="API requests and 5XX", left=[requests, server_errors], width=8),
-            cloudwatch.GraphWidget(title="API latency p99 (ms)", left=[latency_p99], width=8),
+            cloudwatch.GraphWidget(
+                title=f"{door} requests, 4XX and 5XX", left=[requests, front_door.client_errors, server_errors], width=8
+            ),
+            cloudwatch.GraphWidget(title=f"{front_door.latency_label} (ms)", left=[latency_p99], width=8),
             cloudwatch.GraphWidget(
                 title="Inference function",
                 left=[function.metric_invocations(period=PERIOD), function.metric_errors(period=PERIOD), throttles],
@@ -320,7 +348,7 @@ class Observability(Construct):
             self, "LastGoodModelAnswering", last_good, threshold=0,
             description="The live model version cannot be loaded; the last good version answers (see /health)",
         )  # fmt: skip
-        api_alarms = (self.api_5xx_alarm, self.latency_alarm, self.throttles_alarm)
+        api_alarms = (self.api_5xx_alarm, self.latency_alarm, self.throttles_alarm, *door_alarms)
         model_alarms = (self.fallback_alarm, self.invalid_request_alarm, self.last_good_alarm, self.outlier_alarm)
         for alarm in (*api_alarms, *model_alarms):
             alarm.add_alarm_action(self._action)

@@ -1,40 +1,30 @@
-"""The inference function, its `live` alias and the REST API in front of it."""
+"""The inference function, its `live` alias and the front door in front of it (the REST API built here)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.bundling import INFERENCE_PACKAGE
+from infra.front_doors import HttpFrontDoor, grant_url_invokers, rest_web_acl
 from infra.lambda_function import FunctionDefaults, python_function
 from infra.nag import acknowledge
+from infra.observability import PERIOD, FrontDoorMetrics
+from infra.routes import ROUTES, WRITE_ROUTES
 from infra.storage import CAPTURE_EXPIRY_DAYS
 from stage.names import ResourceNames
 from stage.settings import ApiSettings, InferenceSettings, ProvisionedConcurrencySettings
 
 HANDLER = "functions.inference.handler.lambda_handler"
 LIVE_ALIAS = "live"
-
-
-@dataclass(frozen=True)
-class Route:
-    """One API route, proxied to the inference function's `live` alias."""
-
-    method: str
-    path: str
-    writes: bool = False  # stores what the caller sends: its own principals (api.writers) and throttle
-
-    @property
-    def execute_api(self) -> str:
-        """The route as a resource of the API's own policy (any stage)."""
-        return f"execute-api:/*/{self.method}/{self.path.replace('{job_id}', '*')}"
 
 
 # One JSON line per request, naming its caller as the front door authenticated it: the IAM principal
@@ -50,22 +40,10 @@ ACCESS_LOG_FORMAT = json.dumps(
     separators=(",", ":"),
 )  # fmt: skip
 
-# Every route the API serves.
-ROUTES: tuple[Route, ...] = (
-    Route("POST", "predict"),
-    Route("GET", "model"),
-    Route("GET", "health"),
-    Route("GET", "openapi.json"),
-    Route("GET", "docs"),
-    Route("POST", "predict/async", writes=True),
-    Route("GET", "predict/async/{job_id}"),
-    Route("POST", "feedback", writes=True),
-)
-WRITE_ROUTES = tuple(route for route in ROUTES if route.writes)
-
 
 class Serving(Construct):
-    """Inference Lambda (alias `live`; autoscaled provisioned concurrency or SnapStart) behind API Gateway.
+    """Inference Lambda (alias `live`; autoscaled provisioned concurrency or SnapStart) behind the front door
+    `api.type` names: a REST API, an HTTP API or a function URL.
 
     The function's role starts with only its own logging and tracing rights; the stack
     grants it the rest (infra.grants).
@@ -118,11 +96,72 @@ class Serving(Construct):
         if provisioned_concurrency.enabled:
             self._autoscale(provisioned_concurrency)
 
-        self.api = self._rest_api(names=names, api=api, defaults=defaults)
+        # The front door api.type names; each of rest_api, http_api and function_url is None but that one.
+        self.rest_api: apigw.RestApi | None = None
+        self.http_api: HttpFrontDoor | None = None
+        self.function_url: lambda_.FunctionUrl | None = None
+        self.web_acl: wafv2.CfnWebACL | None = None  # rest with api.waf only
         # One key per client, each under its own usage plan; the first is the smoke test's.
         self.api_keys: list[apigw.IApiKey] = []
-        if api.keys_required:
-            self.api_keys = [self._usage_plan(names=names, api=api, client=client) for client in api.clients]
+        if api.type == "rest":
+            self.rest_api = self._rest_api(names=names, api=api, defaults=defaults)
+            self.url = self.rest_api.url
+            if api.keys_required:
+                self.api_keys = [
+                    self._usage_plan(self.rest_api, names=names, api=api, client=client) for client in api.clients
+                ]
+            if api.waf:
+                self.web_acl = rest_web_acl(
+                    self, "WebAcl", names=names, stage_arn=self.rest_api.deployment_stage.stage_arn,
+                    rate_limit=api.waf_rate_limit,
+                )  # fmt: skip
+        elif api.type == "http":
+            self.access_log_group = defaults.log_group(self, "ApiAccessLogs")
+            self.http_api = HttpFrontDoor(
+                self, "Http", names=names, api=api, alias=self.alias, routes=ROUTES,
+                access_logs=self.access_log_group,
+            )  # fmt: skip
+            self.url = self.http_api.url
+        else:
+            # SigV4 only (service `lambda`), CORS off: machine clients, no browser calls it.
+            self.function_url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+            grant_url_invokers(self.alias, api.invokers)
+            self.url = self.function_url.url
+
+    def front_door_metrics(self) -> FrontDoorMetrics:
+        """The front door's requests, errors and latency, under the names its type publishes them."""
+        if self.rest_api is not None:
+            rest = self.rest_api.deployment_stage
+            return FrontDoorMetrics(
+                label="API", latency_label="API p99 latency",
+                requests=rest.metric_count(statistic="SampleCount", period=PERIOD),
+                server_errors=rest.metric_server_error(statistic="Sum", period=PERIOD),
+                client_errors=rest.metric_client_error(statistic="Sum", period=PERIOD),
+                latency_p99=rest.metric_latency(statistic="p99", period=PERIOD),
+            )  # fmt: skip
+        if self.http_api is not None:
+            # AWS/ApiGateway, dimensions ApiId and Stage; metric names Count, 4xx, 5xx, Latency.
+            http = self.http_api.stage
+            return FrontDoorMetrics(
+                label="API", latency_label="API p99 latency",
+                requests=http.metric_count(statistic="Sum", period=PERIOD),
+                server_errors=http.metric_server_error(statistic="Sum", period=PERIOD),
+                client_errors=http.metric_client_error(statistic="Sum", period=PERIOD),
+                latency_p99=http.metric_latency(statistic="p99", period=PERIOD),
+            )  # fmt: skip
+        # A function URL: AWS/Lambda's Url* metrics of the alias (dimensions FunctionName and Resource).
+
+        def url_metric(name: str) -> cloudwatch.Metric:
+            return self.alias.metric(name, statistic="Sum", period=PERIOD)
+
+        return FrontDoorMetrics(
+            label="Function URL", latency_label="Inference function p99 duration",
+            requests=url_metric("UrlRequestCount"), server_errors=url_metric("Url5xxCount"),
+            client_errors=url_metric("Url4xxCount"),
+            latency_p99=self.alias.metric_duration(statistic="p99", period=PERIOD),
+            function_errors=self.alias.metric_errors(statistic="Sum", period=PERIOD),
+            function_invocations=self.alias.metric_invocations(statistic="Sum", period=PERIOD),
+        )  # fmt: skip
 
     def _autoscale(self, settings: ProvisionedConcurrencySettings) -> None:
         scaling = self.alias.add_auto_scaling(min_capacity=settings.min, max_capacity=settings.max)
@@ -197,13 +236,14 @@ class Serving(Construct):
                 "The account-level role API Gateway assumes to write execution and access logs; "
                 "AWS documents this managed policy for it and it grants only CloudWatch Logs writes.",
             )
-        acknowledge(
-            rest_api,
-            "AwsSolutions-APIG3",
-            "No AWS WAF web ACL: the stage is throttled stage-wide and on each write route (api.write_throttle_*), "
-            "with a usage plan quota in api_key mode; WAF costs a fixed monthly fee per stage; attach one with a "
-            "CfnWebACLAssociation if needed.",
-        )
+        if not api.waf:
+            acknowledge(
+                rest_api,
+                "AwsSolutions-APIG3",
+                "api.waf is off on this stage (prod turns it on): the stage is throttled stage-wide and on each "
+                "write route (api.write_throttle_*), with a usage plan quota in api_key mode; a web ACL costs a "
+                "fixed monthly fee per ACL and rule.",
+            )
         if api.auth == "api_key":
             for method in rest_api.methods:
                 acknowledge(
@@ -221,16 +261,18 @@ class Serving(Construct):
             )
         return rest_api
 
-    def _usage_plan(self, *, names: ResourceNames, api: ApiSettings, client: str) -> apigw.IApiKey:
-        plan = self.api.add_usage_plan(
+    def _usage_plan(
+        self, rest_api: apigw.RestApi, *, names: ResourceNames, api: ApiSettings, client: str
+    ) -> apigw.IApiKey:
+        plan = rest_api.add_usage_plan(
             f"UsagePlan-{client}",
             name=f"{names.prefix}-{client}-usage-plan",
             description=f"Throttle and daily quota of client {client}'s key",
             throttle=apigw.ThrottleSettings(rate_limit=api.throttle_rate, burst_limit=api.throttle_burst),
             quota=apigw.QuotaSettings(limit=api.quota_per_day, period=apigw.Period.DAY),
         )
-        plan.add_api_stage(stage=self.api.deployment_stage)
-        key = self.api.add_api_key(
+        plan.add_api_stage(stage=rest_api.deployment_stage)
+        key = rest_api.add_api_key(
             f"ApiKey-{client}", api_key_name=f"{names.prefix}-{client}", description=f"Inference key of client {client}"
         )
         plan.add_api_key(key)

@@ -90,13 +90,13 @@ class SlipwayStack(Stack):
             "Observability",
             names=names,
             alarms=settings.alarms,
-            api=self.serving.api,
+            front_door=self.serving.front_door_metrics(),
             function=self.serving.function,
         )
 
         # Each further component is one construct that takes its settings as keyword arguments,
         # gets its grants here, and registers its alarms and widgets with
-        # `self.observability.add_alarm(...)` / `add_widgets(...)`; API routes go into infra.serving.ROUTES.
+        # `self.observability.add_alarm(...)` / `add_widgets(...)`; API routes go into infra.routes.ROUTES.
         self._add_monitoring(settings, names, grants, defaults)
 
         self.async_jobs = AsyncJobs(
@@ -147,7 +147,7 @@ class SlipwayStack(Stack):
         for function in (self.monitoring.function, self.retrain.drift_trigger, self.retrain.rollback):
             self.observability.on_failure(function)
 
-        CfnOutput(self, "EndpointUrl", value=self.serving.api.url, description="Base URL of the inference API")
+        CfnOutput(self, "EndpointUrl", value=self.serving.url, description="Base URL of the inference API (api.type)")
         if self.serving.api_keys:
             CfnOutput(
                 self,

@@ -133,9 +133,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_features_commands(command)
 
-    smoke = command("smoke", cmd_smoke, "Call a deployed stage (or --url) end to end and check the answers.")
+    smoke = command(
+        "smoke",
+        cmd_smoke,
+        "Call a deployed stage (or --url) end to end and check the answers: with the stage's API key, SigV4 for its "
+        "front door (api.auth iam), or the token in SLIPWAY_JWT (api.auth jwt).",
+    )
     smoke.add_argument("--url", help="endpoint base URL (default: the stage's stack output)")
-    # The key never goes on a command line (shell history, process lists): the stack's, or SLIPWAY_API_KEY.
+    # Keys and tokens never go on a command line (shell history, process lists): SLIPWAY_API_KEY, SLIPWAY_JWT.
     purge = command("purge-labels", cmd_purge_labels, "Delete every label one caller sent (a poisoning caller).")
     purge.add_argument("--caller", required=True, help="as recorded: key:<API key id>, iam:<ARN>, data.labels")
     erase = command("erase-key", cmd_erase_key, "Erase every captured row and label of one row key (data.key).")

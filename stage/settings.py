@@ -123,36 +123,73 @@ class ProvisionedConcurrencySettings(_Section):
         return self
 
 
+# The front doors, and the authentication each one offers.
+FRONT_DOOR_AUTH: dict[str, tuple[str, ...]] = {
+    "rest": ("api_key", "iam"),
+    "http": ("iam", "jwt"),
+    "function_url": ("iam",),
+}
+# Settings only some front doors have (each named here is refused, set away from its default, on the others).
+_FRONT_DOOR_ONLY: dict[str, tuple[str, ...]] = {
+    "clients": ("rest",),
+    "metering_keys": ("rest",),
+    "quota_per_day": ("rest",),
+    "tls_policy": ("rest",),
+    "waf": ("rest",),
+    "waf_rate_limit": ("rest",),
+    "writers": ("rest",),
+    "throttle_rate": ("rest", "http"),
+    "throttle_burst": ("rest", "http"),
+    "write_throttle_rate": ("rest", "http"),
+    "write_throttle_burst": ("rest", "http"),
+    "jwt_issuer": ("http",),
+    "jwt_audience": ("http",),
+}
+
+
 class ApiSettings(_Section):
     """The front door: its type, authentication and throttling."""
 
     type: Literal["rest", "http", "function_url"] = Field(
         "rest",
         description="rest: API Gateway REST API (API keys, usage plans, per-route throttling, WAF); http: API "
-        "Gateway HTTP API (IAM auth, cheaper); function_url: a Lambda function URL on the `live` alias (IAM auth, "
-        "no API Gateway charge).",
+        "Gateway HTTP API (IAM or JWT auth, per-route throttling, cheaper); function_url: a Lambda function URL on "
+        "the `live` alias (IAM auth only, no API Gateway: no throttle but inference.reserved_concurrency). "
+        "docs/deploy.md compares them.",
     )
-    auth: Literal["api_key", "iam"] = Field(
+    auth: Literal["api_key", "iam", "jwt"] = Field(
         "api_key",
-        description="api_key: a key per client (identifies, meters); iam: SigV4, with api.invokers and api.writers "
-        "naming exactly who may call and who may write.",
+        description="api_key (rest): a key per client (identifies, meters); iam (every type): SigV4, with "
+        "api.invokers (and on rest api.writers) naming exactly who may call and who may write; jwt (http): a bearer "
+        "token from api.jwt_issuer for api.jwt_audience.",
     )
     invokers: tuple[str, ...] = Field(
         (),
-        description="auth iam: the IAM principals (ARNs; * wildcards allowed) that may call the API, and no one "
-        "else; empty: any principal of this account that an IAM policy allows.",
+        description="auth iam: the IAM principals (ARNs; * wildcards allowed on rest) that may call the API, and "
+        "no one else; empty: any principal of this account that an IAM policy allows. On http, which has no resource "
+        "policy, it must stay empty: callers are granted execute-api:Invoke in their own policies.",
     )
     writers: tuple[str, ...] | None = Field(
         None,
-        description="auth iam: the principals that may call the write routes (POST /feedback, POST /predict/async), "
-        "and no one else; unset: the invokers.",
+        description="auth iam, rest: the principals that may call the write routes (POST /feedback, POST "
+        "/predict/async), and no one else; unset: the invokers.",
     )
-    throttle_rate: float = Field(100, gt=0, description="Steady-state requests per second.")
-    throttle_burst: int = Field(200, ge=1, description="Burst above the steady rate, stage-wide and per usage plan.")
+    jwt_issuer: str | None = Field(
+        None,
+        pattern=r"^https://\S+$",
+        description="auth jwt: the token issuer's URL (its OpenID discovery document lists the signing keys).",
+    )
+    jwt_audience: tuple[str, ...] = Field(
+        (), description="auth jwt: the audiences (`aud` or `client_id` claims) a token must name, at least one."
+    )
+    throttle_rate: float = Field(100, gt=0, description="Steady-state requests per second (rest, http).")
+    throttle_burst: int = Field(
+        200, ge=1, description="Burst above the steady rate, stage-wide and per usage plan (rest, http)."
+    )
     write_throttle_rate: float = Field(
-        10, gt=0, description="Steady-state requests per second on each write route (labels, async jobs)."
+        10, gt=0, description="Steady-state requests per second on each write route (labels, async jobs; rest, http)."
     )
-    write_throttle_burst: int = Field(20, ge=1, description="Burst of each write route.")
+    write_throttle_burst: int = Field(20, ge=1, description="Burst of each write route (rest, http).")
     quota_per_day: int = Field(1_000_000, ge=1, description="auth api_key: each client's requests per day.")
     clients: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")], ...] = Field(
         ("client",),
@@ -174,6 +211,18 @@ class ApiSettings(_Section):
         description="The REST API's enhanced TLS policy (endpoint access mode STRICT): TLS 1.2 with forward secrecy "
         "and post-quantum key exchange, or TLS 1.3 only.",
     )
+    waf: bool = Field(
+        False,
+        description="rest: an AWS WAF web ACL on the stage (AWS's common and known-bad-inputs rule groups, and a "
+        "per-IP rate rule). Off by default: it has a fixed monthly fee per ACL and rule, worth it where the API "
+        "faces the internet with real traffic (prod turns it on in cdk.json); throttling and auth already guard dev.",
+    )
+    waf_rate_limit: int = Field(
+        2000,
+        ge=10,
+        le=2_000_000_000,
+        description="api.waf: requests one IP address may send in 5 minutes before WAF blocks it.",
+    )
 
     @property
     def keys_required(self) -> bool:
@@ -186,6 +235,31 @@ class ApiSettings(_Section):
         if len(set(value)) != len(value):
             raise ValueError("client names must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _fits_the_front_door(self) -> ApiSettings:
+        offered = FRONT_DOOR_AUTH[self.type]
+        if self.auth not in offered:
+            raise ValueError(
+                f"api.auth {self.auth} is not offered by api.type {self.type}: set api.auth to one of {list(offered)}"
+            )
+        for name, types in _FRONT_DOOR_ONLY.items():
+            if self.type not in types and getattr(self, name) != type(self).model_fields[name].default:
+                raise ValueError(
+                    f"api.{name} applies to api.type {' or '.join(types)} only, not {self.type}: remove it"
+                )
+        if self.auth == "jwt" and (self.jwt_issuer is None or not self.jwt_audience):
+            raise ValueError("api.auth jwt needs api.jwt_issuer and at least one api.jwt_audience")
+        if self.auth != "jwt" and (self.jwt_issuer is not None or self.jwt_audience):
+            raise ValueError("api.jwt_issuer and api.jwt_audience apply to api.auth jwt only")
+        if self.type == "http" and self.invokers:
+            raise ValueError(
+                "api.invokers needs a resource policy, which an HTTP API lacks: grant execute-api:Invoke in the "
+                "callers' own IAM policies, or use api.type rest"
+            )
+        if self.type == "function_url" and any("*" in invoker for invoker in self.invokers):
+            raise ValueError("api.invokers of a function URL are exact ARNs: a Lambda permission takes no wildcard")
+        return self
 
 
 class LogSettings(_Section):

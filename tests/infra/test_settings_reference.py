@@ -40,7 +40,7 @@ def test_cdk_json_holds_only_what_a_stage_changes() -> None:
     restated = [name for overrides in sections for name in _restated_defaults(StageSettings, overrides or {})]
     assert not restated, f"cdk.json repeats these defaults of stage/settings.py: {restated}"
     # The reference shows each stage's values: prod's overrides are on the page.
-    assert '| `api.auth` | one of "api_key", "iam" | `"api_key"` |  | `"iam"` |' in render()
+    assert '| `api.auth` | one of "api_key", "iam", "jwt" | `"api_key"` |  | `"iam"` |' in render()
 
 
 def test_a_restated_default_is_caught() -> None:
