@@ -11,7 +11,7 @@ stderr (EMF metric documents, log lines, capture lines) is counted per request, 
 apart, so that each sampling rate is priced at its share of them. On top come Lambda's own
 START, END and REPORT lines (their real layout, unless the function's log configuration drops
 them: infra/lambda_function.py) and the front door's access log line: the REST API's
-ACCESS_LOG_FORMAT (infra/serving.py) and the HTTP API's lean line (HTTP_ACCESS_LOG_FIELDS)
+ACCESS_LOG_FORMAT (infra/serving.py) and the HTTP API's (infra/front_doors.py http_access_log_format)
 rendered with realistic values; a function URL writes none.
 
 Figures are at the dev stage's settings with capture sampled as in prod (the targets), each
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import re
 import sys
@@ -47,15 +46,6 @@ API_TYPES = ("rest", "http", "function_url")
 TARGET_CAPTURE_STAGE = "prod"  # the targets price capture at this stage's sampling rate
 CALLS, WARMUP, LOGGED_CALLS = 2000, 200, 500  # timed one-row calls, untimed before them, calls whose bytes count
 
-# The HTTP API's lean access log line, as assumed here: what a request needs to be found and counted.
-# No time: every CloudWatch Logs event carries its own timestamp.
-HTTP_ACCESS_LOG_FIELDS = {
-    "requestId": "$context.requestId",
-    "ip": "$context.identity.sourceIp",
-    "routeKey": "$context.routeKey",
-    "status": "$context.status",
-    "responseLength": "$context.responseLength",
-}
 # Realistic values of the $context variables an access log format may name; "-" is API Gateway's empty value.
 _CONTEXT = {
     "requestId": "c0a8e3f2-4b1d-4e2a-9f6b-2d7e8a1c3b5f",
@@ -82,7 +72,11 @@ _CONTEXT = {
     "stage": "prod",
     "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com",
 }
-_HTTP_REQUEST_ID = "Qx3dUgRPIAMEbZQ="  # an HTTP API's request ids are 16 characters, not UUIDs
+# An HTTP API's request ids are 16 characters, not UUIDs; its callers are signed (an IAM principal).
+_HTTP_CONTEXT = {
+    "requestId": "Qx3dUgRPIAMEbZQ=",
+    "identity.userArn": "arn:aws:sts::123456789012:assumed-role/client-app/session-7",
+}
 _CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z.]+)")
 
 # Lambda's platform lines of one warm invocation in the text format, as CloudWatch Logs shows them
@@ -195,8 +189,10 @@ def access_log_line(api_type: str, response_bytes: float) -> str:
 
         template, values = ACCESS_LOG_FORMAT, _CONTEXT
     elif api_type == "http":
-        template = json.dumps(HTTP_ACCESS_LOG_FIELDS, separators=(",", ":"))
-        values = {**_CONTEXT, "requestId": _HTTP_REQUEST_ID}
+        from infra.front_doors import http_access_log_format
+
+        # The line under IAM auth: a caller's ARN is longer than a JWT's subject.
+        template, values = http_access_log_format("iam"), {**_CONTEXT, **_HTTP_CONTEXT}
     else:
         raise ValueError(f"unknown api.type {api_type!r}: one of {', '.join(API_TYPES)}")
     values = {**values, "responseLength": str(round(response_bytes))}
@@ -316,8 +312,8 @@ def rows(
         f"${aws_prices.CLOUDWATCH_LOGS_USD_PER_GB_INGESTED:.2f}/GB of the bytes each request logs, measured through "
         f"the handler with dev's environment: {logged.function:.0f} B of EMF metrics and log lines, "
         f"{logged.capture:.0f} B of capture lines per captured request, Lambda's START/END/REPORT lines unless the "
-        f"log configuration drops them, and the access log line (REST: ACCESS_LOG_FORMAT; HTTP API: the fields of "
-        f"benchmarks/cost.py HTTP_ACCESS_LOG_FIELDS; function URL: none). Capture to S3: Firehose "
+        f"log configuration drops them, and the access log line (REST: ACCESS_LOG_FORMAT; HTTP API: "
+        f"infra/front_doors.py http_access_log_format; function URL: none). Capture to S3: Firehose "
         f"${aws_prices.FIREHOSE_USD_PER_GB_INGESTED}/GB and S3 Standard until the capture lifecycle expires it. "
         "Not counted: X-Ray traces, CloudWatch Logs storage, custom metrics (per metric-month, not per request), "
         "API Gateway data transfer"

@@ -8,7 +8,6 @@ import pytest
 
 from benchmarks import aws_prices
 from benchmarks.cost import (
-    HTTP_ACCESS_LOG_FIELDS,
     LoggedBytes,
     access_log_line,
     cost_per_million,
@@ -67,7 +66,8 @@ def test_platform_lines_are_lambdas_three_lines_unless_dropped() -> None:
 def test_access_log_lines_are_the_front_doors_formats_rendered() -> None:
     assert access_log_line("function_url", 200) == ""
     http = json.loads(access_log_line("http", 187.4))
-    assert set(http) == set(HTTP_ACCESS_LOG_FIELDS) and http["responseLength"] == "187" and http["status"] == "200"
+    assert set(http) == {"requestId", "ip", "caller", "route", "status"} and http["status"] == "200"
+    assert http["caller"].startswith("arn:aws:sts::")
     rest = json.loads(access_log_line("rest", 187))
     assert rest["resourcePath"] == "/predict" and rest["responseLength"] == "187"
     assert all(not value.startswith("$context") for value in rest.values())
