@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from functions.adapters import factory
+from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.adapters.release_store import S3ReleaseRecords
 from functions.adapters.retrain_store import S3RetrainStore
@@ -21,9 +22,9 @@ from functions.core.release import ReleaseRefused
 from functions.training.train import Bundle
 from slipway.cli import main, start_rollout
 from slipway.release import Released, release_version
-from slipway.target import Target
+from slipway.target import Target, resolve
 from stage.names import LOCAL_ACCOUNT, ResourceNames
-from stage.settings import load_settings, with_overrides
+from stage.settings import SettingsError, load_settings, with_overrides
 from tests.conftest import REGION
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -51,10 +52,10 @@ def dev(registry: Registry, names: ResourceNames) -> Registry:
     return registry
 
 
-def gated(dev: Registry, names: ResourceNames, bundle: Bundle, *, verdict: str = "promote") -> None:
+def gated(dev: Registry, names: ResourceNames, bundle: Bundle, *, verdict: str = "promote", s3: Any = None) -> None:
     """`bundle` registered in dev, passed (or refused) by its gate, and promoted there."""
     dev.register(bundle.manifest, bundle.onnx_bytes)
-    S3RetrainStore(factory.client("s3"), names.artifacts_bucket).put_decision(
+    S3RetrainStore(s3 or factory.client("s3"), names.artifacts_bucket).put_decision(
         GateDecision(
             run_id="run-1",
             decided_at=T0,
@@ -285,3 +286,44 @@ def test_the_command_releases_and_refuses_with_a_clear_message(
     assert (shown["made"], shown["version"], shown["source_stage"]) == ("promoted", bundle.version, "dev")
     assert main(["release", bundle.version, "--from", "prod", "--stage", "prod"]) == 1
     assert "release from another stage" in capsys.readouterr().err
+
+
+DEV_ACCOUNT = "111111111111"
+
+
+def test_a_stage_in_another_account_is_read_through_its_release_reader(
+    aws: None, prod: Target, bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev_settings = load_settings("dev").model_copy(update={"account": DEV_ACCOUNT})
+    monkeypatch.setattr("slipway.target.load_settings", lambda stage: dev_settings if stage == "dev" else None)
+    dev_names = ResourceNames.of(dev_settings, account=DEV_ACCOUNT, region=REGION)
+    # moto keeps each account apart and answers the assumed role's credentials from its account.
+    reader = f"arn:aws:iam::{DEV_ACCOUNT}:role/{dev_names.release_reader_role}"
+    credentials = boto3.client("sts").assume_role(RoleArn=reader, RoleSessionName="seed")["Credentials"]
+    keys = {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }
+    s3, ssm = boto3.client("s3", **keys), boto3.client("ssm", **keys)
+    s3.create_bucket(Bucket=dev_names.artifacts_bucket)
+    ssm.put_parameter(Name=dev_names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String")
+    dev = Registry(S3ModelStore(s3, dev_names.artifacts_bucket), SsmPointerStore(ssm, dev_names.live_pointer_parameter))
+    gated(dev, dev_names, bundle, s3=s3)
+    assert dev_names.artifacts_bucket not in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+
+    released = release(prod, bundle.version)
+
+    assert released.made == "promoted"
+    assert prod.registry().store.get_bundle(bundle.version) == (bundle.manifest, bundle.onnx_bytes)
+    assert released.record.gate.candidate_version == bundle.version
+
+
+def test_commands_refuse_credentials_of_another_account_than_the_stages(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prod_settings = load_settings("prod").model_copy(update={"account": "222222222222"})
+    monkeypatch.setattr("slipway.target.load_settings", lambda stage: prod_settings)
+
+    with pytest.raises(SettingsError, match=r"stage 'prod' is in account 222222222222 .* of account 123456789012"):
+        resolve("prod")
