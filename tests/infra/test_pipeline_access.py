@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from synth_support import cdk_context, resources
 
 from infra.app import FEATURE_FLAGS, build_pipeline_access, wants_pipeline_access
 from stage.settings import SettingsError
+from tests.assembly import synth as cdk_synth
 
 DEV_ACCOUNT, PROD_ACCOUNT = "111111111111", "222222222222"
 CDK_ROLES = ("deploy", "file-publishing", "lookup")
@@ -166,3 +170,18 @@ def test_in_one_account_prod_reads_dev_directly_and_may_reuse_the_provider(tmp_p
 def test_the_role_needs_its_repository(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"pipeline\.github_repository is not set for stage 'dev'"):
         synth("dev", tmp_path)
+
+
+def test_the_cli_synthesizes_the_access_stack_alone_and_cfn_lint_passes(tmp_path: Path) -> None:
+    stages = cdk_context()["slipway:stages"]
+    stages["prod"]["pipeline"] = {**stages["prod"]["pipeline"], "github_repository": "acme/slipway"}
+    result = cdk_synth("prod", tmp_path, "-c", "pipeline=true", "-c", f"slipway:stages={json.dumps(stages)}")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    template = tmp_path / "slipway-prod-pipeline-access.template.json"
+    assert sorted(tmp_path.glob("*.template.json")) == [template]
+    linted = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--", str(template)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert linted.returncode == 0, linted.stdout + linted.stderr
