@@ -398,7 +398,7 @@ class PipelineSettings(_Section):
         description="The stage whose models `slipway release` copies into this one (its deploy role may read that "
         "stage's bundles and records).",
     )
-    release_to: tuple[str, ...] = Field(
+    release_to: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,10}$")], ...] = Field(
         (),
         description="The stages that release from this one when they are in another account: each one's deploy "
         "role may assume this stage's release reader (read-only: models/, gate decisions, rollout outcomes, the "
