@@ -114,6 +114,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     rollout.add_argument("--no-wait", action="store_true", help="start and return without waiting for the decision")
 
+    release = command(
+        "release",
+        cmd_release,
+        "Copy VERSION, which passed the --from stage's gate, into --stage and make it live by that stage's "
+        "retrain.rollout (canary, shadow, immediate or manual).",
+    )
+    release.add_argument("version")
+    release.add_argument("--from", dest="source", required=True, metavar="STAGE", help="the stage it passed (dev)")
+    release.add_argument("--reason", default="released by hand", help="recorded with the release and promotion")
+    release.add_argument(
+        "--allow-spec-change",
+        action="store_true",
+        help="release a version whose feature spec differs from the stage's live model (callers changed first)",
+    )
+    release.add_argument("--json", action="store_true", help="print what was done as JSON (for pipelines)")
+
     command("stop-rollout", cmd_stop_rollout, "Take the shadow or canary candidate out; the live model stays.")
 
     retrain = command("retrain", cmd_retrain, "Start the retrain pipeline (prepare, train, gate, promote) now.")
@@ -498,30 +514,43 @@ def cmd_canary(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rollout(args: argparse.Namespace) -> int:
+def start_rollout(
+    target: Any, version: str, reason: str, *, bake_seconds: int | None = None, settle_seconds: int | None = None
+) -> tuple[str, int, int]:
+    """Start the stage's rollout state machine for a registered `version`: (execution ARN, bake, settle seconds)."""
     from functions.adapters import factory
     from functions.adapters.retrain_control import StepFunctionsStarter
     from functions.rollout.steps import execution_input
-    from slipway.executions import StateMachineError, state_machine_arn, wait_for_execution
+    from slipway.executions import state_machine_arn
     from slipway.local.monitoring import LOCAL_SETTLE_SECONDS
-    from slipway.target import resolve
     from stage.environments import capture_settle_seconds
 
-    target = resolve(args.stage)
     known = target.registry().store.list_versions()
-    if args.version not in known:  # here, not in the state machine's first step
-        raise RegistryError(f"unknown model version {args.version!r}; registered: {', '.join(known) or 'none'}")
+    if version not in known:  # here, not in the state machine's first step
+        raise RegistryError(f"unknown model version {version!r}; registered: {', '.join(known) or 'none'}")
     settings = target.settings
-    bake = args.bake_seconds or settings.rollout.bake_minutes * 60
-    settle = args.settle_seconds
+    bake = bake_seconds or settings.rollout.bake_minutes * 60
+    settle = settle_seconds
     if settle is None:
         settle = LOCAL_SETTLE_SECONDS if target.local else capture_settle_seconds(settings)
-    given = execution_input(args.version, args.reason, bake_seconds=bake, settle_seconds=settle)
-    sfn = factory.client("stepfunctions")
+    given = execution_input(version, reason, bake_seconds=bake, settle_seconds=settle)
     arn = state_machine_arn(target.names, target.names.rollout_state_machine)
-    execution = StepFunctionsStarter(sfn, arn).start(
-        args.reason, extra={k: v for k, v in given.items() if k != "reason"}
+    execution = StepFunctionsStarter(factory.client("stepfunctions"), arn).start(
+        reason, extra={k: v for k, v in given.items() if k != "reason"}
     )
+    return execution, bake, settle
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from functions.adapters import factory
+    from slipway.executions import StateMachineError, wait_for_execution
+    from slipway.target import resolve
+
+    target = resolve(args.stage)
+    execution, bake, settle = start_rollout(
+        target, args.version, args.reason, bake_seconds=args.bake_seconds, settle_seconds=args.settle_seconds
+    )
+    sfn = factory.client("stepfunctions")
     print(f"started {execution} (each phase bakes {bake} s)")
     if args.no_wait:
         return 0
@@ -541,6 +570,46 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     print(result.output["outcome"]["reason"])
     _print_pointer(target.registry().live())
     return 0 if result.output["outcome"]["action"] == "promote" else EXIT_FAILED
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from slipway.release import release_version
+    from slipway.target import resolve
+
+    target = resolve(args.stage)
+
+    def rollout(target: Any, version: str, reason: str) -> str:
+        return start_rollout(target, version, reason)[0]
+
+    released = release_version(
+        target,
+        args.source,
+        args.version,
+        reason=args.reason,
+        allow_spec_change=args.allow_spec_change,
+        start_rollout=rollout,
+    )
+    record = released.record
+    if args.json:
+        print(json.dumps({"made": released.made, "execution": released.execution, **record.model_dump(mode="json")}))
+        return 0
+    print(f"released {record.version} from {record.source_stage} to {record.target_stage} (sha256 {record.digest})")
+    print(f"  gate in {record.source_stage}: {record.gate.verdict} at {record.gate.decided_at:%Y-%m-%d %H:%M} "
+          f"({'; '.join(record.gate.reasons)})")  # fmt: skip
+    if record.rollout is not None:
+        print(f"  rollout in {record.source_stage}: {record.rollout.run_id} {record.rollout.action}")
+    if record.spec_differences:
+        print(f"  feature spec changed (allowed): {'; '.join(record.spec_differences)}")
+    print(
+        {
+            "promoted": f"live in {record.target_stage}",
+            "rollout": f"rolling out in {record.target_stage}: {released.execution} (its figures decide)",
+            "registered": f"registered in {record.target_stage}; a person promotes it (retrain.rollout manual)",
+            "unchanged": f"already live in {record.target_stage}",
+        }[released.made]
+    )
+    _print_pointer(target.registry().live())
+    return 0
 
 
 def cmd_stop_rollout(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from functions.core.data_source import DataSource
 from functions.core.registry import Registry
 from functions.retrain.config import RetrainConfig
 from stage.names import ResourceNames
-from stage.settings import StageSettings, load_settings
+from stage.settings import SettingsError, StageSettings, load_settings
 
 _DATA_SOURCE = RetrainConfig.variable("data_source")
 
@@ -65,4 +65,16 @@ def resolve(stage: str) -> Target:
         defaults.update(aws_access_key_id="local", aws_secret_access_key="local")
     factory.use_defaults(**defaults)
     account = factory.client("sts").get_caller_identity()["Account"]
+    if settings.account and settings.account != account and not os.environ.get("AWS_ENDPOINT_URL"):
+        raise SettingsError(
+            f"stage {stage!r} is in account {settings.account} (its `account` setting), but these credentials are "
+            f"of account {account}: use the stage's credentials"
+        )
+    return Target(settings, ResourceNames.of(settings, account=account, region=settings.region))
+
+
+def other_stage(stage: str, *, caller_account: str) -> Target:
+    """Another stage's target, seen from credentials of `caller_account`: its own account when it declares one."""
+    settings = load_settings(stage)
+    account = settings.account if settings.account and not os.environ.get("AWS_ENDPOINT_URL") else caller_account
     return Target(settings, ResourceNames.of(settings, account=account, region=settings.region))

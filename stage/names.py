@@ -49,6 +49,20 @@ class ResourceNames:
         return f"{self.prefix}-break-glass"
 
     @property
+    def deploy_role(self) -> str:
+        """The role the stage's pipeline assumes by OIDC (infra/pipeline_access.py)."""
+        return f"{self.prefix}-deploy"
+
+    @property
+    def release_reader_role(self) -> str:
+        """The read-only role another account's deploy role assumes to release this stage's models."""
+        return f"{self.prefix}-release-reader"
+
+    @property
+    def pipeline_access_stack(self) -> str:
+        return f"{self.prefix}-pipeline-access"
+
+    @property
     def access_logs_bucket(self) -> str:
         return f"{self.prefix}-access-logs-{self.account}-{self.region}"
 

@@ -447,6 +447,49 @@ class BatchSettings(_Section):
     max_concurrency: int = Field(10, ge=1, le=10000, description="Objects scored at once.")
 
 
+class PipelineSettings(_Section):
+    """The deploy pipeline (GitHub Actions, docs/pipeline.md): who may assume the stage's deploy role
+    (`cdk deploy -c stage=<stage> -c pipeline=true` creates it), and which stages it releases from or to."""
+
+    github_repository: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+$",
+        description="The GitHub repository (owner/name) whose workflows may assume the deploy role; required to "
+        "create the role.",
+    )
+    branch: str = Field(
+        "main", pattern=r"^[A-Za-z0-9_./-]+$", description="The branch whose workflow runs may assume the role."
+    )
+    environment: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The GitHub environment (its required reviewers approve each run) whose jobs may assume the "
+        "role; None: the jobs of `branch` that name no environment.",
+    )
+    release_from: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9]{1,10}$",
+        description="The stage whose models `slipway release` copies into this one (its deploy role may read that "
+        "stage's bundles and records).",
+    )
+    release_to: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,10}$")], ...] = Field(
+        (),
+        description="The stages that release from this one when they are in another account: each one's deploy "
+        "role may assume this stage's release reader (read-only: models/, gate decisions, rollout outcomes, the "
+        "pointer's history).",
+    )
+    create_oidc_provider: bool = Field(
+        True,
+        description="Create GitHub's OIDC identity provider; false when another stage's stack in the same account "
+        "already did (an account holds it once).",
+    )
+    cdk_qualifier: str = Field(
+        "hnb659fds",
+        pattern=r"^[a-z0-9]{1,10}$",
+        description="The qualifier of the account's `cdk bootstrap`: the deploy role may assume only its roles.",
+    )
+
+
 class StageSettings(_Section):
     """Every deployment setting of one stage."""
 
@@ -454,6 +497,12 @@ class StageSettings(_Section):
     stage: str = Field(pattern=r"^[a-z][a-z0-9]{1,10}$")
     region: str = Field(
         "us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="The AWS region the stage deploys to."
+    )
+    account: str | None = Field(
+        None,
+        pattern=r"^\d{12}$",
+        description="The AWS account the stage deploys to (12 digits); None: the caller's. Commands refuse other "
+        "credentials, and `slipway release` reads another account's stage through its release reader role.",
     )
     inference: InferenceSettings = InferenceSettings()
     provisioned_concurrency: ProvisionedConcurrencySettings = ProvisionedConcurrencySettings()
@@ -476,6 +525,7 @@ class StageSettings(_Section):
     storage: StorageSettings = StorageSettings()
     async_jobs: AsyncSettings = AsyncSettings()
     batch: BatchSettings = BatchSettings()
+    pipeline: PipelineSettings = PipelineSettings()
 
     @model_validator(mode="after")
     def _snap_start_alone(self) -> StageSettings:

@@ -153,6 +153,7 @@ LAYERS = {
     "tests/benchmarks/load/test_load_run.py": "local",  # the local stack under locust
     "tests/benchmarks/": "unit",
     "tests/test_architecture.py": "unit",
+    "tests/test_workflows.py": "unit",
     "tests/functions/": "handler",
     "tests/slipway/": "local",
     "tests/infra/": "infra",

@@ -107,3 +107,8 @@ def training_job_output_key(job_name: str) -> str:
 def gate_decision_key(decided_at: str, run_id: str) -> str:
     """Key of one gate decision; sorts by time."""
     return f"{GATE_DECISIONS_PREFIX}{decided_at}-{run_id}.json"
+
+
+def release_record_key(version: str, released_at: str, source_stage: str) -> str:
+    """Key of the record of one release of `version` into this stage (beside the bundle it describes)."""
+    return f"{MODELS_PREFIX}{version}/releases/{released_at}-{source_stage}.json"

@@ -86,7 +86,7 @@ class Registry:
         self, version: str, mode: RolloutMode, percent: float, reason: str, *, now: datetime | None = None
     ) -> LivePointer:
         """Put `version` beside the live one, in shadow or canary for `percent` (replacing any rollout)."""
-        _, digest = self._checked(version)
+        _, digest = self.verified(version)
         with self.pointer.locked():
             current = self.pointer.read()
             if current.version is None:
@@ -113,7 +113,7 @@ class Registry:
 
     def promote(self, version: str, reason: str, *, now: datetime | None = None) -> LivePointer:
         """Make `version` live (ending any rollout). Promoting the live version again changes nothing."""
-        manifest, digest = self._checked(version)
+        manifest, digest = self.verified(version)
         with self.pointer.locked():
             current = self.pointer.read()
             if current.version == version and current.rollout is None:
@@ -139,7 +139,7 @@ class Registry:
             if current.previous is None:
                 raise RegistryError("nothing to roll back to: the live version has no predecessor")
             target = current.previous
-            manifest, digest = self._checked(target)
+            manifest, digest = self.verified(target)
             return self._write(
                 LivePointer(
                     version=target,
@@ -163,7 +163,7 @@ class Registry:
         known = ", ".join(self.store.list_versions()) or "none"
         return RegistryError(f"unknown model version {version!r}; registered: {known}")
 
-    def _checked(self, version: str) -> tuple[Manifest, str]:
+    def verified(self, version: str) -> tuple[Manifest, str]:
         """The manifest and full digest of a registered bundle that matches its version (else RegistryError)."""
         try:
             manifest, graph = self.store.get_bundle(version)
