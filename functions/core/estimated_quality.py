@@ -27,7 +27,8 @@ labels are there to show it. Regression is not estimated (see NOT_ESTIMATED_REGR
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -183,7 +184,11 @@ def _drawn_metrics(
             n_neg = rows - n_pos
             with np.errstate(divide="ignore", invalid="ignore"):
                 aucs.append((positive @ rank - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-        found["roc_auc"] += list(np.nanmean(np.array(aucs), axis=0)) if rows > 1 else [np.nan] * block
+        stacked = np.array(aucs)
+        defined = np.isfinite(stacked)  # a draw with one class has no AUC for it
+        counted = defined.sum(axis=0)
+        mean = np.where(defined, stacked, 0.0).sum(axis=0) / np.maximum(counted, 1)
+        found["roc_auc"] += list(np.where(counted > 0, mean, np.nan))
     return {name: np.asarray(values, dtype=np.float64) for name, values in found.items()}
 
 
@@ -215,23 +220,29 @@ def estimate(
     return out
 
 
-def probability_rows(
-    probabilities: Sequence[dict[str, float | None] | None], labels: Sequence[str | None], classes: Sequence[str]
+def answered_rows(
+    columns: Mapping[str, Sequence[float | None]] | None,
+    labels: Sequence[str | None] | None,
+    classes: Sequence[str],
+    rows: int,
+    answered: Sequence[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The rows' probabilities (rows x classes) and predicted class indices, from captured answers; rows with
-    a missing probability are dropped. The predicted class is the captured label, else the most probable."""
+    """The model probabilities (rows x classes) and predicted class indices of captured answers, as columns per
+    class: rows not `answered` by the model (plan B) or missing a probability are dropped; a row's predicted
+    class is its captured label, else its most probable class."""
+    absent: list[float | None] = [None] * rows
+    found = columns or {}
+    matrix = np.array([found.get(c, absent) for c in classes], dtype=np.float64).T.reshape(rows, len(classes))
     index = {c: i for i, c in enumerate(classes)}
-    matrix = np.array(
-        [[np.nan if p is None or p.get(c) is None else p[c] for c in classes] for p in probabilities],
-        dtype=np.float64,
-    ).reshape(len(probabilities), len(classes))
-    predicted = np.array(
-        [index.get(label, -1) if label is not None else -1 for label in labels], dtype=np.int64
-    ).reshape(-1)
+    captured: Sequence[str | None] = labels if labels is not None else [None] * rows
+    predicted = np.array([index.get(label, -1) if label else -1 for label in captured], dtype=np.int64)
     keep = np.all(np.isfinite(matrix), axis=1)
+    if answered is not None:
+        keep &= np.asarray(answered, dtype=bool)
     matrix, predicted = matrix[keep], predicted[keep]
     guessed = predicted < 0
-    predicted[guessed] = np.argmax(matrix[guessed], axis=1) if guessed.any() else predicted[guessed]
+    if guessed.any():
+        predicted[guessed] = np.argmax(matrix[guessed], axis=1)
     return matrix, predicted
 
 
@@ -293,3 +304,38 @@ def below(estimated: EstimatedQuality, threshold: float | None, *, min_rows: int
         and HIGHER_IS_BETTER.get(estimated.metric, False)
         and value < threshold
     )
+
+
+HISTORY_POINTS = 168  # a week of hourly cycles
+
+
+class QualityPoint(BaseModel):
+    """One cycle's estimated quality (gate metric, with its band) and the realized quality of its quality window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    end: datetime
+    model_version: str
+    metric: str
+    estimated: float | None
+    lower: float | None
+    upper: float | None
+    realized: float | None
+
+
+def with_point(
+    history: Sequence[QualityPoint], estimated: EstimatedQuality, realized: float | None, end: datetime
+) -> list[QualityPoint]:
+    """`history` with the cycle ending at `end` added (replacing a point of the same end), the last HISTORY_POINTS."""
+    found = estimated.metrics.get(estimated.metric)
+    point = QualityPoint(
+        end=end,
+        model_version=estimated.model_version,
+        metric=estimated.metric,
+        estimated=found.value if found else None,
+        lower=found.lower if found else None,
+        upper=found.upper if found else None,
+        realized=realized,
+    )
+    kept = sorted([p for p in history if p.end != end] + [point], key=lambda p: p.end)
+    return kept[-HISTORY_POINTS:]

@@ -12,13 +12,13 @@ from functions.core.estimated_quality import (
     DISAGREE,
     NOT_CALIBRATED,
     NOT_ESTIMATED_REGRESSION,
+    answered_rows,
     below,
     calibrated,
     compare,
     estimate,
     estimate_quality,
     expected_metrics,
-    probability_rows,
 )
 from functions.core.manifest import Calibration, ClassCalibration, Manifest
 from functions.core.quality import live_metric
@@ -154,12 +154,11 @@ def test_a_small_or_one_class_holdout_gets_no_calibration() -> None:
 
 
 def test_captured_answers_become_rows_and_predictions() -> None:
-    matrix, predicted = probability_rows(
-        [{"no": 0.7, "yes": 0.3}, None, {"no": 0.2, "yes": 0.8}, {"no": 0.6, "yes": 0.4}],
-        ["no", "no", None, "yes"],
-        CLASSES,
+    columns = {"no": [0.7, None, 0.2, 0.6, 0.5], "yes": [0.3, None, 0.8, 0.4, 0.5]}
+    matrix, predicted = answered_rows(
+        columns, ["no", "no", None, "yes", "no"], CLASSES, 5, answered=[True, True, True, True, False]
     )
-    assert matrix.tolist() == [[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]]
+    assert matrix.tolist() == [[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]]  # no probability, or plan B's answer: left out
     assert predicted.tolist() == [0, 1, 1]  # the captured label; the most probable class when none was captured
 
 
