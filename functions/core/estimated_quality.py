@@ -164,26 +164,37 @@ def _drawn_metrics(
     scored = [1] if classes == 2 else list(range(classes))
     ranks = [_average_ranks(raw[:, k]) for k in scored]
     found: dict[str, list[float]] = {name: [] for name in ESTIMATED_METRICS}
+    picked_log = [log_raw[:, k] for k in range(classes)]
+    mine = [predicted == k for k in range(classes)]
     for first in range(0, draws, DRAW_BLOCK):
         block = min(DRAW_BLOCK, draws - first)
-        u = rng.random((block, rows, 1))
-        labels = (u > cumulative[None, :, :]).sum(axis=2)  # block x rows, the class drawn for each row
-        found["accuracy"] += list((labels == predicted[None, :]).mean(axis=1))
-        found["log_loss"] += list(-np.take_along_axis(log_raw[None, :, :], labels[:, :, None], axis=2)[..., 0].mean(1))
+        u = rng.random((block, rows))
+        labels = np.zeros((block, rows), dtype=np.int8 if classes < 128 else np.int64)
+        for k in range(classes - 1):  # the class drawn for each row: how many cumulative shares u passes
+            labels += u > cumulative[:, k]
+        truth = [labels == k for k in range(classes)]
+        # As float once, for the weighted sums: einsum, as BLAS's matrix-vector product, is slow on a busy machine.
+        weights = [t.astype(np.float64) for t in truth]
+        correct = np.zeros((block, rows), dtype=bool)
+        loss = np.zeros(block)
         f1 = np.zeros((block, classes))
         for k in range(classes):
-            truth, mine = labels == k, (predicted == k)[None, :]
-            tp = (truth & mine).sum(axis=1)
-            wrong = (truth ^ mine).sum(axis=1)  # FP + FN
+            hit = truth[k] & mine[k]
+            correct |= hit
+            loss += np.einsum("dn,n->d", weights[k], picked_log[k])
+            tp = np.count_nonzero(hit, axis=1)
+            wrong = np.count_nonzero(truth[k] ^ mine[k], axis=1)  # FP + FN
             f1[:, k] = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
+        found["accuracy"] += list(np.count_nonzero(correct, axis=1) / rows)
+        found["log_loss"] += list(-loss / rows)
         found["f1_macro"] += list(f1.mean(axis=1))
         aucs = []
         for k, rank in zip(scored, ranks, strict=True):
-            positive = labels == k
-            n_pos = positive.sum(axis=1).astype(np.float64)
+            n_pos = np.count_nonzero(truth[k], axis=1).astype(np.float64)
             n_neg = rows - n_pos
             with np.errstate(divide="ignore", invalid="ignore"):
-                aucs.append((positive @ rank - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+                ranked = np.einsum("dn,n->d", weights[k], rank)
+                aucs.append((ranked - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
         stacked = np.array(aucs)
         defined = np.isfinite(stacked)  # a draw with one class has no AUC for it
         counted = defined.sum(axis=0)
