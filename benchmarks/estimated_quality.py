@@ -45,7 +45,7 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
         repeats = (3 if quick else 15) if size <= 10_000 else (2 if quick else 5)
         estimate_quality(bundle.manifest, raw, predicted)  # warm-up
         samples = []
-        for _ in range(repeats):
+        for _call in range(repeats):
             started = time.perf_counter()
             found = estimate_quality(bundle.manifest, raw, predicted)
             samples.append((time.perf_counter() - started) * 1000)
