@@ -1,12 +1,17 @@
-"""Estimated quality without labels: accurate under covariate shift, blind (and saying so) under concept shift."""
+"""Estimated quality without labels: accurate under covariate shift, blind (and saying so) under concept shift.
+
+The shifted world (its labelling function, model, calibration and windows) is the benchmark's, so that the
+figures `python -m benchmarks --only estimated_quality` reports are the ones asserted here."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from benchmarks.estimated_quality import CLASSES, SHIFTS, WINDOW_ROWS, shifted_rows, shifted_world
 from functions.core.estimated_quality import (
     BLIND_SPOT,
     DISAGREE,
@@ -25,34 +30,10 @@ from functions.core.quality import live_metric
 from functions.training.calibration import fit_calibration
 from functions.training.train import Bundle
 
-WEIGHTS = np.array([1.5, -1.0, 0.8, 0.0, 0.5])
-CLASSES = ("no", "yes")
-# 50,000 rows a window: the realized accuracy's own sampling noise is then about 0.002 (AUC's alike), so
-# an estimate within 0.01 of it is a property of the method, not of luck.
-WINDOW = 50_000
-SHIFTS = (
-    np.zeros(5),
-    np.array([1.0, 0, 0, 0, 0]),
-    np.array([-1.0, 1.0, 0, 0, 0]),
-    np.array([0.5, 0.5, 1.0, 0, -1.0]),
-)
-
-
-def _rows(rng: np.random.Generator, n: int, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Features around `shift`, and labels from one fixed labelling function of them."""
-    x = rng.normal(0.0, 1.0, (n, 5)) + shift
-    p = 1 / (1 + np.exp(-(x @ WEIGHTS - 0.3)))
-    return x, np.where(rng.random(n) < p, "yes", "no")
-
 
 @pytest.fixture(scope="module")
-def trained() -> tuple[LogisticRegression, Calibration, np.random.Generator]:
-    rng = np.random.default_rng(4)
-    x, y = _rows(rng, 100_000, np.zeros(5))
-    model = LogisticRegression().fit(x[:50_000], y[:50_000])
-    calibration = fit_calibration(model.predict_proba(x[50_000:]), y[50_000:], CLASSES, seed=0)
-    assert calibration is not None
-    return model, calibration, rng
+def trained() -> tuple[Any, Calibration, np.random.Generator]:
+    return shifted_world()
 
 
 def _manifest(bundle: Bundle, calibration: Calibration | None, metric: str = "roc_auc") -> Manifest:
@@ -64,7 +45,7 @@ def test_estimates_follow_realized_quality_under_covariate_shift(trained: tuple,
     manifest = _manifest(bundle, calibration)
     realized_accuracy = []
     for shift in SHIFTS:
-        x, y = _rows(rng, WINDOW, shift)
+        x, y = shifted_rows(rng, WINDOW_ROWS, shift)
         raw = model.predict_proba(x)
         predicted = raw.argmax(axis=1)
         found = estimate_quality(manifest, raw, predicted)
@@ -82,7 +63,7 @@ def test_estimates_follow_realized_quality_under_covariate_shift(trained: tuple,
 def test_a_concept_shift_leaves_the_estimate_and_the_report_says_so(trained: tuple, bundle: Bundle) -> None:
     model, calibration, rng = trained
     manifest = _manifest(bundle, calibration, metric="accuracy")
-    x, y = _rows(rng, 5_000, np.zeros(5))
+    x, y = shifted_rows(rng, 5_000, np.zeros(5))
     raw = model.predict_proba(x)
     predicted = raw.argmax(axis=1)
     labels = list(np.asarray(CLASSES)[predicted])
@@ -105,7 +86,7 @@ def test_the_band_narrows_with_the_window(trained: tuple) -> None:
     model, calibration, rng = trained
     widths = []
     for n in (500, 20_000):
-        raw = model.predict_proba(_rows(rng, n, np.zeros(5))[0])
+        raw = model.predict_proba(shifted_rows(rng, n, np.zeros(5))[0])
         found = estimate(raw, calibrated(calibration, CLASSES, raw), raw.argmax(axis=1))
         widths.append(found["accuracy"].upper - found["accuracy"].lower)
     assert widths[1] < widths[0] / 4  # about sqrt(40) narrower
@@ -164,7 +145,7 @@ def test_captured_answers_become_rows_and_predictions() -> None:
 
 def test_below_only_for_enough_rows_and_a_metric_where_higher_is_better(trained: tuple, bundle: Bundle) -> None:
     model, calibration, rng = trained
-    raw = model.predict_proba(_rows(rng, 1_000, np.zeros(5))[0])
+    raw = model.predict_proba(shifted_rows(rng, 1_000, np.zeros(5))[0])
     found = estimate_quality(_manifest(bundle, calibration), raw)
     assert found.value is not None
     assert below(found, found.value + 0.01, min_rows=200)
