@@ -275,6 +275,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         print(f"report s3://{target.names.artifacts_bucket}/{result.html_key}")
         for quality in result.quality:
             print(f"live {quality.metric} of {quality.model_version}: {quality.value} on {quality.labelled_rows} rows")
+        if result.estimated is not None:
+            print_estimated(result.estimated)
+            if result.estimated.warning:
+                print(f"  {result.estimated.warning} (realized {result.estimated.realized:.3f} on "
+                      f"{result.estimated.labelled_rows} labelled rows)")  # fmt: skip
         if result.event is not None:
             print(f"DriftDetected event put: drifted {', '.join(result.event.drifted_features)}")
         if result.segments is not None:

@@ -52,6 +52,7 @@ NOT_ESTIMATED_REGRESSION = (
 )
 NOT_CALIBRATED = "not estimated: this model version has no calibration (trained before it existed)"
 DISAGREE = "estimate and realized quality disagree: concept drift?"
+NO_ROWS = "not estimated: no answer of the model with its probabilities in the window"
 
 
 class MetricEstimate(BaseModel):
@@ -266,6 +267,8 @@ def estimate_quality(manifest: Manifest, raw: np.ndarray, predicted: np.ndarray 
         return EstimatedQuality(**base, note=NOT_ESTIMATED_REGRESSION)
     if manifest.calibration is None:
         return EstimatedQuality(**base, note=NOT_CALIBRATED)
+    if rows == 0:
+        return EstimatedQuality(**base, calibration_error=manifest.calibration.calibration_error, note=NO_ROWS)
     raw = np.asarray(raw, dtype=np.float64).reshape(rows, len(manifest.classes or ()))
     predicted = np.argmax(raw, axis=1) if predicted is None else np.asarray(predicted, dtype=np.int64)
     rows_calibrated = calibrated(manifest.calibration, manifest.classes or (), raw)

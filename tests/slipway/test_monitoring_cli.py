@@ -106,6 +106,7 @@ def test_shipped_capture_is_monitored_and_reported(
     assert main(["monitor"]) == 0
     out = capsys.readouterr().out
     assert "drift" in out and "mean_radius" in out
+    assert "estimated quality: not estimated: no answer of the model with its probabilities" in out
     metrics = boto3.client("cloudwatch").list_metrics(Namespace=names.metrics_namespace, MetricName="FeatureDrifted")
     assert any(d["Value"] == "mean_radius" for m in metrics["Metrics"] for d in m["Dimensions"])
     html = tmp_path / "report.html"

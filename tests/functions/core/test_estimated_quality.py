@@ -15,6 +15,7 @@ from benchmarks.estimated_quality import CLASSES, SHIFTS, WINDOW_ROWS, shifted_r
 from functions.core.estimated_quality import (
     BLIND_SPOT,
     DISAGREE,
+    NO_ROWS,
     NOT_CALIBRATED,
     NOT_ESTIMATED_REGRESSION,
     answered_rows,
@@ -123,6 +124,8 @@ def test_multiclass_maps_every_class_and_rows_sum_to_one() -> None:
 def test_no_estimate_for_regression_or_an_uncalibrated_model(bundle: Bundle) -> None:
     uncalibrated = bundle.manifest.model_copy(update={"calibration": None})
     assert estimate_quality(uncalibrated, np.full((3, 2), 0.5)).note == NOT_CALIBRATED
+    empty = estimate_quality(bundle.manifest, np.empty((0, 2)))
+    assert empty.metrics == {} and empty.rows == 0 and empty.note == NO_ROWS
     regression = bundle.manifest.model_copy(update={"task": "regression", "classes": None, "calibration": None})
     found = estimate_quality(regression, np.empty((0, 0)))
     assert found.metrics == {} and found.value is None and found.note == NOT_ESTIMATED_REGRESSION
