@@ -142,8 +142,9 @@ def run_cycle(
     report = drift_report(live, counts, policy)
     labelled, label_counts = labelled_answers(store, end - quality_window, end)
     quality = measure_quality(labelled, manifests)
-    estimated = estimated_live_quality(live, counter, labelled.get(live_version, []), quality)
-    history = record_history(store, estimated, quality, end)
+    realized = next((q.value for q in quality if q.model_version == live_version), None)
+    estimated = estimated_live_quality(live, counter, labelled.get(live_version, []), realized)
+    history = record_history(store, estimated, realized, end)
     segments = None
     if live.segments:
         live_labelled = labelled.get(live_version, [])
@@ -206,13 +207,12 @@ def run_cycle(
 
 
 def estimated_live_quality(
-    live: Manifest, counter: WindowCounter, labelled: list[LabelledAnswer], quality: list[Quality]
+    live: Manifest, counter: WindowCounter, labelled: list[LabelledAnswer], realized: float | None
 ) -> EstimatedQuality:
     """The live model's quality estimated over the window's answered rows; with labels, beside the realized figure
     of the quality window (and the estimate over the same labelled rows), to show what the estimate cannot see."""
     classes = live.classes or ()
     found = estimate_quality(live, *counter.answers(live.version, len(classes)))
-    realized = next((q.value for q in quality if q.model_version == live.version), None)
     if not labelled or not found.metrics or realized is None:
         return found
     columns = {c: [(row.probabilities or {}).get(c) for row in labelled] for c in classes}
@@ -221,14 +221,13 @@ def estimated_live_quality(
 
 
 def record_history(
-    store: MonitoringStore, estimated: EstimatedQuality, quality: list[Quality], end: datetime
+    store: MonitoringStore, estimated: EstimatedQuality, realized: float | None, end: datetime
 ) -> list[QualityPoint]:
     """The stored series of estimated and realized quality, with this cycle's point added (and written back)."""
     try:
         stored = orjson.loads(store.get(QUALITY_HISTORY_KEY))
     except KeyError:
         stored = []
-    realized = next((q.value for q in quality if q.model_version == estimated.model_version), None)
     history = with_point([QualityPoint.model_validate(p) for p in stored], estimated, realized, end)
     store.put(QUALITY_HISTORY_KEY, orjson.dumps([p.model_dump(mode="json") for p in history]), "application/json")
     return history
