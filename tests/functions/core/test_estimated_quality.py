@@ -164,3 +164,31 @@ def test_calibration_knots_are_checked() -> None:
         ClassCalibration(name="yes", x=(0.1, 0.05), y=(0.2, 0.3))
     with pytest.raises(ValueError, match="as many x as y"):
         ClassCalibration(name="yes", x=(0.1,), y=(0.2, 0.3))
+
+
+def test_multiclass_estimates_follow_realized_quality_under_covariate_shift() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    weights = np.array([[1.2, -0.5, 0.3, 0, 0.4], [-0.8, 1.0, 0.2, 0.5, 0], [0, 0, -0.6, -0.4, 0.9]])
+    classes = ("a", "b", "c")
+    rng = np.random.default_rng(4)
+
+    def rows(n: int, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(0.0, 1.0, (n, 5)) + shift
+        p = np.exp(x @ weights.T)
+        p /= p.sum(axis=1, keepdims=True)
+        drawn = np.minimum((rng.random((n, 1)) > p.cumsum(axis=1)).sum(axis=1), 2)
+        return x, np.asarray(classes)[drawn]
+
+    x, y = rows(100_000, np.zeros(5))
+    model = LogisticRegression(max_iter=1000).fit(x[:50_000], y[:50_000])
+    calibration = fit_calibration(model.predict_proba(x[50_000:]), y[50_000:], classes, seed=0)
+    assert calibration is not None
+    for shift in SHIFTS:
+        x, y = rows(WINDOW_ROWS, shift)
+        raw = model.predict_proba(x)
+        found = estimate(raw, calibrated(calibration, classes, raw), raw.argmax(axis=1))
+        accuracy = float(np.mean(np.asarray(classes)[raw.argmax(axis=1)] == y))
+        auc = float(roc_auc_score(y, raw, multi_class="ovr", labels=list(classes)))
+        assert found["accuracy"].value == pytest.approx(accuracy, abs=0.01)
+        assert found["roc_auc"].value == pytest.approx(auc, abs=0.01)
