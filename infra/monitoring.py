@@ -197,6 +197,21 @@ class Monitoring(Construct):
                 description=f"The live model's metric on labelled rows is {words} {threshold}",
             )  # fmt: skip
             self.quality_alarms.append(observability.add_alarm(alarm))
+        # The gate metric estimated from the window's calibrated probabilities: it falls before labels arrive.
+        estimated = metric(telemetry.ESTIMATED_QUALITY, statistic="Average")
+        self.estimated_quality_alarm: cloudwatch.Alarm | None = None
+        if monitor.estimated_quality_alarm_below is not None:
+            self.estimated_quality_alarm = observability.add_alarm(
+                one_period_alarm(
+                    self, "EstimatedQualityBelow", estimated, threshold=monitor.estimated_quality_alarm_below,
+                    comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                    description=(
+                        f"The live model's metric estimated without labels is below "
+                        f"{monitor.estimated_quality_alarm_below} (monitor.estimated_quality_alarm_below; blind to "
+                        "concept drift, see the HTML report)"
+                    ),
+                )
+            )  # fmt: skip
         # The widest gap across segments (published only when two segments of a feature have enough rows).
         gap = metric(telemetry.SEGMENT_GAP)
         self.segment_gap_alarm = observability.add_alarm(
@@ -216,8 +231,8 @@ class Monitoring(Construct):
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Live model quality (recipe metric) and widest gap across segments",
-                left=[quality],
+                title="Live model quality (recipe metric), estimated without labels, and widest gap across segments",
+                left=[quality, estimated],
                 right=[gap],
                 width=8,
             ),

@@ -25,6 +25,7 @@ from functions.core.layout import (
     GATE_DECISIONS_PREFIX,
     LABELS_LEDGER_KEY,
     MODELS_PREFIX,
+    QUALITY_HISTORY_KEY,
     RECIPE_SOURCE_PREFIX,
     REPORTS_PREFIX,
     RETRAIN_CANDIDATES_PREFIX,
@@ -272,6 +273,9 @@ class SlipwayStack(Stack):
         grants.allow(monitor, "ReadCaptureFeedbackModels", [GET], [CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX])
         grants.allow_listing(monitor, "ListCaptureAndFeedback", [CAPTURE_PREFIX, FEEDBACK_PREFIX])
         grants.allow(monitor, "WriteReports", [PUT], [REPORTS_PREFIX])
+        # The series of estimated and realized quality each report draws: read back, and missing (404) at first.
+        grants.allow_keys(monitor, "ReadQualityHistory", [GET], [QUALITY_HISTORY_KEY])
+        grants.allow_listing(monitor, "ListQualityHistory", [QUALITY_HISTORY_KEY])
         labels = settings.data.labels_location()
         if labels is not None:
             # Label files (data.labels): read them, turn them into feedback, remember which were taken.

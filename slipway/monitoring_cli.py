@@ -8,13 +8,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from functions.core.drift import DriftReport, FeatureDrift, count_columns, drift_report
+from functions.core.errors import InvalidRequest
+from functions.core.estimated_quality import EstimatedQuality, answered_rows, estimate_quality
 from functions.core.manifest import Manifest
 from functions.core.rollout import RolloutFigures
 from functions.core.segments import SegmentReport
 
 
-def _live_manifest(stage: str) -> tuple[Any, Manifest]:
+def _live_bundle(stage: str) -> tuple[Any, Manifest, bytes]:
     from slipway.target import resolve
 
     target = resolve(stage)
@@ -22,7 +26,8 @@ def _live_manifest(stage: str) -> tuple[Any, Manifest]:
     version = registry.live().version
     if version is None:
         raise ValueError("no live model: train and promote one first (`slipway train --promote`)")
-    return target, registry.store.get_manifest(version)
+    manifest, graph = registry.store.get_bundle(version)
+    return target, manifest, graph
 
 
 def read_csv(path: Path, manifest: Manifest) -> tuple[dict[str, list[Any]], list[Any]]:
@@ -61,6 +66,52 @@ def csv_report(path: Path, manifest: Manifest, policy: Any) -> DriftReport:
     with_prediction = any(p is not None for p in predictions)
     counts = count_columns(manifest, columns, predictions)
     return drift_report(manifest, counts, policy, with_prediction=with_prediction)
+
+
+def csv_estimated_quality(path: Path, manifest: Manifest, graph: bytes) -> EstimatedQuality:
+    """The model's quality on the CSV's rows estimated without labels: the rows scored by the live graph."""
+    if manifest.task != "classification":
+        return estimate_quality(manifest, np.empty((0, 0)))
+    from functions.core.predictor import Predictor
+
+    columns, _ = read_csv(path, manifest)
+    rows = len(next(iter(columns.values()), []))
+    predictor = Predictor(manifest, graph)
+    try:
+        answers = predictor.score(predictor.encode([{n: v[i] for n, v in columns.items()} for i in range(rows)]))
+    except InvalidRequest as exc:
+        found = estimate_quality(manifest, np.empty((0, len(manifest.classes or ()))))
+        return found.model_copy(update={"note": f"not estimated: the model refuses the file's rows: {exc.message}"})
+    classes = manifest.classes or ()
+    probabilities = {c: [(a["probabilities"] or {}).get(c) for a in answers] for c in classes}
+    answered = [a["fallback"] is None for a in answers]
+    return estimate_quality(
+        manifest, *answered_rows(probabilities, [a["label"] for a in answers], classes, len(answers), answered)
+    )
+
+
+def estimated_json(estimated: EstimatedQuality) -> dict[str, Any]:
+    """The `--json` shape of estimated quality: each metric's value, its band, and what it cannot see."""
+    return {
+        "estimated_quality": {name: m.value for name, m in estimated.metrics.items()},
+        "estimated_quality_band": {name: {"lower": m.lower, "upper": m.upper} for name, m in estimated.metrics.items()},
+        "estimated_quality_metric": estimated.metric,
+        "estimated_quality_rows": estimated.rows,
+        "estimated_quality_note": estimated.note,
+    }
+
+
+def print_estimated(estimated: EstimatedQuality) -> None:
+    if not estimated.metrics:
+        print(f"estimated quality: {estimated.note}")
+        return
+    figures = ", ".join(
+        f"{name} {m.value:.3f} ({m.lower:.3f} to {m.upper:.3f})"
+        + (" [gate metric]" if name == estimated.metric else "")
+        for name, m in estimated.metrics.items()
+    )
+    print(f"estimated quality without labels over {estimated.rows} rows: {figures}")
+    print(f"  note: {estimated.note}")
 
 
 def report_json(report: DriftReport) -> dict[str, Any]:
@@ -122,12 +173,14 @@ def verdict_text(feature: FeatureDrift) -> str:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    target, manifest = _live_manifest(args.stage)
+    target, manifest, graph = _live_bundle(args.stage)
     report = csv_report(Path(args.file), manifest, target.settings.monitor.drift)
+    estimated = csv_estimated_quality(Path(args.file), manifest, graph)
     if args.json:
-        print(json.dumps(report_json(report), indent=2))
+        print(json.dumps({**report_json(report), **estimated_json(estimated)}, indent=2))
     else:
         print_table(report)
+        print_estimated(estimated)
     return 0
 
 
@@ -225,6 +278,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         print(f"report s3://{target.names.artifacts_bucket}/{result.html_key}")
         for quality in result.quality:
             print(f"live {quality.metric} of {quality.model_version}: {quality.value} on {quality.labelled_rows} rows")
+        if result.estimated is not None:
+            print_estimated(result.estimated)
+            if result.estimated.warning:
+                print(f"  {result.estimated.warning} (realized {result.estimated.realized:.3f} on "
+                      f"{result.estimated.labelled_rows} labelled rows)")  # fmt: skip
         if result.event is not None:
             print(f"DriftDetected event put: drifted {', '.join(result.event.drifted_features)}")
         if result.segments is not None:
@@ -242,7 +300,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def add_commands(command: Any) -> None:
     """Register the three commands with the CLI's `command(name, handler, help)` helper."""
-    drift = command("drift", cmd_drift, "Drift statistics of the rows in a CSV against the live model's baseline.")
+    drift = command(
+        "drift",
+        cmd_drift,
+        "Drift statistics of the rows in a CSV against the live model's baseline, and the model's quality on them "
+        "estimated without labels.",
+    )
     drift.add_argument("file", help="CSV with a header row naming the features (and optionally label/value)")
     drift.add_argument("--json", action="store_true", help="machine-readable output")
     report = command("report", cmd_report, "Write the HTML drift report of the last monitored window.")

@@ -66,6 +66,7 @@ def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[s
         quality_window_hours=monitor.quality_window_hours,
         drift_policy=monitor.drift,
         segment_policy=monitor.segments,
+        estimated_quality_alarm_below=monitor.estimated_quality_alarm_below,
         labels_uri=settings.data.labels,
         event_source=event_source(settings.project, settings.stage),
         event_bus="default",

@@ -385,6 +385,11 @@ class MonitorSettings(_Section):
     quality_alarm_above: float | None = Field(
         None, description="Alarm when the live metric rises above this (errors such as rmse, log_loss)."
     )
+    estimated_quality_alarm_below: float | None = Field(
+        None,
+        description="Alarm, and start a retrain, when the gate metric estimated without labels falls below this "
+        "(classification, a metric where higher is better; None: off).",
+    )
 
 
 class RolloutSettings(_Section):

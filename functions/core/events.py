@@ -14,8 +14,19 @@ def event_source(project: str, stage: str) -> str:
     return f"{project}.{stage}"
 
 
+class EstimatedQualityDrop(BaseModel):
+    """The live model's quality, estimated without labels, below the stage's alarm threshold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str
+    value: float
+    threshold: float
+
+
 class DriftDetectedDetail(BaseModel):
-    """Detail of a DriftDetected event: the monitor found drift in a capture window."""
+    """Detail of a DriftDetected event: the monitor found drift in a capture window, or the live model's quality
+    estimated from it fell below the stage's threshold (then `drifted_features` names "estimated_quality")."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -26,3 +37,6 @@ class DriftDetectedDetail(BaseModel):
     drift_share: float = Field(ge=0, le=1, description="Share of features whose drift verdict is true.")
     drifted_features: list[str]
     report_key: str = Field(description="S3 key of the JSON drift report of this window.")
+    estimated_quality: EstimatedQualityDrop | None = Field(
+        None, description="Set when the estimated quality fell below monitor.estimated_quality_alarm_below."
+    )

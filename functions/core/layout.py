@@ -6,6 +6,8 @@ MODELS_PREFIX = "models/"
 CAPTURE_PREFIX = "capture/"
 CAPTURE_ERRORS_PREFIX = "capture-errors/"  # Firehose's failed deliveries
 REPORTS_PREFIX = "reports/"
+# The last cycles' estimated and realized quality, which each HTML report draws over time.
+QUALITY_HISTORY_KEY = f"{REPORTS_PREFIX}quality-history.json"
 FEEDBACK_PREFIX = "feedback/"
 DATA_PREFIX = "data/"
 # Async jobs: the request a client posted and the one result it gets (claim-check: SQS carries only the id).

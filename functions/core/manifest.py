@@ -28,6 +28,12 @@ rows by to compare the model's answers and errors across groups (bias across
 segments, docs/monitoring.md). Like `capture_exclude`, they enter the hash when
 not empty (each version's reports are always over the same segments) and are
 left out of it, and of the JSON, when empty.
+
+`calibration` maps the model's probabilities to the frequencies observed on the
+holdout (isotonic, per class): what estimated quality without labels reads
+(functions.core.estimated_quality). Like the feature report it is a measurement
+about the model, changes no answer and never enters the version hash; bundles
+made before it existed have none and are written and loaded as before.
 """
 
 from __future__ import annotations
@@ -197,6 +203,42 @@ class FeatureReport(_Frozen):
         return {feature.name: feature for feature in self.features}
 
 
+class ClassCalibration(_Frozen):
+    """The isotonic map of one class's probability: piecewise linear through its knots, flat beyond them."""
+
+    name: str = Field(description="The class whose probability (one vs rest) the map calibrates.")
+    x: tuple[float, ...] = Field(min_length=1, description="The model's probability at each knot, non-decreasing.")
+    y: tuple[float, ...] = Field(min_length=1, description="The observed frequency at each knot, non-decreasing.")
+
+    @model_validator(mode="after")
+    def _knots(self) -> ClassCalibration:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"the calibration of {self.name!r} needs as many x as y knots")
+        if any(b < a for a, b in pairwise(self.x)) or any(b < a for a, b in pairwise(self.y)):
+            raise ValueError(f"the calibration knots of {self.name!r} must not decrease")
+        if any(not 0 <= v <= 1 for v in (*self.x, *self.y)):
+            raise ValueError(f"the calibration knots of {self.name!r} must be probabilities in [0, 1]")
+        return self
+
+
+class Calibration(_Frozen):
+    """How the model's probabilities map to observed frequencies, fitted on the holdout. Not part of the version hash.
+
+    A binary model maps its positive class (classes[1]); a multiclass model maps each class one vs rest
+    and the mapped row is normalised to sum to 1.
+    """
+
+    method: Literal["isotonic"] = "isotonic"
+    classes: tuple[ClassCalibration, ...] = Field(min_length=1)
+    rows: int = Field(ge=1, description="Holdout rows the maps were fitted on.")
+    folds: int = Field(ge=2, description="Folds of the cross-fitting that measured the calibration errors.")
+    bins: int = Field(ge=1, description="Equal-width confidence bins of the expected calibration error.")
+    calibration_error: float = Field(
+        ge=0, le=1, description="Expected calibration error of the calibrated probabilities, cross-fitted."
+    )
+    raw_calibration_error: float = Field(ge=0, le=1, description="The same error of the model's own probabilities.")
+
+
 class Manifest(_Frozen):
     """Everything serving and monitoring need to know about one model version."""
 
@@ -223,6 +265,9 @@ class Manifest(_Frozen):
     segments: tuple[SegmentSpec, ...] = Field(
         default=(), description="The features the monitor compares answers and errors across (recipe SEGMENTS)."
     )
+    calibration: Calibration | None = Field(
+        None, description="The holdout calibration of the probabilities (estimated quality); None: none."
+    )
 
     @model_validator(mode="after")
     def _task_shape(self) -> Manifest:
@@ -242,19 +287,23 @@ class Manifest(_Frozen):
             raise ValueError(f"segments name features the spec does not have: {unknown}")
         if len(set(segmented)) != len(segmented):
             raise ValueError(f"segments name a feature twice: {segmented}")
+        if self.calibration is not None and not set(c.name for c in self.calibration.classes) <= set(
+            self.classes or ()
+        ):
+            raise ValueError("the calibration names classes the model does not have")
         if set(segmented) & set(self.capture_exclude):
             raise ValueError("a segment feature cannot be excluded from capture: the monitor reads its values")
         return self
 
     def _unset_when_empty(self) -> set[str]:
         # Fields added after bundles were made: when empty they are not written, so old versions hash as before.
-        optional = ("capture_exclude", "segments", "outliers", "feature_report")
+        optional = ("capture_exclude", "segments", "outliers", "feature_report", "calibration")
         return {name for name in optional if getattr(self, name) in (None, ())}
 
     def content_digest(self, onnx_bytes: bytes) -> str:
         """The full SHA-256 (hex) of the graph and the canonical contract: what the live pointer records and every
         load checks. The version is its first VERSION_LENGTH characters, for display and keys."""
-        unhashed = {"version", "lineage", "feature_report", *self._unset_when_empty()}
+        unhashed = {"version", "lineage", "feature_report", "calibration", *self._unset_when_empty()}
         contract = self.model_dump(mode="json", exclude=unhashed)
         digest = hashlib.sha256(onnx_bytes)
         digest.update(json.dumps(contract, sort_keys=True, separators=(",", ":")).encode())

@@ -51,6 +51,10 @@ FEATURE_OUT_OF_RANGE = "FeatureOutOfRange"
 OUTLIER_SHARE = "OutlierShare"  # share of the window's scored rows the outlier detector flagged
 MODEL_QUALITY = "ModelQuality"  # the recipe's metric on labelled live rows
 LABELLED_ROWS = "LabelledRows"
+# The live model's quality estimated from calibrated probabilities, without labels: the gate metric alone
+# (dimension service, for the alarm), and every estimated metric (dimensions service, metric).
+ESTIMATED_QUALITY = "EstimatedQuality"
+METRIC_DIMENSION = "metric"
 
 # Bias across segments (functions.core.segments): one document per segment with the two segment
 # dimensions, one per segment feature with the first, and the widest gap with `service` alone.

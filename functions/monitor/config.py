@@ -22,6 +22,9 @@ class MonitorConfig(FunctionConfig):
     quality_window_hours: int = Field(alias="QUALITY_WINDOW_HOURS", ge=1, le=2160)
     drift_policy: DriftPolicy = Field(alias="DRIFT_POLICY", description="JSON in the environment.")
     segment_policy: SegmentPolicy = Field(SegmentPolicy(), alias="SEGMENT_POLICY", description="JSON, as drift_policy.")
+    estimated_quality_alarm_below: float | None = Field(
+        None, alias="ESTIMATED_QUALITY_ALARM_BELOW", description="A retrain reason below it; None: off."
+    )
     labels_uri: str | None = Field(
         None, alias="LABELS_URI", description="The stage's data.labels: label files taken into feedback each cycle."
     )

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from functions.core.capture import CaptureRecord
 from functions.core.drift import WindowCounts, as_float, count_columns
+from functions.core.estimated_quality import answered_rows
 from functions.core.features import FeatureType
 from functions.core.manifest import Manifest
 from functions.core.segments import SegmentCounts, count_segments
@@ -95,7 +96,12 @@ class _Pending:
         self.blocks: list[np.ndarray] = []
         self.columns: dict[str, list[Any]] = {f.name: [] for f in features if f.type not in NUMERIC}
         self._classification = manifest.task == "classification"
+        self._classes = manifest.classes or ()
         self.predictions: list[Any] = []  # labels (classification) or values
+        # The model's probabilities (rows x classes) and predicted class of the rows it answered: what
+        # estimated quality reads.
+        self.probabilities: list[np.ndarray] = []
+        self.predicted: list[np.ndarray] = []
         self.outliers: list[float | None] = []
         self.answered: list[bool] = []  # by the model, not plan B
         self.rows = 0
@@ -117,9 +123,18 @@ class _Pending:
         self.predictions.extend((record.label if self._classification else record.value) or [None] * rows)
         self.outliers.extend(record.outlier or [None] * rows)
         self.answered.extend([reason is None for reason in record.fallback])
+        if self._classification and record.probabilities:
+            self._add_probabilities(record)
         time = record.time
         self.start = time if self.start is None or time < self.start else self.start
         self.end = time if self.end is None or time > self.end else self.end
+
+    def _add_probabilities(self, record: CaptureRecord) -> None:
+        matrix, predicted = answered_rows(
+            record.probabilities, record.label, self._classes, record.rows, [r is None for r in record.fallback]
+        )
+        self.probabilities.append(matrix)
+        self.predicted.append(predicted)
 
     def feature_columns(self) -> dict[str, Any]:
         """Every feature of the spec: numeric ones as float64 arrays, the others as captured."""
@@ -138,6 +153,9 @@ class WindowCounter:
         self._pending_rows = 0
         self.counts: dict[str, WindowCounts] = {}
         self.segments: dict[str, SegmentCounts] = {}  # versions whose manifest declares segments
+        # Per version, the probabilities and predicted classes of the answered rows (classification): estimated
+        # quality needs the rows themselves, 8 bytes per class and row, not counts.
+        self._answers: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         self.skipped = 0  # lines that are not capture records, or of an unknown model version
 
     def add_lines(self, lines: Iterable[bytes], start: datetime | None = None, end: datetime | None = None) -> None:
@@ -197,6 +215,10 @@ class WindowCounter:
             )
             current = self.counts.get(version)
             self.counts[version] = counts if current is None else current.merged(counts)
+            if rows.probabilities:
+                kept = self._answers.setdefault(version, ([], []))
+                kept[0].extend(rows.probabilities)
+                kept[1].extend(rows.predicted)
             if manifest.segments:
                 tallies = count_segments(manifest, columns, predictions, rows.answered)
                 known = self.segments.get(version)
@@ -205,6 +227,14 @@ class WindowCounter:
     def result(self) -> dict[str, WindowCounts]:
         self.flush()
         return self.counts
+
+    def answers(self, version: str, classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """The model probabilities (rows x classes) and predicted class indices of `version`'s answered rows."""
+        self.flush()
+        matrices, predicted = self._answers.get(version, ([], []))
+        if not matrices:
+            return np.empty((0, classes)), np.empty(0, dtype=np.int64)
+        return np.concatenate(matrices), np.concatenate(predicted)
 
     def segment_counts(self, version: str) -> SegmentCounts:
         """The per-segment tallies of `version`'s rows (empty when its manifest declares no segments)."""

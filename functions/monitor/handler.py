@@ -37,6 +37,7 @@ def monitor(now: datetime) -> dict[str, Any]:
         quality_window=timedelta(hours=config.quality_window_hours),
         segment_policy=config.segment_policy,
         label_files=LabelFiles(factory.lake_source(), labels) if labels else None,
+        estimated_quality_below=config.estimated_quality_alarm_below,
     )
     metrics.publish(result, namespace=config.metrics_namespace, service=config.service)
     event_id = publisher.drift_detected(result.event) if result.event else None
@@ -50,6 +51,7 @@ def monitor(now: datetime) -> dict[str, Any]:
         "event_id": event_id,
         "labels": result.labels.model_dump(),
         "label_files": result.label_files.model_dump() if result.label_files else None,
+        "estimated_quality": result.estimated.value if result.estimated else None,
     }
     if result.segments is not None:
         summary["segments"] = {

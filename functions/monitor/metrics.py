@@ -51,12 +51,21 @@ def publish(result: CycleResult, *, namespace: str, service: str) -> None:
     if live_quality is not None and live_quality.value is not None:
         # Without a version dimension, so the quality alarm survives promotions.
         overall.add_metric(name=telemetry.MODEL_QUALITY, unit=MetricUnit.NoUnit, value=live_quality.value)
+    estimated = result.estimated
+    if estimated is not None and estimated.value is not None:
+        # The gate metric's estimate, without a version dimension, as ModelQuality: what the alarm watches.
+        overall.add_metric(name=telemetry.ESTIMATED_QUALITY, unit=MetricUnit.NoUnit, value=estimated.value)
     if result.segments is not None and result.segments.largest_gap is not None:
         # Without segment dimensions, so one alarm watches every segment feature.
         overall.add_metric(name=telemetry.SEGMENT_GAP, unit=MetricUnit.NoUnit, value=result.segments.largest_gap)
     overall.flush_metrics()
     if result.segments is not None:
         publish_segments(result.segments, namespace=namespace, service=service)
+    for name, found in (estimated.metrics if estimated is not None else {}).items():
+        metrics = EphemeralMetrics(namespace=namespace, service=service)
+        metrics.add_dimension(name=telemetry.METRIC_DIMENSION, value=name)
+        metrics.add_metric(name=telemetry.ESTIMATED_QUALITY, unit=MetricUnit.NoUnit, value=found.value)
+        metrics.flush_metrics()
 
     if insufficient:
         return

@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from functions.core.drift import DriftReport, FeatureDrift, OutlierFigures
+from functions.core.estimated_quality import EstimatedQuality, QualityPoint
 from functions.core.feedback import LabelCounts
 from functions.core.rollout import RolloutFigures
 from functions.core.segments import SegmentReport
@@ -194,12 +195,95 @@ def _segments_section(segments: SegmentReport | None) -> str:
     return "".join(parts)
 
 
+def _series(history: Sequence[QualityPoint]) -> str:
+    """The gate metric over the last cycles: estimated (blue, its band shaded) and realized from labels (black)."""
+    values = [v for p in history for v in (p.estimated, p.lower, p.upper, p.realized) if v is not None]
+    if len(history) < 2 or not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = (_WIDTH * 2 - 2 * _PAD) / (len(history) - 1)
+
+    def x(i: int) -> float:
+        return _PAD + i * step
+
+    def y(v: float) -> float:
+        return _PAD + (_HEIGHT - 2 * _PAD) * (high - v) / span
+
+    def line(points: list[tuple[int, float | None]], colour: str) -> str:
+        runs = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in points if v is not None)
+        return f'<polyline points="{runs}" fill="none" stroke="{colour}" stroke-width="1.5"/>' if runs else ""
+
+    banded = [(i, p) for i, p in enumerate(history) if p.lower is not None and p.upper is not None]
+    band = " ".join(
+        [f"{x(i):.1f},{y(p.upper):.1f}" for i, p in banded if p.upper is not None]
+        + [f"{x(i):.1f},{y(p.lower):.1f}" for i, p in reversed(banded) if p.lower is not None]
+    )
+    marks = "".join(
+        f'<circle cx="{x(i):.1f}" cy="{y(p.realized):.1f}" r="2.5" fill="#222"><title>{p.end:%Y-%m-%d %H:%M}: '
+        f"realized {p.realized:.3f}, estimated {_fmt(p.estimated)}</title></circle>"
+        for i, p in enumerate(history)
+        if p.realized is not None
+    )
+    return (
+        f'<svg width="{_WIDTH * 2}" height="{_HEIGHT + 16}" role="img" aria-label="estimated and realized quality">'
+        + (f'<polygon points="{band}" fill="#2a6fdb" fill-opacity="0.15"/>' if band else "")
+        + line([(i, p.estimated) for i, p in enumerate(history)], "#2a6fdb")
+        + line([(i, p.realized) for i, p in enumerate(history)], "#222")
+        + marks
+        + f'<text x="{_PAD}" y="{_HEIGHT + 13}" font-size="10">{history[0].end:%Y-%m-%d %H:%M} '
+        f"({high:.3f} top, {low:.3f} bottom)</text>"
+        f'<text x="{_WIDTH * 2 - _PAD}" y="{_HEIGHT + 13}" font-size="10" text-anchor="end">'
+        f"{history[-1].end:%Y-%m-%d %H:%M}</text></svg>"
+    )
+
+
+def _estimated_section(estimated: EstimatedQuality | None, history: Sequence[QualityPoint]) -> str:
+    """The quality estimated without labels: each metric with its band, what it cannot see, and the series."""
+    if estimated is None:
+        return ""
+    head = "<h2>Estimated quality without labels</h2>"
+    if not estimated.metrics:
+        return f"{head}<p>{escape(estimated.note)}.</p>"
+    rows = "".join(
+        f"<tr><td>{escape(name)}{' (gate metric)' if name == estimated.metric else ''}</td><td>{m.value:.3f}</td>"
+        f"<td>{m.lower:.3f} to {m.upper:.3f}</td></tr>"
+        for name, m in estimated.metrics.items()
+    )
+    compared = ""
+    if estimated.realized is not None and estimated.labelled_estimate is not None:
+        css = "drift" if estimated.disagrees else "ok"
+        words = escape(estimated.warning) if estimated.warning else "they agree"
+        band = estimated.labelled_estimate
+        compared = (
+            f"<p>On the quality window's {estimated.labelled_rows} labelled rows: realized {estimated.metric} "
+            f"{estimated.realized:.3f}, estimated {band.value:.3f} (band {band.lower:.3f} to {band.upper:.3f}, widened "
+            f'by the calibration error {_fmt(estimated.calibration_error)}): <span class="{css}">{words}</span>.</p>'
+        )
+    legend = (
+        '<p class="legend"><span style="background:#2a6fdb"></span>estimated (band shaded)'
+        '<span style="background:#222"></span>realized from labels</p>'
+        if len(history) >= 2
+        else ""
+    )
+    return (
+        f"{head}<p>Over the window's {estimated.rows} answered rows, from the model's probabilities calibrated on "
+        f"the holdout (calibration error {_fmt(estimated.calibration_error)}); the band is where the realized "
+        "figure should fall through sampling alone. Note: "
+        f"{escape(estimated.note)}.</p><table><tr><th>metric</th><th>estimated</th><th>band</th></tr>{rows}</table>"
+        f"{compared}{legend}{_series(history)}"
+    )
+
+
 def render_html(
     report: DriftReport,
     quality: Sequence[Any] = (),
     rollout: RolloutFigures | None = None,
     segments: SegmentReport | None = None,
     labels: LabelCounts | None = None,
+    *,
+    estimated: EstimatedQuality | None = None,
+    history: Sequence[QualityPoint] = (),
 ) -> str:
     """The report page of one window."""
     title = f"Drift report: model {report.model_version}"
@@ -253,6 +337,7 @@ Verdict: <span class="{verdict_class}">{report.verdict.replace("_", " ")}</span>
 <th>unseen</th><th>missing</th><th>out of range</th><th>importance</th><th>verdict</th></tr>{"".join(rows)}</table>
 {_importance_note(report)}
 {quality_table}
+{_estimated_section(estimated, history)}
 {_segments_section(segments)}
 {_rollout_section(rollout)}
 <h2>Distributions</h2><p class="legend"><span style="background:#999"></span>training

@@ -17,8 +17,18 @@ from pydantic import BaseModel, Field
 
 from functions.core.data_source import parse_s3_uri
 from functions.core.drift import DriftPolicy, DriftReport, drift_report, empty_counts
-from functions.core.events import DriftDetectedDetail
+from functions.core.estimated_quality import (
+    EstimatedQuality,
+    QualityPoint,
+    answered_rows,
+    below,
+    compare,
+    estimate_quality,
+    with_point,
+)
+from functions.core.events import DriftDetectedDetail, EstimatedQualityDrop
 from functions.core.feedback import LabelCounts, LabelFilesReport, LabelJoin
+from functions.core.layout import QUALITY_HISTORY_KEY
 from functions.core.manifest import Manifest
 from functions.core.quality import HIGHER_IS_BETTER, live_metric
 from functions.core.registry import ModelStore, PointerStore
@@ -38,6 +48,8 @@ class MonitoringStore(Protocol):
     ) -> Any: ...
     def feedback(self, since: datetime | None = None, until: datetime | None = None) -> Any: ...
     def put_report(self, stem: str, json_body: bytes, html_body: str) -> tuple[str, str]: ...
+    def get(self, key: str) -> bytes: ...
+    def put(self, key: str, body: bytes, content_type: str) -> None: ...
 
 
 class Quality(BaseModel):
@@ -66,6 +78,9 @@ class CycleResult(BaseModel):
     skipped_lines: int
     rollout: RolloutFigures | None = None
     segments: SegmentReport | None = Field(None, description="None when the live model declares no segments.")
+    estimated: EstimatedQuality | None = Field(
+        None, description="The live model's quality estimated from the window's probabilities, without labels."
+    )
 
 
 @dataclass
@@ -101,12 +116,15 @@ def run_cycle(
     quality_window: timedelta,
     segment_policy: SegmentPolicy | None = None,
     label_files: LabelFiles | None = None,
+    estimated_quality_below: float | None = None,
 ) -> CycleResult:
     """Take the new label files (when the stage declares them), then judge the window [start, end) against
     the live model's baseline and write its reports.
 
     Prediction rates per segment are over the window; error rates and the live metric over the
-    labelled rows of the quality window, as the live quality.
+    labelled rows of the quality window, as the live quality. The estimated quality is over the window's
+    answered rows; below `estimated_quality_below` (with the drift policy's minimum rows) it is a reason to retrain,
+    put on the DriftDetected event like drift itself.
     """
     live_version = pointer.read().version
     manifests = Manifests(models)
@@ -124,6 +142,9 @@ def run_cycle(
     report = drift_report(live, counts, policy)
     labelled, label_counts = labelled_answers(store, end - quality_window, end)
     quality = measure_quality(labelled, manifests)
+    realized = next((q.value for q in quality if q.model_version == live_version), None)
+    estimated = estimated_live_quality(live, counter, labelled.get(live_version, []), realized)
+    history = record_history(store, estimated, realized, end)
     segments = None
     if live.segments:
         live_labelled = labelled.get(live_version, [])
@@ -140,12 +161,15 @@ def run_cycle(
             "label_files": taken.model_dump(mode="json") if taken else None,
             "rollout": rollout.model_dump(mode="json") if rollout else None,
             "segments": segments.model_dump(mode="json") if segments else None,
+            "estimated_quality": estimated.model_dump(mode="json"),
         },
         option=orjson.OPT_INDENT_2,
     )
-    json_key, html_key = store.put_report(stem, body, render_html(report, quality, rollout, segments, label_counts))
+    html = render_html(report, quality, rollout, segments, label_counts, estimated=estimated, history=history)
+    json_key, html_key = store.put_report(stem, body, html)
     event = None
-    if report.drift_detected:
+    dropped = below(estimated, estimated_quality_below, min_rows=policy.min_rows)
+    if report.drift_detected or dropped:
         event = DriftDetectedDetail(
             model_version=live_version,
             window_start=start,
@@ -156,8 +180,14 @@ def run_cycle(
                 *report.drifted_features,
                 *(["prediction"] if report.prediction.drift else []),
                 *(["outliers"] if report.outliers and report.outliers.drift else []),
+                *(["estimated_quality"] if dropped else []),
             ],
             report_key=json_key,
+            estimated_quality=(
+                EstimatedQualityDrop(metric=estimated.metric, value=estimated.value, threshold=estimated_quality_below)
+                if dropped and estimated.value is not None and estimated_quality_below is not None
+                else None
+            ),
         )
     return CycleResult(
         window_start=start,
@@ -172,7 +202,35 @@ def run_cycle(
         skipped_lines=counter.skipped,
         rollout=rollout,
         segments=segments,
+        estimated=estimated,
     )
+
+
+def estimated_live_quality(
+    live: Manifest, counter: WindowCounter, labelled: list[LabelledAnswer], realized: float | None
+) -> EstimatedQuality:
+    """The live model's quality estimated over the window's answered rows; with labels, beside the realized figure
+    of the quality window (and the estimate over the same labelled rows), to show what the estimate cannot see."""
+    classes = live.classes or ()
+    found = estimate_quality(live, *counter.answers(live.version, len(classes)))
+    if not labelled or not found.metrics or realized is None:
+        return found
+    columns = {c: [(row.probabilities or {}).get(c) for row in labelled] for c in classes}
+    raw, predicted = answered_rows(columns, [row.label for row in labelled], classes, len(labelled))
+    return compare(found, live, raw, predicted, realized)
+
+
+def record_history(
+    store: MonitoringStore, estimated: EstimatedQuality, realized: float | None, end: datetime
+) -> list[QualityPoint]:
+    """The stored series of estimated and realized quality, with this cycle's point added (and written back)."""
+    try:
+        stored = orjson.loads(store.get(QUALITY_HISTORY_KEY))
+    except KeyError:
+        stored = []
+    history = with_point([QualityPoint.model_validate(p) for p in stored], estimated, realized, end)
+    store.put(QUALITY_HISTORY_KEY, orjson.dumps([p.model_dump(mode="json") for p in history]), "application/json")
+    return history
 
 
 def _rollout(

@@ -76,14 +76,18 @@ def cooldown_allows(last: datetime | None, now: datetime, cooldown: timedelta) -
 def on_drift(
     detail: DriftDetectedDetail, store: TriggerStore, starter: Starter, *, cooldown: timedelta, now: datetime
 ) -> TriggerOutcome:
-    """Start one run for a drift event unless one started within the cool-down (a storm starts one run)."""
+    """Start one run for a drift event (drift, or estimated quality below its threshold) unless one started within
+    the cool-down (a storm starts one run)."""
     last = store.last_trigger()
     if not cooldown_allows(last, now, cooldown):
         return TriggerOutcome(started=False, reason=f"cool-down: last run started {last:%Y-%m-%d %H:%M:%S} UTC")
     store.set_last_trigger(now)
-    reason = (
-        f"drift on {len(detail.drifted_features)} features (share {detail.drift_share:.2f}) of {detail.model_version}"
-    )
+    drop = detail.estimated_quality
+    drifted = [name for name in detail.drifted_features if name != "estimated_quality"]
+    reasons = [f"drift on {len(drifted)} features (share {detail.drift_share:.2f})"] if drifted else []
+    if drop is not None:
+        reasons.append(f"estimated {drop.metric} {drop.value:.4f} below {drop.threshold:g}")
+    reason = f"{' and '.join(reasons) or 'drift'} of {detail.model_version}"
     return TriggerOutcome(started=True, execution_arn=starter.start(reason, at=now), reason=reason)
 
 

@@ -21,6 +21,7 @@ from sklearn.model_selection import train_test_split
 from functions.core.errors import RecipeError
 from functions.core.features import FeatureSpec, FeatureType, category_texts, encode_columns
 from functions.core.manifest import DataLineage, Lineage, Manifest, SegmentSpec
+from functions.training.calibration import fit_calibration
 from functions.training.derive import derive_baseline, derive_fallback, derive_feature_spec
 from functions.training.export import Holdout, check_exportable, check_parity, export_onnx, prepared_for_export
 from functions.training.frame import as_table, model_frame
@@ -288,5 +289,8 @@ def train_bundle(
         outliers=detector,
         feature_report=importance,
         segments=segments,
+        calibration=fit_calibration(probabilities, y_holdout, classes, seed=seed)
+        if probabilities is not None
+        else None,
     )
     return Bundle(manifest.with_version(onnx_bytes), onnx_bytes)

@@ -42,12 +42,17 @@ LAKE_DATA = {
 LAKE_CLIENTS = ["client", "partner"]
 
 
+ESTIMATED_QUALITY_ALARM_BELOW = 0.85  # the "dev-lake" template's monitor.estimated_quality_alarm_below
+
+
 def lake_context() -> dict[str, Any]:
-    """cdk.json's context with dev training from a declared S3 lake (data.kind "s3"), for two API clients."""
+    """cdk.json's context with dev training from a declared S3 lake (data.kind "s3"), for two API clients, and
+    alarming on the quality estimated without labels."""
     context = cdk_context()
     dev = context["slipway:stages"]["dev"]
     api = {**dev.get("api", {}), "clients": LAKE_CLIENTS}
-    context["slipway:stages"]["dev"] = {**dev, "data": LAKE_DATA, "api": api}
+    monitor = {**dev.get("monitor", {}), "estimated_quality_alarm_below": ESTIMATED_QUALITY_ALARM_BELOW}
+    context["slipway:stages"]["dev"] = {**dev, "data": LAKE_DATA, "api": api, "monitor": monitor}
     return context
 
 

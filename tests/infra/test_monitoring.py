@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
+from synth_support import ESTIMATED_QUALITY_ALARM_BELOW
 
 from functions.core.capture import CAPTURE_FILTER_PATTERN
 from stage.settings import StageSettings
@@ -67,6 +68,11 @@ def test_drift_quality_and_monitor_error_alarms_notify_the_topic(templates: dict
     assert by_metric["ModelQuality"]["Threshold"] == 0.8
     for name in ("DriftDetected", "ModelQuality"):
         assert by_metric[name]["AlarmActions"], name
+    assert "EstimatedQuality" not in by_metric  # monitor.estimated_quality_alarm_below is off by default
+    lake = templates["dev-lake"].find_resources("AWS::CloudWatch::Alarm")
+    (estimated,) = [a["Properties"] for a in lake.values() if a["Properties"].get("MetricName") == "EstimatedQuality"]
+    assert estimated["Threshold"] == ESTIMATED_QUALITY_ALARM_BELOW and estimated["AlarmActions"]
+    assert estimated["ComparisonOperator"] == "LessThanThreshold"
 
 
 def test_the_monitor_role_reads_and_writes_only_its_prefixes(templates: dict[str, Template]) -> None:
@@ -80,6 +86,9 @@ def test_the_monitor_role_reads_and_writes_only_its_prefixes(templates: dict[str
         and by_sid["WriteReports"]["Action"] == "s3:PutObject"
     )
     assert by_sid["ListCaptureAndFeedback"]["Condition"] == {"StringLike": {"s3:prefix": ["capture/*", "feedback/*"]}}
+    # The series of estimated and realized quality: that one key is read back (and listed, so missing is a 404).
+    assert by_sid["ReadQualityHistory"]["Action"] == "s3:GetObject"
+    assert "/reports/quality-history.json" in json.dumps(by_sid["ReadQualityHistory"]["Resource"])
     assert by_sid["PutDriftEvents"]["Action"] == "events:PutEvents"
     # The stage's own DriftDetected only: another stage's source or another detail type is refused.
     assert by_sid["PutDriftEvents"]["Condition"] == {

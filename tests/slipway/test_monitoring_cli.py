@@ -39,6 +39,12 @@ def test_drift_json_flags_the_shifted_feature(live_bundle: Bundle, tmp_path: Pat
     assert set(answer["features"]["mean_radius"]) >= {"psi", "js", "ks", "missing_rate", "out_of_range", "drift"}
     assert answer["features"]["mean_texture"]["drift"] is False
     assert answer["drifted_features"] == ["mean_radius"]
+    # The rows scored by the live model: its quality on them estimated without labels, with the band and the note.
+    estimated, band = answer["estimated_quality"], answer["estimated_quality_band"]
+    assert set(estimated) == {"accuracy", "roc_auc", "f1_macro", "log_loss"}
+    assert answer["estimated_quality_metric"] == "roc_auc" and answer["estimated_quality_rows"] == 400
+    assert all(band[m]["lower"] <= estimated[m] <= band[m]["upper"] for m in estimated)
+    assert 0.5 < estimated["accuracy"] <= 1 and "blind to concept drift" in answer["estimated_quality_note"]
 
 
 def test_drift_json_gives_a_category_psi_and_js_beside_linf() -> None:
@@ -82,7 +88,8 @@ def test_drift_table_and_a_bad_file(live_bundle: Bundle, tmp_path: Path, capsys:
     path = tmp_path / "rows.csv"
     _write_csv(path, scale={})
     assert main(["drift", str(path)]) == 0
-    assert "no drift" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no drift" in out and "estimated quality without labels over 400 rows: accuracy" in out
     assert main(["drift", str(tmp_path / "missing.csv")]) == 1
     assert "cannot read" in capsys.readouterr().err
 
@@ -117,6 +124,7 @@ def test_shipped_capture_is_monitored_and_reported(
     assert main(["monitor"]) == 0
     out = capsys.readouterr().out
     assert "drift" in out and "mean_radius" in out
+    assert "estimated quality: not estimated: no answer of the model with its probabilities" in out
     metrics = boto3.client("cloudwatch").list_metrics(Namespace=names.metrics_namespace, MetricName="FeatureDrifted")
     assert any(d["Value"] == "mean_radius" for m in metrics["Metrics"] for d in m["Dimensions"])
     html = tmp_path / "report.html"

@@ -215,3 +215,37 @@ def test_a_segment_feature_cannot_be_excluded_from_capture(bundle: Bundle) -> No
     segment = {"feature": "mean_radius", "kind": "numeric", "edges": [12.0]}
     with pytest.raises(ValidationError, match="cannot be excluded from capture"):
         Manifest.model_validate({**data, "segments": [segment], "capture_exclude": ["mean_radius"]})
+
+
+# The calibration (estimated quality without labels)
+
+
+def test_the_calibration_round_trips_and_is_left_out_of_the_version(bundle: Bundle) -> None:
+    calibration = bundle.manifest.calibration
+    assert calibration is not None and [c.name for c in calibration.classes] == [(bundle.manifest.classes or ())[1]]
+    assert calibration.rows == bundle.manifest.parity.rows  # fitted on the holdout
+    assert 0 <= calibration.calibration_error <= 1
+
+    again = Manifest.model_validate_json(bundle.manifest.to_json())
+    without = bundle.manifest.model_copy(update={"calibration": None})
+
+    assert again == bundle.manifest and again.calibration == calibration
+    assert without.content_version(bundle.onnx_bytes) == bundle.version
+
+
+def test_a_manifest_without_calibration_loads_and_serialises_as_before_the_field(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    del data["calibration"]
+
+    old = Manifest.model_validate(data)
+
+    assert old.calibration is None
+    assert "calibration" not in json.loads(old.to_json())
+
+
+def test_a_calibration_must_name_classes_of_the_model(bundle: Bundle) -> None:
+    data = json.loads(bundle.manifest.to_json())
+    data["calibration"]["classes"][0]["name"] = "unknown"
+
+    with pytest.raises(ValidationError, match="the calibration names classes the model does not have"):
+        Manifest.model_validate(data)

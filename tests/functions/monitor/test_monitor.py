@@ -57,15 +57,20 @@ def monitor(live_bundle: Bundle, names: ResourceNames, monkeypatch: pytest.Monke
     for key, value in monitor_environment(load_settings("dev"), names).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    _route_events(names)
+    import functions.monitor.handler as module
+
+    return importlib.reload(module)
+
+
+def _route_events(names: ResourceNames) -> None:
+    """DriftDetected events to a log group, where _events() reads them."""
     events = boto3.client("events")
     logs = boto3.client("logs")
     logs.create_log_group(logGroupName="/events")
     events.put_rule(Name="drift", EventPattern=json.dumps({"detail-type": [DRIFT_DETECTED]}))
     arn = f"arn:aws:logs:us-east-1:{names.account}:log-group:/events"
     events.put_targets(Rule="drift", Targets=[{"Id": "logs", "Arn": arn}])
-    import functions.monitor.handler as module
-
-    return importlib.reload(module)
 
 
 def _events() -> list[dict[str, Any]]:
@@ -239,3 +244,74 @@ def test_label_files_by_key_reach_live_quality_and_training_rows(
 def _stored_feedback_lines(s3: Any, bucket: str) -> list[str]:
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="feedback/").get("Contents", [])]
     return [line for key in keys for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()]
+
+
+def _scored_capture(bundle: Bundle, names: ResourceNames, hour: datetime, rows: int = 300) -> list[tuple[str, str]]:
+    """`rows` rows as the live model answered them (its probabilities), in requests of 50; (request id, label)
+    of the first row of each request."""
+    from functions.core.predictor import Predictor
+
+    columns, _ = load_table(load_recipe())
+    predictor = Predictor(bundle.manifest, bundle.onnx_bytes)
+    store = factory.monitoring_store(names.artifacts_bucket)
+    answered = []
+    for start in range(0, rows, 50):
+        features = [{name: float(values[i]) for name, values in columns.items()} for i in range(start, start + 50)]
+        answers = predictor.score(predictor.encode(features))
+        request_id = f"scored-{hour:%H}-{start}"
+        answered.append((request_id, answers[0]["label"]))
+        lines = capture_lines(request_id=request_id, time=(hour + timedelta(minutes=1)).isoformat(),
+                              model_version=bundle.version, features=features,
+                              labels=[a["label"] for a in answers],
+                              probabilities=[a["probabilities"] for a in answers])  # fmt: skip
+        store.put_capture(hour, f"scored-{start}", lines)
+    return answered
+
+
+def test_estimated_quality_is_published_reported_and_a_retrain_reason_below_its_threshold(
+    live_bundle: Bundle, names: ResourceNames, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = load_settings("dev")
+    settings = settings.model_copy(
+        update={"monitor": settings.monitor.model_copy(update={"estimated_quality_alarm_below": 0.9999})}
+    )
+    for key, value in monitor_environment(settings, names).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    _route_events(names)
+    import functions.monitor.handler as module
+
+    monitor = importlib.reload(module)
+    earlier = HOUR - timedelta(hours=1)
+    _scored_capture(live_bundle, names, earlier)
+    answered = _scored_capture(live_bundle, names, HOUR)
+    # Labels that contradict every answer: the inputs did not change, the relation to the label did.
+    flipped = [FeedbackItem(request_id=i, row=0, label="benign" if label == "malignant" else "malignant")
+               for i, label in answered]  # fmt: skip
+    factory.monitoring_store(names.artifacts_bucket).put_feedback(flipped, HOUR + timedelta(minutes=30))
+    monitor.monitor(NOW - timedelta(hours=1))
+    capsys.readouterr()
+    summary = monitor.monitor(NOW)
+
+    s3 = boto3.client("s3")
+    report = json.loads(s3.get_object(Bucket=names.artifacts_bucket, Key=summary["report"])["Body"].read())
+    estimated = report["estimated_quality"]
+    assert estimated["rows"] == 300 and estimated["metric"] == "roc_auc"
+    assert 0.9 < estimated["metrics"]["roc_auc"]["value"] < 0.9999  # a good model, by its calibrated probabilities
+    assert set(estimated["metrics"]) == {"accuracy", "roc_auc", "f1_macro", "log_loss"}
+    assert "blind to concept drift" in estimated["note"]
+    assert estimated["realized"] == 0.0 and estimated["disagrees"] is True
+    assert estimated["warning"] == "estimate and realized quality disagree: concept drift?"
+    html = s3.get_object(Bucket=names.artifacts_bucket, Key=summary["html"])["Body"].read().decode()
+    assert "Estimated quality without labels" in html and "concept drift?" in html
+    assert 'aria-label="estimated and realized quality"' in html  # the series of both cycles
+
+    documents = _emf(capsys.readouterr().out)
+    overall = next(d for d in documents if "DriftShare" in d)
+    assert overall["EstimatedQuality"] == [estimated["metrics"]["roc_auc"]["value"]]
+    per_metric = {d["metric"]: d["EstimatedQuality"] for d in documents if "metric" in d}
+    assert per_metric["accuracy"] == [estimated["metrics"]["accuracy"]["value"]]
+
+    (event,) = [e for e in _events() if e["detail"]["window_end"].startswith(NOW.strftime("%Y-%m-%dT%H"))]
+    assert "estimated_quality" in event["detail"]["drifted_features"]
+    assert event["detail"]["estimated_quality"]["threshold"] == 0.9999

@@ -39,3 +39,28 @@ def test_a_manifest_without_a_report_shows_no_importance(bundle: Bundle) -> None
 
     assert '<span class="drift">drift (' in html
     assert "important feature" not in html and "moves few answers" not in html
+
+
+def test_estimated_quality_is_drawn_beside_realized_quality_over_time(bundle: Bundle) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from functions.core.estimated_quality import NOT_ESTIMATED_REGRESSION, EstimatedQuality, MetricEstimate, with_point
+
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    estimate = MetricEstimate(value=0.95, lower=0.93, upper=0.97, std=0.01)
+    found = EstimatedQuality(model_version="v1", metric="roc_auc", rows=500, metrics={"roc_auc": estimate},
+                             calibration_error=0.02, note="blind to concept drift")  # fmt: skip
+    history: list = []
+    for hour, realized in enumerate((None, 0.94, 0.6)):
+        history = with_point(history, found, realized, start + timedelta(hours=hour))
+    report = _shifted_report(bundle, scale=1.0, names=())
+
+    html = render_html(report, estimated=found, history=history)
+    regression = render_html(
+        report, estimated=found.model_copy(update={"metrics": {}, "note": NOT_ESTIMATED_REGRESSION})
+    )
+
+    assert "Estimated quality without labels" in html and "0.930 to 0.970" in html and "blind to concept drift" in html
+    assert html.count("<polyline") == 2 and html.count("<circle") == 2  # estimated and realized; two labelled cycles
+    assert "realized 0.600, estimated 0.950" in html
+    assert "not estimated for regression" in regression and "<polyline" not in regression

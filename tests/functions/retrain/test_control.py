@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from functions.core.events import DriftDetectedDetail
+from functions.core.events import DriftDetectedDetail, EstimatedQualityDrop
 from functions.core.registry import Registry
 from functions.retrain.control import on_alarm, on_drift
 from functions.training.train import Bundle, load_recipe, load_table, train_bundle
@@ -60,6 +60,17 @@ def test_a_storm_of_drift_events_starts_one_run_until_the_cooldown_passes() -> N
     assert "cool-down" in outcomes[1].reason
     later = on_drift(_drift(), store, starter, cooldown=cooldown, now=NOW + cooldown)
     assert later.started and len(starter.reasons) == 2
+
+
+def test_a_drop_of_estimated_quality_is_a_retrain_reason_of_its_own() -> None:
+    store, starter = FakeTriggerStore(), FakeStarter()
+    drop = EstimatedQualityDrop(metric="roc_auc", value=0.71, threshold=0.8)
+    alone = _drift().model_copy(update={"drifted_features": ["estimated_quality"], "estimated_quality": drop})
+    outcome = on_drift(alone, store, starter, cooldown=timedelta(hours=6), now=NOW)
+    assert outcome.started and outcome.reason == "estimated roc_auc 0.7100 below 0.8 of abc"
+    both = _drift().model_copy(update={"estimated_quality": drop})
+    later = on_drift(both, store, starter, cooldown=timedelta(hours=6), now=NOW + timedelta(hours=6))
+    assert later.reason == "drift on 2 features (share 0.40) and estimated roc_auc 0.7100 below 0.8 of abc"
 
 
 def _variant(bundle: Bundle) -> Bundle:
