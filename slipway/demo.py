@@ -69,8 +69,10 @@ SHIFT = {f"{kind}_{size}": 1.25 for kind in ("mean", "se", "worst") for size in 
 # A tumour of the 95th percentile's radius and the 5th percentile's area: each in range, together unseen.
 OUTLIER_RADIUS, OUTLIER_AREA = 20.6, 280.0
 EXECUTION_TIMEOUT_SECONDS = 120.0
-# Each rollout phase bakes this long under the demo's traffic (enough rows for the canary's 10 %).
+# Each rollout phase bakes this long under the demo's traffic; the canary answers a third of it, so that it
+# reaches the rollout's minimum rows with room to spare on a slow machine (10 % left it short under load).
 ROLLOUT_BAKE_SECONDS = 8
+DEMO_CANARY_PERCENT = 30
 # The first example (model/recipe.py), and the second, whose recipe declares a categorical segment: species.
 BREAST_CANCER = DEFAULT_RECIPE
 PENGUINS = "model.examples.penguins"
@@ -156,7 +158,7 @@ def run_demo(*, stage: str = "dev", state_dir: Path = DEMO_DIR, out: TextIO = sy
     # Each stack sets its recipe: the steps are written for the two examples' data, whatever the stage trains.
     stack = LocalStack(
         stage=stage, port=free_port(), aws_port=free_port(), log_dir=state_dir, pointer_refresh_seconds=1, lake=True,
-        overrides={"recipe": BREAST_CANCER},
+        overrides={"recipe": BREAST_CANCER, "rollout": {"canary_percent": DEMO_CANARY_PERCENT}},
     )  # fmt: skip
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
