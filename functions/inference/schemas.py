@@ -90,14 +90,23 @@ _INPUTS = (
 # when GET /openapi.json is answered (functions.inference.openapi_routes).
 INSTANCE_REF = "#/components/schemas/Instance"
 COLUMNS_REF = "#/components/schemas/Columns"
-_INSTANCES_SCHEMA: dict[str, Any] = {"items": {"$ref": INSTANCE_REF}}
-_INPUTS_SCHEMA: dict[str, Any] = {
-    "anyOf": [
+
+
+def _INSTANCES_SCHEMA(schema: dict[str, Any]) -> None:  # noqa: N802  (a field's json_schema_extra)
+    """A list of rows: each an `Instance`."""
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "array":
+            option["items"] = {"$ref": INSTANCE_REF}
+
+
+def _INPUTS_SCHEMA(schema: dict[str, Any]) -> None:  # noqa: N802  (a field's json_schema_extra)
+    """MLflow's inputs: `Columns`, or a list of rows (each an `Instance` or a list of values)."""
+    schema.pop("anyOf", None)
+    schema["anyOf"] = [
         {"$ref": COLUMNS_REF},
         {"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": INSTANCE_REF}, {"type": "array"}]}},
         {"type": "null"},
     ]
-}
 
 
 def _an_object(value: Any) -> dict[str, Any]:
