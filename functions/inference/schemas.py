@@ -104,7 +104,7 @@ def _INPUTS_SCHEMA(schema: dict[str, Any]) -> None:  # noqa: N802  (a field's js
     schema.pop("anyOf", None)
     schema["anyOf"] = [
         {"$ref": COLUMNS_REF},
-        {"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": INSTANCE_REF}, {"type": "array"}]}},
+        {"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": INSTANCE_REF}, {"type": "array", "items": {}}]}},
         {"type": "null"},
     ]
 
