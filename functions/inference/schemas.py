@@ -170,6 +170,11 @@ class PredictRequest(_Rows):
                 )
         return self
 
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows, for a body whose rows name their values (every shape but `inputs` as lists: see `rows_in`)."""
+        return self.rows_in(_unnamed)
+
     def rows_in(self, order: Callable[[], Sequence[str]]) -> list[dict[str, Any]]:
         """The rows as feature name -> value, whichever shape they came in.
 
@@ -194,6 +199,10 @@ class PredictRequest(_Rows):
                 status=422,
             )
         return _zipped(names, self.inputs)
+
+
+def _unnamed() -> Sequence[str]:
+    raise ValueError("rows sent as lists of values are read in the live model's feature order: use rows_in")
 
 
 def _zipped(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
