@@ -146,6 +146,9 @@ class PredictRequest(_Rows):
     The deployment's model adds its row limit (`predict_request_model`).
     """
 
+    # Exactly one shape: said in the schema too, so that generated clients and fuzzers send one.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
     max_rows: ClassVar[int | None] = None  # the row limit of `inputs` (the other shapes' fields carry theirs)
 
     instances: list[Row] | None = Field(None, min_length=1, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA)

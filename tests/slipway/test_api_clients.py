@@ -121,7 +121,9 @@ def test_schemathesis_finds_no_undocumented_status_or_server_error(stack: LocalS
         capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "predict" in run.stdout and "v2/models" in run.stdout, run.stdout[-3000:]
+    _, document = http("GET", f"{stack.url}/openapi.json")
+    operations = sum(len(methods) for methods in document["paths"].values())
+    assert f"Tested: {operations}" in run.stdout and " passed" in run.stdout, run.stdout[-3000:]
 
 
 @pytest.mark.parametrize(("front_door", "status"), [("rest", 403), ("http", 404), ("function_url", 404)])
@@ -156,3 +158,14 @@ def test_the_gateway_sends_payload_format_2_to_an_http_api_function(tmp_path: Pa
     assert event["version"] == "2.0" and event["rawPath"] == "/predict" and event["rawQueryString"] == "x=1"
     assert event["requestContext"]["http"]["method"] == "POST" and event["headers"]["content-type"]
     assert "httpMethod" not in event and "multiValueHeaders" not in event
+
+
+def test_an_http_api_stack_serves_the_same_api(tmp_path: Path) -> None:
+    # Last in the module: a second stack re-imports the handler module that the module's stack serves.
+    with running_stack(tmp_path, {"api": {"type": "http"}}) as http_stack:
+        instances = rows(http_stack, 2)
+        status, answer = http("POST", f"{http_stack.url}/predict", {"inputs": instances})
+        assert status == 200 and len(answer["predictions"]) == 2
+        name = model_name(http_stack)
+        assert http("GET", f"{http_stack.url}/v2/models/{name}")[0] == 200
+        assert http("QUERY", f"{http_stack.url}/predict")[0] == 404
