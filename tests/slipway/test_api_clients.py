@@ -118,7 +118,7 @@ def test_schemathesis_finds_no_undocumented_status_or_server_error(stack: LocalS
          "--checks", "status_code_conformance,response_schema_conformance,content_type_conformance,not_a_server_error",
          "--max-examples", "8", "--max-time", "45", "--seed", "1", "--generation-deterministic",
          "--workers", "1", "--phases", "examples,coverage,fuzzing", "--request-timeout", "30", "--no-color"],
-        capture_output=True, text=True, timeout=400, check=False,
+        capture_output=True, text=True, timeout=400, check=False, cwd=tmp_path,  # its .schemathesis/ goes there
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     _, document = http("GET", f"{stack.url}/openapi.json")
