@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from functions.inference.routes import SERVED_ROUTES
 
 
 @dataclass(frozen=True)
@@ -16,18 +19,9 @@ class Route:
     @property
     def execute_api(self) -> str:
         """The route as a resource of the API's own policy (any stage)."""
-        return f"execute-api:/*/{self.method}/{self.path.replace('{job_id}', '*')}"
+        return f"execute-api:/*/{self.method}/{re.sub(r'{[^}]+}', '*', self.path)}"
 
 
-# Every route the API serves.
-ROUTES: tuple[Route, ...] = (
-    Route("POST", "predict"),
-    Route("GET", "model"),
-    Route("GET", "health"),
-    Route("GET", "openapi.json"),
-    Route("GET", "docs"),
-    Route("POST", "predict/async", writes=True),
-    Route("GET", "predict/async/{job_id}"),
-    Route("POST", "feedback", writes=True),
-)
+# Every route the API serves: the inference function's own list.
+ROUTES: tuple[Route, ...] = tuple(Route(route.method, route.path, route.writes) for route in SERVED_ROUTES)
 WRITE_ROUTES = tuple(route for route in ROUTES if route.writes)

@@ -20,7 +20,8 @@ from functions.core.jobs import JOB_ID_PATTERN
 from functions.inference import async_jobs
 from functions.inference.caller import caller_of
 from functions.inference.dependencies import RouteDependencies
-from functions.inference.schemas import ErrorBody, PredictionOut, PredictRequest, dump_json
+from functions.inference.predict_routes import feature_names
+from functions.inference.schemas import BODY_ERRORS, PredictionOut, PredictRequest, dump_json, error_responses
 from functions.inference.validated_body import validated_body
 
 ASYNC_PATH = "/predict/async"
@@ -53,15 +54,17 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
         summary="Queue rows for scoring; answers 202 with a job id",
         responses={
             202: {"description": "Accepted", "content": {JSON: {"model": JobAccepted}}},
-            422: {"description": "Instances that break the feature spec", "content": {JSON: {"model": ErrorBody}}},
-        },
+        }
+        | error_responses(*BODY_ERRORS, 503),
     )
     @validated_body(async_router, deps.request_model)
     def submit(request: PredictRequest) -> Response[str]:
         if queue is None:
             raise ServiceUnavailable("async predictions are not configured on this deployment")
         caller = caller_of(async_router.current_event.raw_event.get("requestContext"))
-        job_id = async_jobs.submit(live_model.current(), request.rows, store=store, queue=queue, caller=caller)
+        job_id = async_jobs.submit(
+            live_model.current(), request.rows_in(feature_names(live_model)), store=store, queue=queue, caller=caller
+        )
         metrics.add_metric(name=ASYNC_JOBS_SUBMITTED, unit=MetricUnit.Count, value=1)
         return Response(status_code=202, content_type=JSON, body=JobAccepted(job_id=job_id).model_dump_json())
 
@@ -70,8 +73,8 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
         summary="A job's state: pending, done (predictions, model version) or fallback (reason); 404 if unknown",
         responses={
             200: {"description": "The job", "content": {JSON: {"model": JobStatusOut}}},
-            404: {"description": "No such job", "content": {JSON: {"model": ErrorBody}}},
-        },
+        }
+        | error_responses(404, 503),
     )
     def job(job_id: str) -> Response[str]:
         try:

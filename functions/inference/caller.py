@@ -18,8 +18,10 @@ def caller_of(request_context: Mapping[str, Any] | None) -> str | None:
     identity = context.get("identity") or {}
     authorizer = context.get("authorizer") or {}
     claims = authorizer.get("claims") or (authorizer.get("jwt") or {}).get("claims") or {}
-    if identity.get("userArn"):
-        return f"iam:{identity['userArn']}"
+    # SigV4: a REST API names the caller in identity; an HTTP API or a function URL (payload 2.0) in authorizer.iam.
+    user_arn = identity.get("userArn") or (authorizer.get("iam") or {}).get("userArn")
+    if user_arn:
+        return f"iam:{user_arn}"
     if claims.get("client_id") or claims.get("sub"):
         return f"jwt:{claims.get('client_id') or claims.get('sub')}"
     if identity.get("apiKeyId"):

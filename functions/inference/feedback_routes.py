@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from functions.core.feedback import FeedbackRequest, FeedbackResponse, record_feedback
 from functions.inference.caller import caller_of
 from functions.inference.dependencies import RouteDependencies
-from functions.inference.schemas import ErrorBody
+from functions.inference.schemas import BODY_ERRORS, error_responses
 from functions.inference.validated_body import validated_body
 
 FEEDBACK_PATH = "/feedback"
@@ -29,11 +29,8 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
                 "description": "Stored; joined to its rows by the monitor",
                 "content": {JSON: {"model": FeedbackResponse}},
             },
-            422: {
-                "description": "Malformed feedback, or a label the live model cannot have",
-                "content": {JSON: {"model": ErrorBody}},
-            },
-        },
+        }
+        | error_responses(*BODY_ERRORS, 503),
     )
     @validated_body(feedback_router, FeedbackRequest)
     def feedback(request: FeedbackRequest) -> Response[str]:

@@ -1,4 +1,5 @@
-"""The inference Lambda behind API Gateway (REST): /predict, /predict/async, /feedback, /model, /health, /openapi.json.
+"""The inference Lambda behind the stage's front door (API Gateway REST or HTTP API, or a function URL):
+/predict, /predict/async, /feedback, /model, /health, /openapi.json and the Open Inference Protocol's /v2 routes.
 
 Built once per cold start: configuration, Powertools, the live model and the resolver with
 its routers (one module per group of routes, and one for every error's answer). Each request
@@ -19,8 +20,6 @@ import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.core.errors import InvalidRequest
@@ -33,10 +32,12 @@ from functions.inference import (
     openapi_routes,
     predict_routes,
     snap_start,
+    v2_routes,
 )
 from functions.inference.capture import Capture
 from functions.inference.config import InferenceConfig
 from functions.inference.dependencies import route_dependencies
+from functions.inference.front_door import FRONT_DOORS
 from functions.inference.live_model import live_model_of
 from functions.inference.schemas import dump_json, parse_json
 
@@ -44,6 +45,7 @@ from functions.inference.schemas import dump_json, parse_json
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 config = InferenceConfig.from_environ()
+front_door = FRONT_DOORS[config.front_door]  # the resolver and event data class of the stage's api.type
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
@@ -54,23 +56,25 @@ deps = route_dependencies(config, logger=logger, metrics=metrics, live_model=liv
 # No resolver-wide OpenAPI validation: it inspects every parameter kind of a route on every request
 # and its middlewares are imported at init. Bodies are validated by their pydantic models
 # (validated_body); the OpenAPI document is built from the routes' signatures on demand.
-app = APIGatewayRestResolver(json_body_deserializer=parse_json, serializer=dump_json)
+app = front_door.resolver(json_body_deserializer=parse_json, serializer=dump_json)
 app.include_router(async_routes.router(deps))
 app.include_router(feedback_routes.router(deps))
 app.include_router(predict_routes.router(deps))
+app.include_router(v2_routes.router(deps))
 app.include_router(model_routes.router(live_model))
-app.include_router(openapi_routes.router(app))
+app.include_router(openapi_routes.router(app, live_model))
 app.include_router(error_handlers.router(deps))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=front_door.correlation_id_path)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = front_door.event(event)
     try:
-        event = admission.admit(event, app, deps, max_body_bytes=config.max_body_bytes)
+        event = admission.admit(request, app, deps, max_body_bytes=config.max_body_bytes)
     except InvalidRequest as exc:
-        return error_handlers.refusal(event, exc, deps)
+        return error_handlers.refusal(request, exc, deps)
     app.append_context(config=config)  # read by the routes (Powertools clears the context after each request)
     return app.resolve(event, context)
 

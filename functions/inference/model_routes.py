@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from aws_lambda_powertools.event_handler import content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.core.errors import ServiceUnavailable
 from functions.inference.live_model import LiveModel, Serving
-from functions.inference.schemas import CandidateInfo, Health, ModelInfo
+from functions.inference.schemas import CandidateInfo, Health, ModelInfo, error_responses
+
+JSON = content_types.APPLICATION_JSON
 
 
 def router(live_model: LiveModel) -> APIGatewayRouter:
     """GET /model and GET /health, about `live_model` and its rollout's candidate."""
     model_router = APIGatewayRouter()
 
-    @model_router.get("/model", summary="The live model: version, task, classes, feature spec, holdout metrics")
+    @model_router.get(
+        "/model",
+        summary="The live model: version, task, classes, feature spec, holdout metrics",
+        responses={200: {"description": "The live model", "content": {JSON: {"model": ModelInfo}}}}
+        | error_responses(503),
+    )
     def model_info() -> ModelInfo:
         serving = live_model.current()
         if serving.predictor is None:
@@ -30,7 +38,11 @@ def router(live_model: LiveModel) -> APIGatewayRouter:
             candidate=_candidate_info(live_model, serving),
         )
 
-    @model_router.get("/health", summary="ready, or degraded with the reason")
+    @model_router.get(
+        "/health",
+        summary="ready, or degraded with the reason",
+        responses={200: {"description": "ready or degraded", "content": {JSON: {"model": Health}}}} | error_responses(),
+    )
     def health() -> Health:
         serving = live_model.current()
         if serving.predictor is None:

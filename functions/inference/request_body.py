@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from functions.core.batch import parse_csv
 from functions.core.errors import FieldError, InvalidRequest
@@ -34,40 +35,33 @@ _SHOWN_CSV_ERRORS = 3
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-def header(event: dict[str, Any], name: str) -> str | None:
-    """A request header by name, compared case-insensitively as HTTP does."""
-    wanted = name.lower()
-    for key, value in (event.get("headers") or {}).items():
-        if key.lower() == wanted:
-            return str(value)
-    return None
-
-
 def normalised(
-    event: dict[str, Any],
+    request: BaseProxyEvent,
     *,
     csv_paths: frozenset[str] = frozenset(),
     csv_spec: Callable[[], FeatureSpec | None] = lambda: None,
 ) -> dict[str, Any]:
-    """`event` with its body as JSON text (Content-Type application/json); InvalidRequest when it cannot be.
+    """The event of `request` with its body as JSON text (Content-Type application/json); InvalidRequest when it
+    cannot be. `request` is the front door's event data class (REST proxy event or payload format 2.0).
 
     A CSV body's cells are typed by `csv_spec()`'s features (the live model's), see `parse_csv`.
     """
-    raw = event.get("body")
-    method = str(event.get("httpMethod") or "").upper()
-    if raw is None or raw == "" or method not in _BODY_METHODS:
+    event = request.raw_event
+    raw = request.body
+    if raw is None or raw == "" or request.http_method.upper() not in _BODY_METHODS:
         return event
-    encoding = (header(event, "Content-Encoding") or "identity").strip().lower()
+    headers = request.headers  # compared case-insensitively, as HTTP does
+    encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise _refused(415, ("header", "Content-Encoding"), "unsupported_content_encoding",
                        f"Content-Encoding {encoding!r} is not supported: send the body uncompressed")  # fmt: skip
-    media_type, charset = _content_type(header(event, "Content-Type"))
-    csv = media_type == CSV_MEDIA_TYPE and event.get("path") in csv_paths
+    media_type, charset = _content_type(headers.get("Content-Type"))
+    csv = media_type == CSV_MEDIA_TYPE and request.path in csv_paths
     if media_type != JSON_MEDIA_TYPE and not csv:
-        accepted = f"{JSON_MEDIA_TYPE} or {CSV_MEDIA_TYPE}" if event.get("path") in csv_paths else JSON_MEDIA_TYPE
+        accepted = f"{JSON_MEDIA_TYPE} or {CSV_MEDIA_TYPE}" if request.path in csv_paths else JSON_MEDIA_TYPE
         raise _refused(415, ("header", "Content-Type"), "unsupported_content_type",
                        f"the body must be {accepted}, got {media_type or 'no media type'!r}")  # fmt: skip
-    body = _bytes(raw, base64_encoded=bool(event.get("isBase64Encoded")))
+    body = _bytes(raw, base64_encoded=bool(request.is_base64_encoded))
     try:
         text = body.decode(charset)
     except UnicodeError as exc:  # some codecs (punycode) raise UnicodeError without a position
@@ -76,11 +70,16 @@ def normalised(
                        f"the body is not valid {charset} text{where}") from None  # fmt: skip
     if csv:
         text = _csv_as_json(text, csv_spec())
-    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
-    headers["Content-Type"] = JSON_MEDIA_TYPE
-    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
-    multi["Content-Type"] = [JSON_MEDIA_TYPE]
-    return {**event, "body": text, "isBase64Encoded": False, "headers": headers, "multiValueHeaders": multi}
+    headers = {**_without_content_type(event.get("headers")), "Content-Type": JSON_MEDIA_TYPE}
+    admitted = {**event, "body": text, "isBase64Encoded": False, "headers": headers}
+    if "multiValueHeaders" in event:  # REST proxy events only
+        multi = _without_content_type(event["multiValueHeaders"])
+        admitted["multiValueHeaders"] = {**multi, "Content-Type": [JSON_MEDIA_TYPE]}
+    return admitted
+
+
+def _without_content_type(headers: dict[str, Any] | None) -> dict[str, Any]:
+    return {name: value for name, value in (headers or {}).items() if name.lower() != "content-type"}
 
 
 def _csv_as_json(text: str, spec: FeatureSpec | None) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from functions.core.errors import FieldError, InvalidRequest
 from functions.core.features import FeatureSpec, NonFiniteLiteral
 from functions.core.manifest import Parity, Task
 
@@ -73,14 +75,38 @@ class _Rows(BaseModel):
     def __repr__(self) -> str:
         # The resolver formats route arguments into a debug message on every call, log level
         # notwithstanding; the default repr of 1,000 rows costs more than scoring them.
-        return f"{type(self).__name__}(<{len(getattr(self, 'rows', ()))} rows>)"
+        return f"{type(self).__name__}(<rows>)"
 
 
 _INSTANCES = "Rows to score: feature name to value. See GET /model for the features."
 _RECORDS = "The same rows, as MLflow's dataframe_records (pandas' to_dict(orient='records'))."
 _SPLIT = "The same rows as MLflow's dataframe_split (pandas' to_dict(orient='split')): columns, and one list per row."
 _SPLIT_DATA = "One list of values per row, in `columns`' order."
-_INSTANCES_SCHEMA: dict[str, Any] = {"items": {"type": "object", "additionalProperties": {}}}
+_INPUTS = (
+    "The same rows as MLflow's `inputs`: a dict of columns (feature name to one value per row), or a list of rows, "
+    "each an object or a list of values in the order of GET /model's features."
+)
+# A row's schema is the live model's: the `Instance` and `Columns` components are written from its feature spec
+# when GET /openapi.json is answered (functions.inference.openapi_routes).
+INSTANCE_REF = "#/components/schemas/Instance"
+COLUMNS_REF = "#/components/schemas/Columns"
+
+
+def _INSTANCES_SCHEMA(schema: dict[str, Any]) -> None:  # noqa: N802  (a field's json_schema_extra)
+    """A list of rows: each an `Instance`."""
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "array":
+            option["items"] = {"$ref": INSTANCE_REF}
+
+
+def _INPUTS_SCHEMA(schema: dict[str, Any]) -> None:  # noqa: N802  (a field's json_schema_extra)
+    """MLflow's inputs: `Columns`, or a list of rows (each an `Instance` or a list of values)."""
+    schema.pop("anyOf", None)
+    schema["anyOf"] = [
+        {"$ref": COLUMNS_REF},
+        {"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": INSTANCE_REF}, {"type": "array", "items": {}}]}},
+        {"type": "null"},
+    ]
 
 
 def _an_object(value: Any) -> dict[str, Any]:
@@ -115,37 +141,93 @@ class DataFrameSplit(BaseModel):
 
 
 class PredictRequest(_Rows):
-    """The /predict body, as code reads it: rows in one of three shapes (exactly one), read through `rows`.
+    """The /predict body, as code reads it: rows in one of four shapes (exactly one), read through `rows_in`.
 
     The deployment's model adds its row limit (`predict_request_model`).
     """
+
+    # Exactly one shape: said in the schema too, so that generated clients and fuzzers send one.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    max_rows: ClassVar[int | None] = None  # the row limit of `inputs` (the other shapes' fields carry theirs)
 
     instances: list[Row] | None = Field(None, min_length=1, description=_INSTANCES, json_schema_extra=_INSTANCES_SCHEMA)
     dataframe_records: list[Row] | None = Field(
         None, min_length=1, description=_RECORDS, json_schema_extra=_INSTANCES_SCHEMA
     )
     dataframe_split: DataFrameSplit | None = Field(None, description=_SPLIT)
+    inputs: dict[str, list[Any]] | list[Any] | None = Field(None, description=_INPUTS, json_schema_extra=_INPUTS_SCHEMA)
 
     @model_validator(mode="after")
     def _one_shape(self) -> PredictRequest:
         given = [name for name in _SHAPES if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"send the rows as exactly one of {', '.join(_SHAPES)}; got {len(given)}")
+        if self.inputs is not None:
+            count = _input_rows(self.inputs)
+            if self.max_rows is not None and count > self.max_rows:
+                raise PydanticCustomError(
+                    "too_long",
+                    "inputs holds {count} rows; the limit is {limit}",
+                    {"count": count, "limit": self.max_rows},
+                )
         return self
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """The rows as feature name -> value, whichever shape they came in."""
+        """The rows, for a body whose rows name their values (every shape but `inputs` as lists: see `rows_in`)."""
+        return self.rows_in(_unnamed)
+
+    def rows_in(self, order: Callable[[], Sequence[str]]) -> list[dict[str, Any]]:
+        """The rows as feature name -> value, whichever shape they came in.
+
+        `order()` names the values of `inputs` rows sent as lists (the live model's features, in order).
+        """
         if self.instances is not None:
             return self.instances
         if self.dataframe_records is not None:
             return self.dataframe_records
-        assert self.dataframe_split is not None
-        columns = self.dataframe_split.columns
-        return [dict(zip(columns, values, strict=True)) for values in self.dataframe_split.data]
+        if self.dataframe_split is not None:
+            return _zipped(self.dataframe_split.columns, self.dataframe_split.data)
+        assert self.inputs is not None
+        if isinstance(self.inputs, dict):
+            return _zipped(list(self.inputs), list(zip(*self.inputs.values(), strict=True)))
+        if isinstance(self.inputs[0], dict):
+            return self.inputs
+        names = list(order())
+        if any(len(values) != len(names) for values in self.inputs):
+            raise InvalidRequest(
+                f"each inputs row must hold {len(names)} values, one per feature in GET /model's order",
+                [FieldError(("inputs",), "row_width", f"rows of {len(names)} values expected")],
+                status=422,
+            )
+        return _zipped(names, self.inputs)
 
 
-_SHAPES = ("instances", "dataframe_records", "dataframe_split")
+def _unnamed() -> Sequence[str]:
+    raise ValueError("rows sent as lists of values are read in the live model's feature order: use rows_in")
+
+
+def _zipped(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, values, strict=True)) for values in rows]
+
+
+def _input_rows(inputs: dict[str, list[Any]] | list[Any]) -> int:
+    """How many rows MLflow's `inputs` holds; ValueError naming what is wrong with its shape."""
+    if isinstance(inputs, dict):
+        lengths = {len(column) for column in inputs.values()}
+        if not inputs or len(lengths) != 1 or 0 in lengths:
+            raise ValueError(
+                "inputs as columns needs at least one column, every column with the same number (>0) of values"
+            )
+        return lengths.pop()
+    kinds = {type(row) for row in inputs}
+    if not inputs or not (kinds <= {dict} or kinds <= {list}):
+        raise ValueError("inputs as a list needs at least one row, every row an object or every row a list of values")
+    return len(inputs)
+
+
+_SHAPES = ("instances", "dataframe_records", "dataframe_split", "inputs")
 
 
 def predict_request_model(max_instances: int) -> type[PredictRequest]:
@@ -161,13 +243,15 @@ def predict_request_model(max_instances: int) -> type[PredictRequest]:
         __base__=DataFrameSplit,
         data=(list[list[Any]], Field(min_length=1, max_length=max_instances, description=_SPLIT_DATA)),
     )
-    return create_model(
+    model = create_model(
         "PredictRequest",
         __base__=PredictRequest,
         instances=(list[Row] | None, rows(_INSTANCES)),
         dataframe_records=(list[Row] | None, rows(_RECORDS)),
         dataframe_split=(split | None, Field(None, description=_SPLIT)),
     )
+    model.max_rows = max_instances
+    return model
 
 
 class OutlierOut(BaseModel):
@@ -237,3 +321,35 @@ class Health(BaseModel):
 class ErrorBody(BaseModel):
     message: str
     errors: list[dict[str, Any]] = Field(default_factory=list, description="Each broken rule: loc, type, msg.")
+
+
+class InferenceErrorBody(BaseModel):
+    """An error of the Open Inference Protocol's routes (/v2/...), shaped as the protocol says."""
+
+    error: str
+
+
+# Every status a route may answer besides its success: the function's own (400, 404, 413, 415, 422, 503) and the
+# front door's (429 when a client is throttled, 500/502 when the function fails, 413 above the front door's limit).
+_ERROR_STATUSES = {
+    400: "The body cannot be read: malformed JSON or CSV, text not in its charset, bad base64",
+    404: "No such route, or no such resource under it",
+    413: "The body is over the deployment's limit (inference.max_body_bytes) or the front door's",
+    415: "A media type, charset or Content-Encoding the API does not read",
+    422: "The body breaks its schema or the live model's feature spec, or holds more rows than the limit",
+    429: "Throttled by the front door (the client's usage plan or the API's rate)",
+    500: "The function failed (the front door answers 500 or 502 with a message)",
+    502: "The function failed (the front door answers 500 or 502 with a message)",
+    503: "No live model is loaded, or a storage dependency is unavailable: retry shortly",
+}
+BODY_ERRORS = (400, 413, 415, 422)  # a route that reads a body
+ALWAYS = (429, 500, 502)  # any route, from the front door
+
+
+def error_responses(*statuses: int, model: type[BaseModel] = ErrorBody) -> dict[int, Any]:
+    """The OpenAPI responses of `statuses` (and the front door's), each with `model` as its body."""
+    content = {"application/json": {"model": model}}
+    # The front door's own answers are {"message": ...}, whatever the route.
+    front_door = {"application/json": {"model": ErrorBody}}
+    answers = {status: {"description": _ERROR_STATUSES[status], "content": content} for status in statuses}
+    return answers | {status: {"description": _ERROR_STATUSES[status], "content": front_door} for status in ALWAYS}

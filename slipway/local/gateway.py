@@ -1,4 +1,10 @@
-"""A local stand-in for API Gateway: HTTP in, a REST proxy event to the real handler, HTTP out."""
+"""A local stand-in for the stage's front door: HTTP in, the front door's event to the real handler, HTTP out.
+
+The event is the shape of the stage's api.type: a REST proxy event (rest), or payload format 2.0 (http,
+function_url). A method the front door does not route (HEAD, OPTIONS, TRACE, CONNECT, and any other such as
+QUERY) gets the front door's JSON answer, never the function: REST answers 403
+{"message":"Missing Authentication Token"}, an HTTP API or function URL 404 {"message":"Not Found"}.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,25 @@ import base64
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, front_door_event
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # API Gateway REST refuses bodies above 10 MB before the function sees them.
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+# The methods the front door passes to the function.
+ROUTED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH"})
+# What the front door answers a method it does not route, by api.type.
+_UNROUTED = {
+    "rest": (403, b'{"message":"Missing Authentication Token"}'),
+    "http": (404, b'{"message":"Not Found"}'),
+    "function_url": (404, b'{"message":"Not Found"}'),
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -37,7 +51,11 @@ class Gateway:
         port: int = 8080,
         function_log: IO[str] | None = None,
         access_log: Callable[[str], None] | None = None,
+        front_door: str = "rest",
     ) -> None:
+        if front_door not in _UNROUTED:
+            raise ValueError(f"unknown front door {front_door!r}: {', '.join(_UNROUTED)}")
+        self.front_door = front_door
         self._handler = handler
         self._lock = threading.Lock()
         self._function_log = function_log
@@ -88,7 +106,8 @@ class Gateway:
                     return
                 body = self.rfile.read(length) if length else None
                 split = urlsplit(self.path)
-                event = proxy_event(
+                event = front_door_event(
+                    gateway.front_door,
                     self.command,
                     split.path,
                     body=body,
@@ -107,24 +126,31 @@ class Gateway:
                 headers = dict(response.get("headers") or {})
                 for name, values in (response.get("multiValueHeaders") or {}).items():
                     headers[name] = ", ".join(values)
-                self._send(int(response.get("statusCode", 200)), headers, data)
+                cookies = response.get("cookies") or []  # payload format 2.0
+                self._send(int(response.get("statusCode", 200)), headers, data, cookies=cookies)
 
-            def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
+            def _send(self, status: int, headers: dict[str, str], data: bytes, cookies: Sequence[str] = ()) -> None:
                 self.send_response(status)
                 for name, value in headers.items():
                     if name.lower() != "content-length":
                         self.send_header(name, value)
+                for cookie in cookies:
+                    self.send_header("Set-Cookie", cookie)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
             def _unrouted(self) -> None:
-                # API Gateway's answer to a method no resource of the API defines.
-                data = b"" if self.command == "HEAD" else b'{"message":"Missing Authentication Token"}'
-                self._send(403, {"Content-Type": "application/json"}, data)
+                # The front door's answer to a method no route of the API defines.
+                status, data = _UNROUTED[gateway.front_door]
+                self._send(status, {"Content-Type": "application/json"}, b"" if self.command == "HEAD" else data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _relay  # noqa: N815
-            do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _unrouted  # noqa: N815
+            def __getattr__(self, name: str) -> Any:
+                # http.server looks up do_<METHOD> and answers 501 in HTML when there is none: every method
+                # the front door does not route (QUERY, or any name at all) gets its JSON answer instead.
+                if name.startswith("do_"):
+                    return self._relay if name[3:] in ROUTED_METHODS else self._unrouted
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 gateway._log(f"{self.address_string()} {format % args}")

@@ -1,4 +1,5 @@
-"""The Lambda runtime's side of a handler, off AWS: a cold start, a context, API Gateway's proxy events.
+"""The Lambda runtime's side of a handler, off AWS: a cold start, a context, the front door's events
+(API Gateway REST proxy events, and payload format 2.0 for an HTTP API or a function URL).
 
 The local stack, the tests and the benchmarks all drive the real handlers through
 these, so they exercise exactly what Lambda and API Gateway would send.
@@ -13,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 
 def cold_start(module_name: str) -> Any:
@@ -66,6 +68,87 @@ class FakeLambdaContext:
         return 10_000
 
 
+def _body(body: str | bytes | None) -> tuple[str | None, bool]:
+    """The event's body and isBase64Encoded: text as it is, bytes that are not UTF-8 as base64."""
+    if not isinstance(body, bytes):
+        return body, False
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True
+
+
+def front_door_event(
+    front_door: str,
+    method: str,
+    path: str,
+    *,
+    body: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """The event the front door of type `front_door` (a stage's api.type) sends for one request."""
+    if front_door == "rest":
+        return proxy_event(method, path, body=body, headers=headers, query=query, source_ip=source_ip)
+    if front_door in ("http", "function_url"):
+        return http_event(method, path, body=body, headers=headers, query=query, source_ip=source_ip)
+    raise ValueError(f"unknown front door {front_door!r}: rest, http or function_url")
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """A payload format 2.0 event (HTTP API on its `$default` stage, or a function URL) for one request.
+
+    As AWS sends them: header names in lower case, repeated values joined by commas, cookies apart.
+    """
+    text, is_base64 = _body(body)
+    lowered: dict[str, str] = {}
+    for name, value in {"content-type": "application/json", **(headers or {})}.items():
+        key = name.lower()
+        lowered[key] = f"{lowered[key]},{value}" if key in lowered and key != "content-type" else value
+    cookies = lowered.pop("cookie", None)
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": urlencode(query or {}),
+        "headers": lowered,
+        "queryStringParameters": query or None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "local",
+            "http": {
+                "method": method.upper(),
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+    if cookies:
+        event["cookies"] = [cookie.strip() for cookie in cookies.split(";")]
+    return event
+
+
 def proxy_event(
     method: str,
     path: str,
@@ -78,13 +161,7 @@ def proxy_event(
 ) -> dict[str, Any]:
     """A REST API (v1) Lambda proxy event for one request."""
     request_id = str(uuid.uuid4())
-    is_base64 = False
-    if isinstance(body, bytes):
-        raw = body
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            body, is_base64 = base64.b64encode(raw).decode("ascii"), True
+    body, is_base64 = _body(body)
     headers = {"Content-Type": "application/json", **(headers or {})}
     return {
         "resource": path,

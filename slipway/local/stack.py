@@ -137,7 +137,12 @@ class LocalStack:
             module = cold_start("functions.inference.handler")
         handler = module.lambda_handler
         self._gateway = Gateway(
-            handler, host=self.host, port=self.port, function_log=self._function_log, access_log=access_log
+            handler,
+            host=self.host,
+            port=self.port,
+            function_log=self._function_log,
+            access_log=access_log,
+            front_door=settings.api.type,
         )
         self._gateway.start()
         return self

@@ -245,6 +245,9 @@ def test_a_caller_may_label_only_the_predictions_it_was_served(
         ({"identity": {"userArn": "arn:aws:iam::1:role/app", "apiKeyId": "k"}}, "iam:arn:aws:iam::1:role/app"),
         ({"identity": {}, "authorizer": {"claims": {"client_id": "svc-7", "sub": "u"}}}, "jwt:svc-7"),
         ({"identity": {"apiKeyId": "k-1"}}, "key:k-1"),
+        # payload format 2.0 (HTTP API, function URL): SigV4 and JWT authorizers
+        ({"authorizer": {"iam": {"userArn": "arn:aws:iam::1:role/app"}}}, "iam:arn:aws:iam::1:role/app"),
+        ({"authorizer": {"jwt": {"claims": {"sub": "u-2"}}}}, "jwt:u-2"),
         ({"identity": {"sourceIp": "127.0.0.1"}}, None),
         (None, None),
     ],

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.inference.schemas import ErrorBody
+from functions.inference.v2_routes import is_v2_path
 from functions.training.train import Bundle
 from slipway.local.async_jobs import create_queues
 from slipway.local.lambda_runtime import FakeLambdaContext, cold_start
@@ -88,12 +89,15 @@ def _answer(handler: Callable[..., dict[str, Any]], event: dict[str, Any]) -> An
 
 
 def check(api: Api, event: dict[str, Any]) -> int:
-    """Send `event`; the answer is a proxy response below 500, and a 4xx is an ErrorBody with a message."""
+    """Send `event`; the answer is a proxy response below 500, and a 4xx is an ErrorBody with a message
+    (`{"error": ...}` on the Open Inference Protocol's routes)."""
     response = api.handler(event, FakeLambdaContext())
     status = response["statusCode"]
     assert isinstance(status, int) and 200 <= status < 500, (status, response.get("body"))
     assert isinstance(response["body"], str)
-    if status >= 400:
+    if status >= 400 and is_v2_path(str(event.get("path"))):  # the Open Inference Protocol's error shape
+        assert set(json.loads(response["body"])) == {"error"}, response["body"]
+    elif status >= 400:
         body = json.loads(response["body"])
         assert isinstance(body, dict) and set(body) <= {"message", "errors"}, body
         assert ErrorBody.model_validate(body).message, body

@@ -91,7 +91,7 @@ def test_openapi_is_generated_from_the_pydantic_models(invoke: Invoke, live_bund
     schemas = document["components"]["schemas"]
     assert {"PredictRequest", "PredictResponse", "PredictionOut", "ErrorBody", "ModelInfo", "Health"} <= set(schemas)
     shapes = schemas["PredictRequest"]["properties"]
-    assert set(shapes) == {"instances", "dataframe_records", "dataframe_split"}
+    assert set(shapes) == {"instances", "dataframe_records", "dataframe_split", "inputs"}
     for shape in ("instances", "dataframe_records"):
         [rows] = [option for option in shapes[shape]["anyOf"] if option.get("type") == "array"]
         assert rows["maxItems"] == 1000 and rows["minItems"] == 1

@@ -115,7 +115,7 @@ def test_async_jobs_take_the_same_shapes(
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({}, "exactly one of instances, dataframe_records, dataframe_split; got 0"),
+        ({}, "exactly one of instances, dataframe_records, dataframe_split, inputs; got 0"),
         ({"instances": [{"mean_radius": 12.0}], "dataframe_records": [{"mean_radius": 12.0}]}, "got 2"),
         ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}}, "must hold 2 values, one per column"),
         ({"dataframe_split": {"columns": ["a", "a"], "data": [[1.0, 2.0]]}}, "names a feature twice"),
