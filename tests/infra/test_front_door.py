@@ -133,13 +133,18 @@ def test_http_api_url_is_the_endpoint_output(doors: dict[str, Template]) -> None
     assert "ApiKeyId" not in doors["http"].to_json()["Outputs"]
 
 
-def test_http_api_under_iam_signs_every_route_and_logs_the_principal() -> None:
-    stack = Stack(App(), "Door")
+def _live_alias(stack: Stack) -> lambda_.Alias:
+    """A stand-in function's `live` alias, for a front door built alone."""
     function = lambda_.Function(
         stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler",
         code=lambda_.Code.from_inline("def handler(event, context): pass"),
     )  # fmt: skip
-    alias = lambda_.Alias(stack, "Live", alias_name="live", version=function.current_version)
+    return lambda_.Alias(stack, "Live", alias_name="live", version=function.current_version)
+
+
+def test_http_api_under_iam_signs_every_route_and_logs_the_principal() -> None:
+    stack = Stack(App(), "Door")
+    alias = _live_alias(stack)
     api = ApiSettings(type="http", auth="iam")
     names = ResourceNames.of(load_settings("dev"), account="111122223333", region="us-east-1")
     HttpFrontDoor(
@@ -187,11 +192,7 @@ def test_function_url_lets_in_exactly_the_invokers(doors: dict[str, Template]) -
 
 def test_function_url_without_invokers_lets_in_this_accounts_principals() -> None:
     stack = Stack(App(), "Door")
-    function = lambda_.Function(
-        stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler",
-        code=lambda_.Code.from_inline("def handler(event, context): pass"),
-    )  # fmt: skip
-    alias = lambda_.Alias(stack, "Live", alias_name="live", version=function.current_version)
+    alias = _live_alias(stack)
     grant_url_invokers(alias, ())
     permissions = [p["Properties"] for p in resources(Template.from_stack(stack), "AWS::Lambda::Permission").values()]
     assert len(permissions) == 2 and {json.dumps(p["Principal"]) for p in permissions} == {'{"Ref": "AWS::AccountId"}'}

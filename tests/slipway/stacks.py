@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,3 +28,14 @@ def running_stack(log_dir: Path, overrides: dict[str, Any] | None = None) -> Ite
         local.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+    """One JSON request to a local stack: the status and the parsed answer (errors included)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")

@@ -9,8 +9,6 @@ import importlib
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from slipway.demo import free_port
 from slipway.local.gateway import Gateway
 from slipway.local.stack import LocalStack
 from tests.conftest import example_row
-from tests.slipway.stacks import running_stack
+from tests.slipway.stacks import http, running_stack
 
 BIN = Path(sys.executable).parent
 
@@ -31,16 +29,6 @@ BIN = Path(sys.executable).parent
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with running_stack(tmp_path_factory.mktemp("logs")) as local:
         yield local
-
-
-def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def rows(stack: LocalStack, count: int) -> list[dict[str, Any]]:

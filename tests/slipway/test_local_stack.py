@@ -6,12 +6,9 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from http.client import HTTPConnection
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,17 +17,7 @@ from functions.core.registry import LivePointer
 from slipway.demo import free_port
 from slipway.local.stack import LocalStack
 from stage.settings import PROJECT_ROOT
-from tests.slipway.stacks import running_stack
-
-
-def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+from tests.slipway.stacks import http, running_stack
 
 
 @pytest.fixture(scope="module")
