@@ -35,20 +35,22 @@ def synth(stage: str, outdir: Path, *extra: str, timeout: int = 900) -> subproce
     )  # fmt: skip
 
 
-def emulator_overrides(**inference: str) -> dict[str, Any]:
-    """cdk.json's `slipway:emulator` overrides, with the function architecture of this host (and `inference`).
+def emulator_overrides(api: dict[str, Any] | None = None, **inference: str) -> dict[str, Any]:
+    """cdk.json's `slipway:emulator` overrides, with the function architecture of this host (and `inference`,
+    and `api` settings).
 
     An emulator runs the functions on this machine, so their native wheels must be this host's.
     """
     overrides = dict(json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]["slipway:emulator"])
     overrides["inference"] = {**overrides.get("inference", {}), "architecture": HOST_ARCHITECTURE, **inference}
+    overrides["api"] = {**overrides.get("api", {}), **(api or {})}
     return overrides
 
 
-def emulator_synth(stage: str, outdir: Path, **inference: str) -> None:
-    """Synthesize `stage` for an emulator on this host (with `inference` settings, e.g. runtime); raise with CDK's
-    output when synth fails."""
-    overrides = json.dumps(emulator_overrides(**inference))
+def emulator_synth(stage: str, outdir: Path, api: dict[str, Any] | None = None, **inference: str) -> None:
+    """Synthesize `stage` for an emulator on this host (with `inference` settings, e.g. runtime, and `api`
+    settings, e.g. another front door); raise with CDK's output when synth fails."""
+    overrides = json.dumps(emulator_overrides(api, **inference))
     result = synth(stage, outdir, "-c", "emulator=true", "-c", f"slipway:emulator={overrides}")
     if result.returncode != 0:
         raise AssertionError(f"cdk synth -c stage={stage} -c emulator=true failed:\n{result.stdout}\n{result.stderr}")

@@ -16,6 +16,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from functions.adapters.model_store import S3ModelStore
@@ -28,11 +31,14 @@ from functions.training.train import train_bundle
 from slipway.local.recipes import variant
 from slipway.smoke import emulator_url
 from stage.settings import load_settings
-from tests.assembly import resolve
-from tests.e2e.tier import ACCOUNT, REGION, STACK, SUMMARY, Deployment
+from tests.assembly import emulator_synth, resolve
+from tests.e2e.tier import ACCOUNT, DEPLOY_TIMEOUT_SECONDS, REGION, STACK, SUMMARY, Deployment
 from tests.lake_data import partition
 
 WAIT_SECONDS = 120
+# The second front door the tier deploys (MiniStack serves HTTP APIs; it checks that an IAM route's request
+# carries an Authorization header, not its signature).
+HTTP_FRONT_DOOR = {"type": "http", "auth": "iam"}
 
 
 def _wait(what: str, probe: Callable[[], Any], deployment: Deployment, timeout: float = WAIT_SECONDS) -> Any:
@@ -45,13 +51,22 @@ def _wait(what: str, probe: Callable[[], Any], deployment: Deployment, timeout: 
     pytest.fail(f"{what}: nothing within {timeout:.0f} s; emulator log:\n{deployment.emulator.log_tail()}")
 
 
-def _api(deployment: Deployment, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    base = emulator_url(deployment.outputs["EndpointUrl"], deployment.emulator.endpoint)
-    key = deployment.client("apigateway").get_api_key(apiKey=deployment.outputs["ApiKeyId"], includeValue=True)
-    request = urllib.request.Request(
-        base + path.lstrip("/"), method=method, data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "x-api-key": key["value"]},
-    )  # fmt: skip
+def _api(
+    deployment: Deployment, method: str, path: str, body: Any = None, *, base: str | None = None, sign: bool = False
+) -> tuple[int, Any]:
+    """A call to the deployed API: with its API key, or at `base` (another front door) signed with SigV4 or not."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if base is None:
+        base = emulator_url(deployment.outputs["EndpointUrl"], deployment.emulator.endpoint)
+        key = deployment.client("apigateway").get_api_key(apiKey=deployment.outputs["ApiKeyId"], includeValue=True)
+        headers["x-api-key"] = key["value"]
+    url = base + path.lstrip("/")
+    if sign:
+        signed = AWSRequest(method=method, url=url, data=data, headers=headers)
+        SigV4Auth(Credentials("test", "test"), "execute-api", REGION).add_auth(signed)
+        headers = dict(signed.headers)
+    request = urllib.request.Request(url, method=method, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
             return answer.status, json.loads(answer.read())
@@ -294,6 +309,34 @@ def test_batch_scoring_runs_the_deployed_state_machine(deployment: Deployment) -
     assert len(scored.decode().strip().splitlines()) == 2, scored
     again = deployment.slipway("score", "--input", "batch/in/", "--output", "batch/out/")
     assert "scored 0 new or changed object(s)" in again.stdout, again.stdout
+
+
+def test_the_stage_redeployed_behind_an_http_api_answers_the_same_signed_requests(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`api.type: http` as a stack update: an HTTP API replaces the REST API, and the same function answers its
+    payload 2.0 events (what the function reads of them is its FRONT_DOOR, which the update changes too)."""
+    assembly = tmp_path_factory.mktemp("cdk.out.emulator-http")
+    emulator_synth("dev", assembly, api=HTTP_FRONT_DOOR)
+    deployment.cdk(
+        "deploy", "--app", str(assembly), "--require-approval", "never", STACK, timeout=DEPLOY_TIMEOUT_SECONDS
+    )
+    [stack] = deployment.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack["Outputs"]}
+    assert "ApiKeyId" not in outputs and "execute-api" in outputs["EndpointUrl"], outputs
+    base = emulator_url(outputs["EndpointUrl"], deployment.emulator.endpoint)
+    _, model = _api(deployment, "GET", "/model", base=base, sign=True)
+    row = {f["name"]: f["impute"] for f in model["feature_spec"]["features"]}
+    status, answer = _api(deployment, "POST", "/predict", {"instances": [row]}, base=base, sign=True)
+    assert status == 200 and answer["model_version"] == model["version"], answer
+    v2 = f"/v2/models/{load_settings('dev', emulator=True).recipe.rsplit('.', 1)[-1]}/infer"
+    body = {
+        "inputs": [{"name": name, "datatype": "FP64", "shape": [1], "data": [value]} for name, value in row.items()]
+    }
+    status, inferred = _api(deployment, "POST", v2, body, base=base, sign=True)
+    assert status == 200 and inferred["model_version"] == model["version"], inferred
+    unsigned, _ = _api(deployment, "GET", "/health", base=base)
+    assert unsigned in (401, 403), unsigned
 
 
 def test_destroy_removes_the_stack(deployment: Deployment, template_resources: dict[str, Any]) -> None:

@@ -32,6 +32,10 @@ LAKE_DAYS = ((1, 0, 300), (2, 300, 500))
 
 # What MiniStack 1.5.33 cannot do for this stack, and what covers it instead.
 LIMITS = {
+    "Front doors": "http is deployed (a stack update) and called signed, but the emulator only checks that an IAM "
+    "route's request has an Authorization header, keeps throttles without enforcing them and writes no access log "
+    "or metric; function_url is not deployed. Both are asserted on their templates (tests/infra/test_front_door.py) "
+    "and every type's event runs through the handler (tests/functions/inference/test_api_contract.py).",
     "Firehose delivery": "Logs subscriptions to Firehose are stored but never deliver: the tier writes the captured "
     "lines to capture/ itself, as Firehose would; the capture format is tested in tests/functions/inference. "
     "A label file the deployed monitor takes lands in the current hour, after the window it judges, so its count "
