@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +98,34 @@ def state_machine_definition(template: Template, name: str) -> dict[str, Any]:
     if isinstance(body, dict):  # Fn::Join of literal parts and tokens, each token inside a JSON string
         body = "".join(part if isinstance(part, str) else TOKEN for part in body["Fn::Join"][1])
     return dict(json.loads(body))
+
+
+CHECKOV_CONFIG = PROJECT_ROOT / ".checkov.yaml"
+
+
+def checkov_failures(templates: Sequence[Path]) -> list[tuple[str, str, str]]:
+    """checkov offline over `templates` in one run (its start-up costs seconds): each failed check, resource and file.
+
+    What it accepts is in .checkov.yaml, each with its reason.
+    """
+    from tests.assembly import tool_venv
+
+    checkov = tool_venv("checkov", Path(__file__).with_name("checkov-requirements.txt"), Path(sys.executable))
+    files = [argument for template in templates for argument in ("-f", str(template))]
+    result = subprocess.run(
+        [str(checkov.parent / "checkov"), "--config-file", str(CHECKOV_CONFIG), *files, "-o", "json"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    try:
+        report = json.loads(result.stdout)
+    except ValueError as exc:
+        raise AssertionError(f"checkov printed no report: {result.stderr[-2000:]}") from exc
+    reports = report if isinstance(report, list) else [report]
+    failed = [
+        (f["check_id"], f["resource"], Path(f["file_path"]).name)
+        for r in reports
+        for f in r["results"]["failed_checks"]
+    ]
+    if not failed and result.returncode != 0:
+        raise AssertionError(f"checkov exited {result.returncode}: {result.stderr[-2000:]}")
+    return failed

@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from synth_support import PROJECT_ROOT, STAGES
+from synth_support import CHECKOV_CONFIG, PROJECT_ROOT, STAGES, checkov_failures
 
 from functions.dependencies import DEPENDENCIES_ZIP
 from infra.bundling import LAMBDA_UNZIPPED_LIMIT, find_runtime_interpreter, folder_size
 from infra.nag import MIN_REASON_LENGTH
 from tests.assembly import synth as cdk_synth
-from tests.assembly import tool_venv
 
 
 @pytest.fixture(scope="module")
@@ -127,24 +125,12 @@ def test_training_package_is_built_trimmed_and_under_the_lambda_limit(assembly: 
     assert size <= LAMBDA_UNZIPPED_LIMIT, f"unzipped package is {size / 2**20:.1f} MiB, over Lambda's 250 MiB"
 
 
-CHECKOV_CONFIG = PROJECT_ROOT / ".checkov.yaml"
-
-
 def test_checkov_passes_on_every_template_and_every_skip_has_a_reason(assembly: Path) -> None:
     """checkov offline, beside cfn-lint and cdk-nag; what it accepts is in .checkov.yaml, each with its reason."""
     skips = re.findall(r"^\s+- (CKV_\w+)\s+#\s*(.+)$", CHECKOV_CONFIG.read_text(), flags=re.MULTILINE)
     assert skips, "expected the accepted checkov findings in .checkov.yaml"
     for check, reason in skips:
         assert len(set(reason.split())) >= 8, f"weak reason for {check}: {reason!r}"
-    checkov = tool_venv("checkov", Path(__file__).with_name("checkov-requirements.txt"), Path(sys.executable))
-    for template in sorted(assembly.glob("*.template.json")):
-        result = subprocess.run(
-            [str(checkov.parent / "checkov"), "--config-file", str(CHECKOV_CONFIG), "-f", str(template),
-             "-o", "json"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        report = json.loads(result.stdout)
-        reports = report if isinstance(report, list) else [report]
-        failed = [(f["check_id"], f["resource"]) for r in reports for f in r["results"]["failed_checks"]]
-        assert not failed, f"checkov findings on {template.name} (fix them or give a reason in .checkov.yaml): {failed}"
-        assert result.returncode == 0, result.stderr[-2000:]
+    templates = sorted(assembly.glob("*.template.json"))
+    failed = checkov_failures(templates)
+    assert not failed, f"checkov findings (fix them or give a reason in .checkov.yaml): {failed}"

@@ -15,7 +15,7 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Template
-from synth_support import cdk_context, only, resources
+from synth_support import cdk_context, checkov_failures, only, resources
 
 from infra.app import FEATURE_FLAGS, build_app
 from infra.front_doors import MANAGED_RULE_GROUPS, HttpFrontDoor, grant_url_invokers, http_access_log_format
@@ -259,3 +259,13 @@ def test_the_iam_checks_of_every_stage_hold_behind_every_front_door(doors: dict[
     test_no_wildcard_action_and_only_documented_wildcard_resources(doors)
     test_inference_role_has_exactly_the_documented_rights(doors)
     test_every_service_trust_policy_names_its_source_but_the_documented_ones(doors)
+
+
+def test_checkov_passes_on_each_front_door_type(doors: dict[str, Template], tmp_path: Path) -> None:
+    """REST (dev and prod) is checked in test_cli_synth; the other two types' templates here, in one run."""
+    templates = []
+    for name, template in doors.items():
+        templates.append(tmp_path / f"{name}.template.json")
+        templates[-1].write_text(json.dumps(template.to_json()))
+    failed = checkov_failures(templates)
+    assert not failed, f"checkov findings (fix them or give a reason in .checkov.yaml): {failed}"
