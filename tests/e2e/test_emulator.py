@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import time
 import urllib.request
 from collections.abc import Callable
@@ -322,7 +324,11 @@ def test_the_stage_redeployed_behind_an_http_api_answers_the_same_signed_request
 ) -> None:
     """`api.type: http` as a stack update: an HTTP API replaces the REST API, and the same function answers its
     payload 2.0 events (what the function reads of them is its FRONT_DOOR, which the update changes too)."""
-    assembly = tmp_path_factory.mktemp("cdk.out.emulator-http")
+    # Synthesized beside the first assembly's packages (hard-linked: their source is the same, so CDK finds each
+    # staged asset in place and bundles none again); the templates it rewrites are not linked.
+    assembly = tmp_path_factory.mktemp("emulator-http")
+    for staged in deployment.assembly.glob("asset.*"):
+        shutil.copytree(staged, assembly / staged.name, copy_function=os.link)
     emulator_synth("dev", assembly, api=HTTP_FRONT_DOOR)
     deployment.cdk(
         "deploy", "--app", str(assembly), "--require-approval", "never", STACK, timeout=DEPLOY_TIMEOUT_SECONDS
