@@ -1,8 +1,11 @@
-"""Drift over 1,000,000 captured rows x 30 features, streamed from capture lines; and the cost of capture.
+"""Drift over 1,000,000 captured rows x 30 features, and x 100 features, streamed from capture lines; and the cost
+of capture.
 
 The capture file is written first (not timed); a fresh process then streams it
 through the monitor's S3 adapter and counter in chunks and computes the report,
-so its peak RSS is the monitor's own.
+so its peak RSS is the monitor's own. The wide case's model is the example recipe
+trained on its table widened to WIDE_FEATURES columns (each extra column a real one
+with 5 % multiplicative noise), so its manifest and frozen baseline are real ones.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import numpy as np
 import orjson
 
 from benchmarks.table import Row
+from benchmarks.targets import DRIFT_MB, DRIFT_S, DRIFT_WIDE_MB, DRIFT_WIDE_S
 from benchmarks.workload import PROJECT_ROOT, Workload
 from functions.core.capture import CAPTURE_MARKER, CAPTURE_SCHEMA, ROWS_PER_LINE
+from functions.core.manifest import Manifest
 
 ROWS = 1_000_000
-TARGET_SECONDS = 3.0
-TARGET_MB = 512.0
+WIDE_FEATURES = 100
 _CHILD = """
 import os, sys, time
 from botocore.response import StreamingBody
@@ -51,9 +55,30 @@ print(elapsed, peak_rss_mb(), report.rows, len(report.drifted_features))
 """
 
 
-def _write_capture(path: Path, workload: Workload, rows: int) -> None:
+def widened_table(columns: dict[str, np.ndarray], features: int) -> dict[str, np.ndarray]:
+    """`columns` and then copies of them with 5 % multiplicative noise, named `<column>_<round>`, up to `features`."""
+    names = list(columns)
+    rng = np.random.default_rng(0)
+    wide = dict(columns)
+    for index in range(len(names), features):
+        source = columns[names[index % len(names)]]
+        wide[f"{names[index % len(names)]}_{index // len(names)}"] = np.round(
+            source * (1 + rng.normal(0, 0.05, source.size)), 4
+        )
+    return wide
+
+
+def wide_manifest(features: int = WIDE_FEATURES) -> Manifest:
+    """The example recipe trained on its table widened to `features` columns: a real manifest and baseline."""
+    from functions.training.train import load_recipe, load_table, train_bundle
+
+    recipe = load_recipe()
+    columns, target = load_table(recipe)
+    return train_bundle(recipe, widened_table(columns, features), target).manifest
+
+
+def _write_capture(path: Path, manifest: Manifest, rows: int) -> None:
     """Capture lines as the handler writes them: columnar records of ROWS_PER_LINE rows."""
-    manifest = workload.bundle.manifest
     names = manifest.feature_spec.names
     rng = np.random.default_rng(0)
     classes = list(manifest.classes or ("x",))
@@ -115,13 +140,13 @@ def _capture_cost(workload: Workload, rows: int, repeats: int) -> float:
     return float(np.median(times) * 1000)
 
 
-def monitor_from_capture(workload: Workload, rows: int) -> tuple[float, float, float]:
+def monitor_from_capture(manifest: Manifest, rows: int) -> tuple[float, float, float]:
     """Seconds and peak MB of a fresh process reading `rows` captured rows into a report, and the capture's MB."""
     with tempfile.TemporaryDirectory(prefix="slipway-drift-") as scratch:
         capture = Path(scratch) / "capture.jsonl"
         manifest_path = Path(scratch) / "manifest.json"
-        manifest_path.write_bytes(workload.bundle.manifest.to_json())
-        _write_capture(capture, workload, rows)
+        manifest_path.write_bytes(manifest.to_json())
+        _write_capture(capture, manifest, rows)
         size_mb = capture.stat().st_size / 1e6
         answer = subprocess.run(
             [sys.executable, "-c", _CHILD, str(capture), str(manifest_path)],
@@ -134,7 +159,10 @@ def monitor_from_capture(workload: Workload, rows: int) -> tuple[float, float, f
 
 def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
     rows = ROWS // 10 if quick else ROWS
-    seconds, peak, size_mb = monitor_from_capture(workload, rows)
+    seconds, peak, size_mb = monitor_from_capture(workload.bundle.manifest, rows)
+    wide_started = time.perf_counter()
+    wide_seconds, wide_peak, wide_mb = monitor_from_capture(wide_manifest(), rows)
+    wide_setup = time.perf_counter() - wide_started - wide_seconds
     one_row = _capture_cost(workload, 1, 200 if quick else 2000)
     thousand = _capture_cost(workload, 1000, 10 if quick else 50)
     note = (
@@ -149,10 +177,20 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
         "imports plus one chunk. capture: Capture.record of a sampled request (1 and 1,000 rows), serialising "
         "to an in-memory stdout"
     )
+    wide_note = (
+        f"wide drift: the same path over {rows:,} captured rows x {WIDE_FEATURES} features ({wide_mb:.0f} MB of "
+        f"JSON), the example recipe trained on its table widened to {WIDE_FEATURES} columns (the extra ones real "
+        "columns with 5 % noise) for a real manifest and baseline; a fresh process, peak RSS (VmHWM). Setup, not "
+        f"timed: training that model, writing the capture and starting the process, {wide_setup:.0f} s"
+    )
     return [
-        Row(f"drift over {rows:,} rows x 30 features", "s", seconds, target=f"≤ {TARGET_SECONDS:g} s",
-            met=seconds <= TARGET_SECONDS, note=note),
-        Row("drift peak memory", "MB", peak, target=f"≤ {TARGET_MB:g} MB", met=peak <= TARGET_MB),
+        Row(f"drift over {rows:,} rows x 30 features", "s", seconds, target=f"≤ {DRIFT_S:g} s",
+            met=seconds <= DRIFT_S, note=note),
+        Row("drift peak memory", "MB", peak, target=f"≤ {DRIFT_MB:g} MB", met=peak <= DRIFT_MB),
+        Row(f"drift over {rows:,} rows x {WIDE_FEATURES} features", "s", wide_seconds,
+            target=f"≤ {DRIFT_WIDE_S:g} s", met=wide_seconds <= DRIFT_WIDE_S, note=wide_note),
+        Row(f"drift peak memory, {WIDE_FEATURES} features", "MB", wide_peak, target=f"≤ {DRIFT_WIDE_MB:g} MB",
+            met=wide_peak <= DRIFT_WIDE_MB),
         Row("capture cost, one sampled row", "ms", one_row),
         Row("capture cost, 1,000 sampled rows", "ms", thousand),
     ]  # fmt: skip

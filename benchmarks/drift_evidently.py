@@ -10,11 +10,11 @@ Evidently 0.7 does not import with the project's pandas 3, so it runs in its own
 virtual environment, `.venv/evidently`, built on first use from
 benchmarks/evidently-requirements.txt (a few minutes, once).
 
-Rows: SLIPWAY_BENCH_EVIDENTLY_ROWS (default 200,000, about 70 s for the section on
-2 cores; a tenth with --quick). Slipway's time grows linearly with rows; Evidently's
-has a fixed part of about 25 s (its reference and per-column work) and then grows
-linearly too, so the ratio grows with rows: figures at 100,000 and 1,000,000 rows,
-from the child run by hand, are in docs/performance.md.
+Rows: SLIPWAY_BENCH_EVIDENTLY_ROWS (default 1,000,000, the drift section's table, a
+few minutes for the section on a loaded 2-core machine; a tenth with --quick).
+Slipway's time grows linearly with rows; Evidently's has a fixed part of about 25 s
+(its reference and per-column work) and then grows linearly too, so the ratio grows
+with rows: figures at smaller sizes are in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from benchmarks.table import Row
 from benchmarks.tool_venv import tool_venv
 from benchmarks.workload import PROJECT_ROOT, Workload
 
-ROWS = 200_000
+ROWS = 1_000_000
 ROWS_VARIABLE = "SLIPWAY_BENCH_EVIDENTLY_ROWS"
 REFERENCE_ROWS = 50_000
 EVIDENTLY = "evidently==0.7.23"
@@ -59,7 +59,7 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
         manifest.write_bytes(workload.bundle.manifest.to_json())
         ours, ours_mb, _drifted = _measure(Path(sys.executable), "slipway", rows, manifest)
         theirs, theirs_mb, _their_drifted = _measure(evidently_python, "evidently", rows, manifest)
-    captured, captured_mb, _size = monitor_from_capture(workload, rows)
+    captured, captured_mb, _size = monitor_from_capture(workload.bundle.manifest, rows)
     note = (
         f"drift vs Evidently: {EVIDENTLY}'s Report([DataDriftPreset()]) (its default tests: Wasserstein for "
         f"numbers, Jensen-Shannon for the label; {REFERENCE_ROWS:,} reference rows) against Slipway's "

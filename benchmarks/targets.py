@@ -17,3 +17,8 @@ PACKAGE_MB = 120.0
 LOCAL_LOOP_S = 60.0
 # A million one-row predictions end to end at the dev stage's settings, capture sampled as in prod (USD).
 COST_PER_MILLION_USD = {"http": 1.50, "function_url": 0.50}
+# The monitor's drift report over 1,000,000 captured rows, in a fresh process (peak RSS of that process).
+DRIFT_S = 3.0
+DRIFT_MB = 512.0
+DRIFT_WIDE_S = 10.0  # the same over 100 features
+DRIFT_WIDE_MB = 512.0
