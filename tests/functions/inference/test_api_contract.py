@@ -115,6 +115,30 @@ def test_metadata_and_health_follow_the_protocol(invoke: Invoke, live_bundle: Bu
     assert [o["name"] for o in metadata["outputs"]] == ["predictions", "probabilities"]
 
 
+def test_the_model_and_its_version_are_ready_and_other_versions_are_a_protocol_404(
+    invoke: Invoke, live_bundle: Bundle
+) -> None:
+    name, version = model_name_of(live_bundle.manifest), live_bundle.version
+    assert invoke("GET", f"/v2/models/{name}/ready") == (200, {"ready": True})
+    assert invoke("GET", f"/v2/models/{name}/versions/{version}/ready") == (200, {"ready": True})
+    assert invoke("GET", f"/v2/models/{name}/versions/{version}") == invoke("GET", f"/v2/models/{name}")
+    status, answer = invoke(
+        "POST", f"/v2/models/{name}/versions/{version}/infer", infer_body(live_bundle, rows(live_bundle, 2))
+    )
+    assert status == 200 and answer["model_version"] == version and answer["parameters"] is None
+    for path in (f"versions/{'0' * 16}", f"versions/{'0' * 16}/ready", f"versions/{'0' * 16}/infer", "ready"):
+        method = "POST" if path.endswith("infer") else "GET"
+        model = "other" if path == "ready" else name
+        status, body = invoke(method, f"/v2/models/{model}/{path}", infer_body(live_bundle, rows(live_bundle, 1)))
+        assert status == 404 and set(body) == {"error"}, (path, body)
+    assert version in body["error"] or name in body["error"]
+
+
+def test_without_a_live_model_the_model_is_not_ready(invoke: Invoke) -> None:
+    status, body = invoke("GET", "/v2/models/iris/ready")
+    assert status == 503 and "no live model" in body["error"]
+
+
 @pytest.mark.parametrize(
     ("change", "status", "said"),
     [
