@@ -296,6 +296,7 @@ class CandidateInfo(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    name: str = Field(description="The name the Open Inference Protocol serves it under: /v2/models/{name}.")
     version: str
     task: Task
     classes: list[str] | None

@@ -1,6 +1,7 @@
 """The Open Inference Protocol (v2, REST) that KServe, Triton and MLServer speak: health, model metadata, infer.
 
-The live model is the one model served, named after its recipe (`model.examples.iris` is `iris`). An infer
+The live model is the one model served, named by the stage's inference.model_name, else after its recipe
+(`model.examples.iris` is `iris`); a canary's candidate is served beside it as a second version. An infer
 request's tensors become rows, and the rows are scored by the same path as POST /predict
 (`predict_routes.score`: canonicalisation, capture, metrics, the row limit), so both answer identical rows
 identically. Its inputs are either one tensor per feature (named by the feature, shape [n] or [n, 1]) or a
@@ -125,6 +126,9 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
     v2_router = APIGatewayRouter()
     live_model = deps.live_model
 
+    def _configured() -> str | None:
+        return request_config(v2_router).model_name
+
     @v2_router.get(LIVE_PATH, summary="Open Inference Protocol: the server is live", responses=_ok(Live))
     def live() -> Response[str]:
         return Response(status_code=200, content_type=JSON, body=Live(live=True).model_dump_json())
@@ -147,7 +151,7 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
         responses=_ok(ModelMetadata, 404, 503),
     )
     def metadata(model_name: str) -> Response[str]:
-        return _metadata_of(deps, model_name, None)
+        return _metadata_of(deps, _configured(), model_name, None)
 
     @v2_router.get(
         VERSION_PATH,
@@ -155,7 +159,7 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
         responses=_ok(ModelMetadata, 404, 503),
     )
     def version_metadata(model_name: str, version: str) -> Response[str]:
-        return _metadata_of(deps, model_name, version)
+        return _metadata_of(deps, _configured(), model_name, version)
 
     @v2_router.get(
         MODEL_READY_PATH,
@@ -163,7 +167,7 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
         responses=_ok(Ready, 404, 503),
     )
     def model_ready(model_name: str) -> Response[str]:
-        _served(deps, model_name, None)
+        _served(deps, _configured(), model_name, None)
         return Response(status_code=200, content_type=JSON, body=Ready(ready=True).model_dump_json())
 
     @v2_router.get(
@@ -172,7 +176,7 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
         responses=_ok(Ready, 404, 503),
     )
     def version_ready(model_name: str, version: str) -> Response[str]:
-        _served(deps, model_name, version)
+        _served(deps, _configured(), model_name, version)
         return Response(status_code=200, content_type=JSON, body=Ready(ready=True).model_dump_json())
 
     @v2_router.post(
@@ -194,7 +198,7 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
         return _infer(request, model_name, version)
 
     def _infer(request: InferRequest, model_name: str, version: str | None) -> Response[str]:
-        manifest = _served(deps, model_name, version).manifest
+        manifest = _served(deps, _configured(), model_name, version).manifest
         rows = _rows(request.inputs, manifest.feature_spec, request_config(v2_router).max_instances)
         outcome, request_id = score(v2_router, deps, rows, version=version)
         answered = outcome.predictor.manifest if outcome.predictor is not None else manifest
@@ -211,18 +215,18 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
     return v2_router
 
 
-def model_name_of(manifest: Manifest) -> str:
-    """The name the protocol serves the model under: its recipe's last part."""
-    return manifest.lineage.recipe.rsplit(".", 1)[-1]
+def model_name_of(manifest: Manifest, configured: str | None = None) -> str:
+    """The name the protocol serves the model under: the stage's inference.model_name, else its recipe's last part."""
+    return configured or manifest.lineage.recipe.rsplit(".", 1)[-1]
 
 
-def _served(deps: RouteDependencies, model_name: str, version: str | None) -> Predictor:
+def _served(deps: RouteDependencies, configured: str | None, model_name: str, version: str | None) -> Predictor:
     """The predictor serving `model_name` (at `version`: the live one or a canary's candidate; else the live one).
     503 without a live model; 404 for another name or a version not served."""
     serving = deps.live_model.current()
     if serving.predictor is None:
         raise ServiceUnavailable(f"no live model is loaded ({serving.reason})")
-    served = model_name_of(serving.predictor.manifest)
+    served = model_name_of(serving.predictor.manifest, configured)
     if model_name != served:
         message = f"no model {model_name[:100]!r}: this server serves {served!r}"
         raise InvalidRequest(message, [FieldError(("path", "model_name"), "not_found", message)], status=404)
@@ -234,16 +238,18 @@ def _served(deps: RouteDependencies, model_name: str, version: str | None) -> Pr
     return versions[version]
 
 
-def _metadata_of(deps: RouteDependencies, model_name: str, version: str | None) -> Response[str]:
-    manifest = _served(deps, model_name, version).manifest
-    metadata = _metadata(manifest, list(served_versions(deps.live_model.current())))
+def _metadata_of(
+    deps: RouteDependencies, configured: str | None, model_name: str, version: str | None
+) -> Response[str]:
+    manifest = _served(deps, configured, model_name, version).manifest
+    metadata = _metadata(manifest, model_name, list(served_versions(deps.live_model.current())))
     return Response(status_code=200, content_type=JSON, body=metadata.model_dump_json())
 
 
-def _metadata(manifest: Manifest, versions: list[str]) -> ModelMetadata:
+def _metadata(manifest: Manifest, name: str, versions: list[str]) -> ModelMetadata:
     inputs = [Tensor(name=f.name, datatype=_DATATYPES[f.type], shape=[-1]) for f in manifest.feature_spec.features]
     return ModelMetadata(
-        name=model_name_of(manifest),
+        name=name,
         versions=versions,
         platform="onnxruntime_onnx",
         inputs=inputs,

@@ -134,6 +134,21 @@ def test_the_model_and_its_version_are_ready_and_other_versions_are_a_protocol_4
     assert version in body["error"] or name in body["error"]
 
 
+def test_the_stage_names_the_model_and_get_model_shows_the_name(
+    live_bundle: Bundle, invoke_factory: Callable[[], Invoke], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe_name = model_name_of(live_bundle.manifest)
+    assert invoke_factory()("GET", "/model")[1]["name"] == recipe_name, "unset: the recipe's last part"
+    monkeypatch.setenv("MODEL_NAME", "flowers")
+    invoke = invoke_factory()
+    assert invoke("GET", "/model")[1]["name"] == "flowers"
+    assert invoke("GET", "/v2/models/flowers")[1]["name"] == "flowers"
+    status, answer = invoke("POST", "/v2/models/flowers/infer", infer_body(live_bundle, rows(live_bundle, 1)))
+    assert status == 200 and answer["model_name"] == "flowers"
+    status, body = invoke("GET", f"/v2/models/{recipe_name}/ready")
+    assert status == 404 and "'flowers'" in body["error"]
+
+
 def test_without_a_live_model_the_model_is_not_ready(invoke: Invoke) -> None:
     status, body = invoke("GET", "/v2/models/iris/ready")
     assert status == 503 and "no live model" in body["error"]
