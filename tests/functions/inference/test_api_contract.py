@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from functions.core.errors import ModelUnavailable
+from functions.core.predictor import Predictor
 from functions.inference.routes import SERVED_ROUTES
 from functions.inference.v2_routes import model_name_of
 from functions.training.train import Bundle
@@ -147,6 +149,21 @@ def test_the_stage_names_the_model_and_get_model_shows_the_name(
     assert status == 200 and answer["model_name"] == "flowers"
     status, body = invoke("GET", f"/v2/models/{recipe_name}/ready")
     assert status == 404 and "'flowers'" in body["error"]
+
+
+def test_plan_b_answers_infer_as_it_answers_predict_flagged_in_the_parameters(
+    invoke: Invoke, live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(self: Predictor, batch: Any) -> Any:
+        raise ModelUnavailable("runtime_error")
+
+    monkeypatch.setattr(Predictor, "score", fails)
+    name, instances = model_name_of(live_bundle.manifest), rows(live_bundle, 2)
+    _, predicted = invoke("POST", "/predict", {"instances": instances})
+    status, answer = invoke("POST", f"/v2/models/{name}/infer", infer_body(live_bundle, instances))
+    assert status == 200 and answer["parameters"] == {"fallback": "runtime_error"}
+    assert [p["fallback"] for p in predicted["predictions"]] == ["runtime_error"] * 2
+    assert answer["outputs"][0]["data"] == [p["label"] for p in predicted["predictions"]]
 
 
 def test_without_a_live_model_the_model_is_not_ready(invoke: Invoke) -> None:
