@@ -4,6 +4,7 @@ MLflow's `inputs` shape, the routes the function declares and the statuses its d
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,8 @@ def test_every_front_door_gets_the_same_answers_and_limits(door: Send, live_bund
     status, _, missing = door("GET", "/nowhere")
     assert status == 404 and "GET /nowhere" in missing["message"]
     assert door("GET", "/v2/health/live")[:3:2] == (200, {"live": True})
+    status, headers, _ = door("POST", "/predict/async", {"instances": instances})  # no queue in this container
+    assert status == 503 and headers["Retry-After"] == os.environ["POINTER_REFRESH_SECONDS"].split(".")[0]
 
 
 # --- the Open Inference Protocol -------------------------------------------------------------------------
@@ -271,6 +274,8 @@ def test_every_route_documents_its_errors_and_rows_are_typed_by_the_live_model(
                 assert statuses >= ERROR_STATUSES, (method, path, statuses)
             for status, answer in operation["responses"].items():
                 assert "schema" in answer["content"]["application/json"], (method, path, status)
+            if "503" in statuses:
+                assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
     instance = document["components"]["schemas"]["Instance"]
     spec = live_bundle.manifest.feature_spec
     assert list(instance["properties"]) == spec.names and instance["additionalProperties"] is False
