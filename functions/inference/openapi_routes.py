@@ -2,7 +2,7 @@
 
 A row's schema is the live model's: the document's `Instance` (one row as an object) and `Columns` (MLflow's
 `inputs` as columns) components are written from its feature spec when the document is asked for (types,
-the valid range a value is refused outside of, training categories, required features), so that a client
+the valid range a value is refused outside of, training categories as examples, required features), so that a client
 generated from the document has the features as fields. Nothing of it runs on a /predict request.
 """
 
@@ -84,8 +84,13 @@ def _feature_schema(feature: Feature) -> dict[str, Any]:
     if feature.train_min is not None and feature.train_max is not None:
         notes.append(f"trained on {feature.train_min} to {feature.train_max}; outside is served and flagged")
     if feature.categories is not None:
-        schema["enum"] = [*feature.categories, *([] if feature.required else [None])]
-        notes.append("the training categories")
+        # Examples, not an enum: another category is served (flagged out of range), so the schema must not
+        # refuse it; generated clients keep a plain string and fuzzers try the training categories first.
+        schema["examples"] = list(feature.categories)
+        notes.append(
+            f"trained on the categories {', '.join(map(repr, feature.categories))}; another is served and "
+            "flagged out of range"
+        )
     if not feature.required:
         notes.append(f"missing or null is imputed with {feature.impute!r}")
     schema["description"] = "; ".join(notes)

@@ -182,6 +182,12 @@ def test_csv_cells_are_typed_by_the_live_model_s_features(registry: Any, invoke_
     )
     assert status == 422 and "member" in str(refused), refused
 
+    # The document names the training categories without refusing others: an unseen one is served, flagged.
+    plan = invoke("GET", "/openapi.json")[1]["components"]["schemas"]["Instance"]["properties"]["plan"]
+    assert plan["examples"] == ["01", "02", "10"] and "enum" not in plan and "string" in plan["type"]
+    status, unseen = invoke("POST", "/predict", {"instances": [{**rows[0], "plan": "99"}]})
+    assert status == 200 and unseen["predictions"][0]["out_of_range"] == ["plan"], unseen
+
     # The protocol's tensors carry the same types: a category is BYTES (strings), a boolean BOOL.
     name = model_name_of(coded.manifest)
     metadata = invoke("GET", f"/v2/models/{name}")[1]
