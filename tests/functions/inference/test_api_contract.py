@@ -283,5 +283,13 @@ def test_every_route_documents_its_errors_and_rows_are_typed_by_the_live_model(
     for feature in spec.features:
         schema = instance["properties"][feature.name]
         assert "number" in schema["type"] and schema.get("minimum") == feature.valid_min
+    for path in ("/predict", "/predict/async"):
+        bodies = document["paths"][path]["post"]["requestBody"]["content"]
+        assert set(bodies) == {"application/json", "text/csv"}, path
+    example = document["paths"]["/predict"]["post"]["requestBody"]["content"]["text/csv"]["example"]
+    status, answer = invoke("POST", "/predict", raw=example, headers={"Content-Type": "text/csv"})
+    assert status == 200 and len(answer["predictions"]) == 1, answer
+    shapes = document["components"]["schemas"]["PredictRequest"]["properties"]
+    assert set(shapes) == {"instances", "dataframe_records", "dataframe_split", "inputs"}
     rows_schema = document["components"]["schemas"]["PredictRequest"]["properties"]["instances"]
     assert {"$ref": "#/components/schemas/Instance"} in [o.get("items") for o in rows_schema["anyOf"]]
