@@ -43,6 +43,7 @@ def inference_environment(settings: StageSettings, names: ResourceNames) -> dict
         max_body_bytes=inference.max_body_bytes,
         capture_sampling_rate=settings.capture.sampling_rate,
         row_key=settings.data.key,
+        model_name=inference.model_name,
         requests_queue_url=names.queue_url(names.requests_queue),
     )
     return {**config.to_environment(), **powertools_environment(names, service=names.inference_service)}

@@ -87,6 +87,13 @@ class InferenceSettings(_Section):
         le=3600,
         description="How often a warm container re-reads the live pointer: how soon a promotion reaches it.",
     )
+    model_name: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="The name the Open Inference Protocol serves the model under (/v2/models/{name}) and GET /model "
+        "shows. Unset: the recipe module's last part (`model.examples.iris` is `iris`), so the name says which "
+        "recipe answers and clients' URLs stay as they are; set it to keep one name across a change of recipe.",
+    )
 
 
 class ScheduledScaling(_Section):

@@ -159,21 +159,27 @@ def parse_csv(data: bytes, spec: FeatureSpec | None = None) -> ParsedCsv:
     except UnicodeDecodeError as exc:
         parsed.errors.append(RowError(1, f"the file is not UTF-8: {exc}"))
         return parsed
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        parsed.errors.append(RowError(1, "no header line"))
-        return parsed
-    names = [name.strip() for name in header]
-    for fields in reader:
-        line = reader.line_num
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if len(fields) != len(names):
-            parsed.errors.append(RowError(line, f"{len(fields)} fields, the header has {len(names)}"))
-            continue
-        parsed.lines.append(line)
-        parsed.rows.append({name: _value(value, types.get(name)) for name, value in zip(names, fields, strict=True)})
+    # newline="": the csv module reads the line ends itself, so a bare \r (an old Mac's line end) ends a line too.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if not header:
+            parsed.errors.append(RowError(1, "no header line"))
+            return parsed
+        names = [name.strip() for name in header]
+        for fields in reader:
+            line = reader.line_num
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if len(fields) != len(names):
+                parsed.errors.append(RowError(line, f"{len(fields)} fields, the header has {len(names)}"))
+                continue
+            parsed.lines.append(line)
+            parsed.rows.append(
+                {name: _value(value, types.get(name)) for name, value in zip(names, fields, strict=True)}
+            )
+    except csv.Error as exc:  # a field over the csv module's size limit, and the like: that line cannot be read
+        parsed.errors.append(RowError(reader.line_num or 1, f"unreadable CSV: {exc}"))
     return parsed
 
 

@@ -25,6 +25,9 @@ class InferenceConfig(FunctionConfig):
     row_key: str | None = Field(
         None, alias="ROW_KEY", min_length=1, description="The stage's data.key: a row field captured, never scored."
     )
+    model_name: str | None = Field(
+        None, alias="MODEL_NAME", description="The stage's inference.model_name; unset: the recipe's last part."
+    )
     requests_queue_url: str | None = Field(
         None, alias="REQUESTS_QUEUE_URL", description="Where /predict/async queues jobs; unset: it answers 503."
     )

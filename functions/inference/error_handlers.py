@@ -6,6 +6,7 @@ routes are); `refusal` answers a request refused before routing the same way.
 
 from __future__ import annotations
 
+from math import ceil
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -20,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
-from functions.inference.dependencies import RouteDependencies
+from functions.inference.dependencies import RouteDependencies, request_config
 from functions.inference.metrics import count_invalid_request
 from functions.inference.predict_routes import PREDICT_PATH
 from functions.inference.schemas import ErrorBody, InferenceErrorBody
@@ -42,7 +43,10 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
 
     @errors_router.exception_handler(ServiceUnavailable)
     def service_unavailable(exc: ServiceUnavailable) -> Response[str]:
-        return _error(errors_router.current_event.path, 503, str(exc), [])
+        response = _error(errors_router.current_event.path, 503, str(exc), [])
+        # A model the pointer names is loaded at the next refresh at the latest.
+        response.headers["Retry-After"] = str(ceil(request_config(errors_router).pointer_refresh_seconds))
+        return response
 
     @errors_router.exception_handler([BotoCoreError, ClientError])
     def dependency_unavailable(exc: BotoCoreError | ClientError) -> Response[str]:

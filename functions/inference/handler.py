@@ -62,7 +62,7 @@ app.include_router(feedback_routes.router(deps))
 app.include_router(predict_routes.router(deps))
 app.include_router(v2_routes.router(deps))
 app.include_router(model_routes.router(live_model))
-app.include_router(openapi_routes.router(app, live_model))
+app.include_router(openapi_routes.router(app, live_model, csv_paths=admission.ROW_PATHS))
 app.include_router(error_handlers.router(deps))
 
 

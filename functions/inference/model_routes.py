@@ -6,8 +6,10 @@ from aws_lambda_powertools.event_handler import content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.core.errors import ServiceUnavailable
+from functions.inference.dependencies import request_config
 from functions.inference.live_model import LiveModel, Serving
 from functions.inference.schemas import CandidateInfo, Health, ModelInfo, error_responses
+from functions.inference.v2_routes import model_name_of
 
 JSON = content_types.APPLICATION_JSON
 
@@ -28,6 +30,7 @@ def router(live_model: LiveModel) -> APIGatewayRouter:
             raise ServiceUnavailable(f"no live model is loaded ({serving.reason})")
         manifest = serving.predictor.manifest
         return ModelInfo(
+            name=model_name_of(manifest, request_config(model_router).model_name),
             version=manifest.version,
             task=manifest.task,
             classes=list(manifest.classes) if manifest.classes else None,

@@ -2,7 +2,7 @@
 
 A row's schema is the live model's: the document's `Instance` (one row as an object) and `Columns` (MLflow's
 `inputs` as columns) components are written from its feature spec when the document is asked for (types,
-the valid range a value is refused outside of, training categories, required features), so that a client
+the valid range a value is refused outside of, training categories as examples, required features), so that a client
 generated from the document has the features as fields. Nothing of it runs on a /predict request.
 """
 
@@ -19,14 +19,16 @@ from functions.core.features import Feature, FeatureSpec, FeatureType
 from functions.inference.dependencies import request_config
 from functions.inference.front_door import Resolver
 from functions.inference.live_model import LiveModel
+from functions.inference.request_body import CSV_MEDIA_TYPE
 
 OPENAPI_TITLE = "Slipway inference API"
 DOCS_PATH = "/docs"
 JSON = content_types.APPLICATION_JSON
 
 
-def router(app: Resolver, live_model: LiveModel) -> APIGatewayRouter:
-    """GET /openapi.json: `app`'s document, built on demand, with the rows typed by `live_model`'s features."""
+def router(app: Resolver, live_model: LiveModel, *, csv_paths: frozenset[str]) -> APIGatewayRouter:
+    """GET /openapi.json: `app`'s document, built on demand, with the rows typed by `live_model`'s features and
+    the CSV body documented beside the JSON one on `csv_paths`."""
     openapi_router = APIGatewayRouter()
 
     @openapi_router.get("/openapi.json", summary="This document", include_in_schema=False)
@@ -36,6 +38,8 @@ def router(app: Resolver, live_model: LiveModel) -> APIGatewayRouter:
         spec = predictor.manifest.feature_spec if predictor is not None else None
         row_key = request_config(openapi_router).row_key
         document.setdefault("components", {}).setdefault("schemas", {}).update(row_schemas(spec, row_key))
+        for path in csv_paths:
+            document["paths"][path]["post"]["requestBody"]["content"][CSV_MEDIA_TYPE] = csv_body(spec)
         return Response(status_code=200, content_type=JSON, body=json.dumps(document))
 
     return openapi_router
@@ -58,6 +62,20 @@ def row_schemas(spec: FeatureSpec | None, row_key: str | None) -> dict[str, Any]
         "additionalProperties": False,
     }
     return {"Instance": instance, "Columns": columns}
+
+
+def csv_body(spec: FeatureSpec | None) -> dict[str, Any]:
+    """The text/csv body of a route that takes rows: a header row naming the features, then a line per row."""
+    # A row of each feature's training value (what a missing one is imputed with): one the model accepts.
+    values = {f.name: f.impute for f in spec.features} if spec is not None else {"feature": ""}
+    return {
+        "schema": {
+            "type": "string",
+            "description": "A header row of feature names, then one line per row: an empty cell is missing, "
+            "a number is a number, a category's text stays text; the rows meet the same validation as JSON's.",
+        },
+        "example": ",".join(values) + "\n" + ",".join(str(value) for value in values.values()) + "\n",
+    }
 
 
 _JSON_TYPES = {
@@ -84,8 +102,13 @@ def _feature_schema(feature: Feature) -> dict[str, Any]:
     if feature.train_min is not None and feature.train_max is not None:
         notes.append(f"trained on {feature.train_min} to {feature.train_max}; outside is served and flagged")
     if feature.categories is not None:
-        schema["enum"] = [*feature.categories, *([] if feature.required else [None])]
-        notes.append("the training categories")
+        # Examples, not an enum: another category is served (flagged out of range), so the schema must not
+        # refuse it; generated clients keep a plain string and fuzzers try the training categories first.
+        schema["examples"] = list(feature.categories)
+        notes.append(
+            f"trained on the categories {', '.join(map(repr, feature.categories))}; another is served and "
+            "flagged out of range"
+        )
     if not feature.required:
         notes.append(f"missing or null is imputed with {feature.impute!r}")
     schema["description"] = "; ".join(notes)

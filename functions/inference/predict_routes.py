@@ -71,10 +71,13 @@ def feature_names(live_model: LiveModel) -> Callable[[], list[str]]:
     return names
 
 
-def score(router: APIGatewayRouter, deps: RouteDependencies, rows: list[dict[str, Any]]) -> tuple[Outcome, str]:
+def score(
+    router: APIGatewayRouter, deps: RouteDependencies, rows: list[dict[str, Any]], *, version: str | None = None
+) -> tuple[Outcome, str]:
     """Score the rows of the current request of `router` with the live model (or a rollout's candidate), count
     and capture the answer: every route that scores rows answers through here. Returns the outcome and the
-    request's id. Raises InvalidRequest for rows the live model's feature spec refuses.
+    request's id. Raises InvalidRequest for rows the live model's feature spec refuses. With `version`, that
+    served version alone answers (service.predict_version).
     """
     started = time.perf_counter()
     serving = deps.live_model.current()
@@ -83,7 +86,10 @@ def score(router: APIGatewayRouter, deps: RouteDependencies, rows: list[dict[str
     caller = caller_of(event.raw_event.get("requestContext"))
     sticky = event.headers.get(STICKY_HEADER)
     # A sticky key is the caller's own: the same header value from two callers lands each on its own side.
-    outcome = service.predict(serving, scored, key=f"{caller}|{sticky}" if sticky and caller else sticky)
+    if version is None:
+        outcome = service.predict(serving, scored, key=f"{caller}|{sticky}" if sticky and caller else sticky)
+    else:
+        outcome = service.predict_version(serving, scored, version)
     rollout = serving.candidate is not None
     elapsed_ms = record_answer(deps.metrics, deps.logger, outcome, started, rollout=rollout)
     # The answer's own time, so that a shadow's compares like with like (the handler's includes the shadow's).

@@ -30,4 +30,8 @@ SERVED_ROUTES: tuple[ServedRoute, ...] = (
     ServedRoute("GET", "v2/health/ready"),
     ServedRoute("GET", "v2/models/{model_name}"),
     ServedRoute("POST", "v2/models/{model_name}/infer"),
+    ServedRoute("GET", "v2/models/{model_name}/ready"),
+    ServedRoute("GET", "v2/models/{model_name}/versions/{version}"),
+    ServedRoute("GET", "v2/models/{model_name}/versions/{version}/ready"),
+    ServedRoute("POST", "v2/models/{model_name}/versions/{version}/infer"),
 )

@@ -296,6 +296,7 @@ class CandidateInfo(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    name: str = Field(description="The name the Open Inference Protocol serves it under: /v2/models/{name}.")
     version: str
     task: Task
     classes: list[str] | None
@@ -342,6 +343,14 @@ _ERROR_STATUSES = {
     502: "The function failed (the front door answers 500 or 502 with a message)",
     503: "No live model is loaded, or a storage dependency is unavailable: retry shortly",
 }
+# Every 503 the function answers says when to retry (functions.inference.error_handlers).
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying: the live pointer's refresh interval (a model loaded by "
+        "then answers), or 1 after a storage dependency failed.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 BODY_ERRORS = (400, 413, 415, 422)  # a route that reads a body
 ALWAYS = (429, 500, 502)  # any route, from the front door
 
@@ -351,5 +360,9 @@ def error_responses(*statuses: int, model: type[BaseModel] = ErrorBody) -> dict[
     content = {"application/json": {"model": model}}
     # The front door's own answers are {"message": ...}, whatever the route.
     front_door = {"application/json": {"model": ErrorBody}}
-    answers = {status: {"description": _ERROR_STATUSES[status], "content": content} for status in statuses}
+    answers: dict[int, Any] = {
+        status: {"description": _ERROR_STATUSES[status], "content": content} for status in statuses
+    }
+    if 503 in answers:
+        answers[503]["headers"] = RETRY_AFTER
     return answers | {status: {"description": _ERROR_STATUSES[status], "content": front_door} for status in ALWAYS}

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from functions.core.errors import InvalidRequest, ModelUnavailable
+from functions.core.errors import FieldError, InvalidRequest, ModelUnavailable
 from functions.core.features import EncodedBatch
 from functions.core.predictor import REASON_MODEL_UNAVAILABLE, Prediction, Predictor, fallback_predictions
 from functions.core.rollout import CANDIDATE, LIVE, candidate_takes
@@ -84,6 +84,31 @@ def predict(
     if candidate_error is not None:
         return replace(outcome, candidate_error=candidate_error)
     return outcome
+
+
+def served_versions(serving: Serving) -> dict[str, Predictor]:
+    """The versions a request may name (the protocol's /versions/{version}): the live one, and a canary's
+    candidate, which answers a share of the requests (a shadow's answers none)."""
+    versions = {serving.predictor.version: serving.predictor} if serving.predictor is not None else {}
+    candidate = serving.candidate
+    if candidate is not None and candidate.rollout.mode == "canary":
+        versions[candidate.predictor.version] = candidate.predictor
+    return versions
+
+
+def predict_version(serving: Serving, rows: Sequence[Mapping[str, Any]], version: str) -> Outcome:
+    """Score `rows` with `version` alone, whatever the rollout's split: the live model (plan B if its graph
+    fails) or a canary's candidate. Raises InvalidRequest (404) when `version` is not served."""
+    predictor = served_versions(serving).get(version)
+    if predictor is None:
+        raise version_not_served(version, served_versions(serving))
+    return _answer(predictor, rows, serving)
+
+
+def version_not_served(version: str, served: Mapping[str, Predictor]) -> InvalidRequest:
+    """The 404 of a request naming a version this container does not serve."""
+    message = f"version {version[:100]!r} is not served: this server serves {', '.join(served) or 'none'}"
+    return InvalidRequest(message, [FieldError(("path", "version"), "not_found", message)], status=404)
 
 
 def _answer(

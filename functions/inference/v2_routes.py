@@ -1,6 +1,7 @@
 """The Open Inference Protocol (v2, REST) that KServe, Triton and MLServer speak: health, model metadata, infer.
 
-The live model is the one model served, named after its recipe (`model.examples.iris` is `iris`). An infer
+The live model is the one model served, named by the stage's inference.model_name, else after its recipe
+(`model.examples.iris` is `iris`); a canary's candidate is served beside it as a second version. An infer
 request's tensors become rows, and the rows are scored by the same path as POST /predict
 (`predict_routes.score`: canonicalisation, capture, metrics, the row limit), so both answer identical rows
 identically. Its inputs are either one tensor per feature (named by the feature, shape [n] or [n, 1]) or a
@@ -21,9 +22,11 @@ from pydantic import BaseModel, Field
 from functions.core.errors import FieldError, InvalidRequest, ServiceUnavailable
 from functions.core.features import FeatureSpec, FeatureType
 from functions.core.manifest import Manifest
+from functions.core.predictor import Predictor
 from functions.inference.dependencies import RouteDependencies, request_config
 from functions.inference.predict_routes import score
 from functions.inference.schemas import BODY_ERRORS, InferenceErrorBody, dump_json, error_responses
+from functions.inference.service import served_versions, version_not_served
 from functions.inference.validated_body import validated_body
 
 V2_PREFIX = "/v2/"
@@ -31,7 +34,11 @@ LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
 MODEL_PATH = "/v2/models/<model_name>"
 INFER_PATH = "/v2/models/<model_name>/infer"
-_INFER = re.compile(r"^/v2/models/[^/]+/infer$")
+MODEL_READY_PATH = "/v2/models/<model_name>/ready"
+VERSION_PATH = "/v2/models/<model_name>/versions/<version>"
+VERSION_READY_PATH = "/v2/models/<model_name>/versions/<version>/ready"
+VERSION_INFER_PATH = "/v2/models/<model_name>/versions/<version>/infer"
+_INFER = re.compile(r"^/v2/models/[^/]+/(versions/[^/]+/)?infer$")
 JSON = content_types.APPLICATION_JSON
 
 Datatype = Literal[
@@ -84,14 +91,17 @@ class InferRequest(BaseModel):
 
 class InferResponse(BaseModel):
     model_name: str
-    model_version: str | None
+    model_version: str | None = Field(description="The version that answered: the live one, or a canary's candidate.")
     id: str | None = None
+    parameters: dict[str, Any] | None = Field(
+        None, description='{"fallback": why} when plan B answered instead of the model (as /predict flags it).'
+    )
     outputs: list[TensorData] = Field(description="predictions, and probabilities for a classifier.")
 
 
 class ModelMetadata(BaseModel):
     name: str
-    versions: list[str]
+    versions: list[str] = Field(description="The served versions: the live one, then a canary's candidate.")
     platform: str
     inputs: list[Tensor] = Field(description="One tensor per feature, in the model's feature order.")
     outputs: list[Tensor]
@@ -116,6 +126,9 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
     v2_router = APIGatewayRouter()
     live_model = deps.live_model
 
+    def _configured() -> str | None:
+        return request_config(v2_router).model_name
+
     @v2_router.get(LIVE_PATH, summary="Open Inference Protocol: the server is live", responses=_ok(Live))
     def live() -> Response[str]:
         return Response(status_code=200, content_type=JSON, body=Live(live=True).model_dump_json())
@@ -138,8 +151,33 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
         responses=_ok(ModelMetadata, 404, 503),
     )
     def metadata(model_name: str) -> Response[str]:
-        manifest = _manifest(deps, model_name)
-        return Response(status_code=200, content_type=JSON, body=_metadata(manifest).model_dump_json())
+        return _metadata_of(deps, _configured(), model_name, None)
+
+    @v2_router.get(
+        VERSION_PATH,
+        summary="Open Inference Protocol: a served version's metadata (the live one, or a canary's candidate)",
+        responses=_ok(ModelMetadata, 404, 503),
+    )
+    def version_metadata(model_name: str, version: str) -> Response[str]:
+        return _metadata_of(deps, _configured(), model_name, version)
+
+    @v2_router.get(
+        MODEL_READY_PATH,
+        summary="Open Inference Protocol: the model is loaded and ready; 404 for another name, 503 when not loaded",
+        responses=_ok(Ready, 404, 503),
+    )
+    def model_ready(model_name: str) -> Response[str]:
+        _served(deps, _configured(), model_name, None)
+        return Response(status_code=200, content_type=JSON, body=Ready(ready=True).model_dump_json())
+
+    @v2_router.get(
+        VERSION_READY_PATH,
+        summary="Open Inference Protocol: that version is loaded and answers; 404 when it is not served",
+        responses=_ok(Ready, 404, 503),
+    )
+    def version_ready(model_name: str, version: str) -> Response[str]:
+        _served(deps, _configured(), model_name, version)
+        return Response(status_code=200, content_type=JSON, body=Ready(ready=True).model_dump_json())
 
     @v2_router.post(
         INFER_PATH,
@@ -148,40 +186,71 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
     )
     @validated_body(v2_router, InferRequest)
     def infer(request: InferRequest, model_name: str) -> Response[str]:
-        manifest = _manifest(deps, model_name)
+        return _infer(request, model_name, None)
+
+    @v2_router.post(
+        VERSION_INFER_PATH,
+        summary="Open Inference Protocol: score rows with that served version alone, whatever the rollout's split",
+        responses=_ok(InferResponse, *BODY_ERRORS, 404, 503),
+    )
+    @validated_body(v2_router, InferRequest)
+    def version_infer(request: InferRequest, model_name: str, version: str) -> Response[str]:
+        return _infer(request, model_name, version)
+
+    def _infer(request: InferRequest, model_name: str, version: str | None) -> Response[str]:
+        manifest = _served(deps, _configured(), model_name, version).manifest
         rows = _rows(request.inputs, manifest.feature_spec, request_config(v2_router).max_instances)
-        outcome, request_id = score(v2_router, deps, rows)
-        outputs = _outputs(manifest, outcome.predictions)
+        outcome, request_id = score(v2_router, deps, rows, version=version)
+        answered = outcome.predictor.manifest if outcome.predictor is not None else manifest
+        outputs = _outputs(answered, outcome.predictions)
         if request.outputs is not None:
             outputs = _requested(outputs, [output.name for output in request.outputs])
-        body = InferResponse(model_name=model_name, model_version=outcome.version, id=request.id, outputs=outputs)
+        # Plan B answered (the live graph failed): flagged as /predict flags each prediction.
+        parameters = {"fallback": outcome.fallback_reason} if outcome.fallback_reason is not None else None
+        body = InferResponse(
+            model_name=model_name, model_version=outcome.version, id=request.id, parameters=parameters, outputs=outputs
+        )
         return Response(status_code=200, content_type=JSON, body=dump_json(body), headers={"X-Request-Id": request_id})
 
     return v2_router
 
 
-def model_name_of(manifest: Manifest) -> str:
-    """The name the protocol serves the model under: its recipe's last part."""
-    return manifest.lineage.recipe.rsplit(".", 1)[-1]
+def model_name_of(manifest: Manifest, configured: str | None = None) -> str:
+    """The name the protocol serves the model under: the stage's inference.model_name, else its recipe's last part."""
+    return configured or manifest.lineage.recipe.rsplit(".", 1)[-1]
 
 
-def _manifest(deps: RouteDependencies, model_name: str) -> Manifest:
-    predictor = deps.live_model.current().predictor
-    if predictor is None:
-        raise ServiceUnavailable("no live model is loaded")
-    manifest = predictor.manifest
-    served = model_name_of(manifest)
+def _served(deps: RouteDependencies, configured: str | None, model_name: str, version: str | None) -> Predictor:
+    """The predictor serving `model_name` (at `version`: the live one or a canary's candidate; else the live one).
+    503 without a live model; 404 for another name or a version not served."""
+    serving = deps.live_model.current()
+    if serving.predictor is None:
+        raise ServiceUnavailable(f"no live model is loaded ({serving.reason})")
+    served = model_name_of(serving.predictor.manifest, configured)
     if model_name != served:
         message = f"no model {model_name[:100]!r}: this server serves {served!r}"
         raise InvalidRequest(message, [FieldError(("path", "model_name"), "not_found", message)], status=404)
-    return manifest
+    if version is None:
+        return serving.predictor
+    versions = served_versions(serving)
+    if version not in versions:
+        raise version_not_served(version, versions)
+    return versions[version]
 
 
-def _metadata(manifest: Manifest) -> ModelMetadata:
+def _metadata_of(
+    deps: RouteDependencies, configured: str | None, model_name: str, version: str | None
+) -> Response[str]:
+    manifest = _served(deps, configured, model_name, version).manifest
+    metadata = _metadata(manifest, model_name, list(served_versions(deps.live_model.current())))
+    return Response(status_code=200, content_type=JSON, body=metadata.model_dump_json())
+
+
+def _metadata(manifest: Manifest, name: str, versions: list[str]) -> ModelMetadata:
     inputs = [Tensor(name=f.name, datatype=_DATATYPES[f.type], shape=[-1]) for f in manifest.feature_spec.features]
     return ModelMetadata(
-        name=model_name_of(manifest),
-        versions=[manifest.version],
+        name=name,
+        versions=versions,
         platform="onnxruntime_onnx",
         inputs=inputs,
         outputs=_output_tensors(manifest),
@@ -257,7 +326,14 @@ def _outputs(manifest: Manifest, predictions: list[dict[str, Any]]) -> list[Tens
     ]
     return [
         TensorData(name="predictions", datatype="BYTES", shape=[count], data=labels),
-        TensorData(name="probabilities", datatype="FP64", shape=[count, len(classes)], data=probabilities),
+        # The class of each column, as the tensor's parameters (clients read them with the data).
+        TensorData(
+            name="probabilities",
+            datatype="FP64",
+            shape=[count, len(classes)],
+            data=probabilities,
+            parameters={"classes": classes},
+        ),
     ]
 
 

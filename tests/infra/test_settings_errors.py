@@ -28,6 +28,8 @@ def _with_dev(**override: Any) -> dict[str, Any]:
         # Lambda refuses SnapStart and provisioned concurrency on one version; the stage says so first.
         ({"inference": {"snap_start": True}, "provisioned_concurrency": {"enabled": True}}, "inference.snap_start"),
         ({"inference": {"runtime": "python3.11"}}, "inference.runtime"),
+        # A path segment of the protocol's URLs: lower case, no slash or space.
+        ({"inference": {"model_name": "Iris Model"}}, "inference.model_name"),
         # A training image by tag could be moved under the stage; by digest it cannot.
         ({"retrain": {"sagemaker_image_uri": "1.dkr.ecr.us-east-1.amazonaws.com/train:latest"}}, "sagemaker_image_uri"),
         ({"api": {"clients": ["a", "a"]}}, "api.clients"),

@@ -60,6 +60,14 @@ def test_tritonclient_infers_what_predict_answers(stack: LocalStack) -> None:
             inputs.append(tensor)
         outputs = [triton.InferRequestedOutput(n, binary_data=False) for n in ("predictions", "probabilities")]
         result = client.infer(model_name(stack), inputs, outputs=outputs)
+        # The version the metadata names can be asked for, and pinned: it answers and says so.
+        (version,) = metadata["versions"]
+        assert client.is_model_ready(model_name(stack)) and client.is_model_ready(model_name(stack), version)
+        assert not client.is_model_ready(model_name(stack), "0" * 16)
+        assert client.get_model_metadata(model_name(stack), version) == metadata
+        pinned = client.infer(model_name(stack), inputs, model_version=version, outputs=outputs)
+        assert pinned.get_response()["model_version"] == version
+        np.testing.assert_array_equal(pinned.as_numpy("probabilities"), result.as_numpy("probabilities"))
     finally:
         client.close()
     labels = [label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("predictions")]
@@ -83,6 +91,9 @@ def test_a_generated_client_parses_answers_and_errors(stack: LocalStack, tmp_pat
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert generated.returncode == 0, generated.stdout + generated.stderr
+    # Its one warning: it has no text/csv body type (the rows' CSV body), so it generates the JSON body alone.
+    warnings = generated.stdout.split("WARNING")[1:]
+    assert all("Unsupported content type text/csv" in warning for warning in warnings), generated.stdout
     assert "Warning" not in generated.stdout, generated.stdout
     sys.path.insert(0, str(tmp_path / "client" / ".."))
     try:

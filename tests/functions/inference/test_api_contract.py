@@ -4,6 +4,7 @@ MLflow's `inputs` shape, the routes the function declares and the statuses its d
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from functions.core.errors import ModelUnavailable
+from functions.core.predictor import Predictor
 from functions.inference.routes import SERVED_ROUTES
 from functions.inference.v2_routes import model_name_of
 from functions.training.train import Bundle
@@ -68,6 +71,8 @@ def test_every_front_door_gets_the_same_answers_and_limits(door: Send, live_bund
     status, _, missing = door("GET", "/nowhere")
     assert status == 404 and "GET /nowhere" in missing["message"]
     assert door("GET", "/v2/health/live")[:3:2] == (200, {"live": True})
+    status, headers, _ = door("POST", "/predict/async", {"instances": instances})  # no queue in this container
+    assert status == 503 and headers["Retry-After"] == os.environ["POINTER_REFRESH_SECONDS"].split(".")[0]
 
 
 # --- the Open Inference Protocol -------------------------------------------------------------------------
@@ -113,6 +118,60 @@ def test_metadata_and_health_follow_the_protocol(invoke: Invoke, live_bundle: Bu
     assert [i["name"] for i in metadata["inputs"]] == live_bundle.manifest.feature_spec.names
     assert all(i["shape"] == [-1] and i["datatype"] == "FP64" for i in metadata["inputs"])
     assert [o["name"] for o in metadata["outputs"]] == ["predictions", "probabilities"]
+
+
+def test_the_model_and_its_version_are_ready_and_other_versions_are_a_protocol_404(
+    invoke: Invoke, live_bundle: Bundle
+) -> None:
+    name, version = model_name_of(live_bundle.manifest), live_bundle.version
+    assert invoke("GET", f"/v2/models/{name}/ready") == (200, {"ready": True})
+    assert invoke("GET", f"/v2/models/{name}/versions/{version}/ready") == (200, {"ready": True})
+    assert invoke("GET", f"/v2/models/{name}/versions/{version}") == invoke("GET", f"/v2/models/{name}")
+    status, answer = invoke(
+        "POST", f"/v2/models/{name}/versions/{version}/infer", infer_body(live_bundle, rows(live_bundle, 2))
+    )
+    assert status == 200 and answer["model_version"] == version and answer["parameters"] is None
+    for path in (f"versions/{'0' * 16}", f"versions/{'0' * 16}/ready", f"versions/{'0' * 16}/infer", "ready"):
+        method = "POST" if path.endswith("infer") else "GET"
+        model = "other" if path == "ready" else name
+        status, body = invoke(method, f"/v2/models/{model}/{path}", infer_body(live_bundle, rows(live_bundle, 1)))
+        assert status == 404 and set(body) == {"error"}, (path, body)
+    assert version in body["error"] or name in body["error"]
+
+
+def test_the_stage_names_the_model_and_get_model_shows_the_name(
+    live_bundle: Bundle, invoke_factory: Callable[[], Invoke], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe_name = model_name_of(live_bundle.manifest)
+    assert invoke_factory()("GET", "/model")[1]["name"] == recipe_name, "unset: the recipe's last part"
+    monkeypatch.setenv("MODEL_NAME", "flowers")
+    invoke = invoke_factory()
+    assert invoke("GET", "/model")[1]["name"] == "flowers"
+    assert invoke("GET", "/v2/models/flowers")[1]["name"] == "flowers"
+    status, answer = invoke("POST", "/v2/models/flowers/infer", infer_body(live_bundle, rows(live_bundle, 1)))
+    assert status == 200 and answer["model_name"] == "flowers"
+    status, body = invoke("GET", f"/v2/models/{recipe_name}/ready")
+    assert status == 404 and "'flowers'" in body["error"]
+
+
+def test_plan_b_answers_infer_as_it_answers_predict_flagged_in_the_parameters(
+    invoke: Invoke, live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(self: Predictor, batch: Any) -> Any:
+        raise ModelUnavailable("runtime_error")
+
+    monkeypatch.setattr(Predictor, "score", fails)
+    name, instances = model_name_of(live_bundle.manifest), rows(live_bundle, 2)
+    _, predicted = invoke("POST", "/predict", {"instances": instances})
+    status, answer = invoke("POST", f"/v2/models/{name}/infer", infer_body(live_bundle, instances))
+    assert status == 200 and answer["parameters"] == {"fallback": "runtime_error"}
+    assert [p["fallback"] for p in predicted["predictions"]] == ["runtime_error"] * 2
+    assert answer["outputs"][0]["data"] == [p["label"] for p in predicted["predictions"]]
+
+
+def test_without_a_live_model_the_model_is_not_ready(invoke: Invoke) -> None:
+    status, body = invoke("GET", "/v2/models/iris/ready")
+    assert status == 503 and "no live model" in body["error"]
 
 
 @pytest.mark.parametrize(
@@ -215,6 +274,8 @@ def test_every_route_documents_its_errors_and_rows_are_typed_by_the_live_model(
                 assert statuses >= ERROR_STATUSES, (method, path, statuses)
             for status, answer in operation["responses"].items():
                 assert "schema" in answer["content"]["application/json"], (method, path, status)
+            if "503" in statuses:
+                assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
     instance = document["components"]["schemas"]["Instance"]
     spec = live_bundle.manifest.feature_spec
     assert list(instance["properties"]) == spec.names and instance["additionalProperties"] is False
@@ -222,5 +283,13 @@ def test_every_route_documents_its_errors_and_rows_are_typed_by_the_live_model(
     for feature in spec.features:
         schema = instance["properties"][feature.name]
         assert "number" in schema["type"] and schema.get("minimum") == feature.valid_min
+    for path in ("/predict", "/predict/async"):
+        bodies = document["paths"][path]["post"]["requestBody"]["content"]
+        assert set(bodies) == {"application/json", "text/csv"}, path
+    example = document["paths"]["/predict"]["post"]["requestBody"]["content"]["text/csv"]["example"]
+    status, answer = invoke("POST", "/predict", raw=example, headers={"Content-Type": "text/csv"})
+    assert status == 200 and len(answer["predictions"]) == 1, answer
+    shapes = document["components"]["schemas"]["PredictRequest"]["properties"]
+    assert set(shapes) == {"instances", "dataframe_records", "dataframe_split", "inputs"}
     rows_schema = document["components"]["schemas"]["PredictRequest"]["properties"]["instances"]
     assert {"$ref": "#/components/schemas/Instance"} in [o.get("items") for o in rows_schema["anyOf"]]

@@ -137,6 +137,13 @@ def test_parse_csv_numbers_blanks_and_line_numbers() -> None:
     assert json.loads(json.dumps(parsed.rows))  # JSON-able, as a /predict body would be
 
 
+def test_parse_csv_reads_bare_carriage_returns_and_names_an_unreadable_line() -> None:
+    assert batch.parse_csv(b"a,b\r1,2\r\n3,4\r").rows == [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}]
+    parsed = batch.parse_csv(b"a\n1\n" + b"x" * (csv.field_size_limit() + 1) + b"\n")
+    assert parsed.rows == [{"a": 1.0}]
+    assert [(e.line, e.message.startswith("unreadable CSV")) for e in parsed.errors] == [(3, True)]
+
+
 def test_parse_csv_types_each_cell_as_its_feature_is_typed() -> None:
     """Codes that look like numbers stay category texts; booleans read as pandas and people write them."""
     spec = FeatureSpec(features=[

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from functions.adapters import factory
+from functions.inference.v2_routes import model_name_of
 from functions.training.train import Bundle, train_bundle
 from slipway.local.async_jobs import create_queues
 from stage.names import ResourceNames
@@ -180,3 +181,26 @@ def test_csv_cells_are_typed_by_the_live_model_s_features(registry: Any, invoke_
         "POST", "/predict", raw="plan,member,age\n01,maybe,30\n", headers={"Content-Type": "text/csv"}
     )
     assert status == 422 and "member" in str(refused), refused
+
+    # The document names the training categories without refusing others: an unseen one is served, flagged.
+    plan = invoke("GET", "/openapi.json")[1]["components"]["schemas"]["Instance"]["properties"]["plan"]
+    assert plan["examples"] == ["01", "02", "10"] and "enum" not in plan and "string" in plan["type"]
+    status, unseen = invoke("POST", "/predict", {"instances": [{**rows[0], "plan": "99"}]})
+    assert status == 200 and unseen["predictions"][0]["out_of_range"] == ["plan"], unseen
+
+    # The protocol's tensors carry the same types: a category is BYTES (strings), a boolean BOOL.
+    name = model_name_of(coded.manifest)
+    metadata = invoke("GET", f"/v2/models/{name}")[1]
+    types_of = {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]}
+    assert types_of["plan"] == "BYTES" and types_of["member"] == "BOOL" and types_of["age"] in {"FP64", "INT64"}
+    assert [o["datatype"] for o in metadata["outputs"]] == ["BYTES", "FP64"]
+    inputs = [
+        {"name": feature, "datatype": types_of[feature], "shape": [2], "data": [row[feature] for row in rows]}
+        for feature in types_of
+    ]
+    status, answer = invoke("POST", f"/v2/models/{name}/infer", {"inputs": inputs})
+    assert status == 200, answer
+    labels, probabilities = answer["outputs"]
+    assert labels["data"] == [p["label"] for p in as_json["predictions"]]
+    assert probabilities["parameters"] == {"classes": ["churn", "stay"]}
+    assert probabilities["data"] == [p["probabilities"][c] for p in as_json["predictions"] for c in ("churn", "stay")]

@@ -53,6 +53,29 @@ def test_a_canary_answers_its_share_and_every_answer_names_its_version(
     assert len(sticky) == 1, "a caller's key keeps it on one version"
 
 
+def test_the_protocols_versions_are_the_live_one_and_the_canarys_and_each_answers_alone(
+    registry: Registry, live_bundle: Bundle, candidate: Bundle, invoke_factory: Callable[[], Invoke]
+) -> None:
+    registry.start_rollout(candidate.version, "canary", 50, "test")
+    invoke = invoke_factory()
+    name = live_bundle.manifest.lineage.recipe.rsplit(".", 1)[-1]
+    status, metadata = invoke("GET", f"/v2/models/{name}/versions/{candidate.version}")
+    assert status == 200 and metadata["versions"] == [live_bundle.version, candidate.version]
+    tensors = [{"name": n, "datatype": "FP64", "shape": [1], "data": [v]} for n, v in example_row(live_bundle).items()]
+    for version in (live_bundle.version, candidate.version):
+        assert invoke("GET", f"/v2/models/{name}/versions/{version}/ready") == (200, {"ready": True})
+        answered = {
+            invoke("POST", f"/v2/models/{name}/versions/{version}/infer", {"inputs": tensors})[1]["model_version"]
+            for _ in range(20)
+        }
+        assert answered == {version}, "a version named in the path answers alone, whatever the split"
+
+    registry.start_rollout(candidate.version, "shadow", 100, "test")
+    invoke = invoke_factory()
+    status, body = invoke("GET", f"/v2/models/{name}/versions/{candidate.version}/ready")
+    assert status == 404 and live_bundle.version in body["error"], "a shadow's candidate answers no one"
+
+
 def test_a_shadow_leaves_every_answer_to_live_and_captures_both(
     registry: Registry,
     live_bundle: Bundle,
