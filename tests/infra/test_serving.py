@@ -43,9 +43,10 @@ def test_environment_is_exactly_the_config_aliases_plus_powertools(
     env = _function(templates["prod"])["Environment"]["Variables"]
     aliases = InferenceConfig.variable_names()
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
-    # ROW_KEY is set only where the stage declares data.key (prod does not; the dev-lake template does).
-    assert settings["prod"].data.key is None
-    assert set(env) == (aliases - {"ROW_KEY"}) | powertools
+    # ROW_KEY is set only where the stage declares data.key (prod does not; the dev-lake template does), and
+    # MODEL_NAME only where it names the model (inference.model_name; unset, the recipe names it).
+    assert settings["prod"].data.key is None and settings["prod"].inference.model_name is None
+    assert set(env) == (aliases - {"ROW_KEY", "MODEL_NAME"}) | powertools
     assert _function(templates["dev-lake"])["Environment"]["Variables"]["ROW_KEY"] == "patient_id"
     # The same names the storage construct gives the bucket and the parameter (one names module).
     bucket = _artifacts_bucket(templates["prod"])
