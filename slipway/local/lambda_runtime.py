@@ -12,6 +12,7 @@ import importlib
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -78,22 +79,18 @@ def _body(body: str | bytes | None) -> tuple[str | None, bool]:
         return base64.b64encode(body).decode("ascii"), True
 
 
-def front_door_event(
-    front_door: str,
-    method: str,
-    path: str,
-    *,
-    body: str | bytes | None = None,
-    headers: dict[str, str] | None = None,
-    query: dict[str, str] | None = None,
-    source_ip: str = "127.0.0.1",
-) -> dict[str, Any]:
-    """The event the front door of type `front_door` (a stage's api.type) sends for one request."""
-    if front_door == "rest":
-        return proxy_event(method, path, body=body, headers=headers, query=query, source_ip=source_ip)
-    if front_door in ("http", "function_url"):
-        return http_event(method, path, body=body, headers=headers, query=query, source_ip=source_ip)
-    raise ValueError(f"unknown front door {front_door!r}: rest, http or function_url")
+def front_door_event(front_door: str, method: str, path: str, **request: Any) -> dict[str, Any]:
+    """The event the front door of type `front_door` (a stage's api.type) sends for one request: `request` is
+    what `proxy_event` and `http_event` take (body, headers, query, source_ip)."""
+    builders: dict[str, Callable[..., dict[str, Any]]] = {
+        "rest": proxy_event,
+        "http": http_event,
+        "function_url": http_event,
+    }
+    build = builders.get(front_door)
+    if build is None:
+        raise ValueError(f"unknown front door {front_door!r}: rest, http or function_url")
+    return build(method, path, **request)
 
 
 def http_event(
