@@ -161,7 +161,7 @@ def test_the_gateway_sends_payload_format_2_to_an_http_api_function(tmp_path: Pa
 
 def test_an_http_api_stack_serves_the_same_api(tmp_path: Path) -> None:
     # Last in the module: a second stack re-imports the handler module that the module's stack serves.
-    with running_stack(tmp_path, {"api": {"type": "http"}}) as http_stack:
+    with running_stack(tmp_path, {"api": {"type": "http", "auth": "iam"}}) as http_stack:
         instances = rows(http_stack, 2)
         status, answer = http("POST", f"{http_stack.url}/predict", {"inputs": instances})
         assert status == 200 and len(answer["predictions"]) == 2
