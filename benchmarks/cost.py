@@ -27,7 +27,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import boto3
 import numpy as np
@@ -38,11 +38,12 @@ from benchmarks.table import Row
 from benchmarks.warm_latency import OURS_MODULE, _latencies
 from benchmarks.workload import STAGE, Workload, offline_environment, seed_registry
 from functions.core.capture import CAPTURE_MARKER
+from functions.inference.config import FrontDoorType
 from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
 from stage.settings import load_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-API_TYPES = ("rest", "http", "function_url")
+API_TYPES: tuple[FrontDoorType, ...] = get_args(FrontDoorType)
 TARGET_CAPTURE_STAGE = "prod"  # the targets price capture at this stage's sampling rate
 CALLS, WARMUP, LOGGED_CALLS = 2000, 200, 500  # timed one-row calls, untimed before them, calls whose bytes count
 

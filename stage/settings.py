@@ -33,6 +33,7 @@ from functions.core.gate import GatePolicy
 from functions.core.labelled import LabelCaps
 from functions.core.rollout import RolloutPolicy
 from functions.core.segments import SegmentPolicy
+from functions.inference.config import FrontDoorType
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -157,7 +158,7 @@ _FRONT_DOOR_ONLY: dict[str, tuple[str, ...]] = {
 class ApiSettings(_Section):
     """The front door: its type, authentication and throttling."""
 
-    type: Literal["rest", "http", "function_url"] = Field(
+    type: FrontDoorType = Field(
         "rest",
         description="rest: API Gateway REST API (API keys, usage plans, per-route throttling, WAF); http: API "
         "Gateway HTTP API (IAM or JWT auth, per-route throttling, cheaper); function_url: a Lambda function URL on "

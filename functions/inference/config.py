@@ -8,6 +8,9 @@ from pydantic import Field
 
 from functions.core.config import FunctionConfig
 
+# The front doors a stage may choose (its api.type): the one list of them.
+FrontDoorType = Literal["rest", "http", "function_url"]
+
 
 class InferenceConfig(FunctionConfig):
     """Environment of the inference function (its routes included); a bad value fails the cold start at once."""
@@ -16,7 +19,7 @@ class InferenceConfig(FunctionConfig):
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
     # The stage always sets these (stage.environments): their defaults live in the stage settings alone.
     pointer_refresh_seconds: float = Field(alias="POINTER_REFRESH_SECONDS", gt=0)
-    front_door: Literal["rest", "http", "function_url"] = Field(
+    front_door: FrontDoorType = Field(
         alias="FRONT_DOOR", description="The stage's api.type: which event shape the function receives."
     )
     max_instances: int = Field(alias="MAX_INSTANCES", ge=1)

@@ -11,7 +11,6 @@ Every type gets the same routers, answers and limits; only the event's shape dif
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from aws_lambda_powertools.event_handler import (
     APIGatewayHttpResolver,
@@ -26,7 +25,8 @@ from aws_lambda_powertools.utilities.data_classes import (
 )
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
-FrontDoorType = Literal["rest", "http", "function_url"]
+from functions.inference.config import FrontDoorType
+
 Resolver = APIGatewayRestResolver | APIGatewayHttpResolver | LambdaFunctionUrlResolver
 
 
@@ -37,7 +37,7 @@ class FrontDoor:
     correlation_id_path: str
 
 
-FRONT_DOORS: dict[str, FrontDoor] = {
+FRONT_DOORS: dict[FrontDoorType, FrontDoor] = {
     "rest": FrontDoor(APIGatewayRestResolver, APIGatewayProxyEvent, correlation_paths.API_GATEWAY_REST),
     "http": FrontDoor(APIGatewayHttpResolver, APIGatewayProxyEventV2, correlation_paths.API_GATEWAY_HTTP),
     "function_url": FrontDoor(LambdaFunctionUrlResolver, LambdaFunctionUrlEvent, correlation_paths.LAMBDA_FUNCTION_URL),
