@@ -36,13 +36,14 @@ ROWS_VARIABLE = "SLIPWAY_BENCH_EVIDENTLY_ROWS"
 REFERENCE_ROWS = 50_000
 EVIDENTLY = "evidently==0.7.23"
 REQUIREMENTS = Path(__file__).with_name("evidently-requirements.txt")
-CHILD = Path(__file__).with_name("drift_evidently_child.py")
+# Run as a module from the project's root, so that `benchmarks` imports in either tool's environment.
+CHILD = "benchmarks.drift_evidently_child"
 
 
 def _measure(python: Path, tool: str, rows: int, manifest: Path) -> tuple[float, float, int]:
     """Seconds, peak MB and drifted columns of one tool's child process."""
     answer = subprocess.run(
-        [str(python), str(CHILD), tool, str(rows), str(REFERENCE_ROWS), str(manifest)],
+        [str(python), "-m", CHILD, tool, str(rows), str(REFERENCE_ROWS), str(manifest)],
         capture_output=True, text=True, check=True, cwd=PROJECT_ROOT, timeout=1800,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
     )  # fmt: skip

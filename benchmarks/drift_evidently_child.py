@@ -1,6 +1,6 @@
 """One drift computation over rows already in memory, in a fresh process: Slipway's or Evidently's.
 
-`python benchmarks/drift_evidently_child.py {slipway|evidently} ROWS REFERENCE_ROWS MANIFEST.json`
+`python -m benchmarks.drift_evidently_child {slipway|evidently} ROWS REFERENCE_ROWS MANIFEST.json`
 prints the seconds of the computation, the process's peak RSS in MB, its RSS before
 the computation and the number of drifted columns. Both tools get the same rows,
 made here: the example's features as N(15, 5) rounded to 2 decimals (the shape of

@@ -29,7 +29,7 @@ def test_the_slipway_child_reports_time_memory_and_drifted_columns(bundle: Bundl
     manifest.write_bytes(bundle.manifest.to_json())
 
     answer = subprocess.run(
-        [sys.executable, str(CHILD), "slipway", "2000", str(REFERENCE_ROWS), str(manifest)],
+        [sys.executable, "-m", CHILD, "slipway", "2000", str(REFERENCE_ROWS), str(manifest)],
         capture_output=True, text=True, check=True, cwd=PROJECT_ROOT, timeout=120,
     )  # fmt: skip
 
