@@ -7,6 +7,7 @@ API and the function URL are synthesized here once each, cdk-nag included; the H
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Template
-from synth_support import cdk_context, checkov_failures, only, resources
+from synth_support import PROJECT_ROOT, cdk_context, checkov_failures, only, resources
 
 from infra.app import FEATURE_FLAGS, build_app
 from infra.front_doors import MANAGED_RULE_GROUPS, HttpFrontDoor, grant_url_invokers, http_access_log_format
@@ -261,11 +262,16 @@ def test_the_iam_checks_of_every_stage_hold_behind_every_front_door(doors: dict[
     test_every_service_trust_policy_names_its_source_but_the_documented_ones(doors)
 
 
-def test_checkov_passes_on_each_front_door_type(doors: dict[str, Template], tmp_path: Path) -> None:
-    """REST (dev and prod) is checked in test_cli_synth; the other two types' templates here, in one run."""
+def test_cfn_lint_and_checkov_pass_on_each_front_door_type(doors: dict[str, Template], tmp_path: Path) -> None:
+    """REST (dev and prod) is checked in test_cli_synth; the other two types' templates here."""
     templates = []
     for name, template in doors.items():
         templates.append(tmp_path / f"{name}.template.json")
         templates[-1].write_text(json.dumps(template.to_json()))
+    lint = subprocess.run(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "cfn-lint"), "--", *map(str, templates)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
     failed = checkov_failures(templates)
     assert not failed, f"checkov findings (fix them or give a reason in .checkov.yaml): {failed}"
