@@ -26,10 +26,6 @@ class Table:
     spec: FeatureSpec
     holdout: Holdout
 
-    @property
-    def frame(self) -> object:
-        return self.holdout.frame
-
 
 def table(columns: dict[str, np.ndarray]) -> Table:
     spec = derive_feature_spec(columns)
@@ -45,7 +41,9 @@ def numbers(x: np.ndarray) -> Table:
 def classifier() -> tuple[Pipeline, Table]:
     x, y = make_classification(n_samples=120, n_features=4, random_state=1)
     data = numbers(x)
-    pipeline = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(data.frame, y.astype(str))
+    pipeline = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(
+        data.holdout.frame, y.astype(str)
+    )
     return pipeline, data
 
 
@@ -58,14 +56,14 @@ def test_all_numeric_data_gives_a_graph_taking_one_float64_matrix(classifier: tu
     assert [(i.name, i.type, i.shape[1]) for i in session.get_inputs()] == [("input", "tensor(double)", 4)]
     labels, probabilities = session.run(None, GraphInputs.of(session).feed(data.holdout.canonical[:5], {}))
     assert np.asarray(probabilities).shape == (5, 2)  # no zipmap: a plain matrix
-    assert list(labels) == list(pipeline.predict(data.frame.iloc[:5]))  # type: ignore[attr-defined]
+    assert list(labels) == list(pipeline.predict(data.holdout.frame.iloc[:5]))  # type: ignore[attr-defined]
 
 
 def test_a_pipeline_selecting_numbers_by_name_gets_one_input_per_feature(classifier: tuple[Pipeline, Table]) -> None:
     _, data = classifier
     y = (data.holdout.canonical[:, 0] > 0).astype(str)
     prep = ColumnTransformer([("scaled", StandardScaler(), ["f2", "f0"])])
-    pipeline = Pipeline([("prep", prep), ("clf", LogisticRegression())]).fit(data.frame, y)
+    pipeline = Pipeline([("prep", prep), ("clf", LogisticRegression())]).fit(data.holdout.frame, y)
 
     onnx_bytes = export_onnx(pipeline, data.spec, "classification")
 
@@ -83,7 +81,7 @@ def test_a_category_is_a_string_input_selected_by_name() -> None:
     prep = ColumnTransformer(
         [("size", StandardScaler(), ["size"]), ("colour", OneHotEncoder(handle_unknown="ignore"), ["colour"])]
     )
-    pipeline = Pipeline([("prep", prep), ("clf", LogisticRegression())]).fit(data.frame, y)
+    pipeline = Pipeline([("prep", prep), ("clf", LogisticRegression())]).fit(data.holdout.frame, y)
 
     onnx_bytes = export_onnx(pipeline, data.spec, "classification")
 
@@ -105,7 +103,9 @@ def test_export_is_deterministic(classifier: tuple[Pipeline, Table]) -> None:
 def test_an_unexportable_pipeline_is_a_bundle_error() -> None:
     x, y = make_regression(n_samples=30, n_features=2, random_state=0)
     data = numbers(np.abs(x))
-    pipeline = Pipeline([("custom", FunctionTransformer(np.cbrt)), ("lr", LinearRegression())]).fit(data.frame, y)
+    pipeline = Pipeline([("custom", FunctionTransformer(np.cbrt)), ("lr", LinearRegression())]).fit(
+        data.holdout.frame, y
+    )
 
     with pytest.raises(BundleError, match=r"ONNX export failed at pipeline step 'custom' \(FunctionTransformer\)"):
         export_onnx(pipeline, data.spec, "regression")
@@ -137,7 +137,7 @@ def test_regression_parity_is_relative_for_large_targets() -> None:
     x, y = make_regression(n_samples=80, n_features=3, random_state=2)
     y = y * 1000 + 50_000
     data = numbers(x)
-    pipeline = Pipeline([("scale", StandardScaler()), ("lr", LinearRegression())]).fit(data.frame, y)
+    pipeline = Pipeline([("scale", StandardScaler()), ("lr", LinearRegression())]).fit(data.holdout.frame, y)
     onnx_bytes = export_onnx(pipeline, data.spec, "regression")
 
     parity = check_parity(pipeline, onnx_bytes, data.holdout, "regression", 1e-4)
@@ -150,7 +150,9 @@ def test_parity_refuses_a_graph_of_another_model(classifier: tuple[Pipeline, Tab
     pipeline, data = classifier
     x2, y2 = make_classification(n_samples=120, n_features=4, random_state=9)
     other_data = numbers(x2)
-    other = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(other_data.frame, y2.astype(str))
+    other = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(
+        other_data.holdout.frame, y2.astype(str)
+    )
 
     with pytest.raises(BundleError, match="ONNX export refused"):
         check_parity(pipeline, export_onnx(other, data.spec, "classification"), data.holdout, "classification", 1e-4)
