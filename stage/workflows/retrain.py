@@ -13,7 +13,9 @@ execution as failed before the live pointer moves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from functions.core.layout import CHANNEL_MANIFEST_FILE, RETRAIN_RUNS_PREFIX, SAGEMAKER_OUTPUT_PREFIX
@@ -119,6 +121,18 @@ def lambda_task(
     }
 
 
+def notify_task(topic: str, subject: str, message: str, *, timeout: int, retry: list[Any]) -> dict[str, Any]:
+    """A Task state publishing `message` (a States expression) to `topic`, SNS's answer kept beside the output."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {"TopicArn": topic, "Subject": subject, "Message.$": message},
+        **KEEP_OUTPUT,
+        "TimeoutSeconds": timeout,
+        "Retry": retry,
+    }
+
+
 def _sagemaker_train(sagemaker: SageMakerTraining, retry: list[Any]) -> dict[str, Any]:
     """Train in a SageMaker job: script mode runs the same `steps.train` on the run's table (docs/retrain.md)."""
     hyperparameters = {
@@ -180,7 +194,7 @@ def _after_register(steps: RetrainSteps) -> str:
     return "Promote" if steps.launch_rollout is None else "StartRollout"
 
 
-def _start_rollout(steps: RetrainSteps, timeout: int, retry: list[Any]) -> dict[str, Any]:
+def _start_rollout(steps: RetrainSteps, step: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """The StartRollout state when the stage rolls candidates out (the rollout then decides and notifies)."""
     if steps.launch_rollout is None:
         return {}
@@ -188,8 +202,7 @@ def _start_rollout(steps: RetrainSteps, timeout: int, retry: list[Any]) -> dict[
         "version.$": "$.decision.candidate_version",
         "reason.$": "States.Format('retrain {} ({})', $.data.run_id, $.data.reason)",
     }
-    return {"StartRollout": lambda_task(steps.launch_rollout, parameters, "$.rollout", "NotifyOutcome",
-                                         timeout=timeout, retry=retry)}  # fmt: skip
+    return {"StartRollout": step(steps.launch_rollout, parameters, "$.rollout", "NotifyOutcome")}
 
 
 def retrain_definition(
@@ -203,6 +216,8 @@ def retrain_definition(
 ) -> dict[str, Any]:
     """The state machine's definition as a JSON-ready dict."""
     retry = retry_transient(retry_attempts, retry_interval_seconds)
+    step = partial(lambda_task, timeout=step_timeout_seconds, retry=retry)
+    notify = partial(notify_task, steps.notify_topic, timeout=step_timeout_seconds, retry=retry)
     training: dict[str, Any]
     if sagemaker is None:
         training = {
@@ -216,13 +231,11 @@ def retrain_definition(
         train_timeout_seconds = sagemaker.max_runtime_seconds + SAGEMAKER_STARTUP_SECONDS
         training = {
             "Train": _sagemaker_train(sagemaker, retry),
-            "CollectCandidate": lambda_task(
+            "CollectCandidate": step(
                 steps.collect,
                 {"data.$": "$.data", "training_job.$": "$.training_job.training_job"},
                 "$.candidate",
                 "Evaluate",
-                timeout=step_timeout_seconds,
-                retry=retry,
             ),
         }
     return {
@@ -230,38 +243,21 @@ def retrain_definition(
         "StartAt": "Prepare",
         "TimeoutSeconds": train_timeout_seconds + (6 + len(training) - 1) * step_timeout_seconds,
         "States": {
-            "Prepare": lambda_task(
-                steps.prepare,
-                {"run_id.$": "$$.Execution.Name", "reason.$": "$.reason"},
-                "$.data",
-                "Train",
-                timeout=step_timeout_seconds,
-                retry=retry,
+            "Prepare": step(
+                steps.prepare, {"run_id.$": "$$.Execution.Name", "reason.$": "$.reason"}, "$.data", "Train"
             ),
             **training,
-            "Evaluate": lambda_task(
-                steps.evaluate,
-                {"data.$": "$.data", "candidate.$": "$.candidate"},
-                "$.decision",
-                "Gate",
-                timeout=step_timeout_seconds,
-                retry=retry,
-            ),
+            "Evaluate": step(steps.evaluate, {"data.$": "$.data", "candidate.$": "$.candidate"}, "$.decision", "Gate"),
             "Gate": {
                 "Type": "Choice",
                 "Choices": [{"Variable": "$.decision.verdict", "StringEquals": "promote", "Next": "Register"}],
                 "Default": "NotifyOutcome",
             },
-            "Register": lambda_task(
-                steps.register,
-                {"version.$": "$.decision.candidate_version"},
-                "$.registered",
-                _after_register(steps),
-                timeout=step_timeout_seconds,
-                retry=retry,
+            "Register": step(
+                steps.register, {"version.$": "$.decision.candidate_version"}, "$.registered", _after_register(steps)
             ),
-            **_start_rollout(steps, step_timeout_seconds, retry),
-            "Promote": lambda_task(
+            **_start_rollout(steps, step),
+            "Promote": step(
                 steps.promote,
                 {
                     "version.$": "$.decision.candidate_version",
@@ -269,50 +265,24 @@ def retrain_definition(
                 },
                 "$.promoted",
                 "NotifyOutcome",
-                timeout=step_timeout_seconds,
-                retry=retry,
             ),
             "RequestApproval": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sns:publish",
-                "Parameters": {
-                    "TopicArn": steps.notify_topic,
-                    "Subject": "Slipway retrain: a candidate passed the gate and awaits approval",
-                    "Message.$": "States.Format('Candidate {} passed the gate and is registered; the live model is "
+                **notify(
+                    "Slipway retrain: a candidate passed the gate and awaits approval",
+                    "States.Format('Candidate {} passed the gate and is registered; the live model is "
                     "unchanged. To put it live: slipway promote {}. The gate decision: {}', "
                     "$.decision.candidate_version, $.decision.candidate_version, States.JsonToString($.decision))",
-                },
-                **KEEP_OUTPUT,
-                "TimeoutSeconds": step_timeout_seconds,
-                "Retry": retry,
+                ),
                 "Catch": _catch(),
                 "End": True,
             },
             "NotifyOutcome": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sns:publish",
-                "Parameters": {
-                    "TopicArn": steps.notify_topic,
-                    "Subject": "Slipway retrain finished",
-                    "Message.$": "States.JsonToString($.decision)",
-                },
-                **KEEP_OUTPUT,
-                "TimeoutSeconds": step_timeout_seconds,
-                "Retry": retry,
+                **notify("Slipway retrain finished", "States.JsonToString($.decision)"),
                 "Catch": _catch(),
                 "End": True,
             },
             "NotifyFailure": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sns:publish",
-                "Parameters": {
-                    "TopicArn": steps.notify_topic,
-                    "Subject": "Slipway retrain failed; the live model is unchanged",
-                    "Message.$": "States.JsonToString($.error)",
-                },
-                **KEEP_OUTPUT,
-                "TimeoutSeconds": step_timeout_seconds,
-                "Retry": retry,
+                **notify("Slipway retrain failed; the live model is unchanged", "States.JsonToString($.error)"),
                 "Next": FAILED_STATE,
             },
             FAILED_STATE: {"Type": "Fail", "Error": "RetrainFailed", "Cause": "a step failed; see NotifyFailure"},

@@ -14,10 +14,11 @@ The execution's input: {"candidate", "reason", "bake_seconds", "settle_seconds"}
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from stage.settings import StageSettings
-from stage.workflows.retrain import KEEP_OUTPUT, lambda_task, retry_transient
+from stage.workflows.retrain import lambda_task, notify_task, retry_transient
 
 FAILED_STATE = "RolloutFailed"
 
@@ -100,19 +101,11 @@ def rollout_definition(steps: RolloutSteps, phases: list[Phase], *, step_timeout
             "Choices": [{"Variable": f"{verdict}.decision", "StringEquals": "promote", "Next": following}],
             "Default": "Refuse",
         }
-    notify = {"TopicArn": steps.notify_topic, "Subject": "Slipway rollout finished"}
+    notify = partial(notify_task, steps.notify_topic, timeout=step_timeout_seconds, retry=retry_transient(3, 2))
     states |= {
         "Promote": _finish(steps, "promote", step_timeout_seconds),
         "Refuse": _finish(steps, "refuse", step_timeout_seconds),
-        "NotifyOutcome": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {**notify, "Message.$": "States.JsonToString($)"},
-            **KEEP_OUTPUT,
-            "TimeoutSeconds": step_timeout_seconds,
-            "Retry": retry_transient(3, 2),
-            "End": True,
-        },
+        "NotifyOutcome": {**notify("Slipway rollout finished", "States.JsonToString($)"), "End": True},
         "Abort": {
             **_finish(steps, "abort", step_timeout_seconds),
             "ResultPath": "$.aborted",
@@ -120,16 +113,7 @@ def rollout_definition(steps: RolloutSteps, phases: list[Phase], *, step_timeout
             "Next": "NotifyFailure",
         },
         "NotifyFailure": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": steps.notify_topic,
-                "Subject": "Slipway rollout failed; the live model is unchanged",
-                "Message.$": "States.JsonToString($)",
-            },
-            **KEEP_OUTPUT,
-            "TimeoutSeconds": step_timeout_seconds,
-            "Retry": retry_transient(3, 2),
+            **notify("Slipway rollout failed; the live model is unchanged", "States.JsonToString($)"),
             "Next": FAILED_STATE,
         },
         FAILED_STATE: {"Type": "Fail", "Error": "RolloutFailed", "Cause": "a step failed; see NotifyFailure"},
