@@ -4,7 +4,7 @@
 log retention and removal), decided once by the stack from the settings.
 `python_function` is a plain function, not a Construct, so the resources it adds sit
 directly under the caller's scope and keep their logical IDs (`<id>Logs`, `<id>Role`, `<id>`);
-`StepFunctions` makes the functions of a workflow's steps with it.
+`WorkflowFunctions` makes the functions of a workflow's steps with it.
 The role starts with writes to the function's own log group and, from active tracing,
 X-Ray's two actions; callers add their grants to it. Every function logs in Lambda's JSON format
 with the log levels below.
@@ -228,7 +228,7 @@ def python_function(
 
 
 @dataclass(frozen=True, kw_only=True)
-class StepFunctions:
+class WorkflowFunctions:
     """Makes the functions of one workflow's steps, all alike but for their handler, code and sizing.
 
     A step's function is construct `<Step>` in `scope`, named by `name_of(step)`, described
@@ -251,6 +251,7 @@ class StepFunctions:
         timeout_seconds: int,
         ephemeral_storage_mb: int | None = None,
     ) -> lambda_.Function:
+        """Step `step`'s function; its role may write its own logs and traces until the stack grants it more."""
         name = self.name_of(step)
         return python_function(
             self.scope,

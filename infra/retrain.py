@@ -26,7 +26,7 @@ from functions.core.events import DRIFT_DETECTED, event_source
 from functions.retrain.config import RetrainConfig
 from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PYARROW_TRIM_DIRS, PackageSpec
 from infra.grants import allow
-from infra.lambda_function import FunctionDefaults, StepFunctions
+from infra.lambda_function import FunctionDefaults, WorkflowFunctions
 from infra.nag import acknowledge
 from infra.sagemaker import ENTRY_POINT, SOURCES, source_archive, training_image_uri
 from infra.state_machines import state_machine
@@ -99,7 +99,7 @@ class Retrain(Construct):
         self.sagemaker_role: iam.Role | None = None
         self._names = names
         self._environment = environment
-        workflow = StepFunctions(
+        workflow = WorkflowFunctions(
             scope=self, workflow="retrain", name_of=names.retrain_function, defaults=defaults, environment=environment
         )
         training_code = defaults.code(TRAINING_PACKAGE)

@@ -17,7 +17,7 @@ from constructs import Construct
 from functions.rollout.config import RolloutConfig
 from infra.bundling import FUNCTIONS_DIR, PackageSpec
 from infra.grants import allow
-from infra.lambda_function import FunctionDefaults, StepFunctions
+from infra.lambda_function import FunctionDefaults, WorkflowFunctions
 from infra.state_machines import state_machine
 from stage.environments import rollout_environment
 from stage.names import ResourceNames
@@ -54,7 +54,7 @@ class Rollout(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         rollout = settings.rollout
-        workflow = StepFunctions(
+        workflow = WorkflowFunctions(
             scope=self,
             workflow="rollout",
             name_of=names.rollout_function,
