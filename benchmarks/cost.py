@@ -101,6 +101,18 @@ class LoggedBytes:
 
 
 @dataclass(frozen=True)
+class Invocation:
+    """One warm one-row /predict request to the inference function, whichever front door it came through."""
+
+    duration_ms: float  # warm; Lambda bills it rounded up to a whole millisecond
+    memory_mb: int
+    architecture: str
+    logged: LoggedBytes
+    capture_rate: float  # the share of requests whose rows are captured
+    platform: float  # bytes of Lambda's START, END and REPORT lines (0 when the log configuration drops them)
+
+
+@dataclass(frozen=True)
 class Cost:
     """A million one-row predictions through one front door, in USD, and the bytes each request logs."""
 
@@ -207,31 +219,23 @@ def access_log_line(api_type: str, response_bytes: float) -> str:
     return _CONTEXT_VARIABLE.sub(value, template)
 
 
-def cost_per_million(
-    api_type: str,
-    *,
-    duration_ms: float,
-    memory_mb: int,
-    architecture: str,
-    logged: LoggedBytes,
-    capture_rate: float,
-    platform: float,
-    access: float,
-    capture_days: int,
-) -> Cost:
-    """A million one-row predictions through `api_type`'s front door: each of its charges in USD."""
-    capture_bytes = capture_rate * logged.capture
-    log_bytes = logged.function + capture_bytes + platform + access
+def cost_per_million(api_type: str, invocation: Invocation, *, access: float, capture_days: int) -> Cost:
+    """A million `invocation`s through `api_type`'s front door, each logging `access` bytes there: charges in USD."""
+    logged = invocation.logged
+    capture_bytes = invocation.capture_rate * logged.capture
+    log_bytes = logged.function + capture_bytes + invocation.platform + access
     gb_per_million = 1e6 / aws_prices.BYTES_PER_GB
     # Firehose appends a newline to each line; S3 keeps it `capture_days` (a month is 30 days).
-    capture_gb = (capture_bytes + capture_rate) * gb_per_million
+    capture_gb = (capture_bytes + invocation.capture_rate) * gb_per_million
     storage = capture_gb * (
         aws_prices.FIREHOSE_USD_PER_GB_INGESTED + aws_prices.S3_STANDARD_USD_PER_GB_MONTH * capture_days / 30
     )
     return Cost(
         api_type=api_type,
         front_door=aws_prices.FRONT_DOOR_USD_PER_MILLION[api_type],
-        function=lambda_pricing.usd_per_million_invocations(duration_ms, memory_mb, architecture),
+        function=lambda_pricing.usd_per_million_invocations(
+            invocation.duration_ms, invocation.memory_mb, invocation.architecture
+        ),
         logs=log_bytes * gb_per_million * aws_prices.CLOUDWATCH_LOGS_USD_PER_GB_INGESTED,
         capture_storage=storage,
         log_bytes=log_bytes,
@@ -257,16 +261,18 @@ def costs(
     """Each front door's cost per million at the given capture rate, with the functions' log configuration."""
     from infra.storage import CAPTURE_EXPIRY_DAYS
 
-    platform = platform_bytes(duration_ms, memory_mb, dropped=platform_lines_dropped())
+    invocation = Invocation(
+        duration_ms=duration_ms,
+        memory_mb=memory_mb,
+        architecture=architecture,
+        logged=logged,
+        capture_rate=capture_rate,
+        platform=platform_bytes(duration_ms, memory_mb, dropped=platform_lines_dropped()),
+    )
     return {
         api_type: cost_per_million(
             api_type,
-            duration_ms=duration_ms,
-            memory_mb=memory_mb,
-            architecture=architecture,
-            logged=logged,
-            capture_rate=capture_rate,
-            platform=platform,
+            invocation,
             access=len(access_log_line(api_type, logged.response).encode()),
             capture_days=CAPTURE_EXPIRY_DAYS,
         )
@@ -319,7 +325,7 @@ def rows(
         "Not counted: X-Ray traces, CloudWatch Logs storage, custom metrics (per metric-month, not per request), "
         "API Gateway data transfer"
     )
-    result = []
+    result: list[Row] = []
     for api_type, cost in at_target.items():
         target = targets.COST_PER_MILLION_USD.get(api_type)
         result.append(

@@ -3,7 +3,8 @@
 `FunctionDefaults` holds what every function of a stage shares (runtime, architecture,
 log retention and removal), decided once by the stack from the settings.
 `python_function` is a plain function, not a Construct, so the resources it adds sit
-directly under the caller's scope and keep their logical IDs (`<id>Logs`, `<id>Role`, `<id>`).
+directly under the caller's scope and keep their logical IDs (`<id>Logs`, `<id>Role`, `<id>`);
+`WorkflowFunctions` makes the functions of a workflow's steps with it.
 The role starts with writes to the function's own log group and, from active tracing,
 X-Ray's two actions; callers add their grants to it. Every function logs in Lambda's JSON format
 with the log levels below.
@@ -11,6 +12,7 @@ with the log levels below.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
@@ -223,3 +225,45 @@ def python_function(
     acknowledge(role, "AwsSolutions-IAM5[Resource::*]", _XRAY_REASON)
     acknowledge(function, "AwsSolutions-L1", _RUNTIME_REASON)
     return PythonFunction(function=function, role=role, log_group=log_group)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowFunctions:
+    """Makes the functions of one workflow's steps, all alike but for their handler, code and sizing.
+
+    A step's function is construct `<Step>` in `scope`, named by `name_of(step)`, described
+    "Slipway <workflow>: <step>", and runs with the workflow's `environment`.
+    """
+
+    scope: Construct
+    workflow: str  # "retrain" or "rollout"
+    name_of: Callable[[str], str]  # a step's function name (stage.names)
+    defaults: FunctionDefaults
+    environment: dict[str, str]
+
+    def function(
+        self,
+        step: str,
+        handler: str,
+        code: lambda_.Code,
+        *,
+        memory_mb: int,
+        timeout_seconds: int,
+        ephemeral_storage_mb: int | None = None,
+    ) -> lambda_.Function:
+        """Step `step`'s function; its role may write its own logs and traces until the stack grants it more."""
+        name = self.name_of(step)
+        return python_function(
+            self.scope,
+            step.capitalize(),
+            defaults=self.defaults,
+            name=name,
+            description=f"Slipway {self.workflow}: {step}",
+            handler=handler,
+            code=code,
+            memory_mb=memory_mb,
+            timeout_seconds=timeout_seconds,
+            environment=self.environment,
+            role_description=f"{name}: its own logs and traces and only what its step reads and writes",
+            ephemeral_storage_mb=ephemeral_storage_mb,
+        ).function

@@ -26,7 +26,7 @@ from functions.core.events import DRIFT_DETECTED, event_source
 from functions.retrain.config import RetrainConfig
 from infra.bundling import FUNCTIONS_DIR, PROJECT_ROOT, PYARROW_TRIM_DIRS, PackageSpec
 from infra.grants import allow
-from infra.lambda_function import FunctionDefaults, python_function
+from infra.lambda_function import FunctionDefaults, WorkflowFunctions
 from infra.nag import acknowledge
 from infra.sagemaker import ENTRY_POINT, SOURCES, source_archive, training_image_uri
 from infra.state_machines import state_machine
@@ -98,12 +98,14 @@ class Retrain(Construct):
         super().__init__(scope, construct_id)
         self.sagemaker_role: iam.Role | None = None
         self._names = names
-        self._defaults = defaults
         self._environment = environment
-        training_code = self._defaults.code(TRAINING_PACKAGE)
+        workflow = WorkflowFunctions(
+            scope=self, workflow="retrain", name_of=names.retrain_function, defaults=defaults, environment=environment
+        )
+        training_code = defaults.code(TRAINING_PACKAGE)
         handlers = {**STEP_HANDLERS, **({"collect": COLLECT_HANDLER} if retrain.engine == "sagemaker" else {})}
         self.step_functions = {
-            step: self._function(
+            step: workflow.function(
                 step, handler, training_code,
                 memory_mb=retrain.train_memory_mb if step in ("train", "evaluate") else 1024,
                 timeout_seconds=retrain.train_timeout_seconds if step == "train" else retrain.step_timeout_seconds,
@@ -165,8 +167,8 @@ class Retrain(Construct):
             ),
         )
 
-        control_code = self._defaults.code(CONTROL_PACKAGE)
-        self.drift_trigger = self._function(
+        control_code = defaults.code(CONTROL_PACKAGE)
+        self.drift_trigger = workflow.function(
             "trigger",
             "functions.retrain.control.drift_trigger_handler",
             control_code,
@@ -187,7 +189,7 @@ class Retrain(Construct):
             targets=[event_targets.LambdaFunction(self.drift_trigger, retry_attempts=2)],
         )
 
-        self.rollback = self._function(
+        self.rollback = workflow.function(
             "rollback", "functions.retrain.control.rollback_handler", control_code, memory_mb=512, timeout_seconds=30
         )
         self.rollback_rule = events.Rule(
@@ -202,33 +204,6 @@ class Retrain(Construct):
             ),
             targets=[event_targets.LambdaFunction(self.rollback, retry_attempts=2)],
         )
-
-    def _function(
-        self,
-        step: str,
-        handler: str,
-        code: lambda_.Code,
-        *,
-        memory_mb: int,
-        timeout_seconds: int,
-        ephemeral_storage_mb: int | None = None,
-    ) -> lambda_.Function:
-        name = self._names.retrain_function(step)
-        made = python_function(
-            self,
-            step.capitalize(),
-            defaults=self._defaults,
-            name=name,
-            description=f"Slipway retrain: {step}",
-            handler=handler,
-            code=code,
-            memory_mb=memory_mb,
-            timeout_seconds=timeout_seconds,
-            environment=self._environment,
-            role_description=f"{name}: its own logs and traces and only the objects its step reads and writes",
-            ephemeral_storage_mb=ephemeral_storage_mb,
-        )
-        return made.function
 
     def _sagemaker(self, retrain: RetrainSettings, bucket: s3.IBucket) -> SageMakerTraining:
         """The managed engine's role, source archive and job settings (engine 'sagemaker'; see docs/retrain.md).

@@ -11,14 +11,13 @@ from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from functions.rollout.config import RolloutConfig
 from infra.bundling import FUNCTIONS_DIR, PackageSpec
 from infra.grants import allow
-from infra.lambda_function import FunctionDefaults, python_function
+from infra.lambda_function import FunctionDefaults, WorkflowFunctions
 from infra.state_machines import state_machine
 from stage.environments import rollout_environment
 from stage.names import ResourceNames
@@ -54,13 +53,21 @@ class Rollout(Construct):
         defaults: FunctionDefaults,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._names, self._defaults = names, defaults
         rollout = settings.rollout
-        self._environment = rollout_environment(settings, names, alarm_names=[a.alarm_name for a in alarms])
+        workflow = WorkflowFunctions(
+            scope=self,
+            workflow="rollout",
+            name_of=names.rollout_function,
+            defaults=defaults,
+            environment=rollout_environment(settings, names, alarm_names=[a.alarm_name for a in alarms]),
+        )
         code = defaults.code(ROLLOUT_PACKAGE)
-        self.step_functions = {step: self._function(step, handler, code, rollout.timeout_seconds,
-                                                    rollout.function_memory_mb)
-                               for step, handler in STEP_HANDLERS.items()}  # fmt: skip
+        self.step_functions = {
+            step: workflow.function(
+                step, handler, code, memory_mb=rollout.function_memory_mb, timeout_seconds=rollout.timeout_seconds
+            )
+            for step, handler in STEP_HANDLERS.items()
+        }
         definition = rollout_definition(
             RolloutSteps(notify_topic=topic.topic_arn, **{s: f.function_arn for s, f in self.step_functions.items()}),
             stage_phases(settings),
@@ -80,22 +87,6 @@ class Rollout(Construct):
         assert judge is not None
         allow(judge, "ReadAlarmStates", ["cloudwatch:DescribeAlarms"], [a.alarm_arn for a in alarms])
 
-        self.launch = self._function("launch", LAUNCH_HANDLER, code, 30, 512)
+        self.launch = workflow.function("launch", LAUNCH_HANDLER, code, memory_mb=512, timeout_seconds=30)
         self.launch.add_environment(RolloutConfig.variable("state_machine_arn"), self.state_machine.state_machine_arn)
         self.state_machine.grant_start_execution(self.launch)
-
-    def _function(self, step: str, handler: str, code: lambda_.Code, timeout: int, memory: int) -> lambda_.Function:
-        name = self._names.rollout_function(step)
-        return python_function(
-            self,
-            step.capitalize(),
-            defaults=self._defaults,
-            name=name,
-            description=f"Slipway rollout: {step}",
-            handler=handler,
-            code=code,
-            memory_mb=memory,
-            timeout_seconds=timeout,
-            environment=self._environment,
-            role_description=f"{name}: its own logs and traces and only what its step reads and writes",
-        ).function

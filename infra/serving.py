@@ -6,6 +6,7 @@ import json
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -39,6 +40,18 @@ ACCESS_LOG_FORMAT = json.dumps(
     },
     separators=(",", ":"),
 )  # fmt: skip
+
+
+def _api_gateway_metrics(stage: apigw.Stage | apigwv2.HttpStage, *, requests_statistic: str) -> FrontDoorMetrics:
+    """An API Gateway stage's requests, errors and p99 latency, REST API or HTTP API alike."""
+    return FrontDoorMetrics(
+        label="API",
+        latency_label="API p99 latency",
+        requests=stage.metric_count(statistic=requests_statistic, period=PERIOD),
+        server_errors=stage.metric_server_error(statistic="Sum", period=PERIOD),
+        client_errors=stage.metric_client_error(statistic="Sum", period=PERIOD),
+        latency_p99=stage.metric_latency(statistic="p99", period=PERIOD),
+    )
 
 
 class Serving(Construct):
@@ -131,24 +144,11 @@ class Serving(Construct):
     def front_door_metrics(self) -> FrontDoorMetrics:
         """The front door's requests, errors and latency, under the names its type publishes them."""
         if self.rest_api is not None:
-            rest = self.rest_api.deployment_stage
-            return FrontDoorMetrics(
-                label="API", latency_label="API p99 latency",
-                requests=rest.metric_count(statistic="SampleCount", period=PERIOD),
-                server_errors=rest.metric_server_error(statistic="Sum", period=PERIOD),
-                client_errors=rest.metric_client_error(statistic="Sum", period=PERIOD),
-                latency_p99=rest.metric_latency(statistic="p99", period=PERIOD),
-            )  # fmt: skip
+            # AWS documents a REST API's Count under its SampleCount statistic.
+            return _api_gateway_metrics(self.rest_api.deployment_stage, requests_statistic="SampleCount")
         if self.http_api is not None:
             # AWS/ApiGateway, dimensions ApiId and Stage; metric names Count, 4xx, 5xx, Latency.
-            http = self.http_api.stage
-            return FrontDoorMetrics(
-                label="API", latency_label="API p99 latency",
-                requests=http.metric_count(statistic="Sum", period=PERIOD),
-                server_errors=http.metric_server_error(statistic="Sum", period=PERIOD),
-                client_errors=http.metric_client_error(statistic="Sum", period=PERIOD),
-                latency_p99=http.metric_latency(statistic="p99", period=PERIOD),
-            )  # fmt: skip
+            return _api_gateway_metrics(self.http_api.stage, requests_statistic="Sum")
         # A function URL: AWS/Lambda's Url* metrics of the alias (dimensions FunctionName and Resource).
 
         def url_metric(name: str) -> cloudwatch.Metric:

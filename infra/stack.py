@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import Aws, CfnOutput, Stack
@@ -217,19 +218,12 @@ class SlipwayStack(Stack):
         grants.allow(role["register"], "ReadCandidates", [GET], [RETRAIN_CANDIDATES_PREFIX])
         grants.allow(role["register"], "WriteModels", [PUT], [MODELS_PREFIX])
         rollback, trigger = _role(retrain.rollback), _role(retrain.drift_trigger)
-        for mover, pointer_actions in (
-            (role["promote"], _POINTER_ACTIONS),
-            (rollback, (*_POINTER_ACTIONS, _POINTER_HISTORY)),
-        ):
-            grants.allow(mover, "ReadModels", [GET], [MODELS_PREFIX])
-            allow(mover, "MoveLivePointer", pointer_actions, [pointer])
-            allow(mover, "LockLivePointer", _POINTER_LOCK_ACTIONS, [pointer + POINTER_LOCK_SUFFIX])
+        _allow_moving_the_pointer(grants, role["promote"], pointer)
+        _allow_moving_the_pointer(grants, rollback, pointer, (*_POINTER_ACTIONS, _POINTER_HISTORY))
         grants.allow_keys(trigger, "ReadWriteCooldown", [GET, PUT], [RETRAIN_TRIGGER_KEY])
         grants.allow_listing(trigger, "ListCooldown", [RETRAIN_TRIGGER_KEY])
-        topic, key = self.observability.topic.topic_arn, self.observability.topic_key.key_arn
         for notifier in (retrain.state_machine.role, rollback):
-            allow(notifier, "PublishNotifications", ["sns:Publish"], [topic])
-            allow(notifier, "EncryptNotifications", ["kms:Decrypt", "kms:GenerateDataKey"], [key])
+            self._allow_notifying(notifier)
         if retrain.sagemaker_role is not None:
             # The job reads the run tables and writes its output; CollectCandidate moves the checked candidate on.
             grants.allow(retrain.sagemaker_role, "ReadRunTables", [GET], [RETRAIN_RUNS_PREFIX, TABLE_PARTS_PREFIX])
@@ -241,19 +235,20 @@ class SlipwayStack(Stack):
         """The rollout steps: start and finish move the pointer; the judge reads the capture and records verdicts."""
         role = {step: _role(function) for step, function in self.rollout.step_functions.items()}
         for mover in (role["start"], role["finish"]):
-            grants.allow(mover, "ReadModels", [GET], [MODELS_PREFIX])
-            allow(mover, "MoveLivePointer", _POINTER_ACTIONS, [pointer])
-            allow(mover, "LockLivePointer", _POINTER_LOCK_ACTIONS, [pointer + POINTER_LOCK_SUFFIX])
+            _allow_moving_the_pointer(grants, mover, pointer)
         grants.allow(role["finish"], "WriteOutcomes", [PUT], [ROLLOUT_PREFIX])
         judge = role["judge"]
         grants.allow(judge, "ReadCaptureFeedbackModels", [GET], [CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX])
         grants.allow_listing(judge, "ListCaptureAndFeedback", [CAPTURE_PREFIX, FEEDBACK_PREFIX])
         grants.allow(judge, "WriteVerdicts", [PUT], [ROLLOUT_PREFIX])
         allow(judge, "ReadLivePointer", ["ssm:GetParameter"], [pointer])
-        machine = self.rollout.state_machine.role
-        allow(machine, "PublishNotifications", ["sns:Publish"], [self.observability.topic.topic_arn])
-        allow(machine, "EncryptNotifications", ["kms:Decrypt", "kms:GenerateDataKey"],
-              [self.observability.topic_key.key_arn])  # fmt: skip
+        self._allow_notifying(self.rollout.state_machine.role)
+
+    def _allow_notifying(self, notifier: iam.IRole) -> None:
+        """Publish to the alarm topic, through its key: the retrain and rollout state machines, rollback."""
+        topic, key = self.observability.topic.topic_arn, self.observability.topic_key.key_arn
+        allow(notifier, "PublishNotifications", ["sns:Publish"], [topic])
+        allow(notifier, "EncryptNotifications", ["kms:Decrypt", "kms:GenerateDataKey"], [key])
 
     def _add_monitoring(
         self, settings: StageSettings, names: ResourceNames, grants: ArtifactGrants, defaults: FunctionDefaults
@@ -309,6 +304,16 @@ class SlipwayStack(Stack):
         )  # fmt: skip
         self.monitoring.add_alarms(self.observability, monitor=settings.monitor)
         CfnOutput(self, "CaptureStreamName", value=self.monitoring.stream.delivery_stream_name)
+
+
+def _allow_moving_the_pointer(
+    grants: ArtifactGrants, mover: iam.IRole, pointer: str, actions: Sequence[str] = _POINTER_ACTIONS
+) -> None:
+    """Read the model bundles, move the live pointer (`actions` on it) and take its lock: promote, rollback,
+    rollout's start and finish."""
+    grants.allow(mover, "ReadModels", [GET], [MODELS_PREFIX])
+    allow(mover, "MoveLivePointer", actions, [pointer])
+    allow(mover, "LockLivePointer", _POINTER_LOCK_ACTIONS, [pointer + POINTER_LOCK_SUFFIX])
 
 
 def _role(function: lambda_.Function) -> iam.IRole:

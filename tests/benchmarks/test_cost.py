@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks import aws_prices
 from benchmarks.cost import (
+    Invocation,
     LoggedBytes,
     access_log_line,
     cost_per_million,
@@ -19,10 +20,10 @@ LOGGED = LoggedBytes(function=300, capture=1000, response=200)
 
 
 def test_a_million_predictions_through_an_http_api_cost_each_of_its_charges() -> None:
-    cost = cost_per_million(
-        "http", duration_ms=0.4, memory_mb=1024, architecture="arm64", logged=LOGGED,
-        capture_rate=0.1, platform=0, access=100, capture_days=30,
-    )  # fmt: skip
+    invocation = Invocation(
+        duration_ms=0.4, memory_mb=1024, architecture="arm64", logged=LOGGED, capture_rate=0.1, platform=0
+    )
+    cost = cost_per_million("http", invocation, access=100, capture_days=30)
 
     # 300 B of function lines, a tenth of 1,000 B of capture lines, no platform lines, 100 B of access log.
     assert cost.log_bytes == pytest.approx(500)
@@ -36,21 +37,21 @@ def test_a_million_predictions_through_an_http_api_cost_each_of_its_charges() ->
 
 
 def test_a_function_url_costs_no_front_door_and_x86_pays_its_own_duration_price() -> None:
-    cost = cost_per_million(
-        "function_url", duration_ms=1.2, memory_mb=512, architecture="x86_64", logged=LOGGED,
-        capture_rate=0.0, platform=0, access=0, capture_days=90,
-    )  # fmt: skip
+    invocation = Invocation(
+        duration_ms=1.2, memory_mb=512, architecture="x86_64", logged=LOGGED, capture_rate=0.0, platform=0
+    )
+    cost = cost_per_million("function_url", invocation, access=0, capture_days=90)
     assert cost.front_door == 0.0 and cost.capture_storage == 0.0 and cost.log_bytes == 300
     assert cost.function == pytest.approx(0.20 + 1e6 * 0.002 * 0.5 * 0.0000166667)  # 1.2 ms billed 2 ms
 
 
 def test_the_log_byte_budget_spends_exactly_the_target() -> None:
     budget = log_byte_budget("http", 1.50, memory_mb=1024, architecture="arm64", capture_storage_usd=0.01)
-    at_budget = cost_per_million(
-        "http", duration_ms=1.0, memory_mb=1024, architecture="arm64",
-        logged=LoggedBytes(function=budget, capture=0, response=0), capture_rate=0, platform=0, access=0,
-        capture_days=0,
-    )  # fmt: skip
+    logged = LoggedBytes(function=budget, capture=0, response=0)
+    invocation = Invocation(
+        duration_ms=1.0, memory_mb=1024, architecture="arm64", logged=logged, capture_rate=0, platform=0
+    )
+    at_budget = cost_per_million("http", invocation, access=0, capture_days=0)
     assert at_budget.total + 0.01 == pytest.approx(1.50)
     assert 550 < budget < 600
     # A front door dearer than the target leaves no bytes at all.
