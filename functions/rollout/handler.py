@@ -11,19 +11,19 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from functions.adapters import factory
 from functions.adapters.retrain_control import StepFunctionsStarter
 from functions.adapters.rollout_control import CloudWatchAlarms, S3Records
-from functions.core.event_input import parse_event
 from functions.core.registry import Registry
+from functions.core.step_handler import StepHandlers
 from functions.rollout import steps
 from functions.rollout.config import RolloutConfig
 
 logger = Logger()
 tracer = Tracer()
+step_handler = StepHandlers(logger, tracer)
 
 
 @cache
@@ -49,19 +49,15 @@ class LaunchInput(BaseModel):
     reason: str = ""
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def start_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse_event(steps.StartInput, event)
+@step_handler(steps.StartInput)
+def start_handler(request: steps.StartInput) -> dict[str, Any]:
     started = steps.start(_registry(), request, now=datetime.now(UTC))
     logger.info("rollout phase started", extra={"candidate": request.candidate, **started})
     return started
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def judge_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse_event(steps.JudgeInput, event)
+@step_handler(steps.JudgeInput)
+def judge_handler(request: steps.JudgeInput) -> steps.PhaseDecision:
     cfg = config()
     decision = steps.judge_phase(
         request,
@@ -75,26 +71,18 @@ def judge_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         drift_policy=cfg.drift_policy,
         now=datetime.now(UTC),
     )
-    logger.info(
-        "rollout phase judged", extra={k: v for k, v in decision.model_dump(mode="json").items() if k != "figures"}
-    )
-    return decision.model_dump(mode="json")
+    logger.info("rollout phase judged", extra=decision.model_dump(mode="json", exclude={"figures"}))
+    return decision
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def finish_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse_event(steps.FinishInput, event)
-    outcome = steps.finish(_registry(), request, _records(), now=datetime.now(UTC))
-    logger.info("rollout finished", extra=outcome.model_dump(mode="json"))
-    return outcome.model_dump(mode="json")
+@step_handler(steps.FinishInput, logged="rollout finished")
+def finish_handler(request: steps.FinishInput) -> steps.Outcome:
+    return steps.finish(_registry(), request, _records(), now=datetime.now(UTC))
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-def launch_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@step_handler(LaunchInput)
+def launch_handler(request: LaunchInput) -> dict[str, Any]:
     """The retrain pipeline's step after Register: start the candidate's rollout (which decides by itself)."""
-    request = parse_event(LaunchInput, event)
     cfg = config()
     if not cfg.state_machine_arn:
         raise ValueError("ROLLOUT_STATE_MACHINE_ARN is not set: there is no rollout to start")

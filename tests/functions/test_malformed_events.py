@@ -117,7 +117,7 @@ def queue_handlers(aws: None, handler_env: None, live_bundle: Bundle) -> tuple[A
 def _stored_job(module: Any, bundle: Bundle) -> str:
     """A job accepted by POST /predict/async (its request stored), as the queues' records name it."""
     job_id = new_job_id()
-    module.store.put_request(
+    module.queue.store.put_request(
         JobRequest(job_id=job_id, instances=[example_row(bundle)], submitted_at=now(), validated_by=bundle.version)
     )
     return job_id
@@ -137,7 +137,7 @@ def test_the_worker_fails_each_poison_record_alone_and_logs_its_id(
     poison = [sqs_record(body) for body in POISON_BODIES]
     response = worker.lambda_handler({"Records": [*poison, good]}, FakeLambdaContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in poison]}
-    result = worker.store.get_result(json.loads(good["body"])["job_id"])
+    result = worker.queue.store.get_result(json.loads(good["body"])["job_id"])
     assert result is not None and result.status == "done"
     logged = _logged(caplog, "poison message")
     assert {line.message_id for line in logged} == {r["messageId"] for r in poison}
@@ -165,12 +165,12 @@ def test_the_fallback_keeps_poison_in_s3_logs_it_by_id_counts_it_and_answers_the
     capsys.readouterr()
     response = fallback.lambda_handler({"Records": [*poison, good, gone]}, FakeLambdaContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": gone["messageId"]}]}
-    result = fallback.store.get_result(json.loads(good["body"])["job_id"])
+    result = fallback.queue.store.get_result(json.loads(good["body"])["job_id"])
     assert result is not None and result.status == "fallback"
     set_aside = {line.message_id: line for line in _logged(caplog, "poison dead letter set aside")}
     assert set(set_aside) == {r["messageId"] for r in poison}
     s3 = boto3.client("s3")
-    bucket = fallback.config.artifacts_bucket
+    bucket = fallback.queue.config.artifacts_bucket
     for record in poison:
         line = set_aside[record["messageId"]]
         key = layout.async_poison_key(record["messageId"])
@@ -194,7 +194,7 @@ def test_poison_that_cannot_be_kept_stays_in_the_dead_letter_queue(
     def refuse(message_id: str, body: str) -> str:
         raise ConnectionError("S3 unreachable")
 
-    monkeypatch.setattr(fallback.store, "put_poison", refuse)
+    monkeypatch.setattr(fallback.queue.store, "put_poison", refuse)
     poison = sqs_record("not json")
     good = sqs_record(JobMessage(job_id=_stored_job(fallback, live_bundle)).model_dump_json())
     response = fallback.lambda_handler({"Records": [poison, good]}, FakeLambdaContext())

@@ -137,7 +137,7 @@ def test_every_job_ends_with_exactly_one_result_model_or_fallback(
             raise RuntimeError("this job breaks the worker")
         return real_process(message, *args, **kwargs)
 
-    store = workers.worker.store
+    store = workers.worker.queue.store
     real_put = store.put_result
 
     def counted_put(result: JobResult) -> bool:
@@ -147,7 +147,7 @@ def test_every_job_ends_with_exactly_one_result_model_or_fallback(
 
     monkeypatch.setattr(workers.worker.async_jobs, "process", flaky_process)
     monkeypatch.setattr(store, "put_result", counted_put)
-    monkeypatch.setattr(workers.fallback.store, "put_result", counted_put)
+    monkeypatch.setattr(workers.fallback.queue.store, "put_result", counted_put)
 
     workers.requests.drain()
     assert queues.depth(queues.requests) == 0

@@ -208,7 +208,7 @@ def test_a_worker_killed_mid_job_leaves_every_job_with_exactly_one_answer(
     job_ids = _submit(invoke, live_bundle, 4)
     first = cold_start(WORKER_MODULE)
     writes: list[str] = []
-    real_put = first.store.put_result
+    real_put = first.queue.store.put_result
 
     def put_then_maybe_die(result: Any) -> bool:
         if dies == "after-the-result":
@@ -216,7 +216,7 @@ def test_a_worker_killed_mid_job_leaves_every_job_with_exactly_one_answer(
             writes.append(result.job_id)
         raise Killed("the container was killed")
 
-    first.store.put_result = put_then_maybe_die
+    first.queue.store.put_result = put_then_maybe_die
 
     def killed_container(event: dict[str, Any], context: Any) -> Any:
         first.lambda_handler(event, context)
