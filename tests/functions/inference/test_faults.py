@@ -91,13 +91,11 @@ def _predict_is_answered(invoke: Invoke, bundle: Bundle, *, version: str, fallba
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 def test_ssm_failing_under_a_warm_container_keeps_the_live_model(
     live_bundle: Bundle,
-    monkeypatch: pytest.MonkeyPatch,
-    invoke_factory: Callable[[], Invoke],
+    refreshing_invoke_factory: Callable[[], Invoke],
     fault: Fault,
     caplog: Any,
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
-    invoke = invoke_factory()
+    invoke = refreshing_invoke_factory()
     with failing("ssm", fault) as attempted:
         _predict_is_answered(invoke, live_bundle, version=live_bundle.version, fallback=None)
         assert invoke("GET", "/health")[1]["status"] == "ready"
@@ -107,11 +105,10 @@ def test_ssm_failing_under_a_warm_container_keeps_the_live_model(
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 def test_ssm_failing_at_a_cold_start_answers_with_plan_b_then_recovers(
-    live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch, invoke_factory: Callable[[], Invoke], fault: Fault
+    live_bundle: Bundle, refreshing_invoke_factory: Callable[[], Invoke], fault: Fault
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
     with failing("ssm", fault):
-        invoke = invoke_factory()
+        invoke = refreshing_invoke_factory()
         _predict_is_answered(invoke, live_bundle, version=None, fallback="registry_unreachable")
         assert invoke("GET", "/health")[1] == {
             "status": "degraded",
@@ -124,11 +121,10 @@ def test_ssm_failing_at_a_cold_start_answers_with_plan_b_then_recovers(
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 def test_s3_failing_at_a_cold_start_answers_with_the_pointers_plan_b_then_recovers(
-    live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch, invoke_factory: Callable[[], Invoke], fault: Fault
+    live_bundle: Bundle, refreshing_invoke_factory: Callable[[], Invoke], fault: Fault
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
     with failing("s3", fault):
-        invoke = invoke_factory()
+        invoke = refreshing_invoke_factory()
         status, body = invoke("POST", "/predict", {"instances": [example_row(live_bundle)]})
         assert status == 200
         assert body["predictions"][0]["fallback"] == "model_unavailable"
@@ -243,13 +239,11 @@ def test_a_worker_killed_mid_job_leaves_every_job_with_exactly_one_answer(
 def test_s3_failing_under_the_worker_returns_the_records_to_the_queue(
     worker_queue: str,
     live_bundle: Bundle,
-    invoke_factory: Callable[[], Invoke],
+    refreshing_invoke_factory: Callable[[], Invoke],  # on AWS the redelivery comes after the refresh
     names: ResourceNames,
     fault: Fault,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")  # on AWS the redelivery comes after the refresh
-    invoke = invoke_factory()
+    invoke = refreshing_invoke_factory()
     job_ids = _submit(invoke, live_bundle, 2)
     worker = cold_start(WORKER_MODULE)
     source = SqsEventSource(boto3.client("sqs"), queue_url=worker_queue, handler=worker.lambda_handler, region=REGION)
