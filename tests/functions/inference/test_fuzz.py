@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,10 +27,7 @@ from hypothesis import strategies as st
 from functions.inference.schemas import ErrorBody
 from functions.inference.v2_routes import is_v2_path
 from functions.training.train import Bundle
-from slipway.local.async_jobs import create_queues
 from slipway.local.lambda_runtime import FakeLambdaContext, cold_start
-from stage.names import ResourceNames
-from stage.settings import load_settings
 from tests.conftest import example_row
 
 HANDLER_MODULE = "functions.inference.handler"
@@ -70,9 +66,7 @@ class Api:
 
 
 @pytest.fixture
-def api(live_bundle: Bundle, names: ResourceNames, handler_env: None, monkeypatch: pytest.MonkeyPatch) -> Api:
-    requests, _ = create_queues(boto3.client("sqs"), load_settings("dev"), names)
-    monkeypatch.setenv("REQUESTS_QUEUE_URL", requests)
+def api(live_bundle: Bundle, handler_env: None, requests_queue: str) -> Api:
     module = cold_start(HANDLER_MODULE)
     document = _answer(module.lambda_handler, _event("GET", "/openapi.json"))
     model = _answer(module.lambda_handler, _event("GET", "/model"))
