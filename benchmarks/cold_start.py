@@ -37,7 +37,7 @@ from benchmarks.workload import FAKE_CREDENTIALS, PROJECT_ROOT, REGION, Workload
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.core.registry import Registry
-from slipway.local.lambda_runtime import proxy_event
+from slipway.local.lambda_runtime import HttpRequest, proxy_event
 
 CHILD_SCRIPT = Path(__file__).with_name("cold_start_child.py")
 RESTORE_VARIABLE = "SLIPWAY_BENCH_RESTORE"  # cold_start_child.py's own name for it
@@ -76,8 +76,8 @@ def run(workload: Workload, *, quick: bool = False, **_: Any) -> list[Row]:
         scratch_dir = Path(scratch)
         events_path = scratch_dir / "events.json"
         events = [
-            proxy_event("POST", "/predict", body=workload.one_row_bodies[0]),
-            proxy_event("POST", "/predict", body=workload.batch_bodies[0]),
+            proxy_event(HttpRequest("POST", "/predict", body=workload.one_row_bodies[0])),
+            proxy_event(HttpRequest("POST", "/predict", body=workload.batch_bodies[0])),
         ]
         events_path.write_text(json.dumps(events))
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise

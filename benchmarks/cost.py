@@ -39,7 +39,7 @@ from benchmarks.warm_latency import OURS_MODULE, _latencies
 from benchmarks.workload import STAGE, Workload, offline_environment, seed_registry
 from functions.core.capture import CAPTURE_MARKER
 from functions.inference.config import FrontDoorType
-from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, cold_start, proxy_event
 from stage.settings import load_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -136,7 +136,7 @@ def logged_bytes(handler: Handler, bodies: Sequence[str], calls: int) -> LoggedB
     function = capture = response = 0
     context = FakeLambdaContext()
     for index in range(calls):
-        event = proxy_event("POST", "/predict", body=bodies[index % len(bodies)])
+        event = proxy_event(HttpRequest("POST", "/predict", body=bodies[index % len(bodies)]))
         with _output() as sink:
             answer = handler(event, context)
         if answer["statusCode"] != 200:

@@ -33,7 +33,7 @@ from benchmarks.workload import STAGE, ServedModel, Workload, offline_environmen
 from functions.adapters.live_pointer import SsmPointerStore
 from functions.adapters.model_store import S3ModelStore
 from functions.core.registry import Registry
-from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, cold_start, proxy_event
 from stage.settings import load_settings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -252,7 +252,7 @@ def _environment(workload: Workload) -> contextlib.AbstractContextManager[None]:
 
 
 def _events(bodies: list[str], count: int) -> list[dict[str, Any]]:
-    return [proxy_event("POST", "/predict", body=bodies[i % len(bodies)]) for i in range(count)]
+    return [proxy_event(HttpRequest("POST", "/predict", body=bodies[i % len(bodies)])) for i in range(count)]
 
 
 def _latencies(handler: Handler, bodies: list[str], iterations: int, warmup: int) -> np.ndarray:
@@ -277,7 +277,9 @@ def _check_answers(ours: Handler, naive: Handler, workload: Workload, model: Ser
     context = FakeLambdaContext()
     body = workload.batch_bodies[0]
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        answers = [handler(proxy_event("POST", "/predict", body=body), context) for handler in (ours, naive)]
+        answers = [
+            handler(proxy_event(HttpRequest("POST", "/predict", body=body)), context) for handler in (ours, naive)
+        ]
     labels = []
     for name, answer in zip(("Slipway", "naive baseline"), answers, strict=True):
         if answer["statusCode"] != 200:

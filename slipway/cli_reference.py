@@ -8,10 +8,10 @@ argparse offers no public way to walk a parser's commands and arguments, so this
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from slipway.cli import _parser
+from stage.reference import rewrite_page
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
@@ -60,12 +60,5 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    """Rewrite docs/cli.md."""
-    REFERENCE.write_text(render())
-    print(f"wrote {REFERENCE.name}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    rewrite_page(REFERENCE, render())

@@ -455,7 +455,7 @@ def _rollout(
 def _outlier(stack: LocalStack, typical: list[dict[str, Any]], say: Callable[[str], None]) -> dict[str, Any]:
     """One request of the served rows and a tumour with a large radius and a small area: what the detector says."""
     odd = {**typical[0], "mean_radius": OUTLIER_RADIUS, "mean_area": OUTLIER_AREA}
-    with Client(stack.url) as client:
+    with contextlib.closing(Client(stack.url)) as client:
         body, _ = client.post("/predict", {"instances": [*typical, odd]})
     *usual, answer = body["predictions"]
     flagged = sum(p["outlier"]["flag"] for p in usual)

@@ -44,7 +44,7 @@ def release_version(
         raise ValueError(f"--from names the target stage {source_stage!r}: release from another stage")
     caller_account = target.names.account
     source = other_stage(source_stage, caller_account=caller_account)
-    s3, ssm = _source_clients(source, caller_account)
+    s3, ssm = source_clients(source, caller_account)
     registry = target.registry()
     record = release(
         Registry(
@@ -71,9 +71,10 @@ def release_version(
     return Released(record, "rollout", start_rollout(target, version, why))
 
 
-def _source_clients(source: Target, caller_account: str) -> tuple[Any, Any]:
-    """S3 and SSM clients for the source stage: the caller's own when it is in the same account, else through
-    the source's release reader role (its deploy role's trust names this stage's deploy role)."""
+def source_clients(source: Target, caller_account: str) -> tuple[Any, Any]:
+    """S3 and SSM clients for the source stage, as a release reads it: the caller's own when it is in the same
+    account, else through the source's release reader role (its deploy role's trust names this stage's deploy
+    role)."""
     if source.names.account == caller_account:
         return factory.client("s3"), factory.client("ssm")
     partition = boto3.session.Session().get_partition_for_region(source.names.region)

@@ -8,8 +8,8 @@ when the page is stale, so the models, cdk.json and the page cannot disagree.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -113,12 +113,11 @@ def render(context: dict[str, Any] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    """Rewrite docs/settings.md."""
-    REFERENCE.write_text(render())
-    print(f"wrote {REFERENCE.relative_to(CDK_JSON.parent)}")
-    return 0
+def rewrite_page(page: Path, text: str) -> None:
+    """Write a generated reference page (under the project's root) and say which."""
+    page.write_text(text)
+    print(f"wrote {page.relative_to(CDK_JSON.parent)}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rewrite_page(REFERENCE, render())

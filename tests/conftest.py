@@ -17,7 +17,7 @@ from functions.adapters import factory
 from functions.core.registry import LivePointer, Registry
 from functions.training.train import Bundle, load_recipe, load_table, train_bundle
 from slipway.local import lambda_runtime
-from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, proxy_event
 from slipway.local.recipes import variant
 from stage.environments import inference_environment
 from stage.names import LOCAL_ACCOUNT, ResourceNames
@@ -114,7 +114,7 @@ def invoke_factory(aws: None, handler_env: None) -> Callable[[], Invoke]:
 
         def call(method: str, path: str, body: Any = None, *, raw: str | bytes | None = None, **kwargs: Any) -> Any:
             payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-            event = proxy_event(method, path, body=payload, **kwargs)
+            event = proxy_event(HttpRequest(method, path, body=payload, **kwargs))
             response = module.lambda_handler(event, FakeLambdaContext())
             return response["statusCode"], json.loads(response["body"])
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from slipway.local.lambda_runtime import FakeLambdaContext, front_door_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, front_door_event
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -106,8 +106,7 @@ class Gateway:
                     return
                 body = self.rfile.read(length) if length else None
                 split = urlsplit(self.path)
-                event = front_door_event(
-                    gateway.front_door,
+                request = HttpRequest(
                     self.command,
                     split.path,
                     body=body,
@@ -115,6 +114,7 @@ class Gateway:
                     query=dict(parse_qsl(split.query)) or None,
                     source_ip=self.client_address[0],
                 )
+                event = front_door_event(gateway.front_door, request)
                 try:
                     response = gateway.invoke(event)
                 except Exception as exc:  # what API Gateway does when the function crashes

@@ -69,20 +69,30 @@ class FakeLambdaContext:
         return 10_000
 
 
-def _body(body: str | bytes | None) -> tuple[str | None, bool]:
-    """The event's body and isBase64Encoded: text as it is, bytes that are not UTF-8 as base64."""
-    if not isinstance(body, bytes):
-        return body, False
-    try:
-        return body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return base64.b64encode(body).decode("ascii"), True
+@dataclass(frozen=True)
+class HttpRequest:
+    """One request as a client sends it, before a front door turns it into its function's event."""
+
+    method: str
+    path: str
+    body: str | bytes | None = None
+    headers: dict[str, str] | None = None
+    query: dict[str, str] | None = None
+    source_ip: str = "127.0.0.1"
+
+    def event_body(self) -> tuple[str | None, bool]:
+        """The event's body and isBase64Encoded: text as it is, bytes that are not UTF-8 as base64."""
+        if not isinstance(self.body, bytes):
+            return self.body, False
+        try:
+            return self.body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            return base64.b64encode(self.body).decode("ascii"), True
 
 
-def front_door_event(front_door: str, method: str, path: str, **request: Any) -> dict[str, Any]:
-    """The event the front door of type `front_door` (a stage's api.type) sends for one request: `request` is
-    what `proxy_event` and `http_event` take (body, headers, query, source_ip)."""
-    builders: dict[str, Callable[..., dict[str, Any]]] = {
+def front_door_event(front_door: str, request: HttpRequest) -> dict[str, Any]:
+    """The event the front door of type `front_door` (a stage's api.type) sends for `request`."""
+    builders: dict[str, Callable[[HttpRequest], dict[str, Any]]] = {
         "rest": proxy_event,
         "http": http_event,
         "function_url": http_event,
@@ -90,25 +100,17 @@ def front_door_event(front_door: str, method: str, path: str, **request: Any) ->
     build = builders.get(front_door)
     if build is None:
         raise ValueError(f"unknown front door {front_door!r}: rest, http or function_url")
-    return build(method, path, **request)
+    return build(request)
 
 
-def http_event(
-    method: str,
-    path: str,
-    *,
-    body: str | bytes | None = None,
-    headers: dict[str, str] | None = None,
-    query: dict[str, str] | None = None,
-    source_ip: str = "127.0.0.1",
-) -> dict[str, Any]:
+def http_event(request: HttpRequest) -> dict[str, Any]:
     """A payload format 2.0 event (HTTP API on its `$default` stage, or a function URL) for one request.
 
     As AWS sends them: header names in lower case, repeated values joined by commas, cookies apart.
     """
-    text, is_base64 = _body(body)
+    text, is_base64 = request.event_body()
     lowered: dict[str, str] = {}
-    for name, value in {"content-type": "application/json", **(headers or {})}.items():
+    for name, value in {"content-type": "application/json", **(request.headers or {})}.items():
         key = name.lower()
         lowered[key] = f"{lowered[key]},{value}" if key in lowered and key != "content-type" else value
     cookies = lowered.pop("cookie", None)
@@ -116,20 +118,20 @@ def http_event(
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": urlencode(query or {}),
+        "rawPath": request.path,
+        "rawQueryString": urlencode(request.query or {}),
         "headers": lowered,
-        "queryStringParameters": query or None,
+        "queryStringParameters": request.query or None,
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "local",
             "domainName": "127.0.0.1",
             "domainPrefix": "local",
             "http": {
-                "method": method.upper(),
-                "path": path,
+                "method": request.method.upper(),
+                "path": request.path,
                 "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
+                "sourceIp": request.source_ip,
                 "userAgent": lowered.get("user-agent", ""),
             },
             "requestId": str(uuid.uuid4()),
@@ -146,24 +148,15 @@ def http_event(
     return event
 
 
-def proxy_event(
-    method: str,
-    path: str,
-    *,
-    body: str | bytes | None = None,
-    headers: dict[str, str] | None = None,
-    query: dict[str, str] | None = None,
-    source_ip: str = "127.0.0.1",
-    stage: str = "local",
-) -> dict[str, Any]:
+def proxy_event(request: HttpRequest, *, stage: str = "local") -> dict[str, Any]:
     """A REST API (v1) Lambda proxy event for one request."""
-    request_id = str(uuid.uuid4())
-    body, is_base64 = _body(body)
-    headers = {"Content-Type": "application/json", **(headers or {})}
+    body, is_base64 = request.event_body()
+    method, path, query = request.method.upper(), request.path, request.query
+    headers = {"Content-Type": "application/json", **(request.headers or {})}
     return {
         "resource": path,
         "path": path,
-        "httpMethod": method.upper(),
+        "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
         "queryStringParameters": query or None,
@@ -172,12 +165,12 @@ def proxy_event(
         "stageVariables": None,
         "requestContext": {
             "resourcePath": path,
-            "httpMethod": method.upper(),
+            "httpMethod": method,
             "path": f"/{stage}{path}",
             "stage": stage,
-            "requestId": request_id,
+            "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+            "identity": {"sourceIp": request.source_ip, "userAgent": headers.get("User-Agent", "")},
             "protocol": "HTTP/1.1",
             "accountId": "123456789012",
             "apiId": "local",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from functions.retrain import handler as steps_handler
 from functions.rollout import handler as rollout_handler
@@ -82,9 +81,3 @@ class LocalRetrain:
     def close(self) -> None:
         self.runner.close()
         self.rollout.close()
-
-    def __enter__(self) -> LocalRetrain:
-        return self
-
-    def __exit__(self, *_exc: Any) -> None:
-        self.close()

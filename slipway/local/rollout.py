@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import boto3
 
@@ -64,12 +63,6 @@ class LocalRollout:
 
     def close(self) -> None:
         self.runner.close()
-
-    def __enter__(self) -> LocalRollout:
-        return self
-
-    def __exit__(self, *_exc: Any) -> None:
-        self.close()
 
 
 def topic(names: ResourceNames) -> str:

@@ -15,7 +15,7 @@ API:
     machine = runner.create_state_machine("slipway-dev-retrain", definition)  # dict or JSON string
     result = runner.run(machine, {"reason": "manual"})       # start + wait
     result.status, result.output, result.error, result.cause
-    runner.close()                                            # or use it as a context manager
+    runner.close()                                            # or `with contextlib.closing(runner):`
 
 A handler that raises makes the invocation fail as Lambda would: the error
 name seen by Retry/Catch is the exception's class name, the cause is a JSON
@@ -202,9 +202,3 @@ class LocalStepFunctions:
             for function_name in self._registered:
                 _handlers.pop(function_name, None)
         self._registered.clear()
-
-    def __enter__(self) -> LocalStepFunctions:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()

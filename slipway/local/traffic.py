@@ -10,6 +10,7 @@ import http.client
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -103,17 +104,11 @@ class Client:
     def close(self) -> None:
         self._connection.close()
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
 
 def serve(base_url: str, instances: Sequence[Mapping[str, Any]]) -> list[Served]:
     """POST /predict once per row; what each request answered."""
     served = []
-    with Client(base_url) as client:
+    with closing(Client(base_url)) as client:
         for instance in instances:
             body, headers = client.post("/predict", {"instances": [instance]})
             served.append(Served(request_id=headers["x-request-id"], model_version=body.get("model_version")))
@@ -124,7 +119,7 @@ def send_feedback(base_url: str, served: Sequence[Served], labels: Sequence[Any]
     """POST /feedback with the true label of each served one-row request; the number of items accepted."""
     items = [{"request_id": s.request_id, "row": 0, "label": label} for s, label in zip(served, labels, strict=True)]
     accepted = 0
-    with Client(base_url) as client:
+    with closing(Client(base_url)) as client:
         for start in range(0, len(items), FEEDBACK_BATCH):
             body, _ = client.post("/feedback", {"items": items[start : start + FEEDBACK_BATCH]})
             accepted += int(body["accepted"])

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks.readme import END, HEADLINE, HEADLINE_END, HEADLINE_START, START, headline, with_table
 from benchmarks.table import Row, format_value, render_markdown
-from slipway.local.lambda_runtime import proxy_event
+from slipway.local.lambda_runtime import HttpRequest, proxy_event
 
 
 def test_ratio_is_baseline_over_ours() -> None:
@@ -55,7 +55,7 @@ def test_naive_baseline_answers_a_proxy_event(tmp_path, monkeypatch) -> None:  #
     naive = importlib.import_module("benchmarks.naive_baseline")
 
     body = json.dumps({"instances": [{"a": 2.0, "b": 0.0}, {"a": -2.0, "b": 0.0}]})
-    response = naive.lambda_handler(proxy_event("POST", "/predict", body=body), None)
+    response = naive.lambda_handler(proxy_event(HttpRequest("POST", "/predict", body=body)), None)
 
     assert response["statusCode"] == 200
     predictions = json.loads(response["body"])["predictions"]

@@ -40,7 +40,7 @@ from functions.core.jobs import JobMessage, JobRequest, new_job_id, now
 from functions.inference.schemas import ErrorBody
 from functions.training.train import Bundle
 from slipway.local.async_jobs import create_queues
-from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, cold_start, proxy_event
 from slipway.local.sqs import SqsEventSource
 from stage.environments import monitor_environment, retrain_environment
 from stage.names import ResourceNames
@@ -508,7 +508,9 @@ def test_feedback_is_stored_whole_or_refused_whole_and_never_breaks_the_monitor(
     @settings(GENERATED, max_examples=200)
     @given(body=FEEDBACK_BODIES)
     def post(body: Any) -> None:
-        response = handler.lambda_handler(proxy_event("POST", "/feedback", body=json.dumps(body)), FakeLambdaContext())
+        response = handler.lambda_handler(
+            proxy_event(HttpRequest("POST", "/feedback", body=json.dumps(body))), FakeLambdaContext()
+        )
         posted.append(response["statusCode"])
         answer = json.loads(response["body"])
         total = sum(1 for _ in store.feedback())

@@ -76,6 +76,16 @@ def synth(context: dict[str, Any], stage: str, outdir: Path) -> Template:
     return Template.from_stack(stack)
 
 
+def resource_text(value: Any) -> str:
+    """A resource of the template as one string: CloudFormation's Fn::Join parts joined, Refs (pseudo parameters
+    included) by name."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return "".join(resource_text(part) for part in value["Fn::Join"][1])
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    return str(value)
+
+
 def resources(template: Template, type_: str) -> dict[str, dict[str, Any]]:
     return template.find_resources(type_)
 

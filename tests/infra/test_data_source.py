@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
-from synth_support import cdk_context
+from synth_support import cdk_context, resource_text
 
 from infra.app import FEATURE_FLAGS, build_app
 
@@ -34,18 +34,9 @@ def _statements(template: Template, role: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _text(value: Any) -> str:
-    """A resource as text: CloudFormation's Fn::Join parts joined, pseudo parameters by name."""
-    if isinstance(value, dict) and "Fn::Join" in value:
-        return "".join(_text(part) for part in value["Fn::Join"][1])
-    if isinstance(value, dict) and "Ref" in value:
-        return f"<{value['Ref']}>"
-    return str(value)
-
-
 def _resources(statement: dict[str, Any]) -> list[str]:
     resources = statement["Resource"]
-    return [_text(r) for r in (resources if isinstance(resources, list) else [resources])]
+    return [resource_text(r) for r in (resources if isinstance(resources, list) else [resources])]
 
 
 @pytest.fixture(scope="module")

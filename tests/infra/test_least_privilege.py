@@ -59,7 +59,7 @@ from functions.monitor.service import window_of
 from functions.retrain import config as retrain_config
 from functions.retrain import handler as retrain_handler
 from functions.training.train import Bundle, load_recipe, load_table
-from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, cold_start, proxy_event
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import load_settings
 from tests.capture_lines import capture_lines
@@ -122,7 +122,7 @@ class Stage:
                 _new_container()
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        event = proxy_event(method, path, body=None if body is None else json.dumps(body))
+        event = proxy_event(HttpRequest(method, path, body=None if body is None else json.dumps(body)))
         response = self.invoke(INFERENCE, event)
         return response["statusCode"], json.loads(response["body"])
 

@@ -39,7 +39,7 @@ from functions.core.jobs import JobMessage, JobRequest, new_job_id
 from functions.core.registry import LivePointer, Registry
 from functions.training.train import Bundle
 from infra.bundling import find_runtime_interpreter, python_version_of
-from slipway.local.lambda_runtime import proxy_event
+from slipway.local.lambda_runtime import HttpRequest, proxy_event
 from slipway.local.stack import reset_moto
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import InferenceSettings, load_settings
@@ -283,7 +283,7 @@ def test_inference_package_serves_health_and_answers_async_jobs(
     template_functions: dict[str, Function], run: PackageRun, bundle: Bundle, stage: dict[str, str]
 ) -> None:
     serving = template_functions["functions.inference.handler.lambda_handler"]
-    response = run(serving, proxy_event("GET", "/health"))
+    response = run(serving, proxy_event(HttpRequest("GET", "/health")))
     assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "ready", response
 
     bucket = resolve(serving.environment["ARTIFACTS_BUCKET"], stage)

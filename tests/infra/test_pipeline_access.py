@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
-from synth_support import cdk_context, resources
+from synth_support import cdk_context, resource_text, resources
 
 from infra.app import FEATURE_FLAGS, build_pipeline_access, wants_pipeline_access
 from stage.settings import SettingsError
@@ -68,15 +68,6 @@ def actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
-def text(value: Any) -> str:
-    """A resource of the template as one string (Fn::Join parts joined, Refs named)."""
-    if isinstance(value, dict) and "Fn::Join" in value:
-        return "".join(text(part) for part in value["Fn::Join"][1])
-    if isinstance(value, dict) and "Ref" in value:
-        return f"<{value['Ref']}>"
-    return str(value)
-
-
 def test_prod_trusts_only_its_environment_and_reads_dev_through_its_release_reader(tmp_path: Path) -> None:
     _, template, _ = synth(
         "prod", tmp_path,
@@ -101,17 +92,17 @@ def test_prod_trusts_only_its_environment_and_reads_dev_through_its_release_read
         **DEPLOY_RIGHTS,
         "AssumeReleaseReader": ["sts:AssumeRole"],
     }
-    assert text(rights["AssumeReleaseReader"]["Resource"]) == (
+    assert resource_text(rights["AssumeReleaseReader"]["Resource"]) == (
         f"arn:<AWS::Partition>:iam::{DEV_ACCOUNT}:role/slipway-dev-release-reader"
     )
-    assert [text(r) for r in rights["AssumeCdkBootstrapRoles"]["Resource"]] == [
+    assert [resource_text(r) for r in rights["AssumeCdkBootstrapRoles"]["Resource"]] == [
         f"arn:<AWS::Partition>:iam::<AWS::AccountId>:role/cdk-hnb659fds-{kind}-role-<AWS::AccountId>-us-east-1"
         for kind in CDK_ROLES
     ]
     bucket = f"arn:<AWS::Partition>:s3:::slipway-prod-artifacts-{PROD_ACCOUNT}-us-east-1"
-    assert text(rights["RegistryBundles"]["Resource"]) == f"{bucket}/models/*"
+    assert resource_text(rights["RegistryBundles"]["Resource"]) == f"{bucket}/models/*"
     assert rights["RegistryListing"]["Condition"] == {"StringLike": {"s3:prefix": ["models/*"]}}
-    assert text(rights["LivePointer"]["Resource"]) == (
+    assert resource_text(rights["LivePointer"]["Resource"]) == (
         f"arn:<AWS::Partition>:ssm:us-east-1:{PROD_ACCOUNT}:parameter/slipway/prod/live-model"
     )
     assert "ManagedPolicyArns" not in str(template.to_json())
@@ -133,7 +124,8 @@ def test_dev_trusts_main_and_lets_only_prods_deploy_role_read_its_releases(tmp_p
     [reader_trust] = trust(template, "slipway-dev-release-reader")
     assert reader_trust["Action"] == "sts:AssumeRole"
     assert (
-        text(reader_trust["Principal"]["AWS"]) == f"arn:<AWS::Partition>:iam::{PROD_ACCOUNT}:role/slipway-prod-deploy"
+        resource_text(reader_trust["Principal"]["AWS"])
+        == f"arn:<AWS::Partition>:iam::{PROD_ACCOUNT}:role/slipway-prod-deploy"
     )
     reads = statements(template, "slipway-dev-release-reader")
     assert {sid: actions(s) for sid, s in reads.items()} == {
@@ -142,7 +134,7 @@ def test_dev_trusts_main_and_lets_only_prods_deploy_role_read_its_releases(tmp_p
         "ReleaseReadPointer": ["ssm:GetParameterHistory"],
     }
     bucket = f"arn:<AWS::Partition>:s3:::slipway-dev-artifacts-{DEV_ACCOUNT}-us-east-1"
-    assert [text(r) for r in reads["ReleaseReadObjects"]["Resource"]] == [
+    assert [resource_text(r) for r in reads["ReleaseReadObjects"]["Resource"]] == [
         f"{bucket}/models/*", f"{bucket}/retrain/decisions/*", f"{bucket}/rollouts/*"
     ]  # fmt: skip
 
@@ -156,7 +148,7 @@ def test_in_one_account_prod_reads_dev_directly_and_may_reuse_the_provider(tmp_p
 
     assert not resources(template, "AWS::IAM::OIDCProvider")
     [statement] = trust(template, "slipway-prod-deploy")
-    assert text(statement["Principal"]["Federated"]) == (
+    assert resource_text(statement["Principal"]["Federated"]) == (
         "arn:<AWS::Partition>:iam::<AWS::AccountId>:oidc-provider/token.actions.githubusercontent.com"
     )
     rights = statements(template, "slipway-prod-deploy")

@@ -94,9 +94,10 @@ def test_a_cold_process_answers_exactly_like_the_warm_container(stack: LocalStac
     status, warm = http("POST", f"{stack.url}/predict", {"instances": [row]})
     script = (
         "import json, sys\n"
-        "from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event\n"
+        "from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, proxy_event\n"
         "from functions.inference.handler import lambda_handler\n"
-        "response = lambda_handler(proxy_event('POST', '/predict', body=sys.argv[1]), FakeLambdaContext())\n"
+        "event = proxy_event(HttpRequest('POST', '/predict', body=sys.argv[1]))\n"
+        "response = lambda_handler(event, FakeLambdaContext())\n"
         "sys.stderr.write(response['body'])\n"
     )
     cold = subprocess.run(

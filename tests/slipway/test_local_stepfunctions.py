@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ class Flaky(Exception):
 
 @pytest.fixture
 def runner(aws: None) -> Iterator[LocalStepFunctions]:
-    with LocalStepFunctions(region=REGION) as local:
+    with closing(LocalStepFunctions(region=REGION)) as local:
         yield local
 
 

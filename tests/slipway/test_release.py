@@ -21,8 +21,8 @@ from functions.core.registry import LivePointer, Registry
 from functions.core.release import ReleaseRefused
 from functions.training.train import Bundle
 from slipway.cli import main, start_rollout
-from slipway.release import Released, release_version
-from slipway.target import Target, resolve
+from slipway.release import Released, release_version, source_clients
+from slipway.target import Target, other_stage, resolve
 from stage.names import LOCAL_ACCOUNT, ResourceNames
 from stage.settings import SettingsError, load_settings, with_overrides
 from tests.conftest import REGION
@@ -137,19 +137,24 @@ def test_a_release_copies_the_identical_bundle_records_where_it_came_from_and_pr
     assert record.target_live is None
 
 
-def test_a_release_beside_a_live_model_starts_the_target_stages_canary(
-    dev: Registry, names: ResourceNames, prod: Target, bundle: Bundle, good: Bundle
-) -> None:
+@pytest.fixture
+def next_release(dev: Registry, names: ResourceNames, prod: Target, bundle: Bundle, good: Bundle) -> Bundle:
+    """`good`, passed by dev's gate after `bundle` was released to prod and made live there."""
     gated(dev, names, bundle)
     release(prod, bundle.version)
     gated(dev, names, good)
+    return good
 
-    released = release(prod, good.version)
+
+def test_a_release_beside_a_live_model_starts_the_target_stages_canary(
+    prod: Target, bundle: Bundle, next_release: Bundle
+) -> None:
+    released = release(prod, next_release.version)
 
     assert prod.settings.retrain.rollout == "canary"
     assert released.made == "rollout" and released.execution is not None
     execution = boto3.client("stepfunctions").describe_execution(executionArn=released.execution)
-    assert orjson.loads(execution["input"])["candidate"] == good.version
+    assert orjson.loads(execution["input"])["candidate"] == next_release.version
     pointer = prod.registry().live()
     assert pointer.version == bundle.version  # the rollout decides; live is untouched until then
     assert released.record.rollout is None  # dev promotes at once: no rollout there
@@ -157,17 +162,14 @@ def test_a_release_beside_a_live_model_starts_the_target_stages_canary(
 
 
 def test_a_stage_that_promotes_at_once_makes_the_release_live(
-    dev: Registry, names: ResourceNames, prod: Target, bundle: Bundle, good: Bundle
+    prod: Target, bundle: Bundle, next_release: Bundle
 ) -> None:
-    gated(dev, names, bundle)
-    release(prod, bundle.version)
-    gated(dev, names, good)
     immediate = Target(with_overrides(prod.settings, {"retrain": {"rollout": "immediate"}}), prod.names)
 
-    assert release(immediate, good.version).made == "promoted"
+    assert release(immediate, next_release.version).made == "promoted"
     pointer = prod.registry().live()
-    assert (pointer.version, pointer.previous) == (good.version, bundle.version)
-    assert release(immediate, good.version).made == "unchanged"  # a second run of the pipeline changes nothing
+    assert (pointer.version, pointer.previous) == (next_release.version, bundle.version)
+    assert release(immediate, next_release.version).made == "unchanged"  # a second run of the pipeline changes nothing
 
 
 @pytest.mark.parametrize("verdict", [None, "refuse"])
@@ -296,16 +298,11 @@ def test_a_stage_in_another_account_is_read_through_its_release_reader(
 ) -> None:
     dev_settings = load_settings("dev").model_copy(update={"account": DEV_ACCOUNT})
     monkeypatch.setattr("slipway.target.load_settings", lambda stage: dev_settings if stage == "dev" else None)
-    dev_names = ResourceNames.of(dev_settings, account=DEV_ACCOUNT, region=REGION)
-    # moto keeps each account apart and answers the assumed role's credentials from its account.
-    reader = f"arn:aws:iam::{DEV_ACCOUNT}:role/{dev_names.release_reader_role}"
-    credentials = boto3.client("sts").assume_role(RoleArn=reader, RoleSessionName="seed")["Credentials"]
-    keys = {
-        "aws_access_key_id": credentials["AccessKeyId"],
-        "aws_secret_access_key": credentials["SecretAccessKey"],
-        "aws_session_token": credentials["SessionToken"],
-    }
-    s3, ssm = boto3.client("s3", **keys), boto3.client("ssm", **keys)
+    source = other_stage("dev", caller_account=LOCAL_ACCOUNT)
+    dev_names = source.names
+    # moto keeps each account apart and answers the assumed role's credentials from its account: dev is seeded
+    # in its own account through its release reader, the clients the release reads it with.
+    s3, ssm = source_clients(source, LOCAL_ACCOUNT)
     s3.create_bucket(Bucket=dev_names.artifacts_bucket)
     ssm.put_parameter(Name=dev_names.live_pointer_parameter, Value=LivePointer().model_dump_json(), Type="String")
     dev = Registry(S3ModelStore(s3, dev_names.artifacts_bucket), SsmPointerStore(ssm, dev_names.live_pointer_parameter))

@@ -17,7 +17,7 @@ from functions.core.predictor import Predictor
 from functions.inference.routes import SERVED_ROUTES
 from functions.inference.v2_routes import model_name_of
 from functions.training.train import Bundle
-from slipway.local.lambda_runtime import FakeLambdaContext, cold_start, front_door_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, cold_start, front_door_event
 from tests.conftest import Invoke, example_row
 
 FRONT_DOORS = ("rest", "http", "function_url")
@@ -43,7 +43,7 @@ def door(
 
     def send(method: str, path: str, body: Any = None, *, raw: str | bytes | None = None, **kwargs: Any) -> Any:
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        event = front_door_event(request.param, method, path, body=payload, **kwargs)
+        event = front_door_event(request.param, HttpRequest(method, path, body=payload, **kwargs))
         response = module.lambda_handler(event, FakeLambdaContext())
         headers = {
             **(response.get("headers") or {}),

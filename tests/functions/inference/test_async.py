@@ -242,9 +242,9 @@ def test_slipway_redrive_moves_dead_letters_back_and_the_worker_then_answers(
 
 def _as(handler: Any, api_key_id: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """A request API Gateway authenticated with the API key `api_key_id`."""
-    from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+    from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, proxy_event
 
-    event = proxy_event(method, path, body=None if body is None else json.dumps(body))
+    event = proxy_event(HttpRequest(method, path, body=None if body is None else json.dumps(body)))
     event["requestContext"]["identity"]["apiKeyId"] = api_key_id
     response = handler.lambda_handler(event, FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"])

@@ -13,13 +13,13 @@ from functions.core.capture import CAPTURE_MARKER, ROWS_PER_LINE, CaptureRecord
 from functions.core.feedback import LabelJoin
 from functions.inference.caller import caller_of
 from functions.training.train import Bundle
-from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, proxy_event
 from stage.names import ResourceNames
 from tests.conftest import example_row
 
 
 def _call(module: Any, method: str, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
-    response = module.lambda_handler(proxy_event(method, path, body=json.dumps(body)), FakeLambdaContext())
+    response = module.lambda_handler(proxy_event(HttpRequest(method, path, body=json.dumps(body))), FakeLambdaContext())
     headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
     headers.update(response.get("headers") or {})
     return response["statusCode"], headers, json.loads(response["body"])
@@ -204,7 +204,7 @@ def test_feedback_by_key_is_stored_with_its_time(
 
 def _as(caller_key: str, method: str, path: str, body: Any, module: Any) -> tuple[int, dict[str, str], Any]:
     """A call authenticated (by API Gateway) with the API key `caller_key`."""
-    event = proxy_event(method, path, body=json.dumps(body))
+    event = proxy_event(HttpRequest(method, path, body=json.dumps(body)))
     event["requestContext"]["identity"]["apiKeyId"] = caller_key
     response = module.lambda_handler(event, FakeLambdaContext())
     headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}

@@ -24,11 +24,10 @@ from functions.adapters import factory
 from functions.core.jobs import JobMessage
 from functions.core.registry import Registry
 from functions.training.train import Bundle
-from slipway.local.async_jobs import WORKER_MODULE, create_queues
+from slipway.local.async_jobs import WORKER_MODULE
 from slipway.local.lambda_runtime import cold_start
 from slipway.local.sqs import SqsEventSource
 from stage.names import ResourceNames
-from stage.settings import load_settings
 from tests.conftest import REGION, Invoke, example_row
 
 Fault = Callable[..., Any]
@@ -91,13 +90,11 @@ def _predict_is_answered(invoke: Invoke, bundle: Bundle, *, version: str, fallba
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 def test_ssm_failing_under_a_warm_container_keeps_the_live_model(
     live_bundle: Bundle,
-    monkeypatch: pytest.MonkeyPatch,
-    invoke_factory: Callable[[], Invoke],
+    refreshing_invoke_factory: Callable[[], Invoke],
     fault: Fault,
     caplog: Any,
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
-    invoke = invoke_factory()
+    invoke = refreshing_invoke_factory()
     with failing("ssm", fault) as attempted:
         _predict_is_answered(invoke, live_bundle, version=live_bundle.version, fallback=None)
         assert invoke("GET", "/health")[1]["status"] == "ready"
@@ -107,11 +104,10 @@ def test_ssm_failing_under_a_warm_container_keeps_the_live_model(
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 def test_ssm_failing_at_a_cold_start_answers_with_plan_b_then_recovers(
-    live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch, invoke_factory: Callable[[], Invoke], fault: Fault
+    live_bundle: Bundle, refreshing_invoke_factory: Callable[[], Invoke], fault: Fault
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
     with failing("ssm", fault):
-        invoke = invoke_factory()
+        invoke = refreshing_invoke_factory()
         _predict_is_answered(invoke, live_bundle, version=None, fallback="registry_unreachable")
         assert invoke("GET", "/health")[1] == {
             "status": "degraded",
@@ -124,11 +120,10 @@ def test_ssm_failing_at_a_cold_start_answers_with_plan_b_then_recovers(
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 def test_s3_failing_at_a_cold_start_answers_with_the_pointers_plan_b_then_recovers(
-    live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch, invoke_factory: Callable[[], Invoke], fault: Fault
+    live_bundle: Bundle, refreshing_invoke_factory: Callable[[], Invoke], fault: Fault
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
     with failing("s3", fault):
-        invoke = invoke_factory()
+        invoke = refreshing_invoke_factory()
         status, body = invoke("POST", "/predict", {"instances": [example_row(live_bundle)]})
         assert status == 200
         assert body["predictions"][0]["fallback"] == "model_unavailable"
@@ -139,15 +134,11 @@ def test_s3_failing_at_a_cold_start_answers_with_the_pointers_plan_b_then_recove
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 def test_s3_failing_under_the_storing_routes_is_a_503_that_stores_nothing(
     live_bundle: Bundle,
-    aws: None,
-    names: ResourceNames,
-    monkeypatch: pytest.MonkeyPatch,
+    requests_queue: str,
     invoke_factory: Callable[[], Invoke],
     fault: Fault,
     caplog: Any,
 ) -> None:
-    requests, _ = create_queues(boto3.client("sqs"), load_settings("dev"), names)
-    monkeypatch.setenv("REQUESTS_QUEUE_URL", requests)
     invoke = invoke_factory()
     with failing("s3", fault):
         status, body = invoke("POST", "/predict/async", {"instances": [example_row(live_bundle)]})
@@ -158,20 +149,16 @@ def test_s3_failing_under_the_storing_routes_is_a_503_that_stores_nothing(
         feedback = {"items": [{"request_id": "r-1", "row": 0, "label": "benign"}]}
         assert invoke("POST", "/feedback", feedback)[0] == 503
         _predict_is_answered(invoke, live_bundle, version=live_bundle.version, fallback=None)
-    queued = boto3.client("sqs").get_queue_attributes(QueueUrl=requests, AttributeNames=["ApproximateNumberOfMessages"])
+    queued = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=requests_queue, AttributeNames=["ApproximateNumberOfMessages"]
+    )
     assert queued["Attributes"]["ApproximateNumberOfMessages"] == "0", "no job was queued without its request"
     assert "a dependency failed; answered 503" in caplog.text
 
 
 def test_sqs_failing_after_the_request_is_stored_is_a_503(
-    live_bundle: Bundle,
-    aws: None,
-    names: ResourceNames,
-    monkeypatch: pytest.MonkeyPatch,
-    invoke_factory: Callable[[], Invoke],
+    live_bundle: Bundle, requests_queue: str, invoke_factory: Callable[[], Invoke]
 ) -> None:
-    requests, _ = create_queues(boto3.client("sqs"), load_settings("dev"), names)
-    monkeypatch.setenv("REQUESTS_QUEUE_URL", requests)
     invoke = invoke_factory()
     with failing("sqs", unreachable):
         status, _ = invoke("POST", "/predict/async", {"instances": [example_row(live_bundle)]})
@@ -181,13 +168,6 @@ def test_sqs_failing_after_the_request_is_stored_is_a_503(
 
 
 # --- the async worker -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def worker_queue(aws: None, names: ResourceNames, handler_env: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    requests, _ = create_queues(boto3.client("sqs"), load_settings("dev"), names)
-    monkeypatch.setenv("REQUESTS_QUEUE_URL", requests)
-    return requests
 
 
 def _submit(invoke: Invoke, bundle: Bundle, count: int) -> list[str]:
@@ -201,7 +181,7 @@ def _submit(invoke: Invoke, bundle: Bundle, count: int) -> list[str]:
 
 @pytest.mark.parametrize("dies", ["before-the-result", "after-the-result"])
 def test_a_worker_killed_mid_job_leaves_every_job_with_exactly_one_answer(
-    worker_queue: str, live_bundle: Bundle, invoke_factory: Callable[[], Invoke], names: ResourceNames, dies: str
+    requests_queue: str, live_bundle: Bundle, invoke_factory: Callable[[], Invoke], names: ResourceNames, dies: str
 ) -> None:
     """The container dies inside the invocation; SQS delivers the whole batch again to a new one."""
     invoke = invoke_factory()
@@ -223,16 +203,16 @@ def test_a_worker_killed_mid_job_leaves_every_job_with_exactly_one_answer(
         raise Killed("the invocation never returned")  # the runtime reports it failed: every record comes back
 
     sqs = boto3.client("sqs")
-    SqsEventSource(sqs, queue_url=worker_queue, handler=killed_container, region=REGION, batch_size=4).poll_once()
+    SqsEventSource(sqs, queue_url=requests_queue, handler=killed_container, region=REGION, batch_size=4).poll_once()
     second = cold_start(WORKER_MODULE)  # a new container, with its own clients and store
-    SqsEventSource(sqs, queue_url=worker_queue, handler=second.lambda_handler, region=REGION).drain()
+    SqsEventSource(sqs, queue_url=requests_queue, handler=second.lambda_handler, region=REGION).drain()
 
     store = factory.job_store(names.artifacts_bucket)
     answers = [store.get_result(job) for job in job_ids]
     assert all(answer is not None and answer.status == "done" for answer in answers)
     assert writes == (job_ids if dies == "after-the-result" else []), "the redelivery wrote no second result"
     assert (
-        sqs.get_queue_attributes(QueueUrl=worker_queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+        sqs.get_queue_attributes(QueueUrl=requests_queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
             "ApproximateNumberOfMessages"
         ]
         == "0"
@@ -241,18 +221,16 @@ def test_a_worker_killed_mid_job_leaves_every_job_with_exactly_one_answer(
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 def test_s3_failing_under_the_worker_returns_the_records_to_the_queue(
-    worker_queue: str,
+    requests_queue: str,
     live_bundle: Bundle,
-    invoke_factory: Callable[[], Invoke],
+    refreshing_invoke_factory: Callable[[], Invoke],  # on AWS the redelivery comes after the refresh
     names: ResourceNames,
     fault: Fault,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")  # on AWS the redelivery comes after the refresh
-    invoke = invoke_factory()
+    invoke = refreshing_invoke_factory()
     job_ids = _submit(invoke, live_bundle, 2)
     worker = cold_start(WORKER_MODULE)
-    source = SqsEventSource(boto3.client("sqs"), queue_url=worker_queue, handler=worker.lambda_handler, region=REGION)
+    source = SqsEventSource(boto3.client("sqs"), queue_url=requests_queue, handler=worker.lambda_handler, region=REGION)
     with failing("s3", fault):
         assert source.poll_once().failed == 2
     assert source.drain() == 2  # redelivered once S3 is back
@@ -262,7 +240,7 @@ def test_s3_failing_under_the_worker_returns_the_records_to_the_queue(
 
 
 def test_a_duplicate_delivery_racing_the_fallback_keeps_the_first_answer(
-    worker_queue: str, live_bundle: Bundle, invoke_factory: Callable[[], Invoke], names: ResourceNames
+    requests_queue: str, live_bundle: Bundle, invoke_factory: Callable[[], Invoke], names: ResourceNames
 ) -> None:
     invoke = invoke_factory()
     [job_id] = _submit(invoke, live_bundle, 1)

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,10 +27,7 @@ from hypothesis import strategies as st
 from functions.inference.schemas import ErrorBody
 from functions.inference.v2_routes import is_v2_path
 from functions.training.train import Bundle
-from slipway.local.async_jobs import create_queues
-from slipway.local.lambda_runtime import FakeLambdaContext, cold_start
-from stage.names import ResourceNames
-from stage.settings import load_settings
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, cold_start, proxy_event
 from tests.conftest import example_row
 
 HANDLER_MODULE = "functions.inference.handler"
@@ -70,12 +66,10 @@ class Api:
 
 
 @pytest.fixture
-def api(live_bundle: Bundle, names: ResourceNames, handler_env: None, monkeypatch: pytest.MonkeyPatch) -> Api:
-    requests, _ = create_queues(boto3.client("sqs"), load_settings("dev"), names)
-    monkeypatch.setenv("REQUESTS_QUEUE_URL", requests)
+def api(live_bundle: Bundle, handler_env: None, requests_queue: str) -> Api:
     module = cold_start(HANDLER_MODULE)
-    document = _answer(module.lambda_handler, _event("GET", "/openapi.json"))
-    model = _answer(module.lambda_handler, _event("GET", "/model"))
+    document = _answer(module.lambda_handler, proxy_event(HttpRequest("GET", "/openapi.json")))
+    model = _answer(module.lambda_handler, proxy_event(HttpRequest("GET", "/model")))
     return Api(module.lambda_handler, document, model["feature_spec"]["features"], example_row(live_bundle))
 
 
@@ -104,26 +98,17 @@ def check(api: Api, event: dict[str, Any]) -> int:
     return int(status)
 
 
-def _event(
-    method: str,
-    path: str,
-    *,
-    body: str | None = None,
-    base64_encoded: bool = False,
-    headers: dict[str, str] | None = None,
-    multi_headers: dict[str, list[str]] | None = None,
-    query: dict[str, str] | None = None,
-    multi_query: dict[str, list[str]] | None = None,
-) -> dict[str, Any]:
-    """A REST API proxy event as API Gateway builds it, any field as given (none filled in)."""
+def _event(method: str, path: str, **fields: Any) -> dict[str, Any]:
+    """A REST API proxy event as API Gateway builds it, its top-level `fields` (body, headers, multiValueHeaders,
+    ...) as given: none filled in."""
     return {
         "resource": path,
         "path": path,
         "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": multi_headers,
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": multi_query,
+        "headers": None,
+        "multiValueHeaders": None,
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
@@ -138,8 +123,9 @@ def _event(
             "accountId": "123456789012",
             "apiId": "fuzz",
         },
-        "body": body,
-        "isBase64Encoded": base64_encoded,
+        "body": None,
+        "isBase64Encoded": False,
+        **fields,
     }
 
 
@@ -359,9 +345,7 @@ def documented_events(draw: st.DrawFn, operations: list[Operation]) -> dict[str,
     body = None
     if operation.body is not None:
         body = draw(json_text(draw(mutated(draw(operation.body)))))
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    multi_headers = {name: [value] for name, value in headers.items()}
-    return _event(operation.method, path, body=body, headers=headers, multi_headers=multi_headers)
+    return proxy_event(HttpRequest(operation.method, path, body=body, headers={"Accept": "application/json"}))
 
 
 # --- events from raw bytes -------------------------------------------------------------------------
@@ -418,10 +402,10 @@ PATHS = st.one_of(
 
 
 @st.composite
-def header_maps(draw: st.DrawFn) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
-    """(headers, multiValueHeaders): null, agreeing, or each its own."""
+def header_maps(draw: st.DrawFn) -> dict[str, Any]:
+    """An event's headers and multiValueHeaders: null, agreeing, or each its own."""
     if draw(st.integers(0, 9)) == 0:
-        return None, None
+        return {"headers": None, "multiValueHeaders": None}
     headers: dict[str, str] = {}
     if draw(st.booleans()):
         headers[draw(cased(["Content-Type"]))] = draw(CONTENT_TYPES)
@@ -430,45 +414,44 @@ def header_maps(draw: st.DrawFn) -> tuple[dict[str, str] | None, dict[str, list[
     headers |= draw(st.dictionaries(HEADER_NAMES, st.text(max_size=20) | CONTENT_TYPES, max_size=3))
     shape = draw(st.sampled_from(["agree", "agree", "null", "own"]))
     if shape == "null":
-        return headers, None
-    if shape == "own":
-        return headers, draw(st.dictionaries(HEADER_NAMES, st.lists(CONTENT_TYPES, max_size=3), max_size=3))
-    return headers, {k: [v] for k, v in headers.items()}
+        multi = None
+    elif shape == "own":
+        multi = draw(st.dictionaries(HEADER_NAMES, st.lists(CONTENT_TYPES, max_size=3), max_size=3))
+    else:
+        multi = {k: [v] for k, v in headers.items()}
+    return {"headers": headers, "multiValueHeaders": multi}
 
 
 @st.composite
-def raw_bodies(draw: st.DrawFn) -> tuple[str | None, bool]:
-    """(body, isBase64Encoded): bytes as base64, text as is, or text wrongly marked base64."""
+def raw_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """An event's body and isBase64Encoded: bytes as base64, text as is, or text wrongly marked base64."""
     kind = draw(st.sampled_from(["bytes as base64", "text", "text marked base64", "none", "empty"]))
     if kind == "none":
-        return None, draw(st.booleans())
+        return {"body": None, "isBase64Encoded": draw(st.booleans())}
     if kind == "empty":
-        return "", draw(st.booleans())
+        return {"body": "", "isBase64Encoded": draw(st.booleans())}
     if kind == "bytes as base64":
         data = draw(st.binary(max_size=200) | st.text(max_size=100).map(str.encode))
-        return base64.b64encode(data).decode(), True
+        return {"body": base64.b64encode(data).decode(), "isBase64Encoded": True}
     text = draw(st.text(st.characters(codec=None) | SURROGATES, max_size=200) | JSON_VALUES.map(json.dumps))
-    return text, kind == "text marked base64"
+    return {"body": text, "isBase64Encoded": kind == "text marked base64"}
+
+
+@st.composite
+def query_maps(draw: st.DrawFn) -> dict[str, Any]:
+    """An event's queryStringParameters and multiValueQueryStringParameters: both null, or each name's first value
+    and then all of them."""
+    query = draw(st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=3))
+    multi = None
+    if query is not None:
+        multi = {k: [v, *draw(st.lists(st.text(max_size=5), max_size=2))] for k, v in query.items()}
+    return {"queryStringParameters": query, "multiValueQueryStringParameters": multi}
 
 
 @st.composite
 def raw_events(draw: st.DrawFn) -> dict[str, Any]:
-    body, base64_encoded = draw(raw_bodies())
-    headers, multi_headers = draw(header_maps())
-    query = draw(st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=3))
-    multi_query = None
-    if query is not None:
-        multi_query = {k: [v, *draw(st.lists(st.text(max_size=5), max_size=2))] for k, v in query.items()}
-    return _event(
-        draw(METHODS),
-        draw(PATHS),
-        body=body,
-        base64_encoded=base64_encoded,
-        headers=headers,
-        multi_headers=multi_headers,
-        query=query,
-        multi_query=multi_query,
-    )
+    fields = draw(raw_bodies()) | draw(header_maps()) | draw(query_maps())
+    return _event(draw(METHODS), draw(PATHS), **fields)
 
 
 # --- the properties --------------------------------------------------------------------------------
@@ -489,6 +472,5 @@ def test_raw_requests_never_fail(api: Api, event: dict[str, Any]) -> None:
 def test_the_generated_bodies_reach_the_model(api: Api) -> None:
     """The strategies are not all refusals: a good row scores (so the properties cover the 200 path too)."""
     body = json.dumps({"instances": [api.example]})
-    headers = {"Content-Type": "application/json"}
-    assert check(api, _event("POST", "/predict", body=body, headers=headers)) == 200
-    assert check(api, _event("POST", "/predict/async", body=body, headers=headers)) == 202
+    assert check(api, proxy_event(HttpRequest("POST", "/predict", body=body))) == 200
+    assert check(api, proxy_event(HttpRequest("POST", "/predict/async", body=body))) == 202

@@ -112,9 +112,9 @@ def test_the_cold_start_times_each_step_of_the_model_load(handler_module: Any, l
 def test_docs_is_a_swagger_ui_page_of_the_same_document_with_nothing_from_a_cdn(
     handler_module: Any, live_bundle: Bundle
 ) -> None:
-    from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+    from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, proxy_event
 
-    response = handler_module.lambda_handler(proxy_event("GET", "/docs"), FakeLambdaContext())
+    response = handler_module.lambda_handler(proxy_event(HttpRequest("GET", "/docs")), FakeLambdaContext())
 
     headers = {**response.get("headers", {}), **{k: v[0] for k, v in response.get("multiValueHeaders", {}).items()}}
     assert response["statusCode"] == 200 and headers["Content-Type"] == "text/html", response.keys()

@@ -24,9 +24,6 @@ from functions.training.train import Bundle
 from stage.names import ResourceNames
 from tests.conftest import Invoke, example_row
 
-# Each promotes a new version and leaves it unloadable in one way.
-Breaker = Callable[[ResourceNames, Registry, Bundle], str]
-
 
 def _variant(registry: Registry, bundle: Bundle, accuracy: float) -> str:
     """Another version over the same graph, registered and promoted."""
@@ -89,8 +86,18 @@ def _colliding_version(names: ResourceNames, registry: Registry, bundle: Bundle)
     return version
 
 
+# Each promotes a new version and leaves it unloadable in one way.
 BREAKERS = [_missing, _corrupt_graph, _corrupt_manifest, _wrong_hash, _rejected_graph, _colliding_version]
 BREAKER_IDS = ["missing", "corrupt-graph", "corrupt-manifest", "wrong-hash", "rejected-graph", "colliding-version"]
+
+
+@pytest.fixture(params=BREAKERS, ids=BREAKER_IDS)
+def break_live(
+    request: pytest.FixtureRequest, live_bundle: Bundle, registry: Registry, names: ResourceNames
+) -> Callable[[], str]:
+    """Promotes a new version over `live_bundle` and leaves it unloadable, in each of BREAKERS' ways; answers that
+    version."""
+    return lambda: request.param(names, registry, live_bundle)
 
 
 def _stale_answers(out: str) -> list[float]:
@@ -119,21 +126,17 @@ def _expect_last_good(invoke: Invoke, good: Bundle, broken: str, capsys: Any) ->
     assert invoke("GET", "/model")[1]["version"] == good.version
 
 
-@pytest.mark.parametrize("breaker", BREAKERS, ids=BREAKER_IDS)
 def test_a_warm_container_keeps_its_model_when_the_new_live_one_cannot_load(
     live_bundle: Bundle,
     registry: Registry,
-    names: ResourceNames,
-    monkeypatch: pytest.MonkeyPatch,
-    invoke_factory: Callable[[], Invoke],
-    breaker: Breaker,
+    refreshing_invoke_factory: Callable[[], Invoke],
+    break_live: Callable[[], str],
     capsys: Any,
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
-    invoke = invoke_factory()
+    invoke = refreshing_invoke_factory()
     assert invoke("GET", "/health")[1]["status"] == "ready"
 
-    broken = breaker(names, registry, live_bundle)
+    broken = break_live()
 
     _expect_last_good(invoke, live_bundle, broken, capsys)
     _expect_last_good(invoke, live_bundle, broken, capsys)  # retried at every refresh, still stale
@@ -150,16 +153,10 @@ def test_a_warm_container_keeps_its_model_when_the_new_live_one_cannot_load(
     assert _stale_answers(capsys.readouterr().out) == []  # a zero count is not published
 
 
-@pytest.mark.parametrize("breaker", BREAKERS, ids=BREAKER_IDS)
 def test_a_cold_container_loads_the_previous_version_when_the_live_one_cannot_load(
-    live_bundle: Bundle,
-    registry: Registry,
-    names: ResourceNames,
-    invoke_factory: Callable[[], Invoke],
-    breaker: Breaker,
-    capsys: Any,
+    live_bundle: Bundle, invoke_factory: Callable[[], Invoke], break_live: Callable[[], str], capsys: Any
 ) -> None:
-    broken = breaker(names, registry, live_bundle)
+    broken = break_live()
 
     _expect_last_good(invoke_factory(), live_bundle, broken, capsys)
 
@@ -168,12 +165,10 @@ def test_a_repaired_live_version_is_picked_up_at_the_next_refresh(
     live_bundle: Bundle,
     registry: Registry,
     names: ResourceNames,
-    monkeypatch: pytest.MonkeyPatch,
-    invoke_factory: Callable[[], Invoke],
+    refreshing_invoke_factory: Callable[[], Invoke],
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
     broken = _missing(names, registry, live_bundle)
-    invoke = invoke_factory()
+    invoke = refreshing_invoke_factory()
     assert invoke("GET", "/health")[1]["status"] == "degraded"
 
     _put(names, layout.model_key(broken), live_bundle.onnx_bytes)
@@ -210,11 +205,10 @@ def test_s3_unreachable_during_a_promotion_keeps_the_warm_model(
     live_bundle: Bundle,
     registry: Registry,
     monkeypatch: pytest.MonkeyPatch,
-    invoke_factory: Callable[[], Invoke],
+    refreshing_invoke_factory: Callable[[], Invoke],
     capsys: Any,
 ) -> None:
-    monkeypatch.setenv("POINTER_REFRESH_SECONDS", "0.000001")
-    invoke = invoke_factory()
+    invoke = refreshing_invoke_factory()
     invoke("GET", "/health")
     newer = _variant(registry, live_bundle, 0.55)
     store = sys.modules["functions.inference.handler"].live_model._store

@@ -37,7 +37,7 @@ from functions.core.capture import CAPTURE_MARKER, CaptureRecord
 from functions.core.jobs import JobMessage, JobRequest, new_job_id, now
 from functions.core.registry import Registry
 from functions.training.train import Bundle, train_bundle
-from slipway.local.async_jobs import WORKER_MODULE, create_queues
+from slipway.local.async_jobs import WORKER_MODULE
 from slipway.local.lambda_runtime import FakeLambdaContext, cold_start
 from slipway.local.sqs import SqsEventSource, sqs_event
 from stage.environments import inference_environment, monitor_environment, retrain_environment, worker_environment
@@ -205,20 +205,20 @@ def test_predict_captures_the_other_features_and_logs_no_secret(
 
 def test_async_jobs_log_no_secret_even_when_the_live_spec_refuses_their_rows(
     live_private: Bundle,
+    requests_queue: str,
     invoke_factory: Callable[[], Invoke],
     names: ResourceNames,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sqs = boto3.client("sqs")
-    requests, _ = create_queues(sqs, load_settings("dev"), names)
-    monkeypatch.setenv("REQUESTS_QUEUE_URL", requests)
     invoke = invoke_factory()
     worker = cold_start(WORKER_MODULE)
     with _log_output(capsys, names.inference_service) as logs:
         status, accepted = invoke("POST", "/predict/async", {"instances": [_row(35.0), _row(65.0)]})
         assert status == 202
-        assert SqsEventSource(sqs, queue_url=requests, handler=worker.lambda_handler, region=REGION).drain() == 1
+        source = SqsEventSource(
+            boto3.client("sqs"), queue_url=requests_queue, handler=worker.lambda_handler, region=REGION
+        )
+        assert source.drain() == 1
         job = invoke("GET", f"/predict/async/{accepted['job_id']}")[1]
         assert job["status"] == "done", job
 
@@ -229,7 +229,7 @@ def test_async_jobs_log_no_secret_even_when_the_live_spec_refuses_their_rows(
             JobRequest(job_id=job_id, instances=refused, submitted_at=now(), validated_by="older")
         )
         message = {"MessageId": "m-1", "ReceiptHandle": "r-1", "Body": JobMessage(job_id=job_id).model_dump_json()}
-        event = sqs_event([message], queue_url=requests, region=REGION)
+        event = sqs_event([message], queue_url=requests_queue, region=REGION)
         answer, escaped = _escaped(lambda: worker.lambda_handler(event, FakeLambdaContext()))
         output = logs() + escaped
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from functions.training.train import Bundle
-from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, proxy_event
 from tests.conftest import Invoke, example_row
 
 
@@ -93,7 +93,7 @@ def test_real_text_encodings_are_read(invoke: Invoke, live_bundle: Bundle, chars
 def test_a_base64_body_is_decoded_and_invalid_base64_is_400(
     invoke: Invoke, live_bundle: Bundle, handler_module: Any
 ) -> None:
-    event = proxy_event("POST", "/predict", body=_body(live_bundle))
+    event = proxy_event(HttpRequest("POST", "/predict", body=_body(live_bundle)))
     event["body"], event["isBase64Encoded"] = base64.b64encode(event["body"].encode()).decode(), True
     assert handler_module.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200
     event["body"] = "not base64!"

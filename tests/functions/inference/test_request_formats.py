@@ -12,7 +12,6 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
@@ -23,9 +22,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from functions.adapters import factory
 from functions.inference.v2_routes import model_name_of
 from functions.training.train import Bundle, train_bundle
-from slipway.local.async_jobs import create_queues
 from stage.names import ResourceNames
-from stage.settings import load_settings
 from tests.conftest import Invoke
 
 pytestmark = pytest.mark.handler
@@ -97,10 +94,8 @@ def test_csv_is_for_the_routes_that_take_rows(invoke: Invoke, live_bundle: Bundl
 
 
 def test_async_jobs_take_the_same_shapes(
-    invoke_factory: Callable[[], Invoke], live_bundle: Bundle, names: ResourceNames, monkeypatch: pytest.MonkeyPatch
+    invoke_factory: Callable[[], Invoke], live_bundle: Bundle, names: ResourceNames, requests_queue: str
 ) -> None:
-    requests, _ = create_queues(boto3.client("sqs"), load_settings("dev"), names)
-    monkeypatch.setenv("REQUESTS_QUEUE_URL", requests)
     invoke = invoke_factory()
     rows = _rows(live_bundle, 3)
     columns = list(rows[0])

@@ -176,7 +176,7 @@ def test_a_sticky_key_is_the_caller_s_own(
 ) -> None:
     """Two callers sending the same X-Slipway-Key value are bucketed apart: one cannot steer the other's traffic."""
     from functions.core.rollout import bucket
-    from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+    from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, proxy_event
 
     registry.start_rollout(candidate.version, "canary", 50, "test")
     invoke_factory()
@@ -185,8 +185,8 @@ def test_a_sticky_key_is_the_caller_s_own(
     value = next(v for v in (f"k{i}" for i in range(1000)) if bucket(f"key:alice|{v}") < 50 <= bucket(f"key:bob|{v}"))
     versions = {}
     for caller in ("alice", "bob"):
-        event = proxy_event("POST", "/predict", body=json.dumps({"instances": [example_row(live_bundle)]}),
-                            headers={"X-Slipway-Key": value})  # fmt: skip
+        body = json.dumps({"instances": [example_row(live_bundle)]})
+        event = proxy_event(HttpRequest("POST", "/predict", body=body, headers={"X-Slipway-Key": value}))
         event["requestContext"]["identity"]["apiKeyId"] = caller
         versions[caller] = json.loads(handler.lambda_handler(event, FakeLambdaContext())["body"])["model_version"]
     assert versions == {"alice": candidate.version, "bob": live_bundle.version}

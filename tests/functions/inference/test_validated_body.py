@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
 from functions.inference.validated_body import parse_body, validated_body
-from slipway.local.lambda_runtime import FakeLambdaContext, proxy_event
+from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, proxy_event
 
 CONTEXT: Any = FakeLambdaContext()
 
@@ -48,7 +48,7 @@ def _app() -> tuple[APIGatewayRestResolver, list[Any]]:
 
 def test_the_route_gets_its_body_validated_by_the_given_model_and_its_path_parameters() -> None:
     app, received = _app()
-    response = app.resolve(proxy_event("POST", "/orders/north", body='{"items": ["a"]}'), CONTEXT)
+    response = app.resolve(proxy_event(HttpRequest("POST", "/orders/north", body='{"items": ["a"]}')), CONTEXT)
     assert response["statusCode"] == 201
     [(request, shop)] = received
     assert type(request) is SmallOrder and request.items == ["a"] and shop == "north"
@@ -56,7 +56,9 @@ def test_the_route_gets_its_body_validated_by_the_given_model_and_its_path_param
 
 def test_a_body_the_given_model_refuses_never_reaches_the_route() -> None:
     app, received = _app()
-    response = app.resolve(proxy_event("POST", "/orders/north", body='{"items": ["a", "b", "c"]}'), CONTEXT)
+    response = app.resolve(
+        proxy_event(HttpRequest("POST", "/orders/north", body='{"items": ["a", "b", "c"]}')), CONTEXT
+    )
     assert response["statusCode"] == 422 and received == []
     assert json.loads(response["body"])[0]["loc"] == ["body", "items"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import closing
 
 import pandas as pd
 import pytest
@@ -21,7 +22,7 @@ from stage.settings import load_settings
 @pytest.fixture
 def pipeline(aws: None, names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRetrain]:
     monkeypatch.delenv("GATE_POLICY", raising=False)
-    with LocalRetrain(load_settings("dev"), names) as local:
+    with closing(LocalRetrain(load_settings("dev"), names)) as local:
         yield local
 
 
@@ -160,7 +161,7 @@ def test_manual_promotion_registers_the_candidate_and_leaves_live_to_a_person(
     settings = load_settings("dev")
     settings = settings.model_copy(update={"retrain": settings.retrain.model_copy(update={"rollout": "manual"})})
     before = registry.live()
-    with LocalRetrain(settings, names) as local:
+    with closing(LocalRetrain(settings, names)) as local:
         result = local.run("needs approval")
     assert result.succeeded, result.cause
     assert local.steps_run(result) == ["Prepare", "Train", "Evaluate", "Gate", "Register", "RequestApproval"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from contextlib import redirect_stdout
+from contextlib import closing, redirect_stdout
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ POLICY = {"min_rows": 50, "min_labelled_rows": 10_000, "max_latency_ratio": 50}
 def rollout(
     aws: None, names: ResourceNames, live_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LocalRollout]:
-    with LocalRollout(load_settings("dev"), names, topic(names)) as local:
+    with closing(LocalRollout(load_settings("dev"), names, topic(names))) as local:
         monkeypatch.setenv("ROLLOUT_POLICY", json.dumps(POLICY))
         from functions.rollout import handler
 
