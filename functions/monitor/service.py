@@ -63,24 +63,31 @@ class Quality(BaseModel):
     labelled_rows: int
 
 
-class CycleResult(BaseModel):
+class CycleFindings(BaseModel):
+    """What one cycle found: its JSON report, as written to reports/."""
+
+    report: DriftReport
+    quality: list[Quality]
+    labels: LabelCounts = Field(description="The labels of the quality window: matched, repeated, unknown, late.")
+    label_files: LabelFilesReport | None = Field(None, description="None when the stage declares no data.labels.")
+    rollout: RolloutFigures | None = None
+    segments: SegmentReport | None = Field(None, description="None when the live model declares no segments.")
+    estimated: EstimatedQuality | None = Field(
+        None,
+        serialization_alias="estimated_quality",
+        description="The live model's quality estimated from the window's probabilities, without labels.",
+    )
+
+
+class CycleResult(CycleFindings):
     """What one cycle found and wrote."""
 
     window_start: datetime
     window_end: datetime
-    report: DriftReport
     report_key: str
     html_key: str
-    quality: list[Quality]
-    labels: LabelCounts = Field(description="The labels of the quality window: matched, repeated, unknown, late.")
-    label_files: LabelFilesReport | None = Field(None, description="None when the stage declares no data.labels.")
     event: DriftDetectedDetail | None
     skipped_lines: int
-    rollout: RolloutFigures | None = None
-    segments: SegmentReport | None = Field(None, description="None when the live model declares no segments.")
-    estimated: EstimatedQuality | None = Field(
-        None, description="The live model's quality estimated from the window's probabilities, without labels."
-    )
 
 
 @dataclass
@@ -152,21 +159,18 @@ def run_cycle(
             live, counter.segment_counts(live_version), live_labelled, segment_policy or SegmentPolicy()
         )
     rollout = _rollout(store, manifests, pointer.read().rollout, live, policy, start, end)
-    stem = f"{end:%Y/%m/%d/%H}-{live_version}"
-    body = orjson.dumps(
-        {
-            "report": report.model_dump(mode="json"),
-            "quality": [q.model_dump(mode="json") for q in quality],
-            "labels": label_counts.model_dump(mode="json"),
-            "label_files": taken.model_dump(mode="json") if taken else None,
-            "rollout": rollout.model_dump(mode="json") if rollout else None,
-            "segments": segments.model_dump(mode="json") if segments else None,
-            "estimated_quality": estimated.model_dump(mode="json"),
-        },
-        option=orjson.OPT_INDENT_2,
+    findings = CycleFindings(
+        report=report,
+        quality=quality,
+        labels=label_counts,
+        label_files=taken,
+        rollout=rollout,
+        segments=segments,
+        estimated=estimated,
     )
+    body = orjson.dumps(findings.model_dump(mode="json", by_alias=True), option=orjson.OPT_INDENT_2)
     html = render_html(report, quality, rollout, segments, label_counts, estimated=estimated, history=history)
-    json_key, html_key = store.put_report(stem, body, html)
+    json_key, html_key = store.put_report(f"{end:%Y/%m/%d/%H}-{live_version}", body, html)
     event = None
     dropped = below(estimated, estimated_quality_below, min_rows=policy.min_rows)
     if report.drift_detected or dropped:
@@ -190,19 +194,13 @@ def run_cycle(
             ),
         )
     return CycleResult(
+        **dict(findings),
         window_start=start,
         window_end=end,
-        report=report,
         report_key=json_key,
         html_key=html_key,
-        quality=quality,
-        labels=label_counts,
-        label_files=taken,
         event=event,
         skipped_lines=counter.skipped,
-        rollout=rollout,
-        segments=segments,
-        estimated=estimated,
     )
 
 
