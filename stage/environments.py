@@ -63,11 +63,7 @@ def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[s
     monitor = settings.monitor
     config = MonitorConfig(
         **_stores(names),
-        window_hours=monitor.window_hours,
-        quality_window_hours=monitor.quality_window_hours,
-        drift_policy=monitor.drift,
-        segment_policy=monitor.segments,
-        estimated_quality_alarm_below=monitor.estimated_quality_alarm_below,
+        policy=monitor,
         labels_uri=settings.data.labels,
         event_source=event_source(settings.project, settings.stage),
         event_bus="default",

@@ -28,12 +28,11 @@ from pydantic import (
 )
 
 from functions.core.data_source import DataSource
-from functions.core.drift import DriftPolicy
 from functions.core.gate import GatePolicy
 from functions.core.labelled import LabelCaps
 from functions.core.rollout import RolloutPolicy
-from functions.core.segments import SegmentPolicy
 from functions.inference.config import FrontDoorType
+from functions.monitor.config import MonitorPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -375,28 +374,19 @@ class CaptureSettings(_Section):
     sampling_rate: float = Field(1.0, ge=0, le=1, description="Share of /predict requests captured for monitoring.")
 
 
-class MonitorSettings(_Section):
+class MonitorSettings(_Section, MonitorPolicy):
     """The drift monitor: schedule, window, drift policy (thresholds per feature), the quality alarm, and the
-    segments' minimum rows and gap alarm (bias across segments)."""
+    segments' minimum rows and gap alarm (bias across segments). What the function reads is MonitorPolicy's."""
 
     schedule: Schedule = Field("rate(1 hour)", description="EventBridge Scheduler expression of the monitor runs.")
-    window_hours: int = Field(1, ge=1, le=168, description="Hours of capture each run judges.")
-    quality_window_hours: int = Field(168, ge=1, le=2160, description="Hours of feedback the live metric covers.")
     memory_mb: int = Field(1024, ge=128, le=10240, description="The function's memory (and so its CPU share).")
     timeout_seconds: int = Field(300, ge=10, le=900, description="The function's timeout.")
     capture_buffer_seconds: int = Field(300, ge=0, le=900, description="Firehose buffering before an S3 write.")
-    drift: DriftPolicy = DriftPolicy()
-    segments: SegmentPolicy = SegmentPolicy()
     quality_alarm_below: float | None = Field(
         0.8, description="Alarm when the live metric falls below this (metrics where higher is better)."
     )
     quality_alarm_above: float | None = Field(
         None, description="Alarm when the live metric rises above this (errors such as rmse, log_loss)."
-    )
-    estimated_quality_alarm_below: float | None = Field(
-        None,
-        description="Alarm, and start a retrain, when the gate metric estimated without labels falls below this "
-        "(classification, a metric where higher is better; None: off).",
     )
 
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 
 class FunctionConfig(BaseModel):
@@ -44,15 +44,17 @@ class FunctionConfig(BaseModel):
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
             if value is not None and field.alias:
-                variables[field.alias] = _text(value)
+                variables[field.alias] = _text(value, field.annotation)
         return variables
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, annotation: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, BaseModel):
-        return value.model_dump_json()
+        # As the field's declared model: a stage settings section that extends a function's policy
+        # (stage.settings.MonitorSettings) travels as that policy alone.
+        return TypeAdapter(annotation).dump_json(value).decode()
     if isinstance(value, list | dict):
         return json.dumps(value)
     return str(value)

@@ -5,11 +5,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.core.config import FunctionConfig
 from functions.core.drift import DriftPolicy
 from functions.core.segments import SegmentPolicy
+
+
+class MonitorPolicy(BaseModel):
+    """How the monitor judges a window: the part of the stage's `monitor` settings its function reads.
+
+    The stage's settings section extends this model (stage.settings.MonitorSettings), so the
+    function receives its section whole, and these defaults are the settings' defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_hours: int = Field(1, ge=1, le=168, description="Hours of capture each run judges.")
+    quality_window_hours: int = Field(168, ge=1, le=2160, description="Hours of feedback the live metric covers.")
+    drift: DriftPolicy = DriftPolicy()
+    segments: SegmentPolicy = SegmentPolicy()
+    estimated_quality_alarm_below: float | None = Field(
+        None,
+        description="Alarm, and start a retrain, when the gate metric estimated without labels falls below this "
+        "(classification, a metric where higher is better; None: off).",
+    )
 
 
 class MonitorConfig(FunctionConfig):
@@ -17,14 +37,8 @@ class MonitorConfig(FunctionConfig):
 
     artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
     live_pointer_parameter: str = Field(alias="LIVE_POINTER_PARAMETER", pattern=r"^/")
-    # The stage always sets these (stage.environments): their defaults live in the stage settings alone.
-    window_hours: int = Field(alias="WINDOW_HOURS", ge=1, le=168)
-    quality_window_hours: int = Field(alias="QUALITY_WINDOW_HOURS", ge=1, le=2160)
-    drift_policy: DriftPolicy = Field(alias="DRIFT_POLICY", description="JSON in the environment.")
-    segment_policy: SegmentPolicy = Field(SegmentPolicy(), alias="SEGMENT_POLICY", description="JSON, as drift_policy.")
-    estimated_quality_alarm_below: float | None = Field(
-        None, alias="ESTIMATED_QUALITY_ALARM_BELOW", description="A retrain reason below it; None: off."
-    )
+    # The stage always sets it (stage.environments): its defaults are the stage settings'.
+    policy: MonitorPolicy = Field(alias="MONITOR_POLICY", description="JSON in the environment: the monitor section.")
     labels_uri: str | None = Field(
         None, alias="LABELS_URI", description="The stage's data.labels: label files taken into feedback each cycle."
     )
@@ -33,7 +47,7 @@ class MonitorConfig(FunctionConfig):
     metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
     service: str = Field(alias="POWERTOOLS_SERVICE_NAME", min_length=1)
 
-    @field_validator("drift_policy", "segment_policy", mode="before")
+    @field_validator("policy", mode="before")
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value

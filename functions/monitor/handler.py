@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -25,19 +25,16 @@ publisher = factory.event_publisher(config.event_source, config.event_bus)
 def monitor(now: datetime) -> dict[str, Any]:
     """Take new label files (when the stage declares them), then run one cycle for the window ending at the last
     whole hour before `now`."""
-    start, end = window_of(now, config.window_hours)
+    start, end = window_of(now, config.policy.window_hours)
     labels = config.labels_uri
     result = run_cycle(
         store=store,
         models=models,
         pointer=pointer,
-        policy=config.drift_policy,
+        policy=config.policy,
         start=start,
         end=end,
-        quality_window=timedelta(hours=config.quality_window_hours),
-        segment_policy=config.segment_policy,
         label_files=LabelFiles(factory.lake_source(), labels) if labels else None,
-        estimated_quality_below=config.estimated_quality_alarm_below,
     )
     metrics.publish(result, namespace=config.metrics_namespace, service=config.service)
     event_id = publisher.drift_detected(result.event) if result.event else None

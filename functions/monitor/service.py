@@ -33,7 +33,8 @@ from functions.core.manifest import Manifest
 from functions.core.quality import HIGHER_IS_BETTER, live_metric
 from functions.core.registry import ModelStore, PointerStore
 from functions.core.rollout import Rollout, RolloutFigures
-from functions.core.segments import LabelledAnswer, SegmentPolicy, SegmentReport, segment_report
+from functions.core.segments import LabelledAnswer, SegmentReport, segment_report
+from functions.monitor.config import MonitorPolicy
 from functions.monitor.counting import WindowCounter
 from functions.monitor.report_html import render_html
 from functions.monitor.rollout_figures import rollout_figures
@@ -117,22 +118,20 @@ def run_cycle(
     store: MonitoringStore,
     models: ModelStore,
     pointer: PointerStore,
-    policy: DriftPolicy,
+    policy: MonitorPolicy,
     start: datetime,
     end: datetime,
-    quality_window: timedelta,
-    segment_policy: SegmentPolicy | None = None,
     label_files: LabelFiles | None = None,
-    estimated_quality_below: float | None = None,
 ) -> CycleResult:
     """Take the new label files (when the stage declares them), then judge the window [start, end) against
     the live model's baseline and write its reports.
 
     Prediction rates per segment are over the window; error rates and the live metric over the
-    labelled rows of the quality window, as the live quality. The estimated quality is over the window's
-    answered rows; below `estimated_quality_below` (with the drift policy's minimum rows) it is a reason to retrain,
-    put on the DriftDetected event like drift itself.
+    labelled rows of the quality window (`policy.quality_window_hours`), as the live quality. The estimated quality
+    is over the window's answered rows; below `policy.estimated_quality_alarm_below` (with the drift policy's minimum
+    rows) it is a reason to retrain, put on the DriftDetected event like drift itself.
     """
+    estimated_quality_below = policy.estimated_quality_alarm_below
     live_version = pointer.read().version
     manifests = Manifests(models)
     live = manifests(live_version) if live_version else None
@@ -146,8 +145,8 @@ def run_cycle(
         counter.add_lines(store.capture_lines(key), start, end)
     counts = counter.result().get(live_version) or empty_counts(live)
     counts = counts.model_copy(update={"start": start, "end": end})
-    report = drift_report(live, counts, policy)
-    labelled, label_counts = labelled_answers(store, end - quality_window, end)
+    report = drift_report(live, counts, policy.drift)
+    labelled, label_counts = labelled_answers(store, end - timedelta(hours=policy.quality_window_hours), end)
     quality = measure_quality(labelled, manifests)
     realized = next((q.value for q in quality if q.model_version == live_version), None)
     estimated = estimated_live_quality(live, counter, labelled.get(live_version, []), realized)
@@ -155,10 +154,8 @@ def run_cycle(
     segments = None
     if live.segments:
         live_labelled = labelled.get(live_version, [])
-        segments = segment_report(
-            live, counter.segment_counts(live_version), live_labelled, segment_policy or SegmentPolicy()
-        )
-    rollout = _rollout(store, manifests, pointer.read().rollout, live, policy, start, end)
+        segments = segment_report(live, counter.segment_counts(live_version), live_labelled, policy.segments)
+    rollout = _rollout(store, manifests, pointer.read().rollout, live, policy.drift, start, end)
     findings = CycleFindings(
         report=report,
         quality=quality,
@@ -172,7 +169,7 @@ def run_cycle(
     html = render_html(report, quality, rollout, segments, label_counts, estimated=estimated, history=history)
     json_key, html_key = store.put_report(f"{end:%Y/%m/%d/%H}-{live_version}", body, html)
     event = None
-    dropped = below(estimated, estimated_quality_below, min_rows=policy.min_rows)
+    dropped = below(estimated, estimated_quality_below, min_rows=policy.drift.min_rows)
     if report.drift_detected or dropped:
         event = DriftDetectedDetail(
             model_version=live_version,

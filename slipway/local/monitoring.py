@@ -98,13 +98,10 @@ def monitor_once(
         store=store,
         models=models,
         pointer=pointer,
-        policy=monitor.drift,
+        policy=monitor,
         start=now - timedelta(hours=hours or monitor.window_hours),
         end=now,
-        quality_window=timedelta(hours=monitor.quality_window_hours),
-        segment_policy=monitor.segments,
         label_files=LabelFiles(factory.lake_source(), labels) if labels else None,
-        estimated_quality_below=monitor.estimated_quality_alarm_below,
     )
     emf = io.StringIO()
     with contextlib.redirect_stdout(emf):

@@ -465,8 +465,8 @@ def test_generated_capture_lines_are_skipped_never_fatal(
     store = factory.monitoring_store(names.artifacts_bucket)
     key = store.put_capture(start, "part-fuzz", [json.dumps(good).encode(), *lines])
     result = monitor.run_cycle(
-        store=store, models=monitor.models, pointer=monitor.pointer, policy=monitor.config.drift_policy,
-        start=start, end=end, quality_window=timedelta(hours=1),
+        store=store, models=monitor.models, pointer=monitor.pointer, start=start, end=end,
+        policy=monitor.config.policy.model_copy(update={"quality_window_hours": 1}),
     )  # fmt: skip
     physical_lines = sum(line.count(b"\n") + line.count(b"\r") + 1 for line in lines)  # raw bytes may hold breaks
     assert result.report.rows >= 2 and result.skipped_lines <= physical_lines
@@ -526,8 +526,8 @@ def test_feedback_is_stored_whole_or_refused_whole_and_never_breaks_the_monitor(
     assert stored["items"] > 0, "some generated feedback was accepted"
     start, end = received - timedelta(hours=1), received + timedelta(hours=1)
     result = monitor.run_cycle(
-        store=store, models=monitor.models, pointer=monitor.pointer, policy=monitor.config.drift_policy,
-        start=start, end=end, quality_window=timedelta(hours=2),
+        store=store, models=monitor.models, pointer=monitor.pointer, start=start, end=end,
+        policy=monitor.config.policy.model_copy(update={"quality_window_hours": 2}),
     )  # fmt: skip
     assert result.report_key
 

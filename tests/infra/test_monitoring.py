@@ -9,7 +9,16 @@ from aws_cdk.assertions import Match, Template
 from synth_support import ESTIMATED_QUALITY_ALARM_BELOW
 
 from functions.core.capture import CAPTURE_FILTER_PATTERN
+from functions.monitor.config import MonitorPolicy
 from stage.settings import StageSettings
+
+
+def _monitor_policy(template: Template) -> MonitorPolicy:
+    """The policy the monitor function receives in its environment, parsed as the function parses it."""
+    (function,) = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "functions.monitor.handler.lambda_handler"}}
+    ).values()
+    return MonitorPolicy.model_validate_json(function["Properties"]["Environment"]["Variables"]["MONITOR_POLICY"])
 
 
 def _role_statements(template: Template, description_prefix: str) -> list[dict[str, Any]]:
@@ -52,12 +61,13 @@ def test_the_monitor_runs_on_the_schedule_setting(
             "Target": {"Arn": Match.any_value(), "RoleArn": Match.any_value()},
         },
     )
-    policy = settings["dev"].monitor.drift.model_dump_json()
     templates["dev"].has_resource_properties(
         "AWS::Lambda::Function",
-        {"Handler": "functions.monitor.handler.lambda_handler", "ReservedConcurrentExecutions": 1,
-         "Environment": {"Variables": Match.object_like({"DRIFT_POLICY": policy})}},
-    )  # fmt: skip
+        {"Handler": "functions.monitor.handler.lambda_handler", "ReservedConcurrentExecutions": 1},
+    )
+    received = _monitor_policy(templates["dev"])
+    assert received.drift == settings["dev"].monitor.drift
+    assert received.window_hours == settings["dev"].monitor.window_hours
 
 
 def test_drift_quality_and_monitor_error_alarms_notify_the_topic(templates: dict[str, Template]) -> None:
@@ -115,9 +125,4 @@ def test_the_segment_gap_alarm_watches_the_widest_gap_and_notifies_the_topic(
     assert gap["ComparisonOperator"] == "GreaterThanThreshold" and gap["TreatMissingData"] == "notBreaching"
     assert gap["Dimensions"] == [{"Name": "service", "Value": "slipway-monitor"}]  # no segment dimension
     assert gap["AlarmActions"] and gap["OKActions"]
-    policy = settings["dev"].monitor.segments.model_dump_json()
-    templates["dev"].has_resource_properties(
-        "AWS::Lambda::Function",
-        {"Handler": "functions.monitor.handler.lambda_handler",
-         "Environment": {"Variables": Match.object_like({"SEGMENT_POLICY": policy})}},
-    )  # fmt: skip
+    assert _monitor_policy(templates["dev"]).segments == settings["dev"].monitor.segments
