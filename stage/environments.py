@@ -60,10 +60,9 @@ def worker_environment(settings: StageSettings, names: ResourceNames, *, service
 
 def monitor_environment(settings: StageSettings, names: ResourceNames) -> dict[str, str]:
     """The monitor function's variables (MonitorConfig, which reads Powertools' service and namespace too)."""
-    monitor = settings.monitor
     config = MonitorConfig(
         **_stores(names),
-        policy=monitor,
+        policy=settings.monitor,
         labels_uri=settings.data.labels,
         event_source=event_source(settings.project, settings.stage),
         event_bus="default",
@@ -112,16 +111,12 @@ def retrain_environment(
     topic_arn: str | None = None,
 ) -> dict[str, str]:
     """The retrain functions' variables (RetrainConfig); what a function does not need is left unset."""
-    retrain = settings.retrain
     config = RetrainConfig(
         **_stores(names),
         recipe=settings.recipe,
-        gate_policy=retrain.gate,
-        cooldown_minutes=retrain.cooldown_minutes,
-        rollback_window_minutes=retrain.rollback_window_minutes,
+        policy=settings.retrain,
         state_machine_arn=state_machine_arn,
         notify_topic_arn=topic_arn,
         data_source=settings.data,
-        label_caps=retrain.label_caps,
     )
     return {**config.to_environment(), **powertools_environment(names, service=names.retrain_service)}

@@ -28,11 +28,10 @@ from pydantic import (
 )
 
 from functions.core.data_source import DataSource
-from functions.core.gate import GatePolicy
-from functions.core.labelled import LabelCaps
 from functions.core.rollout import RolloutPolicy
 from functions.inference.config import FrontDoorType
 from functions.monitor.config import MonitorPolicy
+from functions.retrain.config import RetrainPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -317,26 +316,16 @@ class AlarmSettings(_Section):
     )
 
 
-class RetrainSettings(_Section):
-    """The retrain pipeline: its triggers, its gate, where training runs, automatic rollback."""
+class RetrainSettings(_Section, RetrainPolicy):
+    """The retrain pipeline: its triggers, its gate, where training runs, automatic rollback.
+    What its functions read is RetrainPolicy's."""
 
     schedule: Schedule = Field("cron(0 3 ? * MON *)", description="When the scheduled retrain runs.")
-    cooldown_minutes: int = Field(
-        360, ge=0, le=10080, description="A drift event within this of the last start is ignored."
-    )
-    gate: GatePolicy = Field(GatePolicy(), description="When a candidate may replace the live model.")
-    rollback_window_minutes: int = Field(
-        60, ge=0, le=1440, description="An alarm this soon after a promotion rolls back."
-    )
     rollout: Literal["immediate", "shadow", "canary", "manual"] = Field(
         "canary",
         description="After the gate: promote at once, roll the candidate out (shadow; canary = shadow, then "
         "canary) and let its figures decide (the `rollout` section), or (manual) register it and ask a person, "
         "by the alarm topic, to promote it.",
-    )
-    label_caps: LabelCaps = Field(
-        LabelCaps(),
-        description="How much of a run's training data labels from production may be, overall and per caller.",
     )
     engine: Literal["lambda", "sagemaker"] = Field(
         "lambda",

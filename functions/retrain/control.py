@@ -135,7 +135,7 @@ def drift_trigger_handler(event: dict[str, Any], context: LambdaContext) -> dict
         detail,
         S3RetrainStore(factory.client("s3"), cfg.artifacts_bucket),
         StepFunctionsStarter(factory.client("stepfunctions"), cfg.state_machine_arn),
-        cooldown=timedelta(minutes=cfg.cooldown_minutes),
+        cooldown=timedelta(minutes=cfg.policy.cooldown_minutes),
         now=datetime.now(UTC),
     )
     logger.info("drift trigger", extra=outcome.model_dump())
@@ -152,7 +152,7 @@ def rollback_handler(event: dict[str, Any], context: LambdaContext) -> dict[str,
         alarm,
         factory.registry(cfg.artifacts_bucket, cfg.live_pointer_parameter),
         SnsNotifier(factory.client("sns"), cfg.notify_topic_arn),
-        window=timedelta(minutes=cfg.rollback_window_minutes),
+        window=timedelta(minutes=cfg.policy.rollback_window_minutes),
         now=datetime.now(UTC),
     )
     logger.info("rollback watcher", extra=outcome.model_dump())

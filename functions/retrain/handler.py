@@ -66,7 +66,7 @@ def prepare_handler(request: PrepareInput) -> PreparedData:
         reason=request.reason,
         recipe=load_recipe(settings.recipe) if source.kind == "recipe" else None,
         queries=AthenaQueries(factory.client("athena")) if source.kind == "athena" else None,
-        caps=settings.label_caps,
+        caps=settings.policy.label_caps,
     )
 
 
@@ -84,7 +84,7 @@ def collect_handler(request: CollectInput) -> Candidate:
 
 @step_handler(EvaluateInput, logged="gate decision")
 def evaluate_handler(request: EvaluateInput) -> DecisionSummary:
-    return steps.evaluate(_store(), _registry(), config().gate_policy, request.data, request.candidate)
+    return steps.evaluate(_store(), _registry(), config().policy.gate, request.data, request.candidate)
 
 
 @step_handler(VersionInput)

@@ -11,7 +11,7 @@ from functions.core.config import FunctionConfig
 from functions.core.gate import GatePolicy
 from functions.inference.config import InferenceConfig, WorkerConfig
 from functions.monitor.config import MonitorConfig
-from functions.retrain.config import RetrainConfig
+from functions.retrain.config import RetrainConfig, RetrainPolicy
 from functions.rollout.config import RolloutConfig
 from stage.environments import retrain_environment
 from stage.names import ResourceNames
@@ -57,14 +57,19 @@ def test_every_function_environment_is_its_config_model(templates: dict[str, Tem
 
 def test_a_model_writes_what_it_reads() -> None:
     config = RetrainConfig(
-        artifacts_bucket="bucket", live_pointer_parameter="/p", gate_policy=GatePolicy(floor=0.9), code_revision="x",
-        cooldown_minutes=360, rollback_window_minutes=60, recipe="model.recipe",
+        artifacts_bucket="bucket", live_pointer_parameter="/p", code_revision="x", recipe="model.recipe",
+        policy=RetrainPolicy(gate=GatePolicy(floor=0.9), cooldown_minutes=30),
     )  # fmt: skip
     variables = config.to_environment()
-    # The gate's section travels nested, as the stage declares it (retrain.gate).
-    assert json.loads(variables["GATE_POLICY"]) == {
-        "tolerance": 0.01, "floor": 0.9, "allow_incompatible_spec": False, "max_gap_increase": None,
-    }  # fmt: skip
+    # The retrain section travels nested, as the stage declares it, the gate's policy inside it.
+    policy = json.loads(variables["RETRAIN_POLICY"])
+    assert policy["cooldown_minutes"] == 30 and policy["rollback_window_minutes"] == 60
+    assert policy["gate"] == {
+        "tolerance": 0.01,
+        "floor": 0.9,
+        "allow_incompatible_spec": False,
+        "max_gap_increase": None,
+    }
     assert RetrainConfig.from_environ(variables) == config
     assert RetrainConfig.from_environ({**variables, "CODE_REVISION": ""}).code_revision is None
 

@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 from synth_support import TOKEN, state_machine_definition
 
+from functions.retrain.config import RetrainPolicy
 from stage.settings import StageSettings
 from stage.workflows.retrain import RetrainSteps, retrain_definition
 
@@ -60,13 +61,11 @@ def test_schedule_and_drift_rule_start_the_pipeline(
     ]
     watched = {alarm["Fn::GetAtt"][0] for alarm in rollback["resources"]}
     assert {next(a for a in watched if a.startswith(p)) for p in _ROLLBACK_ALARMS} == watched, watched
-    template.has_resource_properties(
-        "AWS::Lambda::Function",
-        {
-            "FunctionName": "slipway-dev-retrain-trigger",
-            "Environment": {"Variables": Match.object_like({"COOLDOWN_MINUTES": "360"})},
-        },
-    )
+    (trigger,) = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"FunctionName": "slipway-dev-retrain-trigger"}}
+    ).values()
+    policy = RetrainPolicy.model_validate_json(trigger["Properties"]["Environment"]["Variables"]["RETRAIN_POLICY"])
+    assert policy.cooldown_minutes == 360
 
 
 # A promotion followed by one of these alarms is rolled back.

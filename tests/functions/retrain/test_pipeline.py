@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import closing
 
@@ -21,7 +22,7 @@ from stage.settings import load_settings
 
 @pytest.fixture
 def pipeline(aws: None, names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRetrain]:
-    monkeypatch.delenv("GATE_POLICY", raising=False)
+    monkeypatch.delenv("RETRAIN_POLICY", raising=False)
     with closing(LocalRetrain(load_settings("dev"), names)) as local:
         yield local
 
@@ -64,7 +65,8 @@ def test_gate_refuses_below_the_floor_and_leaves_live_untouched(
     # Changed data (the recipe's load_data() lost a row) makes a new candidate; a floor above any score refuses it.
     features, target = model.recipe.load_data()
     monkeypatch.setattr(model.recipe, "load_data", lambda: (features.iloc[1:], target.iloc[1:]))
-    monkeypatch.setenv("GATE_POLICY", '{"floor": 1.01}')
+    policy = json.loads(os.environ["RETRAIN_POLICY"])
+    monkeypatch.setenv("RETRAIN_POLICY", json.dumps({**policy, "gate": {"floor": 1.01}}))
     from functions.retrain.config import config
 
     config.cache_clear()
@@ -157,7 +159,7 @@ def test_a_scheduled_retrain_after_the_data_grew_leaves_the_newer_model_live(
 def test_manual_promotion_registers_the_candidate_and_leaves_live_to_a_person(
     aws: None, names: ResourceNames, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("GATE_POLICY", raising=False)
+    monkeypatch.delenv("RETRAIN_POLICY", raising=False)
     settings = load_settings("dev")
     settings = settings.model_copy(update={"retrain": settings.retrain.model_copy(update={"rollout": "manual"})})
     before = registry.live()
