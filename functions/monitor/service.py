@@ -132,7 +132,8 @@ def run_cycle(
     rows) it is a reason to retrain, put on the DriftDetected event like drift itself.
     """
     estimated_quality_below = policy.estimated_quality_alarm_below
-    live_version = pointer.read().version
+    current = pointer.read()  # once: the live version and its rollout from the same pointer
+    live_version = current.version
     manifests = Manifests(models)
     live = manifests(live_version) if live_version else None
     taken = take_label_files(store, label_files, live) if label_files else None
@@ -155,7 +156,7 @@ def run_cycle(
     if live.segments:
         live_labelled = labelled.get(live_version, [])
         segments = segment_report(live, counter.segment_counts(live_version), live_labelled, policy.segments)
-    rollout = _rollout(store, manifests, pointer.read().rollout, live, policy.drift, start, end)
+    rollout = _rollout(store, manifests, current.rollout, live, policy.drift, start, end)
     findings = CycleFindings(
         report=report,
         quality=quality,
