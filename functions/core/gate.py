@@ -46,7 +46,8 @@ class GateEvidence(BaseModel):
     parity_passed: bool
     live_version: str | None
     live_score: float | None
-    # Per segment feature, each model's gap on the holdout; None when the gap check is off.
+    # Per segment feature, each model's demographic-parity gap (regression: mean-prediction gap, in training
+    # prediction std) on the holdout; None when the gap check is off or nothing was declared.
     candidate_gaps: dict[str, float | None] | None = None
     live_gaps: dict[str, float | None] | None = None
     # How recent each model's training data is (the upload time of its newest object).
@@ -54,37 +55,21 @@ class GateEvidence(BaseModel):
     live_watermark: datetime | None = None
 
 
-class GateDecision(BaseModel):
+class GateDecision(GateEvidence):
     """One decision of the gate, with every figure it was made from (written to S3, shown by `slipway models`)."""
-
-    model_config = ConfigDict(frozen=True)
 
     run_id: str
     decided_at: datetime
     verdict: Verdict
     reasons: list[str]
-    candidate_version: str
-    live_version: str | None
-    metric: str
-    higher_is_better: bool
-    candidate_score: float
-    live_score: float | None
     holdout_rows: int
     tolerance: float
     floor: float | None
-    parity_passed: bool
     spec_compatible: bool
     data_hash: str
     data_rows: int
-    # Per segment feature, the demographic-parity gap (regression: mean-prediction gap, in training
-    # prediction std) of each model on the holdout; None when the gap check is off or nothing was declared.
     max_gap_increase: float | None = None
-    candidate_gaps: dict[str, float | None] | None = None
-    live_gaps: dict[str, float | None] | None = None
-    # How recent each model's training data is (the upload time of its newest object), and which holdout
-    # rows judged them: those newer than live's data when there are enough, else the whole holdout.
-    candidate_watermark: datetime | None = None
-    live_watermark: datetime | None = None
+    # Which holdout rows judged the models: those newer than live's data when there are enough, else all of it.
     holdout_scope: Literal["all", "newer than live"] = "all"
 
     @property

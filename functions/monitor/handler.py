@@ -17,23 +17,19 @@ config = MonitorConfig.from_environ()
 logger = Logger()
 tracer = Tracer()
 store = factory.monitoring_store(config.artifacts_bucket)
-models = factory.model_store(config.artifacts_bucket)
-pointer = factory.pointer_store(config.live_pointer_parameter)
+registry = factory.registry(config.artifacts_bucket, config.live_pointer_parameter)
 publisher = factory.event_publisher(config.event_source, config.event_bus)
 
 
 def monitor(now: datetime) -> dict[str, Any]:
     """Take new label files (when the stage declares them), then run one cycle for the window ending at the last
     whole hour before `now`."""
-    start, end = window_of(now, config.policy.window_hours)
     labels = config.labels_uri
     result = run_cycle(
         store=store,
-        models=models,
-        pointer=pointer,
+        registry=registry,
         policy=config.policy,
-        start=start,
-        end=end,
+        window=window_of(now, config.policy.window_hours),
         label_files=LabelFiles(factory.lake_source(), labels) if labels else None,
     )
     metrics.publish(result, namespace=config.metrics_namespace, service=config.service)

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from pydantic import BaseModel, Field
@@ -31,7 +31,7 @@ from functions.core.feedback import LabelCounts, LabelFilesReport, LabelJoin
 from functions.core.layout import QUALITY_HISTORY_KEY
 from functions.core.manifest import Manifest
 from functions.core.quality import HIGHER_IS_BETTER, live_metric
-from functions.core.registry import ModelStore, PointerStore
+from functions.core.registry import ModelStore, Registry
 from functions.core.rollout import Rollout, RolloutFigures
 from functions.core.segments import LabelledAnswer, SegmentReport, segment_report
 from functions.monitor.config import MonitorPolicy
@@ -107,24 +107,29 @@ class Manifests:
         return self.cache[version]
 
 
-def window_of(now: datetime, hours: int) -> tuple[datetime, datetime]:
+class Window(NamedTuple):
+    """The hours [start, end) a cycle judges."""
+
+    start: datetime
+    end: datetime
+
+
+def window_of(now: datetime, hours: int) -> Window:
     """The last `hours` whole hours before `now` (UTC)."""
     end = now.replace(minute=0, second=0, microsecond=0)
-    return end - timedelta(hours=hours), end
+    return Window(end - timedelta(hours=hours), end)
 
 
 def run_cycle(
     *,
     store: MonitoringStore,
-    models: ModelStore,
-    pointer: PointerStore,
+    registry: Registry,
     policy: MonitorPolicy,
-    start: datetime,
-    end: datetime,
+    window: Window,
     label_files: LabelFiles | None = None,
 ) -> CycleResult:
-    """Take the new label files (when the stage declares them), then judge the window [start, end) against
-    the live model's baseline and write its reports.
+    """Take the new label files (when the stage declares them), then judge `window` against the live model's
+    baseline (both from `registry`) and write its reports.
 
     Prediction rates per segment are over the window; error rates and the live metric over the
     labelled rows of the quality window (`policy.quality_window_hours`), as the live quality. The estimated quality
@@ -132,9 +137,10 @@ def run_cycle(
     rows) it is a reason to retrain, put on the DriftDetected event like drift itself.
     """
     estimated_quality_below = policy.estimated_quality_alarm_below
-    current = pointer.read()  # once: the live version and its rollout from the same pointer
+    start, end = window
+    current = registry.live()  # once: the live version and its rollout from the same pointer
     live_version = current.version
-    manifests = Manifests(models)
+    manifests = Manifests(registry.store)
     live = manifests(live_version) if live_version else None
     taken = take_label_files(store, label_files, live) if label_files else None
     if live_version is None:

@@ -25,7 +25,7 @@ from functions.adapters import factory
 from functions.core.capture import CAPTURE_MARKER
 from functions.core.events import event_source
 from functions.monitor import metrics
-from functions.monitor.service import CycleResult, LabelFiles, run_cycle
+from functions.monitor.service import CycleResult, LabelFiles, Window, run_cycle
 from slipway.local.services import LocalContext
 from stage.names import ResourceNames
 from stage.settings import StageSettings
@@ -92,15 +92,11 @@ def monitor_once(
     monitor = settings.monitor
     store = factory.monitoring_store(names.artifacts_bucket)
     labels = settings.data.labels
-    models = factory.model_store(names.artifacts_bucket)
-    pointer = factory.pointer_store(names.live_pointer_parameter)
     result = run_cycle(
         store=store,
-        models=models,
-        pointer=pointer,
+        registry=factory.registry(names.artifacts_bucket, names.live_pointer_parameter),
         policy=monitor,
-        start=now - timedelta(hours=hours or monitor.window_hours),
-        end=now,
+        window=Window(now - timedelta(hours=hours or monitor.window_hours), now),
         label_files=LabelFiles(factory.lake_source(), labels) if labels else None,
     )
     emf = io.StringIO()

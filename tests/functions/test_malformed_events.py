@@ -38,6 +38,7 @@ from functions.core import layout
 from functions.core.errors import MalformedEvent
 from functions.core.jobs import JobMessage, JobRequest, new_job_id, now
 from functions.inference.schemas import ErrorBody
+from functions.monitor.service import Window
 from functions.training.train import Bundle
 from slipway.local.async_jobs import create_queues
 from slipway.local.lambda_runtime import FakeLambdaContext, HttpRequest, cold_start, proxy_event
@@ -459,13 +460,13 @@ def _broken(line: dict[str, Any]) -> st.SearchStrategy[bytes]:
 def test_generated_capture_lines_are_skipped_never_fatal(
     monitor: Any, live_bundle: Bundle, names: ResourceNames, data: st.DataObject
 ) -> None:
-    start, end = monitor.window_of(datetime(2026, 1, 5, 10, 7, tzinfo=UTC), 1)
-    good = _valid_capture_line(live_bundle, start)
+    window = monitor.window_of(datetime(2026, 1, 5, 10, 7, tzinfo=UTC), 1)
+    good = _valid_capture_line(live_bundle, window.start)
     lines = data.draw(st.lists(_broken(good), min_size=1, max_size=4))
     store = factory.monitoring_store(names.artifacts_bucket)
-    key = store.put_capture(start, "part-fuzz", [json.dumps(good).encode(), *lines])
+    key = store.put_capture(window.start, "part-fuzz", [json.dumps(good).encode(), *lines])
     result = monitor.run_cycle(
-        store=store, models=monitor.models, pointer=monitor.pointer, start=start, end=end,
+        store=store, registry=monitor.registry, window=window,
         policy=monitor.config.policy.model_copy(update={"quality_window_hours": 1}),
     )  # fmt: skip
     physical_lines = sum(line.count(b"\n") + line.count(b"\r") + 1 for line in lines)  # raw bytes may hold breaks
@@ -524,9 +525,9 @@ def test_feedback_is_stored_whole_or_refused_whole_and_never_breaks_the_monitor(
     post()
     assert len(posted) >= 200 and posted.count(202) >= 10, "the strategy reaches both answers"
     assert stored["items"] > 0, "some generated feedback was accepted"
-    start, end = received - timedelta(hours=1), received + timedelta(hours=1)
+    window = Window(received - timedelta(hours=1), received + timedelta(hours=1))
     result = monitor.run_cycle(
-        store=store, models=monitor.models, pointer=monitor.pointer, start=start, end=end,
+        store=store, registry=monitor.registry, window=window,
         policy=monitor.config.policy.model_copy(update={"quality_window_hours": 2}),
     )  # fmt: skip
     assert result.report_key
