@@ -18,6 +18,16 @@ COST_TAG = "slipway:stage"
 LOCAL_ACCOUNT = "123456789012"
 
 
+class _Prefixed:
+    """A name of the stage's own: `<project>-<stage>-<suffix>`."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def __get__(self, names: ResourceNames, owner: type[ResourceNames] | None = None) -> str:
+        return f"{names.prefix}-{self.suffix}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ResourceNames:
     """Physical names of one stage's resources."""
@@ -26,6 +36,36 @@ class ResourceNames:
     stage: str
     account: str
     region: str
+
+    # Roles, and the stack that holds the pipeline's.
+    # The one role that may delete a retained stage's model bundles: created by hand, only when needed.
+    break_glass_role = _Prefixed("break-glass")
+    deploy_role = _Prefixed("deploy")  # the role the stage's pipeline assumes by OIDC (infra/pipeline_access.py)
+    # The read-only role another account's deploy role assumes to release this stage's models.
+    release_reader_role = _Prefixed("release-reader")
+    pipeline_access_stack = _Prefixed("pipeline-access")
+    # Serving and its async and batch paths.
+    inference_function = _Prefixed("inference")
+    api = _Prefixed("api")
+    failed_invocations_queue = _Prefixed("failed-invocations")
+    requests_queue = _Prefixed("async-requests")
+    dead_letter_queue = _Prefixed("async-dead-letters")
+    async_worker_function = _Prefixed("async-worker")
+    async_fallback_function = _Prefixed("async-fallback")
+    batch_plan_function = _Prefixed("batch-plan")
+    batch_score_function = _Prefixed("batch-score")
+    batch_state_machine = _Prefixed("batch-scoring")
+    # Monitoring.
+    monitor_function = _Prefixed("monitor")
+    monitor_schedule = _Prefixed("monitor")
+    capture_stream = _Prefixed("capture")
+    alarm_topic = _Prefixed("alarms")
+    dashboard = _Prefixed("dashboard")
+    budget = _Prefixed("monthly-cost")
+    # Retraining and rollout.
+    retrain_state_machine = _Prefixed("retrain")
+    retrain_schedule = _Prefixed("retrain-schedule")
+    rollout_state_machine = _Prefixed("rollout")
 
     @classmethod
     def of(cls, settings: StageSettings, *, account: str, region: str) -> ResourceNames:
@@ -44,39 +84,12 @@ class ResourceNames:
         return f"{self.prefix}-artifacts-{self.account}-{self.region}"
 
     @property
-    def break_glass_role(self) -> str:
-        """The one role that may delete a retained stage's model bundles: created by hand, only when needed."""
-        return f"{self.prefix}-break-glass"
-
-    @property
-    def deploy_role(self) -> str:
-        """The role the stage's pipeline assumes by OIDC (infra/pipeline_access.py)."""
-        return f"{self.prefix}-deploy"
-
-    @property
-    def release_reader_role(self) -> str:
-        """The read-only role another account's deploy role assumes to release this stage's models."""
-        return f"{self.prefix}-release-reader"
-
-    @property
-    def pipeline_access_stack(self) -> str:
-        return f"{self.prefix}-pipeline-access"
-
-    @property
     def access_logs_bucket(self) -> str:
         return f"{self.prefix}-access-logs-{self.account}-{self.region}"
 
     @property
     def live_pointer_parameter(self) -> str:
         return f"/{self.project}/{self.stage}/live-model"
-
-    @property
-    def inference_function(self) -> str:
-        return f"{self.prefix}-inference"
-
-    @property
-    def api(self) -> str:
-        return f"{self.prefix}-api"
 
     @property
     def metrics_namespace(self) -> str:
@@ -87,93 +100,25 @@ class ResourceNames:
         return f"{self.project}-inference"
 
     @property
-    def monitor_function(self) -> str:
-        return f"{self.prefix}-monitor"
-
-    @property
     def monitor_service(self) -> str:
         return f"{self.project}-monitor"
-
-    @property
-    def monitor_schedule(self) -> str:
-        return f"{self.prefix}-monitor"
-
-    @property
-    def capture_stream(self) -> str:
-        return f"{self.prefix}-capture"
-
-    @property
-    def alarm_topic(self) -> str:
-        return f"{self.prefix}-alarms"
-
-    @property
-    def dashboard(self) -> str:
-        return f"{self.prefix}-dashboard"
-
-    @property
-    def budget(self) -> str:
-        return f"{self.prefix}-monthly-cost"
-
-    @property
-    def failed_invocations_queue(self) -> str:
-        return f"{self.prefix}-failed-invocations"
-
-    @property
-    def requests_queue(self) -> str:
-        return f"{self.prefix}-async-requests"
-
-    @property
-    def dead_letter_queue(self) -> str:
-        return f"{self.prefix}-async-dead-letters"
-
-    def queue_url(self, queue_name: str) -> str:
-        """A queue's URL (the local stack's clients send it to moto through AWS_ENDPOINT_URL)."""
-        return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{queue_name}"
-
-    @property
-    def async_worker_function(self) -> str:
-        return f"{self.prefix}-async-worker"
-
-    @property
-    def async_fallback_function(self) -> str:
-        return f"{self.prefix}-async-fallback"
-
-    @property
-    def batch_plan_function(self) -> str:
-        return f"{self.prefix}-batch-plan"
-
-    @property
-    def batch_score_function(self) -> str:
-        return f"{self.prefix}-batch-score"
-
-    @property
-    def batch_state_machine(self) -> str:
-        return f"{self.prefix}-batch-scoring"
-
-    @property
-    def retrain_state_machine(self) -> str:
-        return f"{self.prefix}-retrain"
-
-    def retrain_function(self, step: str) -> str:
-        """One retrain step's function: prepare, train, evaluate, register, promote, trigger, rollback."""
-        return f"{self.prefix}-retrain-{step}"
 
     @property
     def retrain_service(self) -> str:
         return f"{self.project}-retrain"
 
     @property
-    def rollout_state_machine(self) -> str:
-        return f"{self.prefix}-rollout"
+    def rollout_service(self) -> str:
+        return f"{self.project}-rollout"
+
+    def queue_url(self, queue_name: str) -> str:
+        """A queue's URL (the local stack's clients send it to moto through AWS_ENDPOINT_URL)."""
+        return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{queue_name}"
+
+    def retrain_function(self, step: str) -> str:
+        """One retrain step's function: prepare, train, evaluate, register, promote, trigger, rollback."""
+        return f"{self.prefix}-retrain-{step}"
 
     def rollout_function(self, step: str) -> str:
         """One rollout step's function: start, judge, finish, launch."""
         return f"{self.prefix}-rollout-{step}"
-
-    @property
-    def rollout_service(self) -> str:
-        return f"{self.project}-rollout"
-
-    @property
-    def retrain_schedule(self) -> str:
-        return f"{self.prefix}-retrain-schedule"
