@@ -21,7 +21,7 @@ from functions.inference import async_jobs
 from functions.inference.caller import caller_of
 from functions.inference.dependencies import RouteDependencies
 from functions.inference.predict_routes import feature_names
-from functions.inference.schemas import BODY_ERRORS, PredictionOut, PredictRequest, dump_json, error_responses
+from functions.inference.schemas import BODY_ERRORS, PredictionOut, PredictRequest, dump_json, route_responses
 from functions.inference.validated_body import validated_body
 
 ASYNC_PATH = "/predict/async"
@@ -52,10 +52,7 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
     @async_router.post(
         ASYNC_PATH,
         summary="Queue rows for scoring; answers 202 with a job id",
-        responses={
-            202: {"description": "Accepted", "content": {JSON: {"model": JobAccepted}}},
-        }
-        | error_responses(*BODY_ERRORS, 503),
+        responses=route_responses(202, "Accepted", JobAccepted, *BODY_ERRORS, 503),
     )
     @validated_body(async_router, deps.request_model)
     def submit(request: PredictRequest) -> Response[str]:
@@ -71,10 +68,7 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
     @async_router.get(
         f"{ASYNC_PATH}/<job_id>",
         summary="A job's state: pending, done (predictions, model version) or fallback (reason); 404 if unknown",
-        responses={
-            200: {"description": "The job", "content": {JSON: {"model": JobStatusOut}}},
-        }
-        | error_responses(404, 503),
+        responses=route_responses(200, "The job", JobStatusOut, 404, 503),
     )
     def job(job_id: str) -> Response[str]:
         try:

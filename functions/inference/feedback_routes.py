@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from functions.core.feedback import FeedbackRequest, FeedbackResponse, record_feedback
 from functions.inference.caller import caller_of
 from functions.inference.dependencies import RouteDependencies
-from functions.inference.schemas import BODY_ERRORS, error_responses
+from functions.inference.schemas import BODY_ERRORS, route_responses
 from functions.inference.validated_body import validated_body
 
 FEEDBACK_PATH = "/feedback"
@@ -24,13 +24,9 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
     @feedback_router.post(
         FEEDBACK_PATH,
         summary="Send the true labels (or values) of served rows, by request id and row or by row key",
-        responses={
-            202: {
-                "description": "Stored; joined to its rows by the monitor",
-                "content": {JSON: {"model": FeedbackResponse}},
-            },
-        }
-        | error_responses(*BODY_ERRORS, 503),
+        responses=route_responses(
+            202, "Stored; joined to its rows by the monitor", FeedbackResponse, *BODY_ERRORS, 503
+        ),
     )
     @validated_body(feedback_router, FeedbackRequest)
     def feedback(request: FeedbackRequest) -> Response[str]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.core.errors import ServiceUnavailable
 from functions.inference.dependencies import request_config
 from functions.inference.live_model import LiveModel, Serving
-from functions.inference.schemas import CandidateInfo, Health, ModelInfo, error_responses
+from functions.inference.schemas import CandidateInfo, Health, ModelInfo, route_responses
 from functions.inference.v2_routes import model_name_of
-
-JSON = content_types.APPLICATION_JSON
 
 
 def router(live_model: LiveModel) -> APIGatewayRouter:
@@ -21,8 +18,7 @@ def router(live_model: LiveModel) -> APIGatewayRouter:
     @model_router.get(
         "/model",
         summary="The live model: version, task, classes, feature spec, holdout metrics",
-        responses={200: {"description": "The live model", "content": {JSON: {"model": ModelInfo}}}}
-        | error_responses(503),
+        responses=route_responses(200, "The live model", ModelInfo, 503),
     )
     def model_info() -> ModelInfo:
         serving = live_model.current()
@@ -44,7 +40,7 @@ def router(live_model: LiveModel) -> APIGatewayRouter:
     @model_router.get(
         "/health",
         summary="ready, or degraded with the reason",
-        responses={200: {"description": "ready or degraded", "content": {JSON: {"model": Health}}}} | error_responses(),
+        responses=route_responses(200, "ready or degraded", Health),
     )
     def health() -> Health:
         serving = live_model.current()

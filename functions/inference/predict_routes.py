@@ -17,7 +17,7 @@ from functions.inference.caller import caller_of
 from functions.inference.dependencies import RouteDependencies, request_config
 from functions.inference.live_model import LiveModel
 from functions.inference.metrics import record_answer
-from functions.inference.schemas import BODY_ERRORS, PredictRequest, PredictResponse, dump_json, error_responses
+from functions.inference.schemas import BODY_ERRORS, PredictRequest, PredictResponse, dump_json, route_responses
 from functions.inference.service import Outcome
 from functions.inference.validated_body import validated_body
 
@@ -41,10 +41,7 @@ def router(deps: RouteDependencies) -> APIGatewayRouter:
             "text/csv with a header row (empty is missing, numbers are numbers). Every shape meets the same "
             "validation, canonicalisation and row limit, and identical rows get identical answers."
         ),
-        responses={
-            200: {"description": "One prediction per instance", "content": {JSON: {"model": PredictResponse}}},
-        }
-        | error_responses(*BODY_ERRORS, 503),
+        responses=route_responses(200, "One prediction per instance", PredictResponse, *BODY_ERRORS, 503),
     )
     @validated_body(predict_router, deps.request_model)
     def predict(request: PredictRequest) -> Response[str]:

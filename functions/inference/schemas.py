@@ -355,6 +355,14 @@ BODY_ERRORS = (400, 413, 415, 422)  # a route that reads a body
 ALWAYS = (429, 500, 502)  # any route, from the front door
 
 
+def route_responses(
+    status: int, description: str, model: type[BaseModel], *errors: int, error_model: type[BaseModel] = ErrorBody
+) -> dict[int, Any]:
+    """A route's OpenAPI responses: its answer (`model` under `status`), then its `errors` (error_responses)."""
+    answer = {"description": description, "content": {"application/json": {"model": model}}}
+    return {status: answer} | error_responses(*errors, model=error_model)
+
+
 def error_responses(*statuses: int, model: type[BaseModel] = ErrorBody) -> dict[int, Any]:
     """The OpenAPI responses of `statuses` (and the front door's), each with `model` as its body."""
     content = {"application/json": {"model": model}}

@@ -25,7 +25,7 @@ from functions.core.manifest import Manifest
 from functions.core.predictor import Predictor
 from functions.inference.dependencies import RouteDependencies, request_config
 from functions.inference.predict_routes import score
-from functions.inference.schemas import BODY_ERRORS, InferenceErrorBody, dump_json, error_responses
+from functions.inference.schemas import BODY_ERRORS, InferenceErrorBody, dump_json, route_responses
 from functions.inference.service import served_versions, version_not_served
 from functions.inference.validated_body import validated_body
 
@@ -116,9 +116,7 @@ class Ready(BaseModel):
 
 
 def _ok(model: type[BaseModel], *errors: int) -> dict[int, Any]:
-    return {200: {"description": "OK", "content": {JSON: {"model": model}}}} | error_responses(
-        *errors, model=InferenceErrorBody
-    )
+    return route_responses(200, "OK", model, *errors, error_model=InferenceErrorBody)
 
 
 def router(deps: RouteDependencies) -> APIGatewayRouter:
