@@ -424,9 +424,10 @@ def _print_decisions(bucket: str, limit: int = 5) -> None:
     if decisions:
         print("gate decisions (newest first):")
     for d in decisions:
-        live = "-" if d.live_score is None else f"{d.live_score:.4f}"
+        live = "-" if d.live is None or d.live.score is None else f"{d.live.score:.4f}"
+        candidate = d.candidate
         print(
-            f"  {d.decided_at:%Y-%m-%d %H:%M} {d.verdict:9} {d.candidate_version} {d.metric} {d.candidate_score:.4f} "
+            f"  {d.decided_at:%Y-%m-%d %H:%M} {d.verdict:9} {candidate.version} {d.metric} {candidate.score:.4f} "
             f"vs live {live} (tolerance {d.tolerance:g}, {d.data_rows} rows): {'; '.join(d.reasons)}"
         )
 

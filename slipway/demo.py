@@ -306,10 +306,11 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
     with progress.step("Gate decision and promotion") as say:
         decision = _decision(target, result.output["decision"]["decision_key"])
         record.decision = decision.model_dump(mode="json")
-        live = "-" if decision.live_score is None else f"{decision.live_score:.4f}"
+        weighed = decision.live
+        live_score = "-" if weighed is None or weighed.score is None else f"{weighed.score:.4f}"
         say(
-            f"{decision.verdict}: candidate {decision.candidate_version} {decision.metric} "
-            f"{decision.candidate_score:.4f} vs live {decision.live_version} {live} on the same "
+            f"{decision.verdict}: candidate {decision.candidate.version} {decision.metric} "
+            f"{decision.candidate.score:.4f} vs live {weighed.version if weighed else None} {live_score} on the same "
             f"{decision.holdout_rows} holdout rows (tolerance {decision.tolerance:g})"
         )
         say(f"why: {'; '.join(decision.reasons)}")
@@ -331,7 +332,7 @@ def _walk(stack: LocalStack, stage: str, state_dir: Path, progress: Progress, re
             pointer = registry.rollback("slipway demo: roll back the drift retrain")
             say(f"live pointer: {_pointer(pointer)}")
 
-    candidate = record.decision.get("candidate_version")
+    candidate = record.decision["candidate"]["version"] if record.decision else None
     retrain = stack.service(RetrainService).retrain
     if retrain is None:
         raise DemoError("the local stack has no retrain pipeline")
@@ -589,7 +590,7 @@ def _print_summary(record: Record, state_dir: Path, out: TextIO) -> None:
         lines.append(f"  retrain execution: {record.execution['status']}")
     if record.decision:
         d = record.decision
-        lines.append(f"  gate: {d['verdict']} {d['candidate_version']} ({'; '.join(d['reasons'])})")
+        lines.append(f"  gate: {d['verdict']} {d['candidate']['version']} ({'; '.join(d['reasons'])})")
     for rollout in record.rollouts:
         lines.append(f"  rollout of {rollout['candidate']}: {rollout['outcome']}")
     if record.final_pointer:

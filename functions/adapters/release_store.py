@@ -25,7 +25,7 @@ class S3ReleaseEvidence:
     def gate_decision(self, version: str) -> GateDecision | None:
         for key in self._keys_newest_first(layout.GATE_DECISIONS_PREFIX):
             decision = GateDecision.model_validate_json(get_bytes(self._s3, self._bucket, key))
-            if decision.candidate_version == version and decision.promote:
+            if decision.candidate.version == version and decision.promote:
                 return decision
         return None
 

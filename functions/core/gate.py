@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.core.features import FeatureSpec
 from functions.core.manifest import Manifest
@@ -34,6 +34,26 @@ class GatePolicy(BaseModel):
     )
 
 
+class ModelEvidence(BaseModel):
+    """What the gate weighs of one model, scored on the holdout."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    score: float | None = Field(description="The gate metric on the holdout; None: live could not be scored.")
+    # Per segment feature, the model's demographic-parity gap (regression: mean-prediction gap, in training
+    # prediction std) on the holdout; None when the gap check is off or nothing was declared.
+    gaps: dict[str, float | None] | None = None
+    # How recent the model's training data is (the upload time of its newest object).
+    watermark: datetime | None = None
+
+
+class CandidateEvidence(ModelEvidence):
+    """The candidate's figures: it is always scored."""
+
+    score: float
+
+
 class GateEvidence(BaseModel):
     """What the gate weighs of the two models, recorded again in its decision."""
 
@@ -41,18 +61,22 @@ class GateEvidence(BaseModel):
 
     metric: str
     higher_is_better: bool
-    candidate_version: str
-    candidate_score: float
     parity_passed: bool
-    live_version: str | None
-    live_score: float | None
-    # Per segment feature, each model's demographic-parity gap (regression: mean-prediction gap, in training
-    # prediction std) on the holdout; None when the gap check is off or nothing was declared.
-    candidate_gaps: dict[str, float | None] | None = None
-    live_gaps: dict[str, float | None] | None = None
-    # How recent each model's training data is (the upload time of its newest object).
-    candidate_watermark: datetime | None = None
-    live_watermark: datetime | None = None
+    candidate: CandidateEvidence
+    live: ModelEvidence | None = Field(description="None: there is no live model yet.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_records(cls, data: Any) -> Any:
+        """Decisions written before the two models were nested named each figure candidate_* and live_*."""
+        if not isinstance(data, dict) or "candidate_version" not in data:
+            return data
+        flat = dict(data)
+        candidate, live = ({k: flat.pop(f"{side}_{k}", None) for k in _FIGURES} for side in ("candidate", "live"))
+        return {**flat, "candidate": candidate, "live": live if live["version"] is not None else None}
+
+
+_FIGURES = tuple(ModelEvidence.model_fields)
 
 
 class GateDecision(GateEvidence):
@@ -108,40 +132,39 @@ def decide(policy: GatePolicy, evidence: GateEvidence, *, spec_problems: list[st
     its data is no older than live's and (when `max_gap_increase` is set) no segment feature's gap widens by
     more than it."""
     metric, higher_is_better = evidence.metric, evidence.higher_is_better
-    candidate_version, candidate_score = evidence.candidate_version, evidence.candidate_score
-    live_version, live_score = evidence.live_version, evidence.live_score
-    candidate_watermark, live_watermark = evidence.candidate_watermark, evidence.live_watermark
-    if live_version is not None and candidate_version == live_version:
-        return "unchanged", [f"candidate {candidate_version} is the live version: nothing to promote"]
+    candidate, live = evidence.candidate, evidence.live
+    if live is not None and candidate.version == live.version:
+        return "unchanged", [f"candidate {candidate.version} is the live version: nothing to promote"]
     sign = 1.0 if higher_is_better else -1.0
     reasons: list[str] = []
-    if candidate_watermark is not None and live_watermark is not None and candidate_watermark < live_watermark:
+    live_score, live_gaps, live_watermark = (live.score, live.gaps, live.watermark) if live else (None, None, None)
+    if candidate.watermark is not None and live_watermark is not None and candidate.watermark < live_watermark:
         reasons.append(
-            f"trained on data up to {candidate_watermark.isoformat()}, older than live's "
+            f"trained on data up to {candidate.watermark.isoformat()}, older than live's "
             f"{live_watermark.isoformat()}: a model never goes back to older data"
         )
     if not evidence.parity_passed:
         reasons.append("the ONNX export failed its parity check")
     if spec_problems and not policy.allow_incompatible_spec:
         reasons.append("feature spec incompatible with live: " + "; ".join(spec_problems))
-    if policy.floor is not None and sign * (candidate_score - policy.floor) < 0:
+    if policy.floor is not None and sign * (candidate.score - policy.floor) < 0:
         reasons.append(
-            f"{metric} {candidate_score:.4f} is {'below' if higher_is_better else 'above'} the floor {policy.floor:.4f}"
+            f"{metric} {candidate.score:.4f} is {'below' if higher_is_better else 'above'} the floor {policy.floor:.4f}"
         )
-    if live_score is not None and sign * (candidate_score - live_score) < -policy.tolerance:
+    if live_score is not None and sign * (candidate.score - live_score) < -policy.tolerance:
         reasons.append(
-            f"{metric} {candidate_score:.4f} is worse than live {live_score:.4f} by over {policy.tolerance:g}"
+            f"{metric} {candidate.score:.4f} is worse than live {live_score:.4f} by over {policy.tolerance:g}"
         )
-    reasons += gap_increases(policy.max_gap_increase, evidence.candidate_gaps or {}, evidence.live_gaps or {})
+    reasons += gap_increases(policy.max_gap_increase, candidate.gaps or {}, live_gaps or {})
     if reasons:
         return "refuse", reasons
-    if live_version is None:
+    if live is None:
         return "promote", ["no live model yet"]
     if live_score is None:
         return "promote", [
-            f"{metric} {candidate_score:.4f}; live {live_version} was not scored on this holdout (feature spec changed)"
+            f"{metric} {candidate.score:.4f}; live {live.version} was not scored on this holdout (feature spec changed)"
         ]
-    return "promote", [f"{metric} {candidate_score:.4f} vs live {live_score:.4f}, tolerance {policy.tolerance:g}"]
+    return "promote", [f"{metric} {candidate.score:.4f} vs live {live_score:.4f}, tolerance {policy.tolerance:g}"]
 
 
 def gap_increases(

@@ -17,9 +17,11 @@ from functions.core import layout
 from functions.core.data_source import DataSource
 from functions.core.features import category_texts, encode_columns
 from functions.core.gate import (
+    CandidateEvidence,
     GateDecision,
     GateEvidence,
     GatePolicy,
+    ModelEvidence,
     answer_differences,
     decide,
     spec_differences,
@@ -314,42 +316,21 @@ def evaluate(
     judged, scope = judged_rows(own, loaded.arrived, live_watermark)
     holdout = holdout_of(table, manifest, judged)
     candidate_answers = predict(manifest, onnx_bytes, holdout)
-    candidate_score = metric_of(manifest, candidate_answers, holdout)
     # The gaps of both models over the candidate's segments, when the gate checks them.
     check_gaps = policy.max_gap_increase is not None and bool(manifest.segments)
-    candidate_gaps = holdout_gaps(manifest, candidate_answers[0], holdout) if check_gaps else None
-    live_gaps: dict[str, float | None] | None = None
     parity = manifest.parity
-    parity_passed = parity.labels_equal is not False and parity.max_abs_diff <= parity.tolerance
-
-    live_score: float | None = None
-    problems: list[str] = []
-    if live_bundle is not None:
-        live_manifest, live_onnx = live_bundle
-        problems = [
-            *spec_differences(live_manifest.feature_spec, manifest.feature_spec),
-            *answer_differences(live_manifest, manifest),
-        ]
-        try:
-            live_answers = predict(live_manifest, live_onnx, holdout)
-        except KeyError:  # the live model takes a feature the new table lacks: no comparable figure
-            live_answers = None
-        if live_answers is not None:
-            live_score = metric_of(live_manifest.model_copy(update={"metric": manifest.metric}), live_answers, holdout)
-            if check_gaps:
-                live_gaps = holdout_gaps(manifest, live_answers[0], holdout)
+    live, problems = _judge_live(manifest, live_bundle, holdout, check_gaps=check_gaps) if live_bundle else (None, [])
     evidence = GateEvidence(
         metric=manifest.metric,
         higher_is_better=higher_is_better(manifest.metric),
-        candidate_version=manifest.version,
-        candidate_score=candidate_score,
-        parity_passed=parity_passed,
-        live_version=live_version,
-        live_score=live_score,
-        candidate_gaps=candidate_gaps,
-        live_gaps=live_gaps,
-        candidate_watermark=_watermark(manifest),
-        live_watermark=live_watermark,
+        parity_passed=parity.labels_equal is not False and parity.max_abs_diff <= parity.tolerance,
+        candidate=CandidateEvidence(
+            version=manifest.version,
+            score=metric_of(manifest, candidate_answers, holdout),
+            gaps=holdout_gaps(manifest, candidate_answers[0], holdout) if check_gaps else None,
+            watermark=_watermark(manifest),
+        ),
+        live=live,
     )
     verdict, reasons = decide(policy, evidence, spec_problems=problems)
     decision = GateDecision(
@@ -375,6 +356,28 @@ def evaluate(
         reasons=reasons,
         decision_key=key,
     )
+
+
+def _judge_live(
+    candidate: Manifest, live_bundle: tuple[Manifest, bytes], holdout: TrainingTable, *, check_gaps: bool
+) -> tuple[ModelEvidence, list[str]]:
+    """The live model on the candidate's holdout, by the candidate's metric (and segments, with `check_gaps`),
+    and why the candidate cannot take its place (spec and answer differences)."""
+    live_manifest, live_onnx = live_bundle
+    problems = [
+        *spec_differences(live_manifest.feature_spec, candidate.feature_spec),
+        *answer_differences(live_manifest, candidate),
+    ]
+    score, gaps = None, None
+    try:
+        answers = predict(live_manifest, live_onnx, holdout)
+    except KeyError:  # the live model takes a feature the new table lacks: no comparable figure
+        answers = None
+    if answers is not None:
+        score = metric_of(live_manifest.model_copy(update={"metric": candidate.metric}), answers, holdout)
+        gaps = holdout_gaps(candidate, answers[0], holdout) if check_gaps else None
+    evidence = ModelEvidence(version=live_manifest.version, score=score, gaps=gaps, watermark=_watermark(live_manifest))
+    return evidence, problems
 
 
 def _watermark(manifest: Manifest) -> datetime | None:

@@ -78,7 +78,7 @@ def test_the_traffic_was_served_and_captured(demo: Demo, summary: dict[str, Any]
     assert [n for n in rows.values() if n > 1] == [summary["outliers"]["usual_rows"] + 1], "the outlier request"
     one_row = NORMAL_ROWS + SHIFTED_ROWS + during_rollouts
     assert len(rows) == one_row + 1, "every request captured (dev: 100 %)"
-    assert {record["model_version"] for record in captured} == {first, summary["decision"]["candidate_version"]}
+    assert {record["model_version"] for record in captured} == {first, summary["decision"]["candidate"]["version"]}
 
 
 def test_drift_is_detected_on_the_shifted_traffic_and_not_before(demo: Demo, summary: dict[str, Any]) -> None:
@@ -106,12 +106,12 @@ def test_the_drift_event_ran_the_pipeline_the_gate_promoted_and_rollback_restore
     assert "Promote" in execution["states"]
     # The step handlers logged the decision themselves, in the pipeline's own log.
     pipeline_log = (state / "retrain.log").read_text(encoding="utf-8")
-    assert "gate decision" in pipeline_log and decision["candidate_version"] in pipeline_log
+    assert "gate decision" in pipeline_log and decision["candidate"]["version"] in pipeline_log
     first = summary["first_version"]
-    assert decision["verdict"] == "promote" and decision["live_version"] == first
-    assert decision["candidate_version"] != first
+    assert decision["verdict"] == "promote" and decision["live"]["version"] == first
+    assert decision["candidate"]["version"] != first
     assert decision["data_rows"] > SHIFTED_ROWS
-    assert summary["promoted"]["version"] == decision["candidate_version"]
+    assert summary["promoted"]["version"] == decision["candidate"]["version"]
     assert summary["promoted"]["previous"] == first and summary["promoted"]["action"] == "promote"
     assert f"live pointer: {first} (previous none; rollback" in finished.stdout, "rolled back by hand first"
 
@@ -121,7 +121,7 @@ def test_the_retrained_candidate_is_rolled_out_to_promotion_and_a_bad_one_refuse
 ) -> None:
     finished, _ = demo
     good, bad = summary["rollouts"]
-    retrained = summary["decision"]["candidate_version"]
+    retrained = summary["decision"]["candidate"]["version"]
     assert (good["candidate"], good["outcome"]) == (retrained, "promote")
     assert good["reasons"] == {"shadow": [], "canary": []}
     assert retrained in good["served"], "the canary answered some requests"

@@ -16,7 +16,7 @@ from functions.adapters.release_store import S3ReleaseRecords
 from functions.adapters.retrain_store import S3RetrainStore
 from functions.core import layout
 from functions.core.errors import RegistryError
-from functions.core.gate import GateDecision
+from functions.core.gate import CandidateEvidence, GateDecision
 from functions.core.registry import LivePointer, Registry
 from functions.core.release import ReleaseRefused
 from functions.training.train import Bundle
@@ -61,12 +61,10 @@ def gated(dev: Registry, names: ResourceNames, bundle: Bundle, *, verdict: str =
             decided_at=T0,
             verdict=verdict,  # type: ignore[arg-type]
             reasons=["no live model yet"],
-            candidate_version=bundle.version,
-            live_version=None,
             metric=bundle.manifest.metric,
             higher_is_better=True,
-            candidate_score=bundle.manifest.metrics[bundle.manifest.metric],
-            live_score=None,
+            candidate=CandidateEvidence(version=bundle.version, score=bundle.manifest.metrics[bundle.manifest.metric]),
+            live=None,
             holdout_rows=40,
             tolerance=0.01,
             floor=None,
@@ -131,7 +129,7 @@ def test_a_release_copies_the_identical_bundle_records_where_it_came_from_and_pr
     [record] = S3ReleaseRecords(factory.client("s3"), prod.names.artifacts_bucket).releases(bundle.version)
     assert record == released.record
     assert (record.source_stage, record.target_stage, record.reason) == ("dev", "prod", "weekly release")
-    assert record.gate.candidate_version == bundle.version and record.gate.verdict == "promote"
+    assert record.gate.candidate.version == bundle.version and record.gate.verdict == "promote"
     assert record.rollout is not None and (record.rollout.run_id, record.rollout.action) == (run, "promote")
     assert record.source_promotion.version == bundle.version and record.source_promotion.reason == "gate passed"
     assert record.target_live is None
@@ -313,7 +311,7 @@ def test_a_stage_in_another_account_is_read_through_its_release_reader(
 
     assert released.made == "promoted"
     assert prod.registry().store.get_bundle(bundle.version) == (bundle.manifest, bundle.onnx_bytes)
-    assert released.record.gate.candidate_version == bundle.version
+    assert released.record.gate.candidate.version == bundle.version
 
 
 def test_commands_refuse_credentials_of_another_account_than_the_stages(

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import closing
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -27,7 +28,7 @@ def pipeline(aws: None, names: ResourceNames, monkeypatch: pytest.MonkeyPatch) -
         yield local
 
 
-def _decisions(names: ResourceNames) -> list[dict[str, object]]:
+def _decisions(names: ResourceNames) -> list[dict[str, Any]]:
     return [d.model_dump(mode="json") for d in S3RetrainStore(factory.client("s3"), names.artifacts_bucket).decisions()]
 
 
@@ -41,7 +42,7 @@ def test_first_run_trains_gates_registers_and_promotes(pipeline: LocalRetrain, r
         "Prepare", "Train", "Evaluate", "Gate", "Register", "Promote", "NotifyOutcome",
     ]  # fmt: skip
     [decision] = _decisions(pipeline.names)
-    assert decision["verdict"] == "promote" and float(str(decision["candidate_score"])) > 0.9
+    assert decision["verdict"] == "promote" and float(str(decision["candidate"]["score"])) > 0.9
     data = result.output["data"]
     assert data["rows"] == 569 and data["labelled_rows"] == 0 and data["objects"] == data["objects_read"] == 1
 
@@ -79,7 +80,7 @@ def test_gate_refuses_below_the_floor_and_leaves_live_untouched(
     assert registry.live() == before
     assert decision["candidate_version"] not in registry.store.list_versions()
     [stored] = _decisions(pipeline.names)
-    assert stored["verdict"] == "refuse" and stored["live_score"] is not None and stored["floor"] == 1.01
+    assert stored["verdict"] == "refuse" and stored["live"]["score"] is not None and stored["floor"] == 1.01
 
 
 def test_a_failing_step_is_caught_notified_and_leaves_live_untouched(

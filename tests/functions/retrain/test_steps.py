@@ -47,11 +47,11 @@ def test_evaluate_records_both_gaps_when_the_gate_checks_them(
     (decision,) = store.decisions()
     assert decision.max_gap_increase == limit
     if limit is None:
-        assert decision.candidate_gaps is None and decision.live_gaps is None
+        assert decision.candidate.gaps is None and decision.live is not None and decision.live.gaps is None
         return
     # The same graph answers the same rows: equal gaps, well defined (both bins hold many holdout rows).
-    assert decision.candidate_gaps == decision.live_gaps and decision.candidate_gaps is not None
-    assert 0 < (decision.candidate_gaps["mean_radius"] or 0) <= 1
+    assert decision.live is not None and decision.candidate.gaps == decision.live.gaps
+    assert decision.candidate.gaps is not None and 0 < (decision.candidate.gaps["mean_radius"] or 0) <= 1
     assert summary.verdict == "promote"
 
 
@@ -92,8 +92,9 @@ def test_a_candidate_of_older_data_than_live_is_refused(
     assert summary.verdict == "refuse" and any("older than live" in reason for reason in summary.reasons)
     assert registry.live().version == newer.version
     (decision,) = store.decisions()
-    assert decision.candidate_watermark is not None and decision.live_watermark is not None
-    assert decision.candidate_watermark < decision.live_watermark
+    live_watermark = decision.live.watermark if decision.live else None
+    assert decision.candidate.watermark is not None and live_watermark is not None
+    assert decision.candidate.watermark < live_watermark
 
 
 def test_the_gate_judges_on_the_rows_newer_than_live_s_data(registry: Registry, names: ResourceNames) -> None:
@@ -171,7 +172,7 @@ def test_a_flood_of_wrong_labels_from_one_caller_does_not_move_the_promoted_mode
     # Judged on the user's own rows only (labelled rows train, never judge): the poisoned candidate is refused.
     (decision,) = store.decisions()
     assert decision.verdict == "refuse" and summary.verdict == "refuse", decision.reasons
-    assert decision.candidate_score < decision.live_score - 0.01  # type: ignore[operator]
+    assert decision.candidate.score < decision.live.score - 0.01  # type: ignore[operator,union-attr]
     assert registry.live().version == live_bundle.version
 
 
