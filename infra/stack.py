@@ -85,7 +85,7 @@ class SlipwayStack(Stack):
         grants = ArtifactGrants(self.storage.bucket)
         pointer = self.storage.live_pointer.parameter_arn
         grants.allow(self.serving.role, "ReadModelBundles", [GET], [MODELS_PREFIX])
-        allow(self.serving.role, "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+        _allow_reading_the_pointer(self.serving.role, pointer)
 
         self.observability = Observability(
             self,
@@ -186,7 +186,7 @@ class SlipwayStack(Stack):
             grants.allow(role, "WriteResults", [PUT], [ASYNC_RESULTS_PREFIX])
             grants.allow_listing(role, "ListAsync", [ASYNC_PREFIX])
         for role in (worker, fallback, score):
-            allow(role, "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+            _allow_reading_the_pointer(role, pointer)
         machine = jobs.batch_state_machine.role
         grants.allow(machine, "ReadManifestsWriteResults", [GET, PUT], [BATCH_RUNS_PREFIX])
 
@@ -213,7 +213,7 @@ class SlipwayStack(Stack):
             [RETRAIN_RUNS_PREFIX, RETRAIN_CANDIDATES_PREFIX, MODELS_PREFIX],
         )  # fmt: skip
         grants.allow(role["evaluate"], "WriteDecisions", [PUT], [GATE_DECISIONS_PREFIX])
-        allow(role["evaluate"], "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+        _allow_reading_the_pointer(role["evaluate"], pointer)
         # Registering writes a candidate's objects only if absent (conditional writes): it reads no bundle.
         grants.allow(role["register"], "ReadCandidates", [GET], [RETRAIN_CANDIDATES_PREFIX])
         grants.allow(role["register"], "WriteModels", [PUT], [MODELS_PREFIX])
@@ -238,10 +238,9 @@ class SlipwayStack(Stack):
             _allow_moving_the_pointer(grants, mover, pointer)
         grants.allow(role["finish"], "WriteOutcomes", [PUT], [ROLLOUT_PREFIX])
         judge = role["judge"]
-        grants.allow(judge, "ReadCaptureFeedbackModels", [GET], [CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX])
-        grants.allow_listing(judge, "ListCaptureAndFeedback", [CAPTURE_PREFIX, FEEDBACK_PREFIX])
+        _allow_reading_what_was_served(grants, judge)
         grants.allow(judge, "WriteVerdicts", [PUT], [ROLLOUT_PREFIX])
-        allow(judge, "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+        _allow_reading_the_pointer(judge, pointer)
         self._allow_notifying(self.rollout.state_machine.role)
 
     def _allow_notifying(self, notifier: iam.IRole) -> None:
@@ -265,8 +264,7 @@ class SlipwayStack(Stack):
             defaults=defaults,
         )
         monitor = self.monitoring.role
-        grants.allow(monitor, "ReadCaptureFeedbackModels", [GET], [CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX])
-        grants.allow_listing(monitor, "ListCaptureAndFeedback", [CAPTURE_PREFIX, FEEDBACK_PREFIX])
+        _allow_reading_what_was_served(grants, monitor)
         grants.allow(monitor, "WriteReports", [PUT], [REPORTS_PREFIX])
         # The series of estimated and realized quality each report draws: read back, and missing (404) at first.
         grants.allow_keys(monitor, "ReadQualityHistory", [GET], [QUALITY_HISTORY_KEY])
@@ -279,7 +277,7 @@ class SlipwayStack(Stack):
             grants.allow_keys(monitor, "LabelFilesLedger", [GET, PUT], [LABELS_LEDGER_KEY])
             # A missing ledger must read as missing (404), not as refused (403): listing its one key says so.
             grants.allow_listing(monitor, "ListLabelFilesLedger", [LABELS_LEDGER_KEY])
-        allow(monitor, "ReadLivePointer", ["ssm:GetParameter"], [self.storage.live_pointer.parameter_arn])
+        _allow_reading_the_pointer(monitor, self.storage.live_pointer.parameter_arn)
         # Only this stage's DriftDetected: a dev monitor cannot post prod's source and start prod's retrain.
         allow(
             monitor,
@@ -304,6 +302,16 @@ class SlipwayStack(Stack):
         )  # fmt: skip
         self.monitoring.add_alarms(self.observability, monitor=settings.monitor)
         CfnOutput(self, "CaptureStreamName", value=self.monitoring.stream.delivery_stream_name)
+
+
+def _allow_reading_the_pointer(reader: iam.IRole, pointer: str) -> None:
+    allow(reader, "ReadLivePointer", ["ssm:GetParameter"], [pointer])
+
+
+def _allow_reading_what_was_served(grants: ArtifactGrants, reader: iam.IRole) -> None:
+    """Read the capture, the feedback and the model bundles: the monitor and rollout's judge."""
+    grants.allow(reader, "ReadCaptureFeedbackModels", [GET], [CAPTURE_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX])
+    grants.allow_listing(reader, "ListCaptureAndFeedback", [CAPTURE_PREFIX, FEEDBACK_PREFIX])
 
 
 def _allow_moving_the_pointer(
