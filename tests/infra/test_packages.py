@@ -1,14 +1,15 @@
 """Every Lambda package the stack builds runs from its own folder on the runtime's Python.
 
 The dev stage is synthesized by the real CDK CLI for this host's architecture, once for
-each runtime a stage may name (inference.runtime), so each package is exactly the folder
-the template's code asset points at. Every native module in it must be built for that
-runtime's Python. Each handler the template names is then imported and run once on a
-minimal event against moto, in an isolated interpreter of the runtime's Python (`-I -S`:
-no project venv, no site-packages) whose path holds only the package, boto3 and
-snapshot-restore-py, which the Lambda runtime provides. A module the package lacks fails
-the test naming the package, the missing module and the module that imported it. A
-runtime whose Python this machine lacks (python3.14 here) is built and checked, not run.
+each runtime a stage may name (inference.runtime), the synths side by side, so each
+package is exactly the folder the template's code asset points at. Every native module
+in it must be built for that runtime's Python. Each handler the template names is then
+imported and run once on a minimal event against moto, in an isolated interpreter of the
+runtime's Python (`-I -S`: no project venv, no site-packages) whose path holds only the
+package, boto3 and snapshot-restore-py, which the Lambda runtime provides. A module the
+package lacks fails the test naming the package, the missing module and the module that
+imported it. A runtime whose Python this machine lacks (python3.14 here) is built and
+checked, not run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, get_args
@@ -80,13 +82,25 @@ def runtime(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def assembly(runtime: str, emulator_assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dev stage synthesized for this host with `runtime` (the session's assembly for dev's own)."""
-    if runtime == DEV_RUNTIME:
-        return emulator_assembly
-    outdir = tmp_path_factory.mktemp(f"cdk.out.{runtime}")
-    emulator_synth("dev", outdir, runtime=runtime)
-    return outdir
+def assemblies(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The dev stage synthesized for this host with each runtime (the session's assembly for dev's own).
+
+    The synths run side by side: each keeps about one core busy (pip, the dependencies zip, the CDK app), so a
+    runner's second core would otherwise sit idle while they run one after another.
+    """
+    outdirs = {runtime: tmp_path_factory.mktemp(f"cdk.out.{runtime}") for runtime in RUNTIMES if runtime != DEV_RUNTIME}
+    with ThreadPoolExecutor(max_workers=len(outdirs)) as pool:
+        synths = [pool.submit(emulator_synth, "dev", outdir, runtime=runtime) for runtime, outdir in outdirs.items()]
+        # Asked for here, not as a parameter, so that it is built (if no module has yet) while the others are.
+        dev_assembly: Path = request.getfixturevalue("emulator_assembly")
+        for synth in synths:
+            synth.result()
+    return {DEV_RUNTIME: dev_assembly, **outdirs}
+
+
+@pytest.fixture(scope="module")
+def assembly(runtime: str, assemblies: dict[str, Path]) -> Path:
+    return assemblies[runtime]
 
 
 @pytest.fixture(scope="module")
