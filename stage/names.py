@@ -28,6 +28,13 @@ class _Prefixed:
         return f"{names.prefix}-{self.suffix}"
 
 
+class _ProjectWide(_Prefixed):
+    """A name every stage of the project shares: `<project>-<suffix>` (a function's service in its telemetry)."""
+
+    def __get__(self, names: ResourceNames, owner: type[ResourceNames] | None = None) -> str:
+        return f"{names.project}-{self.suffix}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ResourceNames:
     """Physical names of one stage's resources."""
@@ -66,6 +73,11 @@ class ResourceNames:
     retrain_state_machine = _Prefixed("retrain")
     retrain_schedule = _Prefixed("retrain-schedule")
     rollout_state_machine = _Prefixed("rollout")
+    # The services the functions' logs, traces and metrics name.
+    inference_service = _ProjectWide("inference")
+    monitor_service = _ProjectWide("monitor")
+    retrain_service = _ProjectWide("retrain")
+    rollout_service = _ProjectWide("rollout")
 
     @classmethod
     def of(cls, settings: StageSettings, *, account: str, region: str) -> ResourceNames:
@@ -94,22 +106,6 @@ class ResourceNames:
     @property
     def metrics_namespace(self) -> str:
         return f"Slipway/{self.stage}"
-
-    @property
-    def inference_service(self) -> str:
-        return f"{self.project}-inference"
-
-    @property
-    def monitor_service(self) -> str:
-        return f"{self.project}-monitor"
-
-    @property
-    def retrain_service(self) -> str:
-        return f"{self.project}-retrain"
-
-    @property
-    def rollout_service(self) -> str:
-        return f"{self.project}-rollout"
 
     def queue_url(self, queue_name: str) -> str:
         """A queue's URL (the local stack's clients send it to moto through AWS_ENDPOINT_URL)."""
