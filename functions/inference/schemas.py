@@ -355,19 +355,25 @@ BODY_ERRORS = (400, 413, 415, 422)  # a route that reads a body
 ALWAYS = (429, 500, 502)  # any route, from the front door
 
 
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI response's content: `model` as application/json."""
+    return {"application/json": {"model": model}}
+
+
 def route_responses(
     status: int, description: str, model: type[BaseModel], *errors: int, error_model: type[BaseModel] = ErrorBody
 ) -> dict[int, Any]:
     """A route's OpenAPI responses: its answer (`model` under `status`), then its `errors` (error_responses)."""
-    answer = {"description": description, "content": {"application/json": {"model": model}}}
-    return {status: answer} | error_responses(*errors, model=error_model)
+    return {status: {"description": description, "content": _json_body(model)}} | error_responses(
+        *errors, model=error_model
+    )
 
 
 def error_responses(*statuses: int, model: type[BaseModel] = ErrorBody) -> dict[int, Any]:
     """The OpenAPI responses of `statuses` (and the front door's), each with `model` as its body."""
-    content = {"application/json": {"model": model}}
+    content = _json_body(model)
     # The front door's own answers are {"message": ...}, whatever the route.
-    front_door = {"application/json": {"model": ErrorBody}}
+    front_door = _json_body(ErrorBody)
     answers: dict[int, Any] = {
         status: {"description": _ERROR_STATUSES[status], "content": content} for status in statuses
     }
